@@ -1,0 +1,173 @@
+"""The kernel comparison (the seed notebook's analysis): fit, score, tabulate, plot."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils import Bunch
+
+from .estimator import STRFRegressor
+from .metrics import cc, cc_norm
+
+__all__ = ["compare_kernels", "format_table", "save_figures", "split_indices"]
+
+KERNEL_LABELS = {
+    "vanilla": "vanilla",
+    "separable": "separable (rank 1)",
+    "parametric": "parametric",
+}
+
+
+def split_indices(n_stimuli: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The seed's 14/3/3 stimulus split scaled to ``n_stimuli`` (train, valid, test).
+
+    For 20 stimuli: 0-13 train, 14-16 validation, 17-19 test. Needs at least 3 stimuli.
+    """
+    if n_stimuli < 3:
+        raise ValueError(f"a train/validation/test split needs at least 3 stimuli; got {n_stimuli}")
+    n_test = max(1, int(round(0.15 * n_stimuli)))
+    n_valid = max(1, int(round(0.15 * n_stimuli)))
+    n_train = n_stimuli - n_valid - n_test
+    if n_train < 1:
+        n_train, n_valid, n_test = 1, 1, n_stimuli - 2
+    idx = np.arange(n_stimuli)
+    return idx[:n_train], idx[n_train:n_train + n_valid], idx[n_train + n_valid:]
+
+
+def compare_kernels(
+    X,
+    y,
+    *,
+    train: Sequence[int],
+    valid: Sequence[int],
+    test: Sequence[int],
+    kernels: Sequence[str] = ("vanilla", "separable", "parametric"),
+    estimator: STRFRegressor | None = None,
+    progress: Callable[[str], None] | None = print,
+) -> Bunch:
+    """Fit one STRF model per kernel on the same split and score it on the test stimuli.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_stimuli, n_times, n_freqs)
+        Stimuli.
+    y : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
+        Responses with repeats.
+    train, valid, test : sequence of int
+        Stimulus indices. Each model is fitted on ``train`` with ``valid`` as its
+        early-stopping set, and scored on ``test``.
+    kernels : sequence of str, default=("vanilla", "separable", "parametric")
+        Kernels to compare.
+    estimator : STRFRegressor, default=None
+        Template whose parameters every fit shares (its ``kernel`` is replaced).
+    progress : callable or None, default=print
+        Called with a line of text before and after each fit.
+
+    Returns
+    -------
+    result : Bunch
+        ``rows`` (one dict per kernel: name, params_per_neuron, total_params, fit_s,
+        epochs, test_cc, test_cc_norm), ``test_cc`` and ``test_cc_norm`` (kernel -> per-neuron
+        arrays), ``estimators`` (kernel -> fitted estimator) and ``best_cell`` (the neuron
+        with the highest mean test cc_norm across kernels).
+    """
+    X = np.asarray(X)
+    y = np.asarray(y)
+    train, valid, test = (np.asarray(i, dtype=int) for i in (train, valid, test))
+    fit_idx = np.concatenate([train, valid])
+    template = STRFRegressor() if estimator is None else estimator
+    template = clone(template).set_params(validation_fraction=len(valid) / len(fit_idx))
+    rows, per_cc, per_ccn, fitted = [], {}, {}, {}
+    for name in kernels:
+        est = clone(template).set_params(kernel=name)
+        if progress:
+            progress(f"fitting {KERNEL_LABELS.get(name, name)} ...")
+        start = time.perf_counter()
+        est.fit(X[fit_idx], y[fit_idx])
+        elapsed = time.perf_counter() - start
+        if not np.array_equal(fit_idx[est.valid_stimuli_], valid):
+            raise RuntimeError("internal error: the validation stimuli are not the requested ones")
+        pred = est.predict(X[test])
+        per_cc[name] = cc(y[test], pred, multioutput="raw_values")
+        per_ccn[name] = cc_norm(y[test], pred, multioutput="raw_values")
+        fitted[name] = est
+        rows.append({
+            "name": KERNEL_LABELS.get(name, name),
+            "kernel": name,
+            "params_per_neuron": int(est.n_params_per_neuron_),
+            "total_params": int(est.n_params_per_neuron_ * est.n_neurons_),
+            "fit_s": elapsed,
+            "epochs": len(est.history_),
+            "test_cc": float(np.nanmean(per_cc[name])),
+            "test_cc_norm": float(np.nanmean(per_ccn[name])),
+        })
+        if progress:
+            r = rows[-1]
+            progress(f"  done in {elapsed:.1f} s ({r['epochs']} epochs): test cc_norm {r['test_cc_norm']:.3f}")
+    stack = np.vstack([per_ccn[k] for k in kernels])
+    mean_per_cell = np.where(np.isfinite(stack).any(0), np.nanmean(np.where(np.isfinite(stack), stack, 0), 0), -np.inf)
+    best_cell = int(np.argmax(mean_per_cell))
+    return Bunch(rows=rows, test_cc=per_cc, test_cc_norm=per_ccn, estimators=fitted,
+                 best_cell=best_cell, kernels=list(kernels))
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """The seed's results table as text."""
+    header = (f"{'parameterization':<22s} {'params/neuron':>14s} {'total':>9s} {'fit (s)':>8s} "
+              f"{'test cc (mean)':>16s} {'test cc_norm (mean)':>22s}")
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r['name']:<22s} {r['params_per_neuron']:>14,d} {r['total_params']:>9,} {r['fit_s']:>8.1f} "
+            f"{r['test_cc']:>+16.3f} {r['test_cc_norm']:>+22.3f}"
+        )
+    return "\n".join(lines)
+
+
+def save_figures(result: Bunch, output: str | Path, *, dt_ms: float = 5.0, freqs=None) -> list[Path]:
+    """Write the comparison's figures and a JSON summary to ``output``; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_history, plot_score_hist, plot_strfs
+
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = {k: KERNEL_LABELS.get(k, k) for k in result.kernels}
+    paths = []
+
+    fig, _ = plot_history({labels[k]: result.estimators[k] for k in result.kernels})
+    paths.append(out / "history.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, _ = plot_score_hist({labels[k]: result.test_cc_norm[k] for k in result.kernels},
+                             title="Per-cell test cc_norm, three STRF parameterisations")
+    paths.append(out / "score_hist.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    cell = result.best_cell
+    fig, _ = plot_strfs(
+        [result.estimators[k].strfs_[cell] for k in result.kernels],
+        titles=[f"{labels[k]}\ncc_norm = {result.test_cc_norm[k][cell]:+.3f}" for k in result.kernels],
+        dt_ms=dt_ms, freqs=freqs, shared_clim=True, ncols=len(result.kernels),
+        suptitle=f"Cell {cell}: same neuron, same data, three inductive biases",
+    )
+    paths.append(out / "best_cell_strfs.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    summary = {"rows": list(result.rows), "best_cell": cell,
+               "test_cc_norm": {k: [None if not np.isfinite(v) else float(v) for v in result.test_cc_norm[k]]
+                                for k in result.kernels}}
+    paths.append(out / "results.json")
+    paths[-1].write_text(json.dumps(summary, indent=2))
+    return paths

@@ -1,0 +1,14 @@
+"""Datasets: the synthetic STRF generator, the NS1 fetcher and the skstrf HDF5 format."""
+
+from .._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "make_strf_dataset": "_synthetic",
+        "fetch_ns1": "_ns1",
+        "load_ns1": "_ns1",
+        "save_dataset": "_hdf5",
+        "load_dataset": "_hdf5",
+    },
+)

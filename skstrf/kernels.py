@@ -1,0 +1,157 @@
+"""STRF kernel parameterisations: torch modules that each build an (N, C, F, L) weight."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["VanillaKernel", "SeparableKernel", "ParametricKernel", "KERNELS", "make_kernel"]
+
+
+class _Kernel(nn.Module):
+    """Base class: a kernel maps its parameters to a weight of shape (N, C, F, L).
+
+    The weight lives in standardised units (stimulus bands and responses scaled to unit
+    variance by the model), so the initial scales below do not depend on the data's units.
+    """
+
+    def __init__(self, n_neurons: int, n_channels: int, n_freqs: int, n_lags: int) -> None:
+        super().__init__()
+        self.shape = (n_neurons, n_channels, n_freqs, n_lags)
+
+    def forward(self) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def set_weight(self, weight: torch.Tensor) -> None:
+        """Set the parameters so that ``forward()`` approximates ``weight`` (N, C, F, L)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be set from a full weight")
+
+
+class VanillaKernel(_Kernel):
+    """Unconstrained kernel: every (channel, frequency, lag) cell is a free parameter.
+
+    Parameters per neuron: ``C * F * L``.
+    """
+
+    def __init__(self, n_neurons: int, n_channels: int, n_freqs: int, n_lags: int,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(n_neurons, n_channels, n_freqs, n_lags)
+        # The MSE objective is convex in this weight, so a zero start loses nothing.
+        self.weight = nn.Parameter(torch.zeros(self.shape))
+
+    def forward(self) -> torch.Tensor:
+        return self.weight
+
+    @torch.no_grad()
+    def set_weight(self, weight: torch.Tensor) -> None:
+        self.weight.copy_(weight)
+
+
+class SeparableKernel(_Kernel):
+    """Frequency-time separable kernel of rank ``rank``: ``sum_r w_F^r(f) w_T^r(t)``.
+
+    Rank 1 is the classic separable STRF. Parameters per neuron: ``rank * C * (F + L)``.
+    Both factors start from small random values of equal scale: a zero start is a saddle
+    point of the product, and unequal scales slow one factor down.
+    """
+
+    def __init__(self, n_neurons: int, n_channels: int, n_freqs: int, n_lags: int,
+                 rank: int = 1, generator: torch.Generator | None = None) -> None:
+        super().__init__(n_neurons, n_channels, n_freqs, n_lags)
+        self.rank = rank
+        scale = 0.1 / math.sqrt(math.sqrt(n_freqs * n_lags))
+        self.freq = nn.Parameter(
+            scale * torch.randn(n_neurons, n_channels, rank, n_freqs, generator=generator))
+        self.time = nn.Parameter(
+            scale * torch.randn(n_neurons, n_channels, rank, n_lags, generator=generator))
+
+    def forward(self) -> torch.Tensor:
+        return torch.einsum("ncrf,ncrl->ncfl", self.freq, self.time)
+
+    @torch.no_grad()
+    def set_weight(self, weight: torch.Tensor) -> None:
+        """Best rank-``rank`` approximation of ``weight`` (truncated SVD), balanced factors."""
+        u, s, vh = torch.linalg.svd(weight, full_matrices=False)
+        root = s[..., : self.rank].sqrt()
+        self.freq.copy_((u[..., :, : self.rank] * root[..., None, :]).transpose(-1, -2))
+        self.time.copy_(vh[..., : self.rank, :] * root[..., :, None])
+
+
+class ParametricKernel(_Kernel):
+    """Sum of ``n_gaussians`` 2-D Gaussians on the (frequency, lag) grid.
+
+    Each Gaussian has a centre in absolute grid coordinates (band index, lag index), a
+    width along each axis (positive through a softplus) and a signed amplitude: 5
+    parameters, so ``5 * K * C`` per neuron. Centres start spread over the grid, widths at
+    a few bins, amplitudes small and random.
+    """
+
+    def __init__(self, n_neurons: int, n_channels: int, n_freqs: int, n_lags: int,
+                 n_gaussians: int = 8, generator: torch.Generator | None = None) -> None:
+        super().__init__(n_neurons, n_channels, n_freqs, n_lags)
+        shape = (n_neurons, n_channels, n_gaussians)
+        self.centre_freq = nn.Parameter(torch.rand(shape, generator=generator) * (n_freqs - 1))
+        self.centre_lag = nn.Parameter(torch.rand(shape, generator=generator) * (n_lags - 1))
+        self.width_freq_raw = nn.Parameter(
+            torch.full(shape, _softplus_inverse(max(n_freqs / 10.0, 1.0))))
+        self.width_lag_raw = nn.Parameter(
+            torch.full(shape, _softplus_inverse(max(n_lags / 8.0, 1.0))))
+        self.amplitude = nn.Parameter(0.02 * torch.randn(shape, generator=generator))
+        self.register_buffer("freq_grid", torch.arange(n_freqs, dtype=torch.float32), persistent=False)
+        self.register_buffer("lag_grid", torch.arange(n_lags, dtype=torch.float32), persistent=False)
+
+    @property
+    def width_freq(self) -> torch.Tensor:
+        return nn.functional.softplus(self.width_freq_raw) + 1e-3
+
+    @property
+    def width_lag(self) -> torch.Tensor:
+        return nn.functional.softplus(self.width_lag_raw) + 1e-3
+
+    @torch.no_grad()
+    def set_weight(self, weight: torch.Tensor) -> None:
+        """Start from a greedy Gaussian decomposition of the peaks and troughs of ``weight``."""
+        from .solvers import peaks_and_troughs
+
+        N, C, F, L = weight.shape
+        K = self.amplitude.shape[-1]
+        wf, wl = self.width_freq.mean().item(), self.width_lag.mean().item()
+        cf, cl, amp = peaks_and_troughs(weight.reshape(N * C, F, L), K, wf, wl)
+        self.centre_freq.copy_(cf.reshape(N, C, K))
+        self.centre_lag.copy_(cl.reshape(N, C, K))
+        self.amplitude.copy_(amp.reshape(N, C, K))
+
+    def forward(self) -> torch.Tensor:
+        df = (self.freq_grid - self.centre_freq[..., None]) / self.width_freq[..., None]
+        dl = (self.lag_grid - self.centre_lag[..., None]) / self.width_lag[..., None]
+        gf = torch.exp(-0.5 * df**2)  # (N, C, K, F)
+        gl = torch.exp(-0.5 * dl**2)  # (N, C, K, L)
+        return torch.einsum("nck,nckf,nckl->ncfl", self.amplitude, gf, gl)
+
+
+def _softplus_inverse(x: float) -> float:
+    return math.log(math.expm1(x))
+
+
+KERNELS = {
+    "vanilla": VanillaKernel,
+    "separable": SeparableKernel,
+    "parametric": ParametricKernel,
+}
+
+
+def make_kernel(name: str, n_neurons: int, n_channels: int, n_freqs: int, n_lags: int, *,
+                rank: int = 1, n_gaussians: int = 8,
+                generator: torch.Generator | None = None) -> _Kernel:
+    """Build the kernel module named ``name`` ("vanilla", "separable" or "parametric")."""
+    args = (n_neurons, n_channels, n_freqs, n_lags)
+    if name == "vanilla":
+        return VanillaKernel(*args, generator=generator)
+    if name == "separable":
+        return SeparableKernel(*args, rank=rank, generator=generator)
+    if name == "parametric":
+        return ParametricKernel(*args, n_gaussians=n_gaussians, generator=generator)
+    raise ValueError(f"unknown kernel {name!r}; expected one of {sorted(KERNELS)}")

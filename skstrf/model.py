@@ -1,0 +1,178 @@
+"""The linear STRF torch model: the shared causal lagged design, the module and its statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["lagged_design", "STRFModel", "DesignStatistics", "design_statistics"]
+
+
+def lagged_design(X: torch.Tensor, n_lags: int) -> torch.Tensor:
+    """Causal time-lagged copies of each stimulus.
+
+    This is the one place where lags are built: the torch model, the sufficient statistics
+    and the closed-form solvers all use it.
+
+    Parameters
+    ----------
+    X : Tensor of shape (n_stimuli, n_times, n_features)
+        Stimuli with padding frames already set to zero.
+    n_lags : int
+        Number of lags ``L``.
+
+    Returns
+    -------
+    Z : Tensor of shape (n_stimuli, n_times, n_features, n_lags)
+        ``Z[s, t, j, k] = X[s, t - k, j]`` and zero when ``t - k < 0``: lag 0 is the current
+        frame and history never crosses the start of a stimulus.
+    """
+    padded = nn.functional.pad(X, (0, 0, n_lags - 1, 0))
+    # unfold's window index j reads frame t + j - (L - 1), i.e. lag L - 1 - j.
+    return padded.unfold(1, n_lags, 1).flip(-1)
+
+
+class STRFModel(nn.Module):
+    """Linear STRF: a kernel module, an intercept and the standardisation of inputs/outputs.
+
+    The kernel and the bias live in standardised units (each input channel-band and each
+    neuron's PSTH scaled to zero mean and unit variance over the training frames), which
+    makes learning rates and initial scales independent of the data's units. ``strf()``
+    and ``intercept()`` map them back to the data's units, and ``forward`` predicts in the
+    data's units; the two forms are exactly the same affine model.
+
+    Parameters
+    ----------
+    kernel : nn.Module
+        Returns a weight of shape (n_neurons, n_channels, n_freqs, n_lags) when called.
+    x_mean, x_scale : Tensor of shape (n_channels * n_freqs,)
+        Mean and standard deviation of each input channel-band.
+    y_mean, y_scale : Tensor of shape (n_neurons,)
+        Mean and standard deviation of each neuron's PSTH.
+    """
+
+    def __init__(self, kernel: nn.Module, x_mean: torch.Tensor, x_scale: torch.Tensor,
+                 y_mean: torch.Tensor, y_scale: torch.Tensor) -> None:
+        super().__init__()
+        self.kernel = kernel
+        n_neurons = kernel.shape[0]
+        self.bias = nn.Parameter(torch.zeros(n_neurons))
+        self.register_buffer("x_mean", x_mean.float())
+        self.register_buffer("x_scale", x_scale.float())
+        self.register_buffer("y_mean", y_mean.float())
+        self.register_buffer("y_scale", y_scale.float())
+
+    @property
+    def n_lags(self) -> int:
+        return self.kernel.shape[-1]
+
+    def standardized_weight(self) -> torch.Tensor:
+        """Kernel weight in standardised units, flattened to (n_neurons, C * F * L)."""
+        return self.kernel().reshape(self.kernel.shape[0], -1)
+
+    def strf(self) -> torch.Tensor:
+        """STRFs in the data's units, shape (n_neurons, n_channels, n_freqs, n_lags)."""
+        weight = self.kernel()
+        scale = (self.x_scale.reshape(weight.shape[1:3]))[None, :, :, None]
+        return weight * self.y_scale[:, None, None, None] / scale
+
+    def intercept(self) -> torch.Tensor:
+        """Intercepts in the data's units, shape (n_neurons,)."""
+        weight = self.kernel()
+        shift = (self.x_mean / self.x_scale).reshape(weight.shape[1:3])[None, :, :, None]
+        return self.y_mean + self.y_scale * (self.bias - (weight * shift).sum(dim=(1, 2, 3)))
+
+    def forward(self, X: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
+        """Predict responses.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n_stimuli, n_times, n_channels * n_freqs)
+            Stimuli with padding frames set to zero.
+
+        Returns
+        -------
+        Tensor of shape (n_stimuli, n_times, n_neurons)
+        """
+        Z = lagged_design(X, self.n_lags).flatten(2)
+        weight = self.strf().reshape(self.kernel.shape[0], -1)
+        return Z @ weight.T + self.intercept()
+
+    def statistics_loss(self, stats: "DesignStatistics", index: torch.Tensor,
+                        alpha: float = 0.0) -> torch.Tensor:
+        """Training MSE (standardised units) of the stimuli ``index`` from their statistics.
+
+        Equal to the masked mean squared error of ``forward`` over the valid frames of
+        those stimuli divided by each neuron's PSTH variance, averaged over neurons, plus
+        ``alpha`` times the mean squared norm of the standardised kernels. The cost does
+        not depend on the number of frames.
+        """
+        gram, cross, sq, count = stats.batch(index)
+        theta = torch.cat([self.standardized_weight(), self.bias[:, None]], dim=1).double()
+        quad = ((theta @ gram) * theta).sum(dim=1)
+        lin = (theta * cross.T).sum(dim=1)
+        n_neurons = theta.shape[0]
+        mse = (quad - 2.0 * lin + sq).sum() / (count * n_neurons)
+        if alpha:
+            mse = mse + alpha * (theta[:, :-1] ** 2).sum() / n_neurons
+        return mse.float()
+
+
+@dataclass
+class DesignStatistics:
+    """Per-stimulus sufficient statistics of the standardised lagged design.
+
+    With ``Zt = [Z_std, 1]`` (valid frames only) and ``P`` the standardised PSTH:
+    ``gram = Zt' Zt`` (S, D+1, D+1), ``cross = Zt' P`` (S, D+1, N), ``sq = sum P**2``
+    (S, N) and ``count`` the number of valid frames (S,). Any set of stimuli is a sum.
+    """
+
+    gram: torch.Tensor
+    cross: torch.Tensor
+    sq: torch.Tensor
+    count: torch.Tensor
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Summed statistics of the stimuli ``index``."""
+        index = index.to(self.gram.device)
+        return (self.gram[index].sum(0), self.cross[index].sum(0), self.sq[index].sum(0),
+                self.count[index].sum())
+
+
+def standardized_design(X: torch.Tensor, n_lags: int, x_mean: torch.Tensor,
+                        x_scale: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Standardised lagged design with an intercept column, zero on padding frames.
+
+    Returns a Tensor of shape (n_stimuli, n_times, n_features * n_lags + 1).
+    """
+    Z = (lagged_design(X, n_lags) - x_mean[:, None]) / x_scale[:, None]
+    Z = torch.cat([Z.flatten(2), torch.ones_like(Z[..., :1, 0])], dim=2)
+    return Z * mask[..., None]
+
+
+def design_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_lags: int,
+                      x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
+                      y_scale: torch.Tensor, chunk: int = 16) -> DesignStatistics:
+    """Compute :class:`DesignStatistics` stimulus by stimulus chunk (bounded memory).
+
+    Parameters
+    ----------
+    X : Tensor of shape (n_stimuli, n_times, n_features)
+        Stimuli, zero on padding frames.
+    P : Tensor of shape (n_stimuli, n_times, n_neurons)
+        PSTH in the data's units, any value on padding frames.
+    mask : Tensor of shape (n_stimuli, n_times)
+        1.0 on valid frames, 0.0 on padding.
+    """
+    grams, crosses, sqs = [], [], []
+    for start in range(0, X.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        Z = standardized_design(X[sl], n_lags, x_mean, x_scale, mask[sl]).double()
+        Ps = (torch.nan_to_num((P[sl] - y_mean) / y_scale) * mask[sl][..., None]).double()
+        grams.append(Z.transpose(1, 2) @ Z)
+        crosses.append(Z.transpose(1, 2) @ Ps)
+        sqs.append((Ps**2).sum(1))
+    return DesignStatistics(torch.cat(grams), torch.cat(crosses), torch.cat(sqs),
+                            mask.sum(1).double())

@@ -1,0 +1,274 @@
+"""Closed-form solvers on the design statistics: ridge paths, ALS for separable kernels.
+
+Everything here takes and returns torch tensors in standardised units (see
+:class:`skstrf.model.DesignStatistics`), so it runs on whichever device holds the
+statistics. Weights are ``(D, N)`` with ``D = C * F * L`` in the design's column order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .model import DesignStatistics
+
+__all__ = ["Moments", "moments", "ridge_path", "validation_correlation", "fit_ridge", "fit_als",
+           "peaks_and_troughs"]
+
+
+@dataclass
+class Moments:
+    """Centred totals of a set of stimuli: ``gram`` (D, D), ``cross`` (D, N), the frame
+    means of the design ``z_mean`` (D,) and of the PSTH ``p_mean`` (N,), ``count`` frames."""
+
+    gram: torch.Tensor
+    cross: torch.Tensor
+    z_mean: torch.Tensor
+    p_mean: torch.Tensor
+    count: torch.Tensor
+
+
+def moments(stats: DesignStatistics, index: torch.Tensor | None = None) -> Moments:
+    """Centre the summed statistics of the stimuli ``index`` (all by default).
+
+    Centring removes the intercept from the problem, so penalties never shrink it.
+    """
+    if index is None:
+        index = torch.arange(stats.gram.shape[0])
+    gram, cross, _, count = stats.batch(index)
+    sums = gram[-1, :-1]  # the intercept column holds the design's column sums
+    z_mean = sums / count
+    p_mean = cross[-1] / count
+    gram_c = gram[:-1, :-1] - torch.outer(sums, z_mean)
+    cross_c = cross[:-1] - torch.outer(sums, p_mean)
+    return Moments(gram_c, cross_c, z_mean, p_mean, count)
+
+
+def intercept(m: Moments, weight: torch.Tensor) -> torch.Tensor:
+    """Standardised intercept that centres the predictions: ``p_mean - z_mean . w``."""
+    return m.p_mean - m.z_mean @ weight
+
+
+def ridge_path(m: Moments, alphas: torch.Tensor) -> torch.Tensor:
+    """Ridge weights for every penalty and neuron from one eigendecomposition.
+
+    Minimises ``||P - Z w||^2 / n + alpha ||w||^2`` per neuron, i.e. solves
+    ``(G / n + alpha I) w = B / n``.
+
+    Parameters
+    ----------
+    m : Moments
+        Centred statistics of the fitting stimuli.
+    alphas : Tensor of shape (n_alphas,) or (n_alphas, n_neurons)
+        Penalties, shared by all neurons or one per neuron.
+
+    Returns
+    -------
+    weights : Tensor of shape (n_alphas, D, n_neurons)
+    """
+    evals, evecs = torch.linalg.eigh(m.gram / m.count)
+    evals = evals.clamp(min=0.0)
+    rotated = evecs.T @ (m.cross / m.count)  # (D, N)
+    alphas = alphas.to(rotated)
+    if alphas.ndim == 1:
+        alphas = alphas[:, None].expand(-1, rotated.shape[1])
+    shrunk = rotated[None] / (evals[None, :, None] + alphas[:, None, :])
+    return evecs[None] @ shrunk
+
+
+def validation_correlation(weights: torch.Tensor, bias: torch.Tensor,
+                           stats: DesignStatistics) -> torch.Tensor:
+    """Correlation between prediction and PSTH on the stimuli of ``stats``, from statistics.
+
+    Parameters
+    ----------
+    weights : Tensor of shape (..., D, N)
+    bias : Tensor of shape (..., N)
+    stats : DesignStatistics
+        Statistics of the validation stimuli.
+
+    Returns
+    -------
+    corr : Tensor of shape (..., N)
+        NaN where a prediction or the PSTH is constant.
+    """
+    gram, cross, sq, n = stats.batch(torch.arange(stats.gram.shape[0]))
+    theta = torch.cat([weights, bias[..., None, :]], dim=-2)  # (..., D+1, N)
+    sum_q = torch.einsum("d,...dn->...n", gram[-1], theta)
+    sum_qq = (theta * (gram @ theta)).sum(-2)
+    sum_qp = (theta * cross).sum(-2)
+    sum_p = cross[-1]
+    cov = sum_qp / n - sum_q * sum_p / n**2
+    var_q = sum_qq / n - (sum_q / n) ** 2
+    var_p = sq / n - (sum_p / n) ** 2
+    return cov / torch.sqrt(var_q.clamp(min=0) * var_p.clamp(min=0))
+
+
+def _best_per_neuron(scores: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """Index of the best score per neuron (ties and all-NaN go to the largest penalty)."""
+    scores = torch.nan_to_num(scores, nan=-torch.inf)
+    # flip so that argmax's first-maximum rule prefers the strongest penalty on ties
+    order = torch.argsort(alphas, descending=True)
+    best = scores[order].argmax(dim=0)
+    return order[best]
+
+
+def fit_ridge(train: Moments, valid: DesignStatistics | None, alphas: torch.Tensor,
+              refit: Moments | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Closed-form ridge with the penalty chosen per neuron on validation stimuli.
+
+    Parameters
+    ----------
+    train : Moments
+        Statistics the penalties are evaluated from.
+    valid : DesignStatistics or None
+        Validation stimuli; with ``None`` the single penalty in ``alphas`` is used.
+    alphas : Tensor of shape (n_alphas,)
+        Penalty grid.
+    refit : Moments, default=None
+        Statistics to refit on with the chosen penalties (e.g. training plus validation
+        stimuli); by default the ``train`` solution is returned.
+
+    Returns
+    -------
+    weight : Tensor of shape (D, N)
+    bias : Tensor of shape (N,)
+    alpha : Tensor of shape (N,)
+        Chosen penalty per neuron.
+    scores : Tensor of shape (n_alphas, N)
+        Validation correlation per penalty and neuron (NaN without validation).
+    """
+    n_neurons = train.cross.shape[1]
+    if valid is None:
+        if alphas.numel() != 1:
+            raise ValueError("choosing among several penalties needs validation stimuli")
+        chosen = alphas.expand(n_neurons).clone()
+        scores = torch.full((1, n_neurons), float("nan"), dtype=train.gram.dtype)
+    else:
+        path = ridge_path(train, alphas)
+        scores = validation_correlation(path, intercept(train, path), valid)
+        chosen = alphas.to(path)[_best_per_neuron(scores, alphas)]
+    final = train if refit is None else refit
+    weight = ridge_path(final, chosen[None])[0]
+    return weight, intercept(final, weight), chosen, scores
+
+
+def _separable_half_step(m: Moments, fixed: torch.Tensor, alpha: torch.Tensor,
+                         n_freqs: int, n_lags: int, solve_freq: bool, offset: int = 0) -> torch.Tensor:
+    """Solve for one factor of ``W = sum_r freq_r time_r'`` with the other fixed.
+
+    Parameters
+    ----------
+    fixed : Tensor of shape (B, rank, n_lags) when solving frequency profiles, else
+        (B, rank, n_freqs); problem ``b`` fits neuron ``(offset + b) % n_neurons``.
+    alpha : Tensor of shape (B,)
+        Penalty on ``||W||^2`` for each problem.
+
+    Returns
+    -------
+    Tensor of shape (B, rank, n_freqs) or (B, rank, n_lags)
+    """
+    C = m.gram.shape[0] // (n_freqs * n_lags)
+    if C != 1:
+        raise NotImplementedError("ALS supports a single input channel")
+    G = m.gram.reshape(C, n_freqs, n_lags, C, n_freqs, n_lags)
+    B = m.cross.reshape(C, n_freqs, n_lags, -1)
+    batch, rank = fixed.shape[:2]
+    neuron = (offset + torch.arange(batch, device=B.device)) % B.shape[-1]
+    if solve_freq:  # unknowns (c, f, r); project lags
+        Gp = torch.einsum("brl,cflgek,bsk->bcfrges", fixed, G, fixed)
+        Bp = torch.einsum("brl,cflb->bcfr", fixed, B[..., neuron])
+        size = C * n_freqs
+    else:  # unknowns (c, l, r); project frequencies
+        Gp = torch.einsum("brf,cflgek,bse->bclrgks", fixed, G, fixed)
+        Bp = torch.einsum("brf,cflb->bclr", fixed, B[..., neuron])
+        size = C * n_lags
+    k = size * rank
+    Gp = Gp.reshape(batch, k, k) / m.count
+    Bp = Bp.reshape(batch, k) / m.count
+    # ||sum_r a_r b_r'||^2 = sum_{r,s} (a_r . a_s)(b_r . b_s): penalty matrix kron(I, fixed fixed')
+    gram_fixed = fixed @ fixed.transpose(1, 2)  # (B, rank, rank)
+    eye = torch.eye(size, dtype=Gp.dtype, device=Gp.device)
+    penalty = alpha[:, None, None] * torch.einsum("ij,brs->birjs", eye, gram_fixed).reshape(batch, k, k)
+    jitter = 1e-10 * torch.eye(k, dtype=Gp.dtype, device=Gp.device)
+    sol = torch.linalg.solve(Gp + penalty + jitter, Bp)
+    return sol.reshape(batch, size, rank).transpose(1, 2)
+
+
+def fit_als(m: Moments, init: torch.Tensor, alphas: torch.Tensor, n_freqs: int, n_lags: int,
+            rank: int = 1, n_iter: int = 30, tol: float = 1e-6, chunk: int = 256) -> torch.Tensor:
+    """Alternating least squares for rank-``rank`` separable weights, many problems at once.
+
+    Each half-step is an exact ridge solve for one factor with the other fixed, so the
+    penalised loss never increases.
+
+    Parameters
+    ----------
+    m : Moments
+        Centred statistics to fit.
+    init : Tensor of shape (B, n_freqs, n_lags)
+        Starting weights, one per problem (problem b fits neuron ``b % n_neurons``).
+    alphas : Tensor of shape (B,)
+        Penalty of each problem.
+
+    Returns
+    -------
+    weights : Tensor of shape (B, n_freqs, n_lags)
+    """
+    # chunks of problems bound the memory of the projected Gram matrices
+    return torch.cat([
+        _als_chunk(m, init[i:i + chunk], alphas[i:i + chunk], n_freqs, n_lags, rank, n_iter, tol,
+                   offset=i)
+        for i in range(0, init.shape[0], chunk)
+    ])
+
+
+def _als_chunk(m: Moments, init: torch.Tensor, alphas: torch.Tensor, n_freqs: int, n_lags: int,
+               rank: int, n_iter: int, tol: float, offset: int) -> torch.Tensor:
+    u, s, vh = torch.linalg.svd(init, full_matrices=False)
+    time = vh[:, :rank, :] * s[:, :rank, None].sqrt()
+    previous = None
+    for _ in range(n_iter):
+        freq = _separable_half_step(m, time, alphas, n_freqs, n_lags, True, offset)
+        time = _separable_half_step(m, freq, alphas, n_freqs, n_lags, False, offset)
+        weights = torch.einsum("brf,brl->bfl", freq, time)
+        if previous is not None:
+            change = (weights - previous).norm() / previous.norm().clamp(min=1e-30)
+            if change < tol:
+                break
+        previous = weights
+    return weights
+
+
+def peaks_and_troughs(weight: torch.Tensor, n_gaussians: int, width_freq: float,
+                      width_lag: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy Gaussian decomposition of kernels, for the parametric kernel's start.
+
+    Repeatedly takes the largest absolute value of the residual, places a Gaussian of the
+    given widths there with that value as amplitude, and subtracts it; vectorised over
+    neurons.
+
+    Parameters
+    ----------
+    weight : Tensor of shape (N, n_freqs, n_lags)
+
+    Returns
+    -------
+    centre_freq, centre_lag, amplitude : Tensor of shape (N, n_gaussians)
+    """
+    N, F, L = weight.shape
+    residual = weight.clone()
+    f = torch.arange(F, dtype=weight.dtype, device=weight.device)
+    l = torch.arange(L, dtype=weight.dtype, device=weight.device)
+    out = [], [], []
+    for _ in range(n_gaussians):
+        flat = residual.reshape(N, -1).abs().argmax(dim=1)
+        cf, cl = (flat // L).to(weight.dtype), (flat % L).to(weight.dtype)
+        amp = residual.reshape(N, -1).gather(1, flat[:, None])[:, 0]
+        bump = (torch.exp(-0.5 * ((f[None] - cf[:, None]) / width_freq) ** 2)[:, :, None]
+                * torch.exp(-0.5 * ((l[None] - cl[:, None]) / width_lag) ** 2)[:, None, :])
+        residual = residual - amp[:, None, None] * bump
+        for lst, v in zip(out, (cf, cl, amp)):
+            lst.append(v)
+    return tuple(torch.stack(v, dim=1) for v in out)

@@ -1,0 +1,249 @@
+"""Input validation for the skstrf data contract (stimuli, responses, NaN end-padding)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils import check_array
+
+__all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y"]
+
+# y.ndim - X.ndim -> how y's trailing axes are read
+_Y_LAYOUTS = {-1: "neuron", 0: "psth", 1: "repeats"}
+
+
+@dataclass(frozen=True)
+class StimulusSet:
+    """Validated data in the canonical stimulus layout.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_stimuli, n_times, n_freqs)
+        Stimuli as float64, NaN on end-padding frames.
+    lengths : ndarray of shape (n_stimuli,)
+        Number of valid (unpadded) frames of each stimulus.
+    x_ndim : int
+        Number of dimensions of the X the user passed (2 or 3).
+    y : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats) or None
+        Responses as float64, NaN on padding frames and on missing repeats.
+    y_layout : {"neuron", "psth", "repeats"} or None
+        How the user's y was laid out: one neuron without a neuron axis, a PSTH
+        without a repeats axis, or with a repeats axis.
+    """
+
+    X: np.ndarray
+    lengths: np.ndarray
+    x_ndim: int
+    y: np.ndarray | None = None
+    y_layout: str | None = None
+
+    @property
+    def n_stimuli(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def frame_mask(self) -> np.ndarray:
+        """Boolean array of shape (n_stimuli, n_times), True on valid frames."""
+        return np.arange(self.X.shape[1])[None, :] < self.lengths[:, None]
+
+    def psth(self) -> np.ndarray:
+        """PSTH of shape (n_stimuli, n_times, n_neurons): mean over valid repeats."""
+        if self.y is None:
+            raise ValueError("this StimulusSet has no responses")
+        valid = np.isfinite(self.y)
+        counts = valid.sum(axis=-1)
+        total = np.where(valid, self.y, 0.0).sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
+
+    def subset(self, index: np.ndarray) -> "StimulusSet":
+        """Return the stimuli selected by ``index`` (axis 0), trimmed to their longest length."""
+        lengths = self.lengths[index]
+        n_times = int(lengths.max())
+        y = None if self.y is None else self.y[index, :n_times]
+        return StimulusSet(self.X[index, :n_times], lengths, self.x_ndim, y, self.y_layout)
+
+
+def _as_float_array(a, name: str, allow_nd: bool) -> np.ndarray:
+    """Convert to a float64 ndarray, rejecting sparse, complex and non-numeric input."""
+    arr = check_array(
+        a,
+        accept_sparse=False,
+        dtype=np.float64,
+        ensure_all_finite=False,
+        ensure_2d=False,
+        allow_nd=allow_nd,
+        ensure_min_samples=1,
+        input_name=name,
+    )
+    return arr
+
+
+def _end_padding_lengths(X: np.ndarray) -> np.ndarray:
+    """Valid length of each stimulus of ``X`` (S, T, F), checking NaN is only whole end frames."""
+    if np.isinf(X).any():
+        s, t, f = np.argwhere(np.isinf(X))[0]
+        raise ValueError(
+            f"X contains infinite values (first at stimulus {s}, frame {t}, band {f}); "
+            "only NaN end-padding is allowed."
+        )
+    nan = np.isnan(X)
+    frame_nan = nan.all(axis=2)
+    partial = nan.any(axis=2) & ~frame_nan
+    if partial.any():
+        s, t = np.argwhere(partial)[0]
+        raise ValueError(
+            f"X has NaN in some but not all frequency bands of stimulus {s}, frame {t}; "
+            "NaN is only allowed as end-padding of whole frames."
+        )
+    n_times = X.shape[1]
+    # The first padded frame of each stimulus; every later frame must be padded too.
+    lengths = np.where(frame_nan.any(axis=1), frame_nan.argmax(axis=1), n_times)
+    after = np.arange(n_times)[None, :] >= lengths[:, None]
+    gap = ~frame_nan & after
+    if gap.any():
+        s, t = np.argwhere(gap)[0]
+        first = lengths[s]
+        raise ValueError(
+            f"X has NaN frames inside stimulus {s} (frame {first} is NaN but frame {t} is not); "
+            "NaN is only allowed as end-padding, after the last valid frame."
+        )
+    empty = np.flatnonzero(lengths == 0)
+    if empty.size:
+        raise ValueError(
+            f"stimulus {empty[0]} of X has no valid frames (all NaN); "
+            "remove empty stimuli before fitting."
+        )
+    return lengths.astype(np.int64)
+
+
+def check_stimuli(X, *, n_freqs: int | None = None) -> StimulusSet:
+    """Validate stimuli and bring them to the stimulus layout.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_times, n_freqs) or (n_stimuli, n_times, n_freqs)
+        One continuous recording, or a set of stimuli NaN-padded at the end.
+    n_freqs : int, default=None
+        Expected number of frequency bands (the number seen in ``fit``).
+
+    Returns
+    -------
+    data : StimulusSet
+        The stimuli as float64 of shape (n_stimuli, n_times, n_freqs) with their lengths.
+    """
+    X = _as_float_array(X, "X", allow_nd=True)
+    if X.ndim not in (2, 3):
+        raise ValueError(
+            f"X has {X.ndim} dimension(s) with shape {X.shape}; expected 2 "
+            "(n_times, n_freqs) or 3 (n_stimuli, n_times, n_freqs)."
+        )
+    x_ndim = X.ndim
+    X3 = X[None] if X.ndim == 2 else X
+    if min(X3.shape) == 0:
+        raise ValueError(
+            f"X has shape {X.shape} with an empty axis; expected at least one stimulus, "
+            "one frame and one frequency band."
+        )
+    if n_freqs is not None and X3.shape[2] != n_freqs:
+        raise ValueError(
+            f"X has {X3.shape[2]} frequency bands (features), but this estimator was fitted "
+            f"with {n_freqs} (n_features_in_ = {n_freqs})."
+        )
+    lengths = _end_padding_lengths(X3)
+    return StimulusSet(X3, lengths, x_ndim)
+
+
+def check_responses(y, stimuli: StimulusSet) -> StimulusSet:
+    """Validate responses against validated stimuli.
+
+    Parameters
+    ----------
+    y : array-like
+        Responses in one of the layouts of the data contract: ``y.ndim - X.ndim`` is -1
+        (one neuron), 0 (a PSTH per neuron) or +1 (a repeats axis last).
+    stimuli : StimulusSet
+        The output of :func:`check_stimuli` for the matching X.
+
+    Returns
+    -------
+    data : StimulusSet
+        ``stimuli`` with ``y`` of shape (n_stimuli, n_times, n_neurons, n_repeats).
+    """
+    if y is None:
+        raise ValueError("y is required: this estimator needs responses to fit.")
+    y = _as_float_array(y, "y", allow_nd=True)
+    offset = y.ndim - stimuli.x_ndim
+    if offset not in _Y_LAYOUTS:
+        expected = ", ".join(str(stimuli.x_ndim + k) for k in sorted(_Y_LAYOUTS))
+        axes = "stimuli, frames" if stimuli.x_ndim == 3 else "frames"
+        raise ValueError(
+            f"y has {y.ndim} dimension(s) but X has {stimuli.x_ndim}; expected {expected} "
+            f"(X's {axes}, then optionally neurons, then optionally repeats)."
+        )
+    layout = _Y_LAYOUTS[offset]
+    y4 = y[None] if stimuli.x_ndim == 2 else y
+    if layout == "neuron":
+        y4 = y4[..., None, None]
+    elif layout == "psth":
+        y4 = y4[..., None]
+    lead_y, lead_x = y4.shape[:2], stimuli.X.shape[:2]
+    if lead_y != lead_x:
+        names = ("stimuli", "frames")
+        k = 0 if lead_y[0] != lead_x[0] else 1
+        raise ValueError(
+            f"X and y disagree on the number of {names[k]}: X has {lead_x[k]} and y has "
+            f"{lead_y[k]} (X shape {stimuli.X.shape if stimuli.x_ndim == 3 else stimuli.X.shape[1:]}, "
+            f"y shape {y.shape})."
+        )
+    if min(y4.shape[2:]) == 0:
+        raise ValueError(f"y has shape {y.shape} with an empty neuron or repeat axis.")
+    if np.isinf(y4).any():
+        raise ValueError("y contains infinite values; only NaN padding and NaN repeats are allowed.")
+    _check_response_nans(y4, stimuli.lengths, layout)
+    return StimulusSet(stimuli.X, stimuli.lengths, stimuli.x_ndim, y4, layout)
+
+
+def _check_response_nans(y: np.ndarray, lengths: np.ndarray, layout: str) -> None:
+    """Check y's NaNs are X's end-padding plus whole missing repeats."""
+    n_times = y.shape[1]
+    valid = np.arange(n_times)[None, :] < lengths[:, None]  # (S, T)
+    nan = np.isnan(y)
+    pad_finite = (~nan) & ~valid[:, :, None, None]
+    if pad_finite.any():
+        s, t = np.argwhere(pad_finite)[0][:2]
+        raise ValueError(
+            f"y has values at stimulus {s}, frame {t}, but X is NaN-padded there (stimulus {s} "
+            f"has {lengths[s]} valid frames in X); X and y must share the same end-padding."
+        )
+    # Within valid frames a repeat is either fully present or fully missing (NaN).
+    n_valid_nan = (nan & valid[:, :, None, None]).sum(axis=1)  # (S, N, R)
+    partial = (n_valid_nan > 0) & (n_valid_nan < lengths[:, None, None])
+    if partial.any():
+        s, n, r = np.argwhere(partial)[0]
+        what = {
+            "repeats": f"repeat {r} of neuron {n}",
+            "psth": f"neuron {n}",
+            "neuron": "the response",
+        }[layout]
+        raise ValueError(
+            f"y has NaN inside stimulus {s} ({what} is NaN on some but not all of its "
+            f"{lengths[s]} valid frames); NaN is only allowed as end-padding shared with X, "
+            "or over a whole missing repeat."
+        )
+    missing = n_valid_nan == lengths[:, None, None]  # (S, N, R): repeat missing
+    no_repeat = missing.all(axis=2)  # (S, N)
+    if no_repeat.any():
+        s, n = np.argwhere(no_repeat)[0]
+        if no_repeat[:, n].all():
+            raise ValueError(f"neuron {n} has no valid response at all (y is all NaN for it).")
+        raise ValueError(
+            f"neuron {n} has no valid repeat for stimulus {s} (all NaN); every neuron needs "
+            "at least one recorded repeat of every stimulus it is fitted on."
+        )
+
+
+def check_X_y(X, y) -> StimulusSet:
+    """Validate X and y together (see :func:`check_stimuli` and :func:`check_responses`)."""
+    return check_responses(y, check_stimuli(X))

@@ -1,0 +1,55 @@
+"""Tests of the three kernel parameterisations."""
+
+import numpy as np
+import pytest
+import torch
+
+from skstrf.kernels import ParametricKernel, SeparableKernel, VanillaKernel, make_kernel
+
+
+@pytest.mark.parametrize("name, per_neuron", [("vanilla", 34 * 15), ("separable", 34 + 15),
+                                               ("parametric", 5 * 8)])
+def test_shapes_and_parameter_counts(name, per_neuron):
+    kernel = make_kernel(name, 7, 1, 34, 15, n_gaussians=8, generator=torch.Generator().manual_seed(0))
+    assert kernel().shape == (7, 1, 34, 15)
+    assert sum(p.numel() for p in kernel.parameters()) == 7 * per_neuron
+
+
+def test_separable_is_rank_k():
+    g = torch.Generator().manual_seed(0)
+    for rank in (1, 2):
+        w = SeparableKernel(5, 1, 12, 9, rank=rank, generator=g)().detach().numpy()
+        s = np.linalg.svd(w[:, 0], compute_uv=False)
+        assert np.all(s[:, rank:] < 1e-6 * s[:, :1])
+        assert np.all(s[:, rank - 1] > 1e-6 * s[:, 0])
+
+
+def test_separable_set_weight_recovers_a_rank_one_weight():
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((3, 1, 10, 1)), rng.standard_normal((3, 1, 1, 6))
+    target = torch.tensor(u * v, dtype=torch.float32)
+    kernel = SeparableKernel(3, 1, 10, 6)
+    kernel.set_weight(target)
+    torch.testing.assert_close(kernel().detach(), target, rtol=1e-4, atol=1e-5)
+
+
+def test_parametric_is_a_sum_of_gaussians_in_grid_coordinates():
+    kernel = ParametricKernel(1, 1, 20, 10, n_gaussians=2)
+    with torch.no_grad():
+        kernel.centre_freq.copy_(torch.tensor([[[5.0, 14.0]]]))
+        kernel.centre_lag.copy_(torch.tensor([[[2.0, 6.0]]]))
+        kernel.amplitude.copy_(torch.tensor([[[1.5, -0.7]]]))
+    w = kernel()[0, 0].detach().numpy()
+    sf = kernel.width_freq[0, 0].detach().numpy()
+    sl = kernel.width_lag[0, 0].detach().numpy()
+    f, l = np.meshgrid(np.arange(20), np.arange(10), indexing="ij")
+    expected = sum(a * np.exp(-0.5 * ((f - cf) / wf) ** 2 - 0.5 * ((l - cl) / wl) ** 2)
+                   for a, cf, cl, wf, wl in zip([1.5, -0.7], [5, 14], [2, 6], sf, sl))
+    np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-6)
+    assert w[5, 2] == pytest.approx(1.5, rel=1e-3)  # the peak sits at its absolute centre
+
+
+def test_vanilla_starts_at_zero_and_unknown_kernel_errors():
+    assert torch.count_nonzero(VanillaKernel(2, 1, 3, 4)()) == 0
+    with pytest.raises(ValueError, match="unknown kernel 'bogus'"):
+        make_kernel("bogus", 1, 1, 2, 2)

@@ -1,0 +1,86 @@
+"""Tests of the data contract: layouts, padding and the errors for bad input."""
+
+import numpy as np
+import pytest
+
+from skstrf.validation import check_responses, check_stimuli, check_X_y
+
+
+def _ragged(rng, lengths=(10, 7, 4), F=3, N=2, R=3):
+    S, T = len(lengths), max(lengths)
+    X = rng.standard_normal((S, T, F))
+    y = rng.poisson(1.0, (S, T, N, R)).astype(float)
+    for s, n in enumerate(lengths):
+        X[s, n:] = np.nan
+        y[s, n:] = np.nan
+    return X, y
+
+
+@pytest.mark.parametrize("x_shape, y_shape, layout, y4", [
+    ((20, 3), (20,), "neuron", (1, 20, 1, 1)),
+    ((20, 3), (20, 2), "psth", (1, 20, 2, 1)),
+    ((20, 3), (20, 2, 5), "repeats", (1, 20, 2, 5)),
+    ((4, 20, 3), (4, 20), "neuron", (4, 20, 1, 1)),
+    ((4, 20, 3), (4, 20, 2), "psth", (4, 20, 2, 1)),
+    ((4, 20, 3), (4, 20, 2, 5), "repeats", (4, 20, 2, 5)),
+])
+def test_layouts_are_brought_to_the_stimulus_layout(x_shape, y_shape, layout, y4):
+    rng = np.random.default_rng(0)
+    data = check_X_y(rng.standard_normal(x_shape), rng.standard_normal(y_shape))
+    assert data.y_layout == layout
+    assert data.y.shape == y4
+    assert data.X.shape == (y4[0], 20, 3)
+    assert data.x_ndim == len(x_shape)
+    np.testing.assert_array_equal(data.lengths, 20)
+
+
+def test_ragged_lengths_and_psth_with_missing_repeats():
+    rng = np.random.default_rng(1)
+    X, y = _ragged(rng)
+    y[1, :7, 0, 2] = np.nan  # a missing repeat
+    data = check_X_y(X, y)
+    np.testing.assert_array_equal(data.lengths, [10, 7, 4])
+    psth = data.psth()
+    np.testing.assert_allclose(psth[1, :7, 0], y[1, :7, 0, :2].mean(-1))
+    np.testing.assert_allclose(psth[0, :, 1], y[0, :, 1].mean(-1))
+    assert np.isnan(psth[2, 4:]).all()
+    sub = data.subset(np.array([1, 2]))
+    assert sub.X.shape == (2, 7, 3) and sub.y.shape == (2, 7, 2, 3)
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda X, y: (X[..., :1, :, :][None], y), "X has 4 dimension"),
+    (lambda X, y: (X, y[..., None, None]), "y has 6 dimension"),
+    (lambda X, y: (X, y[:2]), "disagree on the number of stimuli: X has 3 and y has 2"),
+    (lambda X, y: (X, y[:, :8]), "disagree on the number of frames"),
+    (lambda X, y: (_set(X, (0, 2, 1), np.nan), y), "NaN in some but not all frequency bands"),
+    (lambda X, y: (_set(X, (0, 2), np.nan), y), "NaN frames inside stimulus 0"),
+    (lambda X, y: (_set(X, (0, 2, 1), np.inf), y), "infinite"),
+    (lambda X, y: (X, _set(y, (0, 3, 1, 0), np.nan)), "NaN inside stimulus 0"),
+    (lambda X, y: (X, _set(y, (1, 8, 0, 0), 1.0)), "X is NaN-padded there"),
+    (lambda X, y: (X, _set(y, (0, 2, 0, 0), np.inf)), "infinite"),
+    (lambda X, y: (X, _set(y, (slice(None), slice(None), 1), np.nan)), "neuron 1 has no valid response"),
+    (lambda X, y: (X, _set(y, (2, slice(None), 0), np.nan)), "no valid repeat for stimulus 2"),
+    (lambda X, y: (_set(X, (2,), np.nan), _set(y, (2,), np.nan)), "stimulus 2 of X has no valid frames"),
+])
+def test_bad_input_errors(mutate, match):
+    X, y = _ragged(np.random.default_rng(2))
+    X, y = mutate(X.copy(), y.copy())
+    with pytest.raises(ValueError, match=match):
+        check_X_y(X, y)
+
+
+def _set(a, index, value):
+    a[index] = value
+    return a
+
+
+def test_dtype_errors():
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        check_stimuli(np.ones((4, 3), dtype=complex))
+    with pytest.raises(ValueError):
+        check_stimuli(np.array([["a", "b"], ["c", "d"]], dtype=object))
+    with pytest.raises(ValueError, match="fitted with 3"):
+        check_stimuli(np.ones((2, 5, 4)), n_freqs=3)
+    with pytest.raises(ValueError, match="y is required"):
+        check_responses(None, check_stimuli(np.ones((5, 2))))
