@@ -66,7 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--output", default="skstrf_output", help="folder for figures and results.json")
     cmp_.add_argument("--kernels", nargs="+", default=["vanilla", "separable", "parametric"],
                       choices=["vanilla", "separable", "parametric"])
-    cmp_.add_argument("--max-epochs", type=int, default=100)
+    cmp_.add_argument("--max-epochs", type=int, default=100,
+                      help="epochs of the seed-method (gradient) fits")
+    cmp_.add_argument("--no-seed-method", action="store_true",
+                      help="skip the seed's method (gradient from a random start) and run only "
+                      "skstrf's default solvers")
     cmp_.add_argument("--n-neurons", type=int, default=119, help="synthetic dataset only")
     cmp_.add_argument("--n-times", type=int, default=999, help="synthetic dataset only")
     cmp_.add_argument("--device", default="auto")
@@ -79,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line interface; returns the exit status."""
     args = _parser().parse_args(argv)
-    from .compare import compare_kernels, format_table, save_figures
+    from .compare import compare_kernels, default_variants, format_table, save_figures
     from .estimator import STRFRegressor
 
     start = time.perf_counter()
@@ -92,16 +96,19 @@ def main(argv: list[str] | None = None) -> int:
           "(train/valid/test stimuli)", flush=True)
     template = STRFRegressor(max_epochs=args.max_epochs, device=args.device,
                              random_state=args.random_state, verbose=args.verbose)
+    variants = default_variants(args.kernels, seed_method=not args.no_seed_method,
+                                max_epochs=args.max_epochs)
     result = compare_kernels(data.X, data.y, train=data.train, valid=data.valid, test=data.test,
-                             kernels=args.kernels, estimator=template,
+                             variants=variants, estimator=template,
                              progress=lambda line: print(line, flush=True))
     print()
     print(format_table(result.rows))
     print()
     cell = result.best_cell
     print(f"Best-fit cell across the parameterizations: idx={cell}")
-    for k in result.kernels:
-        print(f"  {k:<12s} test cc_norm = {result.test_cc_norm[k][cell]:+.3f}")
+    width = max(len(k) for k in result.labels)
+    for k in result.labels:
+        print(f"  {k:<{width}s} test cc_norm = {result.test_cc_norm[k][cell]:+.3f}")
     if not args.no_figures:
         paths = save_figures(result, args.output, dt_ms=data.dt_ms, freqs=data.freqs)
         print("\nwrote " + ", ".join(str(p) for p in paths))

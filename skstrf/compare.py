@@ -14,13 +14,29 @@ from sklearn.utils import Bunch
 from .estimator import STRFRegressor
 from .metrics import cc, cc_norm
 
-__all__ = ["compare_kernels", "format_table", "save_figures", "split_indices"]
+__all__ = ["compare_kernels", "default_variants", "format_table", "save_figures", "split_indices"]
 
-KERNEL_LABELS = {
-    "vanilla": "vanilla",
-    "separable": "separable (rank 1)",
-    "parametric": "parametric",
+SOLVER_LABELS = {
+    "ridge": "ridge",
+    "als": "ALS",
+    "gradient": "gradient",
 }
+
+
+def default_variants(kernels: Sequence[str] = ("vanilla", "separable", "parametric"), *,
+                     seed_method: bool = True, max_epochs: int = 100) -> list[tuple[str, dict]]:
+    """The fits of the main job: each kernel with skstrf's default solver and, optionally,
+    with the seed's method (AdamW from a random start for ``max_epochs`` epochs, best
+    validation epoch restored, no early stop).
+
+    Returns a list of ``(label, STRFRegressor parameters)``.
+    """
+    variants = [(f"{k}", {"kernel": k}) for k in kernels]
+    if seed_method:
+        variants += [(f"{k} (seed method)", {"kernel": k, "solver": "gradient", "init": "random",
+                                              "patience": None, "max_epochs": max_epochs})
+                     for k in kernels]
+    return variants
 
 
 def split_indices(n_stimuli: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,11 +62,11 @@ def compare_kernels(
     train: Sequence[int],
     valid: Sequence[int],
     test: Sequence[int],
-    kernels: Sequence[str] = ("vanilla", "separable", "parametric"),
+    variants: Sequence[tuple[str, dict]] | None = None,
     estimator: STRFRegressor | None = None,
     progress: Callable[[str], None] | None = print,
 ) -> Bunch:
-    """Fit one STRF model per kernel on the same split and score it on the test stimuli.
+    """Fit one STRF model per variant on the same split and score it on the test stimuli.
 
     Parameters
     ----------
@@ -60,71 +76,80 @@ def compare_kernels(
         Responses with repeats.
     train, valid, test : sequence of int
         Stimulus indices. Each model is fitted on ``train`` with ``valid`` as its
-        early-stopping set, and scored on ``test``.
-    kernels : sequence of str, default=("vanilla", "separable", "parametric")
-        Kernels to compare.
+        validation set (early stopping, penalty choice), and scored on ``test``.
+    variants : sequence of (str, dict), default=None
+        Label and :class:`STRFRegressor` parameters of each fit; by default
+        :func:`default_variants`.
     estimator : STRFRegressor, default=None
-        Template whose parameters every fit shares (its ``kernel`` is replaced).
+        Template whose parameters every fit shares (each variant's parameters override).
     progress : callable or None, default=print
         Called with a line of text before and after each fit.
 
     Returns
     -------
     result : Bunch
-        ``rows`` (one dict per kernel: name, params_per_neuron, total_params, fit_s,
-        epochs, test_cc, test_cc_norm), ``test_cc`` and ``test_cc_norm`` (kernel -> per-neuron
-        arrays), ``estimators`` (kernel -> fitted estimator) and ``best_cell`` (the neuron
-        with the highest mean test cc_norm across kernels).
+        ``rows`` (one dict per variant: name, solver, params_per_neuron, total_params,
+        fit_s, epochs, test_cc, test_cc_norm), ``test_cc`` and ``test_cc_norm`` (label ->
+        per-neuron arrays), ``estimators`` (label -> fitted estimator), ``labels`` and
+        ``best_cell`` (the neuron with the highest mean test cc_norm across variants).
     """
     X = np.asarray(X)
     y = np.asarray(y)
     train, valid, test = (np.asarray(i, dtype=int) for i in (train, valid, test))
+    variants = default_variants() if variants is None else list(variants)
+    labels = [label for label, _ in variants]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"variant labels must be unique; got {labels}")
     fit_idx = np.concatenate([train, valid])
     template = STRFRegressor() if estimator is None else estimator
     template = clone(template).set_params(validation_fraction=len(valid) / len(fit_idx))
     rows, per_cc, per_ccn, fitted = [], {}, {}, {}
-    for name in kernels:
-        est = clone(template).set_params(kernel=name)
+    for label, params in variants:
+        est = clone(template).set_params(**params)
         if progress:
-            progress(f"fitting {KERNEL_LABELS.get(name, name)} ...")
+            progress(f"fitting {label} ...")
         start = time.perf_counter()
         est.fit(X[fit_idx], y[fit_idx])
         elapsed = time.perf_counter() - start
         if not np.array_equal(fit_idx[est.valid_stimuli_], valid):
             raise RuntimeError("internal error: the validation stimuli are not the requested ones")
         pred = est.predict(X[test])
-        per_cc[name] = cc(y[test], pred, multioutput="raw_values")
-        per_ccn[name] = cc_norm(y[test], pred, multioutput="raw_values")
-        fitted[name] = est
+        per_cc[label] = cc(y[test], pred, multioutput="raw_values")
+        per_ccn[label] = cc_norm(y[test], pred, multioutput="raw_values")
+        fitted[label] = est
         rows.append({
-            "name": KERNEL_LABELS.get(name, name),
-            "kernel": name,
+            "name": label,
+            "kernel": est.kernel,
+            "solver": SOLVER_LABELS.get(est.solver_, est.solver_),
             "params_per_neuron": int(est.n_params_per_neuron_),
             "total_params": int(est.n_params_per_neuron_ * est.n_neurons_),
             "fit_s": elapsed,
             "epochs": len(est.history_),
-            "test_cc": float(np.nanmean(per_cc[name])),
-            "test_cc_norm": float(np.nanmean(per_ccn[name])),
+            "test_cc": float(np.nanmean(per_cc[label])),
+            "test_cc_norm": float(np.nanmean(per_ccn[label])),
         })
         if progress:
             r = rows[-1]
-            progress(f"  done in {elapsed:.1f} s ({r['epochs']} epochs): test cc_norm {r['test_cc_norm']:.3f}")
-    stack = np.vstack([per_ccn[k] for k in kernels])
-    mean_per_cell = np.where(np.isfinite(stack).any(0), np.nanmean(np.where(np.isfinite(stack), stack, 0), 0), -np.inf)
+            progress(f"  {r['solver']}, {r['epochs']} epoch(s), {elapsed:.1f} s: "
+                     f"test cc_norm {r['test_cc_norm']:.3f}")
+    stack = np.vstack([per_ccn[k] for k in labels])
+    finite = np.isfinite(stack)
+    mean_per_cell = np.where(finite.any(0), np.nansum(stack, 0) / np.maximum(finite.sum(0), 1), -np.inf)
     best_cell = int(np.argmax(mean_per_cell))
     return Bunch(rows=rows, test_cc=per_cc, test_cc_norm=per_ccn, estimators=fitted,
-                 best_cell=best_cell, kernels=list(kernels))
+                 best_cell=best_cell, labels=labels)
 
 
 def format_table(rows: Sequence[dict]) -> str:
     """The seed's results table as text."""
-    header = (f"{'parameterization':<22s} {'params/neuron':>14s} {'total':>9s} {'fit (s)':>8s} "
-              f"{'test cc (mean)':>16s} {'test cc_norm (mean)':>22s}")
+    width = max([len("parameterization")] + [len(r["name"]) for r in rows])
+    header = (f"{'parameterization':<{width}s} {'solver':>8s} {'params/neuron':>14s} {'total':>9s} "
+              f"{'fit (s)':>8s} {'test cc (mean)':>16s} {'test cc_norm (mean)':>22s}")
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
-            f"{r['name']:<22s} {r['params_per_neuron']:>14,d} {r['total_params']:>9,} {r['fit_s']:>8.1f} "
-            f"{r['test_cc']:>+16.3f} {r['test_cc_norm']:>+22.3f}"
+            f"{r['name']:<{width}s} {r['solver']:>8s} {r['params_per_neuron']:>14,d} "
+            f"{r['total_params']:>9,} {r['fit_s']:>8.1f} {r['test_cc']:>+16.3f} {r['test_cc_norm']:>+22.3f}"
         )
     return "\n".join(lines)
 
@@ -140,26 +165,36 @@ def save_figures(result: Bunch, output: str | Path, *, dt_ms: float = 5.0, freqs
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    labels = {k: KERNEL_LABELS.get(k, k) for k in result.kernels}
+    labels = result.labels
     paths = []
 
-    fig, _ = plot_history({labels[k]: result.estimators[k] for k in result.kernels})
+    # training curves: gradient fits as curves, closed-form fits as their validation level
+    curves = {k: result.estimators[k] for k in labels if len(result.estimators[k].history_) > 1}
+    fig, axes = plot_history(curves)
+    for i, k in enumerate(k for k in labels if k not in curves):
+        level = result.estimators[k].history_[-1].get("valid_cc_norm")
+        if level is not None:
+            axes[1].axhline(level, color=f"C{len(curves) + i}", ls=":", lw=1.5,
+                            label=f"{k} [{result.estimators[k].solver_}]")
+    if axes[1].lines:
+        axes[1].legend(fontsize=8)
     paths.append(out / "history.png")
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
 
-    fig, _ = plot_score_hist({labels[k]: result.test_cc_norm[k] for k in result.kernels},
-                             title="Per-cell test cc_norm, three STRF parameterisations")
+    fig, _ = plot_score_hist({k: result.test_cc_norm[k] for k in labels},
+                             title="Per-cell test cc_norm")
     paths.append(out / "score_hist.png")
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
 
     cell = result.best_cell
+    ncols = min(len(labels), 3)
     fig, _ = plot_strfs(
-        [result.estimators[k].strfs_[cell] for k in result.kernels],
-        titles=[f"{labels[k]}\ncc_norm = {result.test_cc_norm[k][cell]:+.3f}" for k in result.kernels],
-        dt_ms=dt_ms, freqs=freqs, shared_clim=True, ncols=len(result.kernels),
-        suptitle=f"Cell {cell}: same neuron, same data, three inductive biases",
+        [result.estimators[k].strfs_[cell] for k in labels],
+        titles=[f"{k}\ncc_norm = {result.test_cc_norm[k][cell]:+.3f}" for k in labels],
+        dt_ms=dt_ms, freqs=freqs, shared_clim=True, ncols=ncols,
+        suptitle=f"Cell {cell}: same neuron, same data, different inductive biases",
     )
     paths.append(out / "best_cell_strfs.png")
     fig.savefig(paths[-1], dpi=120)
@@ -167,7 +202,7 @@ def save_figures(result: Bunch, output: str | Path, *, dt_ms: float = 5.0, freqs
 
     summary = {"rows": list(result.rows), "best_cell": cell,
                "test_cc_norm": {k: [None if not np.isfinite(v) else float(v) for v in result.test_cc_norm[k]]
-                                for k in result.kernels}}
+                                for k in result.labels}}
     paths.append(out / "results.json")
     paths[-1].write_text(json.dumps(summary, indent=2))
     return paths

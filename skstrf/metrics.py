@@ -1,0 +1,743 @@
+"""Correlation metrics for predicted neural responses, corrected for trial-to-trial noise."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.utils import check_random_state
+
+__all__ = ["cc", "cc_norm", "noise_ceiling", "noise_power", "signal_power"]
+
+_MULTIOUTPUT = ("raw_values", "uniform_average")
+_CC_NORM_METHODS = ("schoppe", "hsu")
+_DEFAULT_N_SPLITS = 100
+_REPEATS_SHAPES = "(n_times, n_neurons, n_repeats) or (n_stimuli, n_times, n_neurons, n_repeats)"
+
+
+# ---------------------------------------------------------------------------
+# Input validation and canonical layout
+# ---------------------------------------------------------------------------
+
+
+def _check_option(value: object, name: str, allowed: tuple[str, ...]) -> None:
+    """Raise a ValueError unless ``value`` is one of ``allowed``."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}; got {value!r}")
+
+
+def _check_n_splits(n_splits: object) -> int:
+    """Return ``n_splits`` as an int after checking it is a positive integer."""
+    if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral) or n_splits < 1:
+        raise ValueError(f"n_splits must be a positive integer; got {n_splits!r}")
+    return int(n_splits)
+
+
+def _as_float(a: ArrayLike, name: str) -> NDArray[np.float64]:
+    """Convert an array-like of real numbers to a float64 ndarray.
+
+    Parameters
+    ----------
+    a : array-like
+        Values to convert.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    arr : ndarray of the same shape as ``a``, dtype float64
+    """
+    try:
+        arr = np.asarray(a)
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from exc
+    # bool, signed/unsigned integers and real floats only: object arrays, strings and
+    # complex numbers have no meaningful correlation.
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array of real numbers; got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one frame")
+    return arr.astype(np.float64, copy=False)
+
+
+def _as_stimulus_layout(
+    y_true: ArrayLike, y_pred: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64], bool]:
+    """Bring recorded and predicted responses to the full stimulus layout.
+
+    Parameters
+    ----------
+    y_true : array-like of shape ``y_pred.shape`` or ``y_pred.shape + (n_repeats,)``
+        Recorded responses: a PSTH or single trials with the repeats last.
+    y_pred : array-like of shape (n_times,), (n_times, n_neurons) or \
+            (n_stimuli, n_times, n_neurons)
+        Predicted responses, neurons last.
+
+    Returns
+    -------
+    y_true : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
+        ``n_repeats`` is 1 when the input had no repeats axis.
+    y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
+    has_repeats : bool
+        Whether ``y_true`` was given with a repeats axis.
+    """
+    y_true = _as_float(y_true, "y_true")
+    y_pred = _as_float(y_pred, "y_pred")
+    if y_pred.ndim not in (1, 2, 3):
+        raise ValueError(
+            f"y_pred must have shape (n_times,), (n_times, n_neurons) or "
+            f"(n_stimuli, n_times, n_neurons); got shape {y_pred.shape}"
+        )
+    if y_true.shape == y_pred.shape:
+        has_repeats = False
+        y_true = y_true[..., np.newaxis]
+    elif y_true.ndim == y_pred.ndim + 1 and y_true.shape[:-1] == y_pred.shape:
+        has_repeats = True
+    else:
+        raise ValueError(
+            f"y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}; expected "
+            f"y_true to have y_pred's shape {y_pred.shape} (a PSTH) or y_pred's shape "
+            f"followed by a repeats axis {y_pred.shape + ('n_repeats',)}"
+        )
+    # Missing leading axes: one stimulus (continuous recording) and/or one neuron.
+    if y_pred.ndim == 1:
+        y_pred = y_pred[:, np.newaxis]
+        y_true = y_true[:, np.newaxis, :]
+    if y_pred.ndim == 2:
+        y_pred = y_pred[np.newaxis]
+        y_true = y_true[np.newaxis]
+    return y_true, y_pred, has_repeats
+
+
+def _as_repeats_layout(y_true: ArrayLike, func_name: str) -> NDArray[np.float64]:
+    """Bring single-trial responses to shape (n_stimuli, n_times, n_neurons, n_repeats).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_times, n_neurons, n_repeats) or \
+            (n_stimuli, n_times, n_neurons, n_repeats)
+        Recorded responses with the repeats last.
+    func_name : str
+        Public function name used in the error message.
+
+    Returns
+    -------
+    y_true : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
+    """
+    y_true = _as_float(y_true, "y_true")
+    if y_true.ndim == 3:
+        return y_true[np.newaxis]
+    if y_true.ndim == 4:
+        return y_true
+    raise ValueError(
+        f"{func_name} needs single-trial responses with a repeats axis: y_true must have shape "
+        f"{_REPEATS_SHAPES}; got shape {y_true.shape} ({y_true.ndim} dimensions). "
+        f"For one neuron pass shape (n_times, 1, n_repeats)."
+    )
+
+
+# ---------------------------------------------------------------------------
+# Array math: per-stimulus repeat statistics and pooled moments
+# ---------------------------------------------------------------------------
+
+
+class _RepeatStats(NamedTuple):
+    """Per-stimulus summaries of single-trial responses (all padding excluded)."""
+
+    valid: NDArray[np.bool_]  # (S, T, N): at least one repeat is finite
+    present: NDArray[np.bool_]  # (S, N, R): the repeat was recorded for that stimulus
+    psth: NDArray[np.float64]  # (S, T, N): mean over present repeats, 0 at invalid frames
+    n_frames: NDArray[np.int64]  # (S, N): valid frames per stimulus
+    n_repeats: NDArray[np.int64]  # (S, N): present repeats per stimulus
+    psth_var: NDArray[np.float64]  # (S, N): var over valid frames of the PSTH (ddof=0)
+    repeat_var: NDArray[np.float64]  # (S, N): mean over present repeats of their var (ddof=0)
+
+
+def _repeat_stats(y_true: NDArray[np.float64]) -> _RepeatStats:
+    """Validate single-trial responses and summarise them per stimulus and neuron.
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
+        NaN marks padding frames (all repeats NaN) and missing repeats (NaN over the
+        whole stimulus).
+
+    Returns
+    -------
+    stats : _RepeatStats
+        Masks, PSTH and per-stimulus variances; see the class for shapes.
+    """
+    if np.isinf(y_true).any():
+        raise ValueError(
+            f"y_true has {np.count_nonzero(np.isinf(y_true))} infinite values; "
+            "expected finite values, with NaN only for padding frames and missing repeats"
+        )
+    missing = np.isnan(y_true)
+    valid = ~missing.all(axis=3)
+    present = ~missing.all(axis=1)
+    n_holes = np.count_nonzero(missing & valid[..., np.newaxis] & present[:, np.newaxis])
+    if n_holes:
+        raise ValueError(
+            f"y_true has {n_holes} NaN values inside recorded repeats; expected each repeat "
+            "to be either NaN for the whole stimulus (a missing repeat) or finite at every "
+            "frame where another repeat is finite (NaN only for end padding)"
+        )
+    n_frames = valid.sum(axis=1)
+    n_repeats = present.sum(axis=2)
+    work = np.where(missing, 0.0, y_true)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        psth = np.where(valid, work.sum(axis=3) / n_repeats[:, np.newaxis, :], 0.0)
+        psth_mean = psth.sum(axis=1) / n_frames
+        dev = np.where(valid, psth - psth_mean[:, np.newaxis, :], 0.0)
+        psth_var = np.einsum("stn,stn->sn", dev, dev) / n_frames
+        # Two-pass variance of each repeat, reusing ``work`` to keep one 4-D temporary.
+        work -= (work.sum(axis=1) / n_frames[..., np.newaxis])[:, np.newaxis]
+        np.copyto(work, 0.0, where=missing)
+        repeat_var = np.einsum("stnr,stnr->snr", work, work) / n_frames[..., np.newaxis]
+        repeat_var = np.nan_to_num(repeat_var, nan=0.0).sum(axis=2) / n_repeats
+    return _RepeatStats(valid, present, psth, n_frames, n_repeats, psth_var, repeat_var)
+
+
+def _check_pred(y_pred: NDArray[np.float64], valid: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Check predictions are finite at valid frames and zero them elsewhere.
+
+    Parameters
+    ----------
+    y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
+    valid : ndarray of shape (n_stimuli, n_times, n_neurons), dtype bool
+
+    Returns
+    -------
+    y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
+        A copy with 0 at invalid frames.
+    """
+    n_bad = np.count_nonzero(valid & ~np.isfinite(y_pred))
+    if n_bad:
+        raise ValueError(
+            f"y_pred has {n_bad} non-finite values at frames where y_true is valid; "
+            "expected finite predictions wherever at least one repeat is recorded"
+        )
+    return np.where(valid, y_pred, 0.0)
+
+
+def _is_constant(a: NDArray[np.float64], mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Whether each neuron's values are all equal (or absent) over the masked frames.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n_stimuli, n_times, n_neurons)
+    mask : ndarray of shape (n_stimuli, n_times, n_neurons), dtype bool
+
+    Returns
+    -------
+    constant : ndarray of shape (n_neurons,), dtype bool
+    """
+    # Exact comparison: a variance computed in floating point is rarely exactly 0.
+    hi = np.max(a, axis=(0, 1), where=mask, initial=-np.inf)
+    lo = np.min(a, axis=(0, 1), where=mask, initial=np.inf)
+    return ~(hi > lo)
+
+
+def _pooled_moments(
+    a: NDArray[np.float64], b: NDArray[np.float64], mask: NDArray[np.bool_]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Variances and covariance per neuron, pooled over the masked frames of all stimuli.
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (n_stimuli, n_times, n_neurons)
+    mask : ndarray of shape (n_stimuli, n_times, n_neurons), dtype bool
+
+    Returns
+    -------
+    var_a, var_b, cov : ndarray of shape (n_neurons,)
+        Population (ddof=0) moments; NaN for a neuron without masked frames.
+    """
+    count = mask.sum(axis=(0, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        da = np.where(mask, a - np.where(mask, a, 0.0).sum(axis=(0, 1)) / count, 0.0)
+        db = np.where(mask, b - np.where(mask, b, 0.0).sum(axis=(0, 1)) / count, 0.0)
+        var_a = np.einsum("stn,stn->n", da, da) / count
+        var_b = np.einsum("stn,stn->n", db, db) / count
+        cov = np.einsum("stn,stn->n", da, db) / count
+    return var_a, var_b, cov
+
+
+def _signal_total_power(stats: _RepeatStats) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Signal power and total power per neuron (Sahani & Linden 2003), pooled over stimuli.
+
+    The signal power is the variance of the PSTH over all valid frames pooled across
+    stimuli (the same frames and pooling as :func:`cc`) minus the variance that trial
+    noise adds to the PSTH, ``(TP_s - var(psth_s)) / (R_s - 1)`` averaged over stimuli
+    weighted by their valid frames. For one stimulus this is Sahani & Linden's
+    ``(R * var(psth) - mean_r var(r)) / (R - 1)``; pooling keeps differences in mean rate
+    between stimuli in both the numerator and the ceiling, so a noiseless neuron has a
+    noise ceiling of exactly 1.
+
+    Parameters
+    ----------
+    stats : _RepeatStats
+
+    Returns
+    -------
+    signal : ndarray of shape (n_neurons,)
+    total : ndarray of shape (n_neurons,)
+        Signal power plus the noise power of a single repeat,
+        ``R_s (TP_s - var(psth_s)) / (R_s - 1)`` averaged like the PSTH noise.
+        Noise terms use only stimuli with at least two repeats; NaN where there are none.
+    """
+    r = stats.n_repeats
+    usable = r >= 2
+    weight = np.where(usable, stats.n_frames, 0)
+    n = stats.valid.sum(axis=(0, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = stats.psth.sum(axis=(0, 1)) / n
+        dev = np.where(stats.valid, stats.psth - mean, 0.0)
+        pooled_var = np.einsum("stn,stn->n", dev, dev) / n
+        psth_noise_s = np.where(usable, (stats.repeat_var - stats.psth_var) / (r - 1), 0.0)
+        w_sum = weight.sum(axis=0)
+        psth_noise = (weight * psth_noise_s).sum(axis=0) / w_sum
+        repeat_noise = (weight * psth_noise_s * r).sum(axis=0) / w_sum
+        signal = pooled_var - psth_noise
+    return signal, signal + repeat_noise
+
+
+def _hsu_split_masks(
+    present: NDArray[np.bool_], n_splits: int, rng: np.random.RandomState
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Draw random halvings of the present repeats of every stimulus and neuron.
+
+    Parameters
+    ----------
+    present : ndarray of shape (n_stimuli, n_neurons, n_repeats), dtype bool
+    n_splits : int
+    rng : numpy.random.RandomState
+
+    Returns
+    -------
+    in_a, in_b : ndarray of shape (n_splits, n_stimuli, n_neurons, n_repeats), dtype bool
+        Disjoint halves of the present repeats: ``floor(R / 2)`` repeats in ``in_a`` and the
+        other ``R - floor(R / 2)`` in ``in_b``.
+    """
+    keys = rng.random_sample((n_splits,) + present.shape)
+    # Missing repeats sort last, so the first R ranks are a random order of the present ones.
+    keys[:, ~present] = np.inf
+    rank = np.argsort(np.argsort(keys, axis=-1), axis=-1)
+    half = (present.sum(axis=-1) // 2)[..., np.newaxis]
+    return rank < half, (rank >= half) & present
+
+
+def _split_half_correlation(
+    y_true: NDArray[np.float64],
+    stats: _RepeatStats,
+    n_splits: int,
+    random_state: int | np.random.RandomState | None,
+) -> NDArray[np.float64]:
+    """Mean correlation between the PSTHs of two random halves of the repeats.
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
+    stats : _RepeatStats
+        Summaries of ``y_true``.
+    n_splits : int
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    rho : ndarray of shape (n_neurons,)
+        Average over splits of the Pearson correlation between the half PSTHs, pooled over
+        the valid frames of the stimuli with at least two repeats; NaN where undefined.
+    """
+    in_a, in_b = _hsu_split_masks(stats.present, n_splits, check_random_state(random_state))
+    usable = stats.n_repeats >= 2
+    frames = stats.valid & usable[:, np.newaxis, :]
+    entries = frames[..., np.newaxis] & stats.present[:, np.newaxis]
+    count = frames.sum(axis=(0, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        center = np.where(frames, stats.psth, 0.0).sum(axis=(0, 1)) / count
+    # A half PSTH is a weighted sum of repeats with weights summing to 1, so its sums and
+    # cross-products over frames follow from each stimulus' repeat Gram matrix: every split
+    # then costs O(R^2) per stimulus and neuron instead of a pass over the frames. Centring
+    # on the neuron's mean keeps the moment formulas free of cancellation.
+    centred = np.subtract(
+        y_true, center[:, np.newaxis], out=np.zeros_like(y_true), where=entries
+    )
+    # Exact test: with constant repeats every half PSTH is constant and rho is undefined.
+    hi = np.max(y_true, axis=(0, 1, 3), where=entries, initial=-np.inf)
+    lo = np.min(y_true, axis=(0, 1, 3), where=entries, initial=np.inf)
+    constant = ~(hi > lo)
+    by_repeat = centred.transpose(0, 2, 3, 1)  # (S, N, R, T): a batched matmul is BLAS
+    gram = by_repeat @ by_repeat.transpose(0, 1, 3, 2)
+    col_sum = centred.sum(axis=1)  # (S, N, R)
+    n_rep = stats.n_repeats
+    half = n_rep // 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        size_a = np.where(usable, 1.0 / half, 0.0)[..., np.newaxis, np.newaxis]
+        size_b = np.where(usable, 1.0 / (n_rep - half), 0.0)[..., np.newaxis, np.newaxis]
+    # Weights of each repeat in each half PSTH, splits last: (S, N, R, K).
+    w_a = np.moveaxis(in_a, 0, -1) * size_a
+    w_b = np.moveaxis(in_b, 0, -1) * size_b
+    gram_w = gram @ np.concatenate([w_a, w_b], axis=-1)  # (S, N, R, 2K)
+    gram_wa, gram_wb = gram_w[..., :n_splits], gram_w[..., n_splits:]
+    # Pool over stimuli: frame sums and cross-products of the two half PSTHs, (N, K) each.
+    sum_a = np.einsum("snr,snrk->nk", col_sum, w_a)
+    sum_b = np.einsum("snr,snrk->nk", col_sum, w_b)
+    sum_aa = np.einsum("snrk,snrk->nk", w_a, gram_wa)
+    sum_bb = np.einsum("snrk,snrk->nk", w_b, gram_wb)
+    sum_ab = np.einsum("snrk,snrk->nk", w_a, gram_wb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = count[:, np.newaxis]
+        var_a = sum_aa / n - (sum_a / n) ** 2
+        var_b = sum_bb / n - (sum_b / n) ** 2
+        cov = sum_ab / n - (sum_a / n) * (sum_b / n)
+        rho_k = np.where((var_a > 0) & (var_b > 0), cov / np.sqrt(var_a * var_b), np.nan)
+    n_defined = np.count_nonzero(~np.isnan(rho_k), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.nan_to_num(rho_k, nan=0.0).sum(axis=1) / n_defined
+    rho[constant | (n_defined == 0)] = np.nan
+    return rho
+
+
+def _ceiling_from_rho(rho: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Spearman-Brown corrected ceiling ``sqrt(2 rho / (1 + rho))``; NaN where rho <= 0."""
+    out = np.full_like(rho, np.nan)
+    ok = rho > 0
+    out[ok] = np.sqrt(2.0 * rho[ok] / (1.0 + rho[ok]))
+    return out
+
+
+def _correlation(
+    y_pred: NDArray[np.float64], stats: _RepeatStats
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Pearson correlation per neuron between predictions and the PSTH over valid frames.
+
+    Parameters
+    ----------
+    y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
+        Zero at invalid frames.
+    stats : _RepeatStats
+
+    Returns
+    -------
+    r : ndarray of shape (n_neurons,)
+    undefined : ndarray of shape (n_neurons,), dtype bool
+        Neurons whose prediction or PSTH is constant (or that have no valid frame).
+    """
+    var_pred, var_psth, cov = _pooled_moments(y_pred, stats.psth, stats.valid)
+    undefined = _is_constant(y_pred, stats.valid) | _is_constant(stats.psth, stats.valid)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(undefined, np.nan, cov / np.sqrt(var_pred * var_psth))
+    return r, undefined
+
+
+def _aggregate(scores: NDArray[np.float64], multioutput: str) -> float | NDArray[np.float64]:
+    """Return per-neuron scores or their NaN-ignoring mean (NaN when all are NaN)."""
+    if multioutput == "raw_values":
+        return scores
+    defined = ~np.isnan(scores)
+    if not defined.any():
+        return float("nan")
+    return float(scores[defined].mean())
+
+
+def _warn_undefined(n_undefined: int, n_neurons: int, what: str, reason: str) -> None:
+    """Emit one UndefinedMetricWarning for the neurons whose score is NaN."""
+    if n_undefined:
+        warnings.warn(
+            f"{what} is undefined for {n_undefined} of {n_neurons} neurons ({reason}); "
+            "their score is NaN",
+            UndefinedMetricWarning,
+            stacklevel=3,
+        )
+
+
+# ---------------------------------------------------------------------------
+# Public metrics
+# ---------------------------------------------------------------------------
+
+
+def cc(
+    y_true: ArrayLike, y_pred: ArrayLike, *, multioutput: str = "uniform_average"
+) -> float | NDArray[np.float64]:
+    """Pearson correlation between predicted responses and the PSTH, per neuron.
+
+    The PSTH is the mean over the recorded repeats. The correlation pools all valid frames
+    of all stimuli (a frame is valid for a neuron when at least one repeat is finite there),
+    so NaN end padding of shorter stimuli and missing repeats are ignored.
+
+    Parameters
+    ----------
+    y_true : array-like of shape ``y_pred.shape`` or ``y_pred.shape + (n_repeats,)``
+        Recorded responses: the PSTH itself, or single trials with the repeats last, e.g.
+        (n_stimuli, n_times, n_neurons, n_repeats).
+    y_pred : array-like of shape (n_times,), (n_times, n_neurons) or \
+            (n_stimuli, n_times, n_neurons)
+        Predicted responses, neurons last. One neuron recorded over several stimuli must be
+        passed as (n_stimuli, n_times, 1). Values at invalid (padding) frames are ignored.
+    multioutput : {"uniform_average", "raw_values"}, default="uniform_average"
+        ``"raw_values"`` returns one score per neuron; ``"uniform_average"`` their mean,
+        ignoring NaN scores.
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_neurons,)
+        NaN for a neuron whose prediction or PSTH is constant over its valid frames (with an
+        :class:`~sklearn.exceptions.UndefinedMetricWarning`).
+
+    See Also
+    --------
+    cc_norm : The correlation corrected for trial-to-trial noise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skstrf.metrics import cc
+    >>> y_pred = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> y_true = np.array([[[0.0, 0.0]], [[1.0, 2.0]], [[1.0, 3.0]], [[4.0, 2.0]]])
+    >>> round(cc(y_true, y_pred), 4)
+    0.9812
+    """
+    _check_option(multioutput, "multioutput", _MULTIOUTPUT)
+    y_true, y_pred, _ = _as_stimulus_layout(y_true, y_pred)
+    stats = _repeat_stats(y_true)
+    y_pred = _check_pred(y_pred, stats.valid)
+    r, undefined = _correlation(y_pred, stats)
+    _warn_undefined(
+        int(undefined.sum()), r.size, "cc", "constant y_pred or PSTH over the valid frames"
+    )
+    return _aggregate(r, multioutput)
+
+
+def signal_power(y_true: ArrayLike) -> NDArray[np.float64]:
+    """Signal power per neuron, the stimulus-locked variance (Sahani & Linden 2003).
+
+    For stimulus ``s`` with ``R`` recorded repeats, PSTH ``p_s`` and repeats ``r_{s,j}``::
+
+        SP_s = (R * var(p_s) - mean_j var(r_{s,j})) / (R - 1)
+
+    with population variances (ddof=0) over the valid frames of the stimulus. ``SP_s`` is an
+    unbiased estimate of the variance of the underlying noise-free response. The result is
+    the average of ``SP_s`` over stimuli weighted by their number of valid frames, leaving
+    out stimuli with fewer than two repeats for that neuron.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_stimuli, n_times, n_neurons, n_repeats) or \
+            (n_times, n_neurons, n_repeats)
+        Single-trial responses. NaN marks end padding (all repeats NaN) and missing repeats
+        (NaN over a whole stimulus). One neuron is passed as (n_times, 1, n_repeats).
+
+    Returns
+    -------
+    signal_power : ndarray of shape (n_neurons,)
+        NaN for a neuron with no stimulus having two or more repeats. Can be negative for a
+        very noisy neuron (the estimate is unbiased, not constrained).
+
+    See Also
+    --------
+    noise_power : The trial-to-trial variance.
+    noise_ceiling : The best correlation a model can reach.
+    """
+    stats = _repeat_stats(_as_repeats_layout(y_true, "signal_power"))
+    return _signal_total_power(stats)[0]
+
+
+def noise_power(y_true: ArrayLike) -> NDArray[np.float64]:
+    """Noise power per neuron: the total power minus the signal power.
+
+    The total power is the average over stimuli (weighted by valid frames, stimuli with
+    fewer than two repeats left out, as in :func:`signal_power`) of ``mean_j var(r_{s,j})``,
+    the mean variance of a single repeat.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_stimuli, n_times, n_neurons, n_repeats) or \
+            (n_times, n_neurons, n_repeats)
+        Single-trial responses; NaN marks end padding and missing repeats.
+
+    Returns
+    -------
+    noise_power : ndarray of shape (n_neurons,)
+        NaN for a neuron with no stimulus having two or more repeats.
+
+    See Also
+    --------
+    signal_power : The stimulus-locked variance.
+    """
+    stats = _repeat_stats(_as_repeats_layout(y_true, "noise_power"))
+    signal, total = _signal_total_power(stats)
+    return total - signal
+
+
+def noise_ceiling(
+    y_true: ArrayLike,
+    *,
+    method: str = "schoppe",
+    n_splits: int = _DEFAULT_N_SPLITS,
+    random_state: int | np.random.RandomState | None = 0,
+) -> NDArray[np.float64]:
+    """Maximum correlation a perfect model could reach given the trial-to-trial noise.
+
+    ``"schoppe"``: ``CCmax = sqrt(SP / var(p))``, the signal power over the variance of the
+    PSTH pooled over all valid frames (Schoppe et al. 2016).
+
+    ``"hsu"``: ``CCmax = sqrt(2 rho / (1 + rho))`` where ``rho`` is the correlation between
+    the PSTHs of two random halves of the repeats, averaged over ``n_splits`` halvings
+    (Hsu, Borst & Theunissen 2004). For each stimulus and neuron the recorded repeats are
+    shuffled and split into ``floor(R / 2)`` and the rest; the correlation pools the valid
+    frames of the stimuli that have at least two repeats for that neuron.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_stimuli, n_times, n_neurons, n_repeats) or \
+            (n_times, n_neurons, n_repeats)
+        Single-trial responses; NaN marks end padding and missing repeats.
+    method : {"schoppe", "hsu"}, default="schoppe"
+        Estimator of the ceiling: from the signal power, or from split halves of the repeats.
+    n_splits : int, default=100
+        Number of random halvings (``"hsu"`` only).
+    random_state : int, RandomState instance or None, default=0
+        Seed of the halvings (``"hsu"`` only); an int gives the same result on every call.
+
+    Returns
+    -------
+    ccmax : ndarray of shape (n_neurons,)
+        NaN where the signal power (``"schoppe"``) or ``rho`` (``"hsu"``) is not positive,
+        or where the neuron has no stimulus with two or more repeats.
+
+    See Also
+    --------
+    cc_norm : ``cc`` divided by this ceiling.
+    """
+    _check_option(method, "method", _CC_NORM_METHODS)
+    n_splits = _check_n_splits(n_splits)
+    y_true = _as_repeats_layout(y_true, "noise_ceiling")
+    stats = _repeat_stats(y_true)
+    if method == "hsu":
+        return _ceiling_from_rho(_split_half_correlation(y_true, stats, n_splits, random_state))
+    signal, _ = _signal_total_power(stats)
+    _, var_psth, _ = _pooled_moments(stats.psth, stats.psth, stats.valid)
+    ok = (signal > 0) & ~_is_constant(stats.psth, stats.valid)
+    out = np.full_like(signal, np.nan)
+    out[ok] = np.sqrt(signal[ok] / var_psth[ok])
+    return out
+
+
+def cc_norm(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    method: str = "schoppe",
+    multioutput: str = "uniform_average",
+) -> float | NDArray[np.float64]:
+    """Noise-corrected correlation between predicted responses and the PSTH, per neuron.
+
+    ``"schoppe"`` (Schoppe et al. 2016)::
+
+        cc_norm = cov(pred, p) / sqrt(var(pred) * SP)
+
+    with the covariance and variance pooled over all valid frames and ``SP`` the
+    :func:`signal_power`. ``"hsu"``: ``cc / CCmax`` with the split-half ceiling of
+    :func:`noise_ceiling` (100 halvings, ``random_state=0``).
+
+    A perfect model of the noise-free response scores about 1. The estimate is unbiased,
+    not bounded: on noisy data or few repeats it can exceed 1, and it is not clipped.
+
+    Parameters
+    ----------
+    y_true : array-like of shape ``y_pred.shape`` or ``y_pred.shape + (n_repeats,)``
+        Recorded responses, single trials with the repeats last, e.g.
+        (n_stimuli, n_times, n_neurons, n_repeats). NaN marks end padding and missing
+        repeats. Without a repeats axis, or with a single repeat everywhere, the noise
+        cannot be estimated: the result is :func:`cc`, with an
+        :class:`~sklearn.exceptions.UndefinedMetricWarning`.
+    y_pred : array-like of shape (n_times,), (n_times, n_neurons) or \
+            (n_stimuli, n_times, n_neurons)
+        Predicted responses, neurons last. One neuron recorded over several stimuli must be
+        passed as (n_stimuli, n_times, 1). Values at padding frames are ignored.
+    method : {"schoppe", "hsu"}, default="schoppe"
+        Noise correction: by the signal power (Schoppe et al. 2016) or by the split-half
+        ceiling (Hsu et al. 2004).
+    multioutput : {"uniform_average", "raw_values"}, default="uniform_average"
+        ``"raw_values"`` returns one score per neuron; ``"uniform_average"`` their mean,
+        ignoring NaN scores.
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_neurons,)
+        NaN (with an :class:`~sklearn.exceptions.UndefinedMetricWarning`) for a neuron whose
+        signal power or split-half correlation is not positive, that has no stimulus with
+        two or more repeats, or whose prediction is constant.
+
+    See Also
+    --------
+    cc : The uncorrected correlation.
+    noise_ceiling : The ceiling ``cc / cc_norm``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skstrf.metrics import cc_norm
+    >>> rng = np.random.default_rng(0)
+    >>> signal = rng.normal(size=(2000, 1))
+    >>> y_true = signal[..., np.newaxis] + rng.normal(size=(2000, 1, 10))
+    >>> round(cc_norm(y_true, signal), 1)
+    1.0
+    """
+    _check_option(method, "method", _CC_NORM_METHODS)
+    _check_option(multioutput, "multioutput", _MULTIOUTPUT)
+    y_true, y_pred, has_repeats = _as_stimulus_layout(y_true, y_pred)
+    stats = _repeat_stats(y_true)
+    y_pred = _check_pred(y_pred, stats.valid)
+    n_neurons = y_pred.shape[2]
+    if not has_repeats or stats.n_repeats.max() < 2:
+        found = (
+            "y_true has no repeats axis"
+            if not has_repeats
+            else "y_true has a single recorded repeat of every stimulus for every neuron"
+        )
+        warnings.warn(
+            f"cc_norm needs at least two repeats of a stimulus to estimate the noise, but "
+            f"{found}; cc_norm falls back to the uncorrected cc",
+            UndefinedMetricWarning,
+            stacklevel=2,
+        )
+        r, undefined = _correlation(y_pred, stats)
+        _warn_undefined(
+            int(undefined.sum()), n_neurons, "cc", "constant y_pred or PSTH over the valid frames"
+        )
+        return _aggregate(r, multioutput)
+
+    if method == "hsu":
+        r, pred_undefined = _correlation(y_pred, stats)
+        ccmax = _ceiling_from_rho(
+            _split_half_correlation(y_true, stats, _DEFAULT_N_SPLITS, random_state=0)
+        )
+        scores = r / ccmax
+        noise_undefined = np.isnan(ccmax) & ~pred_undefined
+        reason = "split-half correlation of the repeats not positive or undefined"
+        pred_reason = "a constant y_pred or PSTH"
+    else:
+        signal, _ = _signal_total_power(stats)
+        var_pred, _, cov = _pooled_moments(y_pred, stats.psth, stats.valid)
+        pred_undefined = _is_constant(y_pred, stats.valid)
+        noise_undefined = ~(signal > 0) & ~pred_undefined
+        ok = ~(pred_undefined | noise_undefined)
+        scores = np.full(n_neurons, np.nan)
+        scores[ok] = cov[ok] / np.sqrt(var_pred[ok] * signal[ok])
+        reason = "signal power not positive, or no stimulus with two or more repeats"
+        pred_reason = "a constant y_pred"
+    reasons = []
+    if noise_undefined.any():
+        reasons.append(f"{int(noise_undefined.sum())} with {reason}")
+    if pred_undefined.any():
+        reasons.append(f"{int(pred_undefined.sum())} with {pred_reason}")
+    _warn_undefined(
+        int(np.isnan(scores).sum()), n_neurons, f"cc_norm (method={method!r})", "; ".join(reasons)
+    )
+    return _aggregate(scores, multioutput)

@@ -1,0 +1,182 @@
+"""Tests of STRFRegressor against ground truth: recovery, kernels, solvers, model selection."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+
+from skstrf import STRFRegressor
+from skstrf.datasets import make_strf_dataset
+from skstrf.metrics import cc_norm
+
+
+def _strf_corr(a, b):
+    a = a.reshape(len(a), -1)
+    b = b.reshape(len(b), -1)
+    a = a - a.mean(1, keepdims=True)
+    b = b - b.mean(1, keepdims=True)
+    return (a * b).sum(1) / np.sqrt((a**2).sum(1) * (b**2).sum(1))
+
+
+@pytest.fixture(scope="module")
+def clean():
+    """Linear-Gaussian data with a high SNR: the exact model of the vanilla kernel."""
+    return make_strf_dataset(n_stimuli=12, n_times=300, n_freqs=12, n_neurons=6, n_repeats=10,
+                             n_lags=8, nonlinearity="identity", noise="gaussian", snr=20.0,
+                             random_state=0)
+
+
+@pytest.fixture(scope="module")
+def spiking():
+    """Rectified Poisson data like NS1, smaller: one third of the cells separable."""
+    return make_strf_dataset(n_stimuli=14, n_times=400, n_freqs=12, n_neurons=9, n_repeats=12,
+                             n_lags=8, snr=(0.5, 1.0), random_state=1)
+
+
+@pytest.mark.parametrize("solver", ["ridge", "gradient"])
+def test_vanilla_recovers_the_true_strf(clean, solver):
+    est = STRFRegressor(n_lags=8, solver=solver, max_epochs=150, patience=None,
+                        random_state=0).fit(clean.X, clean.y)
+    assert est.strfs_.shape == (6, 12, 8)
+    corr = _strf_corr(est.strfs_, clean.strfs)
+    assert corr.min() > 0.95, corr
+    np.testing.assert_allclose(est.intercept_, clean.intercepts, atol=0.1 * np.abs(clean.strfs).sum(axis=(1, 2)).max())
+
+
+@pytest.mark.parametrize("kernel, solver", [("vanilla", "ridge"), ("vanilla", "gradient"),
+                                            ("separable", "als"), ("separable", "gradient"),
+                                            ("parametric", "gradient")])
+def test_every_kernel_beats_chance_on_held_out_stimuli(spiking, kernel, solver):
+    train, test = np.arange(11), np.arange(11, 14)
+    est = STRFRegressor(kernel=kernel, solver=solver, n_lags=8, n_gaussians=4, max_epochs=40,
+                        random_state=0)
+    est.fit(spiking.X[train], spiking.y[train])
+    scores = cc_norm(spiking.y[test], est.predict(spiking.X[test]), multioutput="raw_values")
+    # chance: the same model scored against responses to other stimuli
+    shuffled = cc_norm(spiking.y[test][::-1], est.predict(spiking.X[test]), multioutput="raw_values")
+    assert np.nanmean(scores) > 0.5
+    assert np.nanmean(scores) > np.nanmean(np.abs(shuffled)) + 0.3
+
+
+@pytest.mark.parametrize("solver", ["als", "gradient"])
+def test_separable_matches_vanilla_on_separable_cells(spiking, solver):
+    train, test = np.arange(11), np.arange(11, 14)
+    scores = {}
+    for kernel, kernel_solver in (("vanilla", "ridge"), ("separable", solver)):
+        est = STRFRegressor(kernel=kernel, solver=kernel_solver, init="random", n_lags=8,
+                            max_epochs=60, random_state=0).fit(spiking.X[train], spiking.y[train])
+        scores[kernel] = cc_norm(spiking.y[test], est.predict(spiking.X[test]), multioutput="raw_values")
+    sep = spiking.separable
+    assert sep.sum() >= 3
+    gap = np.nanmean(scores["vanilla"][sep]) - np.nanmean(scores["separable"][sep])
+    assert gap < 0.05, gap
+
+
+def test_parameter_counts_match_the_seed():
+    data = make_strf_dataset(n_stimuli=4, n_times=60, n_freqs=34, n_neurons=2, n_repeats=3,
+                             random_state=0)
+    expected = {"vanilla": 511, "separable": 50, "parametric": 41}
+    for kernel, count in expected.items():
+        est = STRFRegressor(kernel=kernel, solver="gradient", init="random", max_epochs=1,
+                            random_state=0).fit(data.X, data.y)
+        assert est.n_params_per_neuron_ == count
+
+
+def test_history_early_stopping_restores_the_best_epoch(spiking):
+    est = STRFRegressor(solver="gradient", n_lags=8, lr=0.05, max_epochs=60, patience=3,
+                        random_state=0).fit(spiking.X, spiking.y)
+    history = est.history_
+    scores = history[:, "valid_cc_norm"]
+    assert len(history) < 60  # stopped early
+    assert {"train_loss", "valid_loss", "valid_cc_norm", "dur"} <= set(history[-1])
+    # the restored model is the best epoch's: its validation cc_norm equals the best recorded
+    valid = est.valid_stimuli_
+    pred = est.predict(spiking.X[valid])
+    from skstrf.validation import check_X_y
+    data = check_X_y(spiking.X[valid], spiking.y[valid])
+    from skstrf.net import _pooled_cc_norm
+    import torch
+    from skstrf.metrics import signal_power
+    got = _pooled_cc_norm(torch.tensor(pred), torch.tensor(data.psth()), torch.tensor(signal_power(data.y)))
+    assert got == pytest.approx(max(scores), abs=1e-4)
+
+
+def test_validation_stimuli_are_the_last_ones(spiking):
+    est = STRFRegressor(n_lags=8, validation_fraction=3 / 14).fit(spiking.X, spiking.y)
+    np.testing.assert_array_equal(est.valid_stimuli_, [11, 12, 13])
+    np.testing.assert_array_equal(est.train_stimuli_, np.arange(11))
+    assert est.alpha_.shape == (9,)
+    assert est.solver_ == "ridge"
+
+
+def test_changing_one_stimulus_leaves_predictions_on_others_unchanged(spiking):
+    est = STRFRegressor(n_lags=8).fit(spiking.X, spiking.y)
+    X = spiking.X[:3].copy()
+    before = est.predict(X)
+    X[1] = np.random.default_rng(0).standard_normal(X[1].shape)
+    after = est.predict(X)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[2], after[2])
+    assert not np.allclose(before[1], after[1])
+
+
+def test_predict_layouts_and_padding():
+    data = make_strf_dataset(n_stimuli=5, n_times=80, n_freqs=6, n_neurons=2, n_repeats=4,
+                             n_lags=4, ragged=True, random_state=2)
+    est = STRFRegressor(n_lags=4).fit(data.X, data.y)
+    pred = est.predict(data.X)
+    assert pred.shape == (5, 80, 2)
+    mask = np.arange(80)[None] < data.lengths[:, None]
+    assert np.isfinite(pred[mask]).all() and np.isnan(pred[~mask]).all()
+    # a continuous recording predicts (n_times, n_neurons), one neuron without its axis
+    assert est.predict(data.X[0, : data.lengths[0]]).shape == (data.lengths[0], 2)
+    one = STRFRegressor(n_lags=4).fit(data.X, data.y[:, :, 0, 0])
+    assert one.predict(data.X).shape == (5, 80)
+    assert one.strfs_.shape == (1, 6, 4)
+
+
+def test_ridge_predictions_match_the_formula(spiking):
+    est = STRFRegressor(n_lags=8).fit(spiking.X, spiking.y)
+    from skstrf.datasets._synthetic import _true_drive
+    expected = _true_drive(spiking.X, est.strfs_, est.intercept_)
+    np.testing.assert_allclose(est.predict(spiking.X), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_clone_and_pickle_round_trips(spiking):
+    est = STRFRegressor(kernel="separable", solver="gradient", n_lags=8, max_epochs=3,
+                        random_state=0)
+    unfitted = pickle.loads(pickle.dumps(est))
+    assert unfitted.get_params() == est.get_params()
+    est.fit(spiking.X, spiking.y)
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.predict(spiking.X), est.predict(spiking.X))
+    twin = clone(est).fit(spiking.X, spiking.y)
+    np.testing.assert_array_equal(twin.strfs_, est.strfs_)  # same random_state on CPU
+
+
+def test_grid_search_over_kernels_ranks_sensibly(spiking):
+    X, y = spiking.X[:12], spiking.y[:12]
+    search = GridSearchCV(
+        STRFRegressor(n_lags=8, max_epochs=15, random_state=0),
+        {"kernel": ["vanilla", "separable", "parametric"], "n_lags": [1, 8]},
+        cv=KFold(3),
+    ).fit(X, y)
+    results = search.cv_results_
+    scores = dict(zip([(p["kernel"], p["n_lags"]) for p in results["params"]],
+                      results["mean_test_score"]))
+    # one frame of history cannot express the true 8-frame STRFs
+    for kernel in ("vanilla", "separable", "parametric"):
+        assert scores[(kernel, 8)] > scores[(kernel, 1)] + 0.1
+    assert search.best_params_["n_lags"] == 8
+    assert search.best_estimator_.strfs_.shape == (9, 12, 8)
+
+
+def test_cross_validate_keeps_stimuli_whole(spiking):
+    out = cross_validate(STRFRegressor(n_lags=8), spiking.X, spiking.y, cv=KFold(7),
+                         return_estimator=True)
+    assert out["test_score"].shape == (7,)
+    assert np.all(out["test_score"] > 0.4)
+    for est in out["estimator"]:
+        assert est.n_features_in_ == 12 and est.strfs_.shape == (9, 12, 8)

@@ -1,0 +1,381 @@
+"""Tests of the synthetic STRF dataset generator against formulas and ground truth."""
+
+import numpy as np
+import pytest
+from scipy.special import ndtri
+
+from skstrf.datasets._synthetic import (
+    _apply_nonlinearity,
+    _calibrate,
+    _drive_nodes,
+    _fm_sweep_strfs,
+    _gamma_bump,
+    _lagged_design,
+    _level_to_spectrogram,
+    _poisson_repeats,
+    _repeat_mask,
+    _split_indices,
+    _true_drive,
+    make_strf_dataset,
+)
+
+SMALL = dict(n_stimuli=4, n_times=120, n_freqs=10, n_neurons=6, n_repeats=5, n_lags=6)
+
+
+def _explicit_drive(X, strfs, intercepts):
+    """The defining formula, one term at a time."""
+    n_stimuli, n_times, _ = X.shape
+    n_neurons, n_freqs, n_lags = strfs.shape
+    drive = np.empty((n_stimuli, n_times, n_neurons))
+    for s in range(n_stimuli):
+        for t in range(n_times):
+            for n in range(n_neurons):
+                total = intercepts[n]
+                for f in range(n_freqs):
+                    for k in range(n_lags):
+                        if t - k >= 0:
+                            total += strfs[n, f, k] * X[s, t - k, f]
+                drive[s, t, n] = total
+    return drive
+
+
+# --------------------------------------------------------------------------------------
+# Shapes, fields, determinism
+# --------------------------------------------------------------------------------------
+def test_shapes_dtypes_and_fields():
+    d = make_strf_dataset(**SMALL, random_state=0)
+    S, T, F, N, R, L = 4, 120, 10, 6, 5, 6
+    assert d.X.shape == (S, T, F) and d.X.dtype == np.float64
+    assert d.y.shape == (S, T, N, R) and d.y.dtype == np.float64
+    assert d.rates.shape == (S, T, N)
+    assert d.strfs.shape == (N, F, L) and d.intercepts.shape == (N,)
+    assert d.kind.tolist() == ["separable", "excitation_inhibition", "fm_sweep"] * 2
+    np.testing.assert_array_equal(d.separable, [True, False, False, True, False, False])
+    np.testing.assert_array_equal(d.lengths, [T] * S)
+    np.testing.assert_allclose(d.freqs, 500.0 * 2.0 ** (np.arange(F) / 6))
+    assert d.dt_ms == 5.0 and isinstance(d.DESCR, str) and "4 stimuli" in d.DESCR
+    assert not np.isnan(d.X).any() and not np.isnan(d.y).any()
+    # Poisson counts: non-negative integers.
+    assert (d.y >= 0).all() and np.array_equal(d.y, np.round(d.y))
+    assert (d.X >= 0).all()
+
+
+def test_ns1_sized_default_split_and_axis():
+    train, valid, test = _split_indices(20)
+    np.testing.assert_array_equal(train, np.arange(14))
+    np.testing.assert_array_equal(valid, [14, 15, 16])
+    np.testing.assert_array_equal(test, [17, 18, 19])
+    d = make_strf_dataset(n_stimuli=1, n_times=20, n_neurons=1, n_repeats=1, random_state=0)
+    freqs = d.freqs
+    assert freqs.shape == (34,)
+    np.testing.assert_allclose(freqs[[0, 6, 33]], [500.0, 1000.0, 500.0 * 2**5.5])
+
+
+@pytest.mark.parametrize(
+    "n_stimuli, sizes",
+    [(1, (1, 0, 0)), (2, (2, 0, 0)), (3, (1, 1, 1)), (10, (6, 2, 2)), (40, (28, 6, 6))],
+)
+def test_split_scales_and_partitions(n_stimuli, sizes):
+    parts = _split_indices(n_stimuli)
+    assert tuple(p.size for p in parts) == sizes
+    np.testing.assert_array_equal(np.concatenate(parts), np.arange(n_stimuli))
+
+
+def test_deterministic_for_int_generator_and_randomstate():
+    a = make_strf_dataset(**SMALL, random_state=3)
+    b = make_strf_dataset(**SMALL, random_state=3)
+    for key in ("X", "y", "strfs", "intercepts", "rate_hz", "snr"):
+        np.testing.assert_array_equal(a[key], b[key])
+    c = make_strf_dataset(**SMALL, random_state=4)
+    assert not np.allclose(a.X, c.X) and not np.allclose(a.strfs, c.strfs)
+    g1 = make_strf_dataset(**SMALL, random_state=np.random.default_rng(7))
+    g2 = make_strf_dataset(**SMALL, random_state=np.random.default_rng(7))
+    np.testing.assert_array_equal(g1.y, g2.y)
+    r1 = make_strf_dataset(**SMALL, random_state=np.random.RandomState(7))
+    r2 = make_strf_dataset(**SMALL, random_state=np.random.RandomState(7))
+    np.testing.assert_array_equal(r1.y, r2.y)
+
+
+def test_independent_streams_keep_stimuli_and_strfs():
+    a = make_strf_dataset(**{**SMALL, "n_repeats": 3}, random_state=1)
+    b = make_strf_dataset(**{**SMALL, "n_repeats": 8}, missing_repeats=0.2, random_state=1)
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.strfs, b.strfs)
+
+
+# --------------------------------------------------------------------------------------
+# The linear model
+# --------------------------------------------------------------------------------------
+def test_lagged_design_hand_computed():
+    X = np.arange(1.0, 7.0).reshape(1, 3, 2)  # frames [1, 2], [3, 4], [5, 6]
+    Z = _lagged_design(X, 2)
+    expected = np.array([[[1, 0], [2, 0]], [[3, 1], [4, 2]], [[5, 3], [6, 4]]], dtype=float)
+    np.testing.assert_array_equal(Z[0], expected)
+
+
+def test_true_drive_matches_explicit_causal_loop():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 9, 4))
+    X[1, 7:] = np.nan  # stimulus 1 is 7 frames long
+    strfs = rng.normal(size=(2, 4, 3))
+    intercepts = np.array([0.5, -1.0])
+    drive = _true_drive(X, strfs, intercepts)
+    expected = _explicit_drive(X, strfs, intercepts)
+    np.testing.assert_allclose(drive, expected, rtol=1e-12, atol=1e-12)
+    # NaN exactly on the padded frames, for every neuron.
+    np.testing.assert_array_equal(np.isnan(drive).any(axis=2), np.isnan(X).any(axis=2))
+    # A single recording (n_times, n_freqs) is the one-stimulus case.
+    np.testing.assert_allclose(_true_drive(X[0], strfs, intercepts), expected[0])
+    # History does not cross stimuli: the first frame sees lag 0 only.
+    np.testing.assert_allclose(drive[2, 0], intercepts + strfs[:, :, 0] @ X[2, 0])
+
+
+def test_true_drive_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="n_freqs=4"):
+        _true_drive(np.zeros((2, 5, 4)), np.zeros((3, 5, 2)), np.zeros(3))
+    with pytest.raises(ValueError, match="intercepts"):
+        _true_drive(np.zeros((2, 5, 4)), np.zeros((3, 4, 2)), np.zeros(2))
+
+
+@pytest.mark.parametrize(
+    "nonlinearity, noise",
+    [("relu", "poisson"), ("exp", "poisson"), ("softplus", "poisson"), ("identity", "gaussian")],
+)
+def test_rates_are_nonlinearity_of_true_drive(nonlinearity, noise):
+    d = make_strf_dataset(
+        **SMALL, nonlinearity=nonlinearity, noise=noise, ragged=True, random_state=2
+    )
+    drive = _true_drive(d.X, d.strfs, d.intercepts)
+    reference = {"relu": np.maximum(drive, 0), "exp": np.exp(drive),
+                 "softplus": np.log1p(np.exp(drive)), "identity": drive}[nonlinearity]
+    np.testing.assert_allclose(d.rates, reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "nonlinearity, noise",
+    [("relu", "poisson"), ("exp", "poisson"), ("softplus", "poisson"), ("identity", "gaussian")],
+)
+def test_rate_and_snr_hit_their_targets(nonlinearity, noise):
+    d = make_strf_dataset(n_stimuli=5, n_times=400, n_freqs=12, n_neurons=9, n_repeats=2, n_lags=8,
+                          nonlinearity=nonlinearity, noise=noise, ragged=True,
+                          rate_hz=(1.0, 60.0), snr=(0.02, 2.0), random_state=5)
+    mean = np.nanmean(d.rates, axis=(0, 1))
+    var = np.nanvar(d.rates, axis=(0, 1))
+    np.testing.assert_allclose(mean * 1000.0 / d.dt_ms, d.rate_hz, rtol=0.02)
+    np.testing.assert_allclose(var / mean, d.snr, rtol=0.02)
+
+
+def test_calibrate_matches_lognormal_closed_form():
+    # Exact Gaussian quantiles as the drive: exp(b + s u) is log-normal, with
+    # s^2 = log(1 + var / mean^2) and b = log(mean) - s^2 / 2.
+    u = ndtri((np.arange(20000) + 0.5) / 20000)[:, None]
+    nodes, weights = _drive_nodes(np.repeat(u, 3, axis=1))
+    mean = np.array([0.01, 0.1, 0.3])
+    var = np.array([0.25, 1.0, 3.0]) * mean**2  # squared coefficients of variation
+    offset, gain = _calibrate("exp", nodes, weights, mean, var)
+    s2 = np.log1p(var / mean**2)
+    np.testing.assert_allclose(gain, np.sqrt(s2), rtol=0.02)
+    np.testing.assert_allclose(offset, np.log(mean) - s2 / 2, atol=0.02)
+
+
+def test_drive_nodes_keep_mean_and_top_tail():
+    rng = np.random.default_rng(1)
+    u = rng.standard_t(4, size=(3000, 2))
+    nodes, weights = _drive_nodes(u)
+    assert weights.shape == (nodes.shape[0],) and np.isclose(weights.sum(), 1.0)
+    np.testing.assert_allclose(weights @ nodes, u.mean(axis=0), atol=1e-12)
+    np.testing.assert_array_equal(nodes[-128:], np.sort(u, axis=0)[-128:])
+    small = rng.normal(size=(50, 2))
+    nodes, weights = _drive_nodes(small)
+    np.testing.assert_array_equal(nodes, np.sort(small, axis=0))
+    np.testing.assert_allclose(weights, 1 / 50)
+
+
+def test_nonlinearities():
+    z = np.array([-2.0, 0.0, 3.0])
+    np.testing.assert_allclose(_apply_nonlinearity(z, "relu"), [0, 0, 3])
+    np.testing.assert_allclose(_apply_nonlinearity(z, "exp"), np.exp(z))
+    np.testing.assert_allclose(_apply_nonlinearity(z, "softplus"), np.log1p(np.exp(z)))
+    np.testing.assert_allclose(_apply_nonlinearity(z, "identity"), z)
+
+
+# --------------------------------------------------------------------------------------
+# Cell types
+# --------------------------------------------------------------------------------------
+def test_separable_cells_are_rank_one_and_others_are_not():
+    d = make_strf_dataset(n_stimuli=2, n_times=40, n_neurons=60, n_repeats=1, random_state=0)
+    sv = np.linalg.svd(d.strfs, compute_uv=False)
+    ratio = sv[:, 1] / sv[:, 0]
+    assert d.separable.sum() == 20
+    assert (ratio[d.separable] < 1e-10).all()
+    assert (ratio[~d.separable] > 0.05).all()
+    # Excitation and inhibition both present where the type says so.
+    ei = d.kind == "excitation_inhibition"
+    assert (d.strfs[ei].max(axis=(1, 2)) > 0).all() and (d.strfs[ei].min(axis=(1, 2)) < 0).all()
+    fm = d.kind == "fm_sweep"
+    assert (d.strfs[fm].min(axis=(1, 2)) >= 0).all()
+
+
+def test_kinds_fraction_by_repetition():
+    d = make_strf_dataset(n_stimuli=2, n_times=30, n_neurons=9, n_repeats=1,
+                          kinds=("separable", "separable", "fm_sweep"), random_state=0)
+    assert d.separable.sum() == 6 and (d.kind == "fm_sweep").sum() == 3
+
+
+def test_gamma_bump_peaks_at_its_latency():
+    bump = _gamma_bump(15, np.array([2.0, 5.0]), np.array([4.0, 4.0]))
+    np.testing.assert_array_equal(bump.argmax(axis=1), [2, 5])
+    np.testing.assert_allclose(bump.max(axis=1), 1.0)
+
+
+def test_fm_ridge_follows_its_velocity():
+    # Ridge f = bf + v (k - peak): with v = 2 bands/frame the best band moves 2 per lag.
+    w = _fm_sweep_strfs(30, 9, bf=np.array([15.0]), bw=np.array([1.0]), peak=np.array([4.0]),
+                        duration=np.array([2.0]), velocity=np.array([2.0]))[0]
+    np.testing.assert_array_equal(w.argmax(axis=0), 15 + 2 * (np.arange(9) - 4))
+
+
+# --------------------------------------------------------------------------------------
+# Ragged stimuli and missing repeats
+# --------------------------------------------------------------------------------------
+def test_ragged_padding_is_whole_frames_at_the_end():
+    d = make_strf_dataset(**{**SMALL, "n_stimuli": 8}, ragged=True, random_state=4)
+    T = SMALL["n_times"]
+    assert ((d.lengths >= np.ceil(0.6 * T)) & (d.lengths <= T)).all() and len(set(d.lengths)) > 1
+    padded = np.arange(T)[None, :] >= d.lengths[:, None]  # (n_stimuli, n_times)
+    for array in (d.X, d.rates, d.y):
+        expected = padded.reshape(padded.shape + (1,) * (array.ndim - 2))
+        np.testing.assert_array_equal(np.isnan(array), np.broadcast_to(expected, array.shape))
+
+
+def test_missing_repeats_are_whole_trials_and_two_remain():
+    d = make_strf_dataset(
+        **{**SMALL, "n_repeats": 6}, ragged=True, missing_repeats=0.6, random_state=6
+    )
+    # (n_stimuli, n_neurons, n_repeats); the first frame is always a valid frame
+    first = np.isnan(d.y[:, 0])
+    for s, length in enumerate(d.lengths):
+        trial_nan = np.isnan(d.y[s, :length])
+        assert (trial_nan == first[s][None]).all()  # a trial is missing over the whole stimulus
+    assert ((~first).sum(axis=-1) >= 2).all()
+    assert first.any()
+
+
+def test_repeat_mask_drop_rate_and_minimum():
+    rng = np.random.default_rng(0)
+    keep = _repeat_mask(rng, (400, 50, 10), 0.3)
+    assert abs(1 - keep.mean() - 0.3) < 0.005
+    keep = _repeat_mask(rng, (400, 50, 4), 0.95)
+    assert (keep.sum(axis=-1) >= 2).all()
+    # P(kept = 2) = 1 - P(3 or 4 of 4 survive a 5% chance) is close to 1.
+    assert (keep.sum(axis=-1) == 2).mean() > 0.95
+
+
+# --------------------------------------------------------------------------------------
+# Noise: the PSTH approaches the rate
+# --------------------------------------------------------------------------------------
+def test_psth_over_many_repeats_approaches_the_rate():
+    R = 2000
+    d = make_strf_dataset(n_stimuli=2, n_times=60, n_freqs=6, n_neurons=3, n_repeats=R, n_lags=4,
+                          rate_hz=50.0, snr=0.1, random_state=8)
+    total = d.y.sum(axis=-1)
+    expected = R * d.rates
+    z = (total - expected) / np.sqrt(np.maximum(expected, 1e-300))
+    busy = expected >= 5
+    assert busy.mean() > 0.5
+    assert np.abs(z[busy]).max() < 5
+    assert (total[~busy] <= 20).all()
+    # Poisson: variance over repeats equals the rate, pooled over frames.
+    var = d.y.var(axis=-1, ddof=1)
+    np.testing.assert_allclose(var.sum(), d.rates.sum(), rtol=0.03)
+
+
+def test_poisson_repeats_are_independent_poisson():
+    rng = np.random.default_rng(0)
+    rates = np.full((50, 200, 2), 0.4)
+    counts = _poisson_repeats(rng, rates, 10)
+    assert counts.shape == (50, 200, 2, 10)
+    np.testing.assert_allclose(counts.mean(), 0.4, rtol=0.02)
+    np.testing.assert_allclose(counts.var(), 0.4, rtol=0.03)
+    np.testing.assert_allclose((counts == 0).mean(), np.exp(-0.4), rtol=0.02)
+    flat = counts.reshape(-1, 10)
+    assert abs(np.corrcoef(flat[:, 0], flat[:, 1])[0, 1]) < 0.03
+
+
+def test_gaussian_noise_around_the_rate():
+    R = 2000
+    d = make_strf_dataset(n_stimuli=2, n_times=60, n_freqs=6, n_neurons=3, n_repeats=R, n_lags=4,
+                          nonlinearity="identity", noise="gaussian", random_state=9)
+    noise_var = d.rate_hz * d.dt_ms / 1000.0  # the mean rate, per neuron
+    z = (d.y.mean(axis=-1) - d.rates) / np.sqrt(noise_var / R)
+    assert np.abs(z).max() < 5
+    residual = d.y - d.rates[..., None]
+    np.testing.assert_allclose(np.mean(residual**2, axis=(0, 1, 3)), noise_var, rtol=0.03)
+    assert (d.rates < 0).any()  # identity: no rectification
+
+
+# --------------------------------------------------------------------------------------
+# Stimulus statistics
+# --------------------------------------------------------------------------------------
+def test_level_to_spectrogram_unit_variance_and_silence_at_zero():
+    g = np.random.default_rng(0).standard_normal(400_000)
+    X = _level_to_spectrogram(g)
+    assert X.min() >= 0
+    np.testing.assert_allclose(X.var(), 1.0, rtol=0.01)
+    assert _level_to_spectrogram(np.array([-40.0]))[0] < 1e-12
+
+
+def test_modulation_spectrum_falls_like_one_over_f():
+    d = make_strf_dataset(
+        n_stimuli=6, n_times=999, n_freqs=34, n_neurons=1, n_repeats=1, random_state=0
+    )
+    X = d.X
+    np.testing.assert_allclose(X.std(), 1.0, atol=0.1)
+
+    def power(axis, other):
+        centred = X - X.mean(axis=axis, keepdims=True)
+        return np.mean(np.abs(np.fft.rfft(centred, axis=axis)) ** 2, axis=(0, other))
+
+    temporal = power(1, 2)
+    # Octaves of modulation frequency from 0.4 Hz (one lone bin at 0.2 Hz is too noisy).
+    edges = [2, 4, 8, 16, 32, 64, 128, 256, 500]
+    bands = np.array([temporal[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
+    assert (np.diff(bands) < 0).all()
+    # Above the 3 Hz corner the power falls about as 1/f^2 (a 1/f amplitude).
+    freqs = np.fft.rfftfreq(999, d=d.dt_ms / 1000.0)
+    above = freqs > 6.0
+    slope = np.polyfit(np.log(freqs[above]), np.log(temporal[above]), 1)[0]
+    assert -2.5 < slope < -1.2
+    spectral = power(2, 1)
+    assert (np.diff(spectral[1:]) < 0).all()
+
+
+# --------------------------------------------------------------------------------------
+# Argument errors
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_stimuli=0), "n_stimuli must be a positive integer"),
+        (dict(n_times=2.5), "n_times must be a positive integer"),
+        (dict(n_neurons=True), "n_neurons must be a positive integer"),
+        (dict(n_times=10, n_lags=20), "n_lags must be at most n_times=10"),
+        (dict(dt_ms=0.0), "dt_ms must be a positive number"),
+        (dict(kinds=("separable", "gabor")), "excitation_inhibition"),
+        (dict(kinds=()), "non-empty"),
+        (dict(nonlinearity="tanh"), "'relu', 'exp', 'softplus', 'identity'"),
+        (dict(noise="binomial"), "'poisson', 'gaussian'"),
+        (dict(nonlinearity="identity"), "noise='gaussian'"),
+        (dict(missing_repeats=1.0), r"probability in \[0, 1\)"),
+        (dict(n_repeats=2, missing_repeats=0.1), "n_repeats >= 3"),
+        (dict(snr=-1.0), "snr must satisfy"),
+        (dict(rate_hz=(5.0, 2.0)), "rate_hz must satisfy"),
+        (dict(rate_hz="fast"), "rate_hz must be a positive number or a"),
+        (dict(rate_hz=(1.0, 2.0, 3.0)), "rate_hz must be a positive number or a"),
+        (dict(random_state="abc"), "random_state must be None"),
+        (dict(random_state=-1), "non-negative"),
+    ],
+)
+def test_argument_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_strf_dataset(**{**SMALL, **kwargs})
