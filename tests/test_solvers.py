@@ -1,0 +1,116 @@
+"""Tests of the closed-form solvers against direct numpy computations."""
+
+import numpy as np
+import pytest
+import torch
+
+from skstrf import solvers
+from skstrf.model import DesignStatistics, design_statistics, standardized_design
+
+
+def _problem(seed=0, S=5, T=40, F=4, L=3, N=3, separable=False, noise=0.3):
+    rng = np.random.default_rng(seed)
+    X = torch.tensor(rng.standard_normal((S, T, F)))
+    if separable:
+        W = np.einsum("nf,nl->nfl", rng.standard_normal((N, F)), rng.standard_normal((N, L)))
+    else:
+        W = rng.standard_normal((N, F, L))
+    from skstrf.model import lagged_design
+    Z = lagged_design(X, L).numpy()
+    P = np.einsum("stfl,nfl->stn", Z, W) + 0.5 + noise * rng.standard_normal((S, T, N))
+    mask = torch.ones(S, T, dtype=torch.float64)
+    zeros, ones = torch.zeros(F, dtype=torch.float64), torch.ones(F, dtype=torch.float64)
+    stats = design_statistics(X, torch.tensor(P), mask, L, zeros, ones,
+                              torch.zeros(N, dtype=torch.float64), torch.ones(N, dtype=torch.float64))
+    Zd = standardized_design(X, L, zeros, ones, mask).numpy()  # (S, T, D+1) with a ones column
+    return stats, Zd, P, W
+
+
+def _numpy_ridge(Z, P, alpha):
+    """argmin ||P - Z w - b||^2 / n + alpha ||w||^2 with an unpenalised intercept."""
+    Z = Z[..., :-1].reshape(-1, Z.shape[-1] - 1)
+    P = P.reshape(-1, P.shape[-1])
+    n = len(Z)
+    Zc, Pc = Z - Z.mean(0), P - P.mean(0)
+    w = np.linalg.solve(Zc.T @ Zc / n + alpha * np.eye(Z.shape[1]), Zc.T @ Pc / n)
+    return w, P.mean(0) - Z.mean(0) @ w
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.01, 1.0])
+def test_ridge_path_matches_direct_solve(alpha):
+    stats, Z, P, _ = _problem()
+    m = solvers.moments(stats)
+    w = solvers.ridge_path(m, torch.tensor([alpha]))[0].numpy()
+    w_ref, b_ref = _numpy_ridge(Z, P, alpha)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(solvers.intercept(m, torch.tensor(w)).numpy(), b_ref, rtol=1e-6, atol=1e-9)
+
+
+def test_per_neuron_penalties_match_separate_solves():
+    stats, Z, P, _ = _problem(N=3)
+    alphas = torch.tensor([[0.0, 0.5, 3.0]])
+    w = solvers.ridge_path(solvers.moments(stats), alphas)[0].numpy()
+    for n, a in enumerate([0.0, 0.5, 3.0]):
+        np.testing.assert_allclose(w[:, n], _numpy_ridge(Z, P, a)[0][:, n], rtol=1e-6, atol=1e-9)
+
+
+def test_validation_correlation_from_statistics_equals_pearson():
+    stats, Z, P, _ = _problem(seed=1)
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((2, Z.shape[-1] - 1, P.shape[-1]))
+    b = rng.standard_normal((2, P.shape[-1]))
+    got = solvers.validation_correlation(torch.tensor(w), torch.tensor(b), stats).numpy()
+    Zf = Z[..., :-1].reshape(-1, Z.shape[-1] - 1)
+    Pf = P.reshape(-1, P.shape[-1])
+    for a in range(2):
+        pred = Zf @ w[a] + b[a]
+        for n in range(P.shape[-1]):
+            assert got[a, n] == pytest.approx(np.corrcoef(pred[:, n], Pf[:, n])[0, 1], rel=1e-8)
+
+
+def test_fit_ridge_chooses_the_best_validation_penalty():
+    stats, _, _, _ = _problem(seed=3, S=6, T=30, F=6, L=4, noise=3.0)
+    train = DesignStatistics(stats.gram[:4], stats.cross[:4], stats.sq[:4], stats.count[:4])
+    valid = DesignStatistics(stats.gram[4:], stats.cross[4:], stats.sq[4:], stats.count[4:])
+    grid = torch.logspace(-3, 2, 6, dtype=torch.float64)
+    _, _, chosen, scores = solvers.fit_ridge(solvers.moments(train), valid, grid)
+    best = grid[scores.argmax(0)]
+    torch.testing.assert_close(chosen, best)
+
+
+def test_als_recovers_a_separable_weight_and_never_increases_the_loss():
+    stats, Z, P, W = _problem(seed=4, F=6, L=5, N=3, separable=True, noise=0.01)
+    m = solvers.moments(stats)
+    rng = np.random.default_rng(5)
+    init = torch.tensor(rng.standard_normal((3, 6, 5)))
+    fitted = solvers.fit_als(m, init, torch.zeros(3, dtype=torch.float64), 6, 5, n_iter=50).numpy()
+    np.testing.assert_allclose(fitted, W, rtol=1e-2, atol=1e-2)
+    # ALS equals the best rank-1 fit: no worse than the rank-1 SVD of the ridge solution
+    ridge = solvers.ridge_path(m, torch.zeros(1, dtype=torch.float64))[0].T.reshape(3, 6, 5)
+    u, s, vh = torch.linalg.svd(ridge)
+    svd1 = (u[..., :1] * s[..., None, :1]) @ vh[..., :1, :]
+
+    def loss(w):
+        w = torch.as_tensor(w).reshape(3, -1).T
+        return ((w * (m.gram @ w)).sum(0) - 2 * (w * m.cross).sum(0)).sum().item()
+
+    assert loss(fitted) <= loss(svd1) + 1e-9
+
+
+def test_als_rank_two():
+    stats, _, _, _ = _problem(seed=6, F=5, L=4, N=2, noise=0.01)
+    m = solvers.moments(stats)
+    init = solvers.ridge_path(m, torch.zeros(1, dtype=torch.float64))[0].T.reshape(2, 5, 4)
+    w2 = solvers.fit_als(m, init, torch.zeros(2, dtype=torch.float64), 5, 4, rank=2)
+    s = torch.linalg.svdvals(w2)
+    assert torch.all(s[:, 2:] < 1e-8 * s[:, :1])
+
+
+def test_peaks_and_troughs_finds_planted_gaussians():
+    f = torch.arange(20.0)[:, None]
+    l = torch.arange(10.0)[None, :]
+    bump = lambda cf, cl: torch.exp(-0.5 * ((f - cf) / 2) ** 2 - 0.5 * ((l - cl) / 1.5) ** 2)
+    w = (2.0 * bump(5, 2) - 1.0 * bump(14, 6))[None]
+    cf, cl, amp = solvers.peaks_and_troughs(w, 2, 2.0, 1.5)
+    assert cf.tolist() == [[5.0, 14.0]] and cl.tolist() == [[2.0, 6.0]]
+    np.testing.assert_allclose(amp.numpy(), [[2.0, -1.0]], atol=1e-3)
