@@ -33,21 +33,25 @@ def load_comparison_data(dataset: str, *, n_neurons: int = 119, n_times: int = 9
 
         data = fetch_ns1()
         return Bunch(X=data.X, y=data.y, train=data.train, valid=data.valid, test=data.test,
-                     dt_ms=data.dt_ms, freqs=None, description="NS1 (Harper et al. 2016)")
+                     dt_ms=data.dt_ms, freqs=data.freqs,
+                     description="NS1 (Harper et al. 2016; Rahman et al. 2019)")
     path = Path(dataset)
     if not path.exists():
-        raise SystemExit(
-            f"error: --dataset {dataset!r} is neither 'synthetic', 'ns1' nor an existing HDF5 file"
+        raise FileNotFoundError(
+            f"--dataset {dataset!r} is neither 'synthetic', 'ns1' nor an existing HDF5 file"
         )
     from .datasets import load_dataset
 
     data = load_dataset(path)
-    if all(k in data and data[k] is not None for k in ("train", "valid", "test")):
-        train, valid, test = data["train"], data["valid"], data["test"]
+    splits = data.get("splits") or {}
+    if all(k in splits for k in ("train", "valid", "test")):
+        train, valid, test = splits["train"], splits["valid"], splits["test"]
     else:
         train, valid, test = split_indices(data.X.shape[0])
-    return Bunch(X=data.X, y=data.y, train=train, valid=valid, test=test,
-                 dt_ms=data.get("dt_ms") or 5.0, freqs=data.get("freqs"), description=str(path))
+    dt_ms = data.get("dt_ms")
+    return Bunch(X=data.X, y=data.y, train=np.asarray(train), valid=np.asarray(valid),
+                 test=np.asarray(test), dt_ms=5.0 if dt_ms is None else float(dt_ms),
+                 freqs=data.get("freqs"), description=str(path))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--no-seed-method", action="store_true",
                       help="skip the seed's method (gradient from a random start) and run only "
                       "skstrf's default solvers")
+    cmp_.add_argument("--n-lags", type=int, default=15, help="frames of history of the STRFs")
     cmp_.add_argument("--n-neurons", type=int, default=119, help="synthetic dataset only")
     cmp_.add_argument("--n-times", type=int, default=999, help="synthetic dataset only")
     cmp_.add_argument("--device", default="auto")
@@ -88,13 +93,17 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     print(f"loading dataset {args.dataset!r} ...", flush=True)
-    data = load_comparison_data(args.dataset, n_neurons=args.n_neurons, n_times=args.n_times,
-                                random_state=args.random_state)
+    try:
+        data = load_comparison_data(args.dataset, n_neurons=args.n_neurons, n_times=args.n_times,
+                                    random_state=args.random_state)
+    except (OSError, ValueError) as exc:  # download failures, missing or foreign files
+        print(f"error: could not load dataset {args.dataset!r}:\n{exc}", file=sys.stderr)
+        return 1
     S, T, F = data.X.shape
     print(f"{data.description}: {S} stimuli x {T} frames x {F} bands, {data.y.shape[2]} neurons, "
           f"{data.y.shape[3]} repeats; split {len(data.train)}/{len(data.valid)}/{len(data.test)} "
           "(train/valid/test stimuli)", flush=True)
-    template = STRFRegressor(max_epochs=args.max_epochs, device=args.device,
+    template = STRFRegressor(n_lags=args.n_lags, max_epochs=args.max_epochs, device=args.device,
                              random_state=args.random_state, verbose=args.verbose)
     variants = default_variants(args.kernels, seed_method=not args.no_seed_method,
                                 max_epochs=args.max_epochs)

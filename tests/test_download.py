@@ -1,0 +1,215 @@
+"""Tests for the download utilities, against a local HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from ns1_fixture import FileServer, spectrogram_bytes, zip_bytes
+
+from skstrf.datasets._download import (
+    MANIFEST_NAME,
+    ChecksumError,
+    DownloadError,
+    check_sha256,
+    download_file,
+    extract_zip,
+    get_data_home,
+    read_manifest,
+    record_sha256,
+    verify_file,
+)
+
+BLOB = bytes(range(256)) * 40  # 10 kB, every byte value
+
+
+@pytest.fixture
+def server():
+    files = {"blob.bin": BLOB, "data.mat": spectrogram_bytes(), "archive.zip": zip_bytes()}
+    srv = FileServer({**files, "page.mat": b"<html>Not found</html>"})
+    yield srv
+    srv.stop()
+
+
+def _sha(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def test_download_writes_file_and_returns_its_sha256(tmp_path, server):
+    sha = download_file(server.url("data.mat"), tmp_path / "data.mat", kind="mat", progress=False)
+    assert (tmp_path / "data.mat").read_bytes() == server.files["data.mat"]
+    assert sha == _sha(server.files["data.mat"])
+    assert not (tmp_path / "data.mat.part").exists()
+    record_sha256(tmp_path, "data.mat", sha256=sha, source=server.url("data.mat"))
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    size = len(server.files["data.mat"])
+    assert manifest["data.mat"] == {"sha256": sha, "size": size, "source": server.url("data.mat")}
+    assert check_sha256(tmp_path, "data.mat") == sha
+
+
+def test_progress_bar_goes_to_stderr_only_when_asked(tmp_path, server, capsys):
+    download_file(server.url("blob.bin"), tmp_path / "a.bin", progress=True)
+    err = capsys.readouterr().err
+    assert "a.bin" in err and "10.0k" in err  # the file name and its size, 10240 B
+    download_file(server.url("blob.bin"), tmp_path / "b.bin")  # stderr is not a terminal here
+    assert capsys.readouterr().err == ""
+
+
+def test_redirects_are_followed(tmp_path, server):
+    download_file(server.url("redirect/blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+    assert [r[2] for r in server.requests] == [302, 200]
+
+
+def test_partial_file_is_resumed_with_a_range_request(tmp_path, server):
+    (tmp_path / "blob.bin.part").write_bytes(BLOB[:3000])
+    download_file(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+    assert server.requests == [("blob.bin", "bytes=3000-", 206)]
+
+
+def test_server_ignoring_range_restarts_the_file(tmp_path, server):
+    server.mode["blob.bin"] = "no-range"
+    (tmp_path / "blob.bin.part").write_bytes(b"\xff" * 3000)  # must not be kept
+    download_file(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+    assert server.requests == [("blob.bin", "bytes=3000-", 200)]
+
+
+def test_unsatisfiable_range_restarts_the_file(tmp_path, server):
+    (tmp_path / "blob.bin.part").write_bytes(b"\x00" * (len(BLOB) + 10))  # longer than the file
+    download_file(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+    assert [r[1:] for r in server.requests] == [(f"bytes={len(BLOB) + 10}-", 416), (None, 200)]
+
+
+def test_206_for_the_wrong_range_is_refused(tmp_path, server):
+    server.mode["blob.bin"] = "wrong-range"
+    (tmp_path / "blob.bin.part").write_bytes(BLOB[:3000])
+    with pytest.raises(DownloadError, match="answered a request for bytes 3000- with the range 'bytes 0-10239/10240'"):
+        download_file(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_transfer_leaves_no_final_file_then_resumes(tmp_path, server):
+    server.mode["blob.bin"] = "truncate"
+    with pytest.raises(DownloadError, match="received 5120 of 10240 bytes") as info:
+        download_file(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert server.url("blob.bin") in str(info.value)
+    assert not (tmp_path / "blob.bin").exists()
+    assert (tmp_path / "blob.bin.part").read_bytes() == BLOB[:5120]
+    server.mode["blob.bin"] = "range"
+    download_file(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+    assert server.requests[-1] == ("blob.bin", "bytes=5120-", 206)
+
+
+def test_corrupt_zip_is_rejected_and_deleted(tmp_path, server):
+    good = server.files["archive.zip"]
+    bad = bytearray(good)
+    with zipfile.ZipFile(io.BytesIO(good)) as zf:
+        info = zf.infolist()[0]
+    bad[info.header_offset + 30 + len(info.filename) + 5] ^= 0xFF  # inside the first member's data
+    server.files["archive.zip"] = bytes(bad)
+    with pytest.raises(DownloadError, match="failed verification: archive.zip is .*(damaged|not a valid zip)"):
+        download_file(server.url("archive.zip"), tmp_path / "archive.zip", kind="zip", progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither the final name nor a .part
+
+    server.files["archive.zip"] = b"PK\x03\x04 truncated nonsense"
+    with pytest.raises(DownloadError, match="not a valid zip archive"):
+        download_file(server.url("archive.zip"), tmp_path / "archive.zip", kind="zip", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_html_page_instead_of_mat_file_is_rejected(tmp_path, server):
+    with pytest.raises(DownloadError, match=r"page.mat is not a MATLAB file.*b'<html>Not found"):
+        download_file(server.url("page.mat"), tmp_path / "page.mat", kind="mat", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_http_error_and_refused_connection(tmp_path, server):
+    with pytest.raises(DownloadError, match="HTTPError: HTTP Error 404"):
+        download_file(server.url("absent.bin"), tmp_path / "absent.bin", progress=False)
+    url = server.url("blob.bin")
+    server.stop()
+    with pytest.raises(DownloadError, match="Connection refused") as info:
+        download_file(url, tmp_path / "blob.bin", progress=False)
+    assert url in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_checksum_mismatch_names_both_digests(tmp_path):
+    (tmp_path / "f.bin").write_bytes(b"first")
+    assert check_sha256(tmp_path, "f.bin") == _sha(b"first")  # recorded on first use
+    assert read_manifest(tmp_path)["f.bin"]["sha256"] == _sha(b"first")
+    (tmp_path / "f.bin").write_bytes(b"changed")
+    with pytest.raises(ChecksumError) as info:
+        check_sha256(tmp_path, "f.bin")
+    assert _sha(b"first") in str(info.value) and _sha(b"changed") in str(info.value)
+    (tmp_path / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(ChecksumError, match="manifest .* is unreadable"):
+        read_manifest(tmp_path)
+
+
+def test_verify_file_kinds(tmp_path):
+    (tmp_path / "v5.mat").write_bytes(spectrogram_bytes())
+    verify_file(tmp_path / "v5.mat", "mat")
+    with h5py.File(tmp_path / "v73.mat", "w") as f:
+        f["x"] = np.zeros(2)
+    verify_file(tmp_path / "v73.mat", "mat")  # the HDF5 signature is accepted
+    verify_file(tmp_path / "v73.mat", "hdf5")
+    with pytest.raises(ValueError, match="is not an HDF5 file"):
+        verify_file(tmp_path / "v5.mat", "hdf5")
+    (tmp_path / "a.zip").write_bytes(zip_bytes())
+    verify_file(tmp_path / "a.zip", "zip")
+    with pytest.raises(ValueError, match="not a valid zip"):
+        verify_file(tmp_path / "v5.mat", "zip")
+
+
+def _zip(tmp_path: Path, members: dict[str, bytes]) -> Path:
+    path = tmp_path / "in.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    return path
+
+
+@pytest.mark.parametrize("evil", ["../evil.txt", "/abs/evil.txt", "ok/../../evil.txt", "..\\evil.txt", "C:/evil.txt"])
+def test_extract_zip_refuses_path_traversal(tmp_path, evil):
+    path = _zip(tmp_path, {"spikes/a.mat": b"a", evil: b"x"})
+    with pytest.raises(ValueError, match="points outside the extraction folder"):
+        extract_zip(path, tmp_path / "out" / "spikes")
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.rglob("evil.txt"))
+
+
+def test_extract_zip_layouts(tmp_path):
+    # A single top-level folder named like the destination is not nested twice.
+    path = _zip(tmp_path, {"spikes/sub/a.mat": b"a", "__MACOSX/spikes/._a.mat": b"junk"})
+    extract_zip(path, tmp_path / "spikes")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "in.zip",
+        "spikes/sub/a.mat",
+    ]
+    with pytest.raises(FileExistsError):
+        extract_zip(path, tmp_path / "spikes")
+    # Members without that folder land directly inside the destination.
+    path = _zip(tmp_path, {"a.mat": b"a", "b/c.mat": b"c"})
+    extract_zip(path, tmp_path / "flat")
+    assert (tmp_path / "flat" / "a.mat").read_bytes() == b"a" and (tmp_path / "flat" / "b" / "c.mat").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_get_data_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKSTRF_DATA", str(tmp_path / "env"))
+    assert get_data_home() == tmp_path / "env" and (tmp_path / "env").is_dir()
+    assert get_data_home(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("SKSTRF_DATA")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert get_data_home() == tmp_path / "home" / "skstrf_data"

@@ -1,0 +1,311 @@
+"""Tests for the NS1 fetcher: OSF-layout parsing, binning, smoothing, cache and download failures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import h5py
+import ns1_fixture as fx
+import numpy as np
+import pytest
+
+from skstrf.datasets import _ns1, fetch_ns1, load_ns1
+from skstrf.datasets._download import MANIFEST_NAME, ChecksumError, DownloadError, read_manifest
+
+RAW = ("MetadataSHEnCneurons.mat", "spikesandwav.zip", "ReadMe.rtf", "test_data_5ms.mat")
+
+
+@pytest.fixture
+def ns1_dir(tmp_path):
+    return fx.write_ns1_fixture(tmp_path / "manual")
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """The miniature NS1 served on 127.0.0.1, with NS1_URLS pointing at it."""
+    srv = fx.FileServer(fx.ns1_files())
+    for name in RAW:
+        monkeypatch.setitem(_ns1.NS1_URLS, name, srv.url(f"osf/{name}"))
+    srv.files = {f"osf/{name}": content for name, content in srv.files.items()}
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def data_home(tmp_path, monkeypatch):
+    home = tmp_path / "skstrf_data"
+    monkeypatch.setenv("SKSTRF_DATA", str(home))
+    return home
+
+
+# --------------------------------------------------------------------------- pure functions
+
+
+def test_hanning_taps_are_the_21ms_window_at_5ms():
+    np.testing.assert_array_equal(_ns1._hanning_taps(21.0, 5.0, normalize=False), [0.0, 0.5, 1.0, 0.5, 0.0])
+    np.testing.assert_array_equal(_ns1._hanning_taps(21.0, 5.0, normalize=True), [0.0, 0.25, 0.5, 0.25, 0.0])
+    assert _ns1._hanning_taps(21.0, 1.0, normalize=False).size == 21
+
+
+def test_smoothing_equals_same_length_convolution_per_repeat():
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(1.0, size=(2, 30, 3)).astype(np.float32)
+    counts[1, :, 2] = np.nan  # a missing repeat stays missing
+    taps = _ns1._hanning_taps(21.0, 5.0, normalize=False)
+    out = _ns1._smooth_time(counts, taps, axis=1)
+    for s in range(2):
+        for r in range(3):
+            np.testing.assert_allclose(out[s, :, r], np.convolve(counts[s, :, r], taps, mode="same"), rtol=0, atol=0)
+    assert np.isnan(out[1, :, 2]).all()
+
+
+def test_binning_rule_on_hand_picked_spike_times():
+    counts = _ns1._bin_spike_times(
+        fx.HAND_TIMES, np.zeros(11, int), np.zeros(11, int), np.array([1]), n_frames=6, dt_ms=5.0
+    )
+    assert counts.shape == (1, 6, 1)
+    np.testing.assert_array_equal(counts[0, :, 0], fx.HAND_COUNTS)
+
+
+def test_seed_split_for_20_stimuli():
+    split = _ns1._contiguous_split(20)
+    np.testing.assert_array_equal(split["train"], np.arange(14))
+    np.testing.assert_array_equal(split["valid"], [14, 15, 16])
+    np.testing.assert_array_equal(split["test"], [17, 18, 19])
+
+
+def test_clean_mask_rule():
+    mask = _ns1._clean_mask(np.array(["Yes", "Maybe", "No", "Yes", "Maybe"]), np.array([0.0, 10, 10, -1, np.nan]))
+    np.testing.assert_array_equal(mask, [True, True, False, False, False])
+
+
+def test_spike_path_normalisation():
+    assert _ns1._normalise_spike_path("SH.En.C\\u1.mat").as_posix() == "SH.En.C/u1.mat"
+    assert _ns1._normalise_spike_path("/spikesandwav/SH.En.C/u1.mat").as_posix() == "SH.En.C/u1.mat"
+    with pytest.raises(_ns1.NS1FormatError, match="leaves the spikesandwav folder"):
+        _ns1._normalise_spike_path("../u1.mat")
+
+
+# --------------------------------------------------------------------------- parsing the OSF layout
+
+
+def test_load_ns1_parses_the_osf_layout(ns1_dir):
+    data = load_ns1(ns1_dir, smooth=False)
+    assert data.X.shape == (3, 6, 4) and data.y.shape == (3, 6, 4, 4) and data.y.dtype == np.float32
+    s, t, f = np.meshgrid(np.arange(3), np.arange(6), np.arange(4), indexing="ij")
+    np.testing.assert_array_equal(data.X, 100 * s + 10 * f + t)  # X_nfht transposed to (s, t, f)
+    np.testing.assert_array_equal(data.y[0, :, 0, 0], fx.HAND_COUNTS)
+    # Every other repeat against the one-spike-at-a-time rule; only the 3 natural sets count.
+    trains = fx.spike_trains()
+    for u in range(4):
+        for s in range(3):
+            for r, times in enumerate(trains[u][s]):
+                np.testing.assert_array_equal(data.y[s, :, u, r], fx.reference_counts(times))
+    assert np.isnan(data.y[1, :, 0, 1:]).all() and not np.isnan(data.y[1, :, 0, 0]).any()  # one repeat only
+    np.testing.assert_array_equal(data.y[0, :, 1, 1], [1, 0, 0, 0, 0, 0])  # a lone spike at 3 ms
+    np.testing.assert_array_equal(data.y[0, :, 1, 2], np.zeros(6))  # an empty repeat
+    assert list(data.neuron_names) == ["unitA", "unitB", "unitC", "unitD"]
+    assert list(data.units.spike_file) == [
+        "SH.En.C/unitA.mat",
+        "SH.En.C/unitB_1.mat",  # the _1 fallback
+        "SH.En.C/unitC.mat",
+        "SH.En.C/unitD.mat",
+    ]
+    np.testing.assert_array_equal(data.units.depth, [400, 650, -1, 300])
+    np.testing.assert_allclose(data.units.noise_ratio, [0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_array_equal(data.units.single_n, [0, 1, 0, 1])
+    assert list(data.units.single_t) == ["Yes", "Maybe", "Yes", "No"]
+    np.testing.assert_array_equal(data.units.electrode, [3, 4, 5, 6])
+    np.testing.assert_array_equal(data.units.n_electrodes, [16] * 4)
+    np.testing.assert_array_equal(data.units.clean, fx.CLEAN)
+    assert list(data.stimulus_names) == ["sound01", "sound02", "sound03"]
+    assert data.dt_ms == 5.0 and "Harper" in data.DESCR and "osf.io/ayw2p" in data.DESCR
+    assert {k: list(v) for k, v in data.splits.items()} == {"train": [0], "valid": [1], "test": [2]}
+
+
+def test_smoothing_options_and_clean_subset(ns1_dir):
+    raw = load_ns1(ns1_dir, smooth=False)
+    smooth = load_ns1(ns1_dir, smooth=True)
+    normalized = load_ns1(ns1_dir, smooth="normalized")
+    np.testing.assert_array_equal(smooth.y[0, :, 0, 0], fx.HAND_SMOOTHED)
+    np.testing.assert_array_equal(normalized.y[0, :, 0, 0], fx.HAND_SMOOTHED / 2)
+    valid = ~np.isnan(raw.y)
+    np.testing.assert_array_equal(np.isnan(smooth.y), ~valid)
+    np.testing.assert_array_equal(smooth.y[valid], 2 * normalized.y[valid])
+    assert sorted(p.name for p in ns1_dir.glob("ns1_*.h5")) == [
+        "ns1_counts.h5",
+        "ns1_hanning21-normalized.h5",
+        "ns1_hanning21.h5",
+    ]
+    X, y = load_ns1(ns1_dir, subset="clean", return_X_y=True)
+    np.testing.assert_array_equal(y, smooth.y[:, :, fx.CLEAN])
+    clean = load_ns1(ns1_dir, subset="clean")
+    assert list(clean.neuron_names) == ["unitA", "unitB"] and clean.units.clean.all()
+
+
+def test_load_ns1_without_cache_writes_nothing(ns1_dir):
+    shutil.unpack_archive(ns1_dir / "spikesandwav.zip", ns1_dir)  # hand-extracted folder
+    shutil.rmtree(ns1_dir / "__MACOSX")
+    (ns1_dir / "spikesandwav.zip").unlink()
+    before = sorted(p.name for p in ns1_dir.iterdir())
+    data = load_ns1(ns1_dir, cache=False, smooth=False)
+    assert sorted(p.name for p in ns1_dir.iterdir()) == before
+    np.testing.assert_array_equal(data.y[0, :, 0, 0], fx.HAND_COUNTS)
+    assert data.cache_path is None
+
+
+def test_missing_spike_file_and_v73_file_are_clear_errors(ns1_dir):
+    shutil.unpack_archive(ns1_dir / "spikesandwav.zip", ns1_dir)
+    (ns1_dir / "spikesandwav" / "SH.En.C" / "unitC.mat").unlink()
+    expected = r"1 spike file\(s\) named in MetadataSHEnCneurons.mat are missing.*unitC.mat"
+    with pytest.raises(FileNotFoundError, match=expected):
+        load_ns1(ns1_dir, cache=False)
+    # A MATLAB v7.3 file: HDF5 behind a 512-byte user block whose header says version 2.
+    path = ns1_dir / "MetadataSHEnCneurons.mat"
+    with h5py.File(path, "w", userblock_size=512) as f:
+        f["neuron"] = np.zeros(3)
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(116) + b"\x00" * 8 + b"\x00\x02" + b"IM"
+    with open(path, "r+b") as fh:
+        fh.write(header)
+    with pytest.raises(_ns1.NS1FormatError, match="MATLAB v7.3 .* re-save it"):
+        load_ns1(ns1_dir, cache=False)
+
+
+def test_invalid_options_fail_before_touching_files(tmp_path):
+    with pytest.raises(ValueError, match="smooth must be True, False or 'normalized', got 'yes'"):
+        fetch_ns1(tmp_path / "home", smooth="yes")
+    with pytest.raises(ValueError, match="subset must be 'all' or 'clean', got 'good'"):
+        fetch_ns1(tmp_path / "home", subset="good")
+    assert not (tmp_path / "home").exists()
+
+
+# --------------------------------------------------------------------------- fetch: download and cache
+
+
+def test_fetch_downloads_records_checksums_and_reuses_the_cache(data_home, server):
+    data = fetch_ns1(progress=False)
+    folder = data_home / "ns1"
+    assert data.data_dir == str(folder) and data.cache_path == str(folder / "ns1_hanning21.h5")
+    assert data.y.shape == (3, 6, 4, 4)
+    np.testing.assert_array_equal(data.y[0, :, 0, 0], fx.HAND_SMOOTHED)
+    for name in RAW:
+        assert (folder / name).read_bytes() == server.files[f"osf/{name}"]
+    manifest = read_manifest(folder)
+    assert set(manifest) == set(RAW) | {"ns1_hanning21.h5"}
+    assert manifest["spikesandwav.zip"]["source"] == server.url("osf/spikesandwav.zip")
+    assert (folder / "spikesandwav" / "SH.En.C" / "unitB_1.mat").is_file()
+    assert not list(folder.glob("*.part"))
+
+    server.stop()  # the second call must not need the network (nor the raw files)
+    for name in ("MetadataSHEnCneurons.mat", "test_data_5ms.mat"):
+        (folder / name).unlink()
+    again = fetch_ns1(progress=False, subset="clean")
+    np.testing.assert_array_equal(again.y, data.y[:, :, fx.CLEAN])
+
+
+def test_corrupt_cache_is_detected_and_rebuilt(data_home, server):
+    first = fetch_ns1(progress=False)
+    cache = data_home / "ns1" / "ns1_hanning21.h5"
+
+    cache.write_bytes(b"garbage, not HDF5")  # also a SHA mismatch
+    with pytest.warns(RuntimeWarning, match="NS1 cache .* is unusable .* rebuilding it from the raw files"):
+        rebuilt = fetch_ns1(progress=False)
+    np.testing.assert_array_equal(rebuilt.y, first.y)
+
+    with h5py.File(cache, "a") as f:  # still valid HDF5, but no longer what was recorded
+        del f["stimuli/2"]
+    with pytest.warns(RuntimeWarning, match="unusable .*SHA-256"):
+        rebuilt = fetch_ns1(progress=False)
+    np.testing.assert_array_equal(rebuilt.y, first.y)
+
+    with h5py.File(cache, "a") as f:  # a damaged file whose new SHA the manifest accepts
+        del f["stimuli/2"]
+    record = read_manifest(data_home / "ns1")
+    record.pop("ns1_hanning21.h5")
+    (data_home / "ns1" / MANIFEST_NAME).write_text(json.dumps(record))
+    with pytest.warns(RuntimeWarning, match="stimulus 2 of 3 is missing"):
+        rebuilt = fetch_ns1(progress=False)
+    np.testing.assert_array_equal(rebuilt.y, first.y)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a sound cache raises no warning
+        fetch_ns1(progress=False)
+
+
+def test_corrupt_cache_without_raw_files_is_a_clear_error(data_home, server):
+    fetch_ns1(progress=False)
+    folder = data_home / "ns1"
+    for name in ("MetadataSHEnCneurons.mat", "spikesandwav.zip"):
+        (folder / name).unlink()
+    shutil.rmtree(folder / "spikesandwav")
+    (folder / "ns1_hanning21.h5").write_bytes(b"garbage")
+    with pytest.warns(RuntimeWarning, match="unusable"):
+        with pytest.raises(FileNotFoundError) as info:
+            fetch_ns1(download_if_missing=False)
+    message = str(info.value)
+    assert "['MetadataSHEnCneurons.mat', 'spikesandwav.zip'] are not in" in message
+    assert str(folder) in message and server.url("osf/spikesandwav.zip") in message
+    assert not (folder / "ns1_hanning21.h5").exists()
+
+
+def test_offline_error_names_every_url_file_and_the_folder(data_home, server):
+    server.stop()
+    with pytest.raises(DownloadError) as info:
+        fetch_ns1(progress=False)
+    message = str(info.value)
+    assert "Could not download the NS1 dataset" in message and "Connection refused" in message
+    assert str(data_home / "ns1") in message
+    for name in RAW:
+        assert name in message and _ns1.NS1_URLS[name] in message
+    assert "load_ns1(" in message and "download_if_missing=False" in message
+    assert sorted(p.name for p in (data_home / "ns1").iterdir()) == []
+
+    # The files placed by hand as the message says are then used.
+    fx.write_ns1_fixture(data_home / "ns1")
+    data = fetch_ns1(download_if_missing=False, smooth=False)
+    np.testing.assert_array_equal(data.y[0, :, 0, 0], fx.HAND_COUNTS)
+
+
+def test_interrupted_zip_download_then_resume(data_home, server):
+    server.mode["osf/spikesandwav.zip"] = "truncate"
+    with pytest.raises(DownloadError, match="interrupted: received .* kept and will be resumed") as info:
+        fetch_ns1(progress=False)
+    assert "Download these files by hand" in str(info.value)
+    folder = data_home / "ns1"
+    assert not (folder / "spikesandwav.zip").exists() and (folder / "spikesandwav.zip.part").exists()
+    assert "spikesandwav.zip" not in read_manifest(folder)
+    server.mode["osf/spikesandwav.zip"] = "range"
+    data = fetch_ns1(progress=False)
+    assert server.requests[-1][1:] == (f"bytes={len(server.files['osf/spikesandwav.zip']) // 2}-", 206)
+    assert (folder / "spikesandwav.zip").read_bytes() == server.files["osf/spikesandwav.zip"]
+    np.testing.assert_array_equal(data.y[0, :, 0, 0], fx.HAND_SMOOTHED)
+
+
+def test_readme_is_optional(data_home, server):
+    del server.files["osf/ReadMe.rtf"]
+    with pytest.warns(RuntimeWarning, match="HTTP Error 404.*continuing without ReadMe.rtf"):
+        data = fetch_ns1(progress=False)
+    assert data.y.shape == (3, 6, 4, 4) and not (data_home / "ns1" / "ReadMe.rtf").exists()
+
+
+def test_corrupt_zip_download_leaves_nothing(data_home, server):
+    good = server.files["osf/spikesandwav.zip"]
+    server.files["osf/spikesandwav.zip"] = good[: len(good) // 2] + b"\x00" * (len(good) - len(good) // 2)
+    with pytest.raises(DownloadError, match="spikesandwav.zip is not a valid zip archive"):
+        fetch_ns1(progress=False)
+    folder = data_home / "ns1"
+    assert not list(folder.glob("spikesandwav*"))
+    server.files["osf/spikesandwav.zip"] = good  # the next call starts over and succeeds
+    assert fetch_ns1(progress=False).y.shape == (3, 6, 4, 4)
+
+
+def test_changed_raw_file_fails_its_checksum(data_home, server):
+    fetch_ns1(progress=False)
+    folder = data_home / "ns1"
+    (folder / "ns1_hanning21.h5").unlink()
+    with open(folder / "test_data_5ms.mat", "ab") as fh:
+        fh.write(b"\x00")
+    with pytest.raises(ChecksumError, match="test_data_5ms.mat has SHA-256 .* the file changed on disk"):
+        fetch_ns1(progress=False)
