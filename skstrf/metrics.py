@@ -11,7 +11,10 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils import check_random_state
 
-__all__ = ["cc", "cc_norm", "noise_ceiling", "noise_power", "signal_power"]
+__all__ = [
+    "cc", "cc_norm", "noise_ceiling", "noise_power", "signal_power",
+    "StimulusScorer", "cc_norm_scorer", "cc_scorer", "make_neuron_scorer",
+]
 
 _MULTIOUTPUT = ("raw_values", "uniform_average")
 _CC_NORM_METHODS = ("schoppe", "hsu")
@@ -741,3 +744,155 @@ def cc_norm(
         int(np.isnan(scores).sum()), n_neurons, f"cc_norm (method={method!r})", "; ".join(reasons)
     )
     return _aggregate(scores, multioutput)
+
+
+# ---------------------------------------------------------------------------
+# Scorers for model selection (GridSearchCV, cross_validate)
+# ---------------------------------------------------------------------------
+
+
+def _scoring_layout(
+    X: ArrayLike, y: ArrayLike, y_pred: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Bring responses and predictions to the stimulus layout, reading it from X.
+
+    ``y.ndim - X.ndim`` says whether y has a neuron axis and a repeats axis (the data
+    contract), which the shapes of y and y_pred alone cannot tell apart: one neuron over
+    several stimuli, (n_stimuli, n_times), looks like several neurons over one recording.
+    Only X's number of dimensions is used, not its frames, so a pipeline that rebins X in
+    time (responses given at the coarser step) is scored too.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
+        The stimuli given to the estimator.
+    y : array-like
+        Responses: X's leading axes, then optionally neurons, then optionally repeats.
+    y_pred : array-like
+        The estimator's predictions: y's layout without the repeats axis.
+
+    Returns
+    -------
+    y_true : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
+    y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
+    """
+    x_ndim = len(X.shape) if hasattr(X, "shape") else np.asarray(X).ndim
+    y_true = _as_float(y, "y")
+    y_pred = _as_float(y_pred, "y_pred")
+    offset = y_true.ndim - x_ndim
+    if x_ndim not in (2, 3) or offset not in (-1, 0, 1):
+        raise ValueError(
+            f"y has {y_true.ndim} dimension(s) but X has {x_ndim}; expected X with 2 or 3 "
+            "dimensions and y with X's stimuli and frames, then optionally neurons, then "
+            "optionally repeats."
+        )
+    if x_ndim == 2:
+        y_true, y_pred = y_true[np.newaxis], y_pred[np.newaxis]
+    if offset == -1:
+        y_true, y_pred = y_true[..., np.newaxis, np.newaxis], y_pred[..., np.newaxis]
+    elif offset == 0:
+        y_true = y_true[..., np.newaxis]
+    if y_pred.shape != y_true.shape[:3]:
+        raise ValueError(
+            f"the predictions have shape {y_pred.shape} in the stimulus layout but the "
+            f"responses {y_true.shape[:3]}; the estimator must predict y's layout without its "
+            "repeats axis."
+        )
+    return y_true, y_pred
+
+
+class StimulusScorer:
+    """Scorer ``(estimator, X, y)`` for ``scoring=`` in GridSearchCV and cross_validate.
+
+    Predicts once, brings y and the predictions to the stimulus layout using X's layout,
+    and scores them per neuron with :func:`cc_norm` or :func:`cc`.
+
+    Parameters
+    ----------
+    metric : {"cc_norm", "cc"}, default="cc_norm"
+        The metric.
+    method : {"schoppe", "hsu"}, default="schoppe"
+        The noise correction of ``cc_norm``.
+    per_neuron : bool, default=False
+        False: return the mean over neurons (NaN scores ignored), a float. True: return a
+        dict with that mean under ``metric`` and each neuron's score under
+        ``f"{metric}_neuron_{i}"``, which scikit-learn turns into one column per neuron
+        (``split0_test_cc_norm_neuron_3``, ...); ``refit`` then names ``metric``.
+
+    See Also
+    --------
+    cc_norm_scorer : ``StimulusScorer("cc_norm")``.
+    skstrf.model_selection.cross_validate_neurons : Per-neuron scores as arrays.
+    """
+
+    def __init__(self, metric: str = "cc_norm", *, method: str = "schoppe",
+                 per_neuron: bool = False) -> None:
+        _check_option(metric, "metric", ("cc_norm", "cc"))
+        _check_option(method, "method", _CC_NORM_METHODS)
+        self.metric = metric
+        self.method = method
+        self.per_neuron = per_neuron
+
+    def __call__(self, estimator, X: ArrayLike, y: ArrayLike) -> float | dict[str, float]:
+        """Score ``estimator`` on stimuli ``X`` and responses ``y``.
+
+        Parameters
+        ----------
+        estimator : estimator with ``predict``
+            A fitted STRFRegressor, or a pipeline ending with one.
+        X : array-like of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
+            Stimuli.
+        y : array-like
+            Responses in the layout used for ``fit``.
+
+        Returns
+        -------
+        score : float or dict of str to float
+        """
+        y_true, y_pred = _scoring_layout(X, y, estimator.predict(X))
+        if self.metric == "cc":
+            scores = cc(y_true, y_pred, multioutput="raw_values")
+        else:
+            scores = cc_norm(y_true, y_pred, method=self.method, multioutput="raw_values")
+        mean = _aggregate(scores, "uniform_average")
+        if not self.per_neuron:
+            return mean
+        out = {self.metric: mean}
+        out.update({f"{self.metric}_neuron_{i}": float(s) for i, s in enumerate(scores)})
+        return out
+
+    def __repr__(self) -> str:
+        extra = "" if self.method == "schoppe" else f", method={self.method!r}"
+        extra += ", per_neuron=True" if self.per_neuron else ""
+        return f"StimulusScorer({self.metric!r}{extra})"
+
+
+#: Mean cc_norm over neurons: ``scoring=cc_norm_scorer`` (the number ``STRFRegressor.score``
+#: gives, which ``scoring=None`` uses).
+cc_norm_scorer = StimulusScorer("cc_norm")
+#: Mean cc (uncorrected Pearson correlation) over neurons.
+cc_scorer = StimulusScorer("cc")
+
+
+def make_neuron_scorer(metric: str = "cc_norm", *, method: str = "schoppe") -> StimulusScorer:
+    """A scorer returning the mean and every neuron's score, predicting once per call.
+
+    Parameters
+    ----------
+    metric : {"cc_norm", "cc"}, default="cc_norm"
+        The metric.
+    method : {"schoppe", "hsu"}, default="schoppe"
+        The noise correction of ``cc_norm``.
+
+    Returns
+    -------
+    scorer : StimulusScorer
+        Returns ``{metric: mean, f"{metric}_neuron_{i}": score_i, ...}``.
+
+    Examples
+    --------
+    >>> from skstrf.metrics import make_neuron_scorer
+    >>> make_neuron_scorer("cc")
+    StimulusScorer('cc', per_neuron=True)
+    """
+    return StimulusScorer(metric, method=method, per_neuron=True)

@@ -35,28 +35,39 @@ def lagged_design(X: torch.Tensor, n_lags: int) -> torch.Tensor:
 
 
 class STRFModel(nn.Module):
-    """Linear STRF: a kernel module, an intercept and the standardisation of inputs/outputs.
+    """STRF model: optional prefilter, linear stage (kernel, intercept), optional nonlinearity.
 
     The kernel and the bias live in standardised units (each input channel-band and each
     neuron's PSTH scaled to zero mean and unit variance over the training frames), which
     makes learning rates and initial scales independent of the data's units. ``strf()``
-    and ``intercept()`` map them back to the data's units, and ``forward`` predicts in the
-    data's units; the two forms are exactly the same affine model.
+    and ``intercept()`` map them back to the data's units, and ``linear`` predicts in the
+    data's units; the two forms are exactly the same affine model. ``forward`` passes the
+    spectrogram through the prefilter (if any), the linear stage, then the output
+    nonlinearity (if any).
 
     Parameters
     ----------
     kernel : nn.Module
         Returns a weight of shape (n_neurons, n_channels, n_freqs, n_lags) when called.
     x_mean, x_scale : Tensor of shape (n_channels * n_freqs,)
-        Mean and standard deviation of each input channel-band.
+        Mean and standard deviation of each input channel-band (after the prefilter).
     y_mean, y_scale : Tensor of shape (n_neurons,)
         Mean and standard deviation of each neuron's PSTH.
+    prefilter : nn.Module or None, default=None
+        Maps stimuli (n_stimuli, n_times, n_freqs) to (n_stimuli, n_times,
+        n_channels * n_freqs), channel-major (e.g. :class:`skstrf.prefilters.AdapTrans`).
+    nonlinearity : nn.Module or None, default=None
+        Maps the linear output (..., n_neurons) to rates of the same shape (e.g.
+        :class:`skstrf.nonlinearities.Softplus`).
     """
 
     def __init__(self, kernel: nn.Module, x_mean: torch.Tensor, x_scale: torch.Tensor,
-                 y_mean: torch.Tensor, y_scale: torch.Tensor) -> None:
+                 y_mean: torch.Tensor, y_scale: torch.Tensor, prefilter: nn.Module | None = None,
+                 nonlinearity: nn.Module | None = None) -> None:
         super().__init__()
         self.kernel = kernel
+        self.prefilter = prefilter
+        self.nonlinearity = nonlinearity
         n_neurons = kernel.shape[0]
         self.bias = nn.Parameter(torch.zeros(n_neurons))
         self.register_buffer("x_mean", x_mean.float())
@@ -84,21 +95,45 @@ class STRFModel(nn.Module):
         shift = (self.x_mean / self.x_scale).reshape(weight.shape[1:3])[None, :, :, None]
         return self.y_mean + self.y_scale * (self.bias - (weight * shift).sum(dim=(1, 2, 3)))
 
-    def forward(self, X: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
-        """Predict responses.
+    @property
+    def is_linear(self) -> bool:
+        """True without prefilter and nonlinearity: the model is affine in the stimulus."""
+        return self.prefilter is None and self.nonlinearity is None
+
+    def linear(self, X: torch.Tensor) -> torch.Tensor:
+        """Output of the linear stage (after the prefilter, before the nonlinearity).
 
         Parameters
         ----------
-        X : Tensor of shape (n_stimuli, n_times, n_channels * n_freqs)
-            Stimuli with padding frames set to zero.
+        X : Tensor of shape (n_stimuli, n_times, n_freqs)
+            Stimuli with padding frames set to zero (without a prefilter, the last axis
+            holds the n_channels * n_freqs channel-bands).
 
         Returns
         -------
         Tensor of shape (n_stimuli, n_times, n_neurons)
         """
+        if self.prefilter is not None:
+            X = self.prefilter(X)
         Z = lagged_design(X, self.n_lags).flatten(2)
         weight = self.strf().reshape(self.kernel.shape[0], -1)
         return Z @ weight.T + self.intercept()
+
+    def forward(self, X: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
+        """Predict responses.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n_stimuli, n_times, n_freqs)
+            Stimuli with padding frames set to zero (without a prefilter, the last axis
+            holds the n_channels * n_freqs channel-bands).
+
+        Returns
+        -------
+        Tensor of shape (n_stimuli, n_times, n_neurons)
+        """
+        z = self.linear(X)
+        return z if self.nonlinearity is None else self.nonlinearity(z)
 
     def statistics_loss(self, stats: "DesignStatistics", index: torch.Tensor,
                         alpha: float = 0.0) -> torch.Tensor:
@@ -107,8 +142,11 @@ class STRFModel(nn.Module):
         Equal to the masked mean squared error of ``forward`` over the valid frames of
         those stimuli divided by each neuron's PSTH variance, averaged over neurons, plus
         ``alpha`` times the mean squared norm of the standardised kernels. The cost does
-        not depend on the number of frames.
+        not depend on the number of frames. Only a linear model (no prefilter, no output
+        nonlinearity) has this form.
         """
+        if not self.is_linear:
+            raise RuntimeError("statistics_loss is exact only for a model without prefilter and nonlinearity")
         gram, cross, sq, count = stats.batch(index)
         theta = torch.cat([self.standardized_weight(), self.bias[:, None]], dim=1).double()
         quad = ((theta @ gram) * theta).sum(dim=1)

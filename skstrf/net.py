@@ -9,7 +9,8 @@ from skorch.callbacks import Callback
 
 from .model import DesignStatistics
 
-__all__ = ["MaskedMSELoss", "STRFNet", "ValidCCNorm", "StopOnNonFinite", "DivergenceError"]
+__all__ = ["MaskedMSELoss", "MaskedPoissonLoss", "STRFNet", "ValidCCNorm", "StopOnNonFinite",
+           "LastEpochCheckpoint", "DivergenceError"]
 
 
 class DivergenceError(FloatingPointError):
@@ -36,10 +37,46 @@ class MaskedMSELoss(torch.nn.Module):
         return sq.sum() / mask.sum().clamp(min=1)
 
 
+class MaskedPoissonLoss(torch.nn.Module):
+    """Poisson deviance over finite targets, each neuron weighted by ``weight``.
+
+    Per frame and neuron ``2 (y log(y / rate) - y + rate)`` with ``0 log 0 = 0``: the
+    negative log-likelihood of ``y`` under a Poisson rate ``rate``, doubled and shifted by a
+    term that does not depend on the rate, so that it is 0 for a perfect prediction. It is
+    defined for any non-negative ``y`` (a PSTH need not be an integer count). NaN targets
+    (padding frames) are ignored. With ``weight = 1 / mean(PSTH)`` each neuron counts alike
+    whatever its firing rate.
+
+    Parameters
+    ----------
+    weight : Tensor of shape (n_neurons,) or None, default=None
+        Per-neuron weight.
+    floor : float, default=1e-8
+        Rates below it are raised to it, so that an underflowing positive rate (a softplus
+        or exponential far below its range) gives a finite loss.
+    """
+
+    def __init__(self, weight: torch.Tensor | None = None, floor: float = 1e-8) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.floor = floor
+
+    def forward(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+        mask = torch.isfinite(y_true)
+        y = torch.nan_to_num(y_true)
+        rate = y_pred.clamp(min=self.floor)
+        deviance = 2.0 * (torch.xlogy(y, y) - torch.xlogy(y, rate) + rate - y)
+        deviance = torch.where(mask, deviance, 0.0)
+        if self.weight is not None:
+            deviance = deviance * self.weight
+        return deviance.sum() / mask.sum().clamp(min=1)
+
+
 class STRFNet(NeuralNetRegressor):
     """skorch ``NeuralNetRegressor`` with an L2 penalty and a frame-free training step.
 
-    When ``statistics`` is set (a linear model trained with the MSE), each training step
+    When ``statistics`` is set (a linear model trained with the MSE; the estimator decides,
+    and leaves it None for a prefilter, an output nonlinearity or a Poisson loss), each training step
     computes the loss of its batch of stimuli from their sufficient statistics
     (:meth:`skstrf.model.STRFModel.statistics_loss`), which is exact and costs nothing per
     frame. Otherwise the step runs the module forward on the batch's stimuli. Validation
@@ -47,9 +84,10 @@ class STRFNet(NeuralNetRegressor):
 
     Parameters
     ----------
-    alpha : float, default=0.0
+    alpha : float or ndarray of shape (n_neurons,), default=0.0
         L2 penalty on the standardised kernel weights (mean over neurons of the squared
-        norm), added to the training loss.
+        norm), added to the training loss; an array gives each neuron its own penalty
+        (forward training steps only).
     **kwargs
         Passed to :class:`skorch.NeuralNetRegressor`.
     """
@@ -61,7 +99,8 @@ class STRFNet(NeuralNetRegressor):
 
     def penalty(self) -> torch.Tensor:
         weight = self.module_.standardized_weight()
-        return self.alpha * (weight**2).sum() / weight.shape[0]
+        alpha = torch.as_tensor(self.alpha, dtype=weight.dtype, device=weight.device)
+        return (alpha * (weight**2).sum(dim=1)).sum() / weight.shape[0]
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
@@ -72,7 +111,7 @@ class STRFNet(NeuralNetRegressor):
             return {"loss": loss, "y_pred": None}
         y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        if self.alpha:
+        if np.any(self.alpha):
             loss = loss + self.penalty()
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
@@ -81,6 +120,37 @@ class STRFNet(NeuralNetRegressor):
         state = super().__getstate__()
         state["statistics"] = None  # training data, not model state
         return state
+
+    def notify(self, method_name, **cb_kwargs):
+        try:
+            super().notify(method_name, **cb_kwargs)
+        except KeyboardInterrupt as exc:
+            # skorch callbacks end training on purpose by raising KeyboardInterrupt once an
+            # epoch is complete (early stopping, StopOnNonFinite): tell those apart from an
+            # interruption (Ctrl-C) that cuts an epoch short.
+            if method_name == "on_epoch_end" and not isinstance(exc, _StopTraining):
+                raise _StopTraining from exc
+            raise
+
+    def fit_loop(self, *args, **kwargs):
+        """skorch's training loop, recording an interruption in ``interrupted_epoch_``.
+
+        ``interrupted_epoch_`` is the number of the epoch a KeyboardInterrupt cut short
+        (``None`` when training ended normally or a callback stopped it after an epoch).
+        skorch then ends training as if it were complete.
+        """
+        self.interrupted_epoch_ = None
+        try:
+            return super().fit_loop(*args, **kwargs)
+        except _StopTraining:
+            raise
+        except KeyboardInterrupt:
+            self.interrupted_epoch_ = len(self.history)
+            raise
+
+
+class _StopTraining(KeyboardInterrupt):
+    """A callback ended training on purpose at the end of an epoch."""
 
 
 class ValidCCNorm(Callback):
@@ -156,8 +226,38 @@ class StopOnNonFinite(Callback):
         self.diverged_epoch_ = None
         return self
 
+    def on_train_begin(self, net, **kwargs):
+        self.diverged_epoch_ = None  # a warm-started fit is judged on its own epochs
+
     def on_epoch_end(self, net, **kwargs):
         loss = net.history[-1, "train_loss"]
         if not np.isfinite(loss):
             self.diverged_epoch_ = net.history[-1, "epoch"]
             raise KeyboardInterrupt
+
+
+class LastEpochCheckpoint(Callback):
+    """Keep a copy of the module's state after the last complete epoch of a training run.
+
+    The estimator falls back to it when training is interrupted and no validated best
+    epoch exists. Place it after :class:`StopOnNonFinite` so that a diverged epoch is never
+    kept. The copy stays on the module's device.
+
+    Attributes
+    ----------
+    state_ : dict or None
+        ``state_dict`` after the last complete epoch of this run; None before the first.
+    epoch_ : int or None
+        Number of that epoch (as in ``net.history``).
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        self.state_, self.epoch_ = None, None
+
+    def on_epoch_end(self, net, **kwargs):
+        self.state_ = _copy_state(net.module_)
+        self.epoch_ = net.history[-1, "epoch"]
+
+
+def _copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in module.state_dict().items()}

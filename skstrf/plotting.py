@@ -1,49 +1,102 @@
-"""Matplotlib figures of fitted STRFs, training histories and score distributions."""
+"""Matplotlib figures of fitted STRFs, training histories, predictions and scores."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-__all__ = ["plot_strfs", "plot_history", "plot_score_hist"]
+__all__ = ["plot_strfs", "plot_history", "plot_score_hist", "plot_prediction", "plot_cv_results"]
 
 
 def _pyplot():
+    # Imported on first use so that ``import skstrf`` never pulls in matplotlib.
     import matplotlib.pyplot as plt
 
     return plt
 
 
+# ----------------------------------------------------------------------------- STRFs
+def _strf_panels(strfs, neurons: Sequence[int] | None) -> tuple[list[np.ndarray], list[str] | None]:
+    """The (n_freqs, n_lags) kernels to draw and, when neurons are picked, their default titles."""
+    strfs = getattr(strfs, "strfs_", strfs)
+    if neurons is not None:
+        stack = np.asarray(strfs, dtype=float)
+        if stack.ndim != 3:
+            raise ValueError(
+                "neurons= needs STRFs of shape (n_neurons, n_freqs, n_lags) or a fitted "
+                f"estimator; got an array of shape {stack.shape}"
+            )
+        index = np.asarray(neurons, dtype=int).ravel()
+        bad = index[(index < -stack.shape[0]) | (index >= stack.shape[0])]
+        if bad.size:
+            raise ValueError(f"neuron index {int(bad[0])} is out of range for {stack.shape[0]} STRFs")
+        return list(stack[index]), [f"neuron {int(i)}" for i in index]
+    return [np.asarray(k, dtype=float) for k in strfs], None
+
+
+def _format_khz(hz: float) -> str:
+    """Frequency in kHz with 2-3 significant digits (0.5, 1, 2.83, 22.6)."""
+    return f"{hz / 1000:.3g}"
+
+
+def _frequency_ticks(freqs: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Band-axis tick positions and kHz labels for band centre frequencies ``freqs`` (Hz).
+
+    Log-spaced, increasing bands get ticks at whole octaves of 1 kHz (0.5, 1, 2, 4, ...),
+    placed between bands by interpolating log-frequency, which reads far better than the
+    arbitrary centre frequencies of the bands; other axes get about 5 labelled bands.
+    """
+    n_freqs = freqs.size
+    if n_freqs > 1 and np.all(freqs > 0) and np.all(np.diff(freqs) > 0):
+        log_f = np.log2(freqs)
+        octaves = 1000.0 * 2.0 ** np.arange(np.ceil(np.log2(freqs[0] / 1000)), np.floor(np.log2(freqs[-1] / 1000)) + 1)
+        if octaves.size > 6:
+            octaves = octaves[:: int(np.ceil(octaves.size / 6))]
+        if octaves.size >= 2:
+            return np.interp(np.log2(octaves), log_f, np.arange(n_freqs)), [_format_khz(f) for f in octaves]
+    ticks = np.unique(np.linspace(0, n_freqs - 1, min(n_freqs, 5)).round().astype(int))
+    return ticks, [_format_khz(freqs[t]) for t in ticks]
+
+
 def plot_strfs(
     strfs,
     *,
+    neurons: Sequence[int] | None = None,
     titles: Sequence[str] | None = None,
     dt_ms: float | None = 5.0,
-    freqs: Sequence[float] | None = None,
+    freqs: ArrayLike | None = None,
     shared_clim: bool = True,
     ncols: int | None = None,
     cmap: str = "RdBu_r",
     suptitle: str | None = None,
     figsize: tuple[float, float] | None = None,
     colorbar: bool = True,
+    clabel: str = "weight",
 ):
     """Draw STRFs as (frequency x lag) images on a diverging colour scale centred on 0.
 
     Parameters
     ----------
-    strfs : array-like of shape (n_strfs, n_freqs, n_lags) or sequence of (n_freqs, n_lags)
-        Kernels to draw, e.g. ``est.strfs_[[3, 7]]``; lag 0 is the current frame.
+    strfs : array-like of shape (n_strfs, n_freqs, n_lags), sequence of (n_freqs, n_lags) arrays, or fitted estimator
+        Kernels to draw, e.g. ``est.strfs_[[3, 7]]``; lag 0 is the current frame. A fitted
+        :class:`~skstrf.STRFRegressor` stands for its ``strfs_``.
+    neurons : sequence of int, default=None
+        Draw only these rows of ``strfs`` (of shape (n_neurons, n_freqs, n_lags)); panels
+        are then titled "neuron i" unless ``titles`` is given.
     titles : sequence of str, default=None
         One title per panel.
     dt_ms : float or None, default=5.0
         Frame duration: the lag axis is drawn in ms. ``None`` draws lag indices.
-    freqs : sequence of float, default=None
-        Centre frequency of each band in Hz for the frequency axis labels; by default the
-        axis shows band indices.
+    freqs : array-like of shape (n_freqs,), default=None
+        Centre frequency of each band in Hz; the frequency axis is then labelled in kHz.
+        By default it shows band indices.
     shared_clim : bool, default=True
         One colour scale ``[-m, m]`` for all panels (``m`` the largest absolute value), or
-        one per panel.
+        one per panel. Either way the scale is symmetric, so white is always 0.
     ncols : int, default=None
         Number of columns; at most 4 by default.
     cmap : str, default="RdBu_r"
@@ -54,15 +107,27 @@ def plot_strfs(
         Figure size in inches; chosen from the grid by default.
     colorbar : bool, default=True
         Draw colour bars (one for the figure with a shared scale, else one per panel).
+    clabel : str, default="weight"
+        Label of the colour bar.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
+        The figure.
     axes : ndarray of matplotlib.axes.Axes
         Flattened axes, one per STRF (unused grid cells are removed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skstrf.plotting import plot_strfs
+    >>> fig, axes = plot_strfs(np.random.default_rng(0).normal(size=(3, 34, 15)),
+    ...                        titles=["a", "b", "c"])
+    >>> len(axes)
+    3
     """
     plt = _pyplot()
-    kernels = [np.asarray(k, dtype=float) for k in strfs]
+    kernels, default_titles = _strf_panels(strfs, neurons)
     if not kernels:
         raise ValueError("plot_strfs needs at least one STRF")
     shapes = {k.shape for k in kernels}
@@ -70,9 +135,14 @@ def plot_strfs(
         raise ValueError(
             f"each STRF must be a 2-D (n_freqs, n_lags) array of one common shape; got shapes {sorted(shapes)}"
         )
+    titles = default_titles if titles is None else titles
     if titles is not None and len(titles) != len(kernels):
         raise ValueError(f"got {len(titles)} titles for {len(kernels)} STRFs")
     n_freqs, n_lags = kernels[0].shape
+    if freqs is not None:
+        freqs = np.asarray(freqs, dtype=float).ravel()
+        if freqs.shape != (n_freqs,):
+            raise ValueError(f"freqs must hold one frequency per band ({n_freqs}); got {freqs.shape[0]} values")
     n = len(kernels)
     ncols = min(n, 4) if ncols is None else ncols
     nrows = int(np.ceil(n / ncols))
@@ -85,8 +155,7 @@ def plot_strfs(
     axes = axes[:n]
     limits = [np.nanmax(np.abs(k)) for k in kernels]
     shared = max(limits)
-    lag_extent = (n_lags - 1) * dt_ms if dt_ms is not None else n_lags - 1
-    half_lag = 0.5 * (dt_ms if dt_ms is not None else 1)
+    step = dt_ms if dt_ms is not None else 1.0
     images = []
     for i, (ax, k) in enumerate(zip(axes, kernels)):
         m = shared if shared_clim else limits[i]
@@ -98,116 +167,499 @@ def plot_strfs(
             cmap=cmap,
             vmin=-m,
             vmax=m,
-            extent=(-half_lag, lag_extent + half_lag, -0.5, n_freqs - 0.5),
+            # Pixel centres sit on the lags and bands themselves.
+            extent=(-0.5 * step, (n_lags - 0.5) * step, -0.5, n_freqs - 0.5),
             interpolation="nearest",
         )
         images.append(im)
-        ax.set_xlabel("lag (ms)" if dt_ms is not None else "lag (frames)")
+        # Only the panels with nothing below them carry the lag label, so rows do not collide.
+        if i + ncols >= n:
+            ax.set_xlabel("lag (ms)" if dt_ms is not None else "lag (frames)")
         if i % ncols == 0:
             ax.set_ylabel("frequency (kHz)" if freqs is not None else "frequency band")
         if freqs is not None:
-            ticks = np.linspace(0, n_freqs - 1, min(n_freqs, 5)).round().astype(int)
-            ax.set_yticks(ticks)
-            ax.set_yticklabels([f"{freqs[t] / 1000:.1f}" for t in ticks])
+            ax.set_yticks(*_frequency_ticks(freqs))
         if titles is not None:
             ax.set_title(titles[i], fontsize=10)
         if colorbar and not shared_clim:
-            fig.colorbar(im, ax=ax, shrink=0.85)
+            fig.colorbar(im, ax=ax, shrink=0.85, label=clabel)
     if colorbar and shared_clim:
-        fig.colorbar(images[0], ax=list(axes), shrink=0.85, label="weight")
+        fig.colorbar(images[0], ax=list(axes), shrink=0.85, label=clabel)
     if suptitle:
         fig.suptitle(suptitle)
     return fig, np.asarray(axes)
 
 
+# --------------------------------------------------------------------------- history
 def _history_records(history) -> list[dict]:
     """Per-epoch records of a skorch History, a fitted estimator or a list of dicts."""
     history = getattr(history, "history_", history)
     return [dict(row) for row in history]
 
 
-def plot_history(histories: Mapping[str, object], *, figsize: tuple[float, float] = (11, 3.8)):
-    """Validation loss and validation cc_norm per epoch, several fits overlaid.
+def _column(records: list[dict], key: str) -> np.ndarray | None:
+    """``key`` of every epoch as floats, or None when some epoch lacks it."""
+    if not records or not all(key in r for r in records):
+        return None
+    return np.array([np.nan if r[key] is None else r[key] for r in records], dtype=float)
+
+
+def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
+    """Training and validation loss and validation cc_norm per epoch, several fits overlaid.
+
+    Each fit gets one colour: its training loss dashed, its validation loss solid, and a
+    star on the epoch with the best validation cc_norm (the one early stopping restores).
+    A fit with a single epoch (a closed-form solver) is drawn as markers at epoch 1 (hollow
+    for training, filled for validation) with dotted horizontal lines across the plot, a
+    reference level for the gradient fits. One legend, right of the panels, names the
+    fits and the line styles.
 
     Parameters
     ----------
-    histories : mapping of str to History
+    histories : mapping of str to history, or one history
         Label -> a fitted :class:`~skstrf.STRFRegressor`, its ``history_`` or a list of
         per-epoch dicts with keys ``epoch``, ``train_loss``, ``valid_loss`` and
-        ``valid_cc_norm``.
-    figsize : (float, float), default=(11, 3.8)
+        ``valid_cc_norm`` (keys missing from some epoch are not drawn). A single history
+        is labelled "fit".
+    figsize : (float, float), default=(12, 4)
         Figure size in inches.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
+        The figure.
     axes : ndarray of 2 matplotlib.axes.Axes
-        Loss (training dashed, validation solid) and validation cc_norm.
+        Loss and validation cc_norm. Each drawn line is labelled "<fit> (train)",
+        "<fit> (valid)" (loss) or "<fit>" (cc_norm).
     """
     plt = _pyplot()
+    from matplotlib.lines import Line2D
+
+    if not isinstance(histories, Mapping):
+        histories = {"fit": histories}
     fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
+    handles, closed_form, iterative = [], False, False
     for i, (label, history) in enumerate(histories.items()):
         records = _history_records(history)
         color = f"C{i}"
-        epochs = [r["epoch"] for r in records]
-        if all("train_loss" in r for r in records):
-            axes[0].plot(epochs, [r["train_loss"] for r in records], color=color, ls="--", lw=1,
-                         label=f"{label} (train)")
-        if all("valid_loss" in r for r in records):
-            axes[0].plot(epochs, [r["valid_loss"] for r in records], color=color, lw=1.5,
-                         label=f"{label} (valid)")
-        if all("valid_cc_norm" in r for r in records):
-            axes[1].plot(epochs, [r["valid_cc_norm"] for r in records], color=color, lw=1.5,
-                         label=label)
+        handles.append(Line2D([], [], color=color, lw=2.5, label=label))
+        epochs = _column(records, "epoch")
+        if epochs is None:
+            epochs = np.arange(1, len(records) + 1, dtype=float)
+        panels = [(0, "train_loss", "--", "none", f"{label} (train)"),
+                  (0, "valid_loss", "-", color, f"{label} (valid)"),
+                  (1, "valid_cc_norm", "-", color, label)]
+        for panel, key, ls, face, name in panels:
+            values = _column(records, key)
+            if values is None:
+                continue
+            ax = axes[panel]
+            if len(values) == 1:
+                closed_form = True
+                ax.axhline(values[0], color=color, ls=":", lw=1)
+                ax.plot(epochs, values, color=color, mfc=face, marker="o", ls="none", label=name)
+            else:
+                iterative = True
+                ax.plot(epochs, values, color=color, ls=ls, lw=1 if ls == "--" else 1.5, label=name)
+        scores = _column(records, "valid_cc_norm")
+        if scores is not None and len(scores) > 1 and np.isfinite(scores).any():
+            best = int(np.nanargmax(scores))
+            axes[1].plot(epochs[best], scores[best], color=color, marker="*", ms=12, ls="none",
+                         markeredgecolor="black", markeredgewidth=0.5, label=f"{label} (best epoch)")
+    if iterative:
+        handles += [Line2D([], [], color="0.3", ls="--", lw=1, label="training loss"),
+                    Line2D([], [], color="0.3", ls="-", lw=1.5, label="validation"),
+                    Line2D([], [], color="0.3", marker="*", ms=10, ls="none", label="best epoch (restored)")]
+    if closed_form:
+        handles.append(Line2D([], [], color="0.3", ls=":", marker="o", mfc="0.3", lw=1,
+                              label="closed form (one solve;\n\u25cb training, \u25cf validation)"))
     axes[0].set(xlabel="epoch", ylabel="MSE (units of PSTH variance)", title="Loss")
     axes[1].set(xlabel="epoch", ylabel="validation cc_norm", title="Validation cc_norm")
     for ax in axes:
-        if ax.lines:
-            ax.legend(fontsize=8)
+        # Integer epochs: no tick at 1.5.
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     return fig, axes
 
 
+# ---------------------------------------------------------------------- score histogram
 def plot_score_hist(
-    scores: Mapping[str, np.ndarray],
+    scores: Mapping[str, ArrayLike],
     *,
     bins=None,
     xlabel: str = "test cc_norm",
     title: str | None = "Per-cell test cc_norm",
     figsize: tuple[float, float] = (8, 3.8),
 ):
-    """Overlaid histograms of per-cell scores of several models.
+    """Overlaid histograms of per-cell scores of several models, with their means.
 
     Parameters
     ----------
     scores : mapping of str to array-like of shape (n_neurons,)
         Label -> per-neuron score (NaN entries are left out and counted in the legend).
     bins : int or array-like, default=None
-        Histogram bins; by default 35 bins over [min(-0.2, lowest), max(1.0, highest)].
-    xlabel, title : str
-        Axis label and title.
+        Histogram bins; by default bins of width 0.025 from min(0, lowest) to
+        max(1, highest).
+    xlabel : str, default="test cc_norm"
+        Label of the score axis.
+    title : str or None, default="Per-cell test cc_norm"
+        Axes title.
     figsize : (float, float), default=(8, 3.8)
         Figure size in inches.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
+        The figure.
     ax : matplotlib.axes.Axes
+        The histogram axes; each model's mean is a dashed vertical line of its colour.
     """
     plt = _pyplot()
     values = {k: np.asarray(v, dtype=float).ravel() for k, v in scores.items()}
+    if not values:
+        raise ValueError("plot_score_hist needs at least one model's scores")
     finite = [v[np.isfinite(v)] for v in values.values()]
     if bins is None:
-        lo = min([-0.2] + [v.min() for v in finite if v.size])
+        lo = min([0.0] + [v.min() for v in finite if v.size])
         hi = max([1.0] + [v.max() for v in finite if v.size])
-        bins = np.linspace(lo, hi, 35)
+        # Edges on multiples of 0.025 so that 0 and 1 are bin edges.
+        bins = np.arange(np.floor(lo * 40) / 40, np.ceil(hi * 40) / 40 + 1e-9, 0.025)
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-    for label, v in values.items():
+    for i, (label, v) in enumerate(values.items()):
         ok = np.isfinite(v)
+        mean = np.mean(v[ok]) if ok.any() else np.nan
         extra = f", {np.count_nonzero(~ok)} NaN" if (~ok).any() else ""
-        ax.hist(v[ok], bins=bins, alpha=0.45, edgecolor="black", linewidth=0.5,
-                label=f"{label} (mean {np.mean(v[ok]) if ok.any() else np.nan:.3f}{extra})")
-    ax.set(xlabel=xlabel, ylabel="# neurons")
+        # A faint fill plus a full-colour outline keeps overlapping histograms apart.
+        ax.hist(v[ok], bins=bins, histtype="stepfilled", alpha=0.2, color=f"C{i}")
+        ax.hist(v[ok], bins=bins, histtype="step", lw=1.8, color=f"C{i}",
+                label=f"{label} (mean {mean:.3f}{extra})")
+        if np.isfinite(mean):
+            ax.axvline(mean, color=f"C{i}", ls="--", lw=1.5)
+    ax.set(xlabel=xlabel, ylabel="number of neurons")
+    ax.yaxis.get_major_locator().set_params(integer=True)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="dashed lines: means", title_fontsize=8)
+    return fig, ax
+
+
+# ------------------------------------------------------------------------ prediction
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two 1-D arrays, NaN when either is constant."""
+    a, b = a - a.mean(), b - b.mean()
+    denom = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / denom) if denom > 0 else float("nan")
+
+
+def _prediction_for(est_or_pred, X, data, stimulus: int) -> np.ndarray:
+    """Prediction of stimulus ``stimulus`` as an array of shape (n_times, n_neurons)."""
+    n_stimuli, n_times, n_neurons = data.y.shape[:3]
+    if hasattr(est_or_pred, "predict"):
+        # Predict the one stimulus only: through the user's own X layout, so that a Pipeline
+        # sees what it was fitted on.
+        X_one = np.asarray(X)[[stimulus]] if data.x_ndim == 3 else X
+        pred = np.asarray(est_or_pred.predict(X_one), dtype=float)
+        pred = pred[0] if data.x_ndim == 3 else pred
+        return pred.reshape(n_times, -1) if pred.ndim == 1 else pred
+    pred = np.asarray(est_or_pred, dtype=float)
+    expected = (n_stimuli, n_times, n_neurons)
+    canonical = pred[None] if data.x_ndim == 2 else pred
+    if data.y_layout == "neuron" and canonical.ndim == 2:
+        canonical = canonical[..., None]
+    if canonical.shape != expected:
+        raise ValueError(
+            f"the prediction has shape {pred.shape}, which does not match y: expected predict()'s "
+            f"layout, i.e. {expected if data.x_ndim == 3 else expected[1:]} without a repeats axis "
+            "(or a fitted estimator)"
+        )
+    return canonical[stimulus]
+
+
+def plot_prediction(
+    est_or_pred,
+    X,
+    y,
+    *,
+    neuron: int = 0,
+    stimulus: int = 0,
+    dt_ms: float = 5.0,
+    freqs: ArrayLike | None = None,
+    repeats: str = "auto",
+    spectrogram: bool = True,
+    time_range: tuple[float, float] | None = None,
+    ylabel: str = "response",
+    figsize: tuple[float, float] | None = None,
+):
+    """A model's prediction of one neuron's response to one stimulus, with the data.
+
+    Draws, sharing one time axis in ms: the stimulus spectrogram (optional), the single
+    repeats (as thin grey lines or as a raster), the PSTH (their mean) and the prediction.
+    The legend gives the correlation between prediction and PSTH on this stimulus.
+
+    Parameters
+    ----------
+    est_or_pred : fitted estimator or array-like
+        A fitted :class:`~skstrf.STRFRegressor` (or pipeline ending in one), or its
+        predictions for ``X`` in the layout of ``predict``: of shape
+        (n_stimuli, n_times, n_neurons) for 3-D X.
+    X : array-like of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
+        Stimuli, NaN-padded at the end.
+    y : array-like of shape (n_stimuli, n_times, n_neurons, n_repeats)
+        Responses in any layout of the data contract (without the repeats axis only the
+        PSTH is drawn).
+    neuron : int, default=0
+        Neuron to draw.
+    stimulus : int, default=0
+        Stimulus to draw (ignored for 2-D X).
+    dt_ms : float, default=5.0
+        Frame duration in ms.
+    freqs : array-like of shape (n_freqs,), default=None
+        Band centre frequencies in Hz for the spectrogram's axis (band indices by default).
+    repeats : {"auto", "lines", "raster", "none"}, default="auto"
+        How to draw the single repeats: grey lines behind the PSTH, a raster in a panel of
+        its own (a tick wherever a repeat is above 0, e.g. frames with a spike), or not at
+        all. "auto" draws a raster for spike counts (non-negative integers), whose single
+        trials would otherwise dwarf the PSTH, and lines for anything else.
+    spectrogram : bool, default=True
+        Draw the stimulus in a panel above the responses.
+    time_range : (float, float), default=None
+        Time window to show, in ms from the stimulus onset (the whole stimulus by
+        default). The correlation in the legend is always over the whole stimulus.
+    ylabel : str, default="response"
+        Label of the response axis; name the units, e.g. "spikes per 5 ms".
+    figsize : (float, float), default=None
+        Figure size in inches; chosen from the number of panels by default.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    axes : ndarray of matplotlib.axes.Axes
+        The panels from top to bottom: spectrogram (if drawn), raster (if
+        ``repeats="raster"``) and responses (always last).
+    """
+    from .validation import check_responses, check_stimuli
+
+    if repeats not in ("auto", "lines", "raster", "none"):
+        raise ValueError(f"repeats must be 'auto', 'lines', 'raster' or 'none'; got {repeats!r}")
+    data = check_responses(y, check_stimuli(X))
+    n_stimuli, _, n_neurons, n_repeats = data.y.shape
+    if not isinstance(neuron, numbers.Integral) or not 0 <= neuron < n_neurons:
+        raise ValueError(f"neuron must be an integer in [0, {n_neurons}); got {neuron!r}")
+    if data.x_ndim == 2:
+        stimulus = 0
+    elif not isinstance(stimulus, numbers.Integral) or not 0 <= stimulus < n_stimuli:
+        raise ValueError(f"stimulus must be an integer in [0, {n_stimuli}); got {stimulus!r}")
+    pred = _prediction_for(est_or_pred, X, data, stimulus)
+    length = int(data.lengths[stimulus])
+    times = np.arange(length) * dt_ms
+    trials = data.y[stimulus, :length, neuron]  # (T, R)
+    trials = trials[:, np.isfinite(trials).all(axis=0)]  # drop missing repeats
+    psth = data.psth()[stimulus, :length, neuron]
+    prediction = pred[:length, neuron]
+    r = _pearson(prediction, psth)
+    if repeats == "auto":
+        counts = trials.size and np.all(trials >= 0) and np.all(trials == np.round(trials))
+        repeats = "raster" if counts else "lines"
+    if freqs is not None:
+        freqs = np.asarray(freqs, dtype=float).ravel()
+        if freqs.shape != (data.X.shape[2],):
+            raise ValueError(
+                f"freqs must hold one frequency per band ({data.X.shape[2]}); got {freqs.shape[0]} values"
+            )
+
+    plt = _pyplot()
+    show_trials = repeats != "none" and n_repeats > 1
+    kinds = (["spectrogram"] if spectrogram else []) + (["raster"] if show_trials and repeats == "raster" else [])
+    kinds.append("response")
+    heights = {"spectrogram": 1.0, "raster": 1.0, "response": 1.4}
+    if figsize is None:
+        figsize = (9, 1.6 + 1.5 * sum(heights[k] for k in kinds))
+    fig, axes = plt.subplots(len(kinds), 1, figsize=figsize, sharex=True, squeeze=False, layout="constrained",
+                             gridspec_kw={"height_ratios": [heights[k] for k in kinds]})
+    axes = axes[:, 0]
+    panel = dict(zip(kinds, axes))
+    if spectrogram:
+        ax = panel["spectrogram"]
+        n_freqs = data.X.shape[2]
+        ax.imshow(data.X[stimulus, :length].T, origin="lower", aspect="auto", cmap="magma",
+                  extent=(-0.5 * dt_ms, (length - 0.5) * dt_ms, -0.5, n_freqs - 0.5), interpolation="nearest")
+        if freqs is not None:
+            ax.set_yticks(*_frequency_ticks(freqs))
+        ax.set_ylabel("frequency (kHz)" if freqs is not None else "frequency band")
+        ax.set_title("stimulus spectrogram", fontsize=10, loc="left")
+    if "raster" in panel:
+        ax = panel["raster"]
+        events = [times[trials[:, j] > 0] for j in range(trials.shape[1])]
+        ax.eventplot(events, colors="black", linelengths=0.8, linewidths=0.8)
+        ax.set_ylim(-0.5, trials.shape[1] - 0.5)
+        ax.set_ylabel("repeat")
+        ax.set_title(f"{trials.shape[1]} repeats", fontsize=10, loc="left")
+    ax = panel["response"]
+    if show_trials and repeats == "lines":
+        lines = ax.plot(times, trials, color="0.65", lw=0.5, alpha=0.6)
+        lines[0].set_label(f"single repeats ({trials.shape[1]})")
+    psth_label = f"PSTH (mean of {trials.shape[1]} repeats)" if n_repeats > 1 else "response"
+    ax.plot(times, psth, color="black", lw=1.3, label=psth_label)
+    ax.plot(times, prediction, color="C3", lw=1.5, label=f"prediction (cc = {r:.2f})")
+    xlim = (times[0] - 0.5 * dt_ms, times[-1] + 0.5 * dt_ms) if time_range is None else tuple(time_range)
+    ax.set(xlabel="time (ms)", ylabel=ylabel, xlim=xlim)
+    ax.set_title(f"neuron {neuron}, stimulus {stimulus}", fontsize=10, loc="left")
+    # Above the panel, right of its title, so that it never covers a response peak.
+    ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=3, frameon=False,
+              borderaxespad=0.1)
+    return fig, axes
+
+
+# ------------------------------------------------------------------------ CV results
+def _short_names(names: Sequence[str]) -> dict[str, str]:
+    """Parameter names without pipeline prefixes (``strfregressor__alpha`` -> ``alpha``) when unambiguous."""
+    short = {name: name.split("__")[-1] for name in names}
+    if len(set(short.values())) < len(short):
+        return {name: name for name in names}
+    return short
+
+
+def _describe(params: Mapping[str, Any], short: Mapping[str, str]) -> str:
+    return ", ".join(f"{short[k]}={_format_value(v)}" for k, v in params.items())
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return f"{value:g}"
+    return str(value)
+
+
+def _cv_metric(results: Mapping[str, Any], metric: str | None) -> str:
+    available = sorted(k[len("mean_test_"):] for k in results if k.startswith("mean_test_"))
+    if not available:
+        raise ValueError("cv_results has no 'mean_test_<metric>' entry; pass a fitted search or its cv_results_")
+    if metric is None:
+        if "score" in available:
+            return "score"
+        raise ValueError(f"cv_results holds several metrics {available}; choose one with metric=")
+    if metric not in available:
+        raise ValueError(f"metric {metric!r} is not in cv_results; available: {available}")
+    return metric
+
+
+def plot_cv_results(
+    cv_results,
+    param: str | None = None,
+    *,
+    metric: str | None = None,
+    show_splits: bool = True,
+    figsize: tuple[float, float] | None = None,
+):
+    """Mean ± standard deviation of the cross-validated score of each candidate of a search.
+
+    Parameters
+    ----------
+    cv_results : dict or fitted search
+        ``search.cv_results_`` of a :class:`~sklearn.model_selection.GridSearchCV` (or
+        any search with the same layout), or the fitted search itself.
+    param : str, default=None
+        A searched parameter to put on the x axis (e.g. ``"alpha"``); candidates that
+        share all other parameters are joined into one line, labelled by those
+        parameters. Numbers spanning two decades or more get a log axis; other values
+        are categories. ``None`` draws one horizontal error bar per candidate, labelled
+        by its parameters.
+    metric : str, default=None
+        Which metric of a multi-metric search (``"score"`` when there is a single one).
+    show_splits : bool, default=True
+        Also draw the score of every CV split as a small dot.
+    figsize : (float, float), default=None
+        Figure size in inches; chosen from the number of candidates by default.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    ax : matplotlib.axes.Axes
+        The axes. The best-ranked candidate is drawn with a black outline (and in bold
+        when ``param`` is None).
+    """
+    plt = _pyplot()
+    results = getattr(cv_results, "cv_results_", cv_results)
+    metric = _cv_metric(results, metric)
+    mean = np.asarray(results[f"mean_test_{metric}"], dtype=float)
+    std = np.asarray(results[f"std_test_{metric}"], dtype=float)
+    rank = np.asarray(results.get(f"rank_test_{metric}", np.argsort(np.argsort(-mean)) + 1))
+    candidates = [dict(p) for p in results["params"]]
+    split_keys = sorted((k for k in results if k.startswith("split") and k.endswith(f"_test_{metric}")),
+                        key=lambda k: int(k[len("split"):].split("_")[0]))
+    splits = np.array([np.asarray(results[k], dtype=float) for k in split_keys]).reshape(len(split_keys), -1)
+    names = sorted({k for p in candidates for k in p})
+    short = _short_names(names)
+    score_label = f"{'test score' if metric == 'score' else metric} (mean \u00b1 std over {len(split_keys)} folds)"
+    best = int(np.argmin(rank))
+
+    if param is None:
+        n = len(candidates)
+        if figsize is None:
+            figsize = (8, 1.2 + 0.35 * n)
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        pos = np.arange(n)[::-1]  # first candidate on top
+        if show_splits and splits.size:
+            ax.plot(splits.T.ravel(), np.repeat(pos, splits.shape[0]), ls="none", marker=".", color="0.6",
+                    ms=4, label="single folds")
+        ax.errorbar(mean, pos, xerr=std, fmt="o", color="C0", capsize=3, label="mean \u00b1 std")
+        ax.plot(mean[best], pos[best], marker="o", ms=9, mfc="none", mec="black", ls="none", label="best (rank 1)")
+        ax.set_yticks(pos)
+        ax.set_yticklabels([_describe(p, short) for p in candidates], fontsize=8)
+        ax.get_yticklabels()[best].set_fontweight("bold")
+        ax.set_xlabel(score_label)
+        ax.set_ylim(-0.7, n - 0.3)
+        ax.legend(fontsize=8, loc="best")
+        return fig, ax
+
+    key = next((k for k in names if k == param or short[k] == param), None)
+    if key is None:
+        raise ValueError(f"param {param!r} was not searched; searched parameters: {names}")
+    values = [p.get(key) for p in candidates]
+    numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
+    if numeric:
+        x = np.asarray(values, dtype=float)
+        positive = x[x > 0]
+        log = x.size == positive.size and positive.max() >= 100 * positive.min()
+    else:
+        categories = list(dict.fromkeys(_format_value(v) for v in values))
+        x = np.array([categories.index(_format_value(v)) for v in values], dtype=float)
+        log = False
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(candidates):
+        rest = {k: v for k, v in p.items() if k != key}
+        groups.setdefault(_describe(rest, short), []).append(i)
+    if figsize is None:
+        figsize = (7.5, 4)
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    # Groups are shifted sideways a little so that their error bars do not hide each other.
+    where = np.log10(x) if log else x
+    distinct = np.unique(where)
+    gap = np.diff(distinct).min() if distinct.size > 1 else 1.0
+    spread = 0.6 if not numeric else 0.25  # a numeric axis keeps its values readable
+    width = min(spread / 2, spread / len(groups)) * gap if len(groups) > 1 else 0.0
+    for g, (label, index) in enumerate(groups.items()):
+        index = np.asarray(index)
+        order = index[np.argsort(x[index], kind="stable")]
+        xs = where[order] + (g - (len(groups) - 1) / 2) * width
+        xs = 10.0**xs if log else xs
+        color = f"C{g}"
+        if show_splits and splits.size:
+            ax.plot(np.repeat(xs, splits.shape[0]), splits[:, order].T.ravel(), ls="none", marker=".",
+                    color=color, alpha=0.35, ms=4)
+        # Lines join numeric values only: categories have no order to interpolate along.
+        ax.errorbar(xs, mean[order], yerr=std[order], fmt="-o" if numeric else "o", color=color, capsize=3, lw=1.2,
+                    label=label or "mean \u00b1 std")
+        if best in order:
+            j = int(np.flatnonzero(order == best)[0])
+            ax.plot(xs[j], mean[best], marker="o", ms=11, mfc="none", mec="black", ls="none")
+    if log:
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(range(len(categories)))
+        ax.set_xticklabels(categories)
+    ax.set(xlabel=short[key], ylabel=score_label, title=f"Cross-validated score by {short[key]} (\u25cb best candidate)")
+    if len(groups) > 1 or next(iter(groups)):
+        ax.legend(fontsize=8)
     return fig, ax

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils import check_array
 
 __all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y"]
@@ -65,19 +67,81 @@ class StimulusSet:
         return StimulusSet(self.X[index, :n_times], lengths, self.x_ndim, y, self.y_layout)
 
 
+_RAGGED_HINT = (
+    "stimuli of different lengths must be NaN-padded at the end (whole frames) into one "
+    "array of shape (n_stimuli, n_times, n_freqs), and y likewise"
+)
+
+# Training computes squared errors in float32; beyond this magnitude they overflow.
+MAX_ABS_VALUE = float(np.sqrt(np.finfo(np.float32).max))
+
+
 def _as_float_array(a, name: str, allow_nd: bool) -> np.ndarray:
-    """Convert to a float64 ndarray, rejecting sparse, complex and non-numeric input."""
-    arr = check_array(
-        a,
-        accept_sparse=False,
-        dtype=np.float64,
-        ensure_all_finite=False,
-        ensure_2d=False,
-        allow_nd=allow_nd,
-        ensure_min_samples=1,
-        input_name=name,
-    )
-    return arr
+    """Convert to a float64 ndarray, rejecting sparse, complex and non-numeric input.
+
+    Numbers in an object array are converted (as scikit-learn does); text, dates and other
+    objects are errors rather than being cast, so nothing non-numeric becomes a number.
+    """
+    if a is None:
+        raise ValueError(f"{name} is None; expected an array of numbers.")
+    if not sp.issparse(a):  # check_array names the argument in its own sparse error
+        try:
+            a = np.asarray(a)
+        except ValueError as exc:  # numpy refuses ragged nested sequences
+            raise ValueError(f"{name} is a ragged sequence that is not one array ({exc}); "
+                             f"{_RAGGED_HINT}.") from exc
+        _check_dtype(a, name)
+    try:
+        return check_array(
+            a,
+            accept_sparse=False,
+            dtype=np.float64,
+            ensure_all_finite=False,
+            ensure_2d=False,
+            allow_nd=allow_nd,
+            ensure_min_samples=0,  # empty axes get the message of check_stimuli
+            input_name=name,
+        )
+    except (TypeError, ValueError) as exc:
+        if getattr(a, "dtype", None) != object:
+            raise
+        raise _non_number_error(a, name, exc) from exc
+
+
+def _check_dtype(a: np.ndarray, name: str) -> None:
+    """Reject 0-d arrays and dtypes that are not real numbers (object arrays are checked later)."""
+    if a.ndim == 0:
+        raise ValueError(f"{name} is a scalar ({a!r}); expected an array of numbers.")
+    kind = a.dtype.kind
+    if kind == "c":
+        raise ValueError(
+            f"Complex data not supported: {name} has dtype {a.dtype}; expected real numbers "
+            "(e.g. the magnitude or power of a complex spectrogram)."
+        )
+    if kind in "SU":
+        raise ValueError(
+            f"{name} holds text (dtype {a.dtype}); expected numbers. Convert it first, e.g. "
+            f"{name}.astype(float), if the text holds numbers."
+        )
+    if kind not in "biufO":
+        raise TypeError(f"{name} has dtype {a.dtype}, which is not numeric; expected real numbers.")
+
+
+def _non_number_error(a: np.ndarray, name: str, exc: Exception) -> Exception:
+    """Error naming the first element of object array ``a`` that is not a number."""
+    for index, value in np.ndenumerate(a):
+        if value is None or isinstance(value, (numbers.Real, np.bool_)):
+            continue
+        where = f"{name}[{', '.join(map(str, index))}]"
+        if isinstance(value, (np.ndarray, list, tuple)):
+            return ValueError(f"{name} is an object array holding sequences (e.g. {where}), "
+                              f"not one array of numbers; {_RAGGED_HINT}.")
+        if isinstance(value, (str, bytes)):
+            return ValueError(f"{name} holds text ({where} = {value!r}); expected numbers.")
+        # keeps numpy's wording ("float() argument must be a string or a real number")
+        return TypeError(f"{name} holds a {type(value).__name__} at {where}, which is not a "
+                         f"number: {exc}")
+    return exc
 
 
 def _end_padding_lengths(X: np.ndarray) -> np.ndarray:
@@ -135,9 +199,12 @@ def check_stimuli(X, *, n_freqs: int | None = None) -> StimulusSet:
     """
     X = _as_float_array(X, "X", allow_nd=True)
     if X.ndim not in (2, 3):
+        # scikit-learn's wording for 1-D input, which its users (and estimator checks) know.
+        hint = (" Reshape your data either using X.reshape(-1, 1) if it is one frequency "
+                "band over time, or X.reshape(1, -1) if it is a single frame.") if X.ndim == 1 else ""
         raise ValueError(
             f"X has {X.ndim} dimension(s) with shape {X.shape}; expected 2 "
-            "(n_times, n_freqs) or 3 (n_stimuli, n_times, n_freqs)."
+            f"(n_times, n_freqs) or 3 (n_stimuli, n_times, n_freqs).{hint}"
         )
     x_ndim = X.ndim
     X3 = X[None] if X.ndim == 2 else X
@@ -152,6 +219,7 @@ def check_stimuli(X, *, n_freqs: int | None = None) -> StimulusSet:
             f"with {n_freqs} (n_features_in_ = {n_freqs})."
         )
     lengths = _end_padding_lengths(X3)
+    _check_magnitude(X3, "X")
     return StimulusSet(X3, lengths, x_ndim)
 
 
@@ -202,7 +270,20 @@ def check_responses(y, stimuli: StimulusSet) -> StimulusSet:
     if np.isinf(y4).any():
         raise ValueError("y contains infinite values; only NaN padding and NaN repeats are allowed.")
     _check_response_nans(y4, stimuli.lengths, layout)
+    _check_magnitude(y4, "y")
     return StimulusSet(stimuli.X, stimuli.lengths, stimuli.x_ndim, y4, layout)
+
+
+def _check_magnitude(a: np.ndarray, name: str) -> None:
+    """Reject finite values too large for the float32 arithmetic of training and prediction."""
+    # nanmax/nanmin reduce without allocating an |a| copy of a possibly large y
+    peak = max(float(np.nanmax(a)), -float(np.nanmin(a)))
+    if peak > MAX_ABS_VALUE:
+        raise ValueError(
+            f"{name} has values up to {peak:.3g} in magnitude; expected at most "
+            f"{MAX_ABS_VALUE:.3g}, beyond which squared errors overflow the float32 arithmetic "
+            f"of the model. Rescale {name} (e.g. express a power spectrogram in dB)."
+        )
 
 
 def _check_response_nans(y: np.ndarray, lengths: np.ndarray, layout: str) -> None:

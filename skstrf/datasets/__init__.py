@@ -10,5 +10,10 @@ __getattr__, __dir__, __all__ = attach(
         "load_ns1": "_ns1",
         "save_dataset": "_hdf5",
         "load_dataset": "_hdf5",
+        "LazyDataset": "_hdf5",
+        "DatasetFormatError": "_hdf5",
+        "DownloadError": "_download",
+        "ChecksumError": "_download",
+        "get_data_home": "_download",
     },
 )
