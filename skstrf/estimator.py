@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import numbers
 import warnings
@@ -75,7 +76,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         Front end applied to the spectrogram before the STRF. "adaptrans": learnable ON and
         OFF adaptation channels per band (Rançon et al. 2024), rectified, fitted jointly with
         the STRF, which then has 2 input channels. "ic_adaptation": the fixed midbrain
-        adaptation of Willmore et al. (2016), one channel. See :mod:`skstrf.prefilters`.
+        adaptation of Willmore et al. (2016), one channel; a fixed linear map, so a linear
+        model on it keeps the closed-form solvers. See :mod:`skstrf.prefilters`.
     dt_ms : float, default=5.0
         Frame duration of the spectrogram in ms; used by ``prefilter`` only.
     freq_range : (float, float), default=(500.0, 20000.0)
@@ -88,9 +90,10 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         squares, each half-step a closed-form ridge (separable kernel). "auto" picks
         "ridge" for vanilla, "als" for separable and "gradient" for parametric. The
         closed-form solvers choose the penalty per neuron on the validation stimuli, then
-        refit on all stimuli with it. They fit linear models only: with a nonlinearity,
-        a prefilter or the Poisson loss, "auto" is "gradient" (started from the closed-form
-        linear solution, see ``init``) and "ridge"/"als" raise a ValueError.
+        refit on all stimuli with it. They fit linear least-squares models only (IC
+        adaptation included, a fixed linear prefilter): with a nonlinearity, AdapTrans or
+        the Poisson loss, "auto" is "gradient" (started from the closed-form linear
+        solution, see ``init``) and "ridge"/"als" raise a ValueError.
     alpha : float, array-like of float or None, default=None
         L2 penalty on the kernel weights in standardised units: the per-frame MSE of each
         neuron (in units of its PSTH variance) plus ``alpha`` times the squared norm of its
@@ -103,8 +106,10 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         (its rank-``rank`` SVD for separable kernels, a greedy Gaussian decomposition of
         its peaks and troughs for parametric kernels); "random" from a random draw; "auto"
         is "closed_form" for the parametric kernel and for every model that is not linear
-        (a nonlinearity, a prefilter or the Poisson loss), "random" otherwise. With a
-        prefilter the closed-form start is computed on the prefilter's initial output.
+        (a nonlinearity, AdapTrans or the Poisson loss), "random" otherwise. With AdapTrans
+        the closed-form start is computed on the prefilter's initial output; from it,
+        gradient training keeps each neuron's closed-form penalty and the nonlinearity
+        starts fitted to the closed-form linear stage.
     lr : float, default=1e-2
         AdamW learning rate.
     max_epochs : int, default=100
@@ -300,15 +305,13 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.verbose = verbose
         self.callbacks = callbacks
         self.warm_start = warm_start
-        # Stored as attributes, as skorch does, so that get_params, clone and repr see them;
-        # they are validated at fit like every parameter.
-        vars(self).update(net_params)
+        # Kept in one private dict (scikit-learn allows no other public attribute in
+        # __init__); get_params lists them, so clone and repr see them. Validated at fit.
+        self._net_kwargs = dict(net_params)
 
     def _net_params(self) -> dict:
         """The skorch-routed parameters (``optimizer__...``) given to __init__ or set_params."""
-        named = set(self._get_param_names())
-        return {key: value for key, value in vars(self).items()
-                if key not in named and not key.startswith("_") and not key.endswith("_")}
+        return dict(self._net_kwargs)
 
     def get_params(self, deep: bool = True) -> dict:
         """Get the parameters of this estimator, the routed ``optimizer__...`` ones included.
@@ -342,8 +345,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         # skorch's prefixes win over scikit-learn's nesting: "callbacks__x" addresses a
         # named skorch callback, not a sub-estimator held in the ``callbacks`` list.
         routed = {key: params.pop(key) for key in list(params)
-                  if key.startswith(NET_PARAM_PREFIXES) or key in self._net_params()}
-        vars(self).update(routed)
+                  if key.startswith(NET_PARAM_PREFIXES) or key in self._net_kwargs}
+        # A new dict: an estimator cloned from this one must not see the change.
+        self._net_kwargs = {**self._net_kwargs, **routed}
         return super().set_params(**params) if params else self
 
     # ------------------------------------------------------------------ fit
@@ -573,7 +577,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         the frame-free statistics training step (exact for it alone); anything else
         trains by gradient on forward passes.
         """
-        return self.nonlinearity == "identity" and self.loss == "mse" and self.prefilter is None
+        # The fixed IC adaptation is a linear map of the stimulus: its output is the design.
+        fixed_prefilter = self.prefilter is None or self.prefilter == "ic_adaptation"
+        return self.nonlinearity == "identity" and self.loss == "mse" and fixed_prefilter
 
     def _resolve_solver(self) -> str:
         compatible = {"ridge": "vanilla", "als": "separable"}
@@ -672,8 +678,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             if best is None:
                 raise DivergenceError(
                     f"training diverged: the training loss became non-finite at epoch "
-                    f"{diverged} and no earlier epoch was validated; lower lr "
-                    f"(now {self.lr}) or scale the inputs."
+                    f"{diverged} and no earlier epoch has a finite validation score to fall "
+                    f"back to (or no stimulus is held out); the estimator was not updated. "
+                    f"Lower lr (now {self.lr}) or rescale X and y."
                 )
             warnings.warn(
                 f"training diverged at epoch {diverged} (non-finite loss); the model of the "
@@ -694,6 +701,15 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             warnings.warn(
                 f"fit interrupted (KeyboardInterrupt) during epoch {interrupted}; keeping the "
                 f"model of the {kept}. history_ ends with the incomplete epoch.",
+                UserWarning,
+                stacklevel=4,
+            )
+        elif early is not None and best is None:
+            warnings.warn(
+                "the validation cc_norm was undefined (NaN) at every epoch (signal power not "
+                "positive for any neuron on the validation stimuli, or constant predictions), "
+                "so early stopping could not select an epoch: keeping the last one. Hold out "
+                "more or longer stimuli, or pass validation_fraction=None.",
                 UserWarning,
                 stacklevel=4,
             )
@@ -862,13 +878,14 @@ def _load_previous_module(module: torch.nn.Module, previous: torch.nn.Module) ->
 def _continue_training_state(net: STRFNet, previous: STRFNet) -> None:
     """Carry the optimizer's running state and the history of ``previous`` over to ``net``.
 
-    Only the per-parameter state (e.g. AdamW's moments) is copied: the hyperparameters
-    (lr, routed ``optimizer__`` values) are this fit's.
+    Only the per-parameter state (e.g. AdamW's moments) is carried: the hyperparameters
+    (lr, routed ``optimizer__`` values) are this fit's. Both are deep copies, so a fit that
+    fails leaves the previous net exactly as it was.
     """
     state = net.optimizer_.state_dict()
-    state["state"] = previous.optimizer_.state_dict()["state"]
+    state["state"] = copy.deepcopy(previous.optimizer_.state_dict()["state"])
     net.optimizer_.load_state_dict(state)
-    net.history_ = previous.history_
+    net.history_ = copy.deepcopy(previous.history_)
 
 
 def _silent(*args, **kwargs) -> None:

@@ -1,0 +1,174 @@
+"""Tests of scorers, splitters, per-neuron cross-validation and parallel model selection."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.model_selection import (
+    GridSearchCV,
+    GroupKFold,
+    KFold,
+    LeaveOneGroupOut,
+    cross_validate,
+)
+
+from skstrf import STRFRegressor
+from skstrf.datasets import make_strf_dataset
+from skstrf.metrics import cc, cc_norm, cc_norm_scorer, cc_scorer, make_neuron_scorer
+from skstrf.model_selection import TrainValidTestSplit, cross_validate_neurons, neuron_scores
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def data():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make_strf_dataset(n_stimuli=8, n_times=200, n_freqs=12, n_neurons=4, n_repeats=6,
+                                 n_lags=6, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return STRFRegressor(n_lags=6).fit(data.X[:6], data.y[:6])
+
+
+class CountingSTRF(STRFRegressor):
+    """STRFRegressor counting its predict calls (in this process)."""
+
+    n_predict = 0
+
+    def predict(self, X):
+        type(self).n_predict += 1
+        return super().predict(X)
+
+
+# ----------------------------------------------------------------------------- scorers
+def test_cc_norm_scorer_is_the_estimator_score(data, fitted):
+    X, y = data.X[6:], data.y[6:]
+    assert_allclose(cc_norm_scorer(fitted, X, y), fitted.score(X, y))
+    assert_allclose(cc_norm_scorer(fitted, X, y), cc_norm(y, fitted.predict(X)))
+    assert_allclose(cc_scorer(fitted, X, y), cc(y, fitted.predict(X)))
+
+
+def test_scorer_reads_the_layout_from_x(data):
+    # One neuron over several stimuli: y (S, T), predictions (S, T). From the shapes alone
+    # cc_norm would read them as 200 neurons of one recording; the scorer uses X's layout.
+    y1 = data.y[:, :, 0].mean(axis=-1)  # (8, 200): a PSTH without a neuron axis
+    est = STRFRegressor(n_lags=6).fit(data.X[:6], y1[:6])
+    pred = est.predict(data.X[6:])
+    assert pred.shape == (2, 200)
+    expected = cc(y1[6:, :, None], pred[:, :, None])
+    assert_allclose(cc_scorer(est, data.X[6:], y1[6:]), expected)
+    # A continuous recording: X (T, F), y (T, N, R).
+    est2 = STRFRegressor(n_lags=6, validation_fraction=None).fit(data.X[0], data.y[0])
+    assert_allclose(cc_norm_scorer(est2, data.X[1], data.y[1]), est2.score(data.X[1], data.y[1]))
+
+
+def test_neuron_scorer_returns_every_neuron(data, fitted):
+    X, y = data.X[6:], data.y[6:]
+    scores = make_neuron_scorer()(fitted, X, y)
+    per_neuron = cc_norm(y, fitted.predict(X), multioutput="raw_values")
+    assert list(scores) == ["cc_norm"] + [f"cc_norm_neuron_{i}" for i in range(4)]
+    assert_allclose([scores[f"cc_norm_neuron_{i}"] for i in range(4)], per_neuron)
+    assert_allclose(scores["cc_norm"], np.mean(per_neuron))
+    with pytest.raises(ValueError, match="metric must be one of"):
+        make_neuron_scorer("r2")
+
+
+# --------------------------------------------------------------------------- splitters
+def test_train_valid_test_split_is_the_seed_split():
+    cv = TrainValidTestSplit(train=range(14), valid=range(14, 17), test=range(17, 20))
+    (train, test), = list(cv.split(np.zeros((20, 3, 2))))
+    assert_array_equal(train, np.arange(17))
+    assert_array_equal(test, [17, 18, 19])
+    assert cv.get_n_splits() == 1
+    assert_allclose(cv.validation_fraction, 3 / 17)
+    with pytest.raises(ValueError, match="disjoint"):
+        list(TrainValidTestSplit([0, 1], [1], [2]).split())
+    with pytest.raises(ValueError, match="refers to stimulus 19 but X has 10"):
+        list(cv.split(np.zeros((10, 3, 2))))
+
+
+def test_estimator_validates_on_exactly_the_valid_stimuli(data):
+    # Non-contiguous validation stimuli are moved to the end of the training indices.
+    cv = TrainValidTestSplit(train=[0, 1, 2, 4, 5], valid=[3, 6], test=[7])
+    est = STRFRegressor(n_lags=6, validation_fraction=cv.validation_fraction)
+    res = cross_validate(est, data.X, data.y, cv=cv, return_estimator=True, return_indices=True)
+    train = res["indices"]["train"][0]
+    fitted = res["estimator"][0]
+    assert_array_equal(train[fitted.valid_stimuli_], [3, 6])
+    assert_array_equal(train[fitted.train_stimuli_], [0, 1, 2, 4, 5])
+    bunch_cv = TrainValidTestSplit.from_bunch(data)
+    assert_array_equal(next(bunch_cv.split(data.X))[1], data.test)
+
+
+@pytest.mark.parametrize("splitter", [GroupKFold(n_splits=2), LeaveOneGroupOut()])
+def test_group_splitters_keep_categories_together(data, splitter):
+    groups = np.array([0, 0, 1, 1, 0, 1, 0, 1])  # e.g. speech vs. music stimuli
+    res = cross_validate(STRFRegressor(n_lags=6), data.X, data.y, groups=groups, cv=splitter,
+                         return_indices=True)
+    for train, test, score in zip(res["indices"]["train"], res["indices"]["test"],
+                                  res["test_score"]):
+        assert np.unique(groups[test]).size == 1
+        assert not set(groups[train]) & set(groups[test])
+        manual = STRFRegressor(n_lags=6).fit(data.X[train], data.y[train])
+        assert_allclose(score, manual.score(data.X[test], data.y[test]))
+
+
+# ------------------------------------------------------------------ per-neuron results
+def test_cross_validate_neurons_matches_manual_folds(data):
+    CountingSTRF.n_predict = 0
+    res = cross_validate_neurons(CountingSTRF(n_lags=6), data.X, data.y, cv=KFold(2),
+                                 return_train_score=True)
+    assert CountingSTRF.n_predict == 4  # once per fold for test, once for train
+    assert res["test_cc_norm"].shape == (2, 4) and res["train_cc_norm"].shape == (2, 4)
+    assert set(res) == {"fit_time", "score_time", "test_cc_norm", "train_cc_norm"}
+    for k, (train, test) in enumerate(KFold(2).split(data.X)):
+        est = STRFRegressor(n_lags=6).fit(data.X[train], data.y[train])
+        expected = cc_norm(data.y[test], est.predict(data.X[test]), multioutput="raw_values")
+        assert_allclose(res["test_cc_norm"][k], expected)
+
+
+def test_neuron_scores_from_grid_search(data):
+    search = GridSearchCV(STRFRegressor(n_lags=6), {"alpha": [1e-3, 10.0]}, cv=KFold(2),
+                          scoring=make_neuron_scorer(), refit="cc_norm").fit(data.X, data.y)
+    table = neuron_scores(search.cv_results_)
+    assert table.shape == (2, 2, 4)  # candidates, splits, neurons
+    assert_allclose(np.nanmean(table, axis=2), np.column_stack(
+        [search.cv_results_[f"split{k}_test_cc_norm"] for k in range(2)]))
+    assert_allclose(table[:, 1, 3], search.cv_results_["split1_test_cc_norm_neuron_3"])
+    with pytest.raises(ValueError, match="make_neuron_scorer"):
+        neuron_scores(search.cv_results_, metric="cc")
+
+
+# ---------------------------------------------------------------------------- parallel
+def test_loky_n_jobs_gives_the_serial_results(data):
+    grid = {"kernel": ["vanilla", "separable"]}
+    serial = GridSearchCV(STRFRegressor(n_lags=6), grid, cv=KFold(2)).fit(data.X, data.y)
+    parallel = GridSearchCV(STRFRegressor(n_lags=6), grid, cv=KFold(2), n_jobs=2)
+    parallel.fit(data.X, data.y)
+    assert_allclose(parallel.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"])
+    res = cross_validate(STRFRegressor(n_lags=6), data.X, data.y, cv=KFold(2), n_jobs=2,
+                         return_estimator=True)
+    for est, (train, _) in zip(res["estimator"], KFold(2).split(data.X)):
+        # Fitted in a worker, which picked its own device; the parameter stays "auto".
+        assert est.device == "auto" and est.device_ == "cpu"
+        local = STRFRegressor(n_lags=6).fit(data.X[train], data.y[train])
+        assert_allclose(est.predict(data.X), local.predict(data.X), rtol=1e-6, atol=1e-9)
+
+
+def test_dask_backend_gives_the_serial_results(data):
+    pytest.importorskip("distributed", reason="the optional 'distributed' extra is not installed")
+    import joblib
+    from distributed import Client, LocalCluster, get_task_stream
+
+    serial = cross_validate_neurons(STRFRegressor(n_lags=6), data.X, data.y, cv=KFold(2))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        with joblib.parallel_config(backend="dask"), get_task_stream(client) as stream:
+            distributed = cross_validate_neurons(STRFRegressor(n_lags=6), data.X, data.y,
+                                                 cv=KFold(2), n_jobs=2)
+    assert len(stream.data) >= 2  # the folds ran as tasks on the cluster's workers
+    assert_allclose(distributed["test_cc_norm"], serial["test_cc_norm"])

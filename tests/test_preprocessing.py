@@ -1,0 +1,192 @@
+"""Tests of the frame-wise preprocessing transformers and their use in pipelines."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.decomposition import PCA
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skstrf import STRFRegressor
+from skstrf.datasets import make_strf_dataset
+from skstrf.preprocessing import (
+    BandPooling,
+    Compression,
+    FrameTransformer,
+    TimeRebinner,
+    rebin_time,
+)
+
+
+@pytest.fixture
+def padded():
+    """Three stimuli of 7, 5 and 4 valid frames, 4 bands, NaN-padded at the end."""
+    rng = np.random.default_rng(0)
+    X = rng.random((3, 7, 4)) * 10
+    X[1, 5:] = np.nan
+    X[2, 4:] = np.nan
+    return X
+
+
+@pytest.fixture(scope="module")
+def data():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make_strf_dataset(n_stimuli=8, n_times=200, n_freqs=12, n_neurons=4, n_repeats=6,
+                                 n_lags=6, random_state=0)
+
+
+def test_frame_transformer_standardises_with_valid_frames_only(padded):
+    Xt = FrameTransformer(StandardScaler()).fit_transform(padded)
+    valid = np.concatenate([padded[0, :7], padded[1, :5], padded[2, :4]])  # 16 frames
+    expected = (valid - valid.mean(axis=0)) / valid.std(axis=0)
+    assert_allclose(np.concatenate([Xt[0, :7], Xt[1, :5], Xt[2, :4]]), expected)
+    assert np.isnan(Xt[1, 5:]).all() and np.isnan(Xt[2, 4:]).all()
+
+
+def test_frame_transformer_fits_on_the_stimuli_it_is_given(padded):
+    # Fitted on stimulus 0 only, it applies stimulus 0's statistics to every stimulus.
+    ft = FrameTransformer(StandardScaler()).fit(padded[:1])
+    mean, std = padded[0].mean(axis=0), padded[0].std(axis=0)
+    assert_allclose(ft.transform(padded)[2, :4], (padded[2, :4] - mean) / std)
+    assert_allclose(ft.transformer_.mean_, mean)
+    assert ft.transformer is not ft.transformer_  # the parameter is left untouched
+
+
+def test_frame_transformer_pca_over_bands(padded):
+    ft = FrameTransformer(PCA(n_components=2)).fit(padded)
+    Xt = ft.transform(padded)
+    valid = np.concatenate([padded[0, :7], padded[1, :5], padded[2, :4]])
+    centred = valid - valid.mean(axis=0)
+    # Components are the top right-singular vectors of the centred valid frames.
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    projected = np.concatenate([Xt[0, :7], Xt[1, :5], Xt[2, :4]])
+    assert_allclose(np.abs(projected), np.abs(centred @ vt[:2].T), atol=1e-10)
+    assert Xt.shape == (3, 7, 2) and np.isnan(Xt[2, 4:]).all()
+    assert_array_equal(ft.get_feature_names_out(), ["pca0", "pca1"])
+
+
+def test_frame_transformer_continuous_recording_and_names(padded):
+    X2 = padded[0]  # (n_times, n_freqs): one continuous recording
+    ft = FrameTransformer(StandardScaler()).fit(X2)
+    assert ft.transform(X2).shape == (7, 4)
+    assert_array_equal(ft.get_feature_names_out(["a", "b", "c", "d"]), ["a", "b", "c", "d"])
+    assert_array_equal(ft.get_feature_names_out(), ["x0", "x1", "x2", "x3"])
+    with pytest.raises(ValueError, match="X has 3 features, but FrameTransformer is expecting 4"):
+        ft.transform(X2[:, :3])
+
+
+def test_frame_transformer_rejects_misplaced_nan(padded):
+    X = padded.copy()
+    X[0, 2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN in some but not all frequency bands"):
+        FrameTransformer(StandardScaler()).fit(X)
+
+
+@pytest.mark.parametrize("method, expected", [
+    ("log", lambda x: np.log(x + 0.5)),
+    ("power", lambda x: x ** 0.25),
+])
+def test_compression_values(padded, method, expected):
+    Xt = Compression(method=method, offset=0.5, exponent=0.25).fit_transform(padded)
+    assert_allclose(Xt[0], expected(padded[0]))
+    assert_allclose(Xt[1, :5], expected(padded[1, :5]))
+    assert np.isnan(Xt[1, 5:]).all()
+    assert_array_equal(Compression().fit(padded).get_feature_names_out(), ["x0", "x1", "x2", "x3"])
+
+
+def test_compression_rejects_negative_values(padded):
+    X = padded.copy()
+    X[0, 0, 0] = -1.0
+    with pytest.raises(ValueError, match="Negative values in data passed to Compression"):
+        Compression().fit(X)
+
+
+def test_band_pooling_values_and_names():
+    X = np.arange(2 * 3 * 5, dtype=float).reshape(2, 3, 5)
+    X[1, 2:] = np.nan
+    bp = BandPooling(pool_size=2).fit(X)
+    Xt = bp.transform(X)
+    # Groups (0, 1), (2, 3) and the remainder (4,).
+    assert_allclose(Xt[0, 0], [0.5, 2.5, 4.0])
+    assert_allclose(Xt[1, 1], [(20 + 21) / 2, (22 + 23) / 2, 24.0])
+    assert np.isnan(Xt[1, 2]).all()
+    assert bp.n_features_out_ == 3
+    assert_array_equal(bp.get_feature_names_out(), ["x0..x1", "x2..x3", "x4"])
+    assert_allclose(BandPooling(pool_size=3, reduce="sum").fit_transform(X)[0, 0], [3.0, 7.0])
+    assert_allclose(BandPooling(pool_size=3, reduce="max").fit_transform(X)[0, 2], [12.0, 14.0])
+
+
+def test_time_rebinner_drops_incomplete_bins(padded):
+    Xt = TimeRebinner(factor=2).fit_transform(padded)  # 7, 5, 4 valid frames -> 3, 2, 2 bins
+    assert Xt.shape == (3, 3, 4)
+    assert_allclose(Xt[0], padded[0, :6].reshape(3, 2, 4).mean(axis=1))
+    assert_allclose(Xt[1, :2], padded[1, :4].reshape(2, 2, 4).mean(axis=1))
+    assert np.isnan(Xt[1, 2]).all() and np.isnan(Xt[2, 2]).all()
+    with pytest.raises(ValueError, match="fewer than factor=5"):
+        TimeRebinner(factor=5).fit(padded).transform(padded)
+
+
+def test_rebin_time_rebins_x_and_y_together():
+    rng = np.random.default_rng(1)
+    X = rng.random((2, 6, 3))
+    y = rng.poisson(2.0, size=(2, 6, 2, 4)).astype(float)
+    X[1, 5:] = np.nan
+    y[1, 5:] = np.nan
+    y[0, :, 1, 3] = np.nan  # a missing repeat
+    Xr, yr = rebin_time(X, y, factor=2)
+    assert Xr.shape == (2, 3, 3) and yr.shape == (2, 3, 2, 4)
+    assert_allclose(yr[0, 1, 0], y[0, 2:4, 0].sum(axis=0))  # spike counts add up
+    assert_allclose(Xr[1, 1], X[1, 2:4].mean(axis=0))
+    assert np.isnan(Xr[1, 2]).all() and np.isnan(yr[1, 2]).all()  # 5 frames -> 2 bins
+    assert np.isnan(yr[0, :, 1, 3]).all() and np.isfinite(yr[0, :, 1, :3]).all()
+    # Every layout of the data contract keeps its shape: one neuron, a continuous recording.
+    Xc, yc = rebin_time(X[0], y[0, :, 0, 0], factor=3)
+    assert Xc.shape == (2, 3)
+    assert_allclose(yc, y[0, :, 0, 0].reshape(2, 3).sum(axis=1))
+    with pytest.raises(ValueError, match="factor must be a positive integer"):
+        rebin_time(X, y, factor=0)
+
+
+def test_time_rebinner_in_a_pipeline_matches_rebinning_first(data):
+    # A spectrogram at a finer time step than the responses: X has twice y's frames.
+    X_fine = np.repeat(data.X, 2, axis=1)
+    pipe = make_pipeline(TimeRebinner(factor=2), STRFRegressor(n_lags=6)).fit(X_fine, data.y)
+    direct = STRFRegressor(n_lags=6).fit(data.X, data.y)
+    assert_allclose(pipe[-1].strfs_, direct.strfs_, rtol=1e-6, atol=1e-9)
+    assert_allclose(pipe.predict(X_fine), direct.predict(data.X), rtol=1e-6, atol=1e-9)
+
+
+def test_pipeline_grid_search_over_both_steps(data):
+    pipe = make_pipeline(FrameTransformer(StandardScaler()), STRFRegressor(n_lags=6))
+    grid = {"frametransformer__transformer__with_mean": [True, False],
+            "strfregressor__alpha": [1e-3, 10.0]}
+    search = GridSearchCV(pipe, grid, cv=KFold(2)).fit(data.X, data.y)
+    assert len(search.cv_results_["params"]) == 4
+    best = search.best_estimator_
+    assert best.named_steps["strfregressor"].strfs_.shape == (4, 12, 6)
+    assert best[-1] is best.named_steps["strfregressor"]
+    # Each candidate's score is the pipeline's own score on the held-out stimuli.
+    params = search.cv_results_["params"][0]
+    train, test = np.arange(4, 8), np.arange(4)  # KFold(2): the first half is fold 0's test
+    pipe.set_params(**params).fit(data.X[train], data.y[train])
+    manual = pipe.score(data.X[test], data.y[test])
+    assert_allclose(search.cv_results_["split0_test_score"][0], manual)
+
+
+def test_pca_strfs_map_back_to_bands(data):
+    # The documented map back: the STRF over bands is components_.T @ strf. With it (and
+    # the intercept shifted by the PCA mean) the pipeline's predictions are reproduced from
+    # the raw bands wherever the full history lies inside the stimulus.
+    pipe = make_pipeline(FrameTransformer(PCA(n_components=5)), STRFRegressor(n_lags=6))
+    pipe.fit(data.X, data.y)
+    pca, strfs = pipe[0].transformer_, pipe[-1].strfs_
+    strfs_bands = np.einsum("cf,ncl->nfl", pca.components_, strfs)
+    intercept = pipe[-1].intercept_ - np.einsum("ncl,c->n", strfs, pca.components_ @ pca.mean_)
+    T, L = data.X.shape[1], 6
+    lagged = np.stack([data.X[:, L - 1 - k:T - k] for k in range(L)], axis=-1)  # (S, T-L+1, F, L)
+    expected = np.einsum("stfl,nfl->stn", lagged, strfs_bands) + intercept
+    assert_allclose(pipe.predict(data.X)[:, L - 1:], expected, rtol=1e-5, atol=1e-5)
