@@ -671,7 +671,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         callbacks = dict(net.callbacks_)
         early = callbacks.get("early_stopping")
         # skorch's EarlyStopping reports best_epoch_ = 0 until an epoch improves.
-        best = early.best_epoch_ if early is not None and early.best_model_weights_ is not None else None
+        validated = early is not None and early.best_model_weights_ is not None
+        best = early.best_epoch_ if validated else None
         diverged = callbacks["stop_on_non_finite"].diverged_epoch_
         interrupted = getattr(net, "interrupted_epoch_", None)
         if diverged is not None:
@@ -697,7 +698,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
                 )
             if best is None:
                 net.module_.load_state_dict(last.state_)
-            kept = f"best validated epoch ({best})" if best is not None else f"last complete epoch ({last.epoch_})"
+            kept = (f"best validated epoch ({best})" if best is not None
+                    else f"last complete epoch ({last.epoch_})")
             warnings.warn(
                 f"fit interrupted (KeyboardInterrupt) during epoch {interrupted}; keeping the "
                 f"model of the {kept}. history_ ends with the incomplete epoch.",
@@ -966,7 +968,8 @@ def _check_variation(train: StimulusSet) -> None:
         warnings.warn(
             f"X is constant over the training frames in frequency band(s) "
             f"{np.flatnonzero(flat_x).tolist()}: they carry no stimulus information, and their "
-            "STRF weights only reflect stimulus onsets (the zero history before each stimulus).",
+            "STRF weights are not tuning: they only see stimulus onsets (the zero history before "
+            "each stimulus), and gradient training leaves their lag-0 weight where it started.",
             UserWarning,
             stacklevel=4,
         )

@@ -54,10 +54,10 @@ class StimulusSet:
         if self.y is None:
             raise ValueError("this StimulusSet has no responses")
         valid = np.isfinite(self.y)
-        counts = valid.sum(axis=-1)
-        total = np.where(valid, self.y, 0.0).sum(axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
+        # a masked sum and a NaN divisor avoid two full-size temporaries (fit calls this often)
+        counts = np.count_nonzero(valid, axis=-1)
+        total = np.sum(self.y, axis=-1, where=valid)
+        return total / np.where(counts > 0, counts, np.nan)
 
     def subset(self, index: np.ndarray) -> "StimulusSet":
         """Return the stimuli selected by ``index`` (axis 0), trimmed to their longest length."""

@@ -1,0 +1,336 @@
+"""Faults and degenerate data: divergence, interruption, tiny problems and determinism."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+from sklearn.exceptions import UndefinedMetricWarning
+
+from skstrf import STRFRegressor
+from skstrf.datasets import make_strf_dataset
+from skstrf.metrics import cc
+from skstrf.net import DivergenceError
+
+GRADIENT = dict(n_lags=4, max_epochs=6, patience=None, solver="gradient", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = make_strf_dataset(n_stimuli=8, n_times=100, n_freqs=5, n_neurons=3, n_repeats=6,
+                          n_lags=4, rate_hz=(20.0, 60.0), snr=(0.5, 1.0), random_state=0)
+    return d.X, d.y
+
+
+def _fitted_attributes(est) -> list[str]:
+    return [key for key in vars(est) if key.endswith("_") and not key.startswith("_")]
+
+
+def _noise_free(n_stimuli=4, n_times=80, n_freqs=3, n_lags=4, n_neurons=2, n_repeats=2, seed=0):
+    """Stimuli, identical repeats of an exactly linear causal response, and its STRFs."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_stimuli, n_times, n_freqs))
+    strfs = rng.standard_normal((n_neurons, n_freqs, n_lags))
+    intercepts = rng.standard_normal(n_neurons)
+    psth = np.broadcast_to(intercepts, (n_stimuli, n_times, n_neurons)).copy()
+    for k in range(n_lags):  # lag k reads frame t - k of the same stimulus (zero before 0)
+        psth[:, k:] += X[:, : n_times - k] @ strfs[:, :, k].T
+    y = np.repeat(psth[..., None], n_repeats, axis=-1)
+    return X, y, strfs, intercepts
+
+
+class _AtEpoch(Callback):
+    """Do ``action(net)`` at the first training batch of epoch ``epoch``."""
+
+    def __init__(self, epoch: int, action) -> None:
+        self.epoch, self.action = epoch, action
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training and len(net.history) == self.epoch:
+            self.action(net)
+
+
+class _RecordSTRF(Callback):
+    """Keep the STRFs at the end of every epoch."""
+
+    def initialize(self):
+        self.strfs = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        with torch.no_grad():
+            self.strfs.append(net.module_.strf()[:, 0].double().numpy())
+
+
+def _interrupt(net):
+    raise KeyboardInterrupt
+
+
+def _poison(net):
+    with torch.no_grad():
+        next(net.module_.kernel.parameters()).fill_(float("nan"))
+
+
+# --- divergence ---------------------------------------------------------------------------
+
+def test_learning_rate_blow_up_raises_and_stores_nothing(data):
+    est = STRFRegressor(**{**GRADIENT, "lr": 1e20})
+    with pytest.raises(DivergenceError, match=r"training loss became non-finite at epoch 1 .*"
+                                              r"Lower lr \(now 1e\+20\)"):
+        est.fit(*data)
+    assert _fitted_attributes(est) == []
+    assert issubclass(DivergenceError, FloatingPointError)
+
+
+def test_blow_up_of_a_nonlinear_poisson_model_raises(data):
+    est = STRFRegressor(n_lags=4, max_epochs=4, nonlinearity="softplus", loss="poisson",
+                        lr=1e10, random_state=0)
+    with pytest.raises(DivergenceError, match=r"non-finite at epoch 1"):
+        est.fit(*data)
+    assert _fitted_attributes(est) == []
+
+
+def test_divergence_after_a_validated_epoch_falls_back_to_it(data):
+    X, y = data
+    reference = STRFRegressor(**{**GRADIENT, "max_epochs": 3}).fit(X, y)
+    est = STRFRegressor(**GRADIENT, callbacks=[_AtEpoch(4, _poison)])
+    with pytest.warns(RuntimeWarning, match=r"training diverged at epoch 4 \(non-finite loss\); "
+                                            r"the model of the best finite epoch \(\d\) was restored"):
+        est.fit(X, y)
+    assert np.isnan(est.history_[-1, "train_loss"])
+    assert np.isfinite(est.strfs_).all() and np.isfinite(est.intercept_).all()
+    # the best of epochs 1-3 is what a fit stopped after epoch 3 keeps too
+    np.testing.assert_array_equal(est.strfs_, reference.strfs_)
+    np.testing.assert_array_equal(est.predict(X), reference.predict(X))
+
+
+def test_divergence_without_validation_raises(data):
+    est = STRFRegressor(**GRADIENT, validation_fraction=None, callbacks=[_AtEpoch(3, _poison)])
+    with pytest.raises(DivergenceError, match=r"non-finite at epoch 3"):
+        est.fit(*data)
+    assert _fitted_attributes(est) == []
+
+
+def test_diverging_refit_keeps_the_previous_fit(data):
+    X, y = data
+    est = STRFRegressor(**GRADIENT).fit(X, y)
+    before, prediction = est.strfs_.copy(), est.predict(X)
+    est.set_params(lr=1e20)
+    with pytest.raises(DivergenceError):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.strfs_, before)
+    np.testing.assert_array_equal(est.predict(X), prediction)
+
+
+def test_validation_score_undefined_at_every_epoch_warns():
+    # sparse firing, one short validation stimulus: its signal power is negative for every
+    # neuron, so the validation cc_norm is NaN and cannot pick an epoch
+    d = make_strf_dataset(n_stimuli=8, n_times=60, n_freqs=5, n_neurons=3, n_repeats=4,
+                          n_lags=4, random_state=0)
+    record = _RecordSTRF()
+    with pytest.warns(UserWarning, match=r"validation cc_norm was undefined \(NaN\) at every "
+                                         r"epoch .*keeping the last one"):
+        est = STRFRegressor(**{**GRADIENT, "max_epochs": 3}, callbacks=[record]).fit(d.X, d.y)
+    assert np.isnan(est.history_[:, "valid_cc_norm"]).all()
+    assert len(record.strfs) == 3
+    np.testing.assert_array_equal(est.strfs_, record.strfs[-1])
+
+
+def test_singular_least_squares_without_penalty_is_a_clear_error(data):
+    X, y = data
+    doubled = np.concatenate([X, X], axis=2)  # duplicated bands: a singular design
+    for kernel in ("vanilla", "separable"):
+        est = STRFRegressor(kernel=kernel, n_lags=4, alpha=0.0)
+        with pytest.raises(ValueError, match=r"closed-form solution with alpha=\[0.0\] is not "
+                                             r"finite.*Use alpha > 0"):
+            est.fit(doubled, y)
+        assert _fitted_attributes(est) == []
+    # any penalty makes the same problem well posed
+    assert np.isfinite(STRFRegressor(n_lags=4, alpha=1e-3).fit(doubled, y).strfs_).all()
+
+
+# --- interruption -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("validation_fraction, kept, index", [
+    (0.15, r"best validated epoch \(1\)", 0),  # with lr=0.1 epoch 1 validates best
+    (None, r"last complete epoch \(3\)", 2),
+])
+def test_interrupt_keeps_the_best_epoch_so_far(data, validation_fraction, kept, index):
+    X, y = data
+    params = {**GRADIENT, "validation_fraction": validation_fraction, "lr": 0.1}
+    reference = STRFRegressor(**{**params, "max_epochs": 3}).fit(X, y)
+    record = _RecordSTRF()
+    est = STRFRegressor(**params, callbacks=[record, _AtEpoch(4, _interrupt)])
+    with pytest.warns(UserWarning, match=r"fit interrupted \(KeyboardInterrupt\) during epoch 4; "
+                                         r"keeping the model of the " + kept):
+        est.fit(X, y)
+    assert len(est.history_) == 4  # the interrupted epoch is the last, incomplete row
+    assert len(record.strfs) == 3
+    np.testing.assert_array_equal(est.strfs_, record.strfs[index])
+    np.testing.assert_array_equal(est.strfs_, reference.strfs_)
+    np.testing.assert_array_equal(est.intercept_, reference.intercept_)
+    np.testing.assert_array_equal(est.predict(X), reference.predict(X))
+
+
+@pytest.mark.parametrize("validation_fraction", [0.25, None])
+def test_interrupt_in_the_first_epoch_leaves_the_estimator_unfitted(data, validation_fraction):
+    est = STRFRegressor(**GRADIENT, validation_fraction=validation_fraction,
+                        callbacks=[_AtEpoch(1, _interrupt)])
+    with pytest.raises(KeyboardInterrupt, match=r"before any epoch completed"):
+        est.fit(*data)
+    assert _fitted_attributes(est) == []
+
+
+def test_interrupt_outside_training_keeps_the_previous_fit(data, monkeypatch):
+    X, y = data
+    est = STRFRegressor(n_lags=4).fit(X, y)  # closed-form ridge
+    before, prediction = pickle.dumps(est), est.predict(X)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("skstrf.solvers.fit_ridge", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X[:, :50], y[:, :50])
+    np.testing.assert_array_equal(est.strfs_, pickle.loads(before).strfs_)
+    np.testing.assert_array_equal(est.predict(X), prediction)
+
+
+def test_interrupted_warm_start_keeps_the_previous_fit(data):
+    X, y = data
+    est = STRFRegressor(**GRADIENT, warm_start=True).fit(X, y)
+    before, prediction = est.strfs_.copy(), est.predict(X)
+    est.set_params(callbacks=[_AtEpoch(len(est.history_) + 1, _interrupt)])
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.strfs_, before)
+    np.testing.assert_array_equal(est.predict(X), prediction)
+
+
+def test_callback_stopping_at_an_epoch_end_is_not_an_interruption(data):
+    X, y = data
+
+    class StopAfter(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                raise KeyboardInterrupt  # skorch's way for a callback to end training
+
+    reference = STRFRegressor(**{**GRADIENT, "max_epochs": 2}).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = STRFRegressor(**GRADIENT, callbacks=[StopAfter()]).fit(X, y)
+    assert len(est.history_) == 2
+    np.testing.assert_array_equal(est.strfs_, reference.strfs_)
+
+
+# --- degenerate but legal data ----------------------------------------------------------
+
+def test_single_stimulus_fits_without_validation_and_recovers_the_strf():
+    X, y, strfs, intercepts = _noise_free(n_stimuli=1, n_times=200)
+    with pytest.warns(UserWarning, match=r"only one stimulus"):
+        est = STRFRegressor(n_lags=4, alpha=1e-10).fit(X, y)
+    assert est.valid_stimuli_.size == 0
+    np.testing.assert_allclose(est.strfs_, strfs, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(est.intercept_, intercepts, rtol=1e-3, atol=1e-3)
+
+
+def test_continuous_recording_recovers_the_strf():
+    X, y, strfs, _ = _noise_free(n_stimuli=1, n_times=200)
+    with pytest.warns(UserWarning, match=r"only one stimulus"):
+        est = STRFRegressor(n_lags=4, alpha=1e-10).fit(X[0], y[0])
+    np.testing.assert_allclose(est.strfs_, strfs, rtol=1e-3, atol=1e-3)
+    assert est.predict(X[0]).shape == (200, 2)
+
+
+def test_single_repeat_fits_and_scores_by_cc_with_a_warning():
+    X, y, strfs, _ = _noise_free(n_repeats=1)
+    y = y + np.random.default_rng(1).standard_normal(y.shape)  # one noisy trial
+    est = STRFRegressor(n_lags=4).fit(X, y)
+    assert np.isfinite(est.strfs_).all()
+    with pytest.warns(UndefinedMetricWarning, match=r"falls back to the uncorrected cc"):
+        score = est.score(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = cc(y, est.predict(X))
+    assert score == pytest.approx(expected, rel=1e-12)
+
+
+def test_one_neuron_without_a_neuron_axis():
+    X, y, strfs, intercepts = _noise_free(n_neurons=1)
+    est = STRFRegressor(n_lags=4, alpha=1e-10).fit(X, y[:, :, 0, 0])
+    assert est.strfs_.shape == (1, 3, 4)
+    np.testing.assert_allclose(est.strfs_, strfs, rtol=1e-3, atol=1e-3)
+    prediction = est.predict(X)
+    assert prediction.shape == (4, 80)
+    np.testing.assert_allclose(prediction, y[:, :, 0, 0], atol=1e-3)
+
+
+@pytest.mark.parametrize("kernel", ["vanilla", "separable", "parametric"])
+def test_one_frequency_band(kernel):
+    X, y, strfs, _ = _noise_free(n_freqs=1)
+    est = STRFRegressor(kernel=kernel, n_lags=4, max_epochs=3, random_state=0).fit(X, y)
+    assert est.strfs_.shape == (2, 1, 4)
+    assert np.isfinite(est.strfs_).all() and np.isfinite(est.intercept_).all()
+    if kernel != "parametric":  # with one band, any (1, L) kernel is rank 1: exact recovery
+        np.testing.assert_allclose(est.strfs_, strfs, rtol=1e-2, atol=1e-2)
+
+
+def test_stimuli_shorter_than_n_lags_are_fitted_with_zero_history():
+    X, y, strfs, _ = _noise_free(n_stimuli=5, n_times=60)
+    X[1, 2:], y[1, 2:] = np.nan, np.nan  # two frames, fewer than n_lags = 4
+    est = STRFRegressor(n_lags=4, alpha=1e-10).fit(X, y)
+    np.testing.assert_allclose(est.strfs_, strfs, rtol=1e-3, atol=1e-3)
+    prediction = est.predict(X)
+    assert np.isnan(prediction[1, 2:]).all()
+    np.testing.assert_allclose(prediction[1, :2], y[1, :2, :, 0], atol=1e-3)
+
+
+# --- determinism --------------------------------------------------------------------------
+
+_FIT_SCRIPT = r"""
+import hashlib, json, warnings
+import numpy as np
+from skstrf import STRFRegressor
+from skstrf.datasets import make_strf_dataset
+
+warnings.simplefilter("ignore")
+d = make_strf_dataset(n_stimuli=6, n_times=60, n_freqs=5, n_neurons=3, n_repeats=3,
+                      n_lags=4, random_state=0)
+out = {}
+for name, params in {
+    "gradient": dict(solver="gradient", max_epochs=4),
+    "ridge": dict(solver="ridge"),
+    "parametric": dict(kernel="parametric", n_gaussians=2, max_epochs=3),
+}.items():
+    est = STRFRegressor(n_lags=4, random_state=7, device="cpu", **params).fit(d.X, d.y)
+    out[name] = hashlib.sha256(est.strfs_.tobytes() + est.intercept_.tobytes()).hexdigest()
+print(json.dumps(out))
+"""
+
+
+def test_same_random_state_gives_identical_strfs_across_processes():
+    procs = [subprocess.Popen([sys.executable, "-c", _FIT_SCRIPT], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+        outputs.append(json.loads(stdout.strip().splitlines()[-1]))
+    assert outputs[0] == outputs[1]
+    assert set(outputs[0]) == {"gradient", "ridge", "parametric"}
+
+
+def test_random_state_drives_gradient_training(data):
+    X, y = data
+    a = STRFRegressor(**GRADIENT).fit(X, y).strfs_
+    b = STRFRegressor(**GRADIENT).fit(X, y).strfs_
+    c = STRFRegressor(**{**GRADIENT, "random_state": 1}).fit(X, y).strfs_
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
