@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--no-seed-method", action="store_true",
                       help="skip the seed's method (gradient from a random start) and run only "
                       "skstrf's default solvers")
+    cmp_.add_argument("--variants", nargs="*", default=[],
+                      choices=["ln", "ic_adaptation", "adaptrans", "ln_adaptrans"],
+                      help="extra rows beyond the linear STRF: 'ln' (softplus output, Poisson "
+                      "loss), 'ic_adaptation', 'adaptrans' (ON/OFF prefilter), 'ln_adaptrans' (both)")
     cmp_.add_argument("--n-lags", type=int, default=15, help="frames of history of the STRFs")
     cmp_.add_argument("--n-neurons", type=int, default=119, help="synthetic dataset only")
     cmp_.add_argument("--n-times", type=int, default=999, help="synthetic dataset only")
@@ -88,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line interface; returns the exit status."""
     args = _parser().parse_args(argv)
-    from .compare import compare_kernels, default_variants, format_table, save_figures
+    from .compare import beyond_linear_variants, compare_kernels, default_variants, format_table, save_figures
     from .estimator import STRFRegressor
 
     start = time.perf_counter()
@@ -107,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
                              random_state=args.random_state, verbose=args.verbose)
     variants = default_variants(args.kernels, seed_method=not args.no_seed_method,
                                 max_epochs=args.max_epochs)
+    freqs = None if data.freqs is None else np.asarray(data.freqs, dtype=float)
+    variants += beyond_linear_variants(
+        args.variants, dt_ms=data.dt_ms,
+        freq_range=None if freqs is None or freqs.size < 2 else (freqs.min(), freqs.max()))
     result = compare_kernels(data.X, data.y, train=data.train, valid=data.valid, test=data.test,
                              variants=variants, estimator=template,
                              progress=lambda line: print(line, flush=True))

@@ -28,7 +28,7 @@ __all__ = ["STRFRegressor"]
 
 
 class STRFRegressor(RegressorMixin, BaseEstimator):
-    """Linear spectro-temporal receptive field (STRF) model of auditory neurons.
+    """Spectro-temporal receptive field (STRF) model of auditory neurons: linear, LN, adapted.
 
     Predicts each neuron's PSTH at frame ``t`` of a stimulus from the ``n_lags`` most recent
     frames of that stimulus's spectrogram (causal, never crossing stimulus boundaries)::
@@ -46,7 +46,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     the linear output through a per-neuron static nonlinearity (an LN model) and
     ``loss="poisson"`` fits it by the Poisson likelihood; ``prefilter`` puts an adaptation
     front end (AdapTrans ON/OFF channels, or the fixed IC adaptation) before the STRF,
-    fitted jointly with it::
+    fitted jointly with it; with ``P_c(X)`` channel ``c`` of the prefiltered spectrogram::
 
         y[s, t, n] = nonlinearity_n(intercept_[n] + sum_{c, f, k} strfs_[n, c, f, k] * P_c(X)[s, t - k, f])
 
@@ -64,14 +64,18 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         Output nonlinearity applied to the linear stage, per neuron. "identity": the linear
         model. "softplus": ``s * gain * softplus(slope * z / s + offset)`` with learnable
         ``gain, slope > 0`` and ``offset`` per neuron (``s`` the neuron's PSTH standard
-        deviation), starting close to ``max(z, 0)``. "exp": ``r0 * exp((z - r0) / r0)``
-        with ``r0`` the neuron's mean rate, no extra parameter (the STRF absorbs gain and
-        offset). See :mod:`skstrf.nonlinearities`.
+        deviation). "exp": ``r0 * exp(slope * (z - r0) / r0 + offset)`` with learnable
+        ``slope > 0`` and ``offset`` per neuron (``r0`` the neuron's mean rate). Both start
+        fitted to the closed-form linear stage (see ``init``). ``predict`` returns the
+        rates; ``strfs_`` stays the linear stage. See :mod:`skstrf.nonlinearities`.
     loss : {"mse", "poisson"}, default="mse"
         Training loss. "mse": squared error to the PSTH in units of its variance.
-        "poisson": Poisson deviance of the PSTH under the predicted rate, per neuron in
-        units of its mean rate; needs non-negative responses and a positive output
-        (``nonlinearity="softplus"`` or ``"exp"``).
+        "poisson": Poisson deviance of the PSTH under the predicted rate, per neuron scaled
+        by its mean rate over its PSTH variance (the MSE's curvature, so that ``alpha``
+        means the same); needs non-negative responses and a positive output
+        (``nonlinearity="softplus"`` or ``"exp"``). Models other than the linear one start
+        from the closed-form STRF and fine-tune better with ``lr=1e-3`` than with the
+        default (see the user guide).
     prefilter : {None, "adaptrans", "ic_adaptation"}, default=None
         Front end applied to the spectrogram before the STRF. "adaptrans": learnable ON and
         OFF adaptation channels per band (Rançon et al. 2024), rectified, fitted jointly with
@@ -169,8 +173,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         Number of neurons seen in ``fit``.
     n_params_per_neuron_ : int
         Trainable parameters per neuron, intercept included (511, 50 and 41 for the three
-        kernels with 34 bands, 15 lags and 8 Gaussians), plus 3 with the softplus
-        nonlinearity; twice the kernel's with AdapTrans (two input channels). The
+        kernels with 34 bands, 15 lags and 8 Gaussians), plus 3 with the softplus and 2
+        with the exponential nonlinearity; twice the kernel's with AdapTrans (two input
+        channels). The
         prefilter's own parameters are shared by all neurons and not counted
         (``3 * n_freqs`` for AdapTrans: the ON and OFF time constants and ``w`` of each
         band; none for IC adaptation).
@@ -431,6 +436,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
                     # nonlinearity starts fitted to the closed-form linear stage.
                     net.alpha = alpha_.astype(np.float32)
                     _calibrate_nonlinearity(net.module_, train, device, self.loss)
+            elif warm and not fast:
+                net.alpha = self.net_.alpha  # continue with the first fit's penalties
             if solver == "gradient":
                 alpha_ = np.full(data.y.shape[2], net.alpha)
                 net.statistics = train_stats if fast else None

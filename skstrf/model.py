@@ -97,8 +97,13 @@ class STRFModel(nn.Module):
 
     @property
     def is_linear(self) -> bool:
-        """True without prefilter and nonlinearity: the model is affine in the stimulus."""
-        return self.prefilter is None and self.nonlinearity is None
+        """True when the model is affine in the stimulus with a fixed design.
+
+        That is: no output nonlinearity, and no prefilter or a fixed linear one (such as
+        :class:`skstrf.prefilters.ICAdaptation`), whose output then stands for the stimulus.
+        """
+        fixed = self.prefilter is None or getattr(self.prefilter, "is_linear", False)
+        return self.nonlinearity is None and fixed
 
     def linear(self, X: torch.Tensor) -> torch.Tensor:
         """Output of the linear stage (after the prefilter, before the nonlinearity).
@@ -142,11 +147,14 @@ class STRFModel(nn.Module):
         Equal to the masked mean squared error of ``forward`` over the valid frames of
         those stimuli divided by each neuron's PSTH variance, averaged over neurons, plus
         ``alpha`` times the mean squared norm of the standardised kernels. The cost does
-        not depend on the number of frames. Only a linear model (no prefilter, no output
-        nonlinearity) has this form.
+        not depend on the number of frames. Only a linear model (see :attr:`is_linear`;
+        ``stats`` then hold the statistics of the prefilter's output) has this form.
         """
         if not self.is_linear:
-            raise RuntimeError("statistics_loss is exact only for a model without prefilter and nonlinearity")
+            raise RuntimeError(
+                "statistics_loss is exact only for a model without nonlinearity and without a "
+                "learnable or rectifying prefilter"
+            )
         gram, cross, sq, count = stats.batch(index)
         theta = torch.cat([self.standardized_weight(), self.bias[:, None]], dim=1).double()
         quad = ((theta @ gram) * theta).sum(dim=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,10 +26,10 @@ def _strf_panels(strfs, neurons: Sequence[int] | None) -> tuple[list[np.ndarray]
     strfs = getattr(strfs, "strfs_", strfs)
     if neurons is not None:
         stack = np.asarray(strfs, dtype=float)
-        if stack.ndim != 3:
+        if stack.ndim not in (3, 4):
             raise ValueError(
-                "neurons= needs STRFs of shape (n_neurons, n_freqs, n_lags) or a fitted "
-                f"estimator; got an array of shape {stack.shape}"
+                "neurons= needs STRFs of shape (n_neurons, n_freqs, n_lags) or (n_neurons, "
+                f"n_channels, n_freqs, n_lags) or a fitted estimator; got an array of shape {stack.shape}"
             )
         index = np.asarray(neurons, dtype=int).ravel()
         bad = index[(index < -stack.shape[0]) | (index >= stack.shape[0])]
@@ -36,6 +37,33 @@ def _strf_panels(strfs, neurons: Sequence[int] | None) -> tuple[list[np.ndarray]
             raise ValueError(f"neuron index {int(bad[0])} is out of range for {stack.shape[0]} STRFs")
         return list(stack[index]), [f"neuron {int(i)}" for i in index]
     return [np.asarray(k, dtype=float) for k in strfs], None
+
+
+def _split_channels(kernels: list[np.ndarray], titles: Sequence[str] | None,
+                    channels: Sequence[str] | None) -> tuple[list[np.ndarray], list[str] | None, int]:
+    """Turn each (n_channels, n_freqs, n_lags) kernel into n_channels panels side by side.
+
+    Returns the panels, their titles (each STRF's title, if any, followed by the channel
+    name) and the number of channels (1 when the kernels are 2-D and nothing changes).
+    """
+    if not kernels or kernels[0].ndim != 3:
+        return kernels, titles, 1
+    if any(k.ndim != 3 for k in kernels) or len({k.shape for k in kernels}) != 1:
+        raise ValueError(
+            "STRFs with channels must all be 3-D (n_channels, n_freqs, n_lags) arrays of one "
+            f"common shape; got shapes {sorted({k.shape for k in kernels})}"
+        )
+    n_channels = kernels[0].shape[0]
+    if channels is None:
+        channels = ("ON", "OFF") if n_channels == 2 else [f"channel {c}" for c in range(n_channels)]
+    if len(channels) != n_channels:
+        raise ValueError(f"got {len(channels)} channel names for STRFs with {n_channels} channels")
+    if titles is not None and len(titles) != len(kernels):
+        raise ValueError(f"got {len(titles)} titles for {len(kernels)} STRFs")
+    panels = [k[c] for k in kernels for c in range(n_channels)]
+    names = [name if titles is None else f"{titles[i]}, {name}"
+             for i in range(len(kernels)) for name in channels]
+    return panels, names, n_channels
 
 
 def _format_khz(hz: float) -> str:
@@ -46,18 +74,20 @@ def _format_khz(hz: float) -> str:
 def _frequency_ticks(freqs: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Band-axis tick positions and kHz labels for band centre frequencies ``freqs`` (Hz).
 
-    Log-spaced, increasing bands get ticks at whole octaves of 1 kHz (0.5, 1, 2, 4, ...),
+    Log-spaced, increasing bands get ticks at round frequencies (whole octaves of 1 kHz:
+    0.5, 1, 2, 4, ...; on axes spanning less than two octaves also 0.75, 1.5, 3, ...),
     placed between bands by interpolating log-frequency, which reads far better than the
-    arbitrary centre frequencies of the bands; other axes get about 5 labelled bands.
+    arbitrary centre frequencies of the bands. Other axes get about 5 labelled bands.
     """
     n_freqs = freqs.size
     if n_freqs > 1 and np.all(freqs > 0) and np.all(np.diff(freqs) > 0):
-        log_f = np.log2(freqs)
-        octaves = 1000.0 * 2.0 ** np.arange(np.ceil(np.log2(freqs[0] / 1000)), np.floor(np.log2(freqs[-1] / 1000)) + 1)
-        if octaves.size > 6:
-            octaves = octaves[:: int(np.ceil(octaves.size / 6))]
-        if octaves.size >= 2:
-            return np.interp(np.log2(octaves), log_f, np.arange(n_freqs)), [_format_khz(f) for f in octaves]
+        octaves = 1000.0 * 2.0 ** np.arange(-6, 8)
+        for candidates in (octaves, np.sort(np.concatenate([octaves, 1.5 * octaves]))):
+            inside = candidates[(candidates >= freqs[0]) & (candidates <= freqs[-1])]
+            if inside.size > 6:
+                inside = inside[:: int(np.ceil(inside.size / 6))]
+            if inside.size >= 3:
+                return np.interp(np.log2(inside), np.log2(freqs), np.arange(n_freqs)), [_format_khz(f) for f in inside]
     ticks = np.unique(np.linspace(0, n_freqs - 1, min(n_freqs, 5)).round().astype(int))
     return ticks, [_format_khz(freqs[t]) for t in ticks]
 
@@ -76,6 +106,7 @@ def plot_strfs(
     figsize: tuple[float, float] | None = None,
     colorbar: bool = True,
     clabel: str = "weight",
+    channels: Sequence[str] | None = None,
 ):
     """Draw STRFs as (frequency x lag) images on a diverging colour scale centred on 0.
 
@@ -83,7 +114,10 @@ def plot_strfs(
     ----------
     strfs : array-like of shape (n_strfs, n_freqs, n_lags), sequence of (n_freqs, n_lags) arrays, or fitted estimator
         Kernels to draw, e.g. ``est.strfs_[[3, 7]]``; lag 0 is the current frame. A fitted
-        :class:`~skstrf.STRFRegressor` stands for its ``strfs_``.
+        :class:`~skstrf.STRFRegressor` stands for its ``strfs_``. STRFs with input channels,
+        of shape (n_strfs, n_channels, n_freqs, n_lags) (e.g. ``strfs_`` of a model with
+        the AdapTrans prefilter), are drawn one panel per channel, a STRF's channels side by
+        side in one row.
     neurons : sequence of int, default=None
         Draw only these rows of ``strfs`` (of shape (n_neurons, n_freqs, n_lags)); panels
         are then titled "neuron i" unless ``titles`` is given.
@@ -109,6 +143,9 @@ def plot_strfs(
         Draw colour bars (one for the figure with a shared scale, else one per panel).
     clabel : str, default="weight"
         Label of the colour bar.
+    channels : sequence of str, default=None
+        Names of the input channels of STRFs with channels, appended to the panel titles;
+        by default ("ON", "OFF") for two channels.
 
     Returns
     -------
@@ -130,6 +167,13 @@ def plot_strfs(
     kernels, default_titles = _strf_panels(strfs, neurons)
     if not kernels:
         raise ValueError("plot_strfs needs at least one STRF")
+    n_strfs = len(kernels)
+    kernels, titles_by_channel, n_channels = _split_channels(
+        kernels, default_titles if titles is None else titles, channels)
+    if n_channels > 1:
+        titles = default_titles = titles_by_channel
+        if ncols is None:  # whole STRFs per row, at most 4 panels
+            ncols = n_channels * max(1, min(n_strfs, 4 // n_channels))
     shapes = {k.shape for k in kernels}
     if any(k.ndim != 2 for k in kernels) or len(shapes) != 1:
         raise ValueError(
@@ -312,7 +356,8 @@ def plot_score_hist(
     fig : matplotlib.figure.Figure
         The figure.
     ax : matplotlib.axes.Axes
-        The histogram axes; each model's mean is a dashed vertical line of its colour.
+        The histogram axes: each model's histogram is an outline of its colour (filled
+        faintly when there are at most three models), its mean a dashed vertical line.
     """
     plt = _pyplot()
     values = {k: np.asarray(v, dtype=float).ravel() for k, v in scores.items()}
@@ -329,8 +374,10 @@ def plot_score_hist(
         ok = np.isfinite(v)
         mean = np.mean(v[ok]) if ok.any() else np.nan
         extra = f", {np.count_nonzero(~ok)} NaN" if (~ok).any() else ""
-        # A faint fill plus a full-colour outline keeps overlapping histograms apart.
-        ax.hist(v[ok], bins=bins, histtype="stepfilled", alpha=0.2, color=f"C{i}")
+        # A faint fill plus a full-colour outline keeps a few overlapping histograms apart;
+        # beyond three, the fills would mix into colours of no model, so outlines only.
+        if len(values) <= 3:
+            ax.hist(v[ok], bins=bins, histtype="stepfilled", alpha=0.2, color=f"C{i}")
         ax.hist(v[ok], bins=bins, histtype="step", lw=1.8, color=f"C{i}",
                 label=f"{label} (mean {mean:.3f}{extra})")
         if np.isfinite(mean):
@@ -530,16 +577,22 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def _cv_metric(results: Mapping[str, Any], metric: str | None) -> str:
+def _cv_metric(results: Mapping[str, Any], metric: str | None, refit: Any = None) -> str:
+    """The metric to draw: ``metric``, else the only (or the search's refit) metric."""
     available = sorted(k[len("mean_test_"):] for k in results if k.startswith("mean_test_"))
     if not available:
         raise ValueError("cv_results has no 'mean_test_<metric>' entry; pass a fitted search or its cv_results_")
     if metric is None:
-        if "score" in available:
-            return "score"
-        raise ValueError(f"cv_results holds several metrics {available}; choose one with metric=")
+        # Per-neuron columns (skstrf.metrics.make_neuron_scorer) are not candidates by default.
+        summaries = [m for m in available if not re.search(r"_neuron_\d+$", m)]
+        if isinstance(refit, str) and refit in available:
+            return refit
+        if len(summaries) == 1:
+            return summaries[0]
+        raise ValueError(f"cv_results holds several metrics {summaries}; choose one with metric=")
     if metric not in available:
-        raise ValueError(f"metric {metric!r} is not in cv_results; available: {available}")
+        shown = available if len(available) <= 10 else available[:10] + ["..."]
+        raise ValueError(f"metric {metric!r} is not in cv_results; available: {shown}")
     return metric
 
 
@@ -562,10 +615,14 @@ def plot_cv_results(
         A searched parameter to put on the x axis (e.g. ``"alpha"``); candidates that
         share all other parameters are joined into one line, labelled by those
         parameters. Numbers spanning two decades or more get a log axis; other values
-        are categories. ``None`` draws one horizontal error bar per candidate, labelled
-        by its parameters.
+        are categories. Candidates without this parameter (from another grid of a list
+        of grids) are drawn as horizontal levels: the mean dotted, ± std shaded.
+        ``None`` draws one horizontal error bar per candidate, labelled by its
+        parameters.
     metric : str, default=None
-        Which metric of a multi-metric search (``"score"`` when there is a single one).
+        Which metric of a multi-metric search. By default the only one, or the search's
+        ``refit`` metric; per-neuron columns (``cc_norm_neuron_3``, from
+        :func:`skstrf.metrics.make_neuron_scorer`) are never chosen by default.
     show_splits : bool, default=True
         Also draw the score of every CV split as a small dot.
     figsize : (float, float), default=None
@@ -581,7 +638,7 @@ def plot_cv_results(
     """
     plt = _pyplot()
     results = getattr(cv_results, "cv_results_", cv_results)
-    metric = _cv_metric(results, metric)
+    metric = _cv_metric(results, metric, getattr(cv_results, "refit", None))
     mean = np.asarray(results[f"mean_test_{metric}"], dtype=float)
     std = np.asarray(results[f"std_test_{metric}"], dtype=float)
     rank = np.asarray(results.get(f"rank_test_{metric}", np.argsort(np.argsort(-mean)) + 1))
@@ -616,27 +673,31 @@ def plot_cv_results(
     key = next((k for k in names if k == param or short[k] == param), None)
     if key is None:
         raise ValueError(f"param {param!r} was not searched; searched parameters: {names}")
-    values = [p.get(key) for p in candidates]
+    having = np.array([i for i, p in enumerate(candidates) if key in p])
+    values = [candidates[i][key] for i in having]
     numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
+    x = np.full(len(candidates), np.nan)
     if numeric:
-        x = np.asarray(values, dtype=float)
-        positive = x[x > 0]
-        log = x.size == positive.size and positive.max() >= 100 * positive.min()
+        x[having] = np.asarray(values, dtype=float)
+        positive = x[having][x[having] > 0]
+        log = positive.size == having.size and positive.max() >= 100 * positive.min()
     else:
         categories = list(dict.fromkeys(_format_value(v) for v in values))
-        x = np.array([categories.index(_format_value(v)) for v in values], dtype=float)
+        x[having] = [categories.index(_format_value(v)) for v in values]
         log = False
     groups: dict[str, list[int]] = {}
-    for i, p in enumerate(candidates):
-        rest = {k: v for k, v in p.items() if k != key}
+    for i in having:
+        rest = {k: v for k, v in candidates[i].items() if k != key}
         groups.setdefault(_describe(rest, short), []).append(i)
     if figsize is None:
         figsize = (7.5, 4)
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     # Groups are shifted sideways a little so that their error bars do not hide each other.
     where = np.log10(x) if log else x
-    distinct = np.unique(where)
+    distinct = np.unique(where[having])
     gap = np.diff(distinct).min() if distinct.size > 1 else 1.0
+    if log:
+        gap = min(gap, 0.5)  # never more than a few hundredths of a decade per group
     spread = 0.6 if not numeric else 0.25  # a numeric axis keeps its values readable
     width = min(spread / 2, spread / len(groups)) * gap if len(groups) > 1 else 0.0
     for g, (label, index) in enumerate(groups.items()):
@@ -654,12 +715,27 @@ def plot_cv_results(
         if best in order:
             j = int(np.flatnonzero(order == best)[0])
             ax.plot(xs[j], mean[best], marker="o", ms=11, mfc="none", mec="black", ls="none")
+    # Candidates without the parameter (another branch of a list of grids) do not vary
+    # along the axis: each is a level, its mean dotted and its spread shaded.
+    for g, i in enumerate(sorted(set(range(len(candidates))) - set(having.tolist())), start=len(groups)):
+        color = f"C{g}"
+        best_note = ", best" if i == best else ""
+        ax.axhline(mean[i], color=color, ls=":", lw=1.5,
+                   label=f"{_describe(candidates[i], short)} (no {short[key]}{best_note})")
+        ax.axhspan(mean[i] - std[i], mean[i] + std[i], color=color, alpha=0.1, lw=0)
     if log:
         ax.set_xscale("log")
+    if numeric and distinct.size <= 12:
+        # Ticks on the searched values themselves: no 1.2 for an integer parameter.
+        from matplotlib.ticker import NullLocator
+
+        ticks = 10.0**distinct if log else distinct
+        ax.set_xticks(ticks, [_format_value(v) for v in ticks])
+        ax.xaxis.set_minor_locator(NullLocator())
     if not numeric:
         ax.set_xticks(range(len(categories)))
         ax.set_xticklabels(categories)
     ax.set(xlabel=short[key], ylabel=score_label, title=f"Cross-validated score by {short[key]} (\u25cb best candidate)")
-    if len(groups) > 1 or next(iter(groups)):
+    if len(groups) > 1 or having.size < len(candidates) or next(iter(groups)):
         ax.legend(fontsize=8)
     return fig, ax

@@ -742,6 +742,7 @@ def make_strf_dataset(
     rate_hz: float | tuple[float, float] = (2.0, 40.0),
     nonlinearity: str = "relu",
     noise: str = "poisson",
+    prefilter: str | None = None,
     ragged: bool = False,
     missing_repeats: float = 0.0,
     random_state: None | int | np.random.RandomState | np.random.Generator = None,
@@ -789,6 +790,12 @@ def make_strf_dataset(
         ``e ~ N(0, mean rate)`` per neuron, so ``snr`` keeps its meaning; responses are then
         continuous and may be negative. ``nonlinearity="identity"`` gives negative rates and
         therefore requires ``noise="gaussian"``: the exact linear-Gaussian model.
+    prefilter : {None, "onoff"}, default=None
+        ``"onoff"``: the STRFs see the stimulus through ON and OFF adaptation channels
+        (:class:`skstrf.prefilters.AdapTrans`, rectified, each band's time constant
+        ``500 - 105 log10(CF)`` ms for both channels and ``w = 0.75``), so every true STRF
+        has two channels and ``strfs`` has shape (n_neurons, 2, n_freqs, n_lags), channel 0
+        ON. Uses torch.
     ragged : bool, default=False
         If True, stimulus lengths are drawn uniformly between ``ceil(0.6 * n_times)`` and
         ``n_times`` frames, and ``X`` and ``y`` are NaN-padded at the end (whole frames).
@@ -812,7 +819,9 @@ def make_strf_dataset(
         rates : ndarray of shape (n_stimuli, n_times, n_neurons)
             Expected responses ``nonlinearity(drive)``; NaN on padded frames.
         strfs : ndarray of shape (n_neurons, n_freqs, n_lags)
-            True STRFs, lag 0 first (``strfs[n, f, k]`` weighs ``X[s, t - k, f]``).
+            True STRFs, lag 0 first (``strfs[n, f, k]`` weighs ``X[s, t - k, f]``). With
+            ``prefilter="onoff"``: (n_neurons, 2, n_freqs, n_lags), weighing the ON
+            (channel 0) and OFF (channel 1) adaptation channels.
         intercepts : ndarray of shape (n_neurons,)
             Constant term of each drive.
         kind : ndarray of str of shape (n_neurons,)
@@ -832,6 +841,11 @@ def make_strf_dataset(
             Frame duration.
         nonlinearity, noise : str
             The options used.
+        prefilter : str or None
+            The option used.
+        adaptation_tau_ms, adaptation_weight : ndarray of shape (2, n_freqs) and (n_freqs,)
+            Only with ``prefilter="onoff"``: the true adaptation time constants (ON, OFF) in
+            ms and the weight ``w`` of each band.
         DESCR : str
             A description of the dataset.
 
@@ -879,6 +893,8 @@ def make_strf_dataset(
             "nonlinearity='identity' gives negative rates, which Poisson noise cannot have; "
             "use noise='gaussian' (the linear-Gaussian model) or a rectifying nonlinearity"
         )
+    if prefilter not in (None, "onoff"):
+        raise ValueError(f"prefilter must be None or 'onoff'; got {prefilter!r}")
     if not isinstance(missing_repeats, numbers.Real) or not 0.0 <= missing_repeats < 1.0:
         raise ValueError(
             f"missing_repeats must be a probability in [0, 1); got {missing_repeats!r}"
@@ -903,16 +919,28 @@ def make_strf_dataset(
     X[np.arange(n_times)[None, :] >= lengths[:, None]] = np.nan
 
     kind = np.array([kinds[n % len(kinds)] for n in range(n_neurons)])
-    unit_strfs = np.empty((n_neurons, n_freqs, n_lags))
+    freqs = _F_MIN_HZ * 2.0 ** (np.arange(n_freqs) / _BANDS_PER_OCTAVE)
+    n_channels = 1 if prefilter is None else 2
+    unit_strfs = np.empty((n_neurons, n_channels, n_freqs, n_lags))
     for name in KINDS:  # a loop over the (three) kinds, each vectorised over its cells
         cells = np.flatnonzero(kind == name)
         if cells.size:
-            unit_strfs[cells] = _draw_strfs(cell_rng, name, cells.size, n_freqs, n_lags)
+            drawn = _draw_strfs(cell_rng, name, cells.size * n_channels, n_freqs, n_lags)
+            unit_strfs[cells] = drawn.reshape(cells.size, n_channels, n_freqs, n_lags)
+    # Unit norm over all channels together.
+    unit_strfs /= np.sqrt(n_channels)
+    adaptation = {}
+    drive_input = X
+    if prefilter == "onoff":
+        drive_input, adaptation = _onoff_channels(X, freqs, float(dt_ms))
+    unit_strfs_2d = unit_strfs.reshape(n_neurons, n_channels * n_freqs, n_lags)
     mean_rate = target_rate_hz * dt_ms / 1000.0
-    unit_drive = _true_drive(X, unit_strfs, np.zeros(n_neurons))
+    unit_drive = _true_drive(drive_input, unit_strfs_2d, np.zeros(n_neurons))
     target_var = target_snr * mean_rate
     gain, intercepts = _scale_to_targets(unit_drive, nonlinearity, mean_rate, target_var)
-    strfs = unit_strfs * gain[:, None, None]
+    strfs = unit_strfs * gain[:, None, None, None]
+    if prefilter is None:
+        strfs = strfs[:, 0]
     # Equal to _true_drive(X, strfs, intercepts) by linearity, without a second convolution.
     rates = _apply_nonlinearity(intercepts + gain * unit_drive, nonlinearity)
 
@@ -930,7 +958,8 @@ def make_strf_dataset(
         f"Synthetic STRF dataset: {n_stimuli} stimuli x {n_times} frames of {dt_ms:g} ms x "
         f"{n_freqs} bands (1/6 octave from 500 Hz), 1/f modulation spectrum; {n_neurons} "
         f"neurons ({', '.join(dict.fromkeys(kinds))}; round-robin), {n_lags}-lag causal STRFs, "
-        f"{nonlinearity} output, {noise} noise, {n_repeats} repeats; rate "
+        f"{'ON/OFF-adapted input, ' if prefilter else ''}{nonlinearity} output, {noise} noise, "
+        f"{n_repeats} repeats; rate "
         f"{target_rate_hz.min():.1f}-{target_rate_hz.max():.1f} spikes/s, single-trial SNR "
         f"{target_snr.min():.3f}-{target_snr.max():.3f}; ragged={bool(ragged)}, "
         f"missing_repeats={float(missing_repeats):g}. Split: {train.size} train / "
@@ -940,6 +969,42 @@ def make_strf_dataset(
         X=X, y=y, rates=rates, strfs=strfs, intercepts=intercepts, kind=kind,
         separable=kind == "separable", rate_hz=target_rate_hz, snr=target_snr,
         lengths=lengths, train=train, valid=valid, test=test,
-        freqs=_F_MIN_HZ * 2.0 ** (np.arange(n_freqs) / _BANDS_PER_OCTAVE),
-        dt_ms=float(dt_ms), nonlinearity=nonlinearity, noise=noise, DESCR=descr,
+        freqs=freqs, dt_ms=float(dt_ms), nonlinearity=nonlinearity, noise=noise,
+        prefilter=prefilter, DESCR=descr, **adaptation,
     )
+
+
+def _onoff_channels(X: np.ndarray, freqs: np.ndarray, dt_ms: float) -> tuple[np.ndarray, dict]:
+    """ON and OFF adaptation channels of the stimuli (AdapTrans with its initial parameters).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_stimuli, n_times, n_freqs)
+        Stimuli, NaN on padded frames.
+    freqs : ndarray of shape (n_freqs,)
+        Band centre frequencies in Hz (set each band's time constant).
+    dt_ms : float
+        Frame duration.
+
+    Returns
+    -------
+    channels : ndarray of shape (n_stimuli, n_times, 2 * n_freqs)
+        All ON bands then all OFF bands; NaN on padded frames.
+    adaptation : dict
+        ``adaptation_tau_ms`` of shape (2, n_freqs) and ``adaptation_weight`` of shape
+        (n_freqs,): the true parameters.
+    """
+    import torch
+
+    from ..prefilters import AdapTrans, default_n_taps, willmore_tau_ms
+
+    tau = np.vstack([willmore_tau_ms(freqs, dt_ms)] * 2)
+    weight = np.full(freqs.shape, 0.75)
+    module = AdapTrans(freqs.size, dt_ms=dt_ms, n_taps=default_n_taps(tau, dt_ms), learnable=False)
+    module.set_parameters_(tau, weight)
+    padded = np.isnan(X[..., 0])
+    with torch.no_grad():
+        # Padding is at the end and the filters are causal: zeros there reach no valid frame.
+        out = module(torch.as_tensor(np.nan_to_num(X), dtype=torch.float64)).numpy()
+    out[padded] = np.nan
+    return out, {"adaptation_tau_ms": tau, "adaptation_weight": weight}

@@ -1,0 +1,235 @@
+"""Inspection of fitted STRF estimators: gradient maps, the linear stage and the output nonlinearity."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["gradient_maps", "linear_drive", "output_nonlinearity"]
+
+# Rows (neuron x window pairs) per forward pass of the data-dependent gradient map: bounds
+# memory, which grows with rows x frames x bands x lags.
+_ROWS_PER_PASS = 2048
+
+
+def _final_estimator(estimator):
+    """The fitted STRF estimator inside ``estimator`` and the transform that feeds it.
+
+    Accepts a fitted estimator of ours, a fitted :class:`~sklearn.pipeline.Pipeline` ending
+    in one (its earlier steps transform X), or a fitted search (``best_estimator_``).
+    """
+    transform = None
+    if hasattr(estimator, "best_estimator_"):
+        estimator = estimator.best_estimator_
+    if hasattr(estimator, "steps"):
+        head = estimator[:-1]
+        transform = head.transform if len(head) else None
+        estimator = estimator.steps[-1][1]
+    check_is_fitted(estimator, "net_")
+    return estimator, transform
+
+
+def _module(estimator) -> torch.nn.Module:
+    return estimator.net_.module_
+
+
+def _stimuli(estimator, transform, X):
+    """Validated stimuli of ``X`` as seen by the final estimator (after ``transform``)."""
+    if transform is not None:
+        X = transform(X)
+    return estimator._validate_stimuli(X, reset=False)
+
+
+def _baseline_input(baseline, n_rows: int, n_frames: int, n_freqs: int, device) -> torch.Tensor:
+    """A constant input (n_rows, n_frames, n_freqs) at ``baseline`` (scalar or per band)."""
+    level = np.asarray(baseline, dtype=np.float64)
+    if level.ndim == 0:
+        level = np.full(n_freqs, float(level))
+    if level.shape != (n_freqs,) or not np.all(np.isfinite(level)):
+        raise ValueError(
+            f"baseline must be a finite number or an array of shape (n_freqs,) = ({n_freqs},); "
+            f"got shape {level.shape}"
+        )
+    row = torch.as_tensor(level, dtype=torch.float32, device=device)
+    return row.expand(n_rows, n_frames, n_freqs).clone()
+
+
+def _last_frame_gradient(module: torch.nn.Module, inputs: torch.Tensor, n_neurons: int) -> torch.Tensor:
+    """Gradient of neuron n's output at the last frame w.r.t. its own input rows.
+
+    Parameters
+    ----------
+    inputs : Tensor of shape (n_neurons, n_windows, n_frames, n_freqs)
+        Row block ``n`` is fed to the model and only neuron ``n``'s output is kept, so one
+        backward pass serves every neuron.
+
+    Returns
+    -------
+    Tensor of shape (n_neurons, n_windows, n_frames, n_freqs)
+    """
+    inputs = inputs.detach().requires_grad_(True)
+    n_windows, n_frames, n_freqs = inputs.shape[1:]
+    out = module(inputs.reshape(-1, n_frames, n_freqs))[:, -1, :]  # (N * W, N)
+    out = out.reshape(n_neurons, n_windows, n_neurons)
+    own = out.diagonal(dim1=0, dim2=2)  # (W, N): neuron n's output on its own rows
+    (grad,) = torch.autograd.grad(own.sum(), inputs)
+    return grad
+
+
+def _to_maps(grad: torch.Tensor) -> np.ndarray:
+    """(n_neurons, n_frames, n_freqs) gradients -> (n_neurons, n_freqs, n_lags), lag 0 first."""
+    return grad.flip(1).transpose(1, 2).cpu().numpy().astype(np.float64)
+
+
+def _windows(X: np.ndarray, lengths: np.ndarray, n_frames: int, max_windows: int | None) -> np.ndarray:
+    """Every ``n_frames``-frame window that ends on a valid frame and starts inside its stimulus.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_stimuli, n_times, n_freqs)
+    lengths : ndarray of int of shape (n_stimuli,)
+
+    Returns
+    -------
+    windows : ndarray of shape (n_windows, n_frames, n_freqs)
+        At most ``max_windows``, evenly spaced over all of them when there are more.
+    """
+    counts = np.maximum(np.asarray(lengths) - n_frames + 1, 0)
+    if counts.sum() == 0:
+        raise ValueError(
+            f"no stimulus has {n_frames} valid frames, the gradient map's window; use a "
+            "smaller n_frames"
+        )
+    stimulus = np.repeat(np.arange(len(counts)), counts)
+    start = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    if max_windows is not None and len(start) > max_windows:
+        keep = np.linspace(0, len(start) - 1, max_windows).round().astype(int)
+        stimulus, start = stimulus[keep], start[keep]
+    return X[stimulus[:, None], start[:, None] + np.arange(n_frames)]
+
+
+def gradient_maps(estimator, X=None, *, baseline=0.0, n_frames: int | None = None,
+                  max_windows: int | None = 2000) -> np.ndarray:
+    """Gradient of each neuron's predicted response with respect to its recent input.
+
+    ``maps[n, f, k]`` is the derivative of neuron ``n``'s output at the last frame of an
+    input window with respect to band ``f`` of the window's frame ``k`` frames earlier (lag
+    0 = the last frame), the same layout as ``strfs_``. It applies to any model, linear or
+    not (Rançon et al. 2025); for a linear model (no prefilter, identity output) it equals
+    ``strfs_`` exactly, whatever the input. All neurons are computed in one batched
+    backward pass (one neuron per block of batch rows).
+
+    Parameters
+    ----------
+    estimator : fitted STRFRegressor, Pipeline ending in one, or search with ``best_estimator_``
+        The model. Through a Pipeline the maps are with respect to the final estimator's
+        input (the output of the earlier steps).
+    X : array-like of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs), default=None
+        None: the gradient at a constant input equal to ``baseline``. Otherwise the average
+        gradient over windows of these stimuli (each window fed to the model as a short
+        stimulus of its own), a data-dependent map that reflects where the nonlinearities
+        actually operate. Windows are ``n_frames`` long, plus the prefilter's taps minus
+        one with a prefilter, so that the returned lags see the prefilter's full history
+        and not the window's edge.
+    baseline : float or array-like of shape (n_freqs,), default=0.0
+        Level of the constant input when ``X`` is None (0 is silence). With a rectifying
+        prefilter (AdapTrans) silence drives neither channel and the map is zero; use a
+        typical sound level, e.g. ``X.mean(axis=(0, 1))``.
+    n_frames : int, default=None
+        Number of lags of the maps; by default the estimator's ``n_lags``. More lags show
+        how far back a prefilter's influence reaches.
+    max_windows : int or None, default=2000
+        With ``X``: at most this many windows, evenly spaced, are averaged.
+
+    Returns
+    -------
+    maps : ndarray of shape (n_neurons, n_freqs, n_frames)
+        In the units of the prediction per unit of input.
+    """
+    est, transform = _final_estimator(estimator)
+    module = _module(est)
+    device = next(module.parameters()).device
+    n_freqs, n_neurons = est.n_features_in_, est.n_neurons_
+    if n_frames is None:
+        n_frames = est.n_lags
+    if isinstance(n_frames, bool) or not isinstance(n_frames, numbers.Integral) or n_frames < 1:
+        raise ValueError(f"n_frames must be a positive integer; got {n_frames!r}")
+    n_frames = int(n_frames)
+    # A window's first frame stands for its whole past (a prefilter repeats it, like a
+    # stimulus onset), so its gradient piles up the prefilter's history: extend the window
+    # by the prefilter's taps and keep that edge out of the returned lags.
+    context = n_frames + getattr(module.prefilter, "n_taps", 1) - 1
+    if X is None:
+        inputs = _baseline_input(baseline, n_neurons, context, n_freqs, device)
+        grad = _last_frame_gradient(module, inputs[:, None], n_neurons)[:, 0]
+        return _to_maps(grad)[..., :n_frames]
+    data = _stimuli(est, transform, X)
+    windows = _windows(np.nan_to_num(data.X), data.lengths, context, max_windows)
+    chunk = max(1, _ROWS_PER_PASS // n_neurons)
+    total = torch.zeros(n_neurons, context, n_freqs, dtype=torch.float64, device=device)
+    for start in range(0, len(windows), chunk):
+        block = torch.as_tensor(windows[start:start + chunk], dtype=torch.float32, device=device)
+        grad = _last_frame_gradient(module, block.expand(n_neurons, *block.shape), n_neurons)
+        total += grad.sum(dim=1).double()
+    return _to_maps(total / len(windows))[..., :n_frames]
+
+
+def linear_drive(estimator, X) -> np.ndarray:
+    """Output of the linear stage (after any prefilter, before the output nonlinearity).
+
+    For a linear model it equals ``predict``; for an LN model ``predict`` returns
+    ``output_nonlinearity(estimator, linear_drive(estimator, X))``.
+
+    Parameters
+    ----------
+    estimator : fitted STRFRegressor, Pipeline ending in one, or search with ``best_estimator_``
+    X : array-like of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
+        Stimuli, NaN-padded at the end.
+
+    Returns
+    -------
+    z : ndarray
+        In ``predict``'s layout, e.g. (n_stimuli, n_times, n_neurons); NaN on padding.
+    """
+    est, transform = _final_estimator(estimator)
+    module = _module(est)
+    data = _stimuli(est, transform, X)
+    device = next(module.parameters()).device
+    with torch.no_grad():
+        z = module.linear(torch.as_tensor(np.nan_to_num(data.X), dtype=torch.float32, device=device))
+    z = z.cpu().numpy().astype(np.float64)
+    z[~data.frame_mask] = np.nan
+    return est._to_user_layout(z, data.x_ndim)
+
+
+def output_nonlinearity(estimator, z) -> np.ndarray:
+    """Apply each neuron's fitted output nonlinearity to linear-stage values ``z``.
+
+    Parameters
+    ----------
+    estimator : fitted STRFRegressor, Pipeline ending in one, or search with ``best_estimator_``
+    z : array-like of shape (..., n_neurons)
+        Values of the linear stage, e.g. a grid ``np.linspace(lo, hi, 200)[:, None]``
+        repeated over neurons, or the output of :func:`linear_drive`.
+
+    Returns
+    -------
+    rate : ndarray of the same shape as ``z``
+        ``z`` itself for a linear model.
+    """
+    est, _ = _final_estimator(estimator)
+    module = _module(est)
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim == 0 or z.shape[-1] != est.n_neurons_:
+        raise ValueError(
+            f"z must have the neurons last, shape (..., {est.n_neurons_}); got shape {z.shape}"
+        )
+    if module.nonlinearity is None:
+        return z.copy()
+    device = next(module.parameters()).device
+    with torch.no_grad():
+        rate = module.nonlinearity(torch.as_tensor(z, dtype=torch.float32, device=device))
+    return rate.cpu().numpy().astype(np.float64)

@@ -1,0 +1,209 @@
+"""Output nonlinearities of LN models: per-neuron static maps from the linear drive to a rate."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["Softplus", "Exponential", "NONLINEARITIES", "make_nonlinearity"]
+
+# The softplus starts with a knee a quarter of the neuron's PSTH standard deviation wide: close
+# to max(z, 0), hence to the identity wherever the closed-form linear prediction is positive.
+_SOFTPLUS_SLOPE_INIT = 4.0
+
+
+class Softplus(nn.Module):
+    """Per-neuron learnable softplus ``rate = s * gain * softplus(slope * z / s + offset)``.
+
+    ``z`` is the linear stage's output and ``rate`` the prediction, both in the data's units;
+    ``s`` is each neuron's PSTH standard deviation (a fixed buffer) so that the learnable
+    ``gain > 0``, ``slope > 0`` (held as logarithms) and ``offset`` are unit-free. The rate is
+    positive, which a Poisson loss needs.
+
+    They start at ``slope = 4``, ``gain = 1 / slope``, ``offset = 0``:
+    ``rate = (s / 4) softplus(4 z / s)``, which differs from ``max(z, 0)`` by at most
+    ``0.17 s`` (at ``z = 0``), i.e. it is the identity on the positive part of the data's
+    range, so a closed-form linear STRF is a good start. ``slope`` and ``offset`` overlap
+    with the scale of the STRF and the intercept; the redundancy is harmless for gradient
+    training but means the scale of ``strfs_`` of an LN model is defined only together with
+    the nonlinearity.
+
+    Parameters
+    ----------
+    scale : Tensor of shape (n_neurons,)
+        Positive unit of each neuron's responses (its PSTH standard deviation).
+    slope_init : float, default=4.0
+        Initial slope; the initial gain is its inverse.
+    """
+
+    n_params_per_neuron = 3
+    _slope_grid = torch.logspace(-0.5, 1.5, 9, dtype=torch.float64)
+
+    def __init__(self, scale: torch.Tensor, slope_init: float = _SOFTPLUS_SLOPE_INIT) -> None:
+        super().__init__()
+        scale = torch.as_tensor(scale, dtype=torch.float32)
+        if scale.ndim != 1 or not bool(torch.all(scale > 0)):
+            raise ValueError("scale must be a 1-D tensor of positive values, one per neuron")
+        n = scale.shape[0]
+        self.register_buffer("scale", scale)
+        self.log_gain = nn.Parameter(torch.full((n,), -math.log(slope_init)))
+        self.log_slope = nn.Parameter(torch.full((n,), math.log(slope_init)))
+        self.offset = nn.Parameter(torch.zeros(n))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Rate of shape (..., n_neurons) from the linear output ``z`` of the same shape."""
+        inner = self.log_slope.exp() * z / self.scale + self.offset
+        return self.scale * self.log_gain.exp() * nn.functional.softplus(inner)
+
+    @torch.no_grad()
+    def calibrate_(self, z: torch.Tensor, y: torch.Tensor, loss: str = "mse") -> "Softplus":
+        """Fit ``slope`` (on a grid, ``offset = 0``) and ``gain`` (in closed form) to ``y`` given ``z``.
+
+        Parameters
+        ----------
+        z : Tensor of shape (n_frames, n_neurons)
+            Linear-stage output on the training frames.
+        y : Tensor of shape (n_frames, n_neurons)
+            Targets (PSTH); NaN entries are ignored.
+        loss : {"mse", "poisson"}
+            Loss the gain is optimal for.
+        """
+        grid = self._slope_grid.to(z.device)
+        scale = self.scale.double()
+        u = z.double() / scale
+        shapes = [scale * nn.functional.softplus(b * u) for b in grid]
+        best, log_gain = _best_shape(shapes, y.double(), loss)
+        self.log_slope.copy_(grid[best].log().float())
+        self.log_gain.copy_(log_gain.float())
+        self.offset.zero_()
+        return self
+
+
+class Exponential(nn.Module):
+    """Per-neuron exponential ``rate = r0 * exp(slope * (z - r0) / r0 + offset)``.
+
+    ``r0`` is each neuron's mean training response (a fixed buffer; its PSTH standard
+    deviation where that mean is not positive), ``slope > 0`` (held as a logarithm) and
+    ``offset`` are learnable. With ``slope = 1, offset = 0`` the curve is tangent to the
+    identity at ``z = r0``; but an exponential tangent at the mean rate overshoots the peaks
+    of a sparse cell by orders of magnitude, so :meth:`calibrate_` fits ``slope`` and
+    ``offset`` to the closed-form linear stage before gradient training. Both overlap with the
+    STRF's scale and intercept (harmless for gradient training).
+
+    Parameters
+    ----------
+    reference : Tensor of shape (n_neurons,)
+        ``r0``, positive.
+    """
+
+    n_params_per_neuron = 2
+    _slope_grid = torch.logspace(-2.0, 0.5, 16, dtype=torch.float64)
+
+    def __init__(self, reference: torch.Tensor) -> None:
+        super().__init__()
+        reference = torch.as_tensor(reference, dtype=torch.float32)
+        if reference.ndim != 1 or not bool(torch.all(reference > 0)):
+            raise ValueError("reference must be a 1-D tensor of positive values, one per neuron")
+        self.register_buffer("reference", reference)
+        self.log_slope = nn.Parameter(torch.zeros_like(reference))
+        self.offset = nn.Parameter(torch.zeros_like(reference))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Rate of shape (..., n_neurons) from the linear output ``z`` of the same shape."""
+        r0 = self.reference
+        return r0 * torch.exp(self.log_slope.exp() * (z - r0) / r0 + self.offset)
+
+    @torch.no_grad()
+    def calibrate_(self, z: torch.Tensor, y: torch.Tensor, loss: str = "mse") -> "Exponential":
+        """Fit ``slope`` (on a grid) and ``offset`` (in closed form) to ``y`` given ``z``.
+
+        Parameters
+        ----------
+        z : Tensor of shape (n_frames, n_neurons)
+            Linear-stage output on the training frames.
+        y : Tensor of shape (n_frames, n_neurons)
+            Targets (PSTH); NaN entries are ignored.
+        loss : {"mse", "poisson"}
+            Loss the gain is optimal for.
+        """
+        r0 = self.reference.double()
+        u = (z.double() - r0) / r0
+        grid = self._slope_grid.to(u.device)
+        # Each candidate is scaled by its largest value so exp cannot overflow.
+        peaks = torch.stack([(b * u).amax(0) for b in grid])  # (n_slopes, n_neurons)
+        best, log_gain = _best_shape([torch.exp(b * u - m) for b, m in zip(grid, peaks)], y.double(), loss)
+        # rate = gain * exp(b u - m) = r0 * exp(b u + offset)
+        offset = log_gain - peaks[best, torch.arange(u.shape[1], device=u.device)] - r0.log()
+        self.log_slope.copy_(grid[best].log().float())
+        self.offset.copy_(offset.float())
+        return self
+
+
+def _best_shape(shapes: list[torch.Tensor], y: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best of candidate rate shapes per neuron, each with its optimal positive gain.
+
+    Parameters
+    ----------
+    shapes : list of Tensor of shape (n_frames, n_neurons)
+        Candidate rates up to a per-neuron gain, positive.
+    y : Tensor of shape (n_frames, n_neurons)
+        Targets; NaN entries are ignored.
+    loss : {"mse", "poisson"}
+        For "mse" the gain is ``sum(y q) / sum(q^2)``, for "poisson" ``sum(y) / sum(q)``
+        (each the minimiser of its loss over the gain).
+
+    Returns
+    -------
+    best : Tensor of int of shape (n_neurons,)
+        Index of the best shape of each neuron.
+    log_gain : Tensor of shape (n_neurons,)
+        Logarithm of that shape's gain.
+    """
+    mask = torch.isfinite(y)
+    y = torch.where(mask, y, 0.0)
+    tiny = torch.finfo(y.dtype).tiny
+    losses, log_gains = [], []
+    for q in shapes:
+        q = torch.where(mask, q, 0.0)
+        if loss == "poisson":
+            gain = (y.sum(0) / q.sum(0).clamp(min=tiny)).clamp(min=tiny)
+            rate = gain * q
+            value = (rate - torch.xlogy(y, rate.clamp(min=tiny))).sum(0)
+        else:
+            gain = ((y * q).sum(0) / (q**2).sum(0).clamp(min=tiny)).clamp(min=tiny)
+            value = ((y - gain * q) ** 2).sum(0)
+        losses.append(torch.nan_to_num(value, nan=torch.inf))
+        log_gains.append(gain.log())
+    best = torch.stack(losses).argmin(0)
+    chosen = torch.arange(y.shape[1], device=y.device)
+    return best, torch.stack(log_gains)[best, chosen]
+
+
+NONLINEARITIES = {"identity": None, "softplus": Softplus, "exp": Exponential}
+
+
+def make_nonlinearity(name: str, y_mean: torch.Tensor, y_scale: torch.Tensor) -> nn.Module | None:
+    """Build the output nonlinearity ``name`` for neurons with PSTH means and scales given.
+
+    Parameters
+    ----------
+    name : {"identity", "softplus", "exp"}
+        "identity" returns None (the linear model).
+    y_mean, y_scale : Tensor of shape (n_neurons,)
+        Mean and standard deviation (positive) of each neuron's training PSTH.
+
+    Returns
+    -------
+    nn.Module or None
+    """
+    if name not in NONLINEARITIES:
+        raise ValueError(f"unknown nonlinearity {name!r}; expected one of {sorted(NONLINEARITIES)}")
+    y_mean = torch.as_tensor(y_mean, dtype=torch.float32)
+    y_scale = torch.as_tensor(y_scale, dtype=torch.float32)
+    if name == "softplus":
+        return Softplus(y_scale)
+    if name == "exp":
+        return Exponential(torch.where(y_mean > 0, y_mean, y_scale))
+    return None
