@@ -274,7 +274,8 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
         The figure.
     axes : ndarray of 2 matplotlib.axes.Axes
         Loss and validation cc_norm. Each drawn line is labelled "<fit> (train)",
-        "<fit> (valid)" (loss) or "<fit>" (cc_norm).
+        "<fit> (valid)" (loss) or "<fit>" (cc_norm); the best-epoch stars
+        "_best epoch of <fit>" (hidden from legends).
     """
     plt = _pyplot()
     from matplotlib.lines import Line2D
@@ -309,7 +310,9 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
         if scores is not None and len(scores) > 1 and np.isfinite(scores).any():
             best = int(np.nanargmax(scores))
             axes[1].plot(epochs[best], scores[best], color=color, marker="*", ms=12, ls="none",
-                         markeredgecolor="black", markeredgewidth=0.5, label=f"{label} (best epoch)")
+                         markeredgecolor="black", markeredgewidth=0.5,
+                         # "_" keeps the stars out of any legend a caller adds to the panel
+                         label=f"_best epoch of {label}")
     if iterative:
         handles += [Line2D([], [], color="0.3", ls="--", lw=1, label="training loss"),
                     Line2D([], [], color="0.3", ls="-", lw=1.5, label="validation"),

@@ -412,8 +412,8 @@ class BandPooling(_StimulusTransformer):
 
         Returns
         -------
-        Xt : ndarray of shape (n_stimuli, n_times, n_features_out_) or \
-                (n_times, n_features_out_)
+        Xt : ndarray of shape (n_stimuli, n_times, ``n_features_out_``) or \
+                (n_times, ``n_features_out_``)
         """
         check_is_fitted(self, "n_features_out_")
         data = self._validate(X, reset=False)
@@ -430,7 +430,7 @@ class BandPooling(_StimulusTransformer):
 
         Returns
         -------
-        feature_names_out : ndarray of str objects of shape (n_features_out_,)
+        feature_names_out : ndarray of str objects of shape (``n_features_out_``,)
         """
         check_is_fitted(self, "n_features_out_")
         names = _check_input_features(input_features, self.n_features_in_)

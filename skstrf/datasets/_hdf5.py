@@ -472,7 +472,7 @@ class LazyDataset:
         -------
         data : Bunch
             ``X`` of shape (n_selected, n_times, n_freqs), ``y`` of shape
-            (n_selected, n_times, *y_tail), padded to the longest selected stimulus;
+            (n_selected, n_times, ``*y_tail``), padded to the longest selected stimulus;
             ``lengths``; and the file's ``dt_ms``, ``freqs``, ``stimulus_names``
             (selected), ``neuron_names``, ``splits``, ``metadata``, ``format_version``.
             A file saved from a single recording gives X (n_times, n_freqs) and y

@@ -1,0 +1,427 @@
+"""Tests of skstrf.plotting: what each figure draws (panels, colour limits, labels, line data)."""
+
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.container import ErrorbarContainer  # noqa: E402
+
+from skstrf.plotting import (  # noqa: E402
+    plot_cv_results,
+    plot_history,
+    plot_prediction,
+    plot_score_hist,
+    plot_strfs,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _line(ax, label):
+    matches = [line for line in ax.lines if line.get_label() == label]
+    assert len(matches) == 1, [line.get_label() for line in ax.lines]
+    return matches[0]
+
+
+# ------------------------------------------------------------------------ plot_strfs
+def test_plot_strfs_grid_images_and_shared_limits():
+    rng = np.random.default_rng(0)
+    kernels = rng.normal(size=(5, 7, 4))
+    kernels[2] *= 10  # the largest value of all sets the shared scale
+    fig, axes = plot_strfs(kernels, titles=list("abcde"), dt_ms=5.0)
+    assert len(axes) == 5
+    # 2 x 4 grid with 3 empty cells removed, plus one shared colour bar.
+    assert len(fig.axes) == 6
+    m = np.abs(kernels).max()
+    for ax, k, title in zip(axes, kernels, "abcde"):
+        (image,) = ax.images
+        np.testing.assert_array_equal(image.get_array(), k)
+        assert image.get_clim() == pytest.approx((-m, m))
+        assert image.get_cmap().name == "RdBu_r"
+        # Pixel centres on the lags: lag 0 at 0 ms, lag 3 at 15 ms.
+        assert image.get_extent() == pytest.approx([-2.5, 17.5, -0.5, 6.5])
+        assert ax.get_title() == title
+    # Lag labels only where no panel sits below; frequency labels on the first column.
+    assert [ax.get_xlabel() for ax in axes] == ["", "lag (ms)", "lag (ms)", "lag (ms)", "lag (ms)"]
+    assert [ax.get_ylabel() for ax in axes] == ["frequency band", "", "", "", "frequency band"]
+    colorbar_ax = fig.axes[-1]
+    assert colorbar_ax.get_ylabel() == "weight"
+
+
+def test_plot_strfs_per_panel_limits_and_colorbars():
+    kernels = np.zeros((3, 4, 5))
+    kernels[0, 1, 2] = -2.0
+    kernels[1, 0, 0] = 0.5
+    # kernels[2] stays all zero: its scale falls back to [-1, 1] instead of an empty range.
+    fig, axes = plot_strfs(kernels, shared_clim=False, dt_ms=None, ncols=3, clabel="spikes / unit")
+    assert [ax.images[0].get_clim() for ax in axes] == [(-2.0, 2.0), (-0.5, 0.5), (-1.0, 1.0)]
+    assert len(fig.axes) == 6  # one colour bar per panel
+    assert {cb.get_ylabel() for cb in fig.axes[3:]} == {"spikes / unit"}
+    assert axes[0].get_xlabel() == "lag (frames)"
+    assert axes[0].images[0].get_extent() == pytest.approx([-0.5, 4.5, -0.5, 3.5])
+
+
+def test_plot_strfs_octave_ticks_from_band_frequencies():
+    freqs = 500 * 2 ** (np.arange(34) / 6)  # 1/6-octave bands from 500 Hz
+    _, axes = plot_strfs(np.ones((1, 34, 15)), freqs=freqs)
+    ax = axes[0]
+    # One band in six is a whole octave: 0.5 kHz at band 0, 1 kHz at band 6, ... 16 kHz at 30.
+    np.testing.assert_allclose(ax.get_yticks(), [0, 6, 12, 18, 24, 30])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.5", "1", "2", "4", "8", "16"]
+    assert ax.get_ylabel() == "frequency (kHz)"
+
+
+def test_plot_strfs_irregular_frequencies_label_bands():
+    freqs = np.array([4000.0, 1000.0, 2000.0])  # not increasing: no interpolation
+    _, axes = plot_strfs(np.ones((1, 3, 2)), freqs=freqs)
+    np.testing.assert_allclose(axes[0].get_yticks(), [0, 1, 2])
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["4", "1", "2"]
+
+
+def test_plot_strfs_from_estimator_and_neuron_selection():
+    strfs = np.arange(4 * 3 * 2, dtype=float).reshape(4, 3, 2)
+    est = SimpleNamespace(strfs_=strfs)
+    _, axes = plot_strfs(est, neurons=[3, 1])
+    assert [ax.get_title() for ax in axes] == ["neuron 3", "neuron 1"]
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), strfs[3])
+    np.testing.assert_array_equal(axes[1].images[0].get_array(), strfs[1])
+    _, axes = plot_strfs(est)
+    assert len(axes) == 4
+
+
+def test_plot_strfs_neuron_selection_with_on_off_channels():
+    strfs = np.arange(3 * 2 * 4 * 5, dtype=float).reshape(3, 2, 4, 5)  # AdapTrans: (N, ON/OFF, F, L)
+    _, axes = plot_strfs(SimpleNamespace(strfs_=strfs), neurons=[2])
+    assert [ax.get_title() for ax in axes] == ["neuron 2, ON", "neuron 2, OFF"]
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), strfs[2, 0])
+    np.testing.assert_array_equal(axes[1].images[0].get_array(), strfs[2, 1])
+    # One colour scale for the whole STRF: ON and OFF weights are comparable.
+    assert axes[0].images[0].get_clim() == axes[1].images[0].get_clim() == (-strfs.max(), strfs.max())
+
+
+@pytest.mark.parametrize(
+    "strfs, kwargs, message",
+    [
+        ([], {}, "at least one STRF"),
+        ([np.ones((3, 2)), np.ones((3, 3))], {}, "one common shape"),
+        (np.ones((2, 3, 2)), {"titles": ["a"]}, "got 1 titles for 2 STRFs"),
+        (np.ones((2, 3, 2)), {"freqs": [1.0, 2.0]}, r"one frequency per band \(3\); got 2"),
+        (np.ones((2, 3, 2)), {"neurons": [2]}, "neuron index 2 is out of range for 2 STRFs"),
+        (np.ones((3, 2)), {"neurons": [0]}, r"shape \(n_neurons, n_freqs, n_lags\)"),
+    ],
+)
+def test_plot_strfs_errors(strfs, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        plot_strfs(strfs, **kwargs)
+
+
+# ---------------------------------------------------------------------- plot_history
+def _records(train, valid, score):
+    return [{"epoch": i + 1, "train_loss": t, "valid_loss": v, "valid_cc_norm": s}
+            for i, (t, v, s) in enumerate(zip(train, valid, score))]
+
+
+def test_plot_history_lines_best_epoch_and_closed_form():
+    gradient = _records([1.0, 0.6, 0.5], [1.1, 0.8, 0.9], [0.2, 0.6, 0.55])
+    closed = _records([0.4], [0.7], [0.65])
+    fig, (loss_ax, score_ax) = plot_history({"grad": gradient, "ridge": closed})
+    train = _line(loss_ax, "grad (train)")
+    np.testing.assert_array_equal(train.get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(train.get_ydata(), [1.0, 0.6, 0.5])
+    assert train.get_linestyle() == "--"
+    valid = _line(loss_ax, "grad (valid)")
+    np.testing.assert_array_equal(valid.get_ydata(), [1.1, 0.8, 0.9])
+    assert valid.get_linestyle() == "-"
+    np.testing.assert_array_equal(_line(score_ax, "grad").get_ydata(), [0.2, 0.6, 0.55])
+    # The restored epoch is the best validation cc_norm: epoch 2.
+    star = _line(score_ax, "_best epoch of grad")
+    assert (list(star.get_xdata()), list(star.get_ydata())) == ([2], [0.6])
+    # The one-epoch fit: a marker at epoch 1 and a horizontal reference line at its level.
+    point = _line(score_ax, "ridge")
+    assert (list(point.get_xdata()), list(point.get_ydata())) == ([1], [0.65])
+    levels = [line.get_ydata()[0] for line in score_ax.lines if line.get_linestyle() == ":"]
+    assert levels == [0.65]
+    hollow = _line(loss_ax, "ridge (train)")
+    assert hollow.get_markerfacecolor() == "none"
+    assert loss_ax.get_ylabel() == "MSE (units of PSTH variance)"
+    assert score_ax.get_ylabel() == "validation cc_norm"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:2] == ["grad", "ridge"]
+    assert "training loss" in legend and "best epoch (restored)" in legend
+    assert any(text.startswith("closed form") for text in legend)
+
+
+def test_plot_history_single_history_without_validation():
+    records = [{"epoch": 1, "train_loss": 2.0}, {"epoch": 2, "train_loss": 1.0}]
+    _, (loss_ax, score_ax) = plot_history(records)
+    np.testing.assert_array_equal(_line(loss_ax, "fit (train)").get_ydata(), [2.0, 1.0])
+    assert not score_ax.lines
+
+
+def test_plot_history_of_fitted_estimators():
+    from skstrf import STRFRegressor
+    from skstrf.datasets import make_strf_dataset
+
+    data = make_strf_dataset(n_stimuli=6, n_times=150, n_freqs=8, n_neurons=3, n_repeats=4,
+                             n_lags=4, random_state=0)
+    est = STRFRegressor(kernel="separable", solver="gradient", n_lags=4, max_epochs=4,
+                        patience=None, random_state=0).fit(data.X, data.y)
+    _, (loss_ax, score_ax) = plot_history({"sep": est})
+    np.testing.assert_allclose(_line(score_ax, "sep").get_ydata(), est.history_[:, "valid_cc_norm"])
+    np.testing.assert_allclose(_line(loss_ax, "sep (valid)").get_ydata(), est.history_[:, "valid_loss"])
+    np.testing.assert_array_equal(_line(loss_ax, "sep (train)").get_xdata(), [1, 2, 3, 4])
+
+
+# ------------------------------------------------------------------- plot_score_hist
+def test_plot_score_hist_counts_means_and_nan_in_legend():
+    scores = {"a": [0.01, 0.02, 0.51, np.nan], "b": np.array([0.31, 0.31, 0.31, 0.96])}
+    _, ax = plot_score_hist(scores)
+    # Default bins: width 0.025 from 0 to 1 -> 40 bins; polygons: fill then outline per model.
+    fill_a, step_a, fill_b, step_b = ax.patches
+    heights_a = step_a.get_xy()[1:80:2, 1]
+    heights_b = step_b.get_xy()[1:80:2, 1]
+    expected_a = np.zeros(40)
+    expected_a[[0, 20]] = [2, 1]
+    expected_b = np.zeros(40)
+    expected_b[[12, 38]] = [3, 1]
+    np.testing.assert_array_equal(heights_a, expected_a)
+    np.testing.assert_array_equal(heights_b, expected_b)
+    means = [line.get_xdata()[0] for line in ax.lines]
+    assert means == pytest.approx([0.18, 0.4725])
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["a (mean 0.180, 1 NaN)", "b (mean 0.472)"]
+    assert ax.get_xlabel() == "test cc_norm" and ax.get_ylabel() == "number of neurons"
+
+
+def test_plot_score_hist_range_widens_for_negative_scores():
+    _, ax = plot_score_hist({"m": [-0.31, 1.12]}, title=None)
+    outline = ax.patches[1].get_xy()
+    assert outline[:, 0].min() == pytest.approx(-0.325)
+    assert outline[:, 0].max() == pytest.approx(1.125)
+    assert ax.get_title() == ""
+
+
+def test_plot_score_hist_needs_scores():
+    with pytest.raises(ValueError, match="at least one model"):
+        plot_score_hist({})
+
+
+# ------------------------------------------------------------------- plot_prediction
+@pytest.fixture(scope="module")
+def fitted():
+    from skstrf import STRFRegressor
+    from skstrf.datasets import make_strf_dataset
+
+    data = make_strf_dataset(n_stimuli=5, n_times=120, n_freqs=8, n_neurons=3, n_repeats=4,
+                             n_lags=4, random_state=1)
+    est = STRFRegressor(n_lags=4, random_state=0).fit(data.X, data.y)
+    return data, est
+
+
+def test_plot_prediction_spike_counts_get_a_raster(fitted):
+    data, est = fitted
+    fig, axes = plot_prediction(est, data.X, data.y, neuron=2, stimulus=3, dt_ms=5.0)
+    assert len(axes) == 3  # spectrogram, raster, responses
+    spec, raster, resp = axes
+    np.testing.assert_array_equal(spec.images[0].get_array(), data.X[3].T)
+    times = np.arange(120) * 5.0
+    events = raster.collections
+    assert len(events) == 4
+    for j, collection in enumerate(events):
+        np.testing.assert_array_equal(np.sort(collection.get_positions()), times[data.y[3, :, 2, j] > 0])
+    psth = _line(resp, "PSTH (mean of 4 repeats)")
+    np.testing.assert_array_equal(psth.get_xdata(), times)
+    np.testing.assert_allclose(psth.get_ydata(), data.y[3, :, 2].mean(axis=-1))
+    expected = est.predict(data.X)[3, :, 2]
+    r = np.corrcoef(expected, data.y[3, :, 2].mean(axis=-1))[0, 1]
+    pred = _line(resp, f"prediction (cc = {r:.2f})")
+    np.testing.assert_allclose(pred.get_ydata(), expected)
+    assert resp.get_xlabel() == "time (ms)"
+    assert resp.get_xlim() == pytest.approx((-2.5, 597.5))
+
+
+def test_plot_prediction_lines_from_an_array_with_padding_and_missing_repeats(fitted):
+    data, est = fitted
+    rng = np.random.default_rng(0)
+    X = data.X.copy()
+    y = data.y + rng.uniform(0.1, 0.2, size=data.y.shape)  # not counts: lines by default
+    X[1, 100:] = np.nan
+    y[1, 100:] = np.nan
+    y[1, :100, 0, 2] = np.nan  # repeat 2 of neuron 0 missing on stimulus 1
+    pred = est.predict(X)
+    fig, axes = plot_prediction(pred, X, y, neuron=0, stimulus=1, dt_ms=2.0, spectrogram=False,
+                                ylabel="rate (Hz)", time_range=(10, 50))
+    (resp,) = axes
+    grey = [line for line in resp.lines if line.get_color() == "0.65"]
+    assert len(grey) == 3  # the missing repeat is not drawn
+    np.testing.assert_allclose(np.array([line.get_ydata() for line in grey]).T, y[1, :100, 0, [0, 1, 3]].T)
+    assert grey[0].get_label() == "single repeats (3)"
+    psth = _line(resp, "PSTH (mean of 3 repeats)")
+    np.testing.assert_array_equal(psth.get_xdata(), np.arange(100) * 2.0)
+    np.testing.assert_allclose(psth.get_ydata(), np.nanmean(y[1, :100, 0], axis=-1))
+    assert resp.get_ylabel() == "rate (Hz)"
+    assert resp.get_xlim() == (10, 50)
+
+
+def test_plot_prediction_psth_only_and_continuous_recording(fitted):
+    data, est = fitted
+    X2, y2 = data.X[0], data.y[0].mean(axis=-1)  # one recording, PSTH layout
+    _, axes = plot_prediction(est, X2, y2, neuron=1, repeats="raster")
+    assert len(axes) == 2  # no repeats to draw
+    resp = axes[-1]
+    np.testing.assert_allclose(_line(resp, "response").get_ydata(), y2[:, 1])
+    pred = [line for line in resp.lines if line.get_label().startswith("prediction")]
+    np.testing.assert_allclose(pred[0].get_ydata(), est.predict(X2)[:, 1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"neuron": 3}, r"neuron must be an integer in \[0, 3\); got 3"),
+        ({"stimulus": -1}, r"stimulus must be an integer in \[0, 5\); got -1"),
+        ({"repeats": "dots"}, "repeats must be 'auto', 'lines', 'raster' or 'none'; got 'dots'"),
+        ({"freqs": [1.0]}, r"one frequency per band \(8\); got 1"),
+    ],
+)
+def test_plot_prediction_errors(fitted, kwargs, message):
+    data, est = fitted
+    with pytest.raises(ValueError, match=message):
+        plot_prediction(est, data.X, data.y, **kwargs)
+
+
+def test_plot_prediction_rejects_a_misshapen_prediction(fitted):
+    data, _ = fitted
+    with pytest.raises(ValueError, match=r"prediction has shape \(5, 120\).*\(5, 120, 3\)"):
+        plot_prediction(np.zeros((5, 120)), data.X, data.y)
+
+
+# ------------------------------------------------------------------- plot_cv_results
+def _cv_results():
+    params = [{"alpha": a, "kernel": k} for k in ("vanilla", "separable") for a in (0.01, 0.1, 1.0)]
+    splits = np.array([[0.50, 0.60, 0.70, 0.40, 0.45, 0.50],
+                       [0.54, 0.66, 0.72, 0.44, 0.45, 0.58]])
+    mean, std = splits.mean(0), splits.std(0)
+    results = {"params": params, "mean_test_score": mean, "std_test_score": std,
+               "rank_test_score": np.argsort(np.argsort(-mean)) + 1,
+               "split0_test_score": splits[0], "split1_test_score": splits[1]}
+    return results, mean, std
+
+
+def test_plot_cv_results_numeric_param_lines_and_error_bars():
+    results, mean, std = _cv_results()
+    fig, ax = plot_cv_results(results, "alpha")
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [b.get_label() for b in bars] == ["kernel=vanilla", "kernel=separable"]
+    assert ax.get_xscale() == "log"  # 0.01 .. 1 spans two decades
+    shifts = []
+    for bar, index in zip(bars, ([0, 1, 2], [3, 4, 5])):
+        line = bar.lines[0]
+        np.testing.assert_allclose(line.get_ydata(), mean[index])
+        ratio = line.get_xdata() / np.array([0.01, 0.1, 1.0])
+        np.testing.assert_allclose(ratio, ratio[0])
+        shifts.append(ratio[0])
+        segments = bar.lines[2][0].get_segments()
+        np.testing.assert_allclose([s[0, 1] for s in segments], mean[index] - std[index])
+        np.testing.assert_allclose([s[1, 1] for s in segments], mean[index] + std[index])
+    # Groups are shifted sideways by one constant factor each (left, right), never reordered.
+    assert 1 / 1.3 < shifts[0] < 1 < shifts[1] < 1.3
+    # The best candidate (alpha=1, vanilla) is ringed.
+    ring = [line for line in ax.lines if line.get_markerfacecolor() == "none"]
+    assert len(ring) == 1 and ring[0].get_ydata()[0] == pytest.approx(mean[2])
+    assert ax.get_xlabel() == "alpha"
+    assert ax.get_ylabel() == "test score (mean \u00b1 std over 2 folds)"
+
+
+def test_plot_cv_results_one_bar_per_candidate():
+    results, mean, std = _cv_results()
+    _, ax = plot_cv_results(results, show_splits=False)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0] == "alpha=0.01, kernel=vanilla"
+    assert labels[-1] == "alpha=1, kernel=separable"
+    bold = [t.get_text() for t in ax.get_yticklabels() if t.get_fontweight() == "bold"]
+    assert bold == ["alpha=1, kernel=vanilla"]
+    (bar,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    np.testing.assert_allclose(bar.lines[0].get_xdata(), mean)
+    np.testing.assert_allclose(bar.lines[0].get_ydata(), [5, 4, 3, 2, 1, 0])  # first on top
+    segments = bar.lines[2][0].get_segments()
+    np.testing.assert_allclose([s[1, 0] - s[0, 0] for s in segments], 2 * std)
+
+
+def test_plot_cv_results_category_param_and_pipeline_names():
+    results, mean, _ = _cv_results()
+    results["params"] = [{f"strfregressor__{k}": v for k, v in p.items()} for p in results["params"]]
+    _, ax = plot_cv_results(results, "kernel")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["vanilla", "separable"]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [b.get_label() for b in bars] == ["alpha=0.01", "alpha=0.1", "alpha=1"]
+    np.testing.assert_allclose(bars[0].lines[0].get_ydata(), mean[[0, 3]])
+    x = bars[0].lines[0].get_xdata()
+    assert -0.5 < x[0] < 0 and 0.5 < x[1] < 1  # shifted left within each category
+    assert bars[0].lines[0].get_linestyle() == "None"  # no line between categories
+    assert ax.get_xlabel() == "kernel"
+
+
+def test_plot_cv_results_candidates_without_the_param_are_levels():
+    results, mean, std = _cv_results()
+    results["params"][5] = {"kernel": "parametric"}  # a second grid without alpha
+    _, ax = plot_cv_results(results, "alpha", show_splits=False)
+    assert ax.get_xscale() == "log"
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    np.testing.assert_allclose(bars[1].lines[0].get_ydata(), mean[[3, 4]])
+    level = _line(ax, "kernel=parametric (no alpha)")
+    assert level.get_linestyle() == ":"
+    np.testing.assert_allclose(level.get_ydata(), [mean[5], mean[5]])
+    (band,) = ax.patches
+    np.testing.assert_allclose([band.get_y(), band.get_y() + band.get_height()],
+                               [mean[5] - std[5], mean[5] + std[5]])
+
+
+def test_plot_cv_results_metric_choice_and_errors():
+    results, mean, std = _cv_results()
+    multi = {k.replace("_score", "_cc"): v for k, v in results.items()}
+    multi.update({k.replace("_score", "_r2"): v for k, v in results.items() if k != "params"})
+    with pytest.raises(ValueError, match=r"several metrics \['cc', 'r2'\]"):
+        plot_cv_results(multi)
+    _, ax = plot_cv_results(multi, metric="cc")
+    assert ax.get_xlabel() == "cc (mean \u00b1 std over 2 folds)"
+    # Per-neuron columns are never the default; a search's refit metric is.
+    neurons = dict(results)
+    neurons.update({k.replace("_score", "_cc_norm"): v for k, v in results.items() if k != "params"})
+    neurons.update({k.replace("_score", "_cc_norm_neuron_0"): v[::-1] for k, v in results.items()
+                    if k != "params"})
+    del neurons["mean_test_score"]
+    _, ax = plot_cv_results(neurons)
+    assert ax.get_xlabel() == "cc_norm (mean \u00b1 std over 2 folds)"
+    search = SimpleNamespace(cv_results_=multi, refit="r2")
+    _, ax = plot_cv_results(search)
+    assert ax.get_xlabel() == "r2 (mean \u00b1 std over 2 folds)"
+    with pytest.raises(ValueError, match="metric 'loss' is not in cv_results"):
+        plot_cv_results(results, metric="loss")
+    with pytest.raises(ValueError, match=r"param 'lr' was not searched; searched parameters: \['alpha', 'kernel'\]"):
+        plot_cv_results(results, "lr")
+    with pytest.raises(ValueError, match="no 'mean_test_<metric>'"):
+        plot_cv_results({"params": []})
+
+
+def test_plot_cv_results_of_a_fitted_search():
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    from skstrf import STRFRegressor
+    from skstrf.datasets import make_strf_dataset
+
+    data = make_strf_dataset(n_stimuli=6, n_times=150, n_freqs=8, n_neurons=3, n_repeats=4,
+                             n_lags=4, random_state=0)
+    search = GridSearchCV(STRFRegressor(n_lags=4), {"alpha": [1e-3, 1e2]}, cv=KFold(2)).fit(data.X, data.y)
+    _, ax = plot_cv_results(search, "alpha")
+    (bar,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    np.testing.assert_allclose(bar.lines[0].get_ydata(), search.cv_results_["mean_test_score"])
+    assert bar.get_label() == "mean \u00b1 std"
