@@ -26,7 +26,7 @@ def load_comparison_data(dataset: str, *, n_neurons: int = 119, n_times: int = 9
 
         data = make_strf_dataset(n_neurons=n_neurons, n_times=n_times, random_state=random_state)
         return Bunch(X=data.X, y=data.y, train=data.train, valid=data.valid, test=data.test,
-                     dt_ms=data.dt_ms, freqs=None,
+                     dt_ms=data.dt_ms, freqs=data.freqs,
                      description=f"synthetic NS1-shaped data ({n_neurons} cells with known STRFs)")
     if dataset == "ns1":
         from .datasets import fetch_ns1

@@ -216,16 +216,8 @@ def save_figures(result: Bunch, output: str | Path, *, dt_ms: float = 5.0, freqs
     labels = result.labels
     paths = []
 
-    # training curves: gradient fits as curves, closed-form fits as their validation level
-    curves = {k: result.estimators[k] for k in labels if len(result.estimators[k].history_) > 1}
-    fig, axes = plot_history(curves)
-    for i, k in enumerate(k for k in labels if k not in curves):
-        level = result.estimators[k].history_[-1].get("valid_cc_norm")
-        if level is not None:
-            axes[1].axhline(level, color=f"C{len(curves) + i}", ls=":", lw=1.5,
-                            label=f"{k} [{result.estimators[k].solver_}]")
-    if axes[1].lines:
-        axes[1].legend(fontsize=8)
+    # gradient fits as curves, closed-form fits (one epoch) as dotted levels
+    fig, _ = plot_history({k: result.estimators[k] for k in labels})
     paths.append(out / "history.png")
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
