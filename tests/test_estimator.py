@@ -37,7 +37,7 @@ def spiking():
 
 @pytest.mark.parametrize("solver", ["ridge", "gradient"])
 def test_vanilla_recovers_the_true_strf(clean, solver):
-    est = STRFRegressor(n_lags=8, solver=solver, max_epochs=150, patience=None,
+    est = STRFRegressor(n_lags=8, solver=solver, lr=1e-2, max_epochs=150, patience=None,
                         random_state=0).fit(clean.X, clean.y)
     assert est.strfs_.shape == (6, 12, 8)
     corr = _strf_corr(est.strfs_, clean.strfs)
