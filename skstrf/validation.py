@@ -50,17 +50,39 @@ class StimulusSet:
         return np.arange(self.X.shape[1])[None, :] < self.lengths[:, None]
 
     def psth(self) -> np.ndarray:
-        """PSTH of shape (n_stimuli, n_times, n_neurons): mean over valid repeats."""
+        """PSTH of shape (n_stimuli, n_times, n_neurons): mean over valid repeats.
+
+        Computed once per StimulusSet (a fit needs it several times) and shared between
+        calls: treat it as read-only.
+        """
         if self.y is None:
             raise ValueError("this StimulusSet has no responses")
-        valid = np.isfinite(self.y)
-        # a masked sum and a NaN divisor avoid two full-size temporaries (fit calls this often)
-        counts = np.count_nonzero(valid, axis=-1)
-        total = np.sum(self.y, axis=-1, where=valid)
-        return total / np.where(counts > 0, counts, np.nan)
+        cached = self.__dict__.get("_psth")
+        if cached is not None:
+            return cached
+        if self.y.shape[-1] == 1:
+            # One repeat is its own mean (NaN where missing): a view, no full-size temporaries.
+            psth = self.y[..., 0]
+        else:
+            valid = np.isfinite(self.y)
+            # a masked sum and a NaN divisor avoid two full-size temporaries
+            counts = np.count_nonzero(valid, axis=-1)
+            total = np.sum(self.y, axis=-1, where=valid)
+            psth = total / np.where(counts > 0, counts, np.nan)
+        # the dataclass is frozen; the cache is not a field, so it bypasses __setattr__
+        self.__dict__["_psth"] = psth
+        return psth
 
     def subset(self, index: np.ndarray) -> "StimulusSet":
-        """Return the stimuli selected by ``index`` (axis 0), trimmed to their longest length."""
+        """Return the stimuli selected by ``index`` (axis 0), trimmed to their longest length.
+
+        A contiguous run of stimuli (the usual train / validation split) is a view of this
+        set's arrays, not a copy.
+        """
+        index = np.asarray(index)
+        if (index.ndim == 1 and index.size and np.issubdtype(index.dtype, np.integer)
+                and index[0] >= 0 and np.array_equal(index, np.arange(index[0], index[0] + index.size))):
+            index = slice(int(index[0]), int(index[0]) + index.size)
         lengths = self.lengths[index]
         n_times = int(lengths.max())
         y = None if self.y is None else self.y[index, :n_times]

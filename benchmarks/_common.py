@@ -1,0 +1,229 @@
+"""Shared helpers of the skstrf benchmarks: machine description, threads, memory, scores, tables.
+
+This module imports only the standard library and numpy at the top, so the deepSTRF worker
+of ``bench_vs_deepstrf.py`` can use it from a separate environment without skstrf.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "NS1_SHAPE",
+    "machine_info",
+    "format_machine",
+    "set_threads",
+    "peak_rss_mib",
+    "timed",
+    "ns1_like",
+    "test_scores",
+    "markdown_table",
+]
+
+# NS1's size (Harper et al. 2016): 20 clips of 999 frames at 5 ms, 34 bands, 119 units,
+# 20 repeats; the seed's split is 14 train / 3 valid / 3 test stimuli.
+NS1_SHAPE = {"n_stimuli": 20, "n_times": 999, "n_freqs": 34, "n_neurons": 119, "n_repeats": 20}
+
+
+def _cpu_model() -> str:
+    """CPU model name as lscpu (or /proc/cpuinfo) reports it."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float:
+    """Total physical memory in GiB (NaN where /proc/meminfo is absent)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("nan")
+
+
+def machine_info() -> dict[str, Any]:
+    """Describe the machine and its current load.
+
+    Returns
+    -------
+    info : dict
+        ``nproc`` (CPUs this process may use), ``cpu`` (model name), ``memory_gib``,
+        ``loadavg`` (1, 5 and 15 minute load averages), ``python``, ``numpy``, ``torch``
+        (when importable), ``torch_threads`` and ``omp_num_threads``, and ``time``.
+    """
+    info: dict[str, Any] = {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_gib": round(_memory_gib(), 1),
+        "loadavg": tuple(round(v, 2) for v in os.getloadavg()),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        info["torch"] = None
+    return info
+
+
+def format_machine(before: dict[str, Any], after: dict[str, Any] | None = None) -> str:
+    """One-paragraph markdown description of the machine, with the load before and after."""
+    text = (
+        f"Machine: {before['nproc']} CPU cores ({before['cpu']}), {before['memory_gib']} GiB RAM; "
+        f"Python {before['python']}, numpy {before['numpy']}, torch {before.get('torch')} "
+        f"with {before.get('torch_threads')} threads (OMP_NUM_THREADS={before['omp_num_threads']}). "
+        f"Load average (1/5/15 min) before: {', '.join(map(str, before['loadavg']))}"
+    )
+    if after is not None:
+        text += f"; after: {', '.join(map(str, after['loadavg']))}"
+    return text + f". Started {before['time']}."
+
+
+def set_threads(n_threads: int) -> None:
+    """Use ``n_threads`` threads in torch and in the BLAS/OpenMP pools of this process.
+
+    The environment variables are also inherited by subprocesses, which read them at start.
+    """
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(n_threads)
+    try:
+        import torch
+
+        torch.set_num_threads(n_threads)
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n_threads)
+    except ImportError:
+        pass
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(func: Callable[[], Any], repeats: int = 1) -> tuple[float, float, Any]:
+    """Median wall-clock and CPU seconds of ``repeats`` calls of ``func``, and the last result.
+
+    The median rather than the minimum keeps the number honest on a shared machine whose
+    load changes during the run; the CPU time (this process, all threads) shows how much
+    of the wall time was spent waiting for a core.
+    """
+    wall, cpu, result = [], [], None
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        result = func()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu), result
+
+
+def ns1_like(n_neurons: int = 119, random_state: int = 0, **kwargs: Any):
+    """Synthetic data of NS1's shape from :func:`skstrf.datasets.make_strf_dataset`.
+
+    Parameters
+    ----------
+    n_neurons : int, default=119
+        Number of simulated neurons.
+    random_state : int, default=0
+        Seed of the dataset.
+    **kwargs
+        Overrides of NS1's sizes (``n_stimuli``, ``n_times``, ``n_freqs``, ``n_repeats``)
+        or other options of ``make_strf_dataset``.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        The dataset, with its ``train``, ``valid`` and ``test`` stimulus indices (14 / 3 / 3
+        for 20 stimuli).
+    """
+    from skstrf.datasets import make_strf_dataset
+
+    sizes = {**NS1_SHAPE, "n_neurons": n_neurons, **kwargs}
+    return make_strf_dataset(random_state=random_state, **sizes)
+
+
+def test_scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-neuron test cc and cc_norm with skstrf's metrics (the same code for every library).
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
+        Recorded responses of the test stimuli.
+    y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
+        Predictions for the test stimuli.
+
+    Returns
+    -------
+    cc, cc_norm : ndarray of shape (n_neurons,)
+    """
+    from skstrf.metrics import cc, cc_norm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return (
+            np.asarray(cc(y_true, y_pred, multioutput="raw_values")),
+            np.asarray(cc_norm(y_true, y_pred, multioutput="raw_values")),
+        )
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
+    """Format rows as a markdown table.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        One dict per row; a missing or None value prints as an em dash.
+    columns : sequence of (key, header, format spec)
+        E.g. ``("seconds", "fit (s)", ".2f")``; an empty spec prints ``str(value)``.
+
+    Returns
+    -------
+    table : str
+    """
+
+    def cell(value: Any, spec: str) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "—"
+        return format(value, spec) if spec else str(value)
+
+    lines = [
+        "| " + " | ".join(header for _, header, _ in columns) + " |",
+        "| " + " | ".join("---" for _ in columns) + " |",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(row.get(key), spec) for key, _, spec in columns) + " |")
+    return "\n".join(lines)
