@@ -84,3 +84,17 @@ def test_dtype_errors():
         check_stimuli(np.ones((2, 5, 4)), n_freqs=3)
     with pytest.raises(ValueError, match="y is required"):
         check_responses(None, check_stimuli(np.ones((5, 2))))
+
+
+def test_psth_is_cached_and_subsets_of_contiguous_stimuli_are_views():
+    rng = np.random.default_rng(3)
+    X, y = _ragged(rng, lengths=(10, 9, 8, 7))
+    data = check_X_y(X, y)
+    assert data.psth() is data.psth()  # computed once per set
+    run = data.subset(np.array([1, 2]))
+    assert np.shares_memory(run.X, data.X) and np.shares_memory(run.y, data.y)
+    picked = data.subset(np.array([0, 2]))
+    assert not np.shares_memory(picked.X, data.X)
+    np.testing.assert_array_equal(picked.X[1, :8], X[2, :8])
+    one = check_X_y(X, y[..., :1])
+    np.testing.assert_array_equal(one.psth(), y[..., 0])
