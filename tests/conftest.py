@@ -1,7 +1,21 @@
 """Test configuration shared by all test modules."""
 
+import warnings
+
+import pytest
 import torch
+
+from skstrf.datasets import make_strf_dataset
 
 # The suite's problems are small: one torch thread is as fast as two on a quiet 2-core
 # machine, and avoids oversubscription when loky/dask workers or other jobs share the cores.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """A small synthetic dataset (8 stimuli x 200 frames x 12 bands, 4 neurons, 6 repeats)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make_strf_dataset(n_stimuli=8, n_times=200, n_freqs=12, n_neurons=4, n_repeats=6,
+                                 n_lags=6, random_state=0)

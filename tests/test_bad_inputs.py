@@ -10,7 +10,6 @@ documents the same catalogue.
 from __future__ import annotations
 
 import pickle
-import warnings
 
 import h5py
 import numpy as np

@@ -1,6 +1,5 @@
 """Tests of scorers, splitters, per-neuron cross-validation and parallel model selection."""
 
-import warnings
 
 import numpy as np
 import pytest
@@ -14,19 +13,10 @@ from sklearn.model_selection import (
 )
 
 from skstrf import STRFRegressor
-from skstrf.datasets import make_strf_dataset
 from skstrf.metrics import cc, cc_norm, cc_norm_scorer, cc_scorer, make_neuron_scorer
 from skstrf.model_selection import TrainValidTestSplit, cross_validate_neurons, neuron_scores
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-@pytest.fixture(scope="module")
-def data():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return make_strf_dataset(n_stimuli=8, n_times=200, n_freqs=12, n_neurons=4, n_repeats=6,
-                                 n_lags=6, random_state=0)
 
 
 @pytest.fixture(scope="module")

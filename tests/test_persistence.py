@@ -2,7 +2,6 @@
 
 import io
 import pickle
-import warnings
 from contextlib import contextmanager
 
 import joblib
@@ -12,17 +11,8 @@ from numpy.testing import assert_array_equal
 from sklearn.base import clone
 
 from skstrf import STRFRegressor
-from skstrf.datasets import make_strf_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-@pytest.fixture(scope="module")
-def data():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return make_strf_dataset(n_stimuli=8, n_times=200, n_freqs=12, n_neurons=4, n_repeats=6,
-                                 n_lags=6, random_state=0)
 
 
 @pytest.mark.parametrize("params", [

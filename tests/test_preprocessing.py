@@ -1,6 +1,5 @@
 """Tests of the frame-wise preprocessing transformers and their use in pipelines."""
 
-import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skstrf import STRFRegressor
-from skstrf.datasets import make_strf_dataset
 from skstrf.preprocessing import (
     BandPooling,
     Compression,
@@ -29,14 +27,6 @@ def padded():
     X[1, 5:] = np.nan
     X[2, 4:] = np.nan
     return X
-
-
-@pytest.fixture(scope="module")
-def data():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return make_strf_dataset(n_stimuli=8, n_times=200, n_freqs=12, n_neurons=4, n_repeats=6,
-                                 n_lags=6, random_state=0)
 
 
 def test_frame_transformer_standardises_with_valid_frames_only(padded):

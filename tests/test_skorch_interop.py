@@ -1,6 +1,5 @@
 """Tests of the skorch side: callbacks, history, routed parameters and warm starts."""
 
-import warnings
 
 import numpy as np
 import torch
@@ -14,18 +13,9 @@ from skorch.callbacks import Callback, LRScheduler
 from skorch.history import History
 
 from skstrf import STRFRegressor
-from skstrf.datasets import make_strf_dataset
 from skstrf.preprocessing import FrameTransformer
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-@pytest.fixture(scope="module")
-def data():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return make_strf_dataset(n_stimuli=8, n_times=200, n_freqs=12, n_neurons=4, n_repeats=6,
-                                 n_lags=6, random_state=0)
 
 
 def _gradient(**params):
