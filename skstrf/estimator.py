@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import numbers
-import warnings
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, check_random_state
-from skorch.callbacks import EarlyStopping
-from skorch.dataset import Dataset
-from skorch.helper import predefined_split
+from sklearn.utils.validation import check_is_fitted
 
-from .kernels import KERNELS, make_kernel
-from .model import STRFModel, design_statistics
-from .net import (DivergenceError, LastEpochCheckpoint, MaskedMSELoss, MaskedPoissonLoss, STRFNet,
-                  StopOnNonFinite, ValidCCNorm)
-from .nonlinearities import NONLINEARITIES, make_nonlinearity
-from .prefilters import PREFILTERS, make_prefilter
-from .validation import StimulusSet, check_responses, check_stimuli
+from .kernels import KERNELS
+from .metrics import cc_norm
+from .model import build_model, module_statistics, net_inputs
+from .net import (NET_PARAM_PREFIXES, build_net, check_finite_model, record_closed_form_epoch,
+                  start_from_closed_form, train_net)
+from .nonlinearities import NONLINEARITIES
+from .plan import make_plan
+from .prefilters import PREFILTERS
+from .solvers import solve_closed_form
+from .validation import StimulusSet, check_responses, check_stimuli, check_variation, to_user_layout
 
 __all__ = ["STRFRegressor"]
 
@@ -74,8 +72,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         by its mean rate over its PSTH variance (the MSE's curvature, so that ``alpha``
         means the same); needs non-negative responses and a positive output
         (``nonlinearity="softplus"`` or ``"exp"``). Models other than the linear one start
-        from the closed-form STRF and fine-tune better with ``lr=1e-3`` than with the
-        default (see the user guide).
+        from the closed-form STRF (see ``init``).
     prefilter : {None, "adaptrans", "ic_adaptation"}, default=None
         Front end applied to the spectrogram before the STRF. "adaptrans": learnable ON and
         OFF adaptation channels per band (Rançon et al. 2024), rectified, fitted jointly with
@@ -376,355 +373,60 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self : STRFRegressor
             The fitted estimator.
         """
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None; "
-                "pass responses of shape (n_stimuli, n_times, n_neurons, n_repeats)."
-            )
-        net_params = _check_net_params(self._net_params())
-        device = _resolve_device(self.device)
-        self._check_model_options()
-        data = check_responses(y, self._validate_stimuli(X, reset=True))
-        if self.loss == "poisson":
-            _check_non_negative(data.y)
-        longest = int(data.lengths.max())
-        if self.n_lags > longest:
-            raise ValueError(
-                f"n_lags={self.n_lags} is longer than every stimulus: the longest has "
-                f"{longest} valid frames (n_samples={longest} time samples); use "
-                f"n_lags <= {longest}."
-            )
-        max_rank = min(data.X.shape[2], self.n_lags)
-        if self.kernel == "separable" and self.rank > max_rank:
-            raise ValueError(
-                f"rank={self.rank} exceeds min(n_freqs, n_lags) = {max_rank}: a separable "
-                f"kernel of rank {max_rank} is already unconstrained; use rank <= {max_rank} "
-                "or kernel='vanilla'."
-            )
-        # A closed-form solution does not depend on where it starts: only gradient training
-        # has a state to continue.
-        warm = self.warm_start and hasattr(self, "net_") and self._resolve_solver() == "gradient"
-        if warm and (data.X.shape[2] != self.n_features_in_ or data.y.shape[2] != self.n_neurons_):
-            raise ValueError(
-                "warm_start=True needs the same number of frequency bands and neurons as the "
-                f"previous fit ({self.n_features_in_} and {self.n_neurons_}); got "
-                f"{data.X.shape[2]} and {data.y.shape[2]}."
-            )
-        train_idx, valid_idx = self._split(data.n_stimuli)
-        train = data.subset(train_idx)
-        valid = data.subset(valid_idx) if valid_idx.size else None
-        _check_variation(train)
-        solver = self._resolve_solver()
-        alphas = self._penalties(solver, has_valid=valid is not None)
-        closed_form = not warm and (solver != "gradient" or self._resolve_init() == "closed_form")
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-
+        plan, data = make_plan(self, X, y, self._net_params())
+        train = data.subset(plan.train)
+        valid = data.subset(plan.valid) if plan.valid.size else None
+        check_variation(train)
+        previous = self.net_ if plan.warm else None
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = self._build_net(train, valid, device, seed, alphas, net_params,
-                                  previous=self.net_ if warm else None)
-            scales = _module_scales(net.module_)
-            fast = self._is_linear()
-            train_stats = None
-            if closed_form or fast:
-                train_stats = design_statistics(*_design_tensors(net.module_, train, device),
-                                                self.n_lags, *scales)
-            alpha_ = None
-            if closed_form:
-                valid_stats = None if valid is None else design_statistics(
-                    *_design_tensors(net.module_, valid, device), self.n_lags, *scales)
-                alpha_ = self._solve_closed_form(net.module_, solver, alphas, train_stats, valid_stats)
-                if not fast:
-                    # Gradient training keeps each neuron's closed-form penalty, and the
-                    # nonlinearity starts fitted to the closed-form linear stage.
-                    net.alpha = alpha_.astype(np.float32)
-                    _calibrate_nonlinearity(net.module_, train, device, self.loss)
-            elif warm and not fast:
-                net.alpha = self.net_.alpha  # continue with the first fit's penalties
-            if solver == "gradient":
-                alpha_ = np.full(data.y.shape[2], net.alpha)
-                net.statistics = train_stats if fast else None
-                try:
-                    net.partial_fit(_net_inputs(train, device), _net_targets(train, device))
-                finally:
-                    net.statistics = None
-                self._settle_training(net)
+            torch.manual_seed(plan.seed)
+            module = build_model(train, **plan.model, previous=None if previous is None else previous.module_)
+            net = build_net(module, train, valid, **plan.net, previous=previous)
+            stats = module_statistics(net.module_, train, plan.device) if plan.statistics else None
+            solution = None
+            if plan.closed_form:
+                valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
+                solution = solve_closed_form(stats, valid_stats, plan.alphas,
+                                             separable_shape=plan.separable_shape)
+                start_from_closed_form(net, solution, train, linear=plan.linear)
+            elif previous is not None and not plan.linear:
+                net.alpha = previous.alpha  # continue with the first fit's penalties
+            if plan.solver == "gradient":
+                train_net(net, train, stats if plan.linear else None)
             else:
-                _record_closed_form_epoch(net, train_stats, valid, device)
+                record_closed_form_epoch(net, stats, valid)
         # Nothing below may store a non-finite model: raise before any attribute is set.
-        _check_finite_model(net.module_, self.lr)
+        check_finite_model(net.module_, self.lr)
+        self._store(net, plan, data, net.alpha if solution is None or plan.solver == "gradient"
+                    else solution.alpha.cpu().numpy())
+        return self
 
+    def _store(self, net, plan, data: StimulusSet, alpha: np.ndarray) -> None:
+        """Set the fitted attributes from a settled net."""
+        module = net.module_
         self.net_ = net
         self.history_ = net.history
-        self.device_ = device
-        self.solver_ = solver
-        self.alpha_ = alpha_
-        self.train_stimuli_, self.valid_stimuli_ = train_idx, valid_idx
-        self._y_layout = data.y_layout
+        self.device_ = plan.device
+        self.solver_ = plan.solver
+        self.alpha_ = np.broadcast_to(np.asarray(alpha, dtype=np.float64), data.y.shape[2:3]).copy()
+        self.train_stimuli_, self.valid_stimuli_ = plan.train, plan.valid
+        self.y_layout_ = data.y_layout
         self.n_features_in_ = data.X.shape[2]
         self.n_neurons_ = data.y.shape[2]
         with torch.no_grad():
-            module = net.module_
             strfs = module.strf()
             self.strfs_ = (strfs[:, 0] if strfs.shape[1] == 1 else strfs).cpu().numpy().astype(np.float64)
             self.intercept_ = module.intercept().cpu().numpy().astype(np.float64)
-            self.__dict__.pop("adaptation_tau_ms_", None)
-            self.__dict__.pop("adaptation_weight_", None)
-            if module.prefilter is not None:
+        self.__dict__.pop("adaptation_tau_ms_", None)
+        self.__dict__.pop("adaptation_weight_", None)
+        if module.prefilter is not None:
+            with torch.no_grad():
                 self.adaptation_tau_ms_ = module.prefilter.tau_ms.cpu().numpy().astype(np.float64)
                 self.adaptation_weight_ = module.prefilter.w.cpu().numpy().astype(np.float64)
         # The prefilter's parameters are shared by all neurons, so they are not per-neuron.
         self.n_params_per_neuron_ = sum(
             p.numel() for name, p in module.named_parameters() if not name.startswith("prefilter.")
         ) // self.n_neurons_
-        return self
-
-    def _check_model_options(self) -> None:
-        """Reject inconsistent combinations of the model's options before any work."""
-        if self.loss == "poisson" and self.nonlinearity == "identity":
-            raise ValueError(
-                "loss='poisson' needs a positive predicted rate, which nonlinearity='identity' "
-                "does not guarantee; use nonlinearity='softplus' or 'exp' (or loss='mse')."
-            )
-        if self.prefilter is not None:
-            from .prefilters import _check_freq_range
-
-            _check_freq_range(self.freq_range)
-
-    def _split(self, n_stimuli: int) -> tuple[np.ndarray, np.ndarray]:
-        """Indices of training and validation stimuli (validation = the last ones)."""
-        if self.validation_fraction is None:
-            return np.arange(n_stimuli), np.arange(0)
-        if n_stimuli < 2:
-            warnings.warn(
-                "only one stimulus (or one continuous recording) was given, so no stimulus "
-                "can be held out for validation: training for max_epochs without early "
-                "stopping. Pass several stimuli, or validation_fraction=None to silence this.",
-                UserWarning,
-                stacklevel=3,
-            )
-            return np.arange(n_stimuli), np.arange(0)
-        n_valid = min(max(1, int(round(self.validation_fraction * n_stimuli))), n_stimuli - 1)
-        return np.arange(n_stimuli - n_valid), np.arange(n_stimuli - n_valid, n_stimuli)
-
-    def _build_net(self, train: StimulusSet, valid: StimulusSet | None, device: str,
-                   seed: int, alphas: np.ndarray, net_params: dict,
-                   previous: STRFNet | None = None) -> STRFNet:
-        """A new net for this fit; with ``previous`` (warm start) it continues that net's
-        model, optimizer state and history, with this fit's validation data and parameters."""
-        prefilter = make_prefilter(self.prefilter, train.X.shape[2], dt_ms=float(self.dt_ms),
-                                   freq_range=self.freq_range)
-        # Standardise what the linear stage sees: the prefilter's initial output, if any.
-        stimuli = train.X if prefilter is None else _prefiltered(prefilter, train)
-        x_mean, x_scale = _masked_moments(stimuli, train.frame_mask)
-        y_mean, y_scale = _masked_moments(train.psth(), train.frame_mask)
-        if previous is not None:
-            # The continued model keeps its own units, and the loss weights follow them.
-            y_mean, y_scale = (previous.module_.y_mean.double().cpu().numpy(),
-                               previous.module_.y_scale.double().cpu().numpy())
-        generator = torch.Generator().manual_seed(seed)
-        n_channels = 1 if prefilter is None else prefilter.n_channels
-        kernel = make_kernel(self.kernel, train.y.shape[2], n_channels, train.X.shape[2], self.n_lags,
-                             rank=self.rank, n_gaussians=self.n_gaussians, generator=generator)
-        module = STRFModel(kernel, *(torch.as_tensor(a) for a in (x_mean, x_scale, y_mean, y_scale)),
-                           prefilter=prefilter,
-                           nonlinearity=make_nonlinearity(self.nonlinearity, y_mean, y_scale))
-        if previous is not None:
-            _load_previous_module(module, previous.module_)
-        callbacks = [("stop_on_non_finite", StopOnNonFinite())]
-        train_split = None
-        if valid is not None:
-            from .metrics import signal_power
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                sp = signal_power(valid.y) if valid.y.shape[3] > 1 else np.full(valid.y.shape[2], np.nan)
-            psth = valid.psth()
-            # Without repeats the noise correction is undefined: score by plain cc instead.
-            sp = np.where(np.isfinite(sp), sp, np.nanvar(psth, axis=(0, 1)))
-            callbacks.insert(0, ("valid_cc_norm", ValidCCNorm(psth, sp)))
-            callbacks.append(("early_stopping", EarlyStopping(
-                monitor="valid_cc_norm", lower_is_better=False,
-                patience=self.patience if self.patience is not None else self.max_epochs + 1,
-                threshold=1e-4, threshold_mode="abs", load_best=True, sink=_silent)))
-            train_split = predefined_split(
-                Dataset(_net_inputs(valid, device), _net_targets(valid, device)))
-        callbacks.append(("last_epoch", LastEpochCheckpoint()))
-        n_train = train.n_stimuli
-        batch_size = n_train if self.batch_size is None else min(self.batch_size, n_train)
-        if self.loss == "poisson":
-            # The deviance's curvature in the rate is about 2 / mean rate; scaling by
-            # mean / variance gives it the curvature of the standardised MSE, so that every
-            # neuron counts alike and alpha means the same for both losses.
-            criterion = MaskedPoissonLoss
-            weight = np.where(y_mean > 0, y_mean, y_scale) / y_scale**2
-        else:
-            criterion, weight = MaskedMSELoss, 1.0 / y_scale**2
-        net = STRFNet(
-            module,
-            criterion=criterion,
-            criterion__weight=torch.as_tensor(weight, dtype=torch.float32),
-            optimizer=torch.optim.AdamW,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=batch_size,
-            train_split=train_split,
-            callbacks=callbacks + list(self.callbacks or []),
-            device=device,
-            verbose=self.verbose,
-            alpha=float(alphas[0]) if alphas.size == 1 else 0.0,
-            **{"optimizer__weight_decay": 0.0, "iterator_train__shuffle": True, **net_params},
-        )
-        net.initialize()
-        if previous is not None:
-            _continue_training_state(net, previous)
-        return net
-
-    def _is_linear(self) -> bool:
-        """Whether the model is linear and fitted by least squares.
-
-        The one place that decides it. Only such a model has the closed-form solvers and
-        the frame-free statistics training step (exact for it alone); anything else
-        trains by gradient on forward passes.
-        """
-        # The fixed IC adaptation is a linear map of the stimulus: its output is the design.
-        fixed_prefilter = self.prefilter is None or self.prefilter == "ic_adaptation"
-        return self.nonlinearity == "identity" and self.loss == "mse" and fixed_prefilter
-
-    def _resolve_solver(self) -> str:
-        compatible = {"ridge": "vanilla", "als": "separable"}
-        if not self._is_linear():
-            if self.solver in compatible:
-                raise ValueError(
-                    f"solver={self.solver!r} fits linear least-squares models only, but "
-                    f"nonlinearity={self.nonlinearity!r}, loss={self.loss!r}, "
-                    f"prefilter={self.prefilter!r}; use solver='gradient' or 'auto' (which "
-                    "starts gradient training from the closed-form linear solution)."
-                )
-            return "gradient"
-        if self.solver == "auto":
-            return {"vanilla": "ridge", "separable": "als"}.get(self.kernel, "gradient")
-        if self.solver in compatible and compatible[self.solver] != self.kernel:
-            raise ValueError(
-                f"solver={self.solver!r} fits the {compatible[self.solver]!r} kernel only, but "
-                f"kernel={self.kernel!r}; use solver='gradient' or 'auto'."
-            )
-        return self.solver
-
-    def _resolve_init(self) -> str:
-        if self.init == "auto":
-            return "closed_form" if self.kernel == "parametric" or not self._is_linear() else "random"
-        return self.init
-
-    def _penalties(self, solver: str, has_valid: bool) -> np.ndarray:
-        """The penalty grid (1-D, non-empty) this fit uses."""
-        if self.alpha is None:
-            if solver == "gradient" and self._resolve_init() != "closed_form":
-                return np.zeros(1)
-            return DEFAULT_ALPHAS.copy() if has_valid else np.array([1e-3])
-        alphas = np.atleast_1d(np.asarray(self.alpha, dtype=np.float64))
-        if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
-            raise ValueError(
-                f"alpha must be a non-negative float or a non-empty 1-D sequence of them; got {self.alpha!r}"
-            )
-        if alphas.size > 1 and solver == "gradient":
-            raise ValueError(
-                f"solver='gradient' trains with a single penalty, but alpha has {alphas.size} values; "
-                "search a grid with GridSearchCV, or use solver='ridge'/'als'."
-            )
-        if alphas.size > 1 and not has_valid:
-            raise ValueError(
-                "choosing alpha from a grid needs validation stimuli, but none is held out "
-                "(validation_fraction=None or a single stimulus); pass a single alpha."
-            )
-        return alphas
-
-    def _solve_closed_form(self, module: STRFModel, solver: str, alphas: np.ndarray,
-                           train_stats, valid_stats) -> np.ndarray:
-        """Set ``module`` to the closed-form solution; return the penalty per neuron."""
-        from . import solvers
-
-        N, C, F, L = module.kernel.shape
-        grid = torch.as_tensor(alphas, dtype=torch.float64, device=train_stats.gram.device)
-        train_m = solvers.moments(train_stats)
-        refit_m = train_m if valid_stats is None else solvers.moments(_concat_stats(train_stats, valid_stats))
-        weight, _, chosen, _ = solvers.fit_ridge(train_m, valid_stats, grid, refit=refit_m)
-        _check_finite_solution(weight, alphas)
-        if self.kernel == "separable" and solver == "als":
-            if valid_stats is not None and grid.numel() > 1:
-                path = solvers.ridge_path(train_m, grid)  # (A, D, N)
-                _check_finite_solution(path, alphas)  # ALS's SVD would fail on it
-                start = path.transpose(1, 2).reshape(-1, F, L)
-                fitted = solvers.fit_als(train_m, start, grid.repeat_interleave(N), F, L, self.rank)
-                fitted = fitted.reshape(grid.numel(), N, F * L).transpose(1, 2)
-                scores = solvers.validation_correlation(fitted, solvers.intercept(train_m, fitted), valid_stats)
-                chosen = grid[solvers._best_per_neuron(scores, grid)]
-                weight = solvers.ridge_path(refit_m, chosen[None])[0]
-            weight = solvers.fit_als(refit_m, weight.T.reshape(N, F, L), chosen, F, L, self.rank)
-            weight = weight.reshape(N, F * L).T
-            _check_finite_solution(weight, alphas)
-        with torch.no_grad():
-            module.kernel.set_weight(weight.T.reshape(N, C, F, L).to(module.bias))
-            actual = module.standardized_weight().double().T
-            module.bias.copy_(solvers.intercept(refit_m, actual).to(module.bias))
-        return chosen.cpu().numpy()
-
-    def _settle_training(self, net: STRFNet) -> None:
-        """Settle the model after a divergence or an interruption of gradient training.
-
-        skorch ends training on both as if it were complete; here the model is set to the
-        best validated epoch of this run (early stopping has already restored it) or, after
-        an interruption without one, to the last complete epoch, with a warning. When no
-        such epoch exists, :class:`DivergenceError` or ``KeyboardInterrupt`` is raised
-        before the estimator stores anything, so it keeps its previous state.
-        """
-        callbacks = dict(net.callbacks_)
-        early = callbacks.get("early_stopping")
-        # skorch's EarlyStopping reports best_epoch_ = 0 until an epoch improves.
-        validated = early is not None and early.best_model_weights_ is not None
-        best = early.best_epoch_ if validated else None
-        diverged = callbacks["stop_on_non_finite"].diverged_epoch_
-        interrupted = getattr(net, "interrupted_epoch_", None)
-        if diverged is not None:
-            if best is None:
-                raise DivergenceError(
-                    f"training diverged: the training loss became non-finite at epoch "
-                    f"{diverged} and no earlier epoch has a finite validation score to fall "
-                    f"back to (or no stimulus is held out); the estimator was not updated. "
-                    f"Lower lr (now {self.lr}) or rescale X and y."
-                )
-            warnings.warn(
-                f"training diverged at epoch {diverged} (non-finite loss); the model of the "
-                f"best finite epoch ({best}) was restored. Consider a lower lr (now {self.lr}).",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-        elif interrupted is not None:
-            last = callbacks["last_epoch"]
-            if best is None and last.epoch_ is None:
-                raise KeyboardInterrupt(
-                    f"fit interrupted during epoch {interrupted}, before any epoch completed; "
-                    "the estimator was left as it was before this fit."
-                )
-            if best is None:
-                net.module_.load_state_dict(last.state_)
-            kept = (f"best validated epoch ({best})" if best is not None
-                    else f"last complete epoch ({last.epoch_})")
-            warnings.warn(
-                f"fit interrupted (KeyboardInterrupt) during epoch {interrupted}; keeping the "
-                f"model of the {kept}. history_ ends with the incomplete epoch.",
-                UserWarning,
-                stacklevel=4,
-            )
-        elif early is not None and best is None:
-            warnings.warn(
-                "the validation cc_norm was undefined (NaN) at every epoch (signal power not "
-                "positive for any neuron on the validation stimuli, or constant predictions), "
-                "so early stopping could not select an epoch: keeping the last one. Hold out "
-                "more or longer stimuli, or pass validation_fraction=None.",
-                UserWarning,
-                stacklevel=4,
-            )
 
     # -------------------------------------------------------------- predict
     def predict(self, X) -> np.ndarray:
@@ -743,35 +445,39 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             NaN on padding frames.
         """
         check_is_fitted(self, "net_")
-        data = self._validate_stimuli(X, reset=False)
-        pred = self._predict_stimuli(data)
-        return self._to_user_layout(pred, data.x_ndim)
+        data = self.check_stimuli(X)
+        return to_user_layout(self.predict_stimuli(data), data.x_ndim, self.y_layout_)
 
-    def _validate_stimuli(self, X, *, reset: bool) -> StimulusSet:
-        """:func:`check_stimuli`; with ``reset=False`` (predict, score) also the number of bands.
+    def check_stimuli(self, X) -> StimulusSet:
+        """Validate stimuli for this fitted estimator (the data contract and the band count).
 
-        The band check is worded as scikit-learn words it, naming the estimator.
+        Parameters
+        ----------
+        X : array-like of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
+
+        Returns
+        -------
+        data : StimulusSet
+            The stimuli in the stimulus layout (see :func:`skstrf.validation.check_stimuli`).
         """
-        data = check_stimuli(X)
-        if not reset and data.X.shape[2] != self.n_features_in_:
-            raise ValueError(
-                f"X has {data.X.shape[2]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input (frequency bands, the last axis "
-                "of X)."
-            )
-        return data
+        check_is_fitted(self, "net_")
+        return check_stimuli(X, n_freqs=self.n_features_in_, owner=type(self).__name__)
 
-    def _predict_stimuli(self, data: StimulusSet) -> np.ndarray:
-        """Predictions of shape (n_stimuli, n_times, n_neurons), NaN on padding."""
-        pred = self.net_.predict(_net_inputs(data, self.device_)).astype(np.float64)
+    def predict_stimuli(self, data: StimulusSet) -> np.ndarray:
+        """Predictions for validated stimuli, in the stimulus layout.
+
+        Parameters
+        ----------
+        data : StimulusSet
+            From :meth:`check_stimuli`.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
+            NaN on padding frames.
+        """
+        pred = self.net_.predict(net_inputs(data, self.device_)).astype(np.float64)
         pred[~data.frame_mask] = np.nan
-        return pred
-
-    def _to_user_layout(self, pred: np.ndarray, x_ndim: int) -> np.ndarray:
-        if x_ndim == 2:
-            pred = pred[0]
-        if self._y_layout == "neuron":
-            pred = pred[..., 0]
         return pred
 
     def score(self, X, y, sample_weight=None) -> float:
@@ -793,18 +499,14 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         """
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported by STRFRegressor.score")
-        from .metrics import cc_norm
-
-        check_is_fitted(self, "net_")
-        data = check_responses(y, self._validate_stimuli(X, reset=False))
+        data = check_responses(y, self.check_stimuli(X))
         if data.y.shape[2] != self.n_neurons_:
             raise ValueError(
                 f"y has {data.y.shape[2]} neuron(s), but this estimator was fitted with "
                 f"{self.n_neurons_} (n_neurons_ = {self.n_neurons_}); score the neurons it was "
                 "fitted on, in the same order."
             )
-        pred = self._predict_stimuli(data)
-        return float(cc_norm(data.y, pred))
+        return float(cc_norm(data.y, self.predict_stimuli(data)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -835,237 +537,3 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
                 # skorch has moved the net to the CPU (with a warning); predict follows it.
                 state["device_"] = "cpu"
         super().__setstate__(state)
-
-
-DEFAULT_ALPHAS = np.logspace(-4, 2, 13)
-
-
-def _concat_stats(a, b):
-    """Statistics of the stimuli of ``a`` followed by those of ``b``."""
-    return type(a)(*(torch.cat([x, y]) for x, y in zip(
-        (a.gram, a.cross, a.sq, a.count), (b.gram, b.cross, b.sq, b.count))))
-
-
-def _record_closed_form_epoch(net: STRFNet, train_stats, valid: StimulusSet | None, device: str) -> None:
-    """Write a one-epoch history for a closed-form fit (losses and validation cc_norm)."""
-    net.history.new_epoch()
-    net.history.record("epoch", 1)
-    with torch.no_grad():
-        index = torch.arange(train_stats.gram.shape[0])
-        net.history.record("train_loss", float(net.module_.statistics_loss(train_stats, index)))
-        if valid is not None:
-            pred = net.forward(_net_inputs(valid, device), training=False)
-            net.history.record("valid_loss", float(net.get_loss(pred, _net_targets(valid, device))))
-            scorer = dict(net.callbacks_)["valid_cc_norm"]
-            net.history.record("valid_cc_norm", scorer.score(pred))
-
-
-# skorch's routing prefixes that STRFRegressor passes through to its net.
-NET_PARAM_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
-
-
-def _check_net_params(params: dict) -> dict:
-    """Return ``params`` after checking every name is routed to the net by a skorch prefix."""
-    unknown = sorted(key for key in params if not key.startswith(NET_PARAM_PREFIXES))
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {unknown} for STRFRegressor: extra keyword parameters are "
-            f"passed to the skorch net and must start with one of {list(NET_PARAM_PREFIXES)}."
-        )
-    return params
-
-
-def _load_previous_module(module: torch.nn.Module, previous: torch.nn.Module) -> None:
-    """Copy a fitted module's parameters and buffers into a new one of the same structure."""
-    try:
-        module.load_state_dict(previous.state_dict())
-    except RuntimeError as exc:
-        raise ValueError(
-            "warm_start=True continues the previous model, but kernel, n_lags, rank, "
-            "n_gaussians, nonlinearity or prefilter changed since the previous fit; set them "
-            "back, or fit with warm_start=False."
-        ) from exc
-
-
-def _continue_training_state(net: STRFNet, previous: STRFNet) -> None:
-    """Carry the optimizer's running state and the history of ``previous`` over to ``net``.
-
-    Only the per-parameter state (e.g. AdamW's moments) is carried: the hyperparameters
-    (lr, routed ``optimizer__`` values) are this fit's. Both are deep copies, so a fit that
-    fails leaves the previous net exactly as it was.
-    """
-    state = net.optimizer_.state_dict()
-    state["state"] = copy.deepcopy(previous.optimizer_.state_dict()["state"])
-    net.optimizer_.load_state_dict(state)
-    net.history_ = copy.deepcopy(previous.history_)
-
-
-def _silent(*args, **kwargs) -> None:
-    """skorch sink that prints nothing (the epoch table already shows progress)."""
-
-
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu' or 'cuda[:i]'") from exc
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available; use 'auto' or 'cpu'.")
-    if parsed.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {device!r}; expected 'auto', 'cpu' or 'cuda[:i]'")
-    return device
-
-
-def _masked_moments(a: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of ``a`` (S, T, K) over valid frames, per last-axis entry.
-
-    A constant entry gets scale 1 so that it stays constant instead of dividing by zero.
-    """
-    values = a[mask]
-    mean = values.mean(axis=0)
-    scale = values.std(axis=0)
-    scale = np.where(_is_flat(mean, scale), 1.0, scale)
-    return mean, scale
-
-
-def _check_finite_solution(weight: torch.Tensor, alphas: np.ndarray) -> None:
-    """Raise a clear error when a closed-form solve produced non-finite weights."""
-    if not bool(torch.isfinite(weight).all()):
-        raise ValueError(
-            f"the closed-form solution with alpha={alphas.tolist()} is not finite: with "
-            "alpha=0 least squares has no unique solution when the lagged design is singular "
-            "(constant or duplicated bands, or fewer valid training frames than "
-            "n_freqs * n_lags + 1 parameters). Use alpha > 0 (or the default grid)."
-        )
-
-
-def _is_flat(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """True where a standard deviation is numerically zero next to its mean (rounding only)."""
-    return ~(std > 1e-12 * np.maximum(np.abs(mean), 1.0))
-
-
-def _flat_columns(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Boolean array of shape (K,): entries of ``a`` (S, T, K) constant over the valid frames."""
-    values = a[mask]
-    return _is_flat(values.mean(axis=0), values.std(axis=0))
-
-
-def _check_variation(train: StimulusSet) -> None:
-    """Reject training data with nothing to fit; warn about constant bands and neurons.
-
-    A constant band or neuron is legal (a dead channel, a silent unit among many) and the
-    others are still fitted, so it gets a warning; when every band or every neuron is
-    constant an STRF has nothing to explain, which is an error.
-    """
-    flat_x = _flat_columns(train.X, train.frame_mask)
-    flat_y = _flat_columns(train.psth(), train.frame_mask)
-    if flat_x.all():
-        raise ValueError(
-            f"X is constant over the {int(train.lengths.sum())} training frames in every one of "
-            f"its {flat_x.size} frequency band(s) (standard deviation <= 1e-12 * max(|mean|, 1)): "
-            "a stimulus that does not vary cannot drive an STRF. Check that X holds the "
-            "spectrograms, and rescale X if its values are that small."
-        )
-    if flat_y.all():
-        raise ValueError(
-            f"y is constant over the training frames for every one of its {flat_y.size} "
-            "neuron(s) (e.g. all zero): there is no response for an STRF to explain. Check the "
-            "responses (units, binning, the selection of neurons)."
-        )
-    if flat_x.any():
-        warnings.warn(
-            f"X is constant over the training frames in frequency band(s) "
-            f"{np.flatnonzero(flat_x).tolist()}: they carry no stimulus information, and their "
-            "STRF weights are not tuning: they only see stimulus onsets (the zero history before "
-            "each stimulus), and gradient training leaves their lag-0 weight where it started.",
-            UserWarning,
-            stacklevel=4,
-        )
-    if flat_y.any():
-        warnings.warn(
-            f"y is constant over the training frames for neuron(s) "
-            f"{np.flatnonzero(flat_y).tolist()} (zero variance): there is no response for their "
-            "STRF to explain, and cc / cc_norm are undefined (NaN) for a constant response.",
-            UserWarning,
-            stacklevel=4,
-        )
-
-
-def _check_finite_model(module: STRFModel, lr: float) -> None:
-    """Raise DivergenceError if the fitted STRFs or intercepts are not finite."""
-    with torch.no_grad():
-        finite = bool(torch.isfinite(module.strf()).all() and torch.isfinite(module.intercept()).all())
-    if not finite:
-        raise DivergenceError(
-            "the fitted model has non-finite STRF or intercept values; the estimator was "
-            f"not updated. Lower lr (now {lr}), set alpha > 0, or rescale X and y."
-        )
-
-
-def _module_scales(module: STRFModel) -> tuple[torch.Tensor, ...]:
-    return module.x_mean, module.x_scale, module.y_mean, module.y_scale
-
-
-def _zero_filled(data: StimulusSet) -> np.ndarray:
-    return np.nan_to_num(data.X, nan=0.0).astype(np.float32)
-
-
-def _to_tensors(data: StimulusSet, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Zero-filled stimuli, PSTH and frame mask as float32 tensors on ``device``."""
-    return (
-        torch.as_tensor(_zero_filled(data), device=device),
-        torch.as_tensor(data.psth(), dtype=torch.float32, device=device),
-        torch.as_tensor(data.frame_mask, dtype=torch.float32, device=device),
-    )
-
-
-def _prefiltered(prefilter: torch.nn.Module, data: StimulusSet) -> np.ndarray:
-    """The prefilter's output on ``data``'s stimuli (S, T, C * F) as float64, on the CPU."""
-    with torch.no_grad():
-        return prefilter(torch.as_tensor(_zero_filled(data))).numpy().astype(np.float64)
-
-
-def _design_tensors(module: STRFModel, data: StimulusSet, device: str) -> tuple[torch.Tensor, ...]:
-    """What the linear stage sees (the prefilter's output, if any), the PSTH and the mask."""
-    X, P, mask = _to_tensors(data, device)
-    if module.prefilter is not None:
-        with torch.no_grad():
-            X = module.prefilter(X)
-    return X, P, mask
-
-
-def _calibrate_nonlinearity(module: STRFModel, data: StimulusSet, device: str, loss: str) -> None:
-    """Fit the output nonlinearity's own parameters to ``data`` with the linear stage fixed."""
-    calibrate = getattr(module.nonlinearity, "calibrate_", None)
-    if calibrate is None:
-        return
-    X, P, mask = _to_tensors(data, device)
-    with torch.no_grad():
-        z = module.linear(X)
-    valid = mask.bool()
-    calibrate(z[valid], P[valid], loss)
-
-
-def _check_non_negative(y: np.ndarray) -> None:
-    """Raise if responses ``y`` (S, T, N, R) have a negative value (Poisson loss)."""
-    negative = y < 0  # NaN compares False
-    if negative.any():
-        s, t, n, r = np.argwhere(negative)[0]
-        raise ValueError(
-            f"loss='poisson' needs non-negative responses (spike counts or rates), but y has "
-            f"{int(negative.sum())} negative value(s), the first {y[s, t, n, r]:g} at stimulus "
-            f"{s}, frame {t}, neuron {n}, repeat {r}; use loss='mse' for signed responses."
-        )
-
-
-def _net_inputs(data: StimulusSet, device: str) -> dict[str, torch.Tensor]:
-    return {
-        "X": torch.as_tensor(_zero_filled(data), device=device),
-        "index": torch.arange(data.n_stimuli, device=device),
-    }
-
-
-def _net_targets(data: StimulusSet, device: str) -> torch.Tensor:
-    return torch.as_tensor(data.psth(), dtype=torch.float32, device=device)

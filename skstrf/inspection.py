@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from .validation import to_user_layout
+
 __all__ = ["gradient_maps", "linear_drive", "output_nonlinearity"]
 
 # Rows (neuron x window pairs) per forward pass of the data-dependent gradient map: bounds
@@ -40,7 +42,7 @@ def _stimuli(estimator, transform, X):
     """Validated stimuli of ``X`` as seen by the final estimator (after ``transform``)."""
     if transform is not None:
         X = transform(X)
-    return estimator._validate_stimuli(X, reset=False)
+    return estimator.check_stimuli(X)
 
 
 def _baseline_input(baseline, n_rows: int, n_frames: int, n_freqs: int, device) -> torch.Tensor:
@@ -202,7 +204,7 @@ def linear_drive(estimator, X) -> np.ndarray:
         z = module.linear(torch.as_tensor(np.nan_to_num(data.X), dtype=torch.float32, device=device))
     z = z.cpu().numpy().astype(np.float64)
     z[~data.frame_mask] = np.nan
-    return est._to_user_layout(z, data.x_ndim)
+    return to_user_layout(z, data.x_ndim, est.y_layout_)
 
 
 def output_nonlinearity(estimator, z) -> np.ndarray:

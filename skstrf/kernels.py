@@ -7,7 +7,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["VanillaKernel", "SeparableKernel", "ParametricKernel", "KERNELS", "make_kernel"]
+__all__ = ["VanillaKernel", "SeparableKernel", "ParametricKernel", "KERNELS", "make_kernel",
+           "peaks_and_troughs"]
 
 
 class _Kernel(nn.Module):
@@ -24,10 +25,9 @@ class _Kernel(nn.Module):
     def forward(self) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    @torch.no_grad()
-    def set_weight(self, weight: torch.Tensor) -> None:
+    def set_weight(self, weight: torch.Tensor) -> None:  # pragma: no cover - abstract
         """Set the parameters so that ``forward()`` approximates ``weight`` (N, C, F, L)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot be set from a full weight")
+        raise NotImplementedError
 
 
 class VanillaKernel(_Kernel):
@@ -114,8 +114,6 @@ class ParametricKernel(_Kernel):
     @torch.no_grad()
     def set_weight(self, weight: torch.Tensor) -> None:
         """Start from a greedy Gaussian decomposition of the peaks and troughs of ``weight``."""
-        from .solvers import peaks_and_troughs
-
         N, C, F, L = weight.shape
         K = self.amplitude.shape[-1]
         wf, wl = self.width_freq.mean().item(), self.width_lag.mean().item()
@@ -136,6 +134,39 @@ def _softplus_inverse(x: float) -> float:
     return math.log(math.expm1(x))
 
 
+def peaks_and_troughs(weight: torch.Tensor, n_gaussians: int, width_freq: float,
+                      width_lag: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy Gaussian decomposition of kernels, for the parametric kernel's start.
+
+    Repeatedly takes the largest absolute value of the residual, places a Gaussian of the
+    given widths there with that value as amplitude, and subtracts it; vectorised over
+    neurons.
+
+    Parameters
+    ----------
+    weight : Tensor of shape (N, n_freqs, n_lags)
+
+    Returns
+    -------
+    centre_freq, centre_lag, amplitude : Tensor of shape (N, n_gaussians)
+    """
+    N, F, L = weight.shape
+    residual = weight.clone()
+    f = torch.arange(F, dtype=weight.dtype, device=weight.device)
+    l = torch.arange(L, dtype=weight.dtype, device=weight.device)
+    out = [], [], []
+    for _ in range(n_gaussians):
+        flat = residual.reshape(N, -1).abs().argmax(dim=1)
+        cf, cl = (flat // L).to(weight.dtype), (flat % L).to(weight.dtype)
+        amp = residual.reshape(N, -1).gather(1, flat[:, None])[:, 0]
+        bump = (torch.exp(-0.5 * ((f[None] - cf[:, None]) / width_freq) ** 2)[:, :, None]
+                * torch.exp(-0.5 * ((l[None] - cl[:, None]) / width_lag) ** 2)[:, None, :])
+        residual = residual - amp[:, None, None] * bump
+        for lst, v in zip(out, (cf, cl, amp)):
+            lst.append(v)
+    return tuple(torch.stack(v, dim=1) for v in out)
+
+
 KERNELS = {
     "vanilla": VanillaKernel,
     "separable": SeparableKernel,
@@ -146,12 +177,9 @@ KERNELS = {
 def make_kernel(name: str, n_neurons: int, n_channels: int, n_freqs: int, n_lags: int, *,
                 rank: int = 1, n_gaussians: int = 8,
                 generator: torch.Generator | None = None) -> _Kernel:
-    """Build the kernel module named ``name`` ("vanilla", "separable" or "parametric")."""
-    args = (n_neurons, n_channels, n_freqs, n_lags)
-    if name == "vanilla":
-        return VanillaKernel(*args, generator=generator)
-    if name == "separable":
-        return SeparableKernel(*args, rank=rank, generator=generator)
-    if name == "parametric":
-        return ParametricKernel(*args, n_gaussians=n_gaussians, generator=generator)
-    raise ValueError(f"unknown kernel {name!r}; expected one of {sorted(KERNELS)}")
+    """Build the kernel module named ``name``, a key of :data:`KERNELS`."""
+    if name not in KERNELS:
+        raise ValueError(f"unknown kernel {name!r}; expected one of {sorted(KERNELS)}")
+    options = {"separable": {"rank": rank}, "parametric": {"n_gaussians": n_gaussians}}
+    return KERNELS[name](n_neurons, n_channels, n_freqs, n_lags, generator=generator,
+                         **options.get(name, {}))

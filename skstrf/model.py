@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["lagged_design", "STRFModel", "DesignStatistics", "design_statistics"]
+from .kernels import make_kernel
+from .nonlinearities import make_nonlinearity
+from .prefilters import make_prefilter
+from .validation import masked_moments
+
+if TYPE_CHECKING:
+    from .validation import StimulusSet
+
+__all__ = ["lagged_design", "STRFModel", "build_model", "DesignStatistics", "design_statistics",
+           "stimulus_tensors", "design_tensors", "module_statistics", "prefiltered", "net_inputs",
+           "net_targets", "calibrate_nonlinearity"]
 
 
 def lagged_design(X: torch.Tensor, n_lags: int) -> torch.Tensor:
@@ -95,6 +107,23 @@ class STRFModel(nn.Module):
         shift = (self.x_mean / self.x_scale).reshape(weight.shape[1:3])[None, :, :, None]
         return self.y_mean + self.y_scale * (self.bias - (weight * shift).sum(dim=(1, 2, 3)))
 
+    @torch.no_grad()
+    def load_closed_form_(self, weight: torch.Tensor, z_mean: torch.Tensor, p_mean: torch.Tensor) -> None:
+        """Set the kernel to (its best approximation of) ``weight`` and centre the intercept.
+
+        Parameters
+        ----------
+        weight : Tensor of shape (C * F * L, n_neurons)
+            Standardised weights in the design's column order (a closed-form solution).
+        z_mean, p_mean : Tensor of shape (C * F * L,) and (n_neurons,)
+            Frame means of the standardised design and PSTH the weights were fitted on; the
+            intercept makes the predictions' mean match, for the weight the kernel holds.
+        """
+        N, C, F, L = self.kernel.shape
+        self.kernel.set_weight(weight.T.reshape(N, C, F, L).to(self.bias))
+        actual = self.standardized_weight().double().T
+        self.bias.copy_((p_mean - z_mean @ actual).to(self.bias))
+
     @property
     def is_linear(self) -> bool:
         """True when the model is affine in the stimulus with a fixed design.
@@ -166,6 +195,42 @@ class STRFModel(nn.Module):
         return mse.float()
 
 
+def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1, n_gaussians: int = 8,
+                nonlinearity: str = "identity", prefilter: str | None = None, dt_ms: float = 5.0,
+                freq_range=(500.0, 20000.0), seed: int = 0,
+                previous: STRFModel | None = None) -> STRFModel:
+    """A new :class:`STRFModel` standardised on the training stimuli ``train``.
+
+    The linear stage sees the prefilter's initial output (if any), standardised per
+    channel-band; each neuron's PSTH is standardised likewise. With ``previous`` (a warm
+    start) the new model takes over the previous one's parameters and units instead.
+    The kernel's random start is drawn from a generator seeded with ``seed``.
+    """
+    filt = make_prefilter(prefilter, train.X.shape[2], dt_ms=float(dt_ms), freq_range=freq_range)
+    stimuli = train.X if filt is None else prefiltered(filt, train)
+    x_mean, x_scale = masked_moments(stimuli, train.frame_mask)
+    y_mean, y_scale = masked_moments(train.psth(), train.frame_mask)
+    if previous is not None:
+        # The continued model keeps its own units, and the loss weights follow them.
+        y_mean, y_scale = previous.y_mean.double().cpu().numpy(), previous.y_scale.double().cpu().numpy()
+    generator = torch.Generator().manual_seed(seed)
+    n_channels = 1 if filt is None else filt.n_channels
+    weights = make_kernel(kernel, train.y.shape[2], n_channels, train.X.shape[2], n_lags,
+                          rank=rank, n_gaussians=n_gaussians, generator=generator)
+    module = STRFModel(weights, *(torch.as_tensor(a) for a in (x_mean, x_scale, y_mean, y_scale)),
+                       prefilter=filt, nonlinearity=make_nonlinearity(nonlinearity, y_mean, y_scale))
+    if previous is not None:
+        try:
+            module.load_state_dict(previous.state_dict())
+        except RuntimeError as exc:
+            raise ValueError(
+                "warm_start=True continues the previous model, but kernel, n_lags, rank, "
+                "n_gaussians, nonlinearity or prefilter changed since the previous fit; set them "
+                "back, or fit with warm_start=False."
+            ) from exc
+    return module
+
+
 @dataclass
 class DesignStatistics:
     """Per-stimulus sufficient statistics of the standardised lagged design.
@@ -185,6 +250,12 @@ class DesignStatistics:
         index = index.to(self.gram.device)
         return (self.gram[index].sum(0), self.cross[index].sum(0), self.sq[index].sum(0),
                 self.count[index].sum())
+
+    def concat(self, other: "DesignStatistics") -> "DesignStatistics":
+        """Statistics of this set's stimuli followed by those of ``other``."""
+        return DesignStatistics(*(torch.cat([a, b]) for a, b in zip(
+            (self.gram, self.cross, self.sq, self.count),
+            (other.gram, other.cross, other.sq, other.count))))
 
 
 def standardized_design(X: torch.Tensor, n_lags: int, x_mean: torch.Tensor,
@@ -222,3 +293,74 @@ def design_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         sqs.append((Ps**2).sum(1))
     return DesignStatistics(torch.cat(grams), torch.cat(crosses), torch.cat(sqs),
                             mask.sum(1).double())
+
+
+def _zero_filled(data: "StimulusSet") -> np.ndarray:
+    return np.nan_to_num(data.X, nan=0.0).astype(np.float32)
+
+
+def stimulus_tensors(data: "StimulusSet", device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Zero-filled stimuli, PSTH and frame mask of ``data`` as float32 tensors on ``device``.
+
+    Returns
+    -------
+    X : Tensor of shape (n_stimuli, n_times, n_freqs)
+    P : Tensor of shape (n_stimuli, n_times, n_neurons)
+        NaN on padding frames.
+    mask : Tensor of shape (n_stimuli, n_times)
+        1.0 on valid frames, 0.0 on padding.
+    """
+    return (
+        torch.as_tensor(_zero_filled(data), device=device),
+        torch.as_tensor(data.psth(), dtype=torch.float32, device=device),
+        torch.as_tensor(data.frame_mask, dtype=torch.float32, device=device),
+    )
+
+
+def design_tensors(module: STRFModel, data: "StimulusSet", device: str) -> tuple[torch.Tensor, ...]:
+    """What ``module``'s linear stage sees (the prefilter's output, if any), PSTH and mask.
+
+    The inputs of :func:`design_statistics`; see :func:`stimulus_tensors` for the shapes.
+    """
+    X, P, mask = stimulus_tensors(data, device)
+    if module.prefilter is not None:
+        with torch.no_grad():
+            X = module.prefilter(X)
+    return X, P, mask
+
+
+def module_statistics(module: STRFModel, data: "StimulusSet", device: str) -> DesignStatistics:
+    """Per-stimulus :class:`DesignStatistics` of ``data`` in ``module``'s standardised units."""
+    return design_statistics(*design_tensors(module, data, device), module.n_lags,
+                             module.x_mean, module.x_scale, module.y_mean, module.y_scale)
+
+
+def prefiltered(prefilter: nn.Module, data: "StimulusSet") -> np.ndarray:
+    """The prefilter's output on ``data``'s stimuli (S, T, C * F) as float64, on the CPU."""
+    with torch.no_grad():
+        return prefilter(torch.as_tensor(_zero_filled(data))).numpy().astype(np.float64)
+
+
+def net_inputs(data: "StimulusSet", device: str) -> dict[str, torch.Tensor]:
+    """The net's input: zero-filled stimuli and their indices (for the statistics step)."""
+    return {
+        "X": torch.as_tensor(_zero_filled(data), device=device),
+        "index": torch.arange(data.n_stimuli, device=device),
+    }
+
+
+def net_targets(data: "StimulusSet", device: str) -> torch.Tensor:
+    """The net's target: the PSTH (S, T, N) as float32, NaN on padding frames."""
+    return torch.as_tensor(data.psth(), dtype=torch.float32, device=device)
+
+
+def calibrate_nonlinearity(module: STRFModel, data: "StimulusSet", device: str, loss: str) -> None:
+    """Fit the output nonlinearity's own parameters to ``data`` with the linear stage fixed."""
+    calibrate = getattr(module.nonlinearity, "calibrate_", None)
+    if calibrate is None:
+        return
+    X, P, mask = stimulus_tensors(data, device)
+    with torch.no_grad():
+        z = module.linear(X)
+    valid = mask.bool()
+    calibrate(z[valid], P[valid], loss)

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import copy
+import warnings
+
 import numpy as np
 import torch
 from skorch import NeuralNetRegressor
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
 
-from .model import DesignStatistics
+from .metrics import signal_power
+from .model import DesignStatistics, STRFModel, calibrate_nonlinearity, net_inputs, net_targets
+from .validation import StimulusSet
 
 __all__ = ["MaskedMSELoss", "MaskedPoissonLoss", "STRFNet", "ValidCCNorm", "StopOnNonFinite",
-           "LastEpochCheckpoint", "DivergenceError"]
+           "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
+           "record_closed_form_epoch", "check_finite_model", "start_from_closed_form",
+           "NET_PARAM_PREFIXES"]
+
+# skorch's routing prefixes that STRFRegressor passes through to its net.
+NET_PARAM_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
 
 
 class DivergenceError(FloatingPointError):
@@ -172,6 +184,19 @@ class ValidCCNorm(Callback):
         self.psth = psth
         self.signal_power = signal_power
 
+    @classmethod
+    def from_responses(cls, valid: StimulusSet) -> "ValidCCNorm":
+        """The scorer of the validation stimuli ``valid`` (with their repeats).
+
+        Without repeats the noise correction is undefined: such neurons are scored by plain
+        cc instead (their PSTH variance stands for the signal power).
+        """
+        psth = valid.psth()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sp = signal_power(valid.y) if valid.y.shape[3] > 1 else np.full(valid.y.shape[2], np.nan)
+        return cls(psth, np.where(np.isfinite(sp), sp, np.nanvar(psth, axis=(0, 1))))
+
     def initialize(self):
         self._preds: list[torch.Tensor] = []
         self._target: torch.Tensor | None = None
@@ -261,3 +286,200 @@ class LastEpochCheckpoint(Callback):
 
 def _copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in module.state_dict().items()}
+
+
+def _silent(*args, **kwargs) -> None:
+    """skorch sink that prints nothing (the epoch table already shows progress)."""
+
+
+def default_callbacks(valid: StimulusSet | None, patience: int | None,
+                      max_epochs: int) -> list[tuple[str, Callback]]:
+    """The callbacks every STRF fit has, in order: validation score, divergence guard,
+    early stopping with best-epoch restore (with validation stimuli), last-epoch copy."""
+    callbacks: list[tuple[str, Callback]] = [("stop_on_non_finite", StopOnNonFinite())]
+    if valid is not None:
+        callbacks.insert(0, ("valid_cc_norm", ValidCCNorm.from_responses(valid)))
+        callbacks.append(("early_stopping", EarlyStopping(
+            monitor="valid_cc_norm", lower_is_better=False,
+            patience=patience if patience is not None else max_epochs + 1,
+            threshold=1e-4, threshold_mode="abs", load_best=True, sink=_silent)))
+    callbacks.append(("last_epoch", LastEpochCheckpoint()))
+    return callbacks
+
+
+def check_net_params(params: dict) -> dict:
+    """Return ``params`` after checking every name is routed to the net by a skorch prefix."""
+    unknown = sorted(key for key in params if not key.startswith(NET_PARAM_PREFIXES))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {unknown} for STRFRegressor: extra keyword parameters are "
+            f"passed to the skorch net and must start with one of {list(NET_PARAM_PREFIXES)}."
+        )
+    return params
+
+
+def build_net(module: STRFModel, train: StimulusSet, valid: StimulusSet | None, *, device: str,
+              loss: str, lr: float, max_epochs: int, batch_size: int | None, patience: int | None,
+              alpha: float, callbacks: list | None = None, verbose: int = 0,
+              net_params: dict | None = None, previous: STRFNet | None = None) -> STRFNet:
+    """An initialised :class:`STRFNet` that trains ``module`` on ``train``.
+
+    The validation stimuli ``valid`` (if any) drive early stopping on cc_norm. The loss is
+    the MSE in units of each neuron's PSTH variance, or the Poisson deviance scaled to the
+    same curvature. With ``previous`` (a warm start) the optimizer's running state and the
+    history carry over.
+    """
+    y_mean, y_scale = module.y_mean.double().cpu().numpy(), module.y_scale.double().cpu().numpy()
+    if loss == "poisson":
+        # The deviance's curvature in the rate is about 2 / mean rate; scaling by
+        # mean / variance gives it the curvature of the standardised MSE, so that every
+        # neuron counts alike and alpha means the same for both losses.
+        criterion = MaskedPoissonLoss
+        weight = np.where(y_mean > 0, y_mean, y_scale) / y_scale**2
+    else:
+        criterion, weight = MaskedMSELoss, 1.0 / y_scale**2
+    train_split = None if valid is None else predefined_split(
+        Dataset(net_inputs(valid, device), net_targets(valid, device)))
+    n_train = train.n_stimuli
+    net = STRFNet(
+        module,
+        criterion=criterion,
+        criterion__weight=torch.as_tensor(weight, dtype=torch.float32),
+        optimizer=torch.optim.AdamW,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=n_train if batch_size is None else min(batch_size, n_train),
+        train_split=train_split,
+        callbacks=default_callbacks(valid, patience, max_epochs) + list(callbacks or []),
+        device=device,
+        verbose=verbose,
+        alpha=alpha,
+        **{"optimizer__weight_decay": 0.0, "iterator_train__shuffle": True, **(net_params or {})},
+    )
+    net.initialize()
+    if previous is not None:
+        # Only the per-parameter state (e.g. AdamW's moments) is carried: the hyperparameters
+        # (lr, routed optimizer__ values) are this fit's. Deep copies, so that a fit that
+        # fails leaves the previous net exactly as it was.
+        state = net.optimizer_.state_dict()
+        state["state"] = copy.deepcopy(previous.optimizer_.state_dict()["state"])
+        net.optimizer_.load_state_dict(state)
+        net.history_ = copy.deepcopy(previous.history_)
+    return net
+
+
+def start_from_closed_form(net: STRFNet, solution, train: StimulusSet, *, linear: bool) -> None:
+    """Set ``net``'s model to a closed-form solution: the fit itself, or where training starts.
+
+    A model that is not linear least squares (a nonlinearity, AdapTrans, the Poisson loss)
+    keeps each neuron's closed-form penalty for gradient training, and its nonlinearity
+    starts fitted to the closed-form linear stage.
+
+    Parameters
+    ----------
+    solution : skstrf.solvers.ClosedFormSolution
+    """
+    module = net.module_
+    module.load_closed_form_(solution.weight, solution.moments.z_mean, solution.moments.p_mean)
+    if not linear:
+        net.alpha = solution.alpha.cpu().numpy().astype(np.float32)
+        loss = "poisson" if isinstance(net.criterion_, MaskedPoissonLoss) else "mse"
+        calibrate_nonlinearity(module, train, str(net.device), loss)
+
+
+def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | None) -> None:
+    """Train ``net`` on ``train`` by gradient, then settle it after a divergence or interrupt.
+
+    With ``statistics`` (a linear least-squares model) every step is frame-free.
+    """
+    device = str(net.device)
+    net.statistics = statistics
+    try:
+        net.partial_fit(net_inputs(train, device), net_targets(train, device))
+    finally:
+        net.statistics = None
+    _settle_training(net)
+
+
+def _settle_training(net: STRFNet) -> None:
+    """Settle the model after a divergence or an interruption of gradient training.
+
+    skorch ends training on both as if it were complete; here the model is set to the
+    best validated epoch of this run (early stopping has already restored it) or, after
+    an interruption without one, to the last complete epoch, with a warning. When no
+    such epoch exists, :class:`DivergenceError` or ``KeyboardInterrupt`` is raised
+    before the estimator stores anything, so it keeps its previous state.
+    """
+    callbacks = dict(net.callbacks_)
+    early = callbacks.get("early_stopping")
+    # skorch's EarlyStopping reports best_epoch_ = 0 until an epoch improves.
+    validated = early is not None and early.best_model_weights_ is not None
+    best = early.best_epoch_ if validated else None
+    diverged = callbacks["stop_on_non_finite"].diverged_epoch_
+    interrupted = getattr(net, "interrupted_epoch_", None)
+    if diverged is not None:
+        if best is None:
+            raise DivergenceError(
+                f"training diverged: the training loss became non-finite at epoch "
+                f"{diverged} and no earlier epoch has a finite validation score to fall "
+                f"back to (or no stimulus is held out); the estimator was not updated. "
+                f"Lower lr (now {net.lr}) or rescale X and y."
+            )
+        warnings.warn(
+            f"training diverged at epoch {diverged} (non-finite loss); the model of the "
+            f"best finite epoch ({best}) was restored. Consider a lower lr (now {net.lr}).",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+    elif interrupted is not None:
+        last = callbacks["last_epoch"]
+        if best is None and last.epoch_ is None:
+            raise KeyboardInterrupt(
+                f"fit interrupted during epoch {interrupted}, before any epoch completed; "
+                "the estimator was left as it was before this fit."
+            )
+        if best is None:
+            net.module_.load_state_dict(last.state_)
+        kept = (f"best validated epoch ({best})" if best is not None
+                else f"last complete epoch ({last.epoch_})")
+        warnings.warn(
+            f"fit interrupted (KeyboardInterrupt) during epoch {interrupted}; keeping the "
+            f"model of the {kept}. history_ ends with the incomplete epoch.",
+            UserWarning,
+            stacklevel=5,
+        )
+    elif early is not None and best is None:
+        warnings.warn(
+            "the validation cc_norm was undefined (NaN) at every epoch (signal power not "
+            "positive for any neuron on the validation stimuli, or constant predictions), "
+            "so early stopping could not select an epoch: keeping the last one. Hold out "
+            "more or longer stimuli, or pass validation_fraction=None.",
+            UserWarning,
+            stacklevel=5,
+        )
+
+
+def record_closed_form_epoch(net: STRFNet, train_stats: DesignStatistics, valid: StimulusSet | None) -> None:
+    """Write a one-epoch history for a closed-form fit (losses and validation cc_norm)."""
+    device = str(net.device)
+    net.history.new_epoch()
+    net.history.record("epoch", 1)
+    with torch.no_grad():
+        index = torch.arange(train_stats.gram.shape[0])
+        net.history.record("train_loss", float(net.module_.statistics_loss(train_stats, index)))
+        if valid is not None:
+            pred = net.forward(net_inputs(valid, device), training=False)
+            net.history.record("valid_loss", float(net.get_loss(pred, net_targets(valid, device))))
+            scorer = dict(net.callbacks_)["valid_cc_norm"]
+            net.history.record("valid_cc_norm", scorer.score(pred))
+
+
+def check_finite_model(module: STRFModel, lr: float) -> None:
+    """Raise DivergenceError if the fitted STRFs or intercepts are not finite."""
+    with torch.no_grad():
+        finite = bool(torch.isfinite(module.strf()).all() and torch.isfinite(module.intercept()).all())
+    if not finite:
+        raise DivergenceError(
+            "the fitted model has non-finite STRF or intercept values; the estimator was "
+            f"not updated. Lower lr (now {lr}), set alpha > 0, or rescale X and y."
+        )

@@ -62,7 +62,7 @@ def mel_centre_frequencies(n_freqs: int, freq_range: Sequence[float] = (500.0, 2
     cf : ndarray of shape (n_freqs,)
         Centre frequencies in Hz, increasing.
     """
-    low, high = _check_freq_range(freq_range)
+    low, high = check_freq_range(freq_range)
     return mel_to_hz(np.linspace(hz_to_mel(low), hz_to_mel(high), n_freqs))
 
 
@@ -175,7 +175,7 @@ class _AdaptationFilter(nn.Module):
             raise ValueError(f"w_init must lie in ({_W_MARGIN:g}, {1 - _W_MARGIN:g}); got {w_init!r}")
         self.n_freqs = int(n_freqs)
         self.dt_ms = float(dt_ms)
-        self.freq_range = _check_freq_range(freq_range)
+        self.freq_range = check_freq_range(freq_range)
         centre = mel_centre_frequencies(n_freqs, self.freq_range)
         tau = willmore_tau_ms(centre, self.dt_ms)
         self.n_taps = default_n_taps(tau, self.dt_ms) if n_taps is None else int(n_taps)
@@ -196,10 +196,14 @@ class _AdaptationFilter(nn.Module):
     def n_channels(self) -> int:
         return len(self.channel_names)
 
+    #: Whether the filter is a fixed, unrectified linear map of the stimulus, whose output
+    #: then stands for the stimulus in a linear model (closed-form solvers included).
+    linear_map = False
+
     @property
     def is_linear(self) -> bool:
         """True for a fixed, unrectified filter: a linear map of the stimulus that never changes."""
-        return not self.rectify and not any(p.requires_grad for p in self.parameters())
+        return type(self).linear_map
 
     @property
     def tau_ms(self) -> torch.Tensor:
@@ -318,6 +322,7 @@ class ICAdaptation(_AdaptationFilter):
 
     channel_names = ("ON",)
     rectify = False
+    linear_map = True
 
     def __init__(self, n_freqs: int, *, dt_ms: float = 5.0,
                  freq_range: Sequence[float] = (500.0, 20000.0), w_init: float = _W_INIT,
@@ -345,7 +350,7 @@ def _w_to_logit(w):
     return np.log(p / (1.0 - p))
 
 
-def _check_freq_range(freq_range: Sequence[float]) -> tuple[float, float]:
+def check_freq_range(freq_range: Sequence[float]) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in freq_range)
     except (TypeError, ValueError):

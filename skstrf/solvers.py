@@ -14,7 +14,7 @@ import torch
 from .model import DesignStatistics
 
 __all__ = ["Moments", "moments", "ridge_path", "validation_correlation", "fit_ridge", "fit_als",
-           "peaks_and_troughs"]
+           "ClosedFormSolution", "solve_closed_form"]
 
 
 @dataclass
@@ -241,34 +241,77 @@ def _als_chunk(m: Moments, init: torch.Tensor, alphas: torch.Tensor, n_freqs: in
     return weights
 
 
-def peaks_and_troughs(weight: torch.Tensor, n_gaussians: int, width_freq: float,
-                      width_lag: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Greedy Gaussian decomposition of kernels, for the parametric kernel's start.
+@dataclass(frozen=True)
+class ClosedFormSolution:
+    """A closed-form fit in standardised units.
 
-    Repeatedly takes the largest absolute value of the residual, places a Gaussian of the
-    given widths there with that value as amplitude, and subtracts it; vectorised over
-    neurons.
+    Attributes
+    ----------
+    weight : Tensor of shape (D, n_neurons)
+        Kernel weights in the design's column order.
+    intercept : Tensor of shape (n_neurons,)
+    alpha : Tensor of shape (n_neurons,)
+        The penalty of each neuron.
+    moments : Moments
+        Centred statistics of the stimuli the weights were fitted on; the intercept of any
+        other weight (e.g. a kernel's approximation of ``weight``) follows from them.
+    """
+
+    weight: torch.Tensor
+    intercept: torch.Tensor
+    alpha: torch.Tensor
+    moments: Moments
+
+
+def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, alphas: torch.Tensor,
+                      *, separable_shape: tuple[int, int, int] | None = None) -> ClosedFormSolution:
+    """Ridge (or ALS for a separable kernel) with the penalty chosen per neuron.
+
+    The penalty of each neuron is the one of ``alphas`` whose fit to ``train`` predicts
+    ``valid`` best; the weights are then refitted on the training and validation stimuli
+    together with it. Without validation stimuli ``alphas`` must hold one penalty.
 
     Parameters
     ----------
-    weight : Tensor of shape (N, n_freqs, n_lags)
+    train, valid : DesignStatistics
+        Per-stimulus statistics of the training and the validation stimuli.
+    alphas : Tensor of shape (n_alphas,)
+        Penalty grid.
+    separable_shape : (n_freqs, n_lags, rank) or None, default=None
+        Fit a rank-``rank`` separable kernel by ALS (each neuron's penalty chosen among
+        the ALS fits) instead of a free one.
 
     Returns
     -------
-    centre_freq, centre_lag, amplitude : Tensor of shape (N, n_gaussians)
+    ClosedFormSolution
     """
-    N, F, L = weight.shape
-    residual = weight.clone()
-    f = torch.arange(F, dtype=weight.dtype, device=weight.device)
-    l = torch.arange(L, dtype=weight.dtype, device=weight.device)
-    out = [], [], []
-    for _ in range(n_gaussians):
-        flat = residual.reshape(N, -1).abs().argmax(dim=1)
-        cf, cl = (flat // L).to(weight.dtype), (flat % L).to(weight.dtype)
-        amp = residual.reshape(N, -1).gather(1, flat[:, None])[:, 0]
-        bump = (torch.exp(-0.5 * ((f[None] - cf[:, None]) / width_freq) ** 2)[:, :, None]
-                * torch.exp(-0.5 * ((l[None] - cl[:, None]) / width_lag) ** 2)[:, None, :])
-        residual = residual - amp[:, None, None] * bump
-        for lst, v in zip(out, (cf, cl, amp)):
-            lst.append(v)
-    return tuple(torch.stack(v, dim=1) for v in out)
+    train_m = moments(train)
+    refit_m = train_m if valid is None else moments(train.concat(valid))
+    weight, _, chosen, _ = fit_ridge(train_m, valid, alphas, refit=refit_m)
+    _check_finite_solution(weight, alphas)
+    if separable_shape is not None:
+        F, L, rank = separable_shape
+        N = weight.shape[1]
+        if valid is not None and alphas.numel() > 1:
+            path = ridge_path(train_m, alphas)  # (A, D, N)
+            _check_finite_solution(path, alphas)  # ALS's SVD would fail on it
+            start = path.transpose(1, 2).reshape(-1, F, L)
+            fitted = fit_als(train_m, start, alphas.repeat_interleave(N), F, L, rank)
+            fitted = fitted.reshape(alphas.numel(), N, F * L).transpose(1, 2)
+            scores = validation_correlation(fitted, intercept(train_m, fitted), valid)
+            chosen = alphas[_best_per_neuron(scores, alphas)]
+            weight = ridge_path(refit_m, chosen[None])[0]
+        weight = fit_als(refit_m, weight.T.reshape(N, F, L), chosen, F, L, rank).reshape(N, F * L).T
+        _check_finite_solution(weight, alphas)
+    return ClosedFormSolution(weight, intercept(refit_m, weight), chosen, refit_m)
+
+
+def _check_finite_solution(weight: torch.Tensor, alphas: torch.Tensor) -> None:
+    """Raise a clear error when a closed-form solve produced non-finite weights."""
+    if not bool(torch.isfinite(weight).all()):
+        raise ValueError(
+            f"the closed-form solution with alpha={alphas.tolist()} is not finite: with "
+            "alpha=0 least squares has no unique solution when the lagged design is singular "
+            "(constant or duplicated bands, or fewer valid training frames than "
+            "n_freqs * n_lags + 1 parameters). Use alpha > 0 (or the default grid)."
+        )

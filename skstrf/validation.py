@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
 
-__all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y"]
+__all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y", "check_variation",
+           "check_non_negative", "validation_split", "masked_moments", "to_user_layout"]
 
 # y.ndim - X.ndim -> how y's trailing axes are read
 _Y_LAYOUTS = {-1: "neuron", 0: "psth", 1: "repeats"}
@@ -204,7 +206,7 @@ def _end_padding_lengths(X: np.ndarray) -> np.ndarray:
     return lengths.astype(np.int64)
 
 
-def check_stimuli(X, *, n_freqs: int | None = None) -> StimulusSet:
+def check_stimuli(X, *, n_freqs: int | None = None, owner: str = "this estimator") -> StimulusSet:
     """Validate stimuli and bring them to the stimulus layout.
 
     Parameters
@@ -213,6 +215,9 @@ def check_stimuli(X, *, n_freqs: int | None = None) -> StimulusSet:
         One continuous recording, or a set of stimuli NaN-padded at the end.
     n_freqs : int, default=None
         Expected number of frequency bands (the number seen in ``fit``).
+    owner : str, default="this estimator"
+        Name of the fitted estimator, for the error when the number of bands differs
+        (worded as scikit-learn words it).
 
     Returns
     -------
@@ -237,8 +242,8 @@ def check_stimuli(X, *, n_freqs: int | None = None) -> StimulusSet:
         )
     if n_freqs is not None and X3.shape[2] != n_freqs:
         raise ValueError(
-            f"X has {X3.shape[2]} frequency bands (features), but this estimator was fitted "
-            f"with {n_freqs} (n_features_in_ = {n_freqs})."
+            f"X has {X3.shape[2]} features, but {owner} is expecting {n_freqs} features as "
+            f"input (frequency bands, the last axis of X: it was fitted with {n_freqs})."
         )
     lengths = _end_padding_lengths(X3)
     _check_magnitude(X3, "X")
@@ -344,6 +349,127 @@ def _check_response_nans(y: np.ndarray, lengths: np.ndarray, layout: str) -> Non
         raise ValueError(
             f"neuron {n} has no valid repeat for stimulus {s} (all NaN); every neuron needs "
             "at least one recorded repeat of every stimulus it is fitted on."
+        )
+
+
+def validation_split(n_stimuli: int, fraction: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training and the validation stimuli: the last ``fraction`` are held out.
+
+    At least one stimulus is held out and at least one is kept for training; with
+    ``fraction=None`` or a single stimulus (a continuous recording) none is held out, the
+    latter with a warning.
+    """
+    if fraction is None:
+        return np.arange(n_stimuli), np.arange(0)
+    if n_stimuli < 2:
+        warnings.warn(
+            "only one stimulus (or one continuous recording) was given, so no stimulus "
+            "can be held out for validation: training for max_epochs without early "
+            "stopping. Pass several stimuli, or validation_fraction=None to silence this.",
+            UserWarning,
+            stacklevel=5,
+        )
+        return np.arange(n_stimuli), np.arange(0)
+    n_valid = min(max(1, int(round(fraction * n_stimuli))), n_stimuli - 1)
+    return np.arange(n_stimuli - n_valid), np.arange(n_stimuli - n_valid, n_stimuli)
+
+
+def _is_flat(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """True where a standard deviation is numerically zero next to its mean (rounding only)."""
+    return ~(std > 1e-12 * np.maximum(np.abs(mean), 1.0))
+
+
+def masked_moments(a: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of ``a`` over the valid frames, per entry of its last axis.
+
+    A constant entry gets scale 1, so that it stays constant instead of dividing by zero.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n_stimuli, n_times, n_entries)
+    mask : ndarray of bool of shape (n_stimuli, n_times)
+        True on valid frames.
+
+    Returns
+    -------
+    mean, scale : ndarray of shape (n_entries,)
+    """
+    values = a[mask]
+    mean = values.mean(axis=0)
+    scale = values.std(axis=0)
+    return mean, np.where(_is_flat(mean, scale), 1.0, scale)
+
+
+def to_user_layout(pred: np.ndarray, x_ndim: int, y_layout: str) -> np.ndarray:
+    """Bring predictions (n_stimuli, n_times, n_neurons) back to the layout of the user's y.
+
+    That is y's layout without the repeats axis: no stimulus axis for 2-D X (one continuous
+    recording), no neuron axis when y had none.
+    """
+    if x_ndim == 2:
+        pred = pred[0]
+    if y_layout == "neuron":
+        pred = pred[..., 0]
+    return pred
+
+
+def check_variation(train: StimulusSet) -> None:
+    """Reject training data with nothing to fit; warn about constant bands and neurons.
+
+    A constant band or neuron is legal (a dead channel, a silent unit among many) and the
+    others are still fitted, so it gets a warning; when every band or every neuron is
+    constant an STRF has nothing to explain, which is an error.
+    """
+    mask = train.frame_mask
+    flat_x = _flat_columns(train.X, mask)
+    flat_y = _flat_columns(train.psth(), mask)
+    if flat_x.all():
+        raise ValueError(
+            f"X is constant over the {int(train.lengths.sum())} training frames in every one of "
+            f"its {flat_x.size} frequency band(s) (standard deviation <= 1e-12 * max(|mean|, 1)): "
+            "a stimulus that does not vary cannot drive an STRF. Check that X holds the "
+            "spectrograms, and rescale X if its values are that small."
+        )
+    if flat_y.all():
+        raise ValueError(
+            f"y is constant over the training frames for every one of its {flat_y.size} "
+            "neuron(s) (e.g. all zero): there is no response for an STRF to explain. Check the "
+            "responses (units, binning, the selection of neurons)."
+        )
+    if flat_x.any():
+        warnings.warn(
+            f"X is constant over the training frames in frequency band(s) "
+            f"{np.flatnonzero(flat_x).tolist()}: they carry no stimulus information, and their "
+            "STRF weights are not tuning: they only see stimulus onsets (the zero history before "
+            "each stimulus), and gradient training leaves their lag-0 weight where it started.",
+            UserWarning,
+            stacklevel=4,
+        )
+    if flat_y.any():
+        warnings.warn(
+            f"y is constant over the training frames for neuron(s) "
+            f"{np.flatnonzero(flat_y).tolist()} (zero variance): there is no response for their "
+            "STRF to explain, and cc / cc_norm are undefined (NaN) for a constant response.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _flat_columns(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Boolean array of shape (K,): entries of ``a`` (S, T, K) constant over the valid frames."""
+    values = a[mask]
+    return _is_flat(values.mean(axis=0), values.std(axis=0))
+
+
+def check_non_negative(y: np.ndarray) -> None:
+    """Raise if responses ``y`` (S, T, N, R) have a negative value (Poisson loss)."""
+    negative = y < 0  # NaN compares False
+    if negative.any():
+        s, t, n, r = np.argwhere(negative)[0]
+        raise ValueError(
+            f"loss='poisson' needs non-negative responses (spike counts or rates), but y has "
+            f"{int(negative.sum())} negative value(s), the first {y[s, t, n, r]:g} at stimulus "
+            f"{s}, frame {t}, neuron {n}, repeat {r}; use loss='mse' for signed responses."
         )
 
 

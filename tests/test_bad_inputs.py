@@ -223,7 +223,7 @@ def _arm_trap(monkeypatch):
     def reached(*args, **kwargs):
         raise AssertionError("training or prediction started before the bad input was rejected")
 
-    monkeypatch.setattr("skstrf.estimator.design_statistics", reached)
+    monkeypatch.setattr("skstrf.model.design_statistics", reached)
     for name in ("initialize", "partial_fit", "fit", "predict", "forward"):
         monkeypatch.setattr(STRFNet, name, reached)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from skstrf.kernels import ParametricKernel, SeparableKernel, VanillaKernel, make_kernel
+from skstrf.kernels import peaks_and_troughs, ParametricKernel, SeparableKernel, VanillaKernel, make_kernel
 
 
 @pytest.mark.parametrize("name, per_neuron", [("vanilla", 34 * 15), ("separable", 34 + 15),
@@ -53,3 +53,13 @@ def test_vanilla_starts_at_zero_and_unknown_kernel_errors():
     assert torch.count_nonzero(VanillaKernel(2, 1, 3, 4)()) == 0
     with pytest.raises(ValueError, match="unknown kernel 'bogus'"):
         make_kernel("bogus", 1, 1, 2, 2)
+
+
+def test_peaks_and_troughs_finds_planted_gaussians():
+    f = torch.arange(20.0)[:, None]
+    l = torch.arange(10.0)[None, :]
+    bump = lambda cf, cl: torch.exp(-0.5 * ((f - cf) / 2) ** 2 - 0.5 * ((l - cl) / 1.5) ** 2)
+    w = (2.0 * bump(5, 2) - 1.0 * bump(14, 6))[None]
+    cf, cl, amp = peaks_and_troughs(w, 2, 2.0, 1.5)
+    assert cf.tolist() == [[5.0, 14.0]] and cl.tolist() == [[2.0, 6.0]]
+    np.testing.assert_allclose(amp.numpy(), [[2.0, -1.0]], atol=1e-3)

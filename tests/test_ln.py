@@ -110,11 +110,16 @@ def test_only_the_linear_least_squares_model_trains_on_statistics(rectified, opt
     assert est.solver_ == "gradient"
 
 
-def test_auto_solver_and_init_for_ln_models():
-    est = STRFRegressor(nonlinearity="softplus")
-    assert est._resolve_solver() == "gradient" and est._resolve_init() == "closed_form"
-    assert STRFRegressor(prefilter="adaptrans")._resolve_init() == "closed_form"
-    assert STRFRegressor()._resolve_solver() == "ridge"
+def test_auto_solver_and_init_for_ln_models(rectified):
+    from skstrf.plan import make_plan
+
+    def plan(**params):
+        return make_plan(STRFRegressor(n_lags=L, **params), rectified.X, rectified.y, {})[0]
+
+    ln = plan(nonlinearity="softplus")
+    assert ln.solver == "gradient" and ln.closed_form and not ln.linear
+    assert plan(prefilter="adaptrans").closed_form
+    assert plan().solver == "ridge"
 
 
 # --------------------------------------------------------------------------------------

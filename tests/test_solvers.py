@@ -104,13 +104,3 @@ def test_als_rank_two():
     w2 = solvers.fit_als(m, init, torch.zeros(2, dtype=torch.float64), 5, 4, rank=2)
     s = torch.linalg.svdvals(w2)
     assert torch.all(s[:, 2:] < 1e-8 * s[:, :1])
-
-
-def test_peaks_and_troughs_finds_planted_gaussians():
-    f = torch.arange(20.0)[:, None]
-    l = torch.arange(10.0)[None, :]
-    bump = lambda cf, cl: torch.exp(-0.5 * ((f - cf) / 2) ** 2 - 0.5 * ((l - cl) / 1.5) ** 2)
-    w = (2.0 * bump(5, 2) - 1.0 * bump(14, 6))[None]
-    cf, cl, amp = solvers.peaks_and_troughs(w, 2, 2.0, 1.5)
-    assert cf.tolist() == [[5.0, 14.0]] and cl.tolist() == [[2.0, 6.0]]
-    np.testing.assert_allclose(amp.numpy(), [[2.0, -1.0]], atol=1e-3)

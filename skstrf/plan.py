@@ -1,0 +1,243 @@
+"""The plan of one fit: every option of :class:`~skstrf.STRFRegressor` resolved and checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_random_state
+
+from .net import check_net_params
+from .prefilters import PREFILTERS, check_freq_range
+from .validation import StimulusSet, check_non_negative, check_X_y, validation_split
+
+__all__ = ["FitPlan", "make_plan", "resolve_device", "DEFAULT_ALPHAS"]
+
+#: The penalty grid of the closed-form solvers when ``alpha=None``.
+DEFAULT_ALPHAS = np.logspace(-4, 2, 13)
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """What one ``fit`` does, decided before any work.
+
+    Attributes
+    ----------
+    solver : {"ridge", "als", "gradient"}
+        How the kernel is fitted.
+    closed_form : bool
+        Whether a closed-form solution is computed: the fit itself (ridge, ALS) or the
+        start of gradient training.
+    linear : bool
+        Whether the model is linear and fitted by least squares: only such a model has the
+        closed-form solvers and the frame-free statistics training step.
+    alphas : ndarray of shape (n_alphas,)
+        Penalty grid (one value for a single penalty).
+    warm : bool
+        Whether gradient training continues the previous fit.
+    device : str
+        Torch device.
+    seed : int
+        Seed of the kernel's random start and of the stimulus shuffling.
+    train, valid : ndarray of int
+        Indices of the training and validation stimuli.
+    separable_shape : (n_freqs, n_lags, rank) or None
+        For ALS: the shape of the separable kernel.
+    model : dict
+        Keyword arguments of :func:`skstrf.model.build_model`.
+    net : dict
+        Keyword arguments of :func:`skstrf.net.build_net` (routed skorch parameters included).
+    """
+
+    solver: str
+    closed_form: bool
+    linear: bool
+    alphas: torch.Tensor
+    warm: bool
+    device: str
+    seed: int
+    train: np.ndarray
+    valid: np.ndarray
+    separable_shape: tuple[int, int, int] | None
+    model: dict
+    net: dict
+
+    @property
+    def statistics(self) -> bool:
+        """Whether the fit uses the training stimuli's sufficient statistics."""
+        return self.closed_form or self.linear
+
+
+def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
+    """Check ``est``'s options against each other and the data; return the plan and the data.
+
+    Every option-compatibility check of a fit is here, so that a bad combination is
+    reported before any data are converted or any model is built.
+
+    Parameters
+    ----------
+    est : STRFRegressor
+        The estimator about to be fitted (its parameters, and its previous fit for a warm start).
+    X, y : array-like
+        The data passed to ``fit``.
+    net_params : dict
+        The estimator's routed skorch parameters.
+
+    Returns
+    -------
+    plan : FitPlan
+    data : StimulusSet
+        The validated data.
+    """
+    if y is None:
+        raise ValueError(
+            f"{type(est).__name__} requires y to be passed, but the target y is None; "
+            "pass responses of shape (n_stimuli, n_times, n_neurons, n_repeats)."
+        )
+    check_net_params(net_params)
+    device = resolve_device(est.device)
+    if est.loss == "poisson" and est.nonlinearity == "identity":
+        raise ValueError(
+            "loss='poisson' needs a positive predicted rate, which nonlinearity='identity' "
+            "does not guarantee; use nonlinearity='softplus' or 'exp' (or loss='mse')."
+        )
+    if est.prefilter is not None:
+        check_freq_range(est.freq_range)
+    data = check_X_y(X, y)
+    if est.loss == "poisson":
+        check_non_negative(data.y)
+    _check_shape_options(est, data)
+    linear = _is_linear(est)
+    solver = _resolve_solver(est, linear)
+    # A closed-form solution does not depend on where it starts: only gradient training
+    # has a state to continue.
+    warm = bool(est.warm_start) and hasattr(est, "net_") and solver == "gradient"
+    if warm and (data.X.shape[2] != est.n_features_in_ or data.y.shape[2] != est.n_neurons_):
+        raise ValueError(
+            "warm_start=True needs the same number of frequency bands and neurons as the "
+            f"previous fit ({est.n_features_in_} and {est.n_neurons_}); got "
+            f"{data.X.shape[2]} and {data.y.shape[2]}."
+        )
+    train, valid = validation_split(data.n_stimuli, est.validation_fraction)
+    closed_start = _resolve_init(est, linear) == "closed_form"
+    alphas = _penalties(est, solver, closed_start, has_valid=valid.size > 0)
+    seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
+    model = dict(kernel=est.kernel, n_lags=est.n_lags, rank=est.rank, n_gaussians=est.n_gaussians,
+                 nonlinearity=est.nonlinearity, prefilter=est.prefilter, dt_ms=est.dt_ms,
+                 freq_range=est.freq_range, seed=seed)
+    net = dict(device=device, loss=est.loss, lr=est.lr, max_epochs=est.max_epochs,
+               batch_size=est.batch_size, patience=est.patience,
+               alpha=float(alphas[0]) if alphas.size == 1 else 0.0, callbacks=est.callbacks,
+               verbose=est.verbose, net_params=net_params)
+    plan = FitPlan(
+        solver=solver,
+        closed_form=not warm and (solver != "gradient" or closed_start),
+        linear=linear,
+        alphas=torch.as_tensor(alphas, dtype=torch.float64, device=device),
+        warm=warm,
+        device=device,
+        seed=seed,
+        train=train,
+        valid=valid,
+        separable_shape=(data.X.shape[2], est.n_lags, est.rank) if solver == "als" else None,
+        model=model,
+        net=net,
+    )
+    return plan, data
+
+
+def resolve_device(device: str) -> str:
+    """The torch device named by ``device`` ("auto" is CUDA when available)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu' or 'cuda[:i]'") from exc
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available; use 'auto' or 'cpu'.")
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}; expected 'auto', 'cpu' or 'cuda[:i]'")
+    return device
+
+
+def _check_shape_options(est, data: StimulusSet) -> None:
+    """``n_lags`` and ``rank`` against the data's lengths and bands."""
+    longest = int(data.lengths.max())
+    if est.n_lags > longest:
+        raise ValueError(
+            f"n_lags={est.n_lags} is longer than every stimulus: the longest has "
+            f"{longest} valid frames (n_samples={longest} time samples); use "
+            f"n_lags <= {longest}."
+        )
+    max_rank = min(data.X.shape[2], est.n_lags)
+    if est.kernel == "separable" and est.rank > max_rank:
+        raise ValueError(
+            f"rank={est.rank} exceeds min(n_freqs, n_lags) = {max_rank}: a separable "
+            f"kernel of rank {max_rank} is already unconstrained; use rank <= {max_rank} "
+            "or kernel='vanilla'."
+        )
+
+
+def _is_linear(est) -> bool:
+    """Whether the model is linear and fitted by least squares: the one place that decides it.
+
+    Only such a model has the closed-form solvers and the frame-free statistics training
+    step (exact for it alone); anything else trains by gradient on forward passes.
+    """
+    # A fixed linear prefilter (IC adaptation) is a linear map of the stimulus: its output
+    # is the design.
+    fixed_prefilter = est.prefilter is None or PREFILTERS[est.prefilter].linear_map
+    return est.nonlinearity == "identity" and est.loss == "mse" and fixed_prefilter
+
+
+def _resolve_solver(est, linear: bool) -> str:
+    compatible = {"ridge": "vanilla", "als": "separable"}
+    if not linear:
+        if est.solver in compatible:
+            raise ValueError(
+                f"solver={est.solver!r} fits linear least-squares models only, but "
+                f"nonlinearity={est.nonlinearity!r}, loss={est.loss!r}, "
+                f"prefilter={est.prefilter!r}; use solver='gradient' or 'auto' (which "
+                "starts gradient training from the closed-form linear solution)."
+            )
+        return "gradient"
+    if est.solver == "auto":
+        return {"vanilla": "ridge", "separable": "als"}.get(est.kernel, "gradient")
+    if est.solver in compatible and compatible[est.solver] != est.kernel:
+        raise ValueError(
+            f"solver={est.solver!r} fits the {compatible[est.solver]!r} kernel only, but "
+            f"kernel={est.kernel!r}; use solver='gradient' or 'auto'."
+        )
+    return est.solver
+
+
+def _resolve_init(est, linear: bool) -> str:
+    if est.init == "auto":
+        return "closed_form" if est.kernel == "parametric" or not linear else "random"
+    return est.init
+
+
+def _penalties(est, solver: str, closed_start: bool, has_valid: bool) -> np.ndarray:
+    """The penalty grid (1-D, non-empty) this fit uses."""
+    if est.alpha is None:
+        if solver == "gradient" and not closed_start:
+            return np.zeros(1)
+        return DEFAULT_ALPHAS.copy() if has_valid else np.array([1e-3])
+    alphas = np.atleast_1d(np.asarray(est.alpha, dtype=np.float64))
+    if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
+        raise ValueError(
+            f"alpha must be a non-negative float or a non-empty 1-D sequence of them; got {est.alpha!r}"
+        )
+    if alphas.size > 1 and solver == "gradient":
+        raise ValueError(
+            f"solver='gradient' trains with a single penalty, but alpha has {alphas.size} values; "
+            "search a grid with GridSearchCV, or use solver='ridge'/'als'."
+        )
+    if alphas.size > 1 and not has_valid:
+        raise ValueError(
+            "choosing alpha from a grid needs validation stimuli, but none is held out "
+            "(validation_fraction=None or a single stimulus); pass a single alpha."
+        )
+    return alphas
