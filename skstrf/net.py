@@ -19,6 +19,7 @@ from .validation import StimulusSet
 __all__ = ["MaskedMSELoss", "MaskedPoissonLoss", "STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
            "record_closed_form_epoch", "check_finite_model", "start_from_closed_form",
+           "default_callbacks", "check_net_params",
            "NET_PARAM_PREFIXES"]
 
 # skorch's routing prefixes that STRFRegressor passes through to its net.
