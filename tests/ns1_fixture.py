@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import io
 import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -145,12 +146,18 @@ class FileServer:
     ``files`` maps a URL path (without the leading slash) to its bytes. ``mode`` maps a
     path to one of ``"range"`` (default: honours ``Range`` with 206), ``"no-range"``
     (ignores ``Range``, answers 200), ``"wrong-range"`` (answers 206 with the whole file),
-    ``"truncate"`` (sends the full Content-Length, half the body, then closes).
+    ``"truncate"`` (sends the full Content-Length, half the body, then closes),
+    ``"trickle"`` (the headers, then one body byte every 50 ms) and ``"trickle-headers"``
+    (the status line one byte every 50 ms). A trickle stops by itself after
+    ``TRICKLE_S`` seconds, or when the client goes away or the server stops.
     ``redirect/<path>`` answers 302 to ``<path>``.
     ``requests`` records ``(path, range header, status)``.
     """
 
+    TRICKLE_S = 5.0
+
     def __init__(self, files: dict[str, bytes]):
+        self.stopped = threading.Event()
         self.files = dict(files)
         self.mode: dict[str, str] = {}
         self.requests: list[tuple[str, str | None, int]] = []
@@ -176,6 +183,10 @@ class FileServer:
                     self.send_error(404)
                     return
                 mode = owner.mode.get(path, "range")
+                if mode == "trickle-headers":
+                    owner.requests.append((path, rng, 200))
+                    self._trickle(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Padding: " + b"x" * 1000)
+                    return
                 start = 0
                 if rng and mode == "wrong-range":  # 206, but from byte 0 whatever the request
                     owner.requests.append((path, rng, 206))
@@ -208,7 +219,23 @@ class FileServer:
                     self.wfile.flush()
                     self.close_connection = True
                     return
+                if mode == "trickle":
+                    self._trickle(body[start:])
+                    return
                 self.wfile.write(body[start:])
+
+            def _trickle(self, data: bytes) -> None:
+                self.close_connection = True
+                end = time.monotonic() + owner.TRICKLE_S
+                for i in range(len(data)):
+                    if time.monotonic() > end or owner.stopped.is_set():
+                        return
+                    try:
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        return
+                    time.sleep(0.05)
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -221,6 +248,7 @@ class FileServer:
 
     def stop(self) -> None:
         """Stop serving and free the port (later connections are refused)."""
+        self.stopped.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

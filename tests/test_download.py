@@ -213,3 +213,96 @@ def test_get_data_home(tmp_path, monkeypatch):
     monkeypatch.delenv("SKSTRF_DATA")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert get_data_home() == tmp_path / "home" / "skstrf_data"
+
+
+# --------------------------------------------------------------------------- untrusted folders, slow servers (issue 13)
+
+
+def test_planted_part_symlink_is_never_written_through(tmp_path, server):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    (tmp_path / "blob.bin.part").symlink_to(victim)
+    with pytest.raises(DownloadError, match=r"blob.bin.part is a symbolic link .*never writes through"):
+        download_file(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert victim.read_bytes() == b"precious" and not (tmp_path / "blob.bin").exists()
+    assert server.requests == []  # refused before any network traffic
+
+
+def test_part_replaced_by_a_symlink_mid_way_is_not_followed(tmp_path, server, monkeypatch):
+    from skstrf.datasets import _download
+
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    (tmp_path / "blob.bin.part").write_bytes(BLOB[:3000])
+    real_part_size = _download._part_size
+
+    def swap_after_check(part):  # the race: checked as a file, then swapped for a link
+        size = real_part_size(part)
+        part.unlink()
+        part.symlink_to(victim)
+        return size
+
+    monkeypatch.setattr(_download, "_part_size", swap_after_check)
+    with pytest.raises(DownloadError):
+        download_file(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert victim.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("mode", ["trickle", "trickle-headers"])
+def test_deadline_bounds_a_trickling_server(tmp_path, server, mode):
+    import time
+
+    server.mode["blob.bin"] = mode
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="did not finish within the deadline of 0.6 s"):
+        download_file(server.url("blob.bin"), tmp_path / "blob.bin", progress=False, timeout=30, deadline=0.6)
+    assert time.monotonic() - start < 2.5  # far below the 30 s per-read timeout and the 5 s trickle
+    assert not (tmp_path / "blob.bin").exists()
+    if mode == "trickle":  # what arrived is kept for the next call to resume
+        assert 0 < (tmp_path / "blob.bin.part").stat().st_size < len(BLOB)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_downloads_and_manifest_get_the_umask_permissions(tmp_path, server, umask):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        download_file(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+        record_sha256(tmp_path, "blob.bin")
+        record_sha256(tmp_path, "blob.bin")  # rewriting the manifest keeps the mode
+        for name in ("blob.bin", MANIFEST_NAME):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+        extract_zip(_zip(tmp_path, {"d/a.mat": b"a"}), tmp_path / "out")
+        assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o777 & ~umask
+    finally:
+        os.umask(old)
+
+
+def test_manifest_symlink_is_not_written_through(tmp_path):
+    victim = tmp_path / "victim.json"
+    victim.write_bytes(b"{}")
+    (tmp_path / MANIFEST_NAME).symlink_to(victim)
+    (tmp_path / "f.bin").write_bytes(b"x")
+    with pytest.raises(ValueError, match="symbolic link"):
+        record_sha256(tmp_path, "f.bin", sha256="0" * 64)
+    assert victim.read_bytes() == b"{}"
+
+
+def test_damaged_zip_member_is_a_clear_error(tmp_path):
+    path = _zip(tmp_path, {"spikes/a.mat": b"a" * 5000})
+    content = bytearray(path.read_bytes())
+    content[40:60] = b"\xff" * 20  # inside the member's data
+    path.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match="in.zip is a damaged zip archive"):
+        extract_zip(path, tmp_path / "spikes")
+    assert not (tmp_path / "spikes").exists()
+
+
+def test_data_home_pointing_at_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="data_home .*file is a file, not a folder"):
+        get_data_home(tmp_path / "file")
+    with pytest.raises(NotADirectoryError, match="cannot be created"):
+        get_data_home(tmp_path / "file" / "below")

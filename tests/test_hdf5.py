@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import stat
+
 import h5py
 import numpy as np
 import pytest
@@ -235,3 +239,231 @@ def test_file_written_by_another_tool_following_the_documented_layout(tmp_path):
     assert data.dt_ms == 10.0 and list(data.stimulus_names) == ["first", "second"]
     assert data.metadata == {"animal": "F1703", "depth_um": 350}
     assert data.splits == {} and data.freqs is None and data.neuron_names is None
+
+
+# --------------------------------------------------------------------------- untrusted files (issue 13)
+
+
+def _small(tmp_path, name="d.h5", **kwargs):
+    X, y, _ = _ragged()
+    return save_dataset(tmp_path / name, X, y, **kwargs)
+
+
+def _as_version_1(path):
+    """Turn a file into a version-1 file (no checksums), as another tool would write it,
+    so that a later edit is judged by the header checks alone."""
+    with h5py.File(path, "a") as f:
+        f.attrs["format_version"] = 1
+        del f.attrs["checksum"]
+    return path
+
+
+@pytest.fixture
+def secret(tmp_path):
+    path = tmp_path / "secret.txt"
+    path.write_bytes(b"root:x:0:0:secret\n" * 4)
+    return path
+
+
+def _refused(path, match):
+    with pytest.raises(DatasetFormatError, match=match):
+        load_dataset(path)
+    with pytest.raises(DatasetFormatError, match=match):
+        load_dataset(path, lazy=True)
+
+
+def test_external_storage_is_refused(tmp_path, secret):
+    path = _small(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["metadata"].create_dataset("leak", shape=(secret.stat().st_size,), dtype="u1",
+                                     external=[(str(secret), 0, secret.stat().st_size)])
+    _refused(path, r"keeps its data in external file\(s\)")
+
+
+def test_external_link_and_soft_link_are_refused(tmp_path, secret):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.frombuffer(secret.read_bytes(), np.uint8)
+    path = _small(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["metadata/leak"] = h5py.ExternalLink(str(other), "/x")
+    _refused(path, "is an external link")
+    path = _small(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["metadata/alias"] = h5py.SoftLink("/stimuli/0/X")
+    _refused(path, "is a SoftLink; skstrf datasets hold only plain")
+
+
+def test_virtual_dataset_is_refused(tmp_path, secret):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.frombuffer(secret.read_bytes(), np.uint8)
+    path = _small(tmp_path)
+    layout = h5py.VirtualLayout(shape=(secret.stat().st_size,), dtype="u1")
+    layout[:] = h5py.VirtualSource(str(other), "x", shape=(secret.stat().st_size,))
+    with h5py.File(path, "a") as f:
+        f["metadata"].create_virtual_dataset("leak", layout)
+    _refused(path, "is a virtual dataset")
+
+
+def test_hard_link_cycle_is_refused(tmp_path):
+    path = _small(tmp_path, nested={"a": 1})
+    with h5py.File(path, "a") as f:
+        f["metadata/nested/loop"] = f["metadata"]
+    _refused(path, "is linked from two places")
+
+
+@pytest.mark.parametrize("n_frames", [2_000_000, 2**40])
+def test_declared_but_unwritten_frames_are_refused_before_allocating(tmp_path, n_frames):
+    path = _as_version_1(_small(tmp_path))
+    with h5py.File(path, "a") as f:
+        for key, tail in (("X", (2,)), ("y", (2, 3))):
+            del f[f"stimuli/0/{key}"]
+            chunks = (1024,) + tail if n_frames > 2**31 else None
+            f.create_dataset(f"stimuli/0/{key}", shape=(n_frames,) + tail, dtype="f4", chunks=chunks)
+    assert path.stat().st_size < 100_000
+    _refused(path, r"declares shape \(\d+, 2.*but stores .* never written")
+
+
+def test_header_is_checked_against_what_is_stored(tmp_path):
+    def edited(edit):
+        path = _as_version_1(_small(tmp_path, neuron_names=["a", "b"], splits={"train": [0, 1]}))
+        with h5py.File(path, "a") as f:
+            edit(f)
+        return path
+
+    _refused(edited(lambda f: f.attrs.__setitem__("n_stimuli", 2)), "n_stimuli is 2 but the 'stimuli' group holds 3")
+    _refused(edited(lambda f: f.attrs.__setitem__("n_stimuli", 2.7)), "n_stimuli is 2.7; expected a whole number")
+    _refused(edited(lambda f: f.attrs.__setitem__("dt_ms", -5.0)), "dt_ms is -5.0; expected a positive")
+
+    def float_split(f):
+        del f["splits/train"]
+        f["splits/train"] = [0.5, 1.7]
+
+    _refused(edited(float_split), "split 'train' holds non-integer indices")
+
+    def far_split(f):
+        del f["splits/train"]
+        f["splits/train"] = [0, 7]
+
+    _refused(edited(far_split), r"split 'train' holds indices \[7\] outside \[0, 3\)")
+
+    def many_names(f):
+        del f["neuron_names"]
+        f["neuron_names"] = np.array([b"n"] * 7)
+
+    _refused(edited(many_names), r"neuron_names must have shape \(2,\), got \(7,\)")
+
+    # MATLAB writes indices as doubles: whole numbers are accepted.
+    def matlab_split(f):
+        del f["splits/train"]
+        f["splits/train"] = [0.0, 2.0]
+
+    data = load_dataset(edited(matlab_split))
+    np.testing.assert_array_equal(data.splits["train"], [0, 2])
+    assert data.splits["train"].dtype == np.int64
+
+
+def test_wrong_kinds_of_object_are_clear_errors(tmp_path):
+    def edited(edit):
+        path = _as_version_1(_small(tmp_path))
+        with h5py.File(path, "a") as f:
+            edit(f)
+        return path
+
+    def replace(key, value):
+        def edit(f):
+            del f[key]
+            f[key] = value
+        return edit
+
+    _refused(edited(replace("stimuli", np.zeros(3))), "/stimuli is a dataset; expected a group")
+    _refused(edited(replace("splits", np.zeros(3))), "/splits is a dataset; expected a group")
+    _refused(edited(replace("stimuli/1/X", np.zeros(4))), r"stimulus 1 has X of shape \(4,\).*2 dimension")
+    _refused(edited(replace("stimuli/1/y", 3.0)), r"stimulus 1 has y of shape \(\)")
+    _refused(edited(replace("stimuli/1/X", np.array([b"ab"] * 8).reshape(4, 2))), "expected real numbers")
+
+
+def test_checksum_detects_flipped_bytes(tmp_path):
+    X, y, _ = _ragged()
+    path = save_dataset(tmp_path / "d.h5", X, y, dt_ms=5.0)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format_version"] == 2 and str(f.attrs["checksum"]).startswith("sha256:")
+        offset, size = f["stimuli/1/y"].id.get_offset(), f["stimuli/1/y"].id.get_storage_size()
+    content = bytearray(path.read_bytes())
+    content[offset : offset + size] = bytes(b ^ 0x5A for b in content[offset : offset + size])
+    path.write_bytes(bytes(content))
+    with pytest.raises(DatasetFormatError, match="stimuli/1/y fails its integrity check"):
+        load_dataset(path)
+    with load_dataset(path, lazy=True) as ds:  # data are checked when read: other stimuli still read
+        assert ds[0][0].tobytes() == X[0].tobytes()
+        with pytest.raises(DatasetFormatError, match="stimulus 1 cannot be read.*integrity"):
+            ds[1]
+
+    path = save_dataset(tmp_path / "d.h5", X, y, dt_ms=5.0)
+    with h5py.File(path, "a") as f:  # an attribute changed after writing
+        f.attrs["dt_ms"] = 10.0
+    _refused(path, "fails its integrity check: its structure or attributes differ")
+
+
+def test_version_1_files_are_still_read(tmp_path):
+    X, y, _ = _ragged()
+    path = _as_version_1(save_dataset(tmp_path / "d.h5", X, y, stimulus_names=["a", "b", "c"], k={"x": 1}))
+    data = load_dataset(path)
+    assert data.format_version == 1 and data.X.tobytes() == X.tobytes() and data.metadata == {"k": {"x": 1}}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_files_get_the_umask_permissions_also_when_overwriting(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = _small(tmp_path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+        path.chmod(0o600)
+        _small(tmp_path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    finally:
+        os.umask(old)
+
+
+def test_saving_over_a_symlink_is_refused(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (tmp_path / "d.h5").symlink_to(target)
+    with pytest.raises(ValueError, match="is a symbolic link .*does not write through links"):
+        _small(tmp_path)
+    assert target.read_text() == "keep me" and (tmp_path / "d.h5").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "precious.txt"]
+
+
+def test_save_destination_errors_and_home_expansion(tmp_path, monkeypatch):
+    X, y, _ = _ragged()
+    with pytest.raises(FileNotFoundError, match=r"cannot write .*missing/d.h5: the folder .*missing does not exist"):
+        save_dataset(tmp_path / "missing" / "d.h5", X, y)
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        save_dataset(tmp_path, X, y)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = save_dataset("~/x.h5", X, y)
+    assert path == tmp_path / "x.h5" and load_dataset("~/x.h5").X.tobytes() == X.tobytes()
+
+
+def test_save_refuses_unstorable_values(tmp_path):
+    X, y, _ = _ragged()
+    nul = r"stimulus_names\[1\] = 'b\\x00c' contains a NUL"
+    _expect_error(tmp_path, X, y, nul, stimulus_names=["a", "b\x00c", "d"])
+    _expect_error(tmp_path, X, y, "metadata 'note' = .* contains a NUL", note="a\x00b")
+    _expect_error(tmp_path, X, y, "metadata 'big' = 1180591620717411303424 does not fit in a 64-bit", big=2**70)
+    _expect_error(tmp_path, X, y, "metadata 'raw' is bytes; decode it to str", exc=TypeError, raw=b"\x00\x01")
+    _expect_error(tmp_path, X, y, "split 'test' lists a stimulus more than once", splits={"test": [1, 1]})
+
+
+def test_locked_file_is_a_clear_error(tmp_path):
+    path = _small(tmp_path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as HDF5 does for a writer
+        with pytest.raises(BlockingIOError, match="is locked by another process"):
+            load_dataset(path)
+    finally:
+        os.close(fd)
+    assert load_dataset(path).X.shape == (3, 7, 2)

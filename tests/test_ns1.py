@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import stat
 import shutil
 import warnings
+import zipfile
 
 import h5py
 import ns1_fixture as fx
@@ -309,3 +313,96 @@ def test_changed_raw_file_fails_its_checksum(data_home, server):
         fh.write(b"\x00")
     with pytest.raises(ChecksumError, match="test_data_5ms.mat has SHA-256 .* the file changed on disk"):
         fetch_ns1(progress=False)
+
+
+# --------------------------------------------------------------------------- untrusted and shared folders (issue 13)
+
+
+def _other_zip() -> bytes:
+    trains = fx.spike_trains()
+    trains[0][0][0] = np.array([1.0, 6.0, 6.0])  # unit A, stimulus 0, repeat 0: counts 1, 2, 0...
+    return fx.zip_bytes(trains)
+
+
+def test_replacing_the_raw_zip_invalidates_the_cache(ns1_dir):
+    first = load_ns1(ns1_dir, smooth=False)
+    np.testing.assert_array_equal(first.y[0, :, 0, 0], fx.HAND_COUNTS)
+    (ns1_dir / "spikesandwav.zip").write_bytes(_other_zip())
+    # The old cache is not returned: it was built from another zip, which the manifest names.
+    with pytest.warns(RuntimeWarning, match=r"built from other versions of \['spikesandwav.zip'\]"):
+        with pytest.raises(ChecksumError, match="spikesandwav.zip has SHA-256 .* changed on disk"):
+            load_ns1(ns1_dir, smooth=False)
+    # Accepting the new zip (as the message says) re-extracts it and rebuilds the cache from it.
+    manifest = read_manifest(ns1_dir)
+    del manifest["spikesandwav.zip"]
+    (ns1_dir / MANIFEST_NAME).write_text(json.dumps(manifest))
+    again = load_ns1(ns1_dir, smooth=False)
+    np.testing.assert_array_equal(again.y[0, :, 0, 0], [1, 2, 0, 0, 0, 0])
+    np.testing.assert_array_equal(again.y[:, :, 1:], first.y[:, :, 1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(load_ns1(ns1_dir, smooth=False).y, again.y)
+
+
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        ("spikesandwav.zip", b"<html>Service unavailable</html>", "spikesandwav.zip is not a valid zip archive"),
+        ("spikesandwav.zip", "truncated", "spikesandwav.zip is not a valid zip archive"),
+        ("spikesandwav.zip", "bad-member", "spikesandwav.zip is (a damaged|not a valid) zip archive"),
+        ("test_data_5ms.mat", b"X_nfht = [1 2 3]\n", "test_data_5ms.mat is not a MATLAB file"),
+    ],
+)
+def test_bad_file_placed_by_hand_is_clear_and_not_recorded(ns1_dir, name, content, match):
+    good = (ns1_dir / name).read_bytes()
+    if content == "truncated":
+        content = good[: len(good) // 2]
+    elif content == "bad-member":
+        with zipfile.ZipFile(io.BytesIO(good)) as zf:
+            info = zf.infolist()[0]
+        content = bytearray(good)
+        content[info.header_offset + 30 + len(info.filename) + 5] ^= 0xFF
+        content = bytes(content)
+    (ns1_dir / name).write_bytes(content)
+    with pytest.raises(_ns1.NS1FormatError, match=match) as info:
+        load_ns1(ns1_dir)
+    assert "Replace it with the file from https://" in str(info.value)
+    assert name not in read_manifest(ns1_dir)  # the bad file's checksum is not kept
+    (ns1_dir / name).write_bytes(good)  # the good file placed afterwards is accepted
+    assert load_ns1(ns1_dir, smooth=False).y[0, :, 0, 0].tolist() == fx.HAND_COUNTS.tolist()
+
+
+def test_unreadable_spike_file_inside_a_valid_zip_is_a_clear_error(ns1_dir):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO((ns1_dir / "spikesandwav.zip").read_bytes())) as src, \
+            zipfile.ZipFile(buf, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("unitA.mat") and not info.filename.startswith("__MACOSX"):
+                data = data[:128] + b"\x78\x9c" + b"\x00" * 64  # MATLAB header, then a broken element
+            dst.writestr(info.filename, data)
+    (ns1_dir / "spikesandwav.zip").write_bytes(buf.getvalue())
+    with pytest.raises(_ns1.NS1FormatError, match="unitA.mat could not be read as a MATLAB file"):
+        load_ns1(ns1_dir)
+    assert "spikesandwav.zip" not in read_manifest(ns1_dir)
+
+
+def test_data_home_pointing_at_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        fetch_ns1(tmp_path / "file", download_if_missing=False)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "ns1").write_text("x")
+    with pytest.raises(NotADirectoryError, match="the NS1 folder .*ns1 is a file"):
+        fetch_ns1(tmp_path / "home", download_if_missing=False)
+
+
+def test_a_group_shared_folder_stays_readable_to_the_group(ns1_dir):
+    old = os.umask(0o002)
+    try:
+        load_ns1(ns1_dir)
+    finally:
+        os.umask(old)
+    for path in [ns1_dir / "ns1_hanning21.h5", ns1_dir / MANIFEST_NAME, ns1_dir / "spikesandwav"]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o060 == 0o060, f"{path.name} has mode {oct(mode)}"

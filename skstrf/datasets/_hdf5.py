@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,15 +13,23 @@ import h5py
 import numpy as np
 from sklearn.utils import Bunch
 
+from ._download import atomic_writer
+
 __all__ = ["DatasetFormatError", "FORMAT_NAME", "FORMAT_VERSION", "LazyDataset", "load_dataset", "save_dataset"]
 
 FORMAT_NAME = "skstrf-dataset"
 """Value of the root attribute ``format`` of every file this module writes."""
 
-FORMAT_VERSION = 1
-"""Value of the root attribute ``format_version``; readers refuse newer versions."""
+FORMAT_VERSION = 2
+"""Value of the root attribute ``format_version`` written; readers refuse newer versions.
+
+Version 2 adds the integrity checksums (a ``sha256`` attribute on every dataset and a
+``checksum`` root attribute); version 1 files (no checksums) are still read.
+"""
 
 _STR = h5py.string_dtype("utf-8")
+_MAX_DEPTH = 32  # groups nested deeper than this are refused (no recursion blow-up)
+_INT64 = np.iinfo(np.int64)
 
 
 class DatasetFormatError(ValueError):
@@ -121,25 +130,47 @@ def _check_names(names: Any, expected: int, what: str) -> np.ndarray | None:
     names = np.asarray(names)
     if names.shape != (expected,):
         raise ValueError(f"{what} must have shape ({expected},), got {names.shape}")
-    return names.astype(str)
+    names = names.astype(str)
+    _check_no_nul(names, what)
+    return names
+
+
+def _check_no_nul(strings: np.ndarray, what: str) -> None:
+    # HDF5 strings end at the first NUL: such a string would come back cut short.
+    for i, text in enumerate(np.asarray(strings, dtype=object).ravel()):
+        if "\x00" in text:
+            where = f"{what}[{i}]" if np.ndim(strings) else what
+            raise ValueError(f"{where} = {text!r} contains a NUL character, which HDF5 strings cannot hold")
 
 
 def _check_splits(splits: Mapping[str, Any] | None, n_stimuli: int) -> dict[str, np.ndarray]:
+    """Check named stimulus-index sets: 1-D, whole numbers, in range, no repeats.
+
+    Used on the way in (``save_dataset``) and on the way out (``load_dataset``). Whole
+    numbers stored as floats (MATLAB's default) are accepted; 0.5 is not.
+    """
     out = {}
     for key, idx in (splits or {}).items():
-        idx = np.asarray(idx)
-        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
-            raise ValueError(f"split {key!r} must be a 1-D array of stimulus indices, got {idx.dtype} {idx.shape}")
-        if idx.size and (idx.min() < 0 or idx.max() >= n_stimuli):
-            raise ValueError(f"split {key!r} holds indices outside [0, {n_stimuli})")
         _check_key(key)
-        out[key] = idx.astype(np.int64)
+        idx = np.asarray(idx)
+        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iuf"):
+            raise ValueError(f"split {key!r} must be a 1-D array of stimulus indices, got {idx.dtype} {idx.shape}")
+        if idx.dtype.kind == "f":
+            if not (np.isfinite(idx).all() and (idx == np.round(idx)).all()):
+                raise ValueError(f"split {key!r} holds non-integer indices {idx[idx != np.round(idx)][:3]}")
+        if idx.size and (idx.min() < 0 or idx.max() >= n_stimuli):
+            bad = idx[(idx < 0) | (idx >= n_stimuli)]
+            raise ValueError(f"split {key!r} holds indices {bad[:3].tolist()} outside [0, {n_stimuli})")
+        idx = idx.astype(np.int64)
+        if np.unique(idx).size != idx.size:
+            raise ValueError(f"split {key!r} lists a stimulus more than once")
+        out[key] = idx
     return out
 
 
 def _check_key(key: Any) -> None:
-    if not isinstance(key, str) or not key or "/" in key or key in (".", ".."):
-        raise ValueError(f"metadata and split names must be non-empty strings without '/', got {key!r}")
+    if not isinstance(key, str) or not key or "/" in key or "\x00" in key or key in (".", ".."):
+        raise ValueError(f"metadata and split names must be non-empty strings without '/' or NUL, got {key!r}")
 
 
 # --------------------------------------------------------------------------- metadata
@@ -158,15 +189,27 @@ def _encode(key: str, value: Any) -> dict | tuple[str, Any, Any]:
     if isinstance(value, (bool, np.bool_)):
         return "bool", np.bool_(value), None
     if isinstance(value, (int, np.integer)):
+        if not _INT64.min <= int(value) <= _INT64.max:
+            raise ValueError(
+                f"metadata {key!r} = {value} does not fit in a 64-bit integer; store it as a float or a string"
+            )
         return "int", np.int64(value), None
     if isinstance(value, (float, np.floating)):
         return "float", np.float64(value), None
     if isinstance(value, str):
+        _check_no_nul(np.array(value, dtype=object), f"metadata {key!r}")
         return "str", value, _STR
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"metadata {key!r} is {type(value).__name__}; decode it to str, or store the bytes as "
+            "a uint8 array (np.frombuffer(value, np.uint8))"
+        )
     if isinstance(value, (np.ndarray, Sequence)):
         arr = value if isinstance(value, np.ndarray) else _list_to_array(key, value)
         if arr.dtype.kind in "US" or (arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr.ravel())):
-            return "ndarray", arr.astype(str).astype(object), _STR
+            strings = arr.astype(str).astype(object)
+            _check_no_nul(strings, f"metadata {key!r}")
+            return "ndarray", strings, _STR
         if arr.dtype.kind in "biuf":
             return "ndarray", arr, None
         raise TypeError(f"metadata {key!r}: an array of dtype {arr.dtype} cannot be stored; use numbers or strings")
@@ -195,32 +238,174 @@ def _write_encoded(group: h5py.Group, key: str, encoded: dict | tuple[str, Any, 
             _write_encoded(sub, k, v)
         return
     kind, data, dtype = encoded
-    ds = group.create_dataset(key, data=data, dtype=dtype)
+    ds = _put(group, key, data, dtype=dtype)
     ds.attrs["type"] = kind
 
 
-def _read_strings(ds: h5py.Dataset) -> np.ndarray:
-    if h5py.check_string_dtype(ds.dtype) is not None:
-        values = ds.asstr()[()]
+# --------------------------------------------------------------------------- integrity
+
+
+def _digest(value: Any) -> str:
+    """SHA-256 of a dataset's or attribute's value in a canonical form.
+
+    Covers the dtype (byte order normalised), the shape and the content; strings are
+    hashed as their UTF-8 bytes, so a value written as ``str`` and read back as ``bytes``
+    gives the same digest.
+    """
+    h = hashlib.sha256()
+    if value is None or isinstance(value, h5py.Empty):
+        h.update(b"empty")
+        return h.hexdigest()
+    if isinstance(value, (bytes, str)):
+        value = np.array(value, dtype=object)
+    a = np.asarray(value)
+    if a.dtype.kind in "USO":
+        h.update(f"str{a.shape}".encode())
+        for v in a.ravel():
+            b = bytes(v) if isinstance(v, bytes) else str(v).encode("utf-8", "surrogatepass")
+            h.update(len(b).to_bytes(8, "little"))
+            h.update(b)
     else:
-        values = ds[()]
-    values = np.asarray(values, dtype=object)
+        dtype = a.dtype.newbyteorder("<")
+        h.update(f"{dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a, dtype=dtype).tobytes())
+    return h.hexdigest()
+
+
+def _put(group: h5py.Group, key: str, data: Any, dtype: Any = None, **filters: Any) -> h5py.Dataset:
+    """Create a dataset with its ``sha256`` attribute (format version 2)."""
+    ds = group.create_dataset(key, data=data, dtype=dtype, **filters)
+    ds.attrs["sha256"] = _digest(data)
+    return ds
+
+
+def _read_data(ds: h5py.Dataset, verify: bool) -> Any:
+    """Read a whole dataset, checking it against its ``sha256`` attribute when ``verify``."""
+    try:
+        value = ds[()]
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        raise DatasetFormatError(f"dataset {ds.name} cannot be read: {exc}") from exc
+    if verify:
+        expected, actual = _attr(ds, "sha256", None), _digest(value)
+        if actual != expected:
+            raise DatasetFormatError(
+                f"dataset {ds.name} fails its integrity check: its content has SHA-256 {actual}, "
+                f"but {expected!r} was recorded when the file was written; the file was damaged "
+                "or changed since"
+            )
+    return value
+
+
+def _walk(f: h5py.File, source: Path | str) -> str:
+    """Check every object of the file; return the digest of its structure and attributes.
+
+    Refuses what could make reading the file touch anything but the file itself, or
+    never end: external and soft links, datasets with external storage, virtual
+    datasets, a group reached twice (a hard-link cycle), nesting deeper than
+    ``_MAX_DEPTH``, and datasets that declare more data than they store (unwritten
+    chunks or storage: reading them would allocate memory the file never held).
+
+    The digest covers every object's path, kind, shape, dtype and attributes (the root's
+    ``checksum`` excepted); each dataset's content is covered by its own ``sha256``
+    attribute, checked when it is read.
+    """
+    lines: list[str] = []
+    seen: set[tuple[int, int]] = set()
+
+    def attrs_line(obj: h5py.HLObject, skip: str | None) -> str:
+        parts = []
+        for name in sorted(obj.attrs):
+            if name != skip:
+                parts.append(f"{name}={_digest(obj.attrs[name])}")
+        return " ".join(parts)
+
+    def visit(group: h5py.Group, path: str, depth: int) -> None:
+        info = h5py.h5o.get_info(group.id)
+        key = (info.fileno, info.addr)
+        if key in seen:
+            raise DatasetFormatError(
+                f"{source}: the group {path} is linked from two places (a hard-link cycle or a "
+                "shared group); skstrf datasets are trees"
+            )
+        seen.add(key)
+        if depth > _MAX_DEPTH:
+            raise DatasetFormatError(f"{source}: groups are nested deeper than {_MAX_DEPTH} levels at {path}")
+        lines.append(f"G {path} {attrs_line(group, 'checksum' if path == '/' else None)}")
+        for name in sorted(group):
+            child = path.rstrip("/") + "/" + name
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise DatasetFormatError(
+                    f"{source}: {child} is an external link (to {link.filename!r}); skstrf datasets "
+                    "never read other files"
+                )
+            if not isinstance(link, h5py.HardLink):
+                raise DatasetFormatError(
+                    f"{source}: {child} is a {type(link).__name__}; skstrf datasets hold only plain (hard) links"
+                )
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                visit(obj, child, depth + 1)
+            elif isinstance(obj, h5py.Dataset):
+                _check_dataset_storage(obj, child, source)
+                lines.append(f"D {child} {obj.shape} {obj.dtype.str} {attrs_line(obj, None)}")
+            else:
+                raise DatasetFormatError(f"{source}: {child} is a {type(obj).__name__}, not a group or dataset")
+
+    visit(f, "/", 0)
+    return "sha256:" + hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _check_dataset_storage(ds: h5py.Dataset, path: str, source: Path | str) -> None:
+    if ds.is_virtual:
+        raise DatasetFormatError(f"{source}: {path} is a virtual dataset (it maps other files); refused")
+    if ds.external:
+        raise DatasetFormatError(
+            f"{source}: {path} keeps its data in external file(s) {[e[0] for e in ds.external]}; "
+            "skstrf datasets never read other files"
+        )
+    if ds.shape is None or ds.size == 0:
+        return
+    declared = ds.size * ds.dtype.itemsize
+    if ds.chunks is None:
+        stored = ds.id.get_storage_size()
+        complete = stored >= declared
+    else:
+        n_chunks = math.prod(-(-n // c) for n, c in zip(ds.shape, ds.chunks, strict=True))
+        stored = ds.id.get_num_chunks()
+        complete = stored >= n_chunks
+        stored = f"{stored} of its {n_chunks} chunks"
+    if not complete:
+        raise DatasetFormatError(
+            f"{source}: {path} declares shape {ds.shape} ({declared} bytes) but stores {stored}"
+            f"{' bytes' if ds.chunks is None else ''}: part of it was never written (damaged or hostile file)"
+        )
+
+
+# --------------------------------------------------------------------------- reading values
+
+
+def _read_strings(ds: h5py.Dataset, verify: bool) -> np.ndarray:
+    if h5py.check_string_dtype(ds.dtype) is None and ds.dtype.kind not in "SO":
+        raise DatasetFormatError(f"dataset {ds.name} should hold strings, got dtype {ds.dtype}")
+    values = np.asarray(_read_data(ds, verify), dtype=object)
     decoded = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values.ravel()]
     return np.array(decoded, dtype=str).reshape(values.shape)
 
 
-def _read_value(node: h5py.Group | h5py.Dataset) -> Any:
+def _read_value(node: h5py.Group | h5py.Dataset, verify: bool) -> Any:
+    # Recursion is safe: _walk refused cycles and deep nesting before anything is read.
     if isinstance(node, h5py.Group):
-        return {key: _read_value(node[key]) for key in node}
-    kind = node.attrs.get("type")
+        return {key: _read_value(node[key], verify) for key in node}
+    kind = _attr(node, "type", None)
     is_str = h5py.check_string_dtype(node.dtype) is not None or node.dtype.kind == "S"
     if kind == "none" or node.shape is None:
         return None
     if kind == "str" or (is_str and node.shape == ()):
-        return str(_read_strings(node)[()])
+        return str(_read_strings(node, verify)[()])
     if is_str:
-        return _read_strings(node)
-    value = node[()]
+        return _read_strings(node, verify)
+    value = _read_data(node, verify)
     if kind == "bool":
         return bool(value)
     if kind == "int":
@@ -257,8 +442,10 @@ def save_dataset(
     Parameters
     ----------
     path : str or path-like
-        File to write; replaced atomically if it exists (written to a temporary file
-        in the same folder, then renamed).
+        File to write (``~`` is expanded); replaced atomically if it exists (written to
+        a temporary file in the same folder, then renamed), with the permissions a new
+        file gets under the umask. Its folder must exist; a symbolic link at ``path``
+        is refused (skstrf does not write through links).
     X : ndarray of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
         Stimulus spectrograms; stimuli shorter than ``n_times`` are NaN-padded at the
         end with whole frames.
@@ -287,15 +474,23 @@ def save_dataset(
     -------
     path : pathlib.Path
         The written file.
+
+    Raises
+    ------
+    ValueError, TypeError
+        If the data, names, splits or metadata break the format's rules (checked before
+        anything is written). Strings may not contain NUL characters.
+    FileNotFoundError, IsADirectoryError
+        If the folder is missing, or ``path`` is a folder.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     X = _as_real_array(X, "X")
     y = _as_real_array(y, "y")
     X3, y3, layout = _stimulus_view(X, y)
     lengths = _valid_lengths(X3, y3)
     n_stimuli, _, n_freqs = X3.shape
     n_neurons = y3.shape[2] if y3.ndim > 2 else 1
-    if dt_ms is not None and not (np.isscalar(dt_ms) and float(dt_ms) > 0):
+    if dt_ms is not None and not (np.isscalar(dt_ms) and np.isreal(dt_ms) and 0 < float(dt_ms) < np.inf):
         raise ValueError(f"dt_ms must be a positive number of milliseconds, got {dt_ms!r}")
     if freqs is not None:
         freqs = _as_real_array(freqs, "freqs")
@@ -307,38 +502,30 @@ def save_dataset(
     encoded = {key: _encode(key, value) for key, value in metadata.items()}
     filters = {"compression": compression, "shuffle": True} if compression else {}
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT_NAME
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["layout"] = layout
-            f.attrs["n_stimuli"] = n_stimuli
-            if dt_ms is not None:
-                f.attrs["dt_ms"] = float(dt_ms)
-            stimuli = f.create_group("stimuli")
-            for i, length in enumerate(lengths):
-                g = stimuli.create_group(str(i))
-                g.create_dataset("X", data=X3[i, :length], **filters)
-                g.create_dataset("y", data=y3[i, :length], **filters)
-            if freqs is not None:
-                f.create_dataset("freqs", data=freqs)
-            for key, names in (("stimulus_names", stimulus_names), ("neuron_names", neuron_names)):
-                if names is not None:
-                    f.create_dataset(key, data=names.astype(object), dtype=_STR)
-            split_group = f.create_group("splits", track_order=True)
-            for key, idx in splits.items():
-                split_group.create_dataset(key, data=idx)
-            meta = f.create_group("metadata", track_order=True)
-            for key, value in encoded.items():
-                _write_encoded(meta, key, value)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as fh, h5py.File(fh, "w") as f:
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["layout"] = layout
+        f.attrs["n_stimuli"] = n_stimuli
+        if dt_ms is not None:
+            f.attrs["dt_ms"] = float(dt_ms)
+        stimuli = f.create_group("stimuli")
+        for i, length in enumerate(lengths):
+            g = stimuli.create_group(str(i))
+            _put(g, "X", X3[i, :length], **filters)
+            _put(g, "y", y3[i, :length], **filters)
+        if freqs is not None:
+            _put(f, "freqs", freqs)
+        for key, names in (("stimulus_names", stimulus_names), ("neuron_names", neuron_names)):
+            if names is not None:
+                _put(f, key, names.astype(object), dtype=_STR)
+        split_group = f.create_group("splits", track_order=True)
+        for key, idx in splits.items():
+            _put(split_group, key, idx)
+        meta = f.create_group("metadata", track_order=True)
+        for key, value in encoded.items():
+            _write_encoded(meta, key, value)
+        f.attrs["checksum"] = _walk(f, path)
     return path
 
 
@@ -375,51 +562,105 @@ class LazyDataset:
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self._file = _open_checked(self.path)
         try:
             self._read_header()
         except DatasetFormatError:
             self._file.close()
             raise
-        except (OSError, KeyError, ValueError, TypeError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
             self._file.close()
             raise DatasetFormatError(f"{self.path} is a damaged skstrf dataset: {exc}") from exc
 
     def _read_header(self) -> None:
-        f = self._file
+        """Check the whole file, then read its small items; nothing is sized from a header
+        value before it is checked against what the file stores."""
+        f, source = self._file, self.path
         self.format_version = int(_attr(f, "format_version"))
+        checksum = _walk(f, source)  # refuses links, external/virtual data, cycles, unwritten data
         self.layout = str(_attr(f, "layout", "stimuli"))
         if self.layout not in ("stimuli", "recording"):
-            raise DatasetFormatError(f"{self.path}: unknown layout {self.layout!r}")
-        n_stimuli = int(_attr(f, "n_stimuli"))
-        if "stimuli" not in f:
-            raise DatasetFormatError(f"{self.path} has no 'stimuli' group")
+            raise DatasetFormatError(f"{source}: unknown layout {self.layout!r}")
+        stimuli = _child(f, "stimuli", h5py.Group, source)
+        if stimuli is None:
+            raise DatasetFormatError(f"{source} has no 'stimuli' group")
+        n_stimuli = _count_attr(f, "n_stimuli", source)
+        if self.layout == "recording" and n_stimuli != 1:
+            raise DatasetFormatError(f"{source}: layout 'recording' needs exactly 1 stimulus, got {n_stimuli}")
         self._stimuli = []
         for i in range(n_stimuli):
-            g = f["stimuli"].get(str(i))
-            if g is None or "X" not in g or "y" not in g:
-                raise DatasetFormatError(f"{self.path}: stimulus {i} of {n_stimuli} is missing (or lacks X or y)")
-            self._stimuli.append((g["X"], g["y"]))
-        if not self._stimuli:
-            raise DatasetFormatError(f"{self.path} holds no stimulus")
+            g = _child(stimuli, str(i), h5py.Group, source)
+            if g is None:
+                raise DatasetFormatError(
+                    f"{source}: stimulus {i} of {n_stimuli} is missing (the 'stimuli' group holds "
+                    f"{len(stimuli)} entries; expected 0 to {n_stimuli - 1})"
+                )
+            x_ds, y_ds = _child(g, "X", h5py.Dataset, source), _child(g, "y", h5py.Dataset, source)
+            if x_ds is None or y_ds is None:
+                raise DatasetFormatError(f"{source}: stimulus {i} of {n_stimuli} is missing (or lacks X or y)")
+            for name, ds, ndims in (("X", x_ds, (2,)), ("y", y_ds, (1, 2, 3))):
+                if ds.shape is None or len(ds.shape) not in ndims or ds.dtype.kind not in "fiub":
+                    raise DatasetFormatError(
+                        f"{source}: stimulus {i} has {name} of shape {ds.shape} and dtype {ds.dtype}; "
+                        f"expected real numbers with {' or '.join(map(str, ndims))} dimension(s)"
+                    )
+            self._stimuli.append((x_ds, y_ds))
+        # The loop stops at the first missing stimulus, so a huge n_stimuli costs nothing.
+        if len(stimuli) != n_stimuli:
+            raise DatasetFormatError(
+                f"{source}: the attribute n_stimuli is {n_stimuli} but the 'stimuli' group holds "
+                f"{len(stimuli)} entries; they must agree"
+            )
         x_shapes = [x.shape for x, _ in self._stimuli]
         y_shapes = [yy.shape for _, yy in self._stimuli]
         self.lengths = np.array([s[0] for s in x_shapes], dtype=np.int64)
         self.n_freqs = int(x_shapes[0][1])
         self.y_tail = tuple(int(d) for d in y_shapes[0][1:])
         for i, (xs, ys) in enumerate(zip(x_shapes, y_shapes, strict=True)):
-            if len(xs) != 2 or xs[1] != self.n_freqs or ys[0] != xs[0] or ys[1:] != self.y_tail:
+            if xs[1] != self.n_freqs or ys[0] != xs[0] or ys[1:] != self.y_tail:
                 raise DatasetFormatError(
-                    f"{self.path}: stimulus {i} has X {xs} and y {ys}; expected X (n_times, {self.n_freqs}) "
+                    f"{source}: stimulus {i} has X {xs} and y {ys}; expected X (n_times, {self.n_freqs}) "
                     f"and y (n_times, *{self.y_tail}) with the same n_times"
                 )
-        self.dt_ms = float(_attr(f, "dt_ms")) if "dt_ms" in f.attrs else None
-        self.freqs = f["freqs"][()] if "freqs" in f else None
-        self.stimulus_names = _read_strings(f["stimulus_names"]) if "stimulus_names" in f else None
-        self.neuron_names = _read_strings(f["neuron_names"]) if "neuron_names" in f else None
-        self.splits = {k: np.asarray(v[()], dtype=np.int64) for k, v in f["splits"].items()} if "splits" in f else {}
-        self.metadata = _read_value(f["metadata"]) if "metadata" in f else {}
+        if (self.lengths == 0).any() or self.n_freqs == 0 or 0 in self.y_tail:
+            raise DatasetFormatError(f"{source}: a stimulus has no frame, no band, or no neuron/repeat")
+        # Structural damage is reported above in its own words; anything else changed is caught here.
+        self._verify = verify = self.format_version >= 2
+        if verify and _attr(f, "checksum", None) != checksum:
+            raise DatasetFormatError(
+                f"{source} fails its integrity check: its structure or attributes differ from "
+                f"when it was written (checksum {checksum}, recorded {_attr(f, 'checksum', None)!r})"
+            )
+        self.dt_ms = None
+        if "dt_ms" in f.attrs:
+            dt_ms = _attr(f, "dt_ms")
+            if isinstance(dt_ms, bool) or not isinstance(dt_ms, (int, float)) or not 0 < dt_ms < np.inf:
+                raise DatasetFormatError(
+                    f"{source}: the attribute dt_ms is {dt_ms!r}; expected a positive number of ms"
+                )
+            self.dt_ms = float(dt_ms)
+        self.freqs = None
+        if (ds := _child(f, "freqs", h5py.Dataset, source)) is not None:
+            self.freqs = _read_data(ds, verify)
+            if self.freqs.shape != (self.n_freqs,) or self.freqs.dtype.kind not in "fiu":
+                raise DatasetFormatError(
+                    f"{source}: freqs has shape {self.freqs.shape} and dtype {self.freqs.dtype}; "
+                    f"expected ({self.n_freqs},) real numbers, one per band of X"
+                )
+        n_neurons = self.y_tail[0] if self.y_tail else 1
+        for key, expected in (("stimulus_names", n_stimuli), ("neuron_names", n_neurons)):
+            ds = _child(f, key, h5py.Dataset, source)
+            setattr(self, key, None if ds is None else _check_names(_read_strings(ds, verify), expected, key))
+        self.splits = {}
+        if (group := _child(f, "splits", h5py.Group, source)) is not None:
+            raw = {}
+            for key in group:
+                ds = _child(group, key, h5py.Dataset, source)
+                raw[key] = _read_data(ds, verify)
+            self.splits = _check_splits(raw, n_stimuli)
+        meta = _child(f, "metadata", h5py.Group, source)
+        self.metadata = {} if meta is None else _read_value(meta, verify)
 
     def __len__(self) -> int:
         return len(self._stimuli)
@@ -439,8 +680,8 @@ class LazyDataset:
             raise IndexError(f"stimulus index {index} out of range for {n} stimuli")
         x_ds, y_ds = self._stimuli[int(index) % n]
         try:
-            return x_ds[()], y_ds[()]
-        except (OSError, ValueError) as exc:
+            return _read_data(x_ds, self._verify), _read_data(y_ds, self._verify)
+        except DatasetFormatError as exc:
             raise DatasetFormatError(f"{self.path}: stimulus {index} cannot be read: {exc}") from exc
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -547,6 +788,25 @@ def _attr(node: h5py.Group, key: str, default: Any = ...) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _child(group: h5py.Group, name: str, kind: type, source: Path) -> Any:
+    """``group[name]`` when present (None otherwise), refusing the wrong kind of object."""
+    if name not in group:
+        return None
+    obj = group[name]
+    if not isinstance(obj, kind):
+        expected = "a group" if kind is h5py.Group else "a dataset"
+        raise DatasetFormatError(f"{source}: {obj.name} is a {type(obj).__name__.lower()}; expected {expected}")
+    return obj
+
+
+def _count_attr(f: h5py.File, key: str, source: Path) -> int:
+    """A count attribute: a whole number (an integer or MATLAB's integer-valued double), >= 1."""
+    value = _attr(f, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() or value < 1:
+        raise DatasetFormatError(f"{source}: the attribute {key} is {value!r}; expected a whole number >= 1")
+    return int(value)
+
+
 def _check_format_attrs(f: h5py.File, path: Path) -> None:
     fmt = _attr(f, "format", None)
     if fmt != FORMAT_NAME:
@@ -556,7 +816,12 @@ def _check_format_attrs(f: h5py.File, path: Path) -> None:
         )
     version = _attr(f, "format_version", None)
     # MATLAB writes numbers as doubles unless told otherwise: accept 1.0 for 1.
-    if not isinstance(version, (int, float)) or not float(version).is_integer() or not 1 <= version <= FORMAT_VERSION:
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, (int, float))
+        or not float(version).is_integer()
+        or not 1 <= version <= FORMAT_VERSION
+    ):
         raise DatasetFormatError(
             f"{path} has format_version {version!r}; this skstrf reads versions 1 to {FORMAT_VERSION} "
             "(a newer file needs a newer skstrf)"
@@ -567,11 +832,19 @@ def _open_checked(path: Path) -> h5py.File:
     """Open ``path`` read-only, checking it is an skstrf dataset of a supported version."""
     if not path.exists():
         raise FileNotFoundError(f"no dataset file at {path}")
+    if not path.is_file():
+        raise DatasetFormatError(f"{path} is not a regular file (a folder or a device); expected an skstrf dataset")
     if not h5py.is_hdf5(path):
         raise DatasetFormatError(f"{path} is not an HDF5 file (no HDF5 signature); expected an skstrf dataset")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
+        if isinstance(exc, BlockingIOError) or "unable to lock" in str(exc).lower():
+            raise BlockingIOError(
+                f"{path} is locked by another process (HDF5 file locking: a program has it open for "
+                "writing). Close it there and try again; on a file system without locking support, "
+                "set the environment variable HDF5_USE_FILE_LOCKING=FALSE"
+            ) from exc
         raise DatasetFormatError(f"{path} looks like HDF5 but cannot be opened (damaged?): {exc}") from exc
     try:
         _check_format_attrs(f, path)

@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import warnings
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import numpy as np
 import scipy.io
+from scipy.io.matlab import MatReadError
 from scipy.ndimage import convolve1d
 from sklearn.utils import Bunch
 
 from ._download import (
     ChecksumError,
     DownloadError,
+    atomic_writer,
     check_sha256,
     download_file,
+    ensure_folder,
     extract_zip,
     forget_sha256,
     get_data_home,
+    read_manifest,
     record_sha256,
+    sha256sum,
+    verify_file,
 )
 from ._hdf5 import DatasetFormatError, load_dataset, save_dataset
 
@@ -184,16 +193,13 @@ def _bin_spike_times(
 
 
 def _contiguous_split(n_stimuli: int) -> dict[str, np.ndarray]:
-    """The seed's split: last 15% of stimuli test, the 15% before valid, the rest train.
+    """The seed's split (:func:`skstrf.model_selection.train_valid_test_indices`) as a dict.
 
     For NS1's 20 stimuli this is 0-13 train, 14-16 valid, 17-19 test.
     """
-    n_test = max(1, int(round(0.15 * n_stimuli)))
-    n_train = n_stimuli - 2 * n_test
-    if n_train < 1:
-        raise ValueError(f"need at least 3 stimuli for a train/valid/test split, got {n_stimuli}")
-    index = np.arange(n_stimuli)
-    return {"train": index[:n_train], "valid": index[n_train : n_train + n_test], "test": index[n_train + n_test :]}
+    from ..model_selection import train_valid_test_indices
+
+    return dict(zip(("train", "valid", "test"), train_valid_test_indices(n_stimuli), strict=True))
 
 
 # --------------------------------------------------------------------------- MATLAB parsing
@@ -207,10 +213,11 @@ def _loadmat(path: Path, **kwargs: Any) -> dict[str, Any]:
             f"{path} is a MATLAB v7.3 (HDF5-based) file, which scipy cannot read; re-save it "
             "in MATLAB with save(filename, '-struct', ..., '-v7') or load the original OSF file"
         ) from exc
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, MatReadError, zlib.error, EOFError, KeyError, IndexError) as exc:
+        # Damaged or foreign content surfaces as any of these from scipy's reader.
         if isinstance(exc, FileNotFoundError):
             raise
-        raise NS1FormatError(f"{path} could not be read as a MATLAB file: {exc}") from exc
+        raise NS1FormatError(f"{path} could not be read as a MATLAB file: {type(exc).__name__}: {exc}") from exc
 
 
 def _as_records(value: Any) -> list:
@@ -428,13 +435,70 @@ def _download_missing(folder: Path, progress: bool) -> None:
         record_sha256(folder, name, sha256=sha256, source=url)
 
 
-def _verify_raw(folder: Path, record: bool) -> dict[str, str]:
-    """Check the raw files against the manifest; return their SHA-256 sums."""
-    sums = {}
+def _verify_raw(folder: Path, record: bool) -> tuple[dict[str, str], list[str]]:
+    """Check the raw files against the manifest; return their SHA-256 sums and the names
+    recorded by this call.
+
+    A file without a manifest entry (placed by hand) has its content checked first (a
+    MATLAB header, a zip whose members pass their CRC), so that a truncated download or
+    an HTML page never gets its checksum recorded as the good one.
+    """
+    sums, recorded = {}, []
+    manifest = read_manifest(folder)
     for name in (METADATA_FILE, SPECTROGRAM_FILE, SPIKES_ZIP):
-        if (folder / name).is_file():
-            sums[name] = check_sha256(folder, name, record_if_missing=record)
-    return sums
+        if not (folder / name).is_file():
+            continue
+        if name not in manifest:
+            try:
+                verify_file(folder / name, _KINDS[name])
+            except ValueError as exc:
+                raise NS1FormatError(
+                    f"{folder / name} is not the NS1 file it should be: {exc}. Replace it with the file "
+                    f"from {NS1_URLS[name]} (or delete it to have it downloaded)"
+                ) from exc
+            if record:
+                recorded.append(name)
+        sums[name] = check_sha256(folder, name, record_if_missing=record)
+    return sums, recorded
+
+
+_EXTRACTED_FROM = ".skstrf_extracted_from"  # inside spikesandwav/: SHA-256 of its zip
+
+
+def _ensure_extracted(folder: Path, zip_sha256: str | None) -> None:
+    """Extract ``spikesandwav.zip`` unless the folder holds what that very zip contains.
+
+    The file ``spikesandwav/.skstrf_extracted_from`` holds the SHA-256 of the zip the
+    folder came from; a folder from another zip is replaced. A folder without it (placed
+    by hand, or extracted by an older skstrf) is used as it is.
+    """
+    spikes = folder / SPIKES_DIR
+    if zip_sha256 is None:
+        return
+    if spikes.is_dir():
+        marker = spikes / _EXTRACTED_FROM
+        if not marker.is_file() or marker.read_text(encoding="ascii", errors="replace").strip() == zip_sha256:
+            return
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".{SPIKES_DIR}-", suffix=".tmp"))
+    try:
+        try:
+            extract_zip(folder / SPIKES_ZIP, staging / SPIKES_DIR)
+        except ValueError as exc:
+            raise NS1FormatError(
+                f"{exc}. Replace {folder / SPIKES_ZIP} with the file from {NS1_URLS[SPIKES_ZIP]} "
+                "(or delete it to have it downloaded)"
+            ) from exc
+        with atomic_writer(staging / SPIKES_DIR / _EXTRACTED_FROM) as fh:
+            fh.write(zip_sha256.encode("ascii"))
+        if spikes.is_dir():  # from an earlier zip: move it aside, then drop it
+            os.replace(spikes, staging / "old")
+        os.replace(staging / SPIKES_DIR, spikes)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _current_sums(folder: Path) -> dict[str, str]:
+    return {n: sha256sum(folder / n) for n in (METADATA_FILE, SPECTROGRAM_FILE, SPIKES_ZIP) if (folder / n).is_file()}
 
 
 def _read_cache(folder: Path, name: str, tag: str) -> Bunch | None:
@@ -455,6 +519,11 @@ def _read_cache(folder: Path, name: str, tag: str) -> Bunch | None:
         missing = [k for k in ("id", "depth", "single_t") if k not in units]
         if missing or data.y.ndim != 4 or data.neuron_names is None:
             raise DatasetFormatError(f"it lacks unit fields {missing} or has y of shape {data.y.shape}")
+        # The cache stands for the raw files it was built from: any that is here must be the same.
+        built_from = meta.get("source_sha256") or {}
+        changed = [n for n, sha in _current_sums(folder).items() if n in built_from and built_from[n] != sha]
+        if changed:
+            raise DatasetFormatError(f"it was built from other versions of {changed} than the ones now in {folder}")
     except (ChecksumError, DatasetFormatError, KeyError, TypeError, OSError) as exc:
         warnings.warn(
             f"the NS1 cache {path} is unusable ({exc}); deleting it and rebuilding it from the raw files",
@@ -501,10 +570,16 @@ def _load(folder: Path, *, smooth: Smooth, subset: str, download: bool, cache: b
             )
         if missing:
             _download_missing(folder, progress)
-        sums = _verify_raw(folder, record=cache)
-        if not (folder / SPIKES_DIR).is_dir():
-            extract_zip(folder / SPIKES_ZIP, folder / SPIKES_DIR)
-        parsed = _parse(folder, smooth, progress)
+        sums, recorded = _verify_raw(folder, record=cache)
+        try:
+            _ensure_extracted(folder, sums.get(SPIKES_ZIP))
+            parsed = _parse(folder, smooth, progress)
+        except (NS1FormatError, FileNotFoundError):
+            # Files that turned out unreadable keep no checksum: the good ones, once
+            # placed, must not be refused as "changed on disk".
+            for name in recorded:
+                forget_sha256(folder, name)
+            raise
         if cache:
             _write_cache(folder, name, tag, parsed, sums)
             del parsed  # returned from the cache itself, so keep one copy in memory only
@@ -629,7 +704,7 @@ def fetch_ns1(
     _smoothing_tag(smooth)  # options are checked before any file is touched
     _check_subset(subset)
     folder = get_data_home(data_home) / "ns1"
-    folder.mkdir(exist_ok=True)
+    ensure_folder(folder, "the NS1 folder")
     data, cache_path = _load(
         folder, smooth=smooth, subset=subset, download=download_if_missing, cache=True, progress=progress
     )
