@@ -87,6 +87,7 @@ USER_GUIDE_ORDER = [
     "solvers",
     "model_selection",
     "metrics",
+    "uncertainty",
     "gpu",
     "bad_inputs",
     "beyond_linear",

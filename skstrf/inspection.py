@@ -6,11 +6,16 @@ import numbers
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
-from .validation import to_user_layout
+from .model import module_statistics
+from .validation import check_responses, to_user_layout
 
-__all__ = ["gradient_maps", "linear_drive", "output_nonlinearity"]
+__all__ = ["gradient_maps", "linear_drive", "output_nonlinearity", "jackknife_strfs",
+           "significance_mask"]
 
 # Rows (neuron x window pairs) per forward pass of the data-dependent gradient map: bounds
 # memory, which grows with rows x frames x bands x lags.
@@ -235,3 +240,207 @@ def output_nonlinearity(estimator, z) -> np.ndarray:
     with torch.no_grad():
         rate = module.nonlinearity(torch.as_tensor(z, dtype=torch.float32, device=device))
     return rate.cpu().numpy().astype(np.float64)
+
+
+# ----------------------------------------------------------------------------- jackknife
+_CORRECTIONS = ("fdr", "bonferroni", None)
+
+
+def jackknife_strfs(estimator, X, y, *, alpha: float = 0.05, correction: str | None = "fdr",
+                    n_jobs: int | None = None) -> Bunch:
+    """Leave-one-stimulus-out jackknife of the STRFs: error bars and significant pixels.
+
+    The model is refitted once per stimulus of ``X`` with that stimulus left out. For a
+    closed-form ridge fit (``solver_ == "ridge"``) the refits are exact and cheap: each
+    fold's sufficient statistics are the total minus one stimulus's, solved with the
+    fitted per-neuron penalties ``alpha_`` and the fit's standardisation, vectorised over
+    neurons (one eigendecomposition per fold). Any other model (``"als"``, ``"gradient"``,
+    a pipeline) is refitted from scratch by :func:`sklearn.base.clone` and ``fit`` on each
+    leave-one-out set, through joblib; those refits repeat the whole procedure, penalty
+    choice and early stopping included.
+
+    With ``S`` stimuli and leave-one-out estimates ``theta_i``, the jackknife standard
+    error is ``sqrt((S - 1) / S * sum_i (theta_i - theta_bar)**2)`` (Efron & Stein 1981),
+    ``z = theta_bar / se`` and the two-sided p-value of each pixel is read from Student's
+    t distribution with ``S - 1`` degrees of freedom.
+
+    Parameters
+    ----------
+    estimator : fitted STRFRegressor, Pipeline ending in one, or search with ``best_estimator_``
+        The model. Refits (not closed-form ridge) clone the whole pipeline.
+    X : array-like of shape (n_stimuli, n_times, n_freqs)
+        Stimuli to resample, usually the ones the model was fitted on; NaN-padded at the
+        end. At least 3 stimuli; the more, the better the error bars (10 or more).
+    y : array-like
+        Responses in the layout used for ``fit``, e.g. (n_stimuli, n_times, n_neurons,
+        n_repeats).
+    alpha : float, default=0.05
+        Level of the significance mask.
+    correction : {"fdr", "bonferroni"} or None, default="fdr"
+        Control of false positives over the pixels of each STRF: ``"fdr"`` keeps the
+        expected share of false discoveries among each neuron's significant pixels below
+        ``alpha`` (Benjamini & Hochberg 1995); ``"bonferroni"`` keeps the probability of
+        any false pixel in a neuron's STRF below ``alpha``; None tests each pixel at level
+        ``alpha`` (about ``alpha`` of the truly-zero pixels come out significant).
+    n_jobs : int, default=None
+        Parallel refits (joblib) for models without the exact closed-form jackknife.
+
+    Returns
+    -------
+    result : sklearn.utils.Bunch
+        With the fields:
+
+        strfs : ndarray of the shape of ``strfs_``, e.g. (n_neurons, n_freqs, n_lags)
+            Mean of the leave-one-out STRFs, in the data's units.
+        se : ndarray of the shape of ``strfs``
+            Jackknife standard error of each pixel.
+        z : ndarray of the shape of ``strfs``
+            ``strfs / se``; NaN where ``se`` is 0.
+        pvalue : ndarray of the shape of ``strfs``
+            Two-sided p-value of each pixel (1 where ``se`` is 0).
+        significant : ndarray of bool of the shape of ``strfs``
+            The pixels significant at ``alpha`` after ``correction``.
+        estimates : ndarray of shape (n_stimuli,) + the shape of ``strfs``
+            The leave-one-out STRFs; ``estimates[i]`` leaves stimulus ``i`` out.
+        method : str
+            ``"closed_form"`` or ``"refit"``.
+
+    See Also
+    --------
+    skstrf.plotting.plot_strfs : Draws ``significant`` with ``significance=``.
+
+    Examples
+    --------
+    >>> from skstrf import STRFRegressor
+    >>> from skstrf.datasets import make_strf_dataset
+    >>> from skstrf.inspection import jackknife_strfs
+    >>> data = make_strf_dataset(n_stimuli=8, n_times=200, n_freqs=8, n_neurons=2,
+    ...                          n_repeats=4, n_lags=5, random_state=0)
+    >>> est = STRFRegressor(n_lags=5).fit(data.X, data.y)
+    >>> jack = jackknife_strfs(est, data.X, data.y)
+    >>> jack.se.shape
+    (2, 8, 5)
+    """
+    _check_level(alpha, correction)
+    est, transform = _final_estimator(estimator)
+    data = check_responses(y, _stimuli(est, transform, X))
+    n_stimuli = data.n_stimuli
+    if n_stimuli < 3:
+        raise ValueError(
+            f"the jackknife leaves one stimulus out at a time and needs at least 3 stimuli; "
+            f"got {n_stimuli}. Split a continuous recording into blocks of stimuli "
+            "(shape (n_stimuli, n_times, n_freqs)) to use it."
+        )
+    if getattr(est, "solver_", None) == "ridge" and _module(est).is_linear:
+        estimates = _closed_form_jackknife(est, data)
+        method = "closed_form"
+    else:
+        estimates = _refit_jackknife(estimator, X, y, n_stimuli, n_jobs)
+        method = "refit"
+    return _jackknife_summary(estimates, alpha, correction, method)
+
+
+def _check_level(alpha: float, correction: str | None) -> None:
+    """Raise a ValueError for a level outside (0, 1) or an unknown correction."""
+    if (isinstance(alpha, bool) or not isinstance(alpha, numbers.Real)
+            or not 0 < alpha < 1):
+        raise ValueError(f"alpha must be a number in (0, 1); got {alpha!r}")
+    if correction not in _CORRECTIONS:
+        raise ValueError(f"correction must be one of {list(_CORRECTIONS)}; got {correction!r}")
+
+
+def _closed_form_jackknife(est, data) -> np.ndarray:
+    """Leave-one-stimulus-out ridge STRFs from per-stimulus statistics.
+
+    Returns
+    -------
+    estimates : ndarray of shape (n_stimuli,) + ``est.strfs_.shape``
+    """
+    from . import solvers
+
+    module = _module(est)
+    device = next(module.parameters()).device
+    stats = module_statistics(module, data, str(device))
+    penalty = torch.as_tensor(est.alpha_, dtype=torch.float64, device=stats.gram.device)[None]
+    n_neurons, n_channels, n_freqs, n_lags = module.kernel.shape
+    everything = torch.arange(data.n_stimuli, device=stats.gram.device)
+    folds = []
+    for left_out in range(data.n_stimuli):
+        # A fold is a sum of per-stimulus statistics: the total without one stimulus.
+        m = solvers.moments(stats, everything[everything != left_out])
+        folds.append(solvers.ridge_path(m, penalty)[0].T)  # (N, D)
+    weight = torch.stack(folds).reshape(data.n_stimuli, n_neurons, n_channels, n_freqs, n_lags)
+    scale = (module.y_scale.double()[:, None, None, None]
+             / module.x_scale.double().reshape(n_channels, n_freqs)[None, :, :, None])
+    strfs = (weight * scale).cpu().numpy()
+    return strfs.reshape((data.n_stimuli,) + est.strfs_.shape)
+
+
+def _refit_one(estimator, X, y, keep: np.ndarray) -> np.ndarray:
+    """STRFs of a clone of ``estimator`` fitted on the stimuli ``keep``."""
+    fitted = clone(estimator).fit(X[keep], y[keep])
+    return _final_estimator(fitted)[0].strfs_
+
+
+def _refit_jackknife(estimator, X, y, n_stimuli: int, n_jobs: int | None) -> np.ndarray:
+    """Leave-one-stimulus-out STRFs by refitting clones (in parallel through joblib)."""
+    estimator = getattr(estimator, "best_estimator_", estimator)
+    X, y = np.asarray(X), np.asarray(y)
+    everything = np.arange(n_stimuli)
+    strfs = Parallel(n_jobs=n_jobs)(
+        delayed(_refit_one)(estimator, X, y, everything[everything != s]) for s in everything)
+    return np.stack(strfs)
+
+
+def _jackknife_summary(estimates: np.ndarray, alpha: float, correction: str | None,
+                       method: str) -> Bunch:
+    """Mean, standard error, z, p-values and significance mask from leave-one-out estimates."""
+    from scipy import stats
+
+    n = estimates.shape[0]
+    mean = estimates.mean(axis=0)
+    se = np.sqrt((n - 1) / n * ((estimates - mean) ** 2).sum(axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, mean / se, np.nan)
+    pvalue = np.where(np.isnan(z), 1.0, 2.0 * stats.t.sf(np.abs(z), df=n - 1))
+    significant = significance_mask(pvalue, alpha=alpha, correction=correction)
+    return Bunch(strfs=mean, se=se, z=z, pvalue=pvalue, significant=significant,
+                 estimates=estimates, method=method)
+
+
+def significance_mask(pvalue, *, alpha: float = 0.05, correction: str | None = "fdr") -> np.ndarray:
+    """Significant pixels of each STRF from per-pixel p-values, corrected per neuron.
+
+    Parameters
+    ----------
+    pvalue : array-like of shape (n_neurons, ...)
+        P-values of the pixels of each neuron's STRF, e.g. (n_neurons, n_freqs, n_lags).
+    alpha : float, default=0.05
+        Level.
+    correction : {"fdr", "bonferroni"} or None, default="fdr"
+        ``"fdr"``: Benjamini-Hochberg over each neuron's pixels (the expected share of
+        false pixels among the significant ones is at most ``alpha``). ``"bonferroni"``:
+        ``p < alpha / n_pixels`` (the chance of any false pixel in a neuron is at most
+        ``alpha``). None: ``p < alpha`` pixel by pixel.
+
+    Returns
+    -------
+    significant : ndarray of bool of the shape of ``pvalue``
+    """
+    _check_level(alpha, correction)
+    p = np.asarray(pvalue, dtype=np.float64)
+    if p.ndim < 2:
+        raise ValueError(f"pvalue must have shape (n_neurons, ...) with the pixels after the "
+                         f"neurons; got shape {p.shape}")
+    flat = p.reshape(p.shape[0], -1)
+    n_pixels = flat.shape[1]
+    if correction is None:
+        return p < alpha
+    if correction == "bonferroni":
+        return p < alpha / n_pixels
+    # Benjamini-Hochberg per neuron: reject the k smallest where p_(k) <= k alpha / m.
+    order = np.sort(flat, axis=1)
+    below = order <= alpha * np.arange(1, n_pixels + 1) / n_pixels
+    count = np.where(below.any(axis=1), n_pixels - np.argmax(below[:, ::-1], axis=1), 0)
+    cutoff = np.where(count > 0, order[np.arange(len(order)), np.maximum(count - 1, 0)], -np.inf)
+    return (flat <= cutoff[:, None]).reshape(p.shape)

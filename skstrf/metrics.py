@@ -9,10 +9,10 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.utils import check_random_state
+from sklearn.utils import Bunch, check_random_state
 
 __all__ = [
-    "cc", "cc_norm", "noise_ceiling", "noise_power", "signal_power",
+    "cc", "cc_norm", "noise_ceiling", "noise_ceiling_interval", "noise_power", "signal_power",
     "StimulusScorer", "cc_norm_scorer", "cc_scorer", "make_neuron_scorer",
 ]
 
@@ -133,6 +133,18 @@ def _as_repeats_layout(y_true: ArrayLike, func_name: str) -> NDArray[np.float64]
     """
     y_true = _as_float(y_true, "y_true")
     if y_true.ndim == 3:
+        n_times, n_neurons, n_repeats = y_true.shape
+        if n_times < max(n_neurons, n_repeats):
+            # (n_stimuli, n_times, n_neurons) PSTHs are the usual mix-up: few "frames".
+            warnings.warn(
+                f"{func_name} reads y_true of shape {y_true.shape} as one stimulus of "
+                f"(n_times={n_times}, n_neurons={n_neurons}, n_repeats={n_repeats}): fewer "
+                "frames than neurons or repeats. If it holds several stimuli, pass single "
+                "trials of shape (n_stimuli, n_times, n_neurons, n_repeats); a PSTH has no "
+                "repeats to estimate the noise from.",
+                UserWarning,
+                stacklevel=3,
+            )
         return y_true[np.newaxis]
     if y_true.ndim == 4:
         return y_true
@@ -146,6 +158,31 @@ def _as_repeats_layout(y_true: ArrayLike, func_name: str) -> NDArray[np.float64]
 # ---------------------------------------------------------------------------
 # Array math: per-stimulus repeat statistics and pooled moments
 # ---------------------------------------------------------------------------
+
+
+def _neuron_exponents(a: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Binary exponent ``e`` per neuron (axis 2) with every finite ``|a| < 2**e``.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n_stimuli, n_times, n_neurons) or (n_stimuli, n_times, n_neurons, n_repeats)
+
+    Returns
+    -------
+    e : ndarray of int of shape (n_neurons,)
+        0 for a neuron without a non-zero finite value.
+    """
+    axes = tuple(i for i in range(a.ndim) if i != 2)
+    magnitude = np.max(np.abs(a), axis=axes, where=np.isfinite(a), initial=0.0)
+    return np.frexp(magnitude)[1]
+
+
+def _unit_scaled(a: NDArray[np.float64], exponent: NDArray[np.int64]) -> NDArray[np.float64]:
+    """``a * 2**-exponent`` per neuron (axis 2): exact, and squares of the result cannot
+    overflow or underflow, so moments of values near 1e+-150 stay finite and exact."""
+    return np.ldexp(a, -exponent.reshape((-1,) + (1,) * (a.ndim - 3)))
+
+
 
 
 class _RepeatStats(NamedTuple):
@@ -507,8 +544,10 @@ def cc(
     """
     _check_option(multioutput, "multioutput", _MULTIOUTPUT)
     y_true, y_pred, _ = _as_stimulus_layout(y_true, y_pred)
-    stats = _repeat_stats(y_true)
-    y_pred = _check_pred(y_pred, stats.valid)
+    # Correlations do not depend on each neuron's scale: work near 1 (exactly, by powers
+    # of two) so that products of values near 1e+-150 neither overflow nor underflow.
+    stats = _repeat_stats(_unit_scaled(y_true, _neuron_exponents(y_true)))
+    y_pred = _check_pred(_unit_scaled(y_pred, _neuron_exponents(y_pred)), stats.valid)
     r, undefined = _correlation(y_pred, stats)
     _warn_undefined(
         int(undefined.sum()), r.size, "cc", "constant y_pred or PSTH over the valid frames"
@@ -546,8 +585,10 @@ def signal_power(y_true: ArrayLike) -> NDArray[np.float64]:
     noise_power : The trial-to-trial variance.
     noise_ceiling : The best correlation a model can reach.
     """
-    stats = _repeat_stats(_as_repeats_layout(y_true, "signal_power"))
-    return _signal_total_power(stats)[0]
+    y_true = _as_repeats_layout(y_true, "signal_power")
+    exponent = _neuron_exponents(y_true)
+    stats = _repeat_stats(_unit_scaled(y_true, exponent))
+    return np.ldexp(_signal_total_power(stats)[0], 2 * exponent)
 
 
 def noise_power(y_true: ArrayLike) -> NDArray[np.float64]:
@@ -572,9 +613,10 @@ def noise_power(y_true: ArrayLike) -> NDArray[np.float64]:
     --------
     signal_power : The stimulus-locked variance.
     """
-    stats = _repeat_stats(_as_repeats_layout(y_true, "noise_power"))
-    signal, total = _signal_total_power(stats)
-    return total - signal
+    y_true = _as_repeats_layout(y_true, "noise_power")
+    exponent = _neuron_exponents(y_true)
+    signal, total = _signal_total_power(_repeat_stats(_unit_scaled(y_true, exponent)))
+    return np.ldexp(total - signal, 2 * exponent)
 
 
 def noise_ceiling(
@@ -620,6 +662,7 @@ def noise_ceiling(
     _check_option(method, "method", _CC_NORM_METHODS)
     n_splits = _check_n_splits(n_splits)
     y_true = _as_repeats_layout(y_true, "noise_ceiling")
+    y_true = _unit_scaled(y_true, _neuron_exponents(y_true))  # the ceiling has no units
     stats = _repeat_stats(y_true)
     if method == "hsu":
         return _ceiling_from_rho(_split_half_correlation(y_true, stats, n_splits, random_state))
@@ -629,6 +672,167 @@ def noise_ceiling(
     out = np.full_like(signal, np.nan)
     out[ok] = np.sqrt(signal[ok] / var_psth[ok])
     return out
+
+
+def _repeat_moments(y_true: NDArray[np.float64], stats: _RepeatStats) -> tuple[NDArray, NDArray]:
+    """Frame means and covariances of the repeats of each stimulus and neuron.
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
+    stats : _RepeatStats
+        Summaries of ``y_true``.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_stimuli, n_neurons, n_repeats)
+        Mean of each recorded repeat over the valid frames (0 for a missing repeat).
+    cov : ndarray of shape (n_stimuli, n_neurons, n_repeats, n_repeats)
+        Population covariance over the valid frames between repeats (0 for missing ones).
+    """
+    entries = stats.valid[..., np.newaxis] & stats.present[:, np.newaxis]
+    n_frames = stats.n_frames[..., np.newaxis]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(stats.present, np.where(entries, y_true, 0.0).sum(axis=1) / n_frames, 0.0)
+    centred = np.where(entries, y_true - mean[:, np.newaxis], 0.0)
+    by_repeat = centred.transpose(0, 2, 3, 1)  # (S, N, R, T): a batched matmul is BLAS
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = np.nan_to_num((by_repeat @ by_repeat.transpose(0, 1, 3, 2)) / n_frames[..., np.newaxis])
+    return mean, cov
+
+
+def _ceiling_from_counts(counts: NDArray[np.float64], mean: NDArray[np.float64],
+                         cov: NDArray[np.float64], stats: _RepeatStats) -> NDArray[np.float64]:
+    """Schoppe ceiling of resampled data given how often each repeat is drawn.
+
+    Parameters
+    ----------
+    counts : ndarray of shape (n_boot, n_stimuli, n_neurons, n_repeats)
+        Draws of each repeat; they sum to the stimulus's number of present repeats.
+    mean, cov : ndarrays
+        From :func:`_repeat_moments`.
+    stats : _RepeatStats
+
+    Returns
+    -------
+    ceiling : ndarray of shape (n_boot, n_neurons)
+        0 where the resampled signal power is not positive; NaN where the PSTH variance is 0.
+    """
+    r = stats.n_repeats.astype(np.float64)
+    n_frames = stats.n_frames.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = counts / r[..., np.newaxis]  # weight of each repeat in the resampled PSTH
+        psth_mean = np.nan_to_num(np.einsum("bsnr,snr->bsn", w, mean))
+        psth_var = np.nan_to_num(np.einsum("bsnr,snrq,bsnq->bsn", w, cov, w))
+        repeat_var = np.nan_to_num(np.einsum("bsnr,snrr->bsn", w, cov))
+        total = n_frames.sum(axis=0)
+        grand = (n_frames * psth_mean).sum(axis=1) / total
+        pooled = (n_frames * (psth_var + (psth_mean - grand[:, np.newaxis]) ** 2)).sum(axis=1) / total
+        usable = r >= 2
+        weight = np.where(usable, n_frames, 0.0)
+        noise = np.where(usable, (repeat_var - psth_var) / (r - 1), 0.0)
+        signal = pooled - (weight * noise).sum(axis=1) / weight.sum(axis=0)
+        ceiling = np.sqrt(np.clip(signal, 0.0, None) / pooled)
+    return np.where(pooled > 0, ceiling, np.nan)
+
+
+def noise_ceiling_interval(
+    y_true: ArrayLike,
+    *,
+    confidence: float = 0.95,
+    n_bootstraps: int = 1000,
+    random_state: int | np.random.RandomState | None = 0,
+) -> Bunch:
+    """Noise ceiling with a bootstrap confidence interval over the repeats.
+
+    The ceiling is that of :func:`noise_ceiling` (``method="schoppe"``). Each bootstrap
+    draws, for every stimulus and neuron, as many repeats as were recorded, with
+    replacement among the recorded ones, and recomputes the ceiling; the interval holds
+    the central ``confidence`` share of those values (percentile bootstrap, Efron &
+    Tibshirani 1993), shifted so that their mean is the estimate: a resample that repeats
+    a trial counts that trial's noise twice, as if it were signal, so resampled ceilings
+    run high by about the noise share while their spread is right. Frames are not
+    resampled: the interval is about the trial noise on these stimuli. All neurons and bootstraps are computed from each stimulus's
+    repeat-by-repeat covariance, without a pass over the frames per draw.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_stimuli, n_times, n_neurons, n_repeats) or \
+            (n_times, n_neurons, n_repeats)
+        Single-trial responses; NaN marks end padding and missing repeats.
+    confidence : float, default=0.95
+        Coverage of the interval, in (0, 1).
+    n_bootstraps : int, default=1000
+        Number of resamplings.
+    random_state : int, RandomState instance or None, default=0
+        Seed; an int gives the same interval on every call.
+
+    Returns
+    -------
+    result : sklearn.utils.Bunch
+        With the fields:
+
+        ceiling : ndarray of shape (n_neurons,)
+            :func:`noise_ceiling` of the data.
+        low, high : ndarray of shape (n_neurons,)
+            Interval bounds. A resampling whose signal power is not positive counts as a
+            ceiling of 0. NaN for a neuron with a constant PSTH or no stimulus with two
+            repeats.
+        bootstraps : ndarray of shape (n_bootstraps, n_neurons)
+            The resampled ceilings (before the shift).
+
+    See Also
+    --------
+    noise_ceiling : The point estimate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skstrf.metrics import noise_ceiling_interval
+    >>> rng = np.random.default_rng(0)
+    >>> signal = rng.normal(size=(500, 1, 1))
+    >>> result = noise_ceiling_interval(signal + rng.normal(size=(500, 1, 8)))
+    >>> bool(result.low[0] < result.ceiling[0] < result.high[0])
+    True
+    """
+    if (isinstance(confidence, bool) or not isinstance(confidence, numbers.Real)
+            or not 0 < confidence < 1):
+        raise ValueError(f"confidence must be a number in (0, 1); got {confidence!r}")
+    if (isinstance(n_bootstraps, bool) or not isinstance(n_bootstraps, numbers.Integral)
+            or n_bootstraps < 1):
+        raise ValueError(f"n_bootstraps must be a positive integer; got {n_bootstraps!r}")
+    y_true = _as_repeats_layout(y_true, "noise_ceiling_interval")
+    y_true = _unit_scaled(y_true, _neuron_exponents(y_true))
+    stats = _repeat_stats(y_true)
+    ceiling = noise_ceiling(y_true)
+    mean, cov = _repeat_moments(y_true, stats)
+    rng = np.random.default_rng(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    r = stats.n_repeats
+    # Draw uniformly among the present repeats; where none is present nothing is drawn,
+    # but the multinomial still needs valid probabilities.
+    prob = np.where(r[..., np.newaxis] > 0, stats.present / np.maximum(r, 1)[..., np.newaxis],
+                    1.0 / stats.present.shape[-1])
+    # Bootstraps in chunks bound the (chunk, S, N, R) counts and their einsum temporaries.
+    chunk = max(1, int(2e7 // max(1, stats.present.size * stats.present.shape[-1])))
+    boots = []
+    for start in range(0, n_bootstraps, chunk):
+        size = min(chunk, n_bootstraps - start)
+        counts = rng.multinomial(r, prob, size=(size,) + r.shape).astype(np.float64)
+        boots.append(_ceiling_from_counts(counts, mean, cov, stats))
+    boots = np.concatenate(boots)
+    tail = 50.0 * (1.0 - confidence)
+    defined = ~np.isnan(ceiling)
+    low = np.full_like(ceiling, np.nan)
+    high = np.full_like(ceiling, np.nan)
+    if defined.any():
+        kept = boots[:, defined]
+        # A resample with duplicated repeats counts their shared noise as signal, which
+        # raises every resampled ceiling by about the noise share: keep the spread of the
+        # resamples but centre it on the (unbiased) estimate.
+        shift = np.nanmean(kept, axis=0) - ceiling[defined]
+        lo, hi = np.nanpercentile(kept, [tail, 100.0 - tail], axis=0)
+        low[defined], high[defined] = np.maximum(lo - shift, 0.0), hi - shift
+    return Bunch(ceiling=ceiling, low=low, high=high, bootstraps=boots)
 
 
 def cc_norm(
@@ -695,8 +899,10 @@ def cc_norm(
     _check_option(method, "method", _CC_NORM_METHODS)
     _check_option(multioutput, "multioutput", _MULTIOUTPUT)
     y_true, y_pred, has_repeats = _as_stimulus_layout(y_true, y_pred)
+    # cc_norm does not depend on each neuron's scale (see cc).
+    y_true = _unit_scaled(y_true, _neuron_exponents(y_true))
     stats = _repeat_stats(y_true)
-    y_pred = _check_pred(y_pred, stats.valid)
+    y_pred = _check_pred(_unit_scaled(y_pred, _neuron_exponents(y_pred)), stats.valid)
     n_neurons = y_pred.shape[2]
     if not has_repeats or stats.n_repeats.max() < 2:
         found = (

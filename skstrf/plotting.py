@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["plot_strfs", "plot_history", "plot_score_hist", "plot_prediction", "plot_cv_results"]
+__all__ = ["plot_strfs", "plot_history", "plot_score_hist", "plot_paired_scores", "plot_prediction",
+           "plot_cv_results"]
 
 
 def _pyplot():
@@ -20,10 +21,48 @@ def _pyplot():
     return plt
 
 
+def _fitted(obj, attribute: str, what: str):
+    """``obj.<attribute>`` for a fitted estimator or search, ``obj`` itself for plain data.
+
+    An estimator without the attribute (not fitted yet) raises sklearn's NotFittedError
+    instead of failing later on whatever the estimator object is not.
+    """
+    if hasattr(obj, attribute):
+        return getattr(obj, attribute)
+    if hasattr(obj, "fit"):
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(
+            f"This {type(obj).__name__} instance is not fitted yet (it has no {attribute}); "
+            f"call 'fit' before plotting its {what}."
+        )
+    if isinstance(obj, (str, bytes)):
+        raise TypeError(f"expected {what} or a fitted estimator; got a {type(obj).__name__}: {obj!r:.40}")
+    return obj
+
+
+def _check_ncols(ncols: object) -> None:
+    if ncols is not None and (isinstance(ncols, bool) or not isinstance(ncols, numbers.Integral)
+                              or ncols < 1):
+        raise ValueError(f"ncols must be a positive integer or None; got {ncols!r}")
+
+
+def _neuron_index(neurons: object, n_neurons: int) -> np.ndarray:
+    """Integer neuron indices (1-D), checked against ``n_neurons``."""
+    index = np.asarray(neurons).ravel()
+    if index.size and (index.dtype.kind not in "iu"):
+        hint = " (for a boolean mask pass np.flatnonzero(mask))" if index.dtype.kind == "b" else ""
+        raise ValueError(f"neurons must be integer indices{hint}; got {neurons!r}")
+    bad = index[(index < -n_neurons) | (index >= n_neurons)]
+    if bad.size:
+        raise ValueError(f"neuron index {int(bad[0])} is out of range for {n_neurons} STRFs")
+    return index.astype(int)
+
+
 # ----------------------------------------------------------------------------- STRFs
 def _strf_panels(strfs, neurons: Sequence[int] | None) -> tuple[list[np.ndarray], list[str] | None]:
     """The (n_freqs, n_lags) kernels to draw and, when neurons are picked, their default titles."""
-    strfs = getattr(strfs, "strfs_", strfs)
+    strfs = _fitted(strfs, "strfs_", "STRFs")
     if neurons is not None:
         stack = np.asarray(strfs, dtype=float)
         if stack.ndim not in (3, 4):
@@ -31,10 +70,7 @@ def _strf_panels(strfs, neurons: Sequence[int] | None) -> tuple[list[np.ndarray]
                 "neurons= needs STRFs of shape (n_neurons, n_freqs, n_lags) or (n_neurons, "
                 f"n_channels, n_freqs, n_lags) or a fitted estimator; got an array of shape {stack.shape}"
             )
-        index = np.asarray(neurons, dtype=int).ravel()
-        bad = index[(index < -stack.shape[0]) | (index >= stack.shape[0])]
-        if bad.size:
-            raise ValueError(f"neuron index {int(bad[0])} is out of range for {stack.shape[0]} STRFs")
+        index = _neuron_index(neurons, stack.shape[0])
         return list(stack[index]), [f"neuron {int(i)}" for i in index]
     return [np.asarray(k, dtype=float) for k in strfs], None
 
@@ -107,6 +143,8 @@ def plot_strfs(
     colorbar: bool = True,
     clabel: str = "weight",
     channels: Sequence[str] | None = None,
+    significance=None,
+    significance_style: str = "contour",
 ):
     """Draw STRFs as (frequency x lag) images on a diverging colour scale centred on 0.
 
@@ -146,6 +184,13 @@ def plot_strfs(
     channels : sequence of str, default=None
         Names of the input channels of STRFs with channels, appended to the panel titles;
         by default ("ON", "OFF") for two channels.
+    significance : array-like of bool of the shape of ``strfs``, or Bunch, default=None
+        Significant pixels, e.g. ``jackknife_strfs(est, X, y).significant`` (the result of
+        :func:`skstrf.inspection.jackknife_strfs` itself is accepted too). Rows are picked
+        by ``neurons`` like the STRFs.
+    significance_style : {"contour", "fade"}, default="contour"
+        ``"contour"`` outlines the significant regions in black; ``"fade"`` veils the
+        non-significant pixels in white so that only the significant ones keep their colour.
 
     Returns
     -------
@@ -164,10 +209,23 @@ def plot_strfs(
     3
     """
     plt = _pyplot()
+    _check_ncols(ncols)
+    if significance_style not in ("contour", "fade"):
+        raise ValueError(f"significance_style must be 'contour' or 'fade'; got {significance_style!r}")
     kernels, default_titles = _strf_panels(strfs, neurons)
     if not kernels:
         raise ValueError("plot_strfs needs at least one STRF")
     n_strfs = len(kernels)
+    masks = None
+    if significance is not None:
+        mask = np.asarray(getattr(significance, "significant", significance))
+        shape = np.shape(_fitted(strfs, "strfs_", "STRFs"))
+        if mask.shape != shape or mask.dtype.kind != "b":
+            raise ValueError(
+                f"significance must be a boolean array of the shape of the STRFs {shape}; got "
+                f"{mask.dtype} of shape {mask.shape}"
+            )
+        masks = _split_channels(_strf_panels(mask.astype(float), neurons)[0], None, channels)[0]
     kernels, titles_by_channel, n_channels = _split_channels(
         kernels, default_titles if titles is None else titles, channels)
     if n_channels > 1:
@@ -216,6 +274,8 @@ def plot_strfs(
             interpolation="nearest",
         )
         images.append(im)
+        if masks is not None:
+            _draw_significance(ax, masks[i] > 0.5, step, significance_style)
         # Only the panels with nothing below them carry the lag label, so rows do not collide.
         if i + ncols >= n:
             ax.set_xlabel("lag (ms)" if dt_ms is not None else "lag (frames)")
@@ -234,10 +294,30 @@ def plot_strfs(
     return fig, np.asarray(axes)
 
 
+def _draw_significance(ax, mask: np.ndarray, step: float, style: str) -> None:
+    """Outline the significant pixels of one (n_freqs, n_lags) panel, or veil the others."""
+    n_freqs, n_lags = mask.shape
+    extent = (-0.5 * step, (n_lags - 0.5) * step, -0.5, n_freqs - 0.5)
+    if style == "fade":
+        veil = np.zeros(mask.shape + (4,))
+        veil[..., :3] = 1.0
+        veil[..., 3] = np.where(mask, 0.0, 0.7)
+        ax.imshow(veil, origin="lower", aspect="auto", extent=extent, interpolation="nearest")
+        return
+    if mask.any() and not mask.all():
+        # Contour of the mask upsampled to pixel edges: the outline follows pixel borders.
+        fine = np.kron(mask.astype(float), np.ones((8, 8)))
+        lags = (np.arange(fine.shape[1]) + 0.5) / 8 - 0.5
+        bands = (np.arange(fine.shape[0]) + 0.5) / 8 - 0.5
+        ax.contour(lags * step, bands, fine, levels=[0.5], colors="black", linewidths=1.0)
+    ax.set_xlim(extent[:2])
+    ax.set_ylim(extent[2:])
+
+
 # --------------------------------------------------------------------------- history
 def _history_records(history) -> list[dict]:
     """Per-epoch records of a skorch History, a fitted estimator or a list of dicts."""
-    history = getattr(history, "history_", history)
+    history = _fitted(history, "history_", "training history")
     return [dict(row) for row in history]
 
 
@@ -342,8 +422,9 @@ def plot_score_hist(
 
     Parameters
     ----------
-    scores : mapping of str to array-like of shape (n_neurons,)
+    scores : mapping of str to array-like of shape (n_neurons,), or array-like of shape (n_neurons,)
         Label -> per-neuron score (NaN entries are left out and counted in the legend).
+        A single array is one model, labelled "scores".
     bins : int or array-like, default=None
         Histogram bins; by default bins of width 0.025 from min(0, lowest) to
         max(1, highest).
@@ -363,6 +444,11 @@ def plot_score_hist(
         faintly when there are at most three models), its mean a dashed vertical line.
     """
     plt = _pyplot()
+    if not isinstance(scores, Mapping):
+        if isinstance(scores, (str, bytes)):
+            raise TypeError(f"scores must be a mapping of model name to per-neuron scores or "
+                            f"an array of scores; got a {type(scores).__name__}")
+        scores = {"scores": scores}
     values = {k: np.asarray(v, dtype=float).ravel() for k, v in scores.items()}
     if not values:
         raise ValueError("plot_score_hist needs at least one model's scores")
@@ -391,6 +477,94 @@ def plot_score_hist(
         ax.set_title(title)
     ax.legend(fontsize=8, title="dashed lines: means", title_fontsize=8)
     return fig, ax
+
+
+# ------------------------------------------------------------------------ paired scores
+def plot_paired_scores(
+    scores: Mapping[str, ArrayLike],
+    *,
+    metric: str = "test cc_norm",
+    figsize: tuple[float, float] | None = None,
+):
+    """Per-neuron scores of models against each other: one scatter per pair of models.
+
+    Each dot is a neuron, at (score under model A, score under model B); dots above the
+    identity line are neurons that model B fits better. Each panel's title gives the
+    :func:`skstrf.significance.paired_comparison` counts and the Wilcoxon signed-rank
+    p-value (Holm-corrected over the pairs when there are more than two models). With
+    ``k`` models the panels form a lower-triangular grid: row ``j`` is model ``j + 1`` on
+    the y axis, column ``i`` model ``i`` on the x axis.
+
+    Parameters
+    ----------
+    scores : mapping of str to array-like of shape (n_neurons,)
+        Model name -> per-neuron score, the same neurons in the same order for every model
+        (at least two models). Neurons with a NaN score under either model of a pair are
+        left out of that panel.
+    metric : str, default="test cc_norm"
+        Name of the score for the axis labels.
+    figsize : (float, float), default=None
+        Figure size in inches; chosen from the number of models by default.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    axes : ndarray of matplotlib.axes.Axes
+        One per pair of models, in the order of
+        :func:`skstrf.significance.pairwise_comparisons` (unused grid cells are removed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skstrf.plotting import plot_paired_scores
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.uniform(0.2, 0.8, size=50)
+    >>> fig, axes = plot_paired_scores({"vanilla": a, "separable": a - 0.1,
+    ...                                 "parametric": a - 0.05})
+    >>> len(axes)
+    3
+    """
+    from .significance import pairwise_comparisons
+
+    if not isinstance(scores, Mapping):
+        raise TypeError(f"scores must be a mapping of model name to per-neuron scores; got a "
+                        f"{type(scores).__name__}")
+    names = list(scores)
+    rows = pairwise_comparisons(scores, correction="holm" if len(names) > 2 else None)
+    values = {k: np.asarray(v, dtype=float) for k, v in scores.items()}
+    finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
+    lo, hi = (min(0.0, finite.min()), max(1.0, finite.max())) if finite.size else (0.0, 1.0)
+    pad = 0.03 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    n = len(names) - 1
+    plt = _pyplot()
+    if figsize is None:
+        figsize = (3.6 * n + 0.4, 3.6 * n + 0.3)
+    fig, grid = plt.subplots(n, n, figsize=figsize, squeeze=False, layout="constrained")
+    used = []
+    for row in rows:
+        i, j = names.index(row.model_a), names.index(row.model_b)
+        ax = grid[j - 1, i]
+        used.append(ax)
+        a, b = values[row.model_a], values[row.model_b]
+        both = np.isfinite(a) & np.isfinite(b)
+        ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--", zorder=1)
+        ax.scatter(a[both], b[both], s=14, alpha=0.7, color="C0", edgecolors="none", zorder=2)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect("equal")
+        p = getattr(row, "pvalue_corrected", row.pvalue)
+        ax.set_title(f"{row.model_b} higher: {row.n_worse}/{row.n_neurons}\n"
+                     f"median {-row.median_difference:+.3f}, p = {p:.2g}", fontsize=9)
+        if j == n:
+            ax.set_xlabel(f"{row.model_a} ({metric})")
+        if i == 0:
+            ax.set_ylabel(f"{row.model_b} ({metric})")
+    for ax in grid.ravel():
+        if not any(ax is u for u in used):
+            ax.remove()
+    return fig, np.asarray(used)
 
 
 # ------------------------------------------------------------------------ prediction
@@ -640,7 +814,7 @@ def plot_cv_results(
         when ``param`` is None).
     """
     plt = _pyplot()
-    results = getattr(cv_results, "cv_results_", cv_results)
+    results = _fitted(cv_results, "cv_results_", "cross-validation results")
     metric = _cv_metric(results, metric, getattr(cv_results, "refit", None))
     mean = np.asarray(results[f"mean_test_{metric}"], dtype=float)
     std = np.asarray(results[f"std_test_{metric}"], dtype=float)

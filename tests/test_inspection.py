@@ -3,13 +3,20 @@
 import numpy as np
 import pytest
 import torch
+from scipy.stats import t as stats_t
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from skstrf import STRFRegressor
 from skstrf.datasets import make_strf_dataset
-from skstrf.inspection import gradient_maps, linear_drive, output_nonlinearity
+from skstrf.inspection import (
+    gradient_maps,
+    jackknife_strfs,
+    linear_drive,
+    output_nonlinearity,
+    significance_mask,
+)
 
 F, L, N = 10, 5, 4
 
@@ -119,3 +126,107 @@ def test_errors():
     z = np.random.default_rng(0).normal(size=(7, N))
     np.testing.assert_array_equal(output_nonlinearity(est, z), z)
     assert torch.is_grad_enabled()
+
+
+# ----------------------------------------------------------------------------- jackknife
+def _linear_gaussian(n_neurons, strfs=None, n_stimuli=16, n_times=200, n_freqs=6, n_lags=4,
+                     noise=1.0, seed=0):
+    """Stimuli of make_strf_dataset and responses ``STRF * X + Gaussian noise`` (4 repeats).
+
+    The drive is computed here with an explicit loop over lags (zero history at each
+    stimulus start), independently of skstrf's lagged design.
+    """
+    base = make_strf_dataset(n_stimuli=n_stimuli, n_times=n_times, n_freqs=n_freqs, n_neurons=n_neurons,
+                             n_repeats=1, n_lags=n_lags, random_state=seed)
+    strfs = base.strfs if strfs is None else strfs
+    drive = np.zeros((n_stimuli, n_times, n_neurons))
+    for k in range(n_lags):
+        drive[:, k:] += np.einsum("stf,nf->stn", base.X[:, : n_times - k], strfs[:, :, k])
+    rng = np.random.default_rng(seed + 1)
+    y = drive[..., None] + noise * rng.normal(size=drive.shape + (4,))
+    return base.X, y, strfs
+
+
+def _ridge(alpha=1e-4, n_lags=4):
+    return STRFRegressor(n_lags=n_lags, alpha=alpha, validation_fraction=None)
+
+
+def test_jackknife_closed_form_folds_equal_refits_without_each_stimulus():
+    X, y, _ = _linear_gaussian(3, n_stimuli=5, n_times=120)
+    est = _ridge(alpha=1e-6).fit(X, y)
+    jack = jackknife_strfs(est, X, y)
+    assert jack.method == "closed_form" and jack.estimates.shape == (5,) + est.strfs_.shape
+    for s in range(5):
+        keep = np.arange(5) != s
+        # Near-zero penalty: the standardisation of the refit does not matter (least squares).
+        refit = _ridge(alpha=1e-6).fit(X[keep], y[keep]).strfs_
+        np.testing.assert_allclose(jack.estimates[s], refit, rtol=0, atol=1e-4 * np.abs(refit).max())
+    # Jackknife formulas by hand.
+    mean = jack.estimates.mean(axis=0)
+    se = np.sqrt(4 / 5 * ((jack.estimates - mean) ** 2).sum(axis=0))
+    np.testing.assert_allclose(jack.strfs, mean)
+    np.testing.assert_allclose(jack.se, se)
+    np.testing.assert_allclose(jack.z, mean / se)
+
+
+def test_jackknife_refits_other_models_through_clones():
+    X, y, _ = _linear_gaussian(2, n_stimuli=4, n_times=100)
+    est = STRFRegressor(n_lags=4, kernel="separable", alpha=1e-3, validation_fraction=None).fit(X, y)
+    jack = jackknife_strfs(est, X, y, n_jobs=1)
+    assert jack.method == "refit"
+    refit = STRFRegressor(n_lags=4, kernel="separable", alpha=1e-3,
+                          validation_fraction=None).fit(X[1:], y[1:]).strfs_
+    np.testing.assert_allclose(jack.estimates[0], refit, rtol=1e-6, atol=1e-12)
+
+
+def test_jackknife_intervals_cover_the_true_strfs():
+    """95% intervals over 60 linear-Gaussian neurons (1440 pixels) cover 90-98% of the truth."""
+    X, y, truth = _linear_gaussian(60)
+    jack = jackknife_strfs(_ridge().fit(X, y), X, y)
+    half_width = stats_t.ppf(0.975, df=15) * jack.se
+    coverage = np.mean(np.abs(jack.strfs - truth) <= half_width)
+    assert 0.90 <= coverage <= 0.98, coverage
+
+
+def test_jackknife_significance_few_false_positives_and_true_peaks_found():
+    """Sparse true STRFs: <= 5% of the truly-zero pixels significant, every true peak found."""
+    n_neurons, n_freqs, n_lags = 40, 6, 4
+    truth = np.zeros((n_neurons, n_freqs, n_lags))
+    rng = np.random.default_rng(3)
+    for n in range(n_neurons):  # one excitatory and one inhibitory pixel per neuron
+        flat = rng.choice(n_freqs * n_lags, size=2, replace=False)
+        truth[n].flat[flat[0]] = 0.5
+        truth[n].flat[flat[1]] = -0.4
+    X, y, _ = _linear_gaussian(n_neurons, strfs=truth, noise=1.0, seed=4)
+    est = _ridge().fit(X, y)
+    for correction, limit in (("fdr", 0.05), ("bonferroni", 0.01), (None, 0.07)):
+        jack = jackknife_strfs(est, X, y, correction=correction)
+        false_rate = jack.significant[truth == 0].mean()
+        assert false_rate <= limit, (correction, false_rate)
+        if correction is not None:
+            assert jack.significant[truth != 0].all(), correction
+
+
+def test_significance_mask_benjamini_hochberg_by_hand():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=(3, 4, 5)) ** 3
+    mask = significance_mask(p, alpha=0.1, correction="fdr")
+    for n in range(3):
+        flat = np.sort(p[n].ravel())
+        passing = [k for k in range(1, 21) if flat[k - 1] <= 0.1 * k / 20]
+        cutoff = flat[max(passing) - 1] if passing else -1.0
+        np.testing.assert_array_equal(mask[n], p[n] <= cutoff)
+    np.testing.assert_array_equal(significance_mask(p, correction="bonferroni"), p < 0.05 / 20)
+    np.testing.assert_array_equal(significance_mask(p, correction=None), p < 0.05)
+
+
+def test_jackknife_errors(data):
+    est = _ridge(n_lags=6).fit(data.X, data.y)
+    with pytest.raises(ValueError, match="at least 3 stimuli; got 2"):
+        jackknife_strfs(est, data.X[:2], data.y[:2])
+    with pytest.raises(ValueError, match="alpha must be a number in"):
+        jackknife_strfs(est, data.X, data.y, alpha=1.5)
+    with pytest.raises(ValueError, match="correction must be one of"):
+        jackknife_strfs(est, data.X, data.y, correction="holm")
+    with pytest.raises(NotFittedError):
+        jackknife_strfs(STRFRegressor(), data.X, data.y)

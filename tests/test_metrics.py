@@ -521,3 +521,81 @@ def test_accepts_lists_and_integers():
     y_arr = np.asarray(y, dtype=float)
     assert cc(y, pred) == pytest.approx(np.mean(ref_cc(y_arr[None], np.asarray(pred)[None])))
     assert_allclose(signal_power(y), ref_powers(y_arr[None])[0])
+
+
+# ---------------------------------------------------------------------------
+# Extreme magnitudes and layout warnings (issue 13)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e-150, 1e300, 1e-300])
+def test_correlations_do_not_depend_on_the_magnitude(scale):
+    y, y_pred, _ = make_ragged(seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow / invalid-value warnings either
+        for metric in (cc, cc_norm):
+            expected = metric(y, y_pred, multioutput="raw_values")
+            assert_allclose(metric(y * scale, y_pred, multioutput="raw_values"), expected, rtol=1e-12)
+            assert_allclose(metric(y, y_pred * scale, multioutput="raw_values"), expected, rtol=1e-12)
+            assert_allclose(metric(y * scale, y_pred * scale, multioutput="raw_values"), expected, rtol=1e-12)
+        assert_allclose(cc_norm(y * scale, y_pred * scale, method="hsu", multioutput="raw_values"),
+                        cc_norm(y, y_pred, method="hsu", multioutput="raw_values"), rtol=1e-12)
+        assert_allclose(noise_ceiling(y * scale), noise_ceiling(y), rtol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e-150])
+def test_signal_and_noise_power_scale_with_the_square(scale):
+    y, _, _ = make_ragged(seed=4)
+    assert_allclose(signal_power(y * scale), signal_power(y) * scale**2, rtol=1e-12)
+    assert_allclose(noise_power(y * scale), noise_power(y) * scale**2, rtol=1e-12)
+
+
+def test_three_dimensional_psth_given_to_signal_power_warns():
+    rng = np.random.default_rng(0)
+    psth = rng.normal(size=(20, 300, 7))  # (n_stimuli, n_times, n_neurons), no repeats
+    with pytest.warns(UserWarning, match=r"n_times=20, n_neurons=300, n_repeats=7"):
+        signal_power(psth)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        signal_power(rng.normal(size=(300, 7, 20)))  # a real (n_times, n_neurons, n_repeats)
+
+
+# ---------------------------------------------------------------------------
+# Noise ceiling interval
+# ---------------------------------------------------------------------------
+
+
+def test_noise_ceiling_interval_without_resampling_is_the_ceiling():
+    """Drawing every recorded repeat once reproduces noise_ceiling exactly (ragged, missing)."""
+    from skstrf.metrics import _ceiling_from_counts, _repeat_moments, _repeat_stats
+
+    y, _, _ = make_ragged(seed=5)
+    stats = _repeat_stats(y)
+    mean, cov = _repeat_moments(y, stats)
+    once = _ceiling_from_counts(stats.present[np.newaxis].astype(float), mean, cov, stats)[0]
+    expected = noise_ceiling(y)
+    assert_allclose(once[np.isfinite(expected)], expected[np.isfinite(expected)], rtol=1e-10)
+
+
+def test_noise_ceiling_interval_covers_the_true_ceiling():
+    """300 neurons, fixed signal + Gaussian trial noise: the 95% interval covers the
+    population ceiling sqrt(var(s) / (var(s) + sigma^2 / R)) for 90-99% of them."""
+    from skstrf.metrics import noise_ceiling_interval
+
+    rng = np.random.default_rng(0)
+    S, T, N, R = 4, 100, 300, 6
+    signal = rng.normal(size=(S, T, N, 1)) * np.sqrt(0.3)
+    y = signal + rng.normal(size=(S, T, N, R))
+    var_signal = signal[..., 0].reshape(-1, N).var(axis=0)
+    truth = np.sqrt(var_signal / (var_signal + 1.0 / R))
+    result = noise_ceiling_interval(y, n_bootstraps=300, random_state=0)
+    assert_allclose(result.ceiling, noise_ceiling(y))
+    assert np.all(result.low <= result.ceiling) and np.all(result.ceiling <= result.high)
+    coverage = np.mean((result.low <= truth) & (truth <= result.high))
+    assert 0.90 <= coverage <= 0.99, coverage
+    again = noise_ceiling_interval(y, n_bootstraps=300, random_state=0)
+    assert_allclose(again.low, result.low)
+    with pytest.raises(ValueError, match="confidence must be"):
+        noise_ceiling_interval(y, confidence=95)
+    with pytest.raises(ValueError, match="n_bootstraps must be"):
+        noise_ceiling_interval(y, n_bootstraps=0)

@@ -14,6 +14,7 @@ from matplotlib.container import ErrorbarContainer  # noqa: E402
 from skstrf.plotting import (  # noqa: E402
     plot_cv_results,
     plot_history,
+    plot_paired_scores,
     plot_prediction,
     plot_score_hist,
     plot_strfs,
@@ -117,11 +118,53 @@ def test_plot_strfs_neuron_selection_with_on_off_channels():
         (np.ones((2, 3, 2)), {"freqs": [1.0, 2.0]}, r"one frequency per band \(3\); got 2"),
         (np.ones((2, 3, 2)), {"neurons": [2]}, "neuron index 2 is out of range for 2 STRFs"),
         (np.ones((3, 2)), {"neurons": [0]}, r"shape \(n_neurons, n_freqs, n_lags\)"),
+        (np.ones((2, 3, 2)), {"neurons": [0.7]}, r"neurons must be integer indices; got \[0.7\]"),
+        (np.ones((2, 3, 2)), {"neurons": [True, False]}, "np.flatnonzero"),
+        (np.ones((2, 3, 2)), {"ncols": 0}, "ncols must be a positive integer"),
+        (np.ones((2, 3, 2)), {"significance": np.ones((2, 3, 2))}, "significance must be a boolean array"),
+        (np.ones((2, 3, 2)), {"significance": np.ones((1, 3, 2), bool)}, r"shape of the STRFs \(2, 3, 2\)"),
+        (np.ones((2, 3, 2)), {"significance_style": "dots"}, "significance_style must be"),
     ],
 )
 def test_plot_strfs_errors(strfs, kwargs, message):
     with pytest.raises(ValueError, match=message):
         plot_strfs(strfs, **kwargs)
+
+
+def test_plot_strfs_rejects_text_and_unfitted_estimators():
+    from sklearn.exceptions import NotFittedError
+
+    from skstrf import STRFRegressor
+
+    with pytest.raises(TypeError, match="got a str: 'abc'"):
+        plot_strfs("abc")
+    with pytest.raises(NotFittedError, match="STRFRegressor instance is not fitted yet"):
+        plot_strfs(STRFRegressor())
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        plot_history(STRFRegressor())
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        plot_history({"vanilla": STRFRegressor()})
+    from sklearn.model_selection import GridSearchCV
+
+    with pytest.raises(NotFittedError, match="GridSearchCV instance is not fitted yet"):
+        plot_cv_results(GridSearchCV(STRFRegressor(), {"alpha": [1.0]}))
+
+
+def test_plot_strfs_significance_contours_and_fade():
+    strfs = np.zeros((3, 4, 5))
+    mask = np.zeros((3, 4, 5), bool)
+    mask[1, 1:3, 2:4] = True  # a 2 x 2 block: band 1-2, lag 2-3
+    jack = SimpleNamespace(significant=mask)
+    _, axes = plot_strfs(strfs, neurons=[1, 0], significance=jack, dt_ms=None)
+    # The outline runs along the pixel borders of the block: bands 0.5..2.5, lags 1.5..3.5.
+    paths = [p for c in axes[0].collections for p in c.get_paths()]
+    vertices = np.concatenate([p.vertices for p in paths])
+    np.testing.assert_allclose(vertices.min(axis=0), [1.5, 0.5], atol=0.07)
+    np.testing.assert_allclose(vertices.max(axis=0), [3.5, 2.5], atol=0.07)
+    assert not axes[1].collections  # neuron 0: nothing significant, no outline
+    _, axes = plot_strfs(strfs, significance=mask, significance_style="fade")
+    veil = axes[1].images[1].get_array()  # RGBA over the STRF image
+    np.testing.assert_array_equal(veil[..., 3] == 0, mask[1])
 
 
 # ---------------------------------------------------------------------- plot_history
@@ -213,6 +256,36 @@ def test_plot_score_hist_range_widens_for_negative_scores():
 def test_plot_score_hist_needs_scores():
     with pytest.raises(ValueError, match="at least one model"):
         plot_score_hist({})
+    with pytest.raises(TypeError, match="mapping of model name"):
+        plot_score_hist("abc")
+
+
+def test_plot_score_hist_of_a_plain_array():
+    _, ax = plot_score_hist(np.array([0.1, 0.2, np.nan]))
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["scores (mean 0.150, 1 NaN)"]
+
+
+# ---------------------------------------------------------------- plot_paired_scores
+def test_plot_paired_scores_grid_points_and_titles():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.2, 0.8, size=20)
+    b = a - 0.1
+    c = a + rng.normal(0, 0.02, size=20)
+    b[3] = np.nan
+    fig, axes = plot_paired_scores({"vanilla": a, "separable": b, "parametric": c})
+    assert len(axes) == 3 and len(fig.axes) == 3  # the empty upper-right cell is removed
+    first = axes[0]  # vanilla (x) vs separable (y)
+    np.testing.assert_allclose(first.collections[0].get_offsets(), np.c_[a, b][np.isfinite(b)])
+    assert first.get_title().startswith("separable higher: 0/19")
+    assert first.get_ylabel() == "separable (test cc_norm)"
+    identity = first.lines[0].get_xydata()
+    np.testing.assert_allclose(identity[:, 0], identity[:, 1])
+    assert axes[2].get_xlabel() == "separable (test cc_norm)"
+    assert axes[2].get_ylabel() == ""
+    _, axes = plot_paired_scores({"a": a, "b": c})
+    assert len(axes) == 1
+    with pytest.raises(TypeError, match="mapping"):
+        plot_paired_scores(a)
 
 
 # ------------------------------------------------------------------- plot_prediction
