@@ -1,15 +1,18 @@
-"""Model selection over stimuli: a fixed train/valid/test splitter and per-neuron CV scores."""
+"""Model selection: the fixed split, contiguous blocks of one recording, per-neuron CV scores."""
 
 from __future__ import annotations
 
+import numbers
 import re
+import warnings
 
 import numpy as np
-from sklearn.model_selection import BaseCrossValidator, cross_validate
+from sklearn.model_selection import BaseCrossValidator, BaseShuffleSplit, check_cv, cross_validate
 
 from .metrics import make_neuron_scorer
 
-__all__ = ["TrainValidTestSplit", "cross_validate_neurons", "neuron_scores"]
+__all__ = ["TrainValidTestSplit", "cross_validate_neurons", "neuron_scores", "ContiguousBlocks",
+           "check_cv_layout", "train_valid_test_indices"]
 
 
 class TrainValidTestSplit(BaseCrossValidator):
@@ -131,6 +134,48 @@ class TrainValidTestSplit(BaseCrossValidator):
         yield self._indices()[2]
 
 
+def train_valid_test_indices(n_stimuli: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The seed's contiguous train / validation / test split of ``n_stimuli`` stimuli.
+
+    NS1's split (stimuli 0-13 train, 14-16 validation, 17-19 test) as a rule for any
+    number of stimuli: validation and test each get 15% of the stimuli, rounded to the
+    nearest whole stimulus with halves rounded up (``(3 * n_stimuli + 10) // 20``, in
+    integers), and at least one each; training gets the rest. The three sets are
+    contiguous, in that order. The synthetic generator, the NS1 loader and
+    ``skstrf compare`` all use this rule.
+
+    Parameters
+    ----------
+    n_stimuli : int
+        Number of stimuli, at least 3.
+
+    Returns
+    -------
+    train : ndarray of int of shape (n_stimuli - 2 * n_held,)
+        The first stimuli.
+    valid : ndarray of int of shape (n_held,)
+        The next ones.
+    test : ndarray of int of shape (n_held,)
+        The last ones.
+
+    Examples
+    --------
+    >>> from skstrf.model_selection import train_valid_test_indices
+    >>> [len(part) for part in train_valid_test_indices(20)]
+    [14, 3, 3]
+    >>> [len(part) for part in train_valid_test_indices(30)]
+    [20, 5, 5]
+    """
+    if isinstance(n_stimuli, (bool, np.bool_)) or not isinstance(n_stimuli, numbers.Integral):
+        raise TypeError(f"n_stimuli must be an integer, got {n_stimuli!r}")
+    if n_stimuli < 3:
+        raise ValueError(f"a train/validation/test split needs at least 3 stimuli; got {n_stimuli}")
+    n_held = max(1, (3 * int(n_stimuli) + 10) // 20)
+    n_train = int(n_stimuli) - 2 * n_held
+    idx = np.arange(int(n_stimuli))
+    return idx[:n_train], idx[n_train:n_train + n_held], idx[n_train + n_held:]
+
+
 def cross_validate_neurons(estimator, X, y, *, groups=None, cv=None, metric: str = "cc_norm",
                            method: str = "schoppe", n_jobs: int | None = None,
                            return_train_score: bool = False, return_estimator: bool = False,
@@ -191,6 +236,7 @@ def cross_validate_neurons(estimator, X, y, *, groups=None, cv=None, metric: str
     >>> res["test_cc_norm"].shape
     (3, 3)
     """
+    cv = check_cv_layout(cv, X, y, groups=groups)
     results = cross_validate(
         estimator, X, y, groups=groups, cv=cv, scoring=make_neuron_scorer(metric, method=method),
         n_jobs=n_jobs, return_train_score=return_train_score,
@@ -247,3 +293,195 @@ def neuron_scores(results: dict, *, metric: str = "cc_norm", split: str = "test"
                   for i in range(n_neurons)], axis=-1)
         for k in range(n_splits)
     ], axis=1)
+
+
+class ContiguousBlocks(BaseCrossValidator):
+    """K-fold cross-validation over contiguous blocks of one continuous recording.
+
+    Cuts axis 0 (the frames of a continuous recording ``X`` of shape (n_times, n_freqs))
+    into ``n_splits`` consecutive blocks of nearly equal length; each block is the test set
+    once, and the training set is every other frame except ``gap`` frames on each side of
+    the test block. Never shuffles: neighbouring frames share stimulus history (the STRF's
+    lags) and slow response fluctuations, so a test set scattered among training frames
+    would be partly trained on.
+
+    **Lag history at block edges.** A model predicts frame ``t`` from frames
+    ``t - n_lags + 1 .. t``. The ``n_lags - 1`` training frames just after a test block
+    respond partly to the test block's sound; ``gap=n_lags - 1`` drops them (and as many
+    before the block) from training, so that no training response depends on the test
+    block's stimulus, and buffers slow correlations of the responses. When the test block is
+    inside the recording, the estimator receives the training frames before and after it as
+    one recording: the first ``n_lags - 1`` frames after the junction see the frames
+    before the block as their history (at most one junction per fold, a small error for long
+    blocks). For exact history at every edge, cut the recording into blocks in the stimulus
+    layout instead (``X.reshape(n_blocks, -1, n_freqs)`` when the length divides, NaN-padding
+    the last block otherwise) and use :class:`~sklearn.model_selection.KFold` on the blocks.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+        Number of blocks (and folds), at least 2.
+    gap : int, default=0
+        Frames dropped from the training set on each side of the test block; ``n_lags - 1``
+        removes every training frame whose lag window reaches into the test block.
+
+    See Also
+    --------
+    check_cv_layout : Warns when a splitter would scatter the frames of a recording.
+    sklearn.model_selection.TimeSeriesSplit : Forward-only blocks (training before test).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skstrf.model_selection import ContiguousBlocks
+    >>> X = np.zeros((10, 2))
+    >>> for train, test in ContiguousBlocks(n_splits=3, gap=1).split(X):
+    ...     print(train, test)
+    [5 6 7 8 9] [0 1 2 3]
+    [0 1 2 8 9] [4 5 6]
+    [0 1 2 3 4 5] [7 8 9]
+    """
+
+    def __init__(self, n_splits: int = 5, gap: int = 0) -> None:
+        if isinstance(n_splits, (bool, np.bool_)) or not isinstance(n_splits, numbers.Integral) \
+                or n_splits < 2:
+            raise ValueError(f"n_splits must be an integer of at least 2; got {n_splits!r}")
+        if isinstance(gap, (bool, np.bool_)) or not isinstance(gap, numbers.Integral) or gap < 0:
+            raise ValueError(f"gap must be a non-negative integer of frames; got {gap!r}")
+        self.n_splits = int(n_splits)
+        self.gap = int(gap)
+
+    def _blocks(self, n_samples: int) -> np.ndarray:
+        """Block boundaries: block ``k`` is ``[edges[k], edges[k + 1])``, sizes as in KFold."""
+        if n_samples < self.n_splits:
+            raise ValueError(
+                f"cannot cut {n_samples} frames into n_splits={self.n_splits} blocks")
+        sizes = np.full(self.n_splits, n_samples // self.n_splits)
+        sizes[: n_samples % self.n_splits] += 1
+        edges = np.concatenate([[0], np.cumsum(sizes)])
+        # The smallest training set is the one of a middle block with a gap on both sides.
+        smallest = n_samples - sizes.max() - 2 * self.gap
+        if smallest < 1:
+            raise ValueError(
+                f"gap={self.gap} leaves no training frame around a block of {sizes.max()} of "
+                f"{n_samples} frames; use fewer splits or a smaller gap")
+        return edges
+
+    def split(self, X, y=None, groups=None):
+        """Yield the training and test frames of each block in turn.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_times, n_freqs)
+            The recording (any array with frames on axis 0).
+        y, groups : ignored
+            Present for scikit-learn compatibility.
+
+        Yields
+        ------
+        train : ndarray of int
+            Frames before the test block (minus ``gap``) followed by those after it.
+        test : ndarray of int
+            The test block's frames, contiguous and in order.
+        """
+        n_samples = len(X)
+        edges = self._blocks(n_samples)
+        frames = np.arange(n_samples)
+        for start, stop in zip(edges[:-1], edges[1:]):
+            train = np.concatenate([frames[: max(start - self.gap, 0)], frames[stop + self.gap :]])
+            yield train, frames[start:stop]
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """Number of folds: ``n_splits``.
+
+        Returns
+        -------
+        n_splits : int
+        """
+        return self.n_splits
+
+    def _iter_test_indices(self, X=None, y=None, groups=None):
+        for _, test in self.split(X):
+            yield test
+
+
+def _is_random_splitter(cv) -> bool:
+    """Whether ``cv`` draws its folds at random (KFold(shuffle=True), ShuffleSplit, ...)."""
+    return bool(getattr(cv, "shuffle", False)) or isinstance(cv, BaseShuffleSplit) or (
+        type(cv).__name__.startswith("Repeated"))
+
+
+def check_cv_layout(cv, X, y=None, *, groups=None):
+    """Check a cross-validation strategy against the layout of X; warn if it scatters frames.
+
+    With the stimulus layout (3-D X) every scikit-learn splitter keeps whole stimuli
+    together and nothing is checked. With one continuous recording (2-D X: frames on axis
+    0) a splitter that shuffles frames (``KFold(shuffle=True)``, ``ShuffleSplit``,
+    ``RepeatedKFold``, ...) or whose test sets are not contiguous blocks of two frames or
+    more (``LeaveOneOut``, ``LeavePOut``, an iterable of scattered folds) tests on frames
+    whose neighbours were trained on: they share the STRF's stimulus history and slow
+    response fluctuations, so the scores are inflated. It then emits a ``UserWarning`` that
+    names :class:`ContiguousBlocks` (or ``KFold`` without shuffling) as the remedy.
+
+    Parameters
+    ----------
+    cv : int, cross-validation generator, iterable or None
+        As in scikit-learn (None and an int mean ``KFold``, unshuffled).
+    X : array-like of shape (n_times, n_freqs) or (n_stimuli, n_times, n_freqs)
+        The stimuli.
+    y : array-like, default=None
+        The responses, passed to the splitter.
+    groups : array-like of shape (n_samples,), default=None
+        Groups, passed to the splitter.
+
+    Returns
+    -------
+    cv : cross-validation generator
+        ``sklearn.model_selection.check_cv(cv)``, ready to pass on.
+
+    Warns
+    -----
+    UserWarning
+        When X is 2-D and the splitter shuffles frames or its test sets are not contiguous
+        blocks.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from sklearn.model_selection import KFold
+    >>> from skstrf.model_selection import check_cv_layout
+    >>> X = np.zeros((100, 2))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = check_cv_layout(KFold(5, shuffle=True, random_state=0), X)
+    >>> "ContiguousBlocks" in str(caught[0].message)
+    True
+    """
+    checked = check_cv(cv)
+    ndim = getattr(X, "ndim", None)
+    if ndim is None:
+        ndim = np.ndim(X)
+    if ndim != 2:
+        return checked
+    problem = None
+    if _is_random_splitter(checked):
+        problem = f"{checked!r} draws frames at random"
+    else:
+        for _, test in checked.split(X, y, groups):
+            test = np.sort(np.asarray(test))
+            if test.size < 2 or np.any(np.diff(test) != 1):
+                problem = (f"{checked!r} gives test sets that are not contiguous blocks "
+                           f"(e.g. {test.size} frame(s) starting at frame {test[:1].tolist()})")
+                break
+    if problem is not None:
+        warnings.warn(
+            f"X is one continuous recording (n_times, n_freqs) and {problem}: test frames "
+            "would sit among training frames that share their stimulus history and slow "
+            "response fluctuations, which inflates the scores. Use "
+            "skstrf.model_selection.ContiguousBlocks(n_splits=5, gap=n_lags - 1), or KFold "
+            "without shuffling; or cut the recording into blocks in the stimulus layout "
+            "(n_blocks, n_times, n_freqs).",
+            UserWarning, stacklevel=2,
+        )
+    return checked

@@ -84,7 +84,7 @@ def test_train_valid_test_split_is_the_seed_split():
 def test_estimator_validates_on_exactly_the_valid_stimuli(data):
     # Non-contiguous validation stimuli are moved to the end of the training indices.
     cv = TrainValidTestSplit(train=[0, 1, 2, 4, 5], valid=[3, 6], test=[7])
-    est = STRFRegressor(n_lags=6, validation_fraction=cv.validation_fraction)
+    est = STRFRegressor(n_lags=6, validation_fraction=cv.validation_fraction, cv=None)
     res = cross_validate(est, data.X, data.y, cv=cv, return_estimator=True, return_indices=True)
     train = res["indices"]["train"][0]
     fitted = res["estimator"][0]
@@ -162,3 +162,122 @@ def test_dask_backend_gives_the_serial_results(data):
                                                  cv=KFold(2), n_jobs=2)
     assert len(stream.data) >= 2  # the folds ran as tasks on the cluster's workers
     assert_allclose(distributed["test_cc_norm"], serial["test_cc_norm"])
+
+
+# ------------------------------------------------------------ one continuous recording
+def _recording(n_times=240, n_freqs=3, n_neurons=2, n_lags=4, seed=0):
+    """A continuous recording of a known linear STRF, responses with 4 noisy repeats."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_times, n_freqs))
+    strfs = rng.normal(size=(n_neurons, n_freqs, n_lags))
+    Z = np.stack([np.roll(X, k, axis=0) for k in range(n_lags)], axis=-1)
+    for k in range(n_lags):
+        Z[:k, :, k] = 0.0
+    drive = np.einsum("tfk,nfk->tn", Z, strfs)
+    y = drive[..., None] + 0.3 * rng.normal(size=(n_times, n_neurons, 4))
+    return X, y
+
+
+@pytest.mark.parametrize("n_samples, n_splits, gap", [(10, 3, 0), (10, 3, 1), (103, 5, 4),
+                                                      (700, 5, 19)])
+def test_contiguous_blocks_cover_in_order_with_gaps(n_samples, n_splits, gap):
+    from skstrf.model_selection import ContiguousBlocks
+
+    cv = ContiguousBlocks(n_splits=n_splits, gap=gap)
+    X = np.zeros((n_samples, 2))
+    folds = list(cv.split(X))
+    assert len(folds) == cv.get_n_splits(X) == n_splits
+    tests = [test for _, test in folds]
+    # Test blocks are contiguous, in order, cover every frame once, sizes as KFold's.
+    assert_array_equal(np.concatenate(tests), np.arange(n_samples))
+    assert all(np.all(np.diff(t) == 1) for t in tests)
+    assert [t.size for t in tests] == [t.size for _, t in KFold(n_splits).split(X)]
+    for train, test in folds:
+        # Training = everything at least `gap` frames away from the test block, in order.
+        distance = np.minimum(np.abs(np.arange(n_samples) - test[0]),
+                              np.abs(np.arange(n_samples) - test[-1]))
+        outside = (np.arange(n_samples) < test[0]) | (np.arange(n_samples) > test[-1])
+        assert_array_equal(train, np.flatnonzero(outside & (distance > gap)))
+    if gap == 0:
+        for (train, test), (k_train, k_test) in zip(folds, KFold(n_splits).split(X)):
+            assert_array_equal(train, k_train)
+            assert_array_equal(test, k_test)
+
+
+def test_contiguous_blocks_errors():
+    from skstrf.model_selection import ContiguousBlocks
+
+    with pytest.raises(ValueError, match="n_splits must be an integer of at least 2"):
+        ContiguousBlocks(n_splits=1)
+    with pytest.raises(ValueError, match="gap must be a non-negative integer"):
+        ContiguousBlocks(gap=-1)
+    with pytest.raises(ValueError, match="cannot cut 3 frames into n_splits=5"):
+        list(ContiguousBlocks(5).split(np.zeros((3, 2))))
+    with pytest.raises(ValueError, match="gap=4 leaves no training frame"):
+        list(ContiguousBlocks(3, gap=4).split(np.zeros((9, 2))))
+
+
+def test_contiguous_blocks_in_grid_search_and_cross_val_predict():
+    from sklearn.model_selection import cross_val_predict
+
+    from skstrf.model_selection import ContiguousBlocks
+
+    X, y = _recording()
+    cv = ContiguousBlocks(n_splits=4, gap=3)
+    est = STRFRegressor(n_lags=4, solver="ridge", validation_fraction=None)
+    search = GridSearchCV(est, {"alpha": [1e-3, 1e3]}, cv=cv).fit(X, y)
+    # A linear STRF with little noise: the small penalty wins and predicts well.
+    assert search.best_params_ == {"alpha": 1e-3}
+    assert search.cv_results_["mean_test_score"][0] > 0.9
+    pred = cross_val_predict(est.set_params(alpha=1e-3), X, y, cv=ContiguousBlocks(4))
+    assert pred.shape == (240, 2)
+    # Each block's first n_lags - 1 frames lack their history (predicted from X[test]); the
+    # rest are predicted as well as by the true model.
+    inside = np.ones(240, bool)
+    for start in (0, 60, 120, 180):
+        inside[start:start + 3] = False
+    assert np.min(cc(y[inside], pred[inside], multioutput="raw_values")) > 0.95
+
+
+@pytest.mark.parametrize(
+    "splitter",
+    ["KFold(5, shuffle=True, random_state=0)", "ShuffleSplit(5, random_state=0)",
+     "RepeatedKFold(n_splits=3, n_repeats=2, random_state=0)", "LeaveOneOut()",
+     "[(np.arange(0, 100, 2), np.arange(1, 100, 2))]"],
+)
+def test_check_cv_layout_warns_on_scattered_frames(splitter):
+    from sklearn.model_selection import LeaveOneOut, RepeatedKFold, ShuffleSplit  # noqa: F401
+
+    from skstrf.model_selection import check_cv_layout
+
+    cv = eval(splitter)
+    with pytest.warns(UserWarning, match=r"ContiguousBlocks\(n_splits=5, gap=n_lags - 1\)"):
+        checked = check_cv_layout(cv, np.zeros((100, 2)))
+    assert hasattr(checked, "split")
+
+
+@pytest.mark.parametrize(
+    "splitter, X_shape",
+    [("5", (100, 2)), ("None", (100, 2)), ("KFold(4)", (100, 2)),
+     ("ContiguousBlocks(5, gap=3)", (100, 2)), ("TimeSeriesSplit(3)", (100, 2)),
+     ("KFold(5, shuffle=True, random_state=0)", (10, 100, 2))],
+)
+def test_check_cv_layout_is_silent_on_blocks_and_stimuli(splitter, X_shape):
+    import warnings
+
+    from sklearn.model_selection import TimeSeriesSplit  # noqa: F401
+
+    from skstrf.model_selection import ContiguousBlocks, check_cv_layout  # noqa: F401
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checked = check_cv_layout(eval(splitter), np.zeros(X_shape))
+    assert checked.get_n_splits(np.zeros(X_shape)) >= 3
+
+
+def test_cross_validate_neurons_warns_on_shuffled_frames():
+    X, y = _recording(n_times=120)
+    est = STRFRegressor(n_lags=4, solver="ridge", alpha=1.0, validation_fraction=None)
+    with pytest.warns(UserWarning, match="continuous recording"):
+        res = cross_validate_neurons(est, X, y, cv=KFold(3, shuffle=True, random_state=0))
+    assert res["test_cc_norm"].shape == (3, 2)

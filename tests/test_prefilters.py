@@ -195,16 +195,19 @@ def test_onoff_synthetic_data_follow_the_formulas():
     from skstrf.datasets import make_strf_dataset
 
     d = make_strf_dataset(n_stimuli=2, n_times=40, n_freqs=3, n_neurons=2, n_repeats=3, n_lags=3,
-                          prefilter="onoff", ragged=True, random_state=0)
+                          prefilter="adaptrans", ragged=True, random_state=0)
     assert d.strfs.shape == (2, 2, 3, 3) and d.adaptation_tau_ms.shape == (2, 3)
+    # the data's adaptation differs from the model's start (Willmore's constants, w = 0.75)
     tau = willmore_tau_ms(d.freqs)
-    np.testing.assert_allclose(d.adaptation_tau_ms, np.vstack([tau, tau]))
-    K = default_n_taps(tau, d.dt_ms)
+    assert not np.allclose(d.adaptation_tau_ms[0], tau) and not np.allclose(d.adaptation_weight, 0.75)
+    K = default_n_taps(d.adaptation_tau_ms, d.dt_ms)
     for s, length in enumerate(d.lengths):
         x = d.X[s, :length]
         channels = np.zeros((2, length, 3))
         for f in range(3):
-            on, off = _reference_taps(np.exp(-d.dt_ms / tau[f]), 0.75, K)
+            w = d.adaptation_weight[f]
+            on, _ = _reference_taps(np.exp(-d.dt_ms / d.adaptation_tau_ms[0, f]), w, K)
+            _, off = _reference_taps(np.exp(-d.dt_ms / d.adaptation_tau_ms[1, f]), w, K)
             channels[0, :, f] = np.maximum(_reference_filter(x[:, f], on), 0)
             channels[1, :, f] = np.maximum(_reference_filter(x[:, f], off), 0)
         for n in range(2):

@@ -10,12 +10,12 @@ from skstrf.datasets._synthetic import (
     _drive_nodes,
     _fm_sweep_strfs,
     _gamma_bump,
-    _lagged_design,
     _level_to_spectrogram,
     _poisson_repeats,
     _repeat_mask,
     _split_indices,
     _true_drive,
+    make_realistic_dataset,
     make_strf_dataset,
 )
 
@@ -106,13 +106,6 @@ def test_independent_streams_keep_stimuli_and_strfs():
 # --------------------------------------------------------------------------------------
 # The linear model
 # --------------------------------------------------------------------------------------
-def test_lagged_design_hand_computed():
-    X = np.arange(1.0, 7.0).reshape(1, 3, 2)  # frames [1, 2], [3, 4], [5, 6]
-    Z = _lagged_design(X, 2)
-    expected = np.array([[[1, 0], [2, 0]], [[3, 1], [4, 2]], [[5, 3], [6, 4]]], dtype=float)
-    np.testing.assert_array_equal(Z[0], expected)
-
-
 def test_true_drive_matches_explicit_causal_loop():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3, 9, 4))
@@ -356,26 +349,164 @@ def test_modulation_spectrum_falls_like_one_over_f():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(n_stimuli=0), "n_stimuli must be a positive integer"),
-        (dict(n_times=2.5), "n_times must be a positive integer"),
-        (dict(n_neurons=True), "n_neurons must be a positive integer"),
+        (dict(n_stimuli=0), "'n_stimuli' parameter of make_strf_dataset must be an int"),
+        (dict(n_times=2.5), "'n_times' parameter"),
+        (dict(n_neurons=True), "n_neurons must be a positive integer, not a bool"),
         (dict(n_times=10, n_lags=20), "n_lags must be at most n_times=10"),
-        (dict(dt_ms=0.0), "dt_ms must be a positive number"),
+        (dict(dt_ms=0.0), "'dt_ms' parameter"),
+        (dict(dt_ms=np.inf), "'dt_ms' parameter"),
         (dict(kinds=("separable", "gabor")), "excitation_inhibition"),
         (dict(kinds=()), "non-empty"),
-        (dict(nonlinearity="tanh"), "'relu', 'exp', 'softplus', 'identity'"),
-        (dict(noise="binomial"), "'poisson', 'gaussian'"),
+        (dict(nonlinearity="tanh"), "'nonlinearity' parameter"),
+        (dict(noise="binomial"), "'noise' parameter"),
+        (dict(prefilter="on"), "'prefilter' parameter"),
+        (dict(ragged="yes"), "'ragged' parameter"),
         (dict(nonlinearity="identity"), "noise='gaussian'"),
-        (dict(missing_repeats=1.0), r"probability in \[0, 1\)"),
+        (dict(missing_repeats=1.0), "'missing_repeats' parameter"),
         (dict(n_repeats=2, missing_repeats=0.1), "n_repeats >= 3"),
-        (dict(snr=-1.0), "snr must satisfy"),
+        (dict(snr=-1.0), "'snr' parameter"),
+        (dict(snr=(-1.0, 1.0)), "snr must satisfy"),
         (dict(rate_hz=(5.0, 2.0)), "rate_hz must satisfy"),
-        (dict(rate_hz="fast"), "rate_hz must be a positive number or a"),
+        (dict(rate_hz="fast"), "'rate_hz' parameter"),
         (dict(rate_hz=(1.0, 2.0, 3.0)), "rate_hz must be a positive number or a"),
-        (dict(random_state="abc"), "random_state must be None"),
-        (dict(random_state=-1), "non-negative"),
+        (dict(random_state="abc"), "'random_state' parameter"),
     ],
 )
 def test_argument_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_strf_dataset(**{**SMALL, **kwargs})
+
+
+# --------------------------------------------------------------------------------------
+# Split rule, ON/OFF adaptation away from the estimator's start, deprecated name
+# --------------------------------------------------------------------------------------
+def test_split_is_the_package_rule():
+    from skstrf.model_selection import train_valid_test_indices
+
+    for n_stimuli in range(3, 41):
+        for ours, rule in zip(_split_indices(n_stimuli), train_valid_test_indices(n_stimuli)):
+            np.testing.assert_array_equal(ours, rule)
+    d = make_strf_dataset(**{**SMALL, "n_stimuli": 30}, random_state=0)
+    assert (d.train.size, d.valid.size, d.test.size) == (20, 5, 5)
+
+
+def test_adaptrans_data_differ_from_the_model_start():
+    from skstrf.prefilters import willmore_tau_ms
+
+    d = make_strf_dataset(**SMALL, prefilter="adaptrans", random_state=0)
+    assert d.prefilter == "adaptrans" and d.strfs.shape == (6, 2, 10, 6)
+    np.testing.assert_allclose(d.adaptation_weight, 0.5)
+    tau = willmore_tau_ms(d.freqs, d.dt_ms)
+    np.testing.assert_allclose(d.adaptation_tau_ms, np.vstack([0.5 * tau, 1.5 * tau]))
+    with pytest.warns(FutureWarning, match="renamed 'adaptrans'"):
+        old = make_strf_dataset(**SMALL, prefilter="onoff", random_state=0)
+    np.testing.assert_array_equal(old.y, d.y)
+    assert old.prefilter == "adaptrans"
+
+
+# --------------------------------------------------------------------------------------
+# Realistic data (issue 12)
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def songs():
+    return make_realistic_dataset(n_neurons=8, random_state=0)
+
+
+def test_realistic_songs_shapes_lengths_and_padding(songs):
+    d = songs
+    S, T, F = d.X.shape
+    assert (S, F) == (20, 32) and d.y.shape == (S, T, 8, 10) and d.strfs.shape == (8, 32, 20)
+    assert d.rates.shape == (S, T, 8) and d.intercepts.shape == (8,) and d.dt_ms == 5.0
+    # Ragged songs of 1.2-2.5 s at 5 ms, padded to the longest, whole frames at the end.
+    assert d.lengths.min() >= 240 and d.lengths.max() <= 500 and T == d.lengths.max()
+    assert np.unique(d.lengths).size > 10
+    valid = np.arange(T)[None, :] < d.lengths[:, None]
+    np.testing.assert_array_equal(~np.isnan(d.X).any(axis=2), valid)
+    assert np.isnan(d.X[~valid]).all() and np.isnan(d.y[~valid]).all()
+    assert not np.isnan(d.y[valid]).any()
+    assert (d.train.size, d.valid.size, d.test.size) == (14, 3, 3)
+    assert d.freqs.shape == (32,) and np.all(np.diff(d.freqs) > 0)
+    np.testing.assert_array_equal(d.silent_bands, np.arange(6))
+    assert "20 songs" in d.DESCR
+
+
+def test_realistic_silent_bands_are_a_log_floor(songs):
+    std = np.nanstd(songs.X.reshape(-1, 32), axis=0)
+    silent, loud = std[songs.silent_bands], np.delete(std, songs.silent_bands)
+    # The measured real cell: 3e-7 to 3e-3 against about 1.
+    assert 3e-8 < silent.min() < 3e-7 and 3e-4 < silent.max() < 3e-3
+    assert np.all(np.diff(silent) > 0)  # the floor rises towards the song's range
+    assert 0.5 < loud.min() and loud.max() < 2.0
+    assert silent.max() / np.median(loud) < 1e-2
+    # They pass an exact-constant check: no band is constant.
+    assert np.all(std > 0)
+
+
+def test_realistic_rate_and_rates_formula(songs):
+    d = songs
+    # ~10 spikes/s = 0.05 spikes per 5 ms frame, over all valid frames and trials.
+    assert 0.045 < np.nanmean(d.y) < 0.055
+    np.testing.assert_allclose(np.nanmean(d.rates.reshape(-1, 8), axis=0), 0.05, rtol=0.02)
+    drive = _true_drive(d.X, d.strfs, d.intercepts)
+    valid = ~np.isnan(drive)
+    np.testing.assert_allclose(d.rates[valid], np.logaddexp(0.0, drive[valid]), rtol=1e-10)
+    assert np.isnan(d.rates[~valid]).all()
+    np.testing.assert_array_equal(d.y[~np.isnan(d.y)], np.round(d.y[~np.isnan(d.y)]))
+
+
+def test_realistic_strfs_are_not_low_rank_gaussians(songs):
+    s = np.linalg.svd(songs.strfs, compute_uv=False)
+    rank1 = s[:, 0] ** 2 / (s**2).sum(axis=1)
+    assert rank1.max() < 0.9 and rank1.mean() < 0.8  # a separable Gaussian STRF has 1.0
+    # Several lobes of each sign: more than one local extremum above 20% of the peak.
+    for strf in songs.strfs:
+        peak = np.abs(strf).max()
+        assert (strf > 0.2 * peak).sum() > 5 and (strf < -0.2 * peak).sum() > 5
+    # Onset-dominated: the strongest excitation comes early (within 25 ms), followed by
+    # suppression.
+    lag_of_max = np.argmax(songs.strfs.max(axis=1), axis=1)
+    assert np.all(lag_of_max <= 5)
+    assert np.all(songs.strfs.sum(axis=(1, 2)) < 0)
+
+
+def test_realistic_is_deterministic_and_streams_are_independent():
+    a = make_realistic_dataset(n_stimuli=4, random_state=5)
+    b = make_realistic_dataset(n_stimuli=4, random_state=5)
+    for key in ("X", "y", "strfs", "intercepts", "lengths"):
+        np.testing.assert_array_equal(a[key], b[key])
+    c = make_realistic_dataset(n_stimuli=4, n_repeats=3, random_state=5)
+    np.testing.assert_array_equal(a.X, c.X)
+    np.testing.assert_array_equal(a.strfs, c.strfs)
+    assert not np.array_equal(a.X, make_realistic_dataset(n_stimuli=4, random_state=6).X)
+
+
+def test_realistic_continuous_recording():
+    d = make_realistic_dataset("continuous", random_state=0)
+    assert d.X.shape == (700, 2) and d.y.shape == (700, 5, 20) and d.strfs.shape == (5, 2, 20)
+    assert d.rates.shape == (700, 5) and d.dt_ms == 10.0 and d.freqs is None
+    assert d.channels.tolist() == ["contra", "ipsi"] and not np.isnan(d.X).any()
+    # Contiguous frame blocks for the split: 490 / 105 / 105.
+    np.testing.assert_array_equal(np.concatenate([d.train, d.valid, d.test]), np.arange(700))
+    assert (d.train.size, d.valid.size) == (490, 105)
+    # Contra excites early (onset), ipsi inhibits (EI units).
+    assert np.all(np.argmax(d.strfs[:, 0], axis=1) <= 4) and np.all(d.strfs[:, 0].max(axis=1) > 0)
+    assert np.all(d.strfs[:, 1].sum(axis=1) < 0)
+    drive = _true_drive(d.X, d.strfs, d.intercepts)
+    np.testing.assert_allclose(d.rates, np.logaddexp(0.0, drive), rtol=1e-10)
+    rates_hz = d.rates.mean(axis=0) * 100.0
+    assert np.all((rates_hz > 1.9) & (rates_hz < 15.5))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(layout="songs"), "'layout' parameter"),
+        (dict(layout="continuous", n_stimuli=3), "n_stimuli applies to layout='stimuli'"),
+        (dict(n_lags=0), "'n_lags' parameter"),
+        (dict(nonlinearity="identity"), "'nonlinearity' parameter"),
+        (dict(snr=(2.0, 1.0)), "snr must satisfy"),
+    ],
+)
+def test_realistic_argument_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_realistic_dataset(**kwargs)

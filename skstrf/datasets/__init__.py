@@ -6,6 +6,7 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "make_strf_dataset": "_synthetic",
+        "make_realistic_dataset": "_synthetic",
         "fetch_ns1": "_ns1",
         "load_ns1": "_ns1",
         "save_dataset": "_hdf5",

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Callable
 
 import numpy as np
 import scipy.fft
+import torch
 from numpy.polynomial.hermite_e import hermegauss
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-__all__ = ["make_strf_dataset"]
+from ..model import lagged_design
+from ..model_selection import train_valid_test_indices
+from ..prefilters import AdapTrans, default_n_taps, mel_centre_frequencies, willmore_tau_ms
+
+__all__ = ["make_strf_dataset", "make_realistic_dataset"]
 
 KINDS = ("separable", "excitation_inhibition", "fm_sweep")
 NONLINEARITIES = ("relu", "exp", "softplus", "identity")
@@ -35,26 +42,15 @@ _LEVEL_OFFSET = 0.5
 # or exponential cell is made in the top tail, which quantiles of the bulk would miss.
 _N_BULK_NODES = 384
 _N_TAIL_NODES = 128
-# Fractions of the seed's 14 / 3 / 3 NS1 split given to validation and test.
-_HELD_OUT_FRACTION = 0.15
+# True ON/OFF adaptation: w and the (ON, OFF) factors on Willmore's time constants, away from
+# the estimator's start (w = 0.75, factors 1), so that the data do not favour that start.
+_ONOFF_WEIGHT = 0.5
+_ONOFF_TAU_SCALE = (0.5, 1.5)
 
 
 # --------------------------------------------------------------------------------------
 # The linear model that defines the ground truth
 # --------------------------------------------------------------------------------------
-def _lagged_design(X: np.ndarray, n_lags: int) -> np.ndarray:
-    """Causal lagged copies of each stimulus (the package's one lag function, in numpy).
-
-    ``Z[s, t, f, k] = X[s, t - k, f]`` for ``t >= k`` and 0 otherwise; see
-    :func:`skstrf.model.lagged_design`.
-    """
-    import torch
-
-    from ..model import lagged_design
-
-    return lagged_design(torch.from_numpy(np.ascontiguousarray(X)), n_lags).numpy()
-
-
 def _true_drive(X: np.ndarray, strfs: np.ndarray, intercepts: np.ndarray) -> np.ndarray:
     """Noiseless linear drive of each neuron: the causal STRF convolution plus the intercept.
 
@@ -95,7 +91,8 @@ def _true_drive(X: np.ndarray, strfs: np.ndarray, intercepts: np.ndarray) -> np.
             f"got {intercepts.shape}"
         )
     n_neurons, n_freqs, n_lags = strfs.shape
-    Z = _lagged_design(X, n_lags)
+    # The package's one causal lag function (torch); float64 in, float64 out.
+    Z = lagged_design(torch.from_numpy(np.ascontiguousarray(X)), n_lags).numpy()
     # One matrix product over all frames of all stimuli: (S*T, F*L) @ (F*L, N).
     drive = Z.reshape(-1, n_freqs * n_lags) @ strfs.reshape(n_neurons, -1).T
     drive = drive.reshape(X.shape[0], X.shape[1], n_neurons) + intercepts
@@ -658,30 +655,22 @@ def _repeat_mask(
 def _split_indices(n_stimuli: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The seed's 14 / 3 / 3 split of NS1, scaled: contiguous train, valid, test blocks.
 
-    Validation and test each get ``round(0.15 * n_stimuli)`` stimuli (at least one when
-    ``n_stimuli >= 3``); training gets the rest, first.
+    :func:`skstrf.model_selection.train_valid_test_indices` (the package's one split rule)
+    from 3 stimuli on; below that, every stimulus trains.
 
     Returns
     -------
     train, valid, test : ndarray of int
     """
-    n_held = int(np.floor(_HELD_OUT_FRACTION * n_stimuli + 0.5))
-    if n_stimuli >= 3:
-        n_held = max(n_held, 1)
-    n_train = n_stimuli - 2 * n_held
-    idx = np.arange(n_stimuli)
-    return idx[:n_train], idx[n_train : n_train + n_held], idx[n_train + n_held :]
+    if n_stimuli < 3:
+        empty = np.array([], dtype=int)
+        return np.arange(n_stimuli), empty, empty
+    return train_valid_test_indices(n_stimuli)
 
 
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
-
-
 def _per_neuron_values(
     name: str, value: object, n_neurons: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -728,6 +717,27 @@ def _as_generator(random_state: object) -> np.random.Generator:
 # --------------------------------------------------------------------------------------
 # Public generator
 # --------------------------------------------------------------------------------------
+@validate_params(
+    {
+        "n_stimuli": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_times": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_freqs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_neurons": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_repeats": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_lags": [Interval(numbers.Integral, 1, None, closed="left")],
+        "dt_ms": [Interval(numbers.Real, 0, None, closed="neither")],
+        "kinds": ["array-like", StrOptions(set(KINDS))],
+        "snr": [Interval(numbers.Real, 0, None, closed="neither"), "array-like"],
+        "rate_hz": [Interval(numbers.Real, 0, None, closed="neither"), "array-like"],
+        "nonlinearity": [StrOptions(set(NONLINEARITIES))],
+        "noise": [StrOptions(set(NOISES))],
+        "prefilter": [StrOptions({"adaptrans", "onoff"}, deprecated={"onoff"}), None],
+        "ragged": ["boolean"],
+        "missing_repeats": [Interval(numbers.Real, 0, 1, closed="left")],
+        "random_state": ["random_state", np.random.Generator],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_strf_dataset(
     n_stimuli: int = 20,
     n_times: int = 999,
@@ -790,12 +800,15 @@ def make_strf_dataset(
         ``e ~ N(0, mean rate)`` per neuron, so ``snr`` keeps its meaning; responses are then
         continuous and may be negative. ``nonlinearity="identity"`` gives negative rates and
         therefore requires ``noise="gaussian"``: the exact linear-Gaussian model.
-    prefilter : {None, "onoff"}, default=None
-        ``"onoff"``: the STRFs see the stimulus through ON and OFF adaptation channels
-        (:class:`skstrf.prefilters.AdapTrans`, rectified, each band's time constant
-        ``500 - 105 log10(CF)`` ms for both channels and ``w = 0.75``), so every true STRF
-        has two channels and ``strfs`` has shape (n_neurons, 2, n_freqs, n_lags), channel 0
-        ON. Uses torch.
+    prefilter : {None, "adaptrans"}, default=None
+        ``"adaptrans"``: the STRFs see the stimulus through ON and OFF adaptation channels
+        (:class:`skstrf.prefilters.AdapTrans`, rectified), so every true STRF has two
+        channels and ``strfs`` has shape (n_neurons, 2, n_freqs, n_lags), channel 0 ON. The
+        true adaptation differs from the estimator's initial one (``w = 0.75`` and
+        ``500 - 105 log10(CF)`` ms in both channels), so that fitting it is a real test:
+        ``w = 0.5`` in every band, and each band's time constant is that formula times 0.5
+        for ON and 1.5 for OFF (``adaptation_tau_ms``, ``adaptation_weight``). Uses torch.
+        The former name ``"onoff"`` is deprecated (FutureWarning).
     ragged : bool, default=False
         If True, stimulus lengths are drawn uniformly between ``ceil(0.6 * n_times)`` and
         ``n_times`` frames, and ``X`` and ``y`` are NaN-padded at the end (whole frames).
@@ -820,7 +833,7 @@ def make_strf_dataset(
             Expected responses ``nonlinearity(drive)``; NaN on padded frames.
         strfs : ndarray of shape (n_neurons, n_freqs, n_lags)
             True STRFs, lag 0 first (``strfs[n, f, k]`` weighs ``X[s, t - k, f]``). With
-            ``prefilter="onoff"``: (n_neurons, 2, n_freqs, n_lags), weighing the ON
+            ``prefilter="adaptrans"``: (n_neurons, 2, n_freqs, n_lags), weighing the ON
             (channel 0) and OFF (channel 1) adaptation channels.
         intercepts : ndarray of shape (n_neurons,)
             Constant term of each drive.
@@ -844,7 +857,7 @@ def make_strf_dataset(
         prefilter : str or None
             The option used.
         adaptation_tau_ms, adaptation_weight : ndarray of shape (2, n_freqs) and (n_freqs,)
-            Only with ``prefilter="onoff"``: the true adaptation time constants (ON, OFF) in
+            Only with ``prefilter="adaptrans"``: the true adaptation time constants (ON, OFF) in
             ms and the weight ``w`` of each band.
         DESCR : str
             A description of the dataset.
@@ -868,37 +881,31 @@ def make_strf_dataset(
     >>> data.train, data.valid, data.test
     (array([0, 1, 2]), array([3]), array([4]))
     """
-    n_stimuli = _check_positive_int("n_stimuli", n_stimuli)
-    n_times = _check_positive_int("n_times", n_times)
-    n_freqs = _check_positive_int("n_freqs", n_freqs)
-    n_neurons = _check_positive_int("n_neurons", n_neurons)
-    n_repeats = _check_positive_int("n_repeats", n_repeats)
-    n_lags = _check_positive_int("n_lags", n_lags)
+    sizes = {"n_stimuli": n_stimuli, "n_times": n_times, "n_freqs": n_freqs,
+             "n_neurons": n_neurons, "n_repeats": n_repeats, "n_lags": n_lags}
+    for name, value in sizes.items():  # validate_params takes a bool for an int
+        if isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be a positive integer, not a bool; got {value!r}")
     if n_lags > n_times:
         raise ValueError(f"n_lags must be at most n_times={n_times}; got n_lags={n_lags}")
-    if not isinstance(dt_ms, numbers.Real) or isinstance(dt_ms, bool) or not 0 < dt_ms < np.inf:
-        raise ValueError(f"dt_ms must be a positive number of milliseconds; got {dt_ms!r}")
     if isinstance(kinds, str):
         kinds = (kinds,)
     kinds = tuple(kinds)
     unknown = [k for k in kinds if k not in KINDS]
     if not kinds or unknown:
         raise ValueError(f"kinds must be a non-empty sequence of {KINDS}; got {kinds!r}")
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}; got {nonlinearity!r}")
-    if noise not in NOISES:
-        raise ValueError(f"noise must be one of {NOISES}; got {noise!r}")
     if nonlinearity == "identity" and noise == "poisson":
         raise ValueError(
             "nonlinearity='identity' gives negative rates, which Poisson noise cannot have; "
             "use noise='gaussian' (the linear-Gaussian model) or a rectifying nonlinearity"
         )
-    if prefilter not in (None, "onoff"):
-        raise ValueError(f"prefilter must be None or 'onoff'; got {prefilter!r}")
-    if not isinstance(missing_repeats, numbers.Real) or not 0.0 <= missing_repeats < 1.0:
-        raise ValueError(
-            f"missing_repeats must be a probability in [0, 1); got {missing_repeats!r}"
+    if prefilter == "onoff":
+        warnings.warn(
+            "prefilter='onoff' was renamed 'adaptrans' (the estimator's name for the same "
+            "front end) and will be removed in a future version; use prefilter='adaptrans'.",
+            FutureWarning, stacklevel=3,  # the caller of validate_params' wrapper
         )
+        prefilter = "adaptrans"
     if missing_repeats > 0 and n_repeats < 3:
         raise ValueError(
             "missing_repeats > 0 needs n_repeats >= 3 (2 repeats are always kept); "
@@ -931,7 +938,7 @@ def make_strf_dataset(
     unit_strfs /= np.sqrt(n_channels)
     adaptation = {}
     drive_input = X
-    if prefilter == "onoff":
+    if prefilter == "adaptrans":
         drive_input, adaptation = _onoff_channels(X, freqs, float(dt_ms))
     unit_strfs_2d = unit_strfs.reshape(n_neurons, n_channels * n_freqs, n_lags)
     mean_rate = target_rate_hz * dt_ms / 1000.0
@@ -975,7 +982,7 @@ def make_strf_dataset(
 
 
 def _onoff_channels(X: np.ndarray, freqs: np.ndarray, dt_ms: float) -> tuple[np.ndarray, dict]:
-    """ON and OFF adaptation channels of the stimuli (AdapTrans with its initial parameters).
+    """ON and OFF adaptation channels of the stimuli (AdapTrans away from its initialisation).
 
     Parameters
     ----------
@@ -994,12 +1001,8 @@ def _onoff_channels(X: np.ndarray, freqs: np.ndarray, dt_ms: float) -> tuple[np.
         ``adaptation_tau_ms`` of shape (2, n_freqs) and ``adaptation_weight`` of shape
         (n_freqs,): the true parameters.
     """
-    import torch
-
-    from ..prefilters import AdapTrans, default_n_taps, willmore_tau_ms
-
-    tau = np.vstack([willmore_tau_ms(freqs, dt_ms)] * 2)
-    weight = np.full(freqs.shape, 0.75)
+    tau = np.outer(_ONOFF_TAU_SCALE, willmore_tau_ms(freqs, dt_ms))
+    weight = np.full(freqs.shape, _ONOFF_WEIGHT)
     module = AdapTrans(freqs.size, dt_ms=dt_ms, n_taps=default_n_taps(tau, dt_ms), learnable=False)
     module.set_parameters_(tau, weight)
     padded = np.isnan(X[..., 0])
@@ -1008,3 +1011,443 @@ def _onoff_channels(X: np.ndarray, freqs: np.ndarray, dt_ms: float) -> tuple[np.
         out = module(torch.as_tensor(np.nan_to_num(X), dtype=torch.float64)).numpy()
     out[padded] = np.nan
     return out, {"adaptation_tau_ms": tau, "adaptation_weight": weight}
+
+
+# --------------------------------------------------------------------------------------
+# Realistic recordings (issue 12): songs with a log floor, and one continuous recording
+# --------------------------------------------------------------------------------------
+# Songs: 32 log-mel bands from 100 Hz to 10 kHz (zebra finch field L recordings). Song energy
+# starts above the 6 lowest bands (below about 620 Hz), which then hold only the recording's
+# high-passed background noise, far below the log's floor: nearly constant after the log.
+_SONG_FREQ_RANGE_HZ = (100.0, 10000.0)
+_SONG_DURATION_S = (1.2, 2.5)
+_N_SILENT_BANDS = 6
+# Standard deviation of X over time in the silent bands, lowest band first (log-spaced), as
+# measured on a real cell: 3e-7 to 3e-3 against about 1 in the loud bands.
+_SILENT_BAND_STD = (1e-7, 1e-3)
+# Power floor added before the log (as in power_to_db's ``amin``) and the background noise
+# power of the loud bands, both relative to a loud syllable's peak band power of about 1.
+_LOG_FLOOR = 1e-10
+_BACKGROUND_POWER = 10.0 ** -3.5
+# Continuous recording: 7 s of binaural sound events, contra and ipsi log envelopes, 10 ms.
+_CONTINUOUS_DURATION_S = 7.0
+_CONTINUOUS_DT_MS = 10.0
+# Defaults of the two layouts: (n_neurons, n_repeats, rate_hz, snr).
+_REALISTIC_DEFAULTS = {
+    "stimuli": (1, 10, 10.0, 0.6),
+    "continuous": (5, 20, (2.0, 15.0), (0.2, 2.0)),
+}
+
+
+def _band_position(freq_hz: np.ndarray, centres_hz: np.ndarray) -> np.ndarray:
+    """Fractional band index of each frequency: linear between neighbouring band centres.
+
+    Extrapolated with the outermost spacing beyond the first and the last band, so that a
+    triangular filter ``max(0, 1 - |position - f|)`` is the mel filterbank's band ``f``.
+    """
+    lo = centres_hz[0] - (centres_hz[1] - centres_hz[0])
+    hi = centres_hz[-1] + (centres_hz[-1] - centres_hz[-2])
+    grid = np.concatenate([[lo], centres_hz, [hi]])
+    return np.interp(freq_hz, grid, np.arange(-1.0, centres_hz.size + 1.0), left=-2.0,
+                     right=centres_hz.size + 1.0)
+
+
+def _syllable_power(rng: np.random.Generator, n_frames: int, centres_hz: np.ndarray,
+                    n_silent: int) -> np.ndarray:
+    """Band power of one syllable: a harmonic stack, a noisy burst or a whistle.
+
+    Harmonic stacks (half the syllables) have a fundamental between the first loud band's
+    centre and 1.6 times it, gliding by up to 25% over the syllable, and a spectral envelope
+    peaking between 1.5 and 5 kHz; each harmonic reaches the two mel bands whose triangles
+    contain it. Noisy bursts cover a few loud bands with exponential frame-to-frame
+    fluctuations; whistles are one tone sweeping between 1.5 and 7 kHz. Onsets and offsets
+    ramp over 1-3 frames. Nothing reaches the ``n_silent`` lowest bands.
+
+    Returns
+    -------
+    power : ndarray of shape (n_frames, n_freqs)
+    """
+    n_freqs = centres_hz.size
+    tt = np.arange(n_frames) / max(n_frames - 1, 1)
+    bands = np.arange(n_freqs)
+    kind = rng.choice(3, p=[0.5, 0.25, 0.25])
+    if kind == 0:
+        f0 = centres_hz[n_silent] * rng.uniform(1.0, 1.6) * rng.uniform(0.8, 1.25) ** tt
+        harmonics = np.arange(1, int(centres_hz[-1] // centres_hz[n_silent]) + 1)
+        freq = f0[:, None] * harmonics[None, :]  # (frames, harmonics)
+        centre, width = np.log2(rng.uniform(1500.0, 5000.0)), rng.uniform(0.6, 1.2)
+        amp = np.exp(-0.5 * ((np.log2(freq) - centre) / width) ** 2)
+        pos = _band_position(freq, centres_hz)
+        tri = np.maximum(0.0, 1.0 - np.abs(pos[..., None] - bands))  # (frames, harm, bands)
+        power = np.einsum("th,thf->tf", amp, tri)
+    elif kind == 1:
+        centre = rng.uniform(n_silent + 4, n_freqs - 2)
+        profile = np.exp(-0.5 * ((bands - centre) / rng.uniform(2.0, 6.0)) ** 2)
+        power = profile * rng.exponential(1.0, (n_frames, n_freqs))
+    else:
+        freq = np.exp(np.log(rng.uniform(1500.0, 7000.0, 2)) @ np.vstack([1 - tt, tt]))
+        pos = _band_position(freq, centres_hz)
+        power = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - bands))
+    ramp_on, ramp_off = rng.integers(1, 4, 2)
+    frames = np.arange(n_frames)
+    envelope = np.minimum(1.0, (frames + 1) / ramp_on) * np.minimum(1.0, (n_frames - frames) / ramp_off)
+    power = power * (envelope**2 * 10.0 ** rng.uniform(-1.0, 0.0))[:, None]
+    power[:, :n_silent] = 0.0
+    return power
+
+
+def _song_spectrograms(rng: np.random.Generator, lengths: np.ndarray, centres_hz: np.ndarray,
+                       dt_ms: float) -> np.ndarray:
+    """Log-mel spectrograms of song-like sounds with a noise floor, NaN-padded at the end.
+
+    Each song has its own repertoire of 3-6 syllables (drawn by :func:`_syllable_power`,
+    40-180 ms long), sung in order as a motif with 10-60 ms gaps, repeated (durations
+    jittered by 10%) from 50-150 ms after the start until 50 ms before the end. Background
+    noise has power ``_BACKGROUND_POWER`` in the loud bands and, in the silent bands, a power
+    that makes their standard deviation after the log log-spaced over ``_SILENT_BAND_STD``;
+    its frame-to-frame fluctuations are exponential (one STFT bin's). The spectrogram is
+    ``log10(power + _LOG_FLOOR)``.
+
+    Returns
+    -------
+    X : ndarray of shape (n_stimuli, max(lengths), n_freqs)
+    """
+    n_freqs = centres_hz.size
+    per_ms = 1.0 / dt_ms
+    n_times = int(lengths.max())
+    power = np.zeros((lengths.size, n_times, n_freqs))
+    for s, length in enumerate(lengths):  # a loop over songs and syllables, not over neurons
+        n_syllables = rng.integers(3, 7)
+        durations = rng.uniform(40.0, 180.0, n_syllables) * per_ms
+        gaps = rng.uniform(10.0, 60.0, n_syllables) * per_ms
+        motif = [_syllable_power(rng, int(round(d)), centres_hz, _N_SILENT_BANDS)
+                 for d in durations]
+        t = int(rng.uniform(50.0, 150.0) * per_ms)
+        end = length - int(50.0 * per_ms)
+        i = 0
+        while True:
+            syllable = motif[i % n_syllables]
+            n = int(round(syllable.shape[0] * rng.uniform(0.9, 1.1)))
+            if t + n > end:
+                break
+            # Stretch or squeeze the syllable in time by nearest-frame resampling.
+            idx = np.minimum((np.arange(n) * syllable.shape[0]) // n, syllable.shape[0] - 1)
+            power[s, t : t + n] += syllable[idx]
+            t += n + int(round(gaps[i % n_syllables] * rng.uniform(0.9, 1.1)))
+            i += 1
+    silent_std = np.geomspace(*_SILENT_BAND_STD, _N_SILENT_BANDS)
+    # std(log10(floor + b g)) = b std(g) / (floor ln 10) for b << floor, g ~ Exp(1): std(g) = 1.
+    background = np.full(n_freqs, _BACKGROUND_POWER)
+    background[:_N_SILENT_BANDS] = silent_std * _LOG_FLOOR * np.log(10.0)
+    power += background * rng.exponential(1.0, power.shape)
+    X = np.log10(power + _LOG_FLOOR)
+    X[np.arange(n_times)[None, :] >= lengths[:, None]] = np.nan
+    return X
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: tuple[float, ...]
+                  ) -> np.ndarray:
+    """White Gaussian noise smoothed by a Gaussian of ``sigma`` samples along each axis, unit RMS."""
+    from scipy.ndimage import gaussian_filter
+
+    field = gaussian_filter(rng.standard_normal(shape), sigma, mode="constant")
+    return field / np.sqrt(np.mean(field**2, axis=tuple(range(1, len(shape))), keepdims=True))
+
+
+def _song_strfs(rng: np.random.Generator, n_cells: int, n_freqs: int, n_lags: int,
+                n_silent: int) -> np.ndarray:
+    """Onset-dominated STRFs with irregular lobes, as measured in field L: not Gaussian sums.
+
+    Each STRF is the sum of three parts, with unit total norm:
+
+    - an onset unit: an irregular excitatory band (a Gaussian window around the best
+      frequency times a smoothed random positive profile) with a biphasic time course,
+      excitation at 5-15 ms latency then suppression (a difference of gamma-like bumps whose
+      areas nearly cancel, so the cell answers energy onsets rather than sustained sound);
+    - an offset or sideband part: a delayed band of opposite sign 2-6 bands away;
+    - a smoothed random field (about 1.2 bands by 1 frame) inside a broad spectro-temporal
+      window, 0.5-0.9 times the norm of the rest: the many small lobes of a real STRF.
+
+    Returns
+    -------
+    strfs : ndarray of shape (n_cells, n_freqs, n_lags)
+    """
+    f = np.arange(n_freqs, dtype=float)
+    bf = rng.uniform(n_silent + 3, n_freqs - 3, n_cells)
+    bw = rng.uniform(1.5, 4.0, n_cells)
+    latency = rng.uniform(1.0, 3.0, n_cells)
+    shape = rng.uniform(2.0, 4.0, n_cells)
+    delay = rng.uniform(2.0, 5.0, n_cells)
+    ratio = rng.uniform(0.6, 0.95, n_cells)
+    window = _gaussian(f, bf, bw)
+    profile = window * np.maximum(0.0, 1.0 + 0.6 * _smooth_noise(rng, (n_cells, n_freqs), (0, 1.0)))
+    onset = _gamma_bump(n_lags, latency, shape) - ratio[:, None] * _gamma_bump(
+        n_lags, latency + delay, shape)
+    side_bf = bf + rng.choice([-1.0, 1.0], n_cells) * rng.uniform(2.0, 6.0, n_cells)
+    side = -rng.uniform(0.3, 0.8, n_cells)[:, None, None] * (
+        _gaussian(f, side_bf, bw * rng.uniform(0.7, 1.3, n_cells))[:, :, None]
+        * _gamma_bump(n_lags, latency + rng.uniform(1.0, 4.0, n_cells), shape)[:, None, :])
+    strfs = profile[:, :, None] * onset[:, None, :] + side
+    strfs /= np.linalg.norm(strfs.reshape(n_cells, -1), axis=1)[:, None, None]
+    broad = (_gaussian(f, bf, 2.5 * bw)[:, :, None]
+             * np.exp(-np.arange(n_lags) / (0.4 * n_lags))[None, None, :])
+    field = broad * _smooth_noise(rng, (n_cells, n_freqs, n_lags), (0, 1.2, 1.0))
+    field /= np.linalg.norm(field.reshape(n_cells, -1), axis=1)[:, None, None]
+    strfs += rng.uniform(0.5, 0.9, n_cells)[:, None, None] * field
+    return strfs / np.linalg.norm(strfs.reshape(n_cells, -1), axis=1)[:, None, None]
+
+
+def _binaural_envelopes(rng: np.random.Generator, n_times: int, dt_ms: float) -> np.ndarray:
+    """Contra and ipsi log power envelopes of a sequence of sound events with varying ILD.
+
+    Events of 50-400 ms separated by 20-300 ms of silence, each with a level drawn over
+    30 dB, an interaural level difference of -20 to 20 dB (contra minus ipsi), 1-3 frame
+    onset and offset ramps and a slow amplitude fluctuation; background noise 35 dB below
+    the loudest events, fluctuating like one STFT bin's power. The envelope is
+    ``log10(power)``, one column per ear.
+
+    Returns
+    -------
+    X : ndarray of shape (n_times, 2)
+        Column 0 contra, column 1 ipsi.
+    """
+    per_ms = 1.0 / dt_ms
+    power = np.zeros((n_times, 2))
+    t = int(rng.uniform(0.0, 200.0) * per_ms)
+    while t < n_times:
+        n = max(int(rng.uniform(50.0, 400.0) * per_ms), 2)
+        frames = np.arange(n)
+        ramp_on, ramp_off = rng.integers(1, 4, 2)
+        env = np.minimum(1.0, (frames + 1) / ramp_on) * np.minimum(1.0, (n - frames) / ramp_off)
+        wobble = 1.0 + 0.3 * _smooth_noise(rng, (1, n), (0, 3.0))[0]
+        level_db = rng.uniform(-30.0, 0.0)
+        ild_db = rng.uniform(-20.0, 20.0)
+        ears = 10.0 ** ((level_db + np.array([ild_db, -ild_db]) / 2.0) / 10.0)
+        stop = min(t + n, n_times)
+        power[t:stop] += (env**2 * np.maximum(wobble, 0.0))[: stop - t, None] * ears
+        t = stop + int(rng.uniform(20.0, 300.0) * per_ms)
+    power += _BACKGROUND_POWER * rng.exponential(1.0, power.shape)
+    return np.log10(power)
+
+
+def _binaural_strfs(rng: np.random.Generator, n_cells: int, n_lags: int) -> np.ndarray:
+    """Contra-excitatory, ipsi-inhibitory (EI) onset STRFs of A1 units, with irregular lobes.
+
+    Contra: a biphasic onset time course (10-30 ms latency); ipsi: a delayed inhibition of
+    0.3-1 times the contra amplitude; plus a smoothed random part (1 frame) of 0.3-0.6 times
+    the norm of the rest in each channel.
+
+    Returns
+    -------
+    strfs : ndarray of shape (n_cells, 2, n_lags)
+    """
+    latency = rng.uniform(1.0, 3.0, n_cells)
+    shape = rng.uniform(2.0, 4.0, n_cells)
+    delay = rng.uniform(1.5, 4.0, n_cells)
+    contra = _gamma_bump(n_lags, latency, shape) - rng.uniform(0.5, 0.9, n_cells)[:, None] * (
+        _gamma_bump(n_lags, latency + delay, shape))
+    ipsi = -rng.uniform(0.3, 1.0, n_cells)[:, None] * _gamma_bump(
+        n_lags, latency + rng.uniform(0.5, 2.0, n_cells), shape)
+    strfs = np.stack([contra, ipsi], axis=1)
+    strfs /= np.linalg.norm(strfs.reshape(n_cells, -1), axis=1)[:, None, None]
+    decay = np.exp(-np.arange(n_lags) / (0.3 * n_lags))
+    field = decay * _smooth_noise(rng, (n_cells, 2, n_lags), (0, 0, 1.0))
+    field /= np.linalg.norm(field.reshape(n_cells, -1), axis=1)[:, None, None]
+    strfs += rng.uniform(0.3, 0.6, n_cells)[:, None, None] * field
+    return strfs / np.linalg.norm(strfs.reshape(n_cells, -1), axis=1)[:, None, None]
+
+
+@validate_params(
+    {
+        "layout": [StrOptions({"stimuli", "continuous"})],
+        "n_neurons": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_repeats": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_stimuli": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_lags": [Interval(numbers.Integral, 1, 120, closed="both")],
+        "rate_hz": [Interval(numbers.Real, 0, None, closed="neither"), "array-like", None],
+        "snr": [Interval(numbers.Real, 0, None, closed="neither"), "array-like", None],
+        "nonlinearity": [StrOptions({"relu", "exp", "softplus"})],
+        "random_state": ["random_state", np.random.Generator],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_realistic_dataset(
+    layout: str = "stimuli",
+    n_neurons: int | None = None,
+    n_repeats: int | None = None,
+    *,
+    n_stimuli: int | None = None,
+    n_lags: int = 20,
+    rate_hz: float | tuple[float, float] | None = None,
+    snr: float | tuple[float, float] | None = None,
+    nonlinearity: str = "softplus",
+    random_state: None | int | np.random.RandomState | np.random.Generator = None,
+) -> Bunch:
+    """Simulate recordings like real ones: songs with a log floor, or one continuous recording.
+
+    Where :func:`make_strf_dataset` makes clean data of the size of NS1 (Gaussian-sum STRFs,
+    every band informative, high signal-to-noise ratio), this generator reproduces what real
+    cells look like (DESIGN notes, section 9; issue 12), so that estimators are tested where
+    they fail.
+
+    ``layout="stimuli"``: a zebra finch field L cell. 20 song-like sounds of 1.2-2.5 s
+    (harmonic stacks, noisy syllables and whistles, sung as repeated motifs with gaps) as
+    32 log-mel bands from 100 Hz to 10 kHz at 5 ms, NaN-padded at the end. The 6 lowest bands
+    hold no song, only background noise far below the log's floor: their standard deviation
+    over time is 1e-7 to 1e-3 against about 1 in the loud bands. 10 trials; about 10
+    spikes/s (0.05 spikes per frame); onset-dominated STRFs with irregular excitatory and
+    inhibitory lobes (not sums of Gaussians); a signal-to-noise ratio at which a ridge STRF
+    with its penalty picked in hindsight reaches a test cc_norm of about 0.35-0.5.
+
+    ``layout="continuous"``: five A1 units recorded together during one 7 s stimulus
+    presented 20 times: contra and ipsi log envelopes of binaural sound events at 10 ms,
+    ``X`` of shape (700, 2) and ``y`` of shape (700, 5, 20); contra-excitatory,
+    ipsi-inhibitory onset STRFs; rates 5-30 spikes/s and signal-to-noise ratios that differ
+    tenfold between units.
+
+    See the user guide section "Realistic data" for the construction.
+
+    Parameters
+    ----------
+    layout : {"stimuli", "continuous"}, default="stimuli"
+        A set of songs, or one continuous recording (the two layouts of the data contract).
+    n_neurons : int or None, default=None
+        Number of neurons: 1 for "stimuli", 5 for "continuous" when None.
+    n_repeats : int or None, default=None
+        Trials per stimulus: 10 for "stimuli", 20 for "continuous" when None.
+    n_stimuli : int or None, default=None
+        Number of songs ("stimuli" only; 20 when None).
+    n_lags : int, default=20
+        Temporal extent of the true STRFs in frames (100 ms of songs, 200 ms of the
+        continuous recording); at most 120.
+    rate_hz : float, (float, float) or None, default=None
+        Mean firing rate in spikes/s, one value or a (low, high) range drawn log-uniformly per
+        neuron; None: 10 ("stimuli") or (5, 30) ("continuous").
+    snr : float, (float, float) or None, default=None
+        Single-trial signal-to-noise ratio ``var(rate) / mean(rate)`` over frames (see
+        :func:`make_strf_dataset`), one value or a (low, high) range drawn log-uniformly per
+        neuron; None: 0.15 ("stimuli") or (0.05, 0.5) ("continuous").
+    nonlinearity : {"softplus", "relu", "exp"}, default="softplus"
+        Output nonlinearity from drive to rate; responses are Poisson spike counts.
+    random_state : None, int, numpy.random.RandomState or numpy.random.Generator, default=None
+        Seed. Stimuli, cells (rates, SNRs, STRFs), stimulus lengths and spikes use
+        independent streams.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        With the fields of :func:`make_strf_dataset`:
+
+        X : ndarray of shape (n_stimuli, n_times, 32) or (700, 2)
+            Log power (``log10``): songs' log-mel spectrograms, NaN on padded frames; or the
+            contra (column 0) and ipsi (column 1) envelopes.
+        y : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats) or \
+(700, n_neurons, n_repeats)
+            Spike counts per frame; NaN on padded frames.
+        rates : ndarray of shape (n_stimuli, n_times, n_neurons) or (700, n_neurons)
+            Expected counts ``nonlinearity(drive)``.
+        strfs : ndarray of shape (n_neurons, 32, n_lags) or (n_neurons, 2, n_lags)
+            True STRFs, lag 0 first, weighing ``X`` as in :func:`make_strf_dataset`.
+        intercepts : ndarray of shape (n_neurons,)
+            Intercepts of the drive.
+        rate_hz, snr : ndarray of shape (n_neurons,)
+            Each neuron's targets.
+        lengths : ndarray of int of shape (n_stimuli,) or (1,)
+            Valid frames of each stimulus.
+        train, valid, test : ndarray of int
+            Stimuli (or, for "continuous", frames: three contiguous blocks) of the seed's
+            70 / 15 / 15 split.
+        freqs : ndarray of shape (32,) or None
+            Band centre frequencies in Hz, evenly spaced on the mel scale; None for
+            "continuous".
+        channels : ndarray of str of shape (2,)
+            Only for "continuous": ``["contra", "ipsi"]``.
+        silent_bands : ndarray of int
+            Bands that carry no sound, only the noise floor (empty for "continuous").
+        dt_ms : float
+            5.0 or 10.0.
+        layout, nonlinearity, noise : str
+            The options used (``noise`` is "poisson").
+        DESCR : str
+            A description of the dataset.
+
+    See Also
+    --------
+    make_strf_dataset : Clean NS1-sized data with Gaussian-sum STRFs.
+
+    Examples
+    --------
+    >>> from skstrf.datasets import make_realistic_dataset
+    >>> data = make_realistic_dataset(random_state=0)
+    >>> data.X.shape[0], data.X.shape[2], data.y.shape[2:], data.strfs.shape
+    (20, 32, (1, 10), (1, 32, 20))
+    >>> cont = make_realistic_dataset("continuous", random_state=0)
+    >>> cont.X.shape, cont.y.shape
+    ((700, 2), (700, 5, 20))
+    """
+    continuous = layout == "continuous"
+    if continuous and n_stimuli is not None:
+        raise ValueError("n_stimuli applies to layout='stimuli' only; one continuous "
+                         f"recording has no stimuli to count (got n_stimuli={n_stimuli})")
+    default_neurons, default_repeats, default_rate, default_snr = _REALISTIC_DEFAULTS[layout]
+    n_neurons = default_neurons if n_neurons is None else int(n_neurons)
+    n_repeats = default_repeats if n_repeats is None else int(n_repeats)
+    rng = _as_generator(random_state)
+    stim_rng, cell_rng, length_rng, noise_rng = (
+        np.random.default_rng(seed) for seed in rng.integers(0, 2**63 - 1, size=4)
+    )
+    target_rate_hz = _per_neuron_values(
+        "rate_hz", default_rate if rate_hz is None else rate_hz, n_neurons, cell_rng)
+    target_snr = _per_neuron_values("snr", default_snr if snr is None else snr, n_neurons,
+                                    cell_rng)
+    if continuous:
+        dt_ms = _CONTINUOUS_DT_MS
+        n_times = int(round(_CONTINUOUS_DURATION_S * 1000.0 / dt_ms))
+        lengths = np.array([n_times])
+        X = _binaural_envelopes(stim_rng, n_times, dt_ms)[np.newaxis]
+        unit_strfs = _binaural_strfs(cell_rng, n_neurons, n_lags)
+        freqs, silent = None, np.array([], dtype=int)
+    else:
+        dt_ms = 5.0
+        n_stimuli = 20 if n_stimuli is None else int(n_stimuli)
+        low, high = (round(s * 1000.0 / dt_ms) for s in _SONG_DURATION_S)
+        lengths = length_rng.integers(low, high + 1, n_stimuli)
+        freqs = mel_centre_frequencies(32, _SONG_FREQ_RANGE_HZ)
+        X = _song_spectrograms(stim_rng, lengths, freqs, dt_ms)
+        unit_strfs = _song_strfs(cell_rng, n_neurons, freqs.size, n_lags, _N_SILENT_BANDS)
+        silent = np.arange(_N_SILENT_BANDS)
+
+    mean_rate = target_rate_hz * dt_ms / 1000.0
+    unit_drive = _true_drive(X, unit_strfs, np.zeros(n_neurons))
+    gain, intercepts = _scale_to_targets(unit_drive, nonlinearity, mean_rate, target_snr * mean_rate)
+    strfs = unit_strfs * gain[:, None, None]
+    rates = _apply_nonlinearity(intercepts + gain * unit_drive, nonlinearity)
+    y = _poisson_repeats(noise_rng, rates, n_repeats)
+    y[np.isnan(rates)] = np.nan
+    train, valid, test = _split_indices(X.shape[1] if continuous else X.shape[0])
+    extra = {}
+    if continuous:
+        X, y, rates = X[0], y[0], rates[0]
+        extra["channels"] = np.array(["contra", "ipsi"])
+        what = (f"one continuous recording of {X.shape[0]} frames of {dt_ms:g} ms (7 s), "
+                "contra and ipsi log envelopes of binaural sound events, EI onset STRFs")
+        unit = "frames"
+    else:
+        what = (f"{X.shape[0]} songs of {lengths.min() * dt_ms / 1000:.2f}-"
+                f"{lengths.max() * dt_ms / 1000:.2f} s (NaN-padded) x 32 log-mel bands "
+                f"(100 Hz-10 kHz; bands 0-{_N_SILENT_BANDS - 1} at the noise floor), "
+                "onset-dominated STRFs with irregular lobes")
+        unit = "stimuli"
+    descr = (
+        f"Realistic STRF dataset ({layout}): {what}; {n_neurons} neurons, {n_lags} lags, "
+        f"{nonlinearity} output, Poisson spikes, {n_repeats} repeats; rate "
+        f"{target_rate_hz.min():.1f}-{target_rate_hz.max():.1f} spikes/s, single-trial SNR "
+        f"{target_snr.min():.3f}-{target_snr.max():.3f}. Split: {train.size} train / "
+        f"{valid.size} valid / {test.size} test {unit}."
+    )
+    return Bunch(
+        X=X, y=y, rates=rates, strfs=strfs, intercepts=intercepts, rate_hz=target_rate_hz,
+        snr=target_snr, lengths=lengths, train=train, valid=valid, test=test, freqs=freqs,
+        silent_bands=silent, dt_ms=float(dt_ms), layout=layout, nonlinearity=nonlinearity,
+        noise="poisson", DESCR=descr, **extra,
+    )

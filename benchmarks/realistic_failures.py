@@ -1,0 +1,136 @@
+"""Today's defaults on the realistic data of issue 12: do they fail there as on real cells?
+
+Run from the repository root::
+
+    python benchmarks/realistic_failures.py                   # 3 seeds, 8 neurons per seed
+    python benchmarks/realistic_failures.py --quick           # 1 seed, 2 neurons, few epochs
+
+Data: :func:`skstrf.datasets.make_realistic_dataset`, songs (20 ragged songs, 32 log-mel bands
+with 6 near-silent ones, 10 trials, 10 spikes/s) and the continuous recording (7 s, 2
+channels, 5 units, 20 repeats). Every model has 20 lags.
+
+Protocol. Songs: 5-fold ``KFold`` over the 20 songs (4 test songs per fold, no shuffling);
+each fold fits on its 16 training songs and predicts its 4 test songs. Continuous: 5
+contiguous time blocks of 140 frames (:class:`skstrf.model_selection.ContiguousBlocks`);
+each fold fits on the other 560 frames (one recording with a junction) and its test block
+is predicted from the whole stimulus, so that the first test frames have their true history.
+Score: :func:`skstrf.metrics.cc_norm` of each neuron on the out-of-fold predictions of all
+folds concatenated (pooled), averaged over neurons, then over seeds.
+
+Rows: ``STRFRegressor`` defaults for the vanilla, separable and parametric kernels, the LN
+model (``nonlinearity="softplus", loss="poisson"``), and the vanilla ridge with one penalty
+for all folds and neurons picked in hindsight, i.e. on the test scores themselves (an upper
+bound for any way of choosing the penalty from the training data). Gradient-trained rows run
+at most ``--max-epochs`` epochs (early stopping on, patience 10). Only scores are reported:
+the machine these rows ran on was shared, so times would be meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import numpy as np
+from _common import markdown_table, set_threads
+from sklearn.model_selection import KFold
+
+from skstrf import STRFRegressor
+from skstrf.datasets import make_realistic_dataset
+from skstrf.metrics import cc_norm
+from skstrf.model_selection import ContiguousBlocks
+
+N_LAGS = 20
+HINDSIGHT_ALPHAS = np.logspace(-4, 3, 15)
+
+
+def models(max_epochs: int) -> list[tuple[str, dict]]:
+    """(label, STRFRegressor parameters) of the default rows."""
+    return [
+        ("vanilla, defaults", {"kernel": "vanilla"}),
+        ("separable, defaults", {"kernel": "separable"}),
+        (f"parametric, defaults (max_epochs={max_epochs})",
+         {"kernel": "parametric", "max_epochs": max_epochs}),
+        (f"LN softplus + Poisson, defaults (max_epochs={max_epochs})",
+         {"nonlinearity": "softplus", "loss": "poisson", "max_epochs": max_epochs}),
+    ]
+
+
+def out_of_fold(params: dict, X: np.ndarray, y: np.ndarray, folds: list) -> np.ndarray:
+    """Out-of-fold predictions of one model: each fold's test part predicted once.
+
+    With the stimulus layout (3-D X) the test stimuli are predicted alone; with one
+    continuous recording (2-D X) the whole recording is predicted and the test block kept.
+    """
+    pred = None
+    for train, test in folds:
+        est = STRFRegressor(n_lags=N_LAGS, random_state=0, **params).fit(X[train], y[train])
+        fold_pred = est.predict(X[test]) if X.ndim == 3 else est.predict(X)[test]
+        if pred is None:
+            pred = np.full((*X.shape[:-1], fold_pred.shape[-1]), np.nan)
+        pred[test] = fold_pred
+    return pred
+
+
+def pooled_score(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over neurons of the pooled out-of-fold cc_norm."""
+    return float(np.nanmean(cc_norm(y, pred, multioutput="raw_values")))
+
+
+def run(data, folds: list, max_epochs: int) -> dict[str, float]:
+    """Score of every row on one dataset."""
+    X, y = data.X, data.y
+    scores = {}
+    for label, params in models(max_epochs):
+        scores[label] = pooled_score(y, out_of_fold(params, X, y, folds))
+    by_alpha = [pooled_score(y, out_of_fold({"solver": "ridge", "alpha": a,
+                                             "validation_fraction": None}, X, y, folds))
+                for a in HINDSIGHT_ALPHAS]
+    best = int(np.nanargmax(by_alpha))
+    scores["vanilla ridge, best single alpha in hindsight"] = by_alpha[best]
+    scores["(hindsight alpha)"] = float(HINDSIGHT_ALPHAS[best])
+    return scores
+
+
+def table(per_seed: list[dict[str, float]], seeds: list[int]) -> str:
+    """Markdown table: one row per model, mean over seeds and each seed's score."""
+    rows = []
+    for label in per_seed[0]:
+        values = [s[label] for s in per_seed]
+        # The penalty row shows each seed's pick; a mean of penalties means nothing.
+        row = {"model": label, "mean": None if label.startswith("(") else float(np.mean(values))}
+        row.update({f"seed {seed}": v for seed, v in zip(seeds, values)})
+        rows.append(row)
+    spec = ".3g"
+    columns = [("model", "model", ""), ("mean", "mean cc_norm", spec)]
+    columns += [(f"seed {seed}", f"seed {seed}", spec) for seed in seeds]
+    return markdown_table(rows, columns)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--n-neurons", type=int, default=8, help="neurons of the song data")
+    parser.add_argument("--max-epochs", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 neurons, 3 epochs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.n_neurons, args.max_epochs = [0], 2, 3
+    set_threads(args.threads)
+    warnings.simplefilter("ignore")  # convergence and constant-band warnings: scores only
+
+    songs, continuous = [], []
+    for seed in args.seeds:
+        data = make_realistic_dataset(n_neurons=args.n_neurons, random_state=seed)
+        songs.append(run(data, list(KFold(5).split(data.X)), args.max_epochs))
+        data = make_realistic_dataset("continuous", random_state=seed)
+        continuous.append(run(data, list(ContiguousBlocks(5).split(data.X)), args.max_epochs))
+    print(f"## Songs: {args.n_neurons} neurons per seed, 5-fold KFold over 20 songs, "
+          "pooled out-of-fold cc_norm\n")
+    print(table(songs, args.seeds))
+    print("\n## Continuous: 5 units, 5 contiguous time blocks, pooled out-of-fold cc_norm\n")
+    print(table(continuous, args.seeds))
+
+
+if __name__ == "__main__":
+    main()
