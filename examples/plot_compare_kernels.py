@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from skstrf import STRFRegressor
-from skstrf.compare import compare_kernels, default_variants, format_table, save_figures
+from skstrf.compare import compare_kernels, default_variants, format_pairs, format_table, save_figures
 from skstrf.datasets import make_strf_dataset
 from skstrf.plotting import plot_prediction, plot_strfs
 
@@ -57,10 +57,11 @@ print(f"X {data.X.shape}, y {data.y.shape}; split {len(data.train)}/{len(data.va
 # %%
 # Six fits on the seed's split
 # ----------------------------
-# Stimuli 0-13 train, 14-16 validate (penalty choice, early stopping), 17-19 test. The
-# "seed method" rows reproduce the notebook's training; the others use skstrf's default
-# solvers: closed-form ridge (vanilla), alternating least squares (separable), and
-# gradient descent from the ridge STRF (parametric).
+# Stimuli 0-16 fit, 17-19 test. The "seed method" rows reproduce the notebook's training
+# (stimuli 0-13, best epoch on 14-16, no penalty); the others use skstrf's defaults:
+# closed-form ridge (vanilla) and alternating least squares (separable) with the penalty
+# cross-validated over stimuli 0-16, and gradient descent from the cross-validated ridge
+# STRF of stimuli 0-13 with early stopping on 14-16 (parametric).
 result = compare_kernels(
     data.X, data.y, train=data.train, valid=data.valid, test=data.test,
     variants=default_variants(max_epochs=max_epochs),
@@ -68,12 +69,15 @@ result = compare_kernels(
 )
 print()
 print(format_table(result.rows))
+print()
+print(format_pairs(result.pairs))
 
 # %%
 # The comparison's figures
 # ------------------------
-# The same three files as ``skstrf compare``: training curves, the distribution of the
-# per-cell test ``cc_norm``, and the STRFs of the cell that all models fit best.
+# The same three files as ``skstrf compare``: training curves, the per-cell test
+# ``cc_norm`` of every pair of models against each other, and the STRFs of the cell that
+# all models fit best.
 for path in save_figures(result, args.output, dt_ms=data.dt_ms, freqs=data.freqs):
     print("wrote", path)
 

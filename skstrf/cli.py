@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,30 +14,68 @@ from sklearn.utils import Bunch
 
 __all__ = ["main", "load_comparison_data"]
 
+SYNTHETIC_N_NEURONS = 119
+"""Cells of ``--dataset synthetic``: NS1's 119 units, so the default run is NS1-sized
+(:func:`~skstrf.datasets.make_strf_dataset` itself defaults to 32 cells)."""
 
-def load_comparison_data(dataset: str, *, n_neurons: int = 119, n_times: int = 999,
-                         random_state: int = 0) -> Bunch:
+SYNTHETIC_N_LAGS = 15
+"""Lags of the synthetic cells' true STRFs (the generator's default), capped at ``n_times``."""
+
+RECORDING_BLOCKS = 20
+"""Blocks a single continuous recording is cut into (as many as NS1 has stimuli)."""
+
+
+def load_comparison_data(dataset: str, *, n_neurons: int = SYNTHETIC_N_NEURONS, n_times: int = 999,
+                         random_state: int = 0, n_lags: int = 15) -> Bunch:
     """Load a dataset for the comparison: "synthetic", "ns1" or a path to an skstrf HDF5 file.
 
-    Returns a Bunch with X, y, train, valid, test, dt_ms, freqs (or None) and a description.
+    Every layout the HDF5 format allows is accepted. y is brought to
+    (n_stimuli, n_times, n_neurons, n_repeats): one neuron gets a neuron axis, a PSTH a
+    repeat axis of length 1 (cc_norm then falls back to cc). A single continuous
+    recording (2-D X) is cut into up to 20 contiguous blocks of at least ``2 * n_lags``
+    frames, used as stimuli (the STRF's history restarts at each block).
+
+    The file's ``train``, ``valid`` and ``test`` splits are used when it has all three;
+    they must be non-empty and disjoint. A file with none of them gets the seed-style
+    split of :func:`skstrf.model_selection.train_valid_test_indices`; a file with only
+    some of them is refused.
+
+    Parameters
+    ----------
+    dataset : str
+        "synthetic", "ns1" or a path.
+    n_neurons, n_times : int
+        Size of the synthetic dataset (119 cells by default, NS1's count).
+    random_state : int
+        Seed of the synthetic dataset.
+    n_lags : int
+        The models' history in frames (sizes the blocks of a recording).
+
+    Returns
+    -------
+    data : Bunch
+        X of shape (n_stimuli, n_times, n_freqs), y of shape (n_stimuli, n_times,
+        n_neurons, n_repeats), train, valid, test, dt_ms, freqs (or None), description
+        and notes (list of str).
     """
     from .compare import split_indices
 
     if dataset == "synthetic":
         from .datasets import make_strf_dataset
 
-        data = make_strf_dataset(n_neurons=n_neurons, n_times=n_times, random_state=random_state)
+        data = make_strf_dataset(n_neurons=n_neurons, n_times=n_times, n_lags=min(SYNTHETIC_N_LAGS, n_times),
+                                 random_state=random_state)
         return Bunch(X=data.X, y=data.y, train=data.train, valid=data.valid, test=data.test,
-                     dt_ms=data.dt_ms, freqs=data.freqs,
+                     dt_ms=data.dt_ms, freqs=data.freqs, notes=[],
                      description=f"synthetic NS1-shaped data ({n_neurons} cells with known STRFs)")
     if dataset == "ns1":
         from .datasets import fetch_ns1
 
         data = fetch_ns1()
         return Bunch(X=data.X, y=data.y, train=data.train, valid=data.valid, test=data.test,
-                     dt_ms=data.dt_ms, freqs=data.freqs,
+                     dt_ms=data.dt_ms, freqs=data.freqs, notes=[],
                      description="NS1 (Harper et al. 2016; Rahman et al. 2019)")
-    path = Path(dataset)
+    path = Path(dataset).expanduser()
     if not path.exists():
         raise FileNotFoundError(
             f"--dataset {dataset!r} is neither 'synthetic', 'ns1' nor an existing HDF5 file"
@@ -43,15 +83,107 @@ def load_comparison_data(dataset: str, *, n_neurons: int = 119, n_times: int = 9
     from .datasets import load_dataset
 
     data = load_dataset(path)
+    X, y, notes = np.asarray(data.X), np.asarray(data.y), []
+    y = y.reshape(y.shape + (1,) * (X.ndim + 1 - y.ndim))  # one neuron, one repeat
+    if y.shape[-1] == 1:
+        notes.append("y has no repeats: cc_norm cannot be noise-corrected and falls back to cc")
     splits = data.get("splits") or {}
-    if all(k in splits for k in ("train", "valid", "test")):
-        train, valid, test = splits["train"], splits["valid"], splits["test"]
-    else:
-        train, valid, test = split_indices(data.X.shape[0])
+    if X.ndim == 2:
+        X, y = _recording_as_blocks(X, y, n_lags, path)
+        notes.append(f"one continuous recording cut into {X.shape[0]} contiguous blocks used as stimuli "
+                     "(the STRF's history restarts at each block)")
+        if splits:
+            notes.append(f"the file's splits {sorted(splits)} refer to the whole recording and are not used")
+        splits = {}
+    train, valid, test = _split_from_file(splits, X.shape[0], path)
+    if train is None:
+        train, valid, test = split_indices(X.shape[0])
+        notes.append("the file has no train/valid/test splits: using the default seed-style split")
     dt_ms = data.get("dt_ms")
-    return Bunch(X=data.X, y=data.y, train=np.asarray(train), valid=np.asarray(valid),
-                 test=np.asarray(test), dt_ms=5.0 if dt_ms is None else float(dt_ms),
-                 freqs=data.get("freqs"), description=str(path))
+    return Bunch(X=X, y=y, train=train, valid=valid, test=test,
+                 dt_ms=5.0 if dt_ms is None else float(dt_ms),
+                 freqs=data.get("freqs"), description=str(path), notes=notes)
+
+
+def _recording_as_blocks(X: np.ndarray, y: np.ndarray, n_lags: int, source: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Cut one recording (X of shape (n_times, n_freqs), y of shape (n_times, n_neurons,
+    n_repeats)) into contiguous blocks, NaN-padded at the end to the longest one."""
+    n_times = X.shape[0]
+    n_blocks = min(RECORDING_BLOCKS, n_times // max(2 * n_lags, 1))
+    if n_blocks < 3:
+        raise ValueError(
+            f"{source} holds one recording of {n_times} frames: too short to cut into 3 blocks "
+            f"(train, valid, test) of at least 2 x --n-lags = {2 * n_lags} frames"
+        )
+    edges = np.linspace(0, n_times, n_blocks + 1).astype(int)
+    longest = int(np.diff(edges).max())
+    X_blocks = np.full((n_blocks, longest) + X.shape[1:], np.nan)
+    y_blocks = np.full((n_blocks, longest) + y.shape[1:], np.nan)
+    for b, (start, stop) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        X_blocks[b, : stop - start] = X[start:stop]
+        y_blocks[b, : stop - start] = y[start:stop]
+    return X_blocks, y_blocks
+
+
+def _split_from_file(splits: dict, n_stimuli: int, source: Path):
+    """The file's train/valid/test split, checked; (None, None, None) when it has none."""
+    names = ("train", "valid", "test")
+    present = [k for k in names if k in splits]
+    if not present:
+        return None, None, None
+    missing = [k for k in names if k not in splits]
+    if missing:
+        raise ValueError(
+            f"{source} has the split(s) {present} but not {missing}; skstrf compare needs all of "
+            "'train', 'valid' and 'test' (disjoint, non-empty), or none of them (then the default "
+            "seed-style split is used)"
+        )
+    parts = [np.asarray(splits[k], dtype=np.int64) for k in names]
+    for name, idx in zip(names, parts, strict=True):
+        if idx.size == 0:
+            raise ValueError(f"the split {name!r} of {source} is empty; each of train, valid and test needs a stimulus")
+        if idx.min() < 0 or idx.max() >= n_stimuli:
+            raise ValueError(f"the split {name!r} of {source} holds indices outside [0, {n_stimuli})")
+    for i in range(3):
+        for j in range(i + 1, 3):
+            shared = np.intersect1d(parts[i], parts[j])
+            if shared.size:
+                raise ValueError(
+                    f"the splits {names[i]!r} and {names[j]!r} of {source} share stimuli {shared[:5].tolist()}; "
+                    "they must be disjoint (test scores on training stimuli would be meaningless)"
+                )
+    return tuple(parts)
+
+
+def _n_threads(requested: int | None) -> int | None:
+    """Threads for torch: ``--n-threads``, else none set when OMP_NUM_THREADS is (torch
+    reads it), else the CPUs this process may run on (affinity and cgroup quota).
+
+    torch's own default is the machine's core count, which on a shared or containerised
+    machine oversubscribes the CPUs the process actually has (measured up to 10x slower).
+    """
+    if requested is not None:
+        return requested
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:  # cgroup v2 CPU quota, e.g. "200000 100000" = 2 CPUs
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--output", default="skstrf_output", help="folder for figures and results.json")
     cmp_.add_argument("--kernels", nargs="+", default=["vanilla", "separable", "parametric"],
                       choices=["vanilla", "separable", "parametric"])
-    cmp_.add_argument("--max-epochs", type=int, default=100,
+    cmp_.add_argument("--max-epochs", type=_positive_int, default=100,
                       help="epochs of the seed-method (gradient) fits")
     cmp_.add_argument("--no-seed-method", action="store_true",
                       help="skip the seed's method (gradient from a random start) and run only "
@@ -79,9 +211,15 @@ def _parser() -> argparse.ArgumentParser:
                       choices=["ln", "ic_adaptation", "adaptrans", "ln_adaptrans"],
                       help="extra rows beyond the linear STRF: 'ln' (softplus output, Poisson "
                       "loss), 'ic_adaptation', 'adaptrans' (ON/OFF prefilter), 'ln_adaptrans' (both)")
-    cmp_.add_argument("--n-lags", type=int, default=15, help="frames of history of the STRFs")
-    cmp_.add_argument("--n-neurons", type=int, default=119, help="synthetic dataset only")
-    cmp_.add_argument("--n-times", type=int, default=999, help="synthetic dataset only")
+    cmp_.add_argument("--n-lags", type=_positive_int, default=15, help="frames of history of the STRFs")
+    cmp_.add_argument("--n-neurons", type=_positive_int, default=SYNTHETIC_N_NEURONS,
+                      help=f"synthetic dataset only: cells (default {SYNTHETIC_N_NEURONS}, NS1's unit count; "
+                      "make_strf_dataset's own default is 32)")
+    cmp_.add_argument("--n-times", type=_positive_int, default=999,
+                      help="synthetic dataset only: frames per stimulus (default 999, as NS1)")
+    cmp_.add_argument("--n-threads", type=_positive_int, default=None,
+                      help="CPU threads for torch; default: OMP_NUM_THREADS if set, else the CPUs "
+                      "this process may use (its affinity and CPU quota)")
     cmp_.add_argument("--device", default="auto")
     cmp_.add_argument("--random-state", type=int, default=0)
     cmp_.add_argument("--verbose", type=int, default=0, help="1 prints skorch's epoch table")
@@ -89,24 +227,55 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line interface; returns the exit status."""
-    args = _parser().parse_args(argv)
-    from .compare import beyond_linear_variants, compare_kernels, default_variants, format_table, save_figures
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.dataset == "synthetic" and args.n_lags > args.n_times:
+        parser.error(f"--n-lags {args.n_lags} is more than --n-times {args.n_times}: each stimulus "
+                     "needs at least as many frames as the STRF has lags")
+    output = Path(args.output).expanduser()
+    if not args.no_figures:  # checked before any fit, so a bad --output loses no work
+        if output.exists() and not output.is_dir():
+            return _error(f"--output {str(output)!r} exists and is not a folder; give a folder "
+                          "(created if missing) for the figures and results.json", 2)
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return _error(f"--output {str(output)!r} cannot be created: {exc}", 2)
+        if not os.access(output, os.W_OK | os.X_OK):
+            return _error(f"--output {str(output)!r} is not writable", 2)
+    n_threads = _n_threads(args.n_threads)
+    if n_threads is not None:
+        import torch
+
+        torch.set_num_threads(n_threads)
+    from .compare import (beyond_linear_variants, compare_kernels, default_variants, format_pairs,
+                          format_table, save_figures)
     from .estimator import STRFRegressor
 
     start = time.perf_counter()
     print(f"loading dataset {args.dataset!r} ...", flush=True)
     try:
         data = load_comparison_data(args.dataset, n_neurons=args.n_neurons, n_times=args.n_times,
-                                    random_state=args.random_state)
-    except (OSError, ValueError) as exc:  # download failures, missing or foreign files
-        print(f"error: could not load dataset {args.dataset!r}:\n{exc}", file=sys.stderr)
-        return 1
+                                    random_state=args.random_state, n_lags=args.n_lags)
+    except (OSError, ValueError) as exc:  # download failures, missing, foreign or inconsistent files
+        return _error(f"could not load dataset {args.dataset!r}:\n{exc}")
     S, T, F = data.X.shape
     print(f"{data.description}: {S} stimuli x {T} frames x {F} bands, {data.y.shape[2]} neurons, "
           f"{data.y.shape[3]} repeats; split {len(data.train)}/{len(data.valid)}/{len(data.test)} "
           "(train/valid/test stimuli)", flush=True)
+    for note in data.notes:
+        print(f"note: {note}", flush=True)
+    import torch
+
+    print(f"torch threads: {torch.get_num_threads()}"
+          f"{' (from OMP_NUM_THREADS)' if n_threads is None else ''}", flush=True)
     template = STRFRegressor(n_lags=args.n_lags, max_epochs=args.max_epochs, device=args.device,
                              random_state=args.random_state, verbose=args.verbose)
     variants = default_variants(args.kernels, seed_method=not args.no_seed_method,
@@ -120,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
                              progress=lambda line: print(line, flush=True))
     print()
     print(format_table(result.rows))
+    if result.pairs:
+        print("\nPaired comparison across cells (test cc_norm; Wilcoxon signed-rank, Holm-corrected):")
+        print(format_pairs(result.pairs))
     print()
     cell = result.best_cell
     print(f"Best-fit cell across the parameterizations: idx={cell}")
@@ -127,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in result.labels:
         print(f"  {k:<{width}s} test cc_norm = {result.test_cc_norm[k][cell]:+.3f}")
     if not args.no_figures:
-        paths = save_figures(result, args.output, dt_ms=data.dt_ms, freqs=data.freqs)
+        paths = save_figures(result, output, dt_ms=data.dt_ms, freqs=data.freqs)
         print("\nwrote " + ", ".join(str(p) for p in paths))
     print(f"total time {time.perf_counter() - start:.1f} s")
     return 0

@@ -13,9 +13,11 @@ from sklearn.utils import Bunch
 
 from .estimator import STRFRegressor
 from .metrics import cc, cc_norm
+from .model_selection import train_valid_test_indices
+from .significance import pairwise_comparisons
 
 __all__ = ["compare_kernels", "default_variants", "beyond_linear_variants", "format_table",
-           "save_figures", "split_indices"]
+           "format_pairs", "save_figures", "split_indices"]
 
 SOLVER_LABELS = {
     "ridge": "ridge",
@@ -26,8 +28,8 @@ SOLVER_LABELS = {
 
 def default_variants(kernels: Sequence[str] = ("vanilla", "separable", "parametric"), *,
                      seed_method: bool = True, max_epochs: int = 100) -> list[tuple[str, dict]]:
-    """The fits of the main job: each kernel with skstrf's default solver and, optionally,
-    with the seed's method (AdamW from a random start for ``max_epochs`` epochs, best
+    """The fits of the main job: each kernel with skstrf's defaults and, optionally, with the
+    seed's method (AdamW from a random start for ``max_epochs`` epochs without penalty, best
     validation epoch restored, no early stop).
 
     Returns a list of ``(label, STRFRegressor parameters)``.
@@ -35,22 +37,22 @@ def default_variants(kernels: Sequence[str] = ("vanilla", "separable", "parametr
     variants = [(f"{k}", {"kernel": k}) for k in kernels]
     if seed_method:
         variants += [(f"{k} (seed method)", {"kernel": k, "solver": "gradient", "init": "random",
-                                              "patience": None, "max_epochs": max_epochs})
+                                              "patience": None, "max_epochs": max_epochs,
+                                              "cv": None, "alpha": 0.0})
                      for k in kernels]
     return variants
 
 
 # Optional rows of the main job beyond the linear STRF (``skstrf compare --variants ...``).
-# They start from the closed-form STRF and fine-tune by gradient with lr 1e-3, which does
-# better from that start than the default 1e-2 (benchmarks/beyond_linear.py).
+# They start from the closed-form STRF and fine-tune by gradient (benchmarks/beyond_linear.py).
 BEYOND_LINEAR = {
     "ln": ("vanilla + LN (softplus, Poisson)",
-           {"kernel": "vanilla", "nonlinearity": "softplus", "loss": "poisson", "lr": 1e-3}),
+           {"kernel": "vanilla", "nonlinearity": "softplus", "loss": "poisson"}),
     "ic_adaptation": ("vanilla + IC adaptation", {"kernel": "vanilla", "prefilter": "ic_adaptation"}),
-    "adaptrans": ("vanilla + AdapTrans", {"kernel": "vanilla", "prefilter": "adaptrans", "lr": 1e-3}),
+    "adaptrans": ("vanilla + AdapTrans", {"kernel": "vanilla", "prefilter": "adaptrans"}),
     "ln_adaptrans": ("vanilla + AdapTrans + LN",
                      {"kernel": "vanilla", "prefilter": "adaptrans", "nonlinearity": "softplus",
-                      "loss": "poisson", "lr": 1e-3}),
+                      "loss": "poisson"}),
 }
 
 
@@ -90,17 +92,10 @@ def beyond_linear_variants(names: Sequence[str], *, dt_ms: float = 5.0,
 def split_indices(n_stimuli: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The seed's 14/3/3 stimulus split scaled to ``n_stimuli`` (train, valid, test).
 
-    For 20 stimuli: 0-13 train, 14-16 validation, 17-19 test. Needs at least 3 stimuli.
+    The same rule as :func:`skstrf.model_selection.train_valid_test_indices` (kept here
+    under its old name). For 20 stimuli: 0-13 train, 14-16 validation, 17-19 test.
     """
-    if n_stimuli < 3:
-        raise ValueError(f"a train/validation/test split needs at least 3 stimuli; got {n_stimuli}")
-    n_test = max(1, int(round(0.15 * n_stimuli)))
-    n_valid = max(1, int(round(0.15 * n_stimuli)))
-    n_train = n_stimuli - n_valid - n_test
-    if n_train < 1:
-        n_train, n_valid, n_test = 1, 1, n_stimuli - 2
-    idx = np.arange(n_stimuli)
-    return idx[:n_train], idx[n_train:n_train + n_valid], idx[n_train + n_valid:]
+    return train_valid_test_indices(n_stimuli)
 
 
 def compare_kernels(
@@ -123,8 +118,10 @@ def compare_kernels(
     y : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
         Responses with repeats.
     train, valid, test : sequence of int
-        Stimulus indices. Each model is fitted on ``train`` with ``valid`` as its
-        validation set (early stopping, penalty choice), and scored on ``test``.
+        Stimulus indices. Each model is fitted on ``train`` and ``valid`` and scored on
+        ``test``: gradient-trained models validate (early stopping) on exactly ``valid``;
+        the closed-form solvers cross-validate their penalty over both (``cv``), or choose
+        it on ``valid`` with ``cv=None``.
     variants : sequence of (str, dict), default=None
         Label and :class:`STRFRegressor` parameters of each fit; by default
         :func:`default_variants`.
@@ -138,8 +135,11 @@ def compare_kernels(
     result : Bunch
         ``rows`` (one dict per variant: name, solver, params_per_neuron, total_params,
         fit_s, epochs, test_cc, test_cc_norm), ``test_cc`` and ``test_cc_norm`` (label ->
-        per-neuron arrays), ``estimators`` (label -> fitted estimator), ``labels`` and
-        ``best_cell`` (the neuron with the highest mean test cc_norm across variants).
+        per-neuron arrays), ``estimators`` (label -> fitted estimator), ``labels``,
+        ``best_cell`` (the neuron with the highest mean test cc_norm across variants) and
+        ``pairs``: the paired comparison of every two variants across neurons
+        (:func:`skstrf.significance.pairwise_comparisons`: per-cell differences, Wilcoxon
+        signed-rank test, Holm-corrected).
     """
     X = np.asarray(X)
     y = np.asarray(y)
@@ -159,7 +159,7 @@ def compare_kernels(
         start = time.perf_counter()
         est.fit(X[fit_idx], y[fit_idx])
         elapsed = time.perf_counter() - start
-        if not np.array_equal(fit_idx[est.valid_stimuli_], valid):
+        if est.valid_stimuli_.size and not np.array_equal(fit_idx[est.valid_stimuli_], valid):
             raise RuntimeError("internal error: the validation stimuli are not the requested ones")
         pred = est.predict(X[test])
         per_cc[label] = cc(y[test], pred, multioutput="raw_values")
@@ -184,8 +184,9 @@ def compare_kernels(
     finite = np.isfinite(stack)
     mean_per_cell = np.where(finite.any(0), np.nansum(stack, 0) / np.maximum(finite.sum(0), 1), -np.inf)
     best_cell = int(np.argmax(mean_per_cell))
+    pairs = pairwise_comparisons(per_ccn) if len(labels) > 1 else []
     return Bunch(rows=rows, test_cc=per_cc, test_cc_norm=per_ccn, estimators=fitted,
-                 best_cell=best_cell, labels=labels)
+                 best_cell=best_cell, labels=labels, pairs=pairs)
 
 
 def format_table(rows: Sequence[dict]) -> str:
@@ -209,7 +210,7 @@ def save_figures(result: Bunch, output: str | Path, *, dt_ms: float = 5.0, freqs
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .plotting import plot_history, plot_score_hist, plot_strfs
+    from .plotting import plot_history, plot_paired_scores, plot_strfs
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -222,9 +223,9 @@ def save_figures(result: Bunch, output: str | Path, *, dt_ms: float = 5.0, freqs
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
 
-    fig, _ = plot_score_hist({k: result.test_cc_norm[k] for k in labels},
-                             title="Per-cell test cc_norm")
-    paths.append(out / "score_hist.png")
+    # per-cell scores of every pair of variants against the identity line
+    fig, _ = plot_paired_scores({k: result.test_cc_norm[k] for k in labels}, metric="test cc_norm")
+    paths.append(out / "paired_scores.png")
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
 
@@ -248,8 +249,23 @@ def save_figures(result: Bunch, output: str | Path, *, dt_ms: float = 5.0, freqs
     plt.close(fig)
 
     summary = {"rows": list(result.rows), "best_cell": cell,
+               "pairs": [{key: _plain(row[key]) for key in ("model_a", "model_b", "n_better", "n_worse",
+                                                           "n_tied", "median_difference", "statistic",
+                                                           "pvalue", "pvalue_corrected")}
+                         for row in result.get("pairs", [])],
                "test_cc_norm": {k: [None if not np.isfinite(v) else float(v) for v in result.test_cc_norm[k]]
                                 for k in result.labels}}
     paths.append(out / "results.json")
     paths[-1].write_text(json.dumps(summary, indent=2))
     return paths
+
+
+def format_pairs(pairs: Sequence) -> str:
+    """One line per pair of variants: the paired comparison across neurons."""
+    return "\n".join(row.summary for row in pairs)
+
+
+def _plain(value):
+    """A JSON-ready number (NaN as None)."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and not np.isfinite(value) else value

@@ -90,18 +90,36 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "ridge": closed-form ridge regression (vanilla kernel). "als": alternating least
         squares, each half-step a closed-form ridge (separable kernel). "auto" picks
         "ridge" for vanilla, "als" for separable and "gradient" for parametric. The
-        closed-form solvers choose the penalty per neuron on the validation stimuli, then
-        refit on all stimuli with it. They fit linear least-squares models only (IC
+        closed-form solvers choose the penalty per neuron by cross-validation over all the
+        stimuli given (``cv``; with ``cv=None``, on the validation stimuli), then refit on
+        all stimuli with it. They fit linear least-squares models only (IC
         adaptation included, a fixed linear prefilter): with a nonlinearity, AdapTrans or
         the Poisson loss, "auto" is "gradient" (started from the closed-form linear
         solution, see ``init``) and "ridge"/"als" raise a ValueError.
     alpha : float, array-like of float or None, default=None
         L2 penalty on the kernel weights in standardised units: the per-frame MSE of each
         neuron (in units of its PSTH variance) plus ``alpha`` times the squared norm of its
-        standardised kernel. A sequence is a grid from which "ridge" and "als" choose the
-        best penalty per neuron on the validation stimuli. ``None``: the grid
-        ``np.logspace(-4, 2, 13)`` for "ridge" and "als" (a single 1e-3 when there is no
-        validation stimulus), 0 for "gradient".
+        standardised kernel. A sequence is a grid from which the best penalty per neuron is
+        chosen by cross-validating the closed-form linear model (``cv``), or, with
+        ``cv=None``, on the validation stimuli. ``None``: the grid ``np.logspace(-4, 2, 13)``.
+        Every solver uses the chosen penalty: "ridge" and "als" refit with it, and gradient
+        training (parametric, LN, AdapTrans, or ``solver="gradient"``) is penalised by it.
+        With ``cv=None`` the old rules apply: a single 1e-3 without validation stimuli,
+        and 0 for gradient training from a random start.
+    cv : int, cross-validation splitter or None, default=5
+        How the penalty is chosen from the ``alpha`` grid: ``K`` folds of whole stimuli
+        (contiguous, in the order given), or a scikit-learn splitter over the stimuli (its
+        ``split`` sees one row per stimulus). The score of a penalty is the correlation of
+        the out-of-fold predictions, pooled over all folds, with the PSTH; it is computed
+        exactly from per-stimulus sufficient statistics, one eigendecomposition per fold
+        for the whole grid. For one continuous recording (a single stimulus) the folds are
+        ``K`` contiguous time blocks of it (every frame keeps its real lag history, which
+        may reach into the previous block's stimulus). "ridge" and "als" then fit all
+        stimuli, without validation stimuli; gradient-trained models cross-validate on
+        their training stimuli only. ``None``: choose on the validation stimuli.
+    alpha_per_neuron : bool, default=True
+        Choose a penalty per neuron; ``False`` chooses one penalty for all (the best mean
+        score over neurons).
     init : {"auto", "random", "closed_form"}, default="auto"
         Starting point of gradient training. "closed_form" starts from the ridge solution
         (its rank-``rank`` SVD for separable kernels, a greedy Gaussian decomposition of
@@ -121,9 +139,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     batch_size : int or None, default=1
         Number of stimuli per gradient step; ``None`` uses all training stimuli at once.
     validation_fraction : float or None, default=0.15
-        Fraction of the stimuli (at least one) held out for validation: the last ones, in
-        the order given. ``None`` disables validation and early stopping; so does fitting a
-        single stimulus or continuous recording (with a warning).
+        Fraction of the stimuli (at least one) held out for validation, for the early
+        stopping of gradient training (and the penalty when ``cv=None``): the last ones, in
+        the order given. For one continuous recording, the last fraction of its frames is
+        held out as a contiguous block (its first frames see zero history). ``None``
+        disables validation and early stopping. "ridge" and "als" with ``cv`` hold nothing
+        out.
     patience : int or None, default=10
         Stop after this many epochs without improvement of the validation cc_norm;
         ``None`` trains for ``max_epochs``. In both cases the best epoch is restored.
@@ -180,14 +201,27 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         (``3 * n_freqs`` for AdapTrans: the ON and OFF time constants and ``w`` of each
         band; none for IC adaptation).
     history_ : skorch.History
-        Per epoch: ``train_loss``, ``valid_loss``, ``valid_cc_norm``, ``dur``.
+        Per epoch: ``train_loss``, ``valid_loss``, ``valid_cc_norm``, ``dur``. Gradient
+        training from a closed-form start never ends below that start on the validation
+        stimuli: when no epoch beats it, the start is kept (``net_.kept_start_``).
     net_ : STRFNet
         The fitted skorch net holding the torch module (``net_.module_``).
     device_ : str
         The device the model lives on: the one it was trained on, or "cpu" after
         unpickling a CUDA-fitted estimator on a machine without CUDA.
     train_stimuli_, valid_stimuli_ : ndarray of int
-        Indices (into the fitted X) of the training and validation stimuli.
+        Indices (into the fitted X) of the training and validation stimuli; for one
+        continuous recording split in time, ``[0]`` and ``[1]`` name its training and
+        validation blocks.
+    alpha_ : ndarray of shape (n_neurons,)
+        The penalty of each neuron.
+    cv_scores_ : ndarray of shape (n_alphas, n_neurons)
+        Only when the penalty was chosen by cross-validation: the pooled out-of-fold
+        correlation of every penalty of ``cv_alphas_`` and neuron (the CV curve).
+    cv_alphas_ : ndarray of shape (n_alphas,)
+        The penalty grid of ``cv_scores_``.
+    y_layout_ : {"neuron", "psth", "repeats"}
+        The layout of the y seen in ``fit`` (``predict`` answers in it, without repeats).
 
     See Also
     --------
@@ -249,6 +283,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "freq_range": ["array-like"],
         "solver": [StrOptions({"auto", "gradient", "ridge", "als"})],
         "alpha": [Interval(numbers.Real, 0, None, closed="left"), "array-like", None],
+        "cv": [Interval(numbers.Integral, 2, None, closed="left"), "cv_object", None],
+        "alpha_per_neuron": ["boolean"],
         "init": [StrOptions({"auto", "random", "closed_form"})],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -275,6 +311,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         freq_range: tuple[float, float] = (500.0, 20000.0),
         solver: str = "auto",
         alpha: float | None = None,
+        cv=5,
+        alpha_per_neuron: bool = True,
         init: str = "auto",
         lr: float = 1e-3,
         max_epochs: int = 100,
@@ -299,6 +337,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.freq_range = freq_range
         self.solver = solver
         self.alpha = alpha
+        self.cv = cv
+        self.alpha_per_neuron = alpha_per_neuron
         self.init = init
         self.lr = lr
         self.max_epochs = max_epochs
@@ -382,33 +422,41 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             torch.manual_seed(plan.seed)
             module = build_model(train, **plan.model, previous=None if previous is None else previous.module_)
             net = build_net(module, train, valid, **plan.net, previous=previous)
-            stats = module_statistics(net.module_, train, plan.device) if plan.statistics else None
+            stats = (module_statistics(net.module_, train, plan.device, n_blocks=plan.n_blocks)
+                     if plan.statistics else None)
             solution = None
-            if plan.closed_form:
+            if plan.closed_form or plan.choose_penalty:
                 valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
-                solution = solve_closed_form(stats, valid_stats, plan.alphas,
+                solution = solve_closed_form(stats, valid_stats, plan.alphas, folds=plan.folds,
+                                             per_neuron=plan.per_neuron,
                                              separable_shape=plan.separable_shape)
-                start_from_closed_form(net, solution, train, linear=plan.linear)
+                start_from_closed_form(net, solution, train, load=plan.closed_form)
+                stats = stats.merge_blocks(plan.n_blocks)
             elif previous is not None and not plan.linear:
                 net.alpha = previous.alpha  # continue with the first fit's penalties
             if plan.solver == "gradient":
-                train_net(net, train, stats if plan.linear else None)
+                train_net(net, train, stats if plan.linear else None, valid)
             else:
                 record_closed_form_epoch(net, stats, valid)
         # Nothing below may store a non-finite model: raise before any attribute is set.
         check_finite_model(net.module_, self.lr)
-        self._store(net, plan, data, net.alpha if solution is None or plan.solver == "gradient"
-                    else solution.alpha.cpu().numpy())
+        self._store(net, plan, data, solution)
         return self
 
-    def _store(self, net, plan, data: StimulusSet, alpha: np.ndarray) -> None:
-        """Set the fitted attributes from a settled net."""
+    def _store(self, net, plan, data: StimulusSet, solution) -> None:
+        """Set the fitted attributes from a settled net and its closed-form solution (if any)."""
         module = net.module_
         self.net_ = net
         self.history_ = net.history
         self.device_ = plan.device
         self.solver_ = plan.solver
+        alpha = net.alpha if solution is None or plan.solver == "gradient" else solution.alpha.cpu().numpy()
         self.alpha_ = np.broadcast_to(np.asarray(alpha, dtype=np.float64), data.y.shape[2:3]).copy()
+        self.__dict__.pop("cv_scores_", None)
+        self.__dict__.pop("cv_alphas_", None)
+        if solution is not None and solution.scores is not None and plan.folds is not None:
+            self.cv_scores_ = solution.scores.cpu().numpy().astype(np.float64)
+            self.cv_alphas_ = plan.alphas.cpu().numpy().astype(np.float64)
         self.train_stimuli_, self.valid_stimuli_ = plan.train, plan.valid
         self.y_layout_ = data.y_layout
         self.n_features_in_ = data.X.shape[2]

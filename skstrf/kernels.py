@@ -84,43 +84,66 @@ class ParametricKernel(_Kernel):
     """Sum of ``n_gaussians`` 2-D Gaussians on the (frequency, lag) grid.
 
     Each Gaussian has a centre in absolute grid coordinates (band index, lag index), a
-    width along each axis (positive through a softplus) and a signed amplitude: 5
-    parameters, so ``5 * K * C`` per neuron. Centres start spread over the grid, widths at
-    a few bins, amplitudes small and random.
+    width along each axis and a signed amplitude: 5 parameters, so ``5 * K * C`` per
+    neuron. The widths are bounded, between half a bin and half the grid's extent along
+    their axis (through a sigmoid), so that a Gaussian can neither collapse onto one bin
+    nor flatten into a constant. Centres start spread over the grid, widths at a few bins,
+    amplitudes small and random.
     """
 
     def __init__(self, n_neurons: int, n_channels: int, n_freqs: int, n_lags: int,
                  n_gaussians: int = 8, generator: torch.Generator | None = None) -> None:
         super().__init__(n_neurons, n_channels, n_freqs, n_lags)
         shape = (n_neurons, n_channels, n_gaussians)
+        self.width_bounds = ((0.5, max(n_freqs / 2.0, 1.0)), (0.5, max(n_lags / 2.0, 1.0)))
         self.centre_freq = nn.Parameter(torch.rand(shape, generator=generator) * (n_freqs - 1))
         self.centre_lag = nn.Parameter(torch.rand(shape, generator=generator) * (n_lags - 1))
         self.width_freq_raw = nn.Parameter(
-            torch.full(shape, _softplus_inverse(max(n_freqs / 10.0, 1.0))))
+            torch.full(shape, _bounded_inverse(max(n_freqs / 10.0, 1.0), *self.width_bounds[0])))
         self.width_lag_raw = nn.Parameter(
-            torch.full(shape, _softplus_inverse(max(n_lags / 8.0, 1.0))))
+            torch.full(shape, _bounded_inverse(max(n_lags / 8.0, 1.0), *self.width_bounds[1])))
         self.amplitude = nn.Parameter(0.02 * torch.randn(shape, generator=generator))
         self.register_buffer("freq_grid", torch.arange(n_freqs, dtype=torch.float32), persistent=False)
         self.register_buffer("lag_grid", torch.arange(n_lags, dtype=torch.float32), persistent=False)
 
     @property
     def width_freq(self) -> torch.Tensor:
-        return nn.functional.softplus(self.width_freq_raw) + 1e-3
+        low, high = self.width_bounds[0]
+        return low + (high - low) * torch.sigmoid(self.width_freq_raw)
 
     @property
     def width_lag(self) -> torch.Tensor:
-        return nn.functional.softplus(self.width_lag_raw) + 1e-3
+        low, high = self.width_bounds[1]
+        return low + (high - low) * torch.sigmoid(self.width_lag_raw)
 
-    @torch.no_grad()
-    def set_weight(self, weight: torch.Tensor) -> None:
-        """Start from a greedy Gaussian decomposition of the peaks and troughs of ``weight``."""
+    def set_weight(self, weight: torch.Tensor, n_iter: int = 300) -> None:
+        """Fit the Gaussians to ``weight`` (N, C, F, L) by least squares.
+
+        Starts from a greedy decomposition of its peaks and troughs
+        (:func:`peaks_and_troughs`), then refines every parameter (centres, widths,
+        amplitudes) by ``n_iter`` Adam steps on the squared error, all neurons at once.
+        """
         N, C, F, L = weight.shape
         K = self.amplitude.shape[-1]
-        wf, wl = self.width_freq.mean().item(), self.width_lag.mean().item()
-        cf, cl, amp = peaks_and_troughs(weight.reshape(N * C, F, L), K, wf, wl)
-        self.centre_freq.copy_(cf.reshape(N, C, K))
-        self.centre_lag.copy_(cl.reshape(N, C, K))
-        self.amplitude.copy_(amp.reshape(N, C, K))
+        target = weight.detach().to(self.amplitude)
+        with torch.no_grad():
+            wf, wl = self.width_freq.mean().item(), self.width_lag.mean().item()
+            cf, cl, amp = peaks_and_troughs(target.reshape(N * C, F, L), K, wf, wl)
+            self.centre_freq.copy_(cf.reshape(N, C, K))
+            self.centre_lag.copy_(cl.reshape(N, C, K))
+            self.amplitude.copy_(amp.reshape(N, C, K))
+        params = [self.centre_freq, self.centre_lag, self.width_freq_raw, self.width_lag_raw,
+                  self.amplitude]
+        scale = target.pow(2).sum(dim=(1, 2, 3)).clamp(min=1e-30)  # per neuron
+        with torch.enable_grad():
+            optimizer = torch.optim.Adam(params, lr=0.05)
+            for _ in range(n_iter):
+                optimizer.zero_grad()
+                loss = ((self.forward() - target).pow(2).sum(dim=(1, 2, 3)) / scale).sum()
+                loss.backward()
+                optimizer.step()
+        for p in params:
+            p.grad = None
 
     def forward(self) -> torch.Tensor:
         df = (self.freq_grid - self.centre_freq[..., None]) / self.width_freq[..., None]
@@ -130,8 +153,10 @@ class ParametricKernel(_Kernel):
         return torch.einsum("nck,nckf,nckl->ncfl", self.amplitude, gf, gl)
 
 
-def _softplus_inverse(x: float) -> float:
-    return math.log(math.expm1(x))
+def _bounded_inverse(x: float, low: float, high: float) -> float:
+    """The raw value whose ``low + (high - low) * sigmoid`` is ``x`` (clipped into the bounds)."""
+    u = min(max((x - low) / (high - low), 1e-3), 1 - 1e-3)
+    return math.log(u / (1 - u))
 
 
 def peaks_and_troughs(weight: torch.Tensor, n_gaussians: int, width_freq: float,

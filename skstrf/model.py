@@ -170,7 +170,7 @@ class STRFModel(nn.Module):
         return z if self.nonlinearity is None else self.nonlinearity(z)
 
     def statistics_loss(self, stats: "DesignStatistics", index: torch.Tensor,
-                        alpha: float = 0.0) -> torch.Tensor:
+                        alpha: float | np.ndarray = 0.0) -> torch.Tensor:
         """Training MSE (standardised units) of the stimuli ``index`` from their statistics.
 
         Equal to the masked mean squared error of ``forward`` over the valid frames of
@@ -190,9 +190,16 @@ class STRFModel(nn.Module):
         lin = (theta * cross.T).sum(dim=1)
         n_neurons = theta.shape[0]
         mse = (quad - 2.0 * lin + sq).sum() / (count * n_neurons)
-        if alpha:
-            mse = mse + alpha * (theta[:, :-1] ** 2).sum() / n_neurons
+        alpha = torch.as_tensor(alpha, dtype=theta.dtype, device=theta.device)
+        if bool((alpha != 0).any()):
+            mse = mse + (alpha * (theta[:, :-1] ** 2).sum(dim=1)).sum() / n_neurons
         return mse.float()
+
+
+#: Each input band is standardised by its own standard deviation, but by no less than this
+#: fraction of the median band's: nearly silent bands (a log spectrogram's floor) are not
+#: amplified to the level of the informative ones (see the user guide, "Solvers").
+X_SCALE_FLOOR = 0.1
 
 
 def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1, n_gaussians: int = 8,
@@ -208,7 +215,7 @@ def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1
     """
     filt = make_prefilter(prefilter, train.X.shape[2], dt_ms=float(dt_ms), freq_range=freq_range)
     stimuli = train.X if filt is None else prefiltered(filt, train)
-    x_mean, x_scale = masked_moments(stimuli, train.frame_mask)
+    x_mean, x_scale = masked_moments(stimuli, train.frame_mask, relative_floor=X_SCALE_FLOOR)
     y_mean, y_scale = masked_moments(train.psth(), train.frame_mask)
     if previous is not None:
         # The continued model keeps its own units, and the loss weights follow them.
@@ -251,6 +258,13 @@ class DesignStatistics:
         return (self.gram[index].sum(0), self.cross[index].sum(0), self.sq[index].sum(0),
                 self.count[index].sum())
 
+    def merge_blocks(self, n_blocks: int) -> "DesignStatistics":
+        """Per-stimulus statistics from per-block ones (rows in (stimulus, block) order)."""
+        if n_blocks == 1:
+            return self
+        return DesignStatistics(*(a.reshape(-1, n_blocks, *a.shape[1:]).sum(1) for a in
+                                  (self.gram, self.cross, self.sq, self.count)))
+
     def concat(self, other: "DesignStatistics") -> "DesignStatistics":
         """Statistics of this set's stimuli followed by those of ``other``."""
         return DesignStatistics(*(torch.cat([a, b]) for a, b in zip(
@@ -271,7 +285,7 @@ def standardized_design(X: torch.Tensor, n_lags: int, x_mean: torch.Tensor,
 
 def design_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_lags: int,
                       x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
-                      y_scale: torch.Tensor, chunk: int = 16) -> DesignStatistics:
+                      y_scale: torch.Tensor, chunk: int = 16, n_blocks: int = 1) -> DesignStatistics:
     """Compute :class:`DesignStatistics` stimulus by stimulus chunk (bounded memory).
 
     Parameters
@@ -282,17 +296,39 @@ def design_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         PSTH in the data's units, any value on padding frames.
     mask : Tensor of shape (n_stimuli, n_times)
         1.0 on valid frames, 0.0 on padding.
+    n_blocks : int, default=1
+        Split each stimulus's valid frames into this many contiguous blocks of (nearly)
+        equal length, each with its own statistics (row ``s * n_blocks + b``): the units of
+        cross-validation within one continuous recording. Every frame keeps its real lag
+        history, which may reach into the previous block (stimulus frames only, never
+        responses).
     """
-    grams, crosses, sqs = [], [], []
+    grams, crosses, sqs, counts = [], [], [], []
+    frames = torch.arange(X.shape[1], device=X.device, dtype=torch.float64)
     for start in range(0, X.shape[0], chunk):
         sl = slice(start, start + chunk)
         Z = standardized_design(X[sl], n_lags, x_mean, x_scale, mask[sl]).double()
         Ps = (torch.nan_to_num((P[sl] - y_mean) / y_scale) * mask[sl][..., None]).double()
-        grams.append(Z.transpose(1, 2) @ Z)
-        crosses.append(Z.transpose(1, 2) @ Ps)
-        sqs.append((Ps**2).sum(1))
-    return DesignStatistics(torch.cat(grams), torch.cat(crosses), torch.cat(sqs),
-                            mask.sum(1).double())
+        if n_blocks == 1:
+            grams.append(Z.transpose(1, 2) @ Z)
+            crosses.append(Z.transpose(1, 2) @ Ps)
+            sqs.append((Ps**2).sum(1))
+            counts.append(mask[sl].sum(1).double())
+            continue
+        length = mask[sl].double().sum(1, keepdim=True)  # (s, 1)
+        block = torch.floor(frames[None] * n_blocks / length)  # (s, T); >= n_blocks on padding
+        parts = [], [], [], []
+        for b in range(n_blocks):
+            m = (block == b).to(Z.dtype) * mask[sl]
+            Zb = Z * m[..., None]
+            for out, value in zip(parts, (Zb.transpose(1, 2) @ Z, Zb.transpose(1, 2) @ Ps,
+                                          (Ps**2 * m[..., None]).sum(1), m.sum(1))):
+                out.append(value)
+        # rows in (stimulus, block) order
+        for out, values in zip((grams, crosses, sqs, counts), parts):
+            stacked = torch.stack(values, dim=1)
+            out.append(stacked.reshape(-1, *stacked.shape[2:]))
+    return DesignStatistics(torch.cat(grams), torch.cat(crosses), torch.cat(sqs), torch.cat(counts))
 
 
 def _zero_filled(data: "StimulusSet") -> np.ndarray:
@@ -329,10 +365,13 @@ def design_tensors(module: STRFModel, data: "StimulusSet", device: str) -> tuple
     return X, P, mask
 
 
-def module_statistics(module: STRFModel, data: "StimulusSet", device: str) -> DesignStatistics:
-    """Per-stimulus :class:`DesignStatistics` of ``data`` in ``module``'s standardised units."""
+def module_statistics(module: STRFModel, data: "StimulusSet", device: str,
+                      n_blocks: int = 1) -> DesignStatistics:
+    """Per-stimulus (or per-block) :class:`DesignStatistics` of ``data`` in ``module``'s
+    standardised units; see :func:`design_statistics` for ``n_blocks``."""
     return design_statistics(*design_tensors(module, data, device), module.n_lags,
-                             module.x_mean, module.x_scale, module.y_mean, module.y_scale)
+                             module.x_mean, module.x_scale, module.y_mean, module.y_scale,
+                             n_blocks=n_blocks)
 
 
 def prefiltered(prefilter: nn.Module, data: "StimulusSet") -> np.ndarray:

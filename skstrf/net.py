@@ -19,8 +19,7 @@ from .validation import StimulusSet
 __all__ = ["MaskedMSELoss", "MaskedPoissonLoss", "STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
            "record_closed_form_epoch", "check_finite_model", "start_from_closed_form",
-           "default_callbacks", "check_net_params",
-           "NET_PARAM_PREFIXES"]
+           "default_callbacks", "check_net_params"]
 
 # skorch's routing prefixes that STRFRegressor passes through to its net.
 NET_PARAM_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
@@ -369,37 +368,60 @@ def build_net(module: STRFModel, train: StimulusSet, valid: StimulusSet | None, 
     return net
 
 
-def start_from_closed_form(net: STRFNet, solution, train: StimulusSet, *, linear: bool) -> None:
-    """Set ``net``'s model to a closed-form solution: the fit itself, or where training starts.
+def start_from_closed_form(net: STRFNet, solution, train: StimulusSet, *, load: bool = True) -> None:
+    """Take the penalty of a closed-form solution and (with ``load``) start from its model.
 
-    A model that is not linear least squares (a nonlinearity, AdapTrans, the Poisson loss)
-    keeps each neuron's closed-form penalty for gradient training, and its nonlinearity
-    starts fitted to the closed-form linear stage.
+    Gradient training then keeps each neuron's closed-form penalty (chosen by
+    cross-validation or on the validation stimuli), and a nonlinearity starts fitted to the
+    closed-form linear stage.
 
     Parameters
     ----------
     solution : skstrf.solvers.ClosedFormSolution
+    load : bool, default=True
+        Set the model to the solution (the fit itself, or the start of gradient training);
+        False only takes its penalties (gradient training from a random start).
     """
+    net.alpha = solution.alpha.cpu().numpy().astype(np.float32)
+    if not load:
+        return
     module = net.module_
     module.load_closed_form_(solution.weight, solution.moments.z_mean, solution.moments.p_mean)
-    if not linear:
-        net.alpha = solution.alpha.cpu().numpy().astype(np.float32)
-        loss = "poisson" if isinstance(net.criterion_, MaskedPoissonLoss) else "mse"
-        calibrate_nonlinearity(module, train, str(net.device), loss)
+    loss = "poisson" if isinstance(net.criterion_, MaskedPoissonLoss) else "mse"
+    calibrate_nonlinearity(module, train, str(net.device), loss)
 
 
-def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | None) -> None:
-    """Train ``net`` on ``train`` by gradient, then settle it after a divergence or interrupt.
+def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | None,
+              valid: StimulusSet | None = None) -> None:
+    """Train ``net`` on ``train`` by gradient, then settle it.
 
-    With ``statistics`` (a linear least-squares model) every step is frame-free.
+    With ``statistics`` (a linear least-squares model) every step is frame-free. With
+    validation stimuli ``valid``, the fit never ends below where it started: when the
+    starting model scores a higher validation cc_norm than every trained epoch, it is
+    restored (``net.kept_start_`` is then True).
     """
     device = str(net.device)
+    start_state, start_score = None, float("nan")
+    if valid is not None:
+        # skorch's data loader draws a seed from the global generator: keep the training
+        # run's stimulus shuffling the same as without this extra pass
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            pred = net.forward(net_inputs(valid, device), training=False)
+        start_score = dict(net.callbacks_)["valid_cc_norm"].score(pred)
+        start_state = _copy_state(net.module_)
+    first = len(net.history)
     net.statistics = statistics
     try:
         net.partial_fit(net_inputs(train, device), net_targets(train, device))
     finally:
         net.statistics = None
     _settle_training(net)
+    run = np.array([epoch.get("valid_cc_norm", np.nan) for epoch in list(net.history)[first:]], dtype=float)
+    best = np.nanmax(run) if np.isfinite(run).any() else -np.inf
+    net.start_valid_cc_norm_ = start_score
+    net.kept_start_ = bool(np.isfinite(start_score) and start_score > best)
+    if net.kept_start_:
+        net.module_.load_state_dict(start_state)
 
 
 def _settle_training(net: STRFNet) -> None:
@@ -467,7 +489,9 @@ def record_closed_form_epoch(net: STRFNet, train_stats: DesignStatistics, valid:
     net.history.record("epoch", 1)
     with torch.no_grad():
         index = torch.arange(train_stats.gram.shape[0])
-        net.history.record("train_loss", float(net.module_.statistics_loss(train_stats, index)))
+        # the penalised loss, as gradient training records it, so that both compare
+        loss = net.module_.statistics_loss(train_stats, index, net.alpha)
+        net.history.record("train_loss", float(loss))
         if valid is not None:
             pred = net.forward(net_inputs(valid, device), training=False)
             net.history.record("valid_loss", float(net.get_loss(pred, net_targets(valid, device))))

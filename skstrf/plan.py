@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_random_state
 
 from .net import check_net_params
 from .prefilters import PREFILTERS, check_freq_range
 from .validation import StimulusSet, check_non_negative, check_X_y, validation_split
 
-__all__ = ["FitPlan", "make_plan", "resolve_device", "DEFAULT_ALPHAS"]
+__all__ = ["FitPlan", "make_plan", "resolve_device"]
 
 #: The penalty grid of the closed-form solvers when ``alpha=None``.
 DEFAULT_ALPHAS = np.logspace(-4, 2, 13)
@@ -44,6 +46,14 @@ class FitPlan:
         Indices of the training and validation stimuli.
     separable_shape : (n_freqs, n_lags, rank) or None
         For ALS: the shape of the separable kernel.
+    folds : list of (ndarray, ndarray) or None
+        Cross-validation folds for the penalty, over the rows of the training statistics
+        (stimuli, or blocks of one continuous recording); None: no cross-validation.
+    n_blocks : int
+        Contiguous blocks per training stimulus in the statistics (more than 1 only to
+        cross-validate within one continuous recording).
+    per_neuron : bool
+        Whether each neuron gets its own penalty.
     model : dict
         Keyword arguments of :func:`skstrf.model.build_model`.
     net : dict
@@ -60,13 +70,21 @@ class FitPlan:
     train: np.ndarray
     valid: np.ndarray
     separable_shape: tuple[int, int, int] | None
+    folds: list | None
+    n_blocks: int
+    per_neuron: bool
     model: dict
     net: dict
 
     @property
+    def choose_penalty(self) -> bool:
+        """Whether the penalty is chosen from a grid (by the closed-form solvers)."""
+        return self.alphas.numel() > 1
+
+    @property
     def statistics(self) -> bool:
         """Whether the fit uses the training stimuli's sufficient statistics."""
-        return self.closed_form or self.linear
+        return self.closed_form or self.linear or self.choose_penalty
 
 
 def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
@@ -119,9 +137,14 @@ def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
             f"previous fit ({est.n_features_in_} and {est.n_neurons_}); got "
             f"{data.X.shape[2]} and {data.y.shape[2]}."
         )
-    train, valid = validation_split(data.n_stimuli, est.validation_fraction)
     closed_start = _resolve_init(est, linear) == "closed_form"
-    alphas = _penalties(est, solver, closed_start, has_valid=valid.size > 0)
+    if solver != "gradient" and est.cv is not None:
+        # Cross-validation chooses the penalty: no stimulus needs to be held out.
+        train, valid = np.arange(data.n_stimuli), np.arange(0)
+    else:
+        data, train, valid = validation_split(data, est.validation_fraction)
+    folds, n_blocks = _folds(est.cv, data.lengths[train])
+    alphas = _penalties(est, solver, closed_start, has_valid=valid.size > 0, has_folds=folds is not None)
     seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
     model = dict(kernel=est.kernel, n_lags=est.n_lags, rank=est.rank, n_gaussians=est.n_gaussians,
                  nonlinearity=est.nonlinearity, prefilter=est.prefilter, dt_ms=est.dt_ms,
@@ -141,6 +164,9 @@ def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
         train=train,
         valid=valid,
         separable_shape=(data.X.shape[2], est.n_lags, est.rank) if solver == "als" else None,
+        folds=folds if alphas.size > 1 else None,
+        n_blocks=n_blocks if alphas.size > 1 else 1,
+        per_neuron=bool(est.alpha_per_neuron),
         model=model,
         net=net,
     )
@@ -219,9 +245,29 @@ def _resolve_init(est, linear: bool) -> str:
     return est.init
 
 
-def _penalties(est, solver: str, closed_start: bool, has_valid: bool) -> np.ndarray:
+def _folds(cv, lengths: np.ndarray) -> tuple[list | None, int]:
+    """Cross-validation folds over the training stimuli (of valid ``lengths``), or over
+    contiguous blocks of a single one (a continuous recording); and the number of blocks
+    per stimulus. None when there are fewer than two stimuli or blocks to split."""
+    if cv is None:
+        return None, 1
+    n_splits = int(cv) if isinstance(cv, numbers.Integral) else int(cv.get_n_splits())
+    n_blocks = min(n_splits, int(lengths[0])) if lengths.size == 1 else 1
+    n_rows = lengths.size * n_blocks
+    if n_rows < 2:
+        return None, 1
+    splitter = KFold(min(n_splits, n_rows)) if isinstance(cv, numbers.Integral) else cv
+    folds = [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(np.zeros((n_rows, 1)))]
+    if not folds or any(a.size == 0 or b.size == 0 for a, b in folds):
+        raise ValueError(f"cv={cv!r} gave a fold with no training or no held-out stimulus.")
+    return folds, n_blocks
+
+
+def _penalties(est, solver: str, closed_start: bool, has_valid: bool, has_folds: bool) -> np.ndarray:
     """The penalty grid (1-D, non-empty) this fit uses."""
     if est.alpha is None:
+        if has_folds:
+            return DEFAULT_ALPHAS.copy()
         if solver == "gradient" and not closed_start:
             return np.zeros(1)
         return DEFAULT_ALPHAS.copy() if has_valid else np.array([1e-3])
@@ -230,14 +276,16 @@ def _penalties(est, solver: str, closed_start: bool, has_valid: bool) -> np.ndar
         raise ValueError(
             f"alpha must be a non-negative float or a non-empty 1-D sequence of them; got {est.alpha!r}"
         )
-    if alphas.size > 1 and solver == "gradient":
+    if alphas.size > 1 and solver == "gradient" and not has_folds:
         raise ValueError(
-            f"solver='gradient' trains with a single penalty, but alpha has {alphas.size} values; "
-            "search a grid with GridSearchCV, or use solver='ridge'/'als'."
+            f"solver='gradient' trains with a single penalty, but alpha has {alphas.size} values "
+            "and cv=None; pass cv (the penalty is then chosen by cross-validating the linear "
+            "model), search a grid with GridSearchCV, or use solver='ridge'/'als'."
         )
-    if alphas.size > 1 and not has_valid:
+    if alphas.size > 1 and not (has_valid or has_folds):
         raise ValueError(
-            "choosing alpha from a grid needs validation stimuli, but none is held out "
-            "(validation_fraction=None or a single stimulus); pass a single alpha."
+            "choosing alpha from a grid needs validation stimuli or cross-validation folds, but "
+            "cv=None and none is held out (validation_fraction=None or a single stimulus); "
+            "pass cv or a single alpha."
         )
     return alphas

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .model import DesignStatistics
 
 __all__ = ["Moments", "moments", "ridge_path", "validation_correlation", "fit_ridge", "fit_als",
-           "ClosedFormSolution", "solve_closed_form"]
+           "ClosedFormSolution", "solve_closed_form", "prediction_sums", "correlation_from_sums",
+           "cross_validated_path"]
 
 
 @dataclass
@@ -77,6 +79,46 @@ def ridge_path(m: Moments, alphas: torch.Tensor) -> torch.Tensor:
     return evecs[None] @ shrunk
 
 
+def prediction_sums(weights: torch.Tensor, bias: torch.Tensor, stats: DesignStatistics,
+                    index: torch.Tensor | None = None) -> torch.Tensor:
+    """Sums over the frames of stimuli ``index`` of the prediction ``q`` and the PSTH ``p``.
+
+    Parameters
+    ----------
+    weights : Tensor of shape (..., D, N)
+    bias : Tensor of shape (..., N)
+    stats : DesignStatistics
+    index : Tensor of int, default=None
+        Stimuli (rows of ``stats``) to sum over; all by default.
+
+    Returns
+    -------
+    sums : Tensor of shape (6, ..., N)
+        ``n, sum q, sum q^2, sum q p, sum p, sum p^2``: additive over sets of stimuli, so
+        that the correlation of predictions pooled over several folds follows from them
+        (:func:`correlation_from_sums`).
+    """
+    if index is None:
+        index = torch.arange(stats.gram.shape[0])
+    gram, cross, sq, n = stats.batch(index)
+    theta = torch.cat([weights, bias[..., None, :]], dim=-2)  # (..., D+1, N)
+    sum_q = torch.einsum("d,...dn->...n", gram[-1], theta)
+    sum_qq = (theta * (gram @ theta)).sum(-2)
+    sum_qp = (theta * cross).sum(-2)
+    shape = sum_q.shape
+    return torch.stack([n.expand(shape), sum_q, sum_qq, sum_qp, cross[-1].expand(shape),
+                        sq.expand(shape)])
+
+
+def correlation_from_sums(sums: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation from :func:`prediction_sums`; NaN where either side is constant."""
+    n, sum_q, sum_qq, sum_qp, sum_p, sum_pp = sums
+    cov = sum_qp / n - sum_q * sum_p / n**2
+    var_q = sum_qq / n - (sum_q / n) ** 2
+    var_p = sum_pp / n - (sum_p / n) ** 2
+    return cov / torch.sqrt(var_q.clamp(min=0) * var_p.clamp(min=0))
+
+
 def validation_correlation(weights: torch.Tensor, bias: torch.Tensor,
                            stats: DesignStatistics) -> torch.Tensor:
     """Correlation between prediction and PSTH on the stimuli of ``stats``, from statistics.
@@ -93,16 +135,38 @@ def validation_correlation(weights: torch.Tensor, bias: torch.Tensor,
     corr : Tensor of shape (..., N)
         NaN where a prediction or the PSTH is constant.
     """
-    gram, cross, sq, n = stats.batch(torch.arange(stats.gram.shape[0]))
-    theta = torch.cat([weights, bias[..., None, :]], dim=-2)  # (..., D+1, N)
-    sum_q = torch.einsum("d,...dn->...n", gram[-1], theta)
-    sum_qq = (theta * (gram @ theta)).sum(-2)
-    sum_qp = (theta * cross).sum(-2)
-    sum_p = cross[-1]
-    cov = sum_qp / n - sum_q * sum_p / n**2
-    var_q = sum_qq / n - (sum_q / n) ** 2
-    var_p = sq / n - (sum_p / n) ** 2
-    return cov / torch.sqrt(var_q.clamp(min=0) * var_p.clamp(min=0))
+    return correlation_from_sums(prediction_sums(weights, bias, stats))
+
+
+def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor) -> torch.Tensor:
+    """Ridge penalty path scored by cross-validation over stimuli, from statistics alone.
+
+    For each fold, the statistics of its training stimuli (a sum over them) give the whole
+    penalty path from one eigendecomposition; the held-out stimuli's statistics give the
+    sums of their predictions without predicting. The score of a (penalty, neuron) pair
+    is the correlation of the out-of-fold predictions pooled over all folds with the PSTH,
+    as :func:`skstrf.metrics.cc` pools frames over stimuli.
+
+    Parameters
+    ----------
+    stats : DesignStatistics
+        Per-stimulus (or per-block) statistics.
+    folds : iterable of (train_index, test_index)
+        Rows of ``stats`` fitted and held out in each fold.
+    alphas : Tensor of shape (n_alphas,)
+
+    Returns
+    -------
+    scores : Tensor of shape (n_alphas, n_neurons)
+        Pooled out-of-fold correlation.
+    """
+    total = None
+    for train_index, test_index in folds:
+        m = moments(stats, torch.as_tensor(np.asarray(train_index)))
+        path = ridge_path(m, alphas)
+        sums = prediction_sums(path, intercept(m, path), stats, torch.as_tensor(np.asarray(test_index)))
+        total = sums if total is None else total + sums
+    return correlation_from_sums(total)
 
 
 def _best_per_neuron(scores: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
@@ -255,21 +319,29 @@ class ClosedFormSolution:
     moments : Moments
         Centred statistics of the stimuli the weights were fitted on; the intercept of any
         other weight (e.g. a kernel's approximation of ``weight``) follows from them.
+    scores : Tensor of shape (n_alphas, n_neurons) or None
+        The score of every penalty and neuron the choice was made on (pooled out-of-fold
+        or validation correlation); None when there was no choice.
     """
 
     weight: torch.Tensor
     intercept: torch.Tensor
     alpha: torch.Tensor
     moments: Moments
+    scores: torch.Tensor | None = None
 
 
 def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, alphas: torch.Tensor,
-                      *, separable_shape: tuple[int, int, int] | None = None) -> ClosedFormSolution:
-    """Ridge (or ALS for a separable kernel) with the penalty chosen per neuron.
+                      *, folds=None, per_neuron: bool = True,
+                      separable_shape: tuple[int, int, int] | None = None) -> ClosedFormSolution:
+    """Ridge (or ALS for a separable kernel) with the penalty chosen from a grid.
 
-    The penalty of each neuron is the one of ``alphas`` whose fit to ``train`` predicts
-    ``valid`` best; the weights are then refitted on the training and validation stimuli
-    together with it. Without validation stimuli ``alphas`` must hold one penalty.
+    With ``folds``, the penalty is chosen by cross-validation over the rows of ``train``
+    (:func:`cross_validated_path`) and the weights are refitted on all of ``train``.
+    Otherwise, with validation stimuli ``valid``, each penalty's fit to ``train`` is scored
+    on ``valid`` and the weights are refitted on both. With neither, ``alphas`` must hold
+    one penalty. ALS (a separable kernel) uses the penalty chosen for the free kernel when
+    cross-validating, and chooses among its own fits on ``valid`` otherwise.
 
     Parameters
     ----------
@@ -277,33 +349,60 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
         Per-stimulus statistics of the training and the validation stimuli.
     alphas : Tensor of shape (n_alphas,)
         Penalty grid.
+    folds : iterable of (train_index, test_index), default=None
+        Cross-validation folds over the rows of ``train``.
+    per_neuron : bool, default=True
+        Choose a penalty per neuron; otherwise the one best on average over neurons.
     separable_shape : (n_freqs, n_lags, rank) or None, default=None
-        Fit a rank-``rank`` separable kernel by ALS (each neuron's penalty chosen among
-        the ALS fits) instead of a free one.
+        Fit a rank-``rank`` separable kernel by ALS instead of a free one.
 
     Returns
     -------
     ClosedFormSolution
     """
     train_m = moments(train)
-    refit_m = train_m if valid is None else moments(train.concat(valid))
-    weight, _, chosen, _ = fit_ridge(train_m, valid, alphas, refit=refit_m)
+    scores = None
+    if folds is not None:
+        refit_m = train_m
+        scores = cross_validated_path(train, folds, alphas) if alphas.numel() > 1 else None
+        chosen = _choose(scores, alphas, per_neuron, train_m.cross.shape[1])
+        weight = ridge_path(refit_m, chosen[None])[0]
+    else:
+        refit_m = train_m if valid is None else moments(train.concat(valid))
+        weight, _, chosen, scores = fit_ridge(train_m, valid, alphas, refit=refit_m)
+        if not per_neuron and valid is not None:
+            chosen = _choose(scores, alphas, False, chosen.numel())
+            weight = ridge_path(refit_m, chosen[None])[0]
     _check_finite_solution(weight, alphas)
     if separable_shape is not None:
         F, L, rank = separable_shape
         N = weight.shape[1]
-        if valid is not None and alphas.numel() > 1:
+        if folds is None and valid is not None and alphas.numel() > 1:
             path = ridge_path(train_m, alphas)  # (A, D, N)
             _check_finite_solution(path, alphas)  # ALS's SVD would fail on it
             start = path.transpose(1, 2).reshape(-1, F, L)
             fitted = fit_als(train_m, start, alphas.repeat_interleave(N), F, L, rank)
             fitted = fitted.reshape(alphas.numel(), N, F * L).transpose(1, 2)
             scores = validation_correlation(fitted, intercept(train_m, fitted), valid)
-            chosen = alphas[_best_per_neuron(scores, alphas)]
+            chosen = _choose(scores, alphas, per_neuron, N)
             weight = ridge_path(refit_m, chosen[None])[0]
         weight = fit_als(refit_m, weight.T.reshape(N, F, L), chosen, F, L, rank).reshape(N, F * L).T
         _check_finite_solution(weight, alphas)
-    return ClosedFormSolution(weight, intercept(refit_m, weight), chosen, refit_m)
+    return ClosedFormSolution(weight, intercept(refit_m, weight), chosen, refit_m, scores)
+
+
+def _choose(scores: torch.Tensor | None, alphas: torch.Tensor, per_neuron: bool,
+            n_neurons: int) -> torch.Tensor:
+    """The penalty of each neuron from ``scores`` (n_alphas, n_neurons); one shared if not
+    ``per_neuron`` (best mean score); the single penalty when there is no choice."""
+    if scores is None:
+        if alphas.numel() != 1:
+            raise ValueError("choosing among several penalties needs validation stimuli or folds")
+        return alphas.expand(n_neurons).clone()
+    if per_neuron:
+        return alphas[_best_per_neuron(scores, alphas)]
+    mean = torch.nan_to_num(scores, nan=-torch.inf).mean(dim=1, keepdim=True)
+    return alphas[_best_per_neuron(mean, alphas)].expand(n_neurons).clone()
 
 
 def _check_finite_solution(weight: torch.Tensor, alphas: torch.Tensor) -> None:

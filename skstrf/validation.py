@@ -352,26 +352,61 @@ def _check_response_nans(y: np.ndarray, lengths: np.ndarray, layout: str) -> Non
         )
 
 
-def validation_split(n_stimuli: int, fraction: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the training and the validation stimuli: the last ``fraction`` are held out.
+def validation_split(data: StimulusSet, fraction: float | None
+                     ) -> tuple[StimulusSet, np.ndarray, np.ndarray]:
+    """Hold out the last ``fraction`` of the stimuli (or of one recording's frames) for validation.
 
-    At least one stimulus is held out and at least one is kept for training; with
-    ``fraction=None`` or a single stimulus (a continuous recording) none is held out, the
-    latter with a warning.
+    At least one stimulus is held out and at least one is kept for training. One continuous
+    recording (a single stimulus) is split in time instead: its last ``fraction`` of frames
+    (at least ``2`` and leaving at least ``2``) become a second, validation stimulus, whose
+    first frames then see zero history like the start of any stimulus.
+
+    Parameters
+    ----------
+    data : StimulusSet
+    fraction : float or None
+        None holds nothing out.
+
+    Returns
+    -------
+    data : StimulusSet
+        ``data``, or the recording cut into a training and a validation block.
+    train, valid : ndarray of int
+        Indices of the training and validation stimuli of the returned ``data``.
     """
+    n_stimuli = data.n_stimuli
     if fraction is None:
-        return np.arange(n_stimuli), np.arange(0)
-    if n_stimuli < 2:
-        warnings.warn(
-            "only one stimulus (or one continuous recording) was given, so no stimulus "
-            "can be held out for validation: training for max_epochs without early "
-            "stopping. Pass several stimuli, or validation_fraction=None to silence this.",
-            UserWarning,
-            stacklevel=5,
-        )
-        return np.arange(n_stimuli), np.arange(0)
+        return data, np.arange(n_stimuli), np.arange(0)
+    if n_stimuli == 1:
+        length = int(data.lengths[0])
+        n_valid = int(round(fraction * length))
+        if n_valid < 2 or length - n_valid < 2:
+            warnings.warn(
+                f"the recording has {length} frames, too few to hold out "
+                f"validation_fraction={fraction} of them as a validation block: training for "
+                "max_epochs without early stopping. Pass validation_fraction=None to silence this.",
+                UserWarning,
+                stacklevel=5,
+            )
+            return data, np.arange(1), np.arange(0)
+        return _cut_recording(data, length - n_valid), np.arange(1), np.arange(1, 2)
     n_valid = min(max(1, int(round(fraction * n_stimuli))), n_stimuli - 1)
-    return np.arange(n_stimuli - n_valid), np.arange(n_stimuli - n_valid, n_stimuli)
+    return data, np.arange(n_stimuli - n_valid), np.arange(n_stimuli - n_valid, n_stimuli)
+
+
+def _cut_recording(data: StimulusSet, cut: int) -> StimulusSet:
+    """One recording as two stimuli: frames before ``cut``, then the rest (NaN-padded)."""
+    length = int(data.lengths[0])
+    n_times = max(cut, length - cut)
+
+    def halves(a: np.ndarray) -> np.ndarray:
+        out = np.full((2, n_times, *a.shape[2:]), np.nan)
+        out[0, :cut] = a[0, :cut]
+        out[1, :length - cut] = a[0, cut:length]
+        return out
+
+    y = None if data.y is None else halves(data.y)
+    return StimulusSet(halves(data.X), np.array([cut, length - cut]), data.x_ndim, y, data.y_layout)
 
 
 def _is_flat(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -379,7 +414,8 @@ def _is_flat(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return ~(std > 1e-12 * np.maximum(np.abs(mean), 1.0))
 
 
-def masked_moments(a: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def masked_moments(a: np.ndarray, mask: np.ndarray, *, relative_floor: float = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of ``a`` over the valid frames, per entry of its last axis.
 
     A constant entry gets scale 1, so that it stays constant instead of dividing by zero.
@@ -389,6 +425,10 @@ def masked_moments(a: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
     a : ndarray of shape (n_stimuli, n_times, n_entries)
     mask : ndarray of bool of shape (n_stimuli, n_times)
         True on valid frames.
+    relative_floor : float, default=0.0
+        Raise every scale to at least this fraction of the median scale of the entries that
+        vary, so that dividing by the scale never amplifies a nearly silent entry (a band
+        at a spectrogram's log floor) to the level of the others.
 
     Returns
     -------
@@ -397,7 +437,15 @@ def masked_moments(a: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
     values = a[mask]
     mean = values.mean(axis=0)
     scale = values.std(axis=0)
-    return mean, np.where(_is_flat(mean, scale), 1.0, scale)
+    flat = _is_flat(mean, scale)
+    if relative_floor > 0 and not flat.all():
+        scale = np.maximum(scale, relative_floor * np.median(scale[~flat]))
+    return mean, np.where(flat, 1.0, scale)
+
+
+#: A band whose standard deviation is below this fraction of the median band's is reported
+#: as nearly constant (e.g. a log spectrogram's floor).
+NEAR_CONSTANT_RATIO = 1e-3
 
 
 def to_user_layout(pred: np.ndarray, x_ndim: int, y_layout: str) -> np.ndarray:
@@ -445,6 +493,19 @@ def check_variation(train: StimulusSet) -> None:
             UserWarning,
             stacklevel=4,
         )
+    quiet = _quiet_columns(train.X, mask) & ~flat_x
+    if quiet.any():
+        warnings.warn(
+            f"X's frequency band(s) {np.flatnonzero(quiet).tolist()} are nearly constant over the "
+            f"training frames: their standard deviation is below {NEAR_CONSTANT_RATIO:g} times "
+            "the median band's (e.g. a log spectrogram's floor, where a band holds only rounding "
+            "noise). They are kept; the model's standardisation does not amplify them above a "
+            "fraction of the other bands, but consider removing them (e.g. "
+            "sklearn.feature_selection.VarianceThreshold through skstrf.preprocessing."
+            "FrameTransformer).",
+            UserWarning,
+            stacklevel=4,
+        )
     if flat_y.any():
         warnings.warn(
             f"y is constant over the training frames for neuron(s) "
@@ -459,6 +520,13 @@ def _flat_columns(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Boolean array of shape (K,): entries of ``a`` (S, T, K) constant over the valid frames."""
     values = a[mask]
     return _is_flat(values.mean(axis=0), values.std(axis=0))
+
+
+def _quiet_columns(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Boolean array of shape (K,): entries of ``a`` (S, T, K) whose standard deviation over
+    the valid frames is below ``NEAR_CONSTANT_RATIO`` times the median entry's."""
+    std = a[mask].std(axis=0)
+    return std < NEAR_CONSTANT_RATIO * np.median(std)
 
 
 def check_non_negative(y: np.ndarray) -> None:

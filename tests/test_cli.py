@@ -1,7 +1,10 @@
 """Tests of the main job: ``skstrf compare`` on each kind of dataset."""
 
 import json
+import os
+import re
 
+import h5py
 import ns1_fixture as fx
 import numpy as np
 import pytest
@@ -30,7 +33,7 @@ def test_compare_on_synthetic_data_prints_the_table_and_writes_figures(tmp_path,
     assert len(rows) == 6  # three kernels, default solvers and the seed's method
     assert rows[0].split()[:2] == ["vanilla", "ridge"]
     assert "Best-fit cell across the parameterizations" in out
-    for name in ("history.png", "score_hist.png", "best_cell_strfs.png", "results.json"):
+    for name in ("history.png", "paired_scores.png", "best_cell_strfs.png", "results.json"):
         assert (tmp_path / name).stat().st_size > 0
     summary = json.loads((tmp_path / "results.json").read_text())
     assert [r["params_per_neuron"] for r in summary["rows"]] == [6 * 34 + 1, 34 + 6 + 1, 41] * 2
@@ -76,3 +79,141 @@ def test_compare_on_ns1_offline_explains_how_to_place_the_files(tmp_path, monkey
 def test_compare_with_an_unknown_dataset_fails_clearly(capsys):
     assert main(["compare", "--dataset", "no/such/file.h5"]) == 1
     assert "neither 'synthetic', 'ns1' nor an existing HDF5 file" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- every layout, bad splits, threads (issue 13)
+
+
+def _tiny(**kwargs):
+    return make_strf_dataset(n_stimuli=6, n_times=60, n_freqs=5, n_neurons=2, n_repeats=3, n_lags=3,
+                             random_state=0, **kwargs)
+
+
+FAST = ["--kernels", "vanilla", "--no-seed-method", "--n-lags", "3", "--no-figures"]
+
+
+@pytest.mark.parametrize("layout", ["recording", "psth", "one-neuron", "recording-one-neuron"])
+def test_compare_runs_on_every_layout_of_the_format(tmp_path, capsys, layout):
+    data = _tiny()
+    X, y = data.X, data.y
+    if layout.startswith("recording"):
+        X, y = X.reshape(-1, X.shape[2]), y.reshape(-1, *y.shape[2:])  # 360 frames, one recording
+        y = y[:, 0, 0] if layout == "recording-one-neuron" else y
+    elif layout == "psth":
+        y = y.mean(axis=3)
+    else:
+        y = y[:, :, 0, 0]
+    path = save_dataset(tmp_path / "d.h5", X, y, dt_ms=5.0)
+    assert main(["compare", "--dataset", str(path), *FAST]) == 0
+    out = capsys.readouterr().out
+    if layout.startswith("recording"):
+        assert "20 stimuli x 18 frames" in out and "split 14/3/3" in out
+        assert "one continuous recording cut into 20 contiguous blocks" in out
+    if layout != "recording":
+        assert "1 repeats" in out and "falls back to cc" in out
+    assert len(_table_rows(out)) == 1
+
+
+@pytest.mark.parametrize(
+    "splits, match",
+    [
+        ({"train": [0, 1, 2, 3], "valid": [4], "test": [3, 5]}, r"'train' and 'test' .* share stimuli \[3\]"),
+        ({"train": [0, 1, 2, 3], "test": [4, 5]}, r"has the split\(s\) \['train', 'test'\] but not \['valid'\]"),
+        ({"train": [0, 1, 2, 3], "valid": [], "test": [4, 5]}, "the split 'valid' .* is empty"),
+    ],
+)
+def test_compare_refuses_unusable_splits_before_fitting(tmp_path, capsys, monkeypatch, splits, match):
+    from skstrf import compare
+
+    monkeypatch.setattr(compare, "compare_kernels", lambda *a, **k: pytest.fail("fitted"))
+    data = _tiny()
+    path = save_dataset(tmp_path / "d.h5", data.X, data.y, splits=splits)
+    assert main(["compare", "--dataset", str(path), *FAST]) == 1
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_compare_names_the_bad_index_and_dt_ms_of_a_hand_made_file(tmp_path, capsys):
+    data = _tiny()
+    for edit, match in [
+        (lambda f: f["splits"].create_dataset("test", data=[4, 9]),
+         r"split 'test' holds indices \[9\] outside \[0, 6\)"),
+        (lambda f: f.attrs.__setitem__("dt_ms", -5.0), "the attribute dt_ms is -5.0"),
+    ]:
+        path = save_dataset(tmp_path / "d.h5", data.X, data.y, splits={"train": [0, 1, 2], "valid": [3]})
+        with h5py.File(path, "a") as f:  # as another tool would write it (version 1, no checksums)
+            f.attrs["format_version"] = 1
+            del f.attrs["checksum"]
+            edit(f)
+        assert main(["compare", "--dataset", str(path), *FAST]) == 1
+        assert re.search(match, capsys.readouterr().err)
+
+
+def test_existing_output_file_is_refused_before_any_fit(tmp_path, capsys, monkeypatch):
+    from skstrf import compare
+
+    monkeypatch.setattr(compare, "compare_kernels", lambda *a, **k: pytest.fail("fitted"))
+    (tmp_path / "out").write_text("results of last week")
+    code = main(["compare", "--n-neurons", "2", "--n-times", "20", "--output", str(tmp_path / "out")])
+    assert code == 2
+    assert "--output" in capsys.readouterr().err and (tmp_path / "out").read_text() == "results of last week"
+
+
+def test_lags_longer_than_the_synthetic_stimuli_name_the_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--n-times", "5", "--n-lags", "6"])
+    assert "--n-lags 6 is more than --n-times 5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["compare", "--n-lags", "0"])
+    assert "expected a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+def test_synthetic_defaults_are_ns1_sized_and_say_so():
+    from skstrf import cli
+
+    assert cli.SYNTHETIC_N_NEURONS == 119
+    help_text = cli._parser()._subparsers._group_actions[0].choices["compare"].format_help()
+    assert "default 119, NS1's unit count" in " ".join(help_text.split())
+
+
+def test_torch_threads_follow_the_cpus_the_process_may_use(tmp_path, monkeypatch):
+    import torch
+
+    from skstrf import cli
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert cli._n_threads(None) == 1
+    assert cli._n_threads(3) == 3  # --n-threads wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert cli._n_threads(None) is None  # torch reads OMP_NUM_THREADS itself
+    before = torch.get_num_threads()
+    try:
+        data = _tiny()
+        path = save_dataset(tmp_path / "d.h5", data.X, data.y)
+        assert main(["compare", "--dataset", str(path), "--n-threads", "1", *FAST]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n, sizes", [(3, (1, 1, 1)), (10, (6, 2, 2)), (20, (14, 3, 3)), (30, (20, 5, 5))])
+def test_train_valid_test_indices_is_the_one_seed_style_split(n, sizes):
+    from skstrf.compare import split_indices
+    from skstrf.model_selection import train_valid_test_indices
+
+    train, valid, test = train_valid_test_indices(n)
+    assert (len(train), len(valid), len(test)) == sizes
+    np.testing.assert_array_equal(np.concatenate([train, valid, test]), np.arange(n))  # contiguous, in order
+    for a, b in zip(split_indices(n), (train, valid, test), strict=True):
+        np.testing.assert_array_equal(a, b)
+    split = _ns1._contiguous_split(n)
+    np.testing.assert_array_equal(split["valid"], valid)
+    # 15% rounded half up: 4.5 at 30 stimuli gives 5, as the synthetic generator does
+    assert len(valid) == max(1, int(np.floor(0.15 * n + 0.5)))
+
+
+def test_train_valid_test_indices_needs_three_stimuli():
+    from skstrf.model_selection import train_valid_test_indices
+
+    with pytest.raises(ValueError, match="needs at least 3 stimuli; got 2"):
+        train_valid_test_indices(2)

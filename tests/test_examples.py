@@ -19,15 +19,15 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # What each example must write (besides what it prints), and a line it must print.
 EXPECTED = {
-    "plot_compare_kernels": (["history.png", "score_hist.png", "best_cell_strfs.png", "results.json",
+    "plot_compare_kernels": (["history.png", "paired_scores.png", "best_cell_strfs.png", "results.json",
                               "true_vs_fitted.png", "prediction.png"], "parameterization"),
     "plot_grid_search": (["cv_alpha.png", "cv_candidates.png", "best_strfs.png"], "test cc_norm of the best model"),
     "plot_pipeline_preprocessing": (["cv_preprocessing.png", "best_pipeline_strfs.png"],
                                     "test cc_norm of the best pipeline"),
     "plot_cross_validate": (["score_hist.png", "per_neuron.png"], "separable - vanilla"),
     "plot_own_data_hdf5": (["my_recordings.h5", "strfs.png", "prediction.png", "compare/history.png",
-                            "compare/score_hist.png", "compare/best_cell_strfs.png"], "test cc_norm"),
-    "plot_ns1": (["history.png", "score_hist.png", "best_cell_strfs.png", "best_units_strfs.png",
+                            "compare/paired_scores.png", "compare/best_cell_strfs.png"], "test cc_norm"),
+    "plot_ns1": (["history.png", "paired_scores.png", "best_cell_strfs.png", "best_units_strfs.png",
                   "best_unit_prediction.png"], "seed notebook"),
 }
 

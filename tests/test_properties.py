@@ -90,12 +90,27 @@ def estimators(draw) -> STRFRegressor:
     )
 
 
-def _training_stimuli(n_stimuli: int, validation_fraction: float | None) -> np.ndarray:
-    """The estimator's documented split: the last round(fraction * S) stimuli validate."""
-    if validation_fraction is None or n_stimuli < 2:
-        return np.arange(n_stimuli)
-    n_valid = min(max(1, round(validation_fraction * n_stimuli)), n_stimuli - 1)
-    return np.arange(n_stimuli - n_valid)
+def _training_frames(lengths: np.ndarray, n_times: int, est: STRFRegressor) -> np.ndarray:
+    """The estimator's documented split, as a mask (n_stimuli, n_times) of training frames.
+
+    Closed-form solvers with ``cv`` hold nothing out; otherwise the last round(fraction * S)
+    stimuli validate, and a single recording is cut in time (when both parts keep 2 frames).
+    """
+    frames = np.arange(n_times)[None, :] < lengths[:, None]
+    closed_form = (est.solver == "auto" and est.kernel in ("vanilla", "separable")
+                   and est.nonlinearity == "identity" and est.loss == "mse")
+    fraction = est.validation_fraction
+    if fraction is None or (closed_form and est.cv is not None):
+        return frames
+    n_stimuli = len(lengths)
+    if n_stimuli == 1:
+        n_valid = round(fraction * lengths[0])
+        if n_valid >= 2 and lengths[0] - n_valid >= 2:
+            frames[0, lengths[0] - n_valid:] = False
+        return frames
+    n_valid = min(max(1, round(fraction * n_stimuli)), n_stimuli - 1)
+    frames[n_stimuli - n_valid:] = False
+    return frames
 
 
 def _expected_rejection(problem: Problem, est: STRFRegressor) -> str | None:
@@ -107,10 +122,9 @@ def _expected_rejection(problem: Problem, est: STRFRegressor) -> str | None:
         return "longer than every stimulus"
     if est.kernel == "separable" and est.rank > min(X.shape[2], est.n_lags):
         return "exceeds min(n_freqs, n_lags)"
-    train = _training_stimuli(len(problem.lengths), est.validation_fraction)
-    valid = np.arange(X.shape[1])[None, :] < problem.lengths[train, None]
-    x_values = X[train][valid]
-    psth = _psth(problem)[train][valid]
+    train = _training_frames(problem.lengths, X.shape[1], est)
+    x_values = X[train]
+    psth = _psth(problem)[train]
     if np.ptp(x_values, axis=0).max() == 0:
         return "X is constant over the"
     if np.ptp(psth, axis=0).max() == 0:

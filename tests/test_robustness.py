@@ -19,7 +19,7 @@ from skstrf.datasets import make_strf_dataset
 from skstrf.metrics import cc
 from skstrf.net import DivergenceError
 
-GRADIENT = dict(n_lags=4, max_epochs=6, patience=None, solver="gradient", random_state=0)
+GRADIENT = dict(n_lags=4, max_epochs=6, patience=None, solver="gradient", random_state=0, cv=None)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +196,7 @@ def test_interrupt_outside_training_keeps_the_previous_fit(data, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("skstrf.solvers.fit_ridge", interrupted)
+    monkeypatch.setattr("skstrf.solvers.ridge_path", interrupted)
     with pytest.raises(KeyboardInterrupt):
         est.fit(X[:, :50], y[:, :50])
     np.testing.assert_array_equal(est.strfs_, pickle.loads(before).strfs_)
@@ -234,8 +234,7 @@ def test_callback_stopping_at_an_epoch_end_is_not_an_interruption(data):
 
 def test_single_stimulus_fits_without_validation_and_recovers_the_strf():
     X, y, strfs, intercepts = _noise_free(n_stimuli=1, n_times=200)
-    with pytest.warns(UserWarning, match=r"only one stimulus"):
-        est = STRFRegressor(n_lags=4, alpha=1e-10).fit(X, y)
+    est = STRFRegressor(n_lags=4, alpha=1e-10).fit(X, y)  # ridge: nothing held out
     assert est.valid_stimuli_.size == 0
     np.testing.assert_allclose(est.strfs_, strfs, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(est.intercept_, intercepts, rtol=1e-3, atol=1e-3)
@@ -243,8 +242,7 @@ def test_single_stimulus_fits_without_validation_and_recovers_the_strf():
 
 def test_continuous_recording_recovers_the_strf():
     X, y, strfs, _ = _noise_free(n_stimuli=1, n_times=200)
-    with pytest.warns(UserWarning, match=r"only one stimulus"):
-        est = STRFRegressor(n_lags=4, alpha=1e-10).fit(X[0], y[0])
+    est = STRFRegressor(n_lags=4, alpha=1e-10).fit(X[0], y[0])
     np.testing.assert_allclose(est.strfs_, strfs, rtol=1e-3, atol=1e-3)
     assert est.predict(X[0]).shape == (200, 2)
 

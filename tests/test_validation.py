@@ -48,33 +48,6 @@ def test_ragged_lengths_and_psth_with_missing_repeats():
     assert sub.X.shape == (2, 7, 3) and sub.y.shape == (2, 7, 2, 3)
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda X, y: (X[..., :1, :, :][None], y), "X has 4 dimension"),
-    (lambda X, y: (X, y[..., None, None]), "y has 6 dimension"),
-    (lambda X, y: (X, y[:2]), "disagree on the number of stimuli: X has 3 and y has 2"),
-    (lambda X, y: (X, y[:, :8]), "disagree on the number of frames"),
-    (lambda X, y: (_set(X, (0, 2, 1), np.nan), y), "NaN in some but not all frequency bands"),
-    (lambda X, y: (_set(X, (0, 2), np.nan), y), "NaN frames inside stimulus 0"),
-    (lambda X, y: (_set(X, (0, 2, 1), np.inf), y), "infinite"),
-    (lambda X, y: (X, _set(y, (0, 3, 1, 0), np.nan)), "NaN inside stimulus 0"),
-    (lambda X, y: (X, _set(y, (1, 8, 0, 0), 1.0)), "X is NaN-padded there"),
-    (lambda X, y: (X, _set(y, (0, 2, 0, 0), np.inf)), "infinite"),
-    (lambda X, y: (X, _set(y, (slice(None), slice(None), 1), np.nan)), "neuron 1 has no valid response"),
-    (lambda X, y: (X, _set(y, (2, slice(None), 0), np.nan)), "no valid repeat for stimulus 2"),
-    (lambda X, y: (_set(X, (2,), np.nan), _set(y, (2,), np.nan)), "stimulus 2 of X has no valid frames"),
-])
-def test_bad_input_errors(mutate, match):
-    X, y = _ragged(np.random.default_rng(2))
-    X, y = mutate(X.copy(), y.copy())
-    with pytest.raises(ValueError, match=match):
-        check_X_y(X, y)
-
-
-def _set(a, index, value):
-    a[index] = value
-    return a
-
-
 def test_dtype_errors():
     with pytest.raises(ValueError, match="Complex data not supported"):
         check_stimuli(np.ones((4, 3), dtype=complex))
