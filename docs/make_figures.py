@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     rect = make_strf_dataset(n_neurons=args.n_neurons, random_state=0)
     linear = _fit(rect)
     ln = _fit(rect, **LN)
-    onoff = make_strf_dataset(n_neurons=args.n_neurons, random_state=0, prefilter="onoff")
+    onoff = make_strf_dataset(n_neurons=args.n_neurons, random_state=0, prefilter="adaptrans")
     freq_range = (float(onoff.freqs[0]), float(onoff.freqs[-1]))
     linear_onoff = _fit(onoff)
     adapt = _fit(onoff, prefilter="adaptrans", freq_range=freq_range, **LN)

@@ -2,6 +2,7 @@
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,3 +20,18 @@ def data():
         warnings.simplefilter("ignore")
         return make_strf_dataset(n_stimuli=8, n_times=200, n_freqs=12, n_neurons=4, n_repeats=6,
                                  n_lags=6, random_state=0)
+
+
+def _strf_correlation(fitted, true):
+    """Per-neuron Pearson correlation of fitted and true STRFs (any shape after the neuron axis)."""
+    a = np.reshape(fitted, (len(fitted), -1))
+    b = np.reshape(true, (len(true), -1))
+    a = a - a.mean(1, keepdims=True)
+    b = b - b.mean(1, keepdims=True)
+    return (a * b).sum(1) / np.sqrt((a**2).sum(1) * (b**2).sum(1))
+
+
+@pytest.fixture(scope="session")
+def strf_corr():
+    """The function ``strf_corr(fitted, true) -> (n_neurons,)`` correlations, one copy for all tests."""
+    return _strf_correlation
