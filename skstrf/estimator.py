@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -80,7 +81,10 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         adaptation of Willmore et al. (2016), one channel; a fixed linear map, so a linear
         model on it keeps the closed-form solvers. See :mod:`skstrf.prefilters`.
     dt_ms : float, default=5.0
-        Frame duration of the spectrogram in ms; used by ``prefilter`` only.
+        Frame duration of the spectrogram in ms; used by ``prefilter`` only. With a
+        prefilter it must give the slowest band's adaptation time constant at least one
+        frame and its filters at most 10 000 taps (about 0.07 ms <= dt_ms <= 217 ms with the
+        default ``freq_range``), or ``fit`` raises: a value outside is a unit mistake.
     freq_range : (float, float), default=(500.0, 20000.0)
         Centre frequencies in Hz of the lowest and the highest band (bands are taken evenly
         spaced on the mel scale in between); used by ``prefilter`` only, to initialise each
@@ -151,8 +155,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Torch device; "auto" picks CUDA when available.
     random_state : int, RandomState instance or None, default=None
-        Seeds the kernel initialisation and the stimulus shuffling. Fits on CPU with the
-        same integer are identical.
+        Seeds the kernel initialisation and the stimulus shuffling, which draw from
+        generators owned by the fit (never torch's global one, so fits in parallel threads
+        do not disturb each other). Fits on CPU with the same integer are identical.
     verbose : int, default=0
         1 prints skorch's per-epoch table.
     callbacks : list of skorch callbacks or None, default=None
@@ -237,7 +242,15 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     **A fit that raises leaves the estimator as it was** before the call (unfitted, or
     holding its previous fit): nothing is stored until training has settled.
 
-    **Divergence.** When the training loss becomes non-finite, training stops. The model of
+    **Precision.** The torch model computes in float32, on data whose training means (per
+    band of X, per neuron of y) were removed in float64; predictions, ``strfs_`` and
+    ``intercept_`` are float64 in the data's units, so a large constant on y (or on X with
+    ``n_lags=1``) changes nothing. The history before each stimulus is zero in X's units: with
+    more lags a large constant on X is a step at every onset, and ``fit`` warns. A prefilter
+    reads X, and a nonlinearity predicts, in the data's own units (not centred).
+
+    **Divergence.** When the training loss becomes non-finite, or grows more than 1e6 times
+    above the loss of the run's first batch, training stops. The model of
     the best validated epoch before it is restored with a :class:`RuntimeWarning`; without
     such an epoch (no validation stimuli, or divergence in the first epoch) ``fit`` raises
     :class:`~skstrf.net.DivergenceError`. A fitted estimator never holds non-finite
@@ -286,7 +299,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "cv": [Interval(numbers.Integral, 2, None, closed="left"), "cv_object", None],
         "alpha_per_neuron": ["boolean"],
         "init": [StrOptions({"auto", "random", "closed_form"})],
-        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        # beyond float32's range a step overflows before the first epoch can be judged
+        "lr": [Interval(numbers.Real, 0, float(np.finfo(np.float32).max), closed="neither")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
@@ -418,26 +432,26 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         valid = data.subset(plan.valid) if plan.valid.size else None
         check_variation(train)
         previous = self.net_ if plan.warm else None
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(plan.seed)
-            module = build_model(train, **plan.model, previous=None if previous is None else previous.module_)
-            net = build_net(module, train, valid, **plan.net, previous=previous)
-            stats = (module_statistics(net.module_, train, plan.device, n_blocks=plan.n_blocks)
-                     if plan.statistics else None)
-            solution = None
-            if plan.closed_form or plan.choose_penalty:
-                valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
-                solution = solve_closed_form(stats, valid_stats, plan.alphas, folds=plan.folds,
-                                             per_neuron=plan.per_neuron,
-                                             separable_shape=plan.separable_shape)
-                start_from_closed_form(net, solution, train, load=plan.closed_form)
-                stats = stats.merge_blocks(plan.n_blocks)
-            elif previous is not None and not plan.linear:
-                net.alpha = previous.alpha  # continue with the first fit's penalties
-            if plan.solver == "gradient":
-                train_net(net, train, stats if plan.linear else None, valid)
-            else:
-                record_closed_form_epoch(net, stats, valid)
+        # Everything random draws from generators seeded with plan.seed, owned by this fit
+        # (the kernel's start, the stimulus shuffle): never from torch's global generator.
+        module = build_model(train, **plan.model, previous=None if previous is None else previous.module_)
+        net = build_net(module, train, valid, **plan.net, previous=previous)
+        stats = (module_statistics(net.module_, train, plan.device, n_blocks=plan.n_blocks)
+                 if plan.statistics else None)
+        solution = None
+        if plan.closed_form or plan.choose_penalty:
+            valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
+            solution = solve_closed_form(stats, valid_stats, plan.alphas, folds=plan.folds,
+                                         per_neuron=plan.per_neuron,
+                                         separable_shape=plan.separable_shape)
+            start_from_closed_form(net, solution, train, load=plan.closed_form)
+            stats = stats.merge_blocks(plan.n_blocks)
+        elif previous is not None and not plan.linear:
+            net.alpha = previous.alpha  # continue with the first fit's penalties
+        if plan.solver == "gradient":
+            train_net(net, train, stats if plan.linear else None, valid)
+        else:
+            record_closed_form_epoch(net, stats, valid)
         # Nothing below may store a non-finite model: raise before any attribute is set.
         check_finite_model(net.module_, self.lr)
         self._store(net, plan, data, solution)
@@ -524,8 +538,20 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
             NaN on padding frames.
         """
-        pred = self.net_.predict(net_inputs(data, self.device_)).astype(np.float64)
+        module = self.net_.module_
+        pred = self.net_.predict(net_inputs(data, self.device_, module)).astype(np.float64)
+        pred += module.y_offset.cpu().numpy()  # back to the data's units, in float64
         pred[~data.frame_mask] = np.nan
+        bad = ~np.isfinite(pred[data.frame_mask])
+        if bad.any():
+            warnings.warn(
+                f"{int(bad.sum())} predicted value(s) are not finite (overflow of the float32 "
+                f"model{', e.g. its exponential output' if self.nonlinearity == 'exp' else ''}): "
+                "these stimuli drive the model far beyond the range it was fitted on (are they "
+                "on the training data's scale?).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return pred
 
     def score(self, X, y, sample_weight=None) -> float:

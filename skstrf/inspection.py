@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
-from .model import module_statistics
+from .model import module_input, module_statistics
 from .validation import check_responses, to_user_layout
 
 __all__ = ["gradient_maps", "linear_drive", "output_nonlinearity", "jackknife_strfs",
@@ -50,8 +50,9 @@ def _stimuli(estimator, transform, X):
     return estimator.check_stimuli(X)
 
 
-def _baseline_input(baseline, n_rows: int, n_frames: int, n_freqs: int, device) -> torch.Tensor:
-    """A constant input (n_rows, n_frames, n_freqs) at ``baseline`` (scalar or per band)."""
+def _baseline_input(baseline, n_rows: int, n_frames: int, n_freqs: int, module) -> torch.Tensor:
+    """A constant input (n_rows, n_frames, n_freqs) at ``baseline`` (scalar or per band, in
+    the data's units), in ``module``'s units."""
     level = np.asarray(baseline, dtype=np.float64)
     if level.ndim == 0:
         level = np.full(n_freqs, float(level))
@@ -60,7 +61,7 @@ def _baseline_input(baseline, n_rows: int, n_frames: int, n_freqs: int, device) 
             f"baseline must be a finite number or an array of shape (n_freqs,) = ({n_freqs},); "
             f"got shape {level.shape}"
         )
-    row = torch.as_tensor(level, dtype=torch.float32, device=device)
+    row = torch.as_tensor(module_input(level, module), device=module.x_offset.device)
     return row.expand(n_rows, n_frames, n_freqs).clone()
 
 
@@ -146,7 +147,8 @@ def gradient_maps(estimator, X=None, *, baseline=0.0, n_frames: int | None = Non
         prefilter (AdapTrans) silence drives neither channel and the map is zero; use a
         typical sound level, e.g. ``X.mean(axis=(0, 1))``.
     n_frames : int, default=None
-        Number of lags of the maps; by default the estimator's ``n_lags``. More lags show
+        Number of lags of the maps; by default the fitted model's number of lags (the
+        ``n_lags`` it was fitted with). More lags show
         how far back a prefilter's influence reaches.
     max_windows : int or None, default=2000
         With ``X``: at most this many windows, evenly spaced, are averaged.
@@ -161,24 +163,27 @@ def gradient_maps(estimator, X=None, *, baseline=0.0, n_frames: int | None = Non
     device = next(module.parameters()).device
     n_freqs, n_neurons = est.n_features_in_, est.n_neurons_
     if n_frames is None:
-        n_frames = est.n_lags
+        n_frames = module.n_lags  # the fitted model's, not a later set_params's
     if isinstance(n_frames, bool) or not isinstance(n_frames, numbers.Integral) or n_frames < 1:
         raise ValueError(f"n_frames must be a positive integer; got {n_frames!r}")
     n_frames = int(n_frames)
+    if max_windows is not None and (isinstance(max_windows, bool) or not isinstance(max_windows, numbers.Integral)
+                                    or max_windows < 1):
+        raise ValueError(f"max_windows must be a positive integer or None; got {max_windows!r}")
     # A window's first frame stands for its whole past (a prefilter repeats it, like a
     # stimulus onset), so its gradient piles up the prefilter's history: extend the window
     # by the prefilter's taps and keep that edge out of the returned lags.
     context = n_frames + getattr(module.prefilter, "n_taps", 1) - 1
     if X is None:
-        inputs = _baseline_input(baseline, n_neurons, context, n_freqs, device)
+        inputs = _baseline_input(baseline, n_neurons, context, n_freqs, module)
         grad = _last_frame_gradient(module, inputs[:, None], n_neurons)[:, 0]
         return _to_maps(grad)[..., :n_frames]
     data = _stimuli(est, transform, X)
-    windows = _windows(np.nan_to_num(data.X), data.lengths, context, max_windows)
+    windows = module_input(_windows(np.nan_to_num(data.X), data.lengths, context, max_windows), module)
     chunk = max(1, _ROWS_PER_PASS // n_neurons)
     total = torch.zeros(n_neurons, context, n_freqs, dtype=torch.float64, device=device)
     for start in range(0, len(windows), chunk):
-        block = torch.as_tensor(windows[start:start + chunk], dtype=torch.float32, device=device)
+        block = torch.as_tensor(windows[start:start + chunk], device=device)
         grad = _last_frame_gradient(module, block.expand(n_neurons, *block.shape), n_neurons)
         total += grad.sum(dim=1).double()
     return _to_maps(total / len(windows))[..., :n_frames]
@@ -206,8 +211,8 @@ def linear_drive(estimator, X) -> np.ndarray:
     data = _stimuli(est, transform, X)
     device = next(module.parameters()).device
     with torch.no_grad():
-        z = module.linear(torch.as_tensor(np.nan_to_num(data.X), dtype=torch.float32, device=device))
-    z = z.cpu().numpy().astype(np.float64)
+        z = module.linear(torch.as_tensor(module_input(data.X, module), device=device))
+    z = z.cpu().numpy().astype(np.float64) + module.y_offset.cpu().numpy()
     z[~data.frame_mask] = np.nan
     return to_user_layout(z, data.x_ndim, est.y_layout_)
 

@@ -22,7 +22,7 @@ __all__ = ["lagged_design", "STRFModel", "build_model", "DesignStatistics", "des
            "net_targets", "calibrate_nonlinearity"]
 
 
-def lagged_design(X: torch.Tensor, n_lags: int) -> torch.Tensor:
+def lagged_design(X: torch.Tensor, n_lags: int, fill: torch.Tensor | None = None) -> torch.Tensor:
     """Causal time-lagged copies of each stimulus.
 
     This is the one place where lags are built: the torch model, the sufficient statistics
@@ -34,14 +34,20 @@ def lagged_design(X: torch.Tensor, n_lags: int) -> torch.Tensor:
         Stimuli with padding frames already set to zero.
     n_lags : int
         Number of lags ``L``.
+    fill : Tensor of shape (n_features,) or None, default=None
+        The history before the start of each stimulus; None is zero. A model whose input
+        is centred (see :class:`STRFModel`) passes minus its offset here, which is zero in
+        the data's units.
 
     Returns
     -------
     Z : Tensor of shape (n_stimuli, n_times, n_features, n_lags)
-        ``Z[s, t, j, k] = X[s, t - k, j]`` and zero when ``t - k < 0``: lag 0 is the current
-        frame and history never crosses the start of a stimulus.
+        ``Z[s, t, j, k] = X[s, t - k, j]`` and ``fill[j]`` (zero) when ``t - k < 0``: lag 0
+        is the current frame and history never crosses the start of a stimulus.
     """
     padded = nn.functional.pad(X, (0, 0, n_lags - 1, 0))
+    if fill is not None and n_lags > 1:
+        padded[:, : n_lags - 1] = fill.to(padded)
     # unfold's window index j reads frame t + j - (L - 1), i.e. lag L - 1 - j.
     return padded.unfold(1, n_lags, 1).flip(-1)
 
@@ -52,10 +58,18 @@ class STRFModel(nn.Module):
     The kernel and the bias live in standardised units (each input channel-band and each
     neuron's PSTH scaled to zero mean and unit variance over the training frames), which
     makes learning rates and initial scales independent of the data's units. ``strf()``
-    and ``intercept()`` map them back to the data's units, and ``linear`` predicts in the
-    data's units; the two forms are exactly the same affine model. ``forward`` passes the
-    spectrogram through the prefilter (if any), the linear stage, then the output
-    nonlinearity (if any).
+    and ``intercept()`` map them back to the data's units; the two forms are exactly the
+    same affine model. ``forward`` passes the spectrogram through the prefilter (if any),
+    the linear stage, then the output nonlinearity (if any).
+
+    **Offsets and precision.** The module computes in float32 on inputs and outputs
+    relative to float64 offsets: it reads ``X - x_offset`` (:func:`module_input`) and its
+    output plus ``y_offset`` is the prediction in the data's units. Removing the offsets
+    in float64 before any float32 rounding keeps a large constant in X or y (a level of
+    1e8) from swamping the signal. The history before each stimulus stays zero in the
+    data's units (``-x_offset`` in the module's). A prefilter reads the stimulus in its
+    own units (its adaptation depends on the level), so ``x_offset`` is zero with one;
+    an output nonlinearity produces rates, so ``y_offset`` is zero with one.
 
     Parameters
     ----------
@@ -64,18 +78,30 @@ class STRFModel(nn.Module):
     x_mean, x_scale : Tensor of shape (n_channels * n_freqs,)
         Mean and standard deviation of each input channel-band (after the prefilter).
     y_mean, y_scale : Tensor of shape (n_neurons,)
-        Mean and standard deviation of each neuron's PSTH.
+        Mean and standard deviation of each neuron's PSTH (after ``y_offset`` is removed).
     prefilter : nn.Module or None, default=None
         Maps stimuli (n_stimuli, n_times, n_freqs) to (n_stimuli, n_times,
         n_channels * n_freqs), channel-major (e.g. :class:`skstrf.prefilters.AdapTrans`).
     nonlinearity : nn.Module or None, default=None
         Maps the linear output (..., n_neurons) to rates of the same shape (e.g.
         :class:`skstrf.nonlinearities.Softplus`).
+    x_offset : Tensor of shape (n_freqs,) or None, default=None
+        Subtracted (in float64) from the stimuli before they enter the module; None is zero.
+        Must be zero with a prefilter.
+    y_offset : Tensor of shape (n_neurons,) or None, default=None
+        Added (in float64) to the module's output to give predictions in the data's units;
+        None is zero. Must be zero with a nonlinearity.
+
+    Notes
+    -----
+    With ``x_mean, y_mean`` the moments of the centred data, ``x_mean`` is the mean of the
+    module's input (after the prefilter) and ``y_mean`` that of its output.
     """
 
     def __init__(self, kernel: nn.Module, x_mean: torch.Tensor, x_scale: torch.Tensor,
                  y_mean: torch.Tensor, y_scale: torch.Tensor, prefilter: nn.Module | None = None,
-                 nonlinearity: nn.Module | None = None) -> None:
+                 nonlinearity: nn.Module | None = None, x_offset: torch.Tensor | None = None,
+                 y_offset: torch.Tensor | None = None) -> None:
         super().__init__()
         self.kernel = kernel
         self.prefilter = prefilter
@@ -86,6 +112,13 @@ class STRFModel(nn.Module):
         self.register_buffer("x_scale", x_scale.float())
         self.register_buffer("y_mean", y_mean.float())
         self.register_buffer("y_scale", y_scale.float())
+        n_inputs = x_mean.shape[0] if prefilter is None else prefilter.n_freqs
+        x_offset = torch.zeros(n_inputs) if x_offset is None else torch.as_tensor(x_offset)
+        y_offset = torch.zeros(n_neurons) if y_offset is None else torch.as_tensor(y_offset)
+        if (prefilter is not None and bool(x_offset.any())) or (nonlinearity is not None and bool(y_offset.any())):
+            raise ValueError("x_offset must be zero with a prefilter, and y_offset with a nonlinearity")
+        self.register_buffer("x_offset", x_offset.double())
+        self.register_buffer("y_offset", y_offset.double())
 
     @property
     def n_lags(self) -> int:
@@ -101,11 +134,24 @@ class STRFModel(nn.Module):
         scale = (self.x_scale.reshape(weight.shape[1:3]))[None, :, :, None]
         return weight * self.y_scale[:, None, None, None] / scale
 
-    def intercept(self) -> torch.Tensor:
-        """Intercepts in the data's units, shape (n_neurons,)."""
+    def centred_intercept(self) -> torch.Tensor:
+        """Intercepts in the module's units (relative to the offsets), shape (n_neurons,)."""
         weight = self.kernel()
         shift = (self.x_mean / self.x_scale).reshape(weight.shape[1:3])[None, :, :, None]
         return self.y_mean + self.y_scale * (self.bias - (weight * shift).sum(dim=(1, 2, 3)))
+
+    def intercept(self) -> torch.Tensor:
+        """Intercepts in the data's units, shape (n_neurons,), in float64."""
+        intercept = self.y_offset + self.centred_intercept().double()
+        if self.prefilter is None:
+            intercept = intercept - self.strf().double().sum(dim=(1, 3)) @ self.x_offset
+        return intercept
+
+    @property
+    def history_fill(self) -> torch.Tensor | None:
+        """The history before each stimulus in the linear stage's input units (zero in the
+        data's units), or None for zero (with a prefilter, whose output is zero there)."""
+        return None if self.prefilter is not None else (-self.x_offset).float()
 
     @torch.no_grad()
     def load_closed_form_(self, weight: torch.Tensor, z_mean: torch.Tensor, p_mean: torch.Tensor) -> None:
@@ -140,18 +186,19 @@ class STRFModel(nn.Module):
         Parameters
         ----------
         X : Tensor of shape (n_stimuli, n_times, n_freqs)
-            Stimuli with padding frames set to zero (without a prefilter, the last axis
-            holds the n_channels * n_freqs channel-bands).
+            Stimuli minus ``x_offset`` (see :func:`module_input`), float32 (without a
+            prefilter, the last axis holds the n_channels * n_freqs channel-bands).
 
         Returns
         -------
         Tensor of shape (n_stimuli, n_times, n_neurons)
+            Minus ``y_offset``.
         """
         if self.prefilter is not None:
             X = self.prefilter(X)
-        Z = lagged_design(X, self.n_lags).flatten(2)
+        Z = lagged_design(X, self.n_lags, self.history_fill).flatten(2)
         weight = self.strf().reshape(self.kernel.shape[0], -1)
-        return Z @ weight.T + self.intercept()
+        return Z @ weight.T + self.centred_intercept()
 
     def forward(self, X: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
         """Predict responses.
@@ -159,12 +206,12 @@ class STRFModel(nn.Module):
         Parameters
         ----------
         X : Tensor of shape (n_stimuli, n_times, n_freqs)
-            Stimuli with padding frames set to zero (without a prefilter, the last axis
-            holds the n_channels * n_freqs channel-bands).
+            Stimuli minus ``x_offset`` (see :func:`module_input`).
 
         Returns
         -------
         Tensor of shape (n_stimuli, n_times, n_neurons)
+            Minus ``y_offset`` (zero with a nonlinearity).
         """
         z = self.linear(X)
         return z if self.nonlinearity is None else self.nonlinearity(z)
@@ -184,16 +231,11 @@ class STRFModel(nn.Module):
                 "statistics_loss is exact only for a model without nonlinearity and without a "
                 "learnable or rectifying prefilter"
             )
-        gram, cross, sq, count = stats.batch(index)
+        # skstrf.gram builds on this module: imported here, not at the top, to avoid a cycle
+        from .gram import statistics_loss, summed_batch
+
         theta = torch.cat([self.standardized_weight(), self.bias[:, None]], dim=1).double()
-        quad = ((theta @ gram) * theta).sum(dim=1)
-        lin = (theta * cross.T).sum(dim=1)
-        n_neurons = theta.shape[0]
-        mse = (quad - 2.0 * lin + sq).sum() / (count * n_neurons)
-        alpha = torch.as_tensor(alpha, dtype=theta.dtype, device=theta.device)
-        if bool((alpha != 0).any()):
-            mse = mse + (alpha * (theta[:, :-1] ** 2).sum(dim=1)).sum() / n_neurons
-        return mse.float()
+        return statistics_loss(theta, *summed_batch(stats, index), alpha).float()
 
 
 #: Each input band is standardised by its own standard deviation, but by no less than this
@@ -217,6 +259,12 @@ def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1
     stimuli = train.X if filt is None else prefiltered(filt, train)
     x_mean, x_scale = masked_moments(stimuli, train.frame_mask, relative_floor=X_SCALE_FLOOR)
     y_mean, y_scale = masked_moments(train.psth(), train.frame_mask)
+    # Centre in float64 where the model allows it (see STRFModel, "Offsets and precision").
+    x_offset = y_offset = None
+    if filt is None:
+        x_offset, x_mean = x_mean, np.zeros_like(x_mean)
+    if nonlinearity == "identity":
+        y_offset, y_mean = y_mean, np.zeros_like(y_mean)
     if previous is not None:
         # The continued model keeps its own units, and the loss weights follow them.
         y_mean, y_scale = previous.y_mean.double().cpu().numpy(), previous.y_scale.double().cpu().numpy()
@@ -225,7 +273,9 @@ def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1
     weights = make_kernel(kernel, train.y.shape[2], n_channels, train.X.shape[2], n_lags,
                           rank=rank, n_gaussians=n_gaussians, generator=generator)
     module = STRFModel(weights, *(torch.as_tensor(a) for a in (x_mean, x_scale, y_mean, y_scale)),
-                       prefilter=filt, nonlinearity=make_nonlinearity(nonlinearity, y_mean, y_scale))
+                       prefilter=filt, nonlinearity=make_nonlinearity(nonlinearity, y_mean, y_scale),
+                       x_offset=None if x_offset is None else torch.as_tensor(x_offset),
+                       y_offset=None if y_offset is None else torch.as_tensor(y_offset))
     if previous is not None:
         try:
             module.load_state_dict(previous.state_dict())
@@ -273,27 +323,30 @@ class DesignStatistics:
 
 
 def standardized_design(X: torch.Tensor, n_lags: int, x_mean: torch.Tensor,
-                        x_scale: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+                        x_scale: torch.Tensor, mask: torch.Tensor,
+                        fill: torch.Tensor | None = None) -> torch.Tensor:
     """Standardised lagged design with an intercept column, zero on padding frames.
 
+    ``fill`` is the history before each stimulus (see :func:`lagged_design`).
     Returns a Tensor of shape (n_stimuli, n_times, n_features * n_lags + 1).
     """
-    Z = (lagged_design(X, n_lags) - x_mean[:, None]) / x_scale[:, None]
+    Z = (lagged_design(X, n_lags, fill) - x_mean[:, None]) / x_scale[:, None]
     Z = torch.cat([Z.flatten(2), torch.ones_like(Z[..., :1, 0])], dim=2)
     return Z * mask[..., None]
 
 
 def design_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_lags: int,
                       x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
-                      y_scale: torch.Tensor, chunk: int = 16, n_blocks: int = 1) -> DesignStatistics:
+                      y_scale: torch.Tensor, chunk: int = 16, n_blocks: int = 1,
+                      fill: torch.Tensor | None = None) -> DesignStatistics:
     """Compute :class:`DesignStatistics` stimulus by stimulus chunk (bounded memory).
 
     Parameters
     ----------
     X : Tensor of shape (n_stimuli, n_times, n_features)
-        Stimuli, zero on padding frames.
+        Stimuli as the linear stage reads them, any finite value on padding frames.
     P : Tensor of shape (n_stimuli, n_times, n_neurons)
-        PSTH in the data's units, any value on padding frames.
+        PSTH in the model's output units, any value on padding frames.
     mask : Tensor of shape (n_stimuli, n_times)
         1.0 on valid frames, 0.0 on padding.
     n_blocks : int, default=1
@@ -302,12 +355,14 @@ def design_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         cross-validation within one continuous recording. Every frame keeps its real lag
         history, which may reach into the previous block (stimulus frames only, never
         responses).
+    fill : Tensor of shape (n_features,) or None, default=None
+        The history before each stimulus (see :func:`lagged_design`).
     """
     grams, crosses, sqs, counts = [], [], [], []
     frames = torch.arange(X.shape[1], device=X.device, dtype=torch.float64)
     for start in range(0, X.shape[0], chunk):
         sl = slice(start, start + chunk)
-        Z = standardized_design(X[sl], n_lags, x_mean, x_scale, mask[sl]).double()
+        Z = standardized_design(X[sl], n_lags, x_mean, x_scale, mask[sl], fill).double()
         Ps = (torch.nan_to_num((P[sl] - y_mean) / y_scale) * mask[sl][..., None]).double()
         if n_blocks == 1:
             grams.append(Z.transpose(1, 2) @ Z)
@@ -335,20 +390,52 @@ def _zero_filled(data: "StimulusSet") -> np.ndarray:
     return np.nan_to_num(data.X, nan=0.0).astype(np.float32)
 
 
-def stimulus_tensors(data: "StimulusSet", device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Zero-filled stimuli, PSTH and frame mask of ``data`` as float32 tensors on ``device``.
+def module_input(X: np.ndarray, module: STRFModel | None = None) -> np.ndarray:
+    """Stimuli as ``module`` reads them: minus its ``x_offset`` in float64, then float32.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_stimuli, n_times, n_freqs)
+        Stimuli in the data's units, NaN (or any value) on end-padding frames.
+    module : STRFModel or None, default=None
+        None: no offset.
+
+    Returns
+    -------
+    ndarray of float32 of the same shape
+        Zero where X is NaN (end padding, which a causal model never reads).
+    """
+    if module is None:
+        return np.nan_to_num(np.asarray(X, dtype=np.float64), nan=0.0).astype(np.float32)
+    centred = np.asarray(X, dtype=np.float64) - module.x_offset.cpu().numpy()
+    return np.nan_to_num(centred, nan=0.0).astype(np.float32)
+
+
+def _module_targets(data: "StimulusSet", module: STRFModel | None) -> np.ndarray:
+    """The PSTH minus ``module``'s ``y_offset`` (in float64), as float32."""
+    psth = data.psth()
+    if module is not None:
+        psth = psth - module.y_offset.cpu().numpy()
+    return psth.astype(np.float32)
+
+
+def stimulus_tensors(data: "StimulusSet", device: str, module: STRFModel | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stimuli, PSTH and frame mask of ``data`` as float32 tensors on ``device``, in
+    ``module``'s units (minus its offsets; see :class:`STRFModel`).
 
     Returns
     -------
     X : Tensor of shape (n_stimuli, n_times, n_freqs)
+        Zero on padding frames.
     P : Tensor of shape (n_stimuli, n_times, n_neurons)
         NaN on padding frames.
     mask : Tensor of shape (n_stimuli, n_times)
         1.0 on valid frames, 0.0 on padding.
     """
     return (
-        torch.as_tensor(_zero_filled(data), device=device),
-        torch.as_tensor(data.psth(), dtype=torch.float32, device=device),
+        torch.as_tensor(module_input(data.X, module), device=device),
+        torch.as_tensor(_module_targets(data, module), device=device),
         torch.as_tensor(data.frame_mask, dtype=torch.float32, device=device),
     )
 
@@ -358,7 +445,7 @@ def design_tensors(module: STRFModel, data: "StimulusSet", device: str) -> tuple
 
     The inputs of :func:`design_statistics`; see :func:`stimulus_tensors` for the shapes.
     """
-    X, P, mask = stimulus_tensors(data, device)
+    X, P, mask = stimulus_tensors(data, device, module)
     if module.prefilter is not None:
         with torch.no_grad():
             X = module.prefilter(X)
@@ -369,9 +456,19 @@ def module_statistics(module: STRFModel, data: "StimulusSet", device: str,
                       n_blocks: int = 1) -> DesignStatistics:
     """Per-stimulus (or per-block) :class:`DesignStatistics` of ``data`` in ``module``'s
     standardised units; see :func:`design_statistics` for ``n_blocks``."""
-    return design_statistics(*design_tensors(module, data, device), module.n_lags,
-                             module.x_mean, module.x_scale, module.y_mean, module.y_scale,
-                             n_blocks=n_blocks)
+    # skstrf.gram builds on this module: imported here, not at the top, to avoid a cycle
+    from .gram import lagged_statistics
+
+    X, P, mask = design_tensors(module, data, device)
+    x_mean = module.x_mean
+    fill = module.history_fill
+    if fill is not None and module.n_lags > 1 and bool(fill.any()):
+        # The history before a stimulus is ``fill`` in the module's units: shifting X by it
+        # (in float64) makes the history zero, as lagged_statistics reads it.
+        shift = fill.to(device=X.device, dtype=torch.float64)
+        X, x_mean = X.double() - shift, x_mean.double() - shift
+    return lagged_statistics(X, P, mask, module.n_lags, x_mean, module.x_scale, module.y_mean,
+                             module.y_scale, n_blocks=n_blocks)
 
 
 def prefiltered(prefilter: nn.Module, data: "StimulusSet") -> np.ndarray:
@@ -380,17 +477,19 @@ def prefiltered(prefilter: nn.Module, data: "StimulusSet") -> np.ndarray:
         return prefilter(torch.as_tensor(_zero_filled(data))).numpy().astype(np.float64)
 
 
-def net_inputs(data: "StimulusSet", device: str) -> dict[str, torch.Tensor]:
-    """The net's input: zero-filled stimuli and their indices (for the statistics step)."""
+def net_inputs(data: "StimulusSet", device: str, module: STRFModel | None = None) -> dict[str, torch.Tensor]:
+    """The net's input: the stimuli in ``module``'s units (see :func:`module_input`) and
+    their indices (for the statistics step)."""
     return {
-        "X": torch.as_tensor(_zero_filled(data), device=device),
+        "X": torch.as_tensor(module_input(data.X, module), device=device),
         "index": torch.arange(data.n_stimuli, device=device),
     }
 
 
-def net_targets(data: "StimulusSet", device: str) -> torch.Tensor:
-    """The net's target: the PSTH (S, T, N) as float32, NaN on padding frames."""
-    return torch.as_tensor(data.psth(), dtype=torch.float32, device=device)
+def net_targets(data: "StimulusSet", device: str, module: STRFModel | None = None) -> torch.Tensor:
+    """The net's target: the PSTH (S, T, N) minus ``module``'s ``y_offset``, as float32,
+    NaN on padding frames."""
+    return torch.as_tensor(_module_targets(data, module), device=device)
 
 
 def calibrate_nonlinearity(module: STRFModel, data: "StimulusSet", device: str, loss: str) -> None:
@@ -398,7 +497,7 @@ def calibrate_nonlinearity(module: STRFModel, data: "StimulusSet", device: str, 
     calibrate = getattr(module.nonlinearity, "calibrate_", None)
     if calibrate is None:
         return
-    X, P, mask = stimulus_tensors(data, device)
+    X, P, mask = stimulus_tensors(data, device, module)
     with torch.no_grad():
         z = module.linear(X)
     valid = mask.bool()

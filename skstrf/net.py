@@ -241,23 +241,44 @@ def _pooled_cc_norm(pred: torch.Tensor, psth: torch.Tensor, sp: torch.Tensor) ->
 
 
 class StopOnNonFinite(Callback):
-    """Stop training at the first non-finite training loss (a diverging fit).
+    """Stop training at a diverging epoch: a training loss that is not finite, or that
+    exceeds ``max_growth`` times the loss of the run's first training batch (a learning
+    rate so large that the loss explodes without overflowing).
 
-    The fit then falls back to the best finite epoch when early stopping has one (with a
-    warning raised by the estimator), and raises :class:`DivergenceError` otherwise.
+    The fit then falls back to the best validated epoch before it when early stopping has
+    one (with a warning raised by the estimator), and raises :class:`DivergenceError`
+    otherwise.
+
+    Parameters
+    ----------
+    max_growth : float, default=1e6
+        Growth of the training loss, relative to the starting model's, taken as divergence.
     """
 
+    def __init__(self, max_growth: float = 1e6) -> None:
+        self.max_growth = max_growth
+
     def initialize(self):
-        self.diverged_epoch_ = None
+        self.diverged_epoch_ = self.reason_ = self.start_loss_ = None
         return self
 
     def on_train_begin(self, net, **kwargs):
-        self.diverged_epoch_ = None  # a warm-started fit is judged on its own epochs
+        # a warm-started fit is judged on its own epochs
+        self.diverged_epoch_ = self.reason_ = self.start_loss_ = None
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        if training and self.start_loss_ is None and loss is not None:
+            self.start_loss_ = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
 
     def on_epoch_end(self, net, **kwargs):
         loss = net.history[-1, "train_loss"]
-        if not np.isfinite(loss):
+        start = self.start_loss_
+        exploded = start is not None and np.isfinite(start) and start > 0 and loss > self.max_growth * start
+        if not np.isfinite(loss) or exploded:
             self.diverged_epoch_ = net.history[-1, "epoch"]
+            self.reason_ = ("became non-finite" if not np.isfinite(loss) else
+                            f"grew to {loss:.3g}, more than {self.max_growth:g} times its start "
+                            f"({start:.3g}),")
             raise KeyboardInterrupt
 
 
@@ -307,6 +328,36 @@ def default_callbacks(valid: StimulusSet | None, patience: int | None,
     return callbacks
 
 
+def check_callbacks(callbacks: list | None) -> None:
+    """Raise a ValueError naming the first entry of ``callbacks`` that skorch cannot use.
+
+    skorch takes callback instances, callback classes and ``(name, callback)`` pairs.
+    """
+    for i, entry in enumerate(callbacks or []):
+        named = isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
+        callback = entry[1] if named else entry
+        if isinstance(callback, Callback) or (isinstance(callback, type) and issubclass(callback, Callback)):
+            continue
+        raise ValueError(
+            f"callbacks[{i}] is {entry!r}, which is not a skorch callback: pass instances (or "
+            "classes) of skorch.callbacks.Callback, or (name, callback) pairs."
+        )
+
+
+def _check_routed_callbacks(net: STRFNet, params: dict) -> None:
+    """Raise if a ``callbacks__<name>__...`` parameter names no callback of ``net``."""
+    known = [name for name, _ in net.callbacks_]
+    for key in sorted(params):
+        if key.startswith("callbacks__"):
+            name = key[len("callbacks__"):].split("__")[0]
+            if name not in known:
+                raise ValueError(
+                    f"parameter {key!r} addresses a callback named {name!r}, but this fit has "
+                    f"no such callback; its callbacks are {known} (early_stopping and "
+                    "valid_cc_norm exist only with validation stimuli)."
+                )
+
+
 def check_net_params(params: dict) -> dict:
     """Return ``params`` after checking every name is routed to the net by a skorch prefix."""
     unknown = sorted(key for key in params if not key.startswith(NET_PARAM_PREFIXES))
@@ -321,13 +372,16 @@ def check_net_params(params: dict) -> dict:
 def build_net(module: STRFModel, train: StimulusSet, valid: StimulusSet | None, *, device: str,
               loss: str, lr: float, max_epochs: int, batch_size: int | None, patience: int | None,
               alpha: float, callbacks: list | None = None, verbose: int = 0,
-              net_params: dict | None = None, previous: STRFNet | None = None) -> STRFNet:
+              net_params: dict | None = None, previous: STRFNet | None = None,
+              seed: int = 0) -> STRFNet:
     """An initialised :class:`STRFNet` that trains ``module`` on ``train``.
 
     The validation stimuli ``valid`` (if any) drive early stopping on cc_norm. The loss is
     the MSE in units of each neuron's PSTH variance, or the Poisson deviance scaled to the
     same curvature. With ``previous`` (a warm start) the optimizer's running state and the
-    history carry over.
+    history carry over. The stimulus shuffling draws from a generator of the net's own,
+    seeded with ``seed`` (as do the data loaders' worker seeds): never from torch's global
+    generator, so that fits in parallel threads do not disturb each other.
     """
     y_mean, y_scale = module.y_mean.double().cpu().numpy(), module.y_scale.double().cpu().numpy()
     if loss == "poisson":
@@ -339,8 +393,9 @@ def build_net(module: STRFModel, train: StimulusSet, valid: StimulusSet | None, 
     else:
         criterion, weight = MaskedMSELoss, 1.0 / y_scale**2
     train_split = None if valid is None else predefined_split(
-        Dataset(net_inputs(valid, device), net_targets(valid, device)))
+        Dataset(net_inputs(valid, device, module), net_targets(valid, device, module)))
     n_train = train.n_stimuli
+    check_callbacks(callbacks)
     net = STRFNet(
         module,
         criterion=criterion,
@@ -354,9 +409,19 @@ def build_net(module: STRFModel, train: StimulusSet, valid: StimulusSet | None, 
         device=device,
         verbose=verbose,
         alpha=alpha,
-        **{"optimizer__weight_decay": 0.0, "iterator_train__shuffle": True, **(net_params or {})},
+        **{"optimizer__weight_decay": 0.0, "iterator_train__shuffle": True,
+           "iterator_train__generator": torch.Generator().manual_seed(seed),
+           "iterator_valid__generator": torch.Generator().manual_seed(seed),
+           **(net_params or {})},
     )
-    net.initialize()
+    try:
+        net.initialize()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"the skorch net could not be set up with lr={lr!r} and the routed parameters "
+            f"{net_params or {}}: {exc}"
+        ) from exc
+    _check_routed_callbacks(net, net_params or {})
     if previous is not None:
         # Only the per-parameter state (e.g. AdamW's moments) is carried: the hyperparameters
         # (lr, routed optimizer__ values) are this fit's. Deep copies, so that a fit that
@@ -403,16 +468,15 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
     device = str(net.device)
     start_state, start_score = None, float("nan")
     if valid is not None:
-        # skorch's data loader draws a seed from the global generator: keep the training
-        # run's stimulus shuffling the same as without this extra pass
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            pred = net.forward(net_inputs(valid, device), training=False)
+        # the validation loader draws from its own generator, not the training shuffle's
+        with torch.no_grad():
+            pred = net.forward(net_inputs(valid, device, net.module_), training=False)
         start_score = dict(net.callbacks_)["valid_cc_norm"].score(pred)
         start_state = _copy_state(net.module_)
     first = len(net.history)
     net.statistics = statistics
     try:
-        net.partial_fit(net_inputs(train, device), net_targets(train, device))
+        net.partial_fit(net_inputs(train, device, net.module_), net_targets(train, device, net.module_))
     finally:
         net.statistics = None
     _settle_training(net)
@@ -438,18 +502,20 @@ def _settle_training(net: STRFNet) -> None:
     # skorch's EarlyStopping reports best_epoch_ = 0 until an epoch improves.
     validated = early is not None and early.best_model_weights_ is not None
     best = early.best_epoch_ if validated else None
-    diverged = callbacks["stop_on_non_finite"].diverged_epoch_
+    guard = callbacks["stop_on_non_finite"]
+    diverged = guard.diverged_epoch_
     interrupted = getattr(net, "interrupted_epoch_", None)
     if diverged is not None:
         if best is None:
             raise DivergenceError(
-                f"training diverged: the training loss became non-finite at epoch "
+                f"training diverged: the training loss {guard.reason_} at epoch "
                 f"{diverged} and no earlier epoch has a finite validation score to fall "
                 f"back to (or no stimulus is held out); the estimator was not updated. "
                 f"Lower lr (now {net.lr}) or rescale X and y."
             )
         warnings.warn(
-            f"training diverged at epoch {diverged} (non-finite loss); the model of the "
+            f"training diverged at epoch {diverged} ("
+            f"{'non-finite' if guard.reason_ == 'became non-finite' else 'exploding'} loss); the model of the "
             f"best finite epoch ({best}) was restored. Consider a lower lr (now {net.lr}).",
             RuntimeWarning,
             stacklevel=5,
@@ -493,8 +559,8 @@ def record_closed_form_epoch(net: STRFNet, train_stats: DesignStatistics, valid:
         loss = net.module_.statistics_loss(train_stats, index, net.alpha)
         net.history.record("train_loss", float(loss))
         if valid is not None:
-            pred = net.forward(net_inputs(valid, device), training=False)
-            net.history.record("valid_loss", float(net.get_loss(pred, net_targets(valid, device))))
+            pred = net.forward(net_inputs(valid, device, net.module_), training=False)
+            net.history.record("valid_loss", float(net.get_loss(pred, net_targets(valid, device, net.module_))))
             scorer = dict(net.callbacks_)["valid_cc_norm"]
             net.history.record("valid_cc_norm", scorer.score(pred))
 

@@ -10,9 +10,11 @@ import torch
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_random_state
 
-from .net import check_net_params
-from .prefilters import PREFILTERS, check_freq_range
-from .validation import StimulusSet, check_non_negative, check_X_y, validation_split
+from sklearn.utils._param_validation import Interval
+
+from .net import check_callbacks, check_net_params
+from .prefilters import PREFILTERS, check_dt_ms
+from .validation import StimulusSet, check_non_negative, check_stimulus_level, check_X_y, validation_split
 
 __all__ = ["FitPlan", "make_plan", "resolve_device"]
 
@@ -113,7 +115,9 @@ def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
             f"{type(est).__name__} requires y to be passed, but the target y is None; "
             "pass responses of shape (n_stimuli, n_times, n_neurons, n_repeats)."
         )
+    _check_not_bool(est)
     check_net_params(net_params)
+    check_callbacks(est.callbacks)
     device = resolve_device(est.device)
     if est.loss == "poisson" and est.nonlinearity == "identity":
         raise ValueError(
@@ -121,11 +125,13 @@ def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
             "does not guarantee; use nonlinearity='softplus' or 'exp' (or loss='mse')."
         )
     if est.prefilter is not None:
-        check_freq_range(est.freq_range)
+        check_dt_ms(est.dt_ms, est.freq_range)  # checks freq_range too
     data = check_X_y(X, y)
     if est.loss == "poisson":
         check_non_negative(data.y)
     _check_shape_options(est, data)
+    if est.prefilter is None:
+        check_stimulus_level(data, est.n_lags)
     linear = _is_linear(est)
     solver = _resolve_solver(est, linear)
     # A closed-form solution does not depend on where it starts: only gradient training
@@ -152,7 +158,7 @@ def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
     net = dict(device=device, loss=est.loss, lr=est.lr, max_epochs=est.max_epochs,
                batch_size=est.batch_size, patience=est.patience,
                alpha=float(alphas[0]) if alphas.size == 1 else 0.0, callbacks=est.callbacks,
-               verbose=est.verbose, net_params=net_params)
+               verbose=est.verbose, net_params=net_params, seed=seed)
     plan = FitPlan(
         solver=solver,
         closed_form=not warm and (solver != "gradient" or closed_start),
@@ -186,6 +192,15 @@ def resolve_device(device: str) -> str:
     if parsed.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {device!r}; expected 'auto', 'cpu' or 'cuda[:i]'")
     return device
+
+
+def _check_not_bool(est) -> None:
+    """Reject True/False for integer parameters (Python counts bool as an int)."""
+    for name, constraints in type(est)._parameter_constraints.items():
+        value = getattr(est, name)
+        integral = any(isinstance(c, Interval) and c.type is numbers.Integral for c in constraints)
+        if integral and isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name}={value!r} is a bool; expected an int (e.g. {name}=1).")
 
 
 def _check_shape_options(est, data: StimulusSet) -> None:

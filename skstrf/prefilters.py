@@ -35,6 +35,9 @@ _W_INIT = 0.75
 _TAU_MIN_FRAMES = 0.02
 _TAU_MAX_FRAMES = 1e5
 _W_MARGIN = 1e-4
+# At most this many taps per adaptation filter: 5 ms frames need ~130, 0.1 ms frames
+# ~6500. More means a frame duration given in the wrong unit (seconds for ms).
+_MAX_TAPS = 10_000
 
 
 def hz_to_mel(f_hz: np.ndarray | float) -> np.ndarray:
@@ -169,7 +172,9 @@ class _AdaptationFilter(nn.Module):
                  freq_range: Sequence[float] = (500.0, 20000.0), w_init: float = _W_INIT,
                  n_taps: int | None = None, learnable: bool = True) -> None:
         super().__init__()
-        if not (isinstance(dt_ms, numbers.Real) and math.isfinite(dt_ms) and dt_ms > 0):
+        if n_taps is None:
+            check_dt_ms(dt_ms, freq_range)
+        elif not (isinstance(dt_ms, numbers.Real) and math.isfinite(dt_ms) and dt_ms > 0):
             raise ValueError(f"dt_ms must be a positive number of milliseconds; got {dt_ms!r}")
         if not _W_MARGIN < w_init < 1.0 - _W_MARGIN:
             raise ValueError(f"w_init must lie in ({_W_MARGIN:g}, {1 - _W_MARGIN:g}); got {w_init!r}")
@@ -342,6 +347,39 @@ def make_prefilter(name: str | None, n_freqs: int, *, dt_ms: float = 5.0,
     if name not in PREFILTERS:
         raise ValueError(f"unknown prefilter {name!r}; expected None or one of {sorted(PREFILTERS)}")
     return PREFILTERS[name](n_freqs, dt_ms=dt_ms, freq_range=freq_range)
+
+
+def check_dt_ms(dt_ms: float, freq_range: Sequence[float] = (500.0, 20000.0)) -> float:
+    """Check that ``dt_ms`` is a plausible frame duration for the adaptation filters.
+
+    The Willmore time constants of the bands (``500 - 105 log10(CF)`` ms, 217 ms at 500 Hz)
+    must span at least one frame for the slowest band, and three of them must fit in
+    at most 10 000 taps. Both fail only for a frame duration in the wrong unit (e.g.
+    seconds typed as ms), which would otherwise clamp the time constants or allocate
+    filters of millions of taps.
+
+    Returns
+    -------
+    dt_ms : float
+    """
+    if isinstance(dt_ms, bool) or not (isinstance(dt_ms, numbers.Real) and math.isfinite(dt_ms) and dt_ms > 0):
+        raise ValueError(f"dt_ms must be a positive number of milliseconds; got {dt_ms!r}")
+    low, _ = check_freq_range(freq_range)
+    slowest = float(_TAU_INTERCEPT_MS - _TAU_SLOPE_MS * math.log10(low))
+    if slowest < dt_ms:
+        raise ValueError(
+            f"dt_ms={dt_ms!r}: the slowest adaptation time constant ({slowest:.4g} ms, the "
+            f"band at {low:g} Hz) is shorter than one frame, so the prefilter cannot adapt. "
+            "dt_ms is the frame duration in milliseconds (5.0 for 5 ms frames)."
+        )
+    n_taps = default_n_taps(np.array([slowest]), float(dt_ms))
+    if n_taps > _MAX_TAPS:
+        raise ValueError(
+            f"dt_ms={dt_ms!r} gives adaptation filters of {n_taps} taps (three time constants of "
+            f"up to {slowest:.4g} ms), more than {_MAX_TAPS}: dt_ms is the frame duration in "
+            "milliseconds (5.0 for 5 ms frames; was it given in seconds?)."
+        )
+    return float(dt_ms)
 
 
 def _w_to_logit(w):

@@ -108,6 +108,18 @@ def _as_float_array(a, name: str, allow_nd: bool) -> np.ndarray:
     """
     if a is None:
         raise ValueError(f"{name} is None; expected an array of numbers.")
+    if isinstance(a, np.ma.MaskedArray):
+        n_masked = int(np.ma.count_masked(a))
+        if n_masked:
+            raise ValueError(
+                f"{name} is a numpy masked array with {n_masked} masked value(s), and skstrf does "
+                "not read masks (their values would be used as data). Mark missing data as the "
+                f"contract does, e.g. {name}.filled(np.nan) for whole end-padding frames."
+            )
+        a = a.data
+    if type(a).__module__.startswith("torch") and hasattr(a, "detach"):
+        # a tensor that requires grad refuses numpy(); the data are what is meant
+        a = a.detach().cpu().numpy()
     if not sp.issparse(a):  # check_array names the argument in its own sparse error
         try:
             a = np.asarray(a)
@@ -407,6 +419,34 @@ def _cut_recording(data: StimulusSet, cut: int) -> StimulusSet:
 
     y = None if data.y is None else halves(data.y)
     return StimulusSet(halves(data.X), np.array([cut, length - cut]), data.x_ndim, y, data.y_layout)
+
+
+#: Median over bands of |mean| / standard deviation beyond which X's level is reported.
+LEVEL_RATIO = 100.0
+
+
+def check_stimulus_level(data: StimulusSet, n_lags: int) -> None:
+    """Warn when X's level dwarfs its variation (a large offset) and the model has history.
+
+    The history before each stimulus is zero in X's units: with a level far from zero, each
+    stimulus starts with a step from 0 to that level, which then dominates the first
+    ``n_lags - 1`` frames and the fit.
+    """
+    if n_lags < 2:
+        return
+    mean, std = masked_moments(data.X, data.frame_mask)
+    ratio = float(np.median(np.abs(mean) / std))
+    if ratio > LEVEL_RATIO:
+        warnings.warn(
+            f"X's level is far from zero: the mean of its bands is {ratio:.3g} times their "
+            "standard deviation (median over bands). The STRF's history before each stimulus "
+            "is zero in X's units, so every stimulus starts with a step from 0 to that level, "
+            f"which dominates the first n_lags - 1 = {n_lags - 1} frames of each stimulus and "
+            "the fit. If 0 is not silence in X's units, subtract a baseline level first "
+            "(e.g. X - X.mean(axis=(0, 1)) over the training stimuli).",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _is_flat(mean: np.ndarray, std: np.ndarray) -> np.ndarray:

@@ -190,6 +190,22 @@ FIT_CASES = [
      r"The 'callbacks' parameter"),
     ("unknown keyword parameter", "fit", {"optimiser__lr": 0.1}, None, ValueError,
      r"unknown parameter\(s\) \['optimiser__lr'\] for STRFRegressor"),
+    ("n_lags a bool", "fit", {"n_lags": True}, None, ValueError,
+     r"n_lags=True is a bool; expected an int"),
+    ("lr beyond float32", "fit", {"lr": 1e300}, None, ValueError,
+     r"The 'lr' parameter of STRFRegressor must be a float in the range \(0.0, 3.4"),
+    ("callbacks holding a non-callback", "fit", {"callbacks": [object()]}, None, ValueError,
+     r"callbacks\[0\] is <object object at .*>, which is not a skorch callback"),
+    ("dt_ms in seconds with a prefilter", "fit", {"prefilter": "ic_adaptation", "dt_ms": 0.0005},
+     None, ValueError, r"dt_ms=0.0005 gives adaptation filters of 1299650 taps .*more than 10000"),
+    ("dt_ms tiny with a prefilter", "fit", {"prefilter": "adaptrans", "dt_ms": 1e-9}, None,
+     ValueError, r"dt_ms=1e-09 gives adaptation filters of \d+ taps"),
+    ("dt_ms longer than every time constant", "fit", {"prefilter": "adaptrans", "dt_ms": 5000.0},
+     None, ValueError, r"dt_ms=5000.0: the slowest adaptation time constant \(216.6 ms"),
+    ("masked X", "fit", {}, lambda X, y: (np.ma.masked_invalid(X), y), ValueError,
+     r"X is a numpy masked array with 50 masked value\(s\), and skstrf does not read masks"),
+    ("masked y", "fit", {}, lambda X, y: (X, np.ma.masked_greater(y, 0)), ValueError,
+     r"y is a numpy masked array with \d+ masked value\(s\)"),
     # --- Poisson loss: spike counts are expected
     ("poisson with an identity output", "fit", {"loss": "poisson"}, None, ValueError,
      r"loss='poisson' needs a positive predicted rate, which nonlinearity='identity'"),
@@ -223,7 +239,7 @@ def _arm_trap(monkeypatch):
     def reached(*args, **kwargs):
         raise AssertionError("training or prediction started before the bad input was rejected")
 
-    monkeypatch.setattr("skstrf.model.design_statistics", reached)
+    monkeypatch.setattr("skstrf.gram.lagged_statistics", reached)
     for name in ("initialize", "partial_fit", "fit", "predict", "forward"):
         monkeypatch.setattr(STRFNet, name, reached)
 
@@ -373,3 +389,37 @@ def test_load_dataset_rejects_corrupt_and_foreign_files(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no dataset file at .*missing.h5"):
         load_dataset(tmp_path / "missing.h5")
     assert issubclass(DatasetFormatError, ValueError)
+
+
+def test_routed_parameter_for_an_unknown_callback_is_an_error():
+    X, y = _data()
+    with pytest.raises(ValueError, match=r"parameter 'callbacks__early_stoping__patience' addresses "
+                                         r"a callback named 'early_stoping'.*'early_stopping'"):
+        STRFRegressor(**BASE, solver="gradient", callbacks__early_stoping__patience=2).fit(X, y)
+    # the right name is routed (and validated) as before
+    est = STRFRegressor(**BASE, solver="gradient", callbacks__early_stopping__patience=1).fit(X, y)
+    assert dict(est.net_.callbacks_)["early_stopping"].patience == 1
+
+
+def test_routed_optimizer_parameter_of_the_wrong_type_is_a_clear_error():
+    X, y = _data()
+    est = STRFRegressor(**BASE, solver="gradient", optimizer__lr="abc")
+    with pytest.raises(ValueError, match=r"could not be set up with lr=0.001 and the routed "
+                                         r"parameters \{'optimizer__lr': 'abc'\}"):
+        est.fit(X, y)
+    assert not [key for key in vars(est) if key.endswith("_") and not key.startswith("_")]
+
+
+def test_tensor_requiring_grad_is_read_as_its_data():
+    X, y = _data()
+    reference = STRFRegressor(**BASE).fit(X, y)
+    est = STRFRegressor(**BASE).fit(torch.tensor(X, requires_grad=True), torch.tensor(y))
+    np.testing.assert_array_equal(est.strfs_, reference.strfs_)
+    np.testing.assert_array_equal(est.predict(torch.tensor(X, requires_grad=True)), reference.predict(X))
+
+
+def test_masked_array_without_masked_values_is_its_data():
+    X, y = _data()
+    reference = STRFRegressor(**BASE).fit(X, y)
+    est = STRFRegressor(**BASE).fit(np.ma.masked_array(X), y)
+    np.testing.assert_array_equal(est.strfs_, reference.strfs_)
