@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
+
+from .threads import n_threads
 
 __all__ = ["main", "load_comparison_data"]
 
@@ -21,13 +22,17 @@ SYNTHETIC_N_NEURONS = 119
 SYNTHETIC_N_LAGS = 15
 """Lags of the synthetic cells' true STRFs (the generator's default), capped at ``n_times``."""
 
+REALISTIC_N_NEURONS = 8
+"""Cells of ``--dataset realistic`` (song-like stimuli with near-silent bands)."""
+
 RECORDING_BLOCKS = 20
 """Blocks a single continuous recording is cut into (as many as NS1 has stimuli)."""
 
 
 def load_comparison_data(dataset: str, *, n_neurons: int = SYNTHETIC_N_NEURONS, n_times: int = 999,
                          random_state: int = 0, n_lags: int = 15) -> Bunch:
-    """Load a dataset for the comparison: "synthetic", "ns1" or a path to an skstrf HDF5 file.
+    """Load a dataset for the comparison: "synthetic", "realistic", "continuous", "ns1" or a path
+    to an skstrf HDF5 file.
 
     Every layout the HDF5 format allows is accepted. y is brought to
     (n_stimuli, n_times, n_neurons, n_repeats): one neuron gets a neuron axis, a PSTH a
@@ -43,7 +48,8 @@ def load_comparison_data(dataset: str, *, n_neurons: int = SYNTHETIC_N_NEURONS, 
     Parameters
     ----------
     dataset : str
-        "synthetic", "ns1" or a path.
+        "synthetic" (NS1-shaped), "realistic" (songs with a log floor, 8 cells),
+        "continuous" (one 7 s recording of 5 units, cut into blocks), "ns1" or a path.
     n_neurons, n_times : int
         Size of the synthetic dataset (119 cells by default, NS1's count).
     random_state : int
@@ -68,6 +74,23 @@ def load_comparison_data(dataset: str, *, n_neurons: int = SYNTHETIC_N_NEURONS, 
         return Bunch(X=data.X, y=data.y, train=data.train, valid=data.valid, test=data.test,
                      dt_ms=data.dt_ms, freqs=data.freqs, notes=[],
                      description=f"synthetic NS1-shaped data ({n_neurons} cells with known STRFs)")
+    if dataset in ("realistic", "continuous"):
+        from .datasets import make_realistic_dataset
+
+        if dataset == "realistic":
+            data = make_realistic_dataset(n_neurons=REALISTIC_N_NEURONS, random_state=random_state)
+            return Bunch(X=data.X, y=data.y, train=data.train, valid=data.valid, test=data.test,
+                         dt_ms=data.dt_ms, freqs=data.freqs, notes=[],
+                         description=f"realistic synthetic songs ({REALISTIC_N_NEURONS} cells, "
+                         "near-silent bands, 10 trials, about 10 spikes/s)")
+        data = make_realistic_dataset("continuous", random_state=random_state)
+        X, y = _recording_as_blocks(data.X, data.y, n_lags, Path("continuous"))
+        train, valid, test = split_indices(X.shape[0])
+        return Bunch(X=X, y=y, train=train, valid=valid, test=test, dt_ms=data.dt_ms, freqs=None,
+                     description="realistic synthetic continuous recording (7 s, 2 channels, 5 units, "
+                     "20 repeats)",
+                     notes=[f"one continuous recording cut into {X.shape[0]} contiguous blocks used as "
+                            "stimuli (the STRF's history restarts at each block)"])
     if dataset == "ns1":
         from .datasets import fetch_ns1
 
@@ -78,7 +101,8 @@ def load_comparison_data(dataset: str, *, n_neurons: int = SYNTHETIC_N_NEURONS, 
     path = Path(dataset).expanduser()
     if not path.exists():
         raise FileNotFoundError(
-            f"--dataset {dataset!r} is neither 'synthetic', 'ns1' nor an existing HDF5 file"
+            f"--dataset {dataset!r} is neither 'synthetic', 'realistic', 'continuous', 'ns1' nor an "
+            "existing HDF5 file"
         )
     from .datasets import load_dataset
 
@@ -155,27 +179,6 @@ def _split_from_file(splits: dict, n_stimuli: int, source: Path):
     return tuple(parts)
 
 
-def _n_threads(requested: int | None) -> int | None:
-    """Threads for torch: ``--n-threads``, else none set when OMP_NUM_THREADS is (torch
-    reads it), else the CPUs this process may run on (affinity and cgroup quota).
-
-    torch's own default is the machine's core count, which on a shared or containerised
-    machine oversubscribes the CPUs the process actually has (measured up to 10x slower).
-    """
-    if requested is not None:
-        return requested
-    if os.environ.get("OMP_NUM_THREADS"):
-        return None
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:  # cgroup v2 CPU quota, e.g. "200000 100000" = 2 CPUs
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            n = min(n, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, n)
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -197,8 +200,9 @@ def _parser() -> argparse.ArgumentParser:
         "the figures.",
     )
     cmp_.add_argument("--dataset", default="synthetic",
-                      help="'synthetic' (default, embedded), 'ns1' (downloads on first use) or a path "
-                      "to an skstrf HDF5 file")
+                      help="'synthetic' (default, embedded, NS1-shaped), 'realistic' (song-like "
+                      "stimuli with near-silent bands), 'continuous' (one recording cut into blocks), "
+                      "'ns1' (downloads on first use) or a path to an skstrf HDF5 file")
     cmp_.add_argument("--output", default="skstrf_output", help="folder for figures and results.json")
     cmp_.add_argument("--kernels", nargs="+", default=["vanilla", "separable", "parametric"],
                       choices=["vanilla", "separable", "parametric"])
@@ -250,11 +254,11 @@ def main(argv: list[str] | None = None) -> int:
             return _error(f"--output {str(output)!r} cannot be created: {exc}", 2)
         if not os.access(output, os.W_OK | os.X_OK):
             return _error(f"--output {str(output)!r} is not writable", 2)
-    n_threads = _n_threads(args.n_threads)
-    if n_threads is not None:
-        import torch
+    import torch
 
-        torch.set_num_threads(n_threads)
+    # torch's own default is the machine's core count, which on a shared or containerised
+    # machine oversubscribes the CPUs this process actually has (measured up to 10x slower)
+    torch.set_num_threads(n_threads(args.n_threads))
     from .compare import (beyond_linear_variants, compare_kernels, default_variants, format_pairs,
                           format_table, save_figures)
     from .estimator import STRFRegressor

@@ -78,7 +78,7 @@ def test_compare_on_ns1_offline_explains_how_to_place_the_files(tmp_path, monkey
 
 def test_compare_with_an_unknown_dataset_fails_clearly(capsys):
     assert main(["compare", "--dataset", "no/such/file.h5"]) == 1
-    assert "neither 'synthetic', 'ns1' nor an existing HDF5 file" in capsys.readouterr().err
+    assert "neither 'synthetic', 'realistic', 'continuous', 'ns1' nor an existing HDF5 file" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------- every layout, bad splits, threads (issue 13)
@@ -182,10 +182,10 @@ def test_torch_threads_follow_the_cpus_the_process_may_use(tmp_path, monkeypatch
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    assert cli._n_threads(None) == 1
-    assert cli._n_threads(3) == 3  # --n-threads wins
+    assert cli.n_threads(None) == 1
+    assert cli.n_threads(3) == 3  # --n-threads wins
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert cli._n_threads(None) is None  # torch reads OMP_NUM_THREADS itself
+    assert cli.n_threads(None) == 2  # then OMP_NUM_THREADS
     before = torch.get_num_threads()
     try:
         data = _tiny()

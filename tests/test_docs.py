@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(
 # Every public name of these modules must have its page in the API reference.
 DOCUMENTED_MODULES = ["skstrf.metrics", "skstrf.model_selection", "skstrf.preprocessing", "skstrf.inspection",
                       "skstrf.plotting", "skstrf.compare", "skstrf.significance", "skstrf.plan",
-                      "skstrf.solvers", "skstrf.net", "skstrf.model", "skstrf.validation"]
+                      "skstrf.solvers", "skstrf.net", "skstrf.model", "skstrf.validation",
+                      "skstrf.gram", "skstrf.threads"]
 
 
 @pytest.fixture(scope="module")

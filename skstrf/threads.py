@@ -1,0 +1,117 @@
+"""How many threads torch and the BLAS may use: the user's setting, else the CPUs this process owns."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["n_threads", "cpu_quota", "limit_threads"]
+
+#: cgroup v2, then v1 files holding the CPU quota of this process's group.
+CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+
+
+def cpu_quota(v2: Path = CGROUP_V2, v1: tuple[Path, Path] = CGROUP_V1) -> int | None:
+    """CPUs allowed by the cgroup's CPU quota (rounded up), or None where none is set.
+
+    Reads ``cpu.max`` ("QUOTA PERIOD" or "max PERIOD", cgroup v2), else
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (cgroup v1, quota -1 when unlimited).
+    """
+    try:
+        quota, period = v2.read_text().split()[:2]
+        if quota == "max":
+            return None
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        quota, period = (int(p.read_text().strip()) for p in v1)
+        return None if quota <= 0 or period <= 0 else max(1, math.ceil(quota / period))
+    except (OSError, ValueError):
+        return None
+
+
+def _affinity() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def n_threads(user: int | None = None) -> int:
+    """Number of threads torch and numpy's BLAS should use in this process.
+
+    A busy or shared machine (a cluster node, a container with a CPU quota) gives a process
+    fewer CPUs than ``os.cpu_count()`` reports, and OpenMP threads beyond them stall each
+    other. So: the user's setting wins (``user``, then the ``OMP_NUM_THREADS`` environment
+    variable); otherwise the CPUs in this process's affinity mask, capped by the cgroup's
+    CPU quota; at least 1.
+
+    Parameters
+    ----------
+    user : int or None, default=None
+        The user's choice, e.g. an estimator's ``n_jobs``; None or a value < 1 defers to
+        the environment.
+
+    Returns
+    -------
+    int
+    """
+    if user is not None and int(user) >= 1:
+        return int(user)
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    available = _affinity()
+    quota = cpu_quota()
+    if quota is not None:
+        available = min(available, quota)
+    return max(1, available)
+
+
+@contextmanager
+def limit_threads(n: int | None = None) -> Iterator[int]:
+    """Run a block with ``n`` threads in torch (intra-op) and in the BLAS, then restore them.
+
+    The BLAS limit is applied through threadpoolctl when it is importable (numpy's and
+    scipy's BLAS); torch's own pool is set with :func:`torch.set_num_threads`.
+
+    Parameters
+    ----------
+    n : int or None, default=None
+        Threads to use; None means :func:`n_threads`'s choice.
+
+    Yields
+    ------
+    int
+        The number of threads in effect.
+
+    Examples
+    --------
+    >>> from skstrf.threads import limit_threads
+    >>> with limit_threads(1) as n:
+    ...     n
+    1
+    """
+    n = n_threads(n)
+    # imported here so that reading a thread count (the command line's start) stays fast
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    torch.set_num_threads(n)
+    try:
+        if threadpool_limits is None:
+            yield n
+        else:
+            with threadpool_limits(limits=n, user_api="blas"):
+                yield n
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,106 @@
+"""The cross-correlation statistics equal the direct ones; the custom loss equals autograd's."""
+
+import pytest
+import torch
+
+from skstrf.gram import lagged_statistics, statistics_loss, summed_batch
+from skstrf.model import design_statistics
+
+
+def _problem(lengths, n_times, n_freqs=3, n_neurons=2, seed=0):
+    """Ragged stimuli (zero / NaN padding), non-trivial standardisation, float64."""
+    g = torch.Generator().manual_seed(seed)
+    S = len(lengths)
+    mask = (torch.arange(n_times)[None] < torch.tensor(lengths)[:, None]).double()
+    X = (torch.randn(S, n_times, n_freqs, generator=g, dtype=torch.float64) + 2.0) * mask[..., None]
+    P = torch.randn(S, n_times, n_neurons, generator=g, dtype=torch.float64) * 3.0 + 1.0
+    P[mask == 0] = float("nan")
+    x_mean = torch.rand(n_freqs, generator=g, dtype=torch.float64) + 1.5
+    x_scale = torch.rand(n_freqs, generator=g, dtype=torch.float64) + 0.5
+    y_mean = torch.rand(n_neurons, generator=g, dtype=torch.float64)
+    y_scale = torch.rand(n_neurons, generator=g, dtype=torch.float64) + 0.5
+    return X, P, mask, x_mean, x_scale, y_mean, y_scale
+
+
+def _assert_same(expected, actual):
+    for name in ("gram", "cross", "sq", "count"):
+        a, b = getattr(expected, name), getattr(actual, name)
+        assert a.shape == b.shape and b.dtype == torch.float64, name
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-9 * float(a.abs().max()), msg=name)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 3])
+@pytest.mark.parametrize("n_lags", [1, 4, 9])
+@pytest.mark.parametrize("lengths", [[16], [16, 11, 5, 2]])
+def test_lagged_statistics_equal_direct(lengths, n_lags, n_blocks):
+    # n_lags 9 reaches past the whole of the short stimuli and of every block
+    X, P, mask, *units = _problem(lengths, n_times=16)
+    expected = design_statistics(X, P, mask, n_lags, *units, n_blocks=n_blocks)
+    _assert_same(expected, lagged_statistics(X, P, mask, n_lags, *units, n_blocks=n_blocks))
+
+
+def test_lagged_statistics_ignore_padding_values_and_float32():
+    X, P, mask, *units = _problem([12, 7], n_times=12)
+    expected = lagged_statistics(X, P, mask, 5, *units)
+    X_dirty = X.clone()
+    X_dirty[1, 7:] = 123.0  # never read: padding frames are not in any valid frame's history
+    _assert_same(expected, lagged_statistics(X_dirty, P, mask, 5, *units))
+    # float32 inputs are accumulated in float64 from their exact values
+    X32, P32 = X.float(), P.float()
+    direct = design_statistics(X32.double(), P32.double(), mask, 5, *units)
+    _assert_same(direct, lagged_statistics(X32, P32, mask.float(), 5, *units))
+
+
+def test_lagged_statistics_non_prefix_mask_falls_back():
+    X, P, mask, *units = _problem([10, 10], n_times=10)
+    mask[0, 3] = 0.0
+    _assert_same(design_statistics(X, P, mask, 3, *units), lagged_statistics(X, P, mask, 3, *units))
+
+
+def _theta_and_batch(n_neurons=3, seed=1):
+    X, P, mask, *units = _problem([14, 9, 12], n_times=14, n_neurons=n_neurons, seed=seed)
+    stats = lagged_statistics(X, P, mask, 3, *units)
+    g = torch.Generator().manual_seed(seed)
+    theta = torch.randn(n_neurons, stats.gram.shape[1], generator=g, dtype=torch.float64)
+    return stats, theta
+
+
+def _plain_loss(theta, gram, cross, sq, count, alpha):
+    """The formula of STRFModel.statistics_loss, differentiated by autograd."""
+    quad = ((theta @ gram) * theta).sum(dim=1)
+    lin = (theta * cross.T).sum(dim=1)
+    n = theta.shape[0]
+    return (quad - 2.0 * lin + sq).sum() / (count * n) + (alpha * (theta[:, :-1] ** 2).sum(dim=1)).sum() / n
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, "per-neuron"])
+@pytest.mark.parametrize("index", [[1], [0, 1], [2, 0]])
+def test_statistics_loss_value_and_gradient(alpha, index):
+    stats, theta = _theta_and_batch()
+    alpha = torch.tensor([0.1, 0.0, 2.0], dtype=torch.float64) if alpha == "per-neuron" else alpha
+    batch = summed_batch(stats, torch.tensor(index))
+    for a, b in zip(batch, stats.batch(torch.tensor(index))):
+        torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-12)
+    t1 = theta.clone().requires_grad_(True)
+    t2 = theta.clone().requires_grad_(True)
+    loss = statistics_loss(t1, *batch, alpha)
+    expected = _plain_loss(t2, *stats.batch(torch.tensor(index)), torch.as_tensor(alpha, dtype=torch.float64))
+    loss.backward()
+    expected.backward()
+    torch.testing.assert_close(loss, expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(t1.grad, t2.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_statistics_loss_gradcheck():
+    stats, theta = _theta_and_batch(n_neurons=2)
+    batch = summed_batch(stats, torch.tensor([0, 2]))
+    theta.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: statistics_loss(t, *batch, 0.5), (theta,))
+
+
+def test_summed_batch_does_not_alias_for_scattered_batches():
+    stats, _ = _theta_and_batch()
+    before = stats.gram.clone()
+    gram, *_ = summed_batch(stats, torch.tensor([2, 0]))
+    gram.add_(1.0)
+    torch.testing.assert_close(stats.gram, before, rtol=0, atol=0)

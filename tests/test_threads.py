@@ -1,0 +1,75 @@
+"""The thread count follows the user, then OMP_NUM_THREADS, then the CPUs this process owns."""
+
+import os
+
+import pytest
+import torch
+
+from skstrf import threads
+from skstrf.threads import cpu_quota, limit_threads, n_threads
+
+
+@pytest.fixture
+def six_cpus(monkeypatch):
+    """A process allowed on 6 CPUs, without OMP_NUM_THREADS and without a cgroup quota."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(6)), raising=False)
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+
+
+def test_affinity_when_nothing_is_set(six_cpus):
+    assert n_threads() == 6
+
+
+def test_user_then_environment_win(six_cpus, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert n_threads() == 3
+    assert n_threads(2) == 2
+    assert n_threads(0) == 3  # not a choice: defer to the environment
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    assert n_threads() == 6
+
+
+def test_quota_caps_affinity(six_cpus, monkeypatch):
+    monkeypatch.setattr(threads, "cpu_quota", lambda: 2)
+    assert n_threads() == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert n_threads() == 1
+
+
+@pytest.mark.parametrize("text, expected", [("max 100000", None), ("150000 100000", 2),
+                                            ("50000 100000", 1), ("400000 100000", 4)])
+def test_cgroup_v2_quota(tmp_path, text, expected):
+    path = tmp_path / "cpu.max"
+    path.write_text(text + "\n")
+    assert cpu_quota(path, (tmp_path / "none", tmp_path / "none")) == expected
+
+
+def test_cgroup_v1_quota(tmp_path):
+    quota, period = tmp_path / "q", tmp_path / "p"
+    quota.write_text("300000\n")
+    period.write_text("100000\n")
+    assert cpu_quota(tmp_path / "missing", (quota, period)) == 3
+    quota.write_text("-1\n")
+    assert cpu_quota(tmp_path / "missing", (quota, period)) is None
+    assert cpu_quota(tmp_path / "missing", (tmp_path / "a", tmp_path / "b")) is None
+
+
+def test_limit_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    with limit_threads(target) as n:
+        assert n == target
+        assert torch.get_num_threads() == target
+        threadpoolctl = pytest.importorskip("threadpoolctl")
+        for pool in threadpoolctl.threadpool_info():
+            if pool["user_api"] == "blas":
+                assert pool["num_threads"] == target
+    assert torch.get_num_threads() == before
+
+
+def test_limit_threads_restores_after_an_error():
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), limit_threads(1):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
