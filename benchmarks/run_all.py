@@ -40,6 +40,7 @@ class Section:
     minutes: float = 1.0
     slow: bool = False
     slow_args: list[str] | None = None  # replaces ``args`` under --skip-slow (None: skip it)
+    python_env: str | None = None  # environment variable naming another interpreter for it
 
 
 def sections(threads: int, repeats: int) -> list[Section]:
@@ -50,7 +51,10 @@ def sections(threads: int, repeats: int) -> list[Section]:
         Section("docs-tables", "docs_tables.py", t, minutes=3),
         Section("scaling", "scaling.py", t, minutes=10, slow=True, slow_args=[*t, "--skip-target"]),
         Section("beyond-linear", "beyond_linear.py", t, minutes=4),
-        Section("realistic-failures", "realistic_failures.py", t, minutes=5),
+        Section("realistic-failures", "realistic_failures.py", t, minutes=10),
+        Section("defaults-realistic", "defaults_realistic.py", t, minutes=6),
+        Section("peers", "peers.py", t, minutes=8, python_env="PEERS_PYTHON"),
+        Section("limits", "limits.py", t, minutes=1),
         Section("defaults", "defaults.py", t, minutes=15, slow=True),
     ]
 
@@ -77,7 +81,14 @@ def run_section(section: Section, args: argparse.Namespace, out: Path) -> Path |
             return "skipped"
         extra = section.slow_args
     markdown = out / f"{section.name}.md"
-    cmd = [sys.executable, str(script), *extra, "--markdown", str(markdown)]
+    python = sys.executable
+    if section.python_env:
+        python = os.environ.get(section.python_env, "")
+        if not python:
+            print(f"[{section.name}] needs ${section.python_env} (the interpreter of its own "
+                  "environment, see benchmarks/README.md): skipped", flush=True)
+            return "skipped"
+    cmd = [python, str(script), *extra, "--markdown", str(markdown)]
     if args.quick:
         cmd.append("--quick")
         if section.name == "docs-tables":

@@ -119,31 +119,49 @@ class ParametricKernel(_Kernel):
     def set_weight(self, weight: torch.Tensor, n_iter: int = 300) -> None:
         """Fit the Gaussians to ``weight`` (N, C, F, L) by least squares.
 
-        Starts from a greedy decomposition of its peaks and troughs
-        (:func:`peaks_and_troughs`), then refines every parameter (centres, widths,
-        amplitudes) by ``n_iter`` Adam steps on the squared error, all neurons at once.
+        Several starts, each a greedy decomposition of the peaks and troughs of ``weight``
+        (:func:`peaks_and_troughs`) with Gaussians of a different initial width, are refined
+        by ``n_iter`` Adam steps on the squared error, all neurons at once; each neuron keeps
+        the start whose refined fit is closest to its ``weight``.
         """
         N, C, F, L = weight.shape
         K = self.amplitude.shape[-1]
         target = weight.detach().to(self.amplitude)
-        with torch.no_grad():
-            wf, wl = self.width_freq.mean().item(), self.width_lag.mean().item()
-            cf, cl, amp = peaks_and_troughs(target.reshape(N * C, F, L), K, wf, wl)
-            self.centre_freq.copy_(cf.reshape(N, C, K))
-            self.centre_lag.copy_(cl.reshape(N, C, K))
-            self.amplitude.copy_(amp.reshape(N, C, K))
+        scale = target.pow(2).sum(dim=(1, 2, 3)).clamp(min=1e-30)  # per neuron
         params = [self.centre_freq, self.centre_lag, self.width_freq_raw, self.width_lag_raw,
                   self.amplitude]
-        scale = target.pow(2).sum(dim=(1, 2, 3)).clamp(min=1e-30)  # per neuron
-        with torch.enable_grad():
-            optimizer = torch.optim.Adam(params, lr=0.05)
-            for _ in range(n_iter):
-                optimizer.zero_grad()
-                loss = ((self.forward() - target).pow(2).sum(dim=(1, 2, 3)) / scale).sum()
-                loss.backward()
-                optimizer.step()
-        for p in params:
-            p.grad = None
+        best_error, best = None, None
+        for factor in (0.5, 1.0, 2.0):
+            (lf, hf), (ll, hl) = self.width_bounds
+            wf = min(max(factor * max(F / 10.0, 1.0), lf), hf)
+            wl = min(max(factor * max(L / 8.0, 1.0), ll), hl)
+            with torch.no_grad():
+                self.width_freq_raw.fill_(_bounded_inverse(wf, lf, hf))
+                self.width_lag_raw.fill_(_bounded_inverse(wl, ll, hl))
+                cf, cl, amp = peaks_and_troughs(target.reshape(N * C, F, L), K, wf, wl)
+                self.centre_freq.copy_(cf.reshape(N, C, K))
+                self.centre_lag.copy_(cl.reshape(N, C, K))
+                self.amplitude.copy_(amp.reshape(N, C, K))
+            with torch.enable_grad():
+                optimizer = torch.optim.Adam(params, lr=0.05)
+                for _ in range(n_iter):
+                    optimizer.zero_grad()
+                    loss = ((self.forward() - target).pow(2).sum(dim=(1, 2, 3)) / scale).sum()
+                    loss.backward()
+                    optimizer.step()
+            with torch.no_grad():
+                error = (self.forward() - target).pow(2).sum(dim=(1, 2, 3)) / scale
+                state = [p.detach().clone() for p in params]
+                if best is None:
+                    best_error, best = error, state
+                else:
+                    better = error < best_error
+                    best_error = torch.where(better, error, best_error)
+                    best = [torch.where(better[:, None, None], new, old) for new, old in zip(state, best)]
+        with torch.no_grad():
+            for p, value in zip(params, best):
+                p.copy_(value)
+                p.grad = None
 
     def forward(self) -> torch.Tensor:
         df = (self.freq_grid - self.centre_freq[..., None]) / self.width_freq[..., None]

@@ -379,11 +379,16 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
         N = weight.shape[1]
         if folds is None and valid is not None and alphas.numel() > 1:
             path = ridge_path(train_m, alphas)  # (A, D, N)
-            _check_finite_solution(path, alphas)  # ALS's SVD would fail on it
-            start = path.transpose(1, 2).reshape(-1, F, L)
-            fitted = fit_als(train_m, start, alphas.repeat_interleave(N), F, L, rank)
-            fitted = fitted.reshape(alphas.numel(), N, F * L).transpose(1, 2)
-            scores = validation_correlation(fitted, intercept(train_m, fitted), valid)
+            # ALS's SVD would fail on a non-finite start (a singular design at alpha = 0):
+            # such penalties are left out of the choice
+            finite = torch.isfinite(path).flatten(1).all(dim=1)
+            _check_finite_solution(path[finite], alphas)
+            grid = alphas[finite]
+            start = path[finite].transpose(1, 2).reshape(-1, F, L)
+            fitted = fit_als(train_m, start, grid.repeat_interleave(N), F, L, rank)
+            fitted = fitted.reshape(grid.numel(), N, F * L).transpose(1, 2)
+            scores = torch.full((alphas.numel(), N), float("nan"), dtype=fitted.dtype)
+            scores[finite] = validation_correlation(fitted, intercept(train_m, fitted), valid)
             chosen = _choose(scores, alphas, per_neuron, N)
             weight = ridge_path(refit_m, chosen[None])[0]
         weight = fit_als(refit_m, weight.T.reshape(N, F, L), chosen, F, L, rank).reshape(N, F * L).T
@@ -406,8 +411,8 @@ def _choose(scores: torch.Tensor | None, alphas: torch.Tensor, per_neuron: bool,
 
 
 def _check_finite_solution(weight: torch.Tensor, alphas: torch.Tensor) -> None:
-    """Raise a clear error when a closed-form solve produced non-finite weights."""
-    if not bool(torch.isfinite(weight).all()):
+    """Raise a clear error when a closed-form solve produced non-finite (or no) weights."""
+    if weight.numel() == 0 or not bool(torch.isfinite(weight).all()):
         raise ValueError(
             f"the closed-form solution with alpha={alphas.tolist()} is not finite: with "
             "alpha=0 least squares has no unique solution when the lagged design is singular "

@@ -104,3 +104,23 @@ def test_als_rank_two():
     w2 = solvers.fit_als(m, init, torch.zeros(2, dtype=torch.float64), 5, 4, rank=2)
     s = torch.linalg.svdvals(w2)
     assert torch.all(s[:, 2:] < 1e-8 * s[:, :1])
+
+
+def test_als_grid_with_a_singular_penalty_chooses_among_the_others():
+    # A duplicated band makes the design singular: alpha = 0 has no unique solution, so it
+    # is left out of the ALS choice instead of failing the whole grid.
+    import warnings
+
+    from skstrf import STRFRegressor
+    from skstrf.datasets import make_strf_dataset
+
+    d = make_strf_dataset(n_stimuli=8, n_times=100, n_freqs=5, n_neurons=3, n_repeats=4, n_lags=4,
+                          random_state=0)
+    X = np.concatenate([d.X, d.X[..., :1]], axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = STRFRegressor(kernel="separable", n_lags=4, alpha=[0.0, 1.0], cv=None).fit(X, d.y)
+    np.testing.assert_array_equal(est.alpha_, [1.0, 1.0, 1.0])
+    assert np.isfinite(est.strfs_).all()
+    with pytest.raises(ValueError, match=r"alpha=\[0.0\] is not finite.*lagged design is singular"):
+        STRFRegressor(kernel="separable", n_lags=4, alpha=[0.0], cv=None).fit(X, d.y)
