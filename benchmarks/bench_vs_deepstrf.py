@@ -299,28 +299,29 @@ def _warm_up(device: str) -> None:
 
 # The skstrf rows: (start, what the label says, STRFRegressor parameters). Every row trains
 # on the same 17 stimuli as deepSTRF. "closed-form" rows of vanilla and separable are the
-# estimator's defaults: the penalty of each neuron is chosen on the 3 validation stimuli after
-# fitting the other 14, then the model is refitted on all 17. The parametric kernel has no
-# closed form: its "closed-form start" row starts from the Gaussian decomposition of a ridge
-# STRF fitted on the 17 (single penalty, no validation) and trains like deepSTRF. "random
-# start" rows are the seed's method, as deepSTRF runs it: AdamW lr 1e-3, one stimulus per
-# step, a fixed number of epochs, the last one kept, no validation.
+# estimator's defaults: the penalty of each neuron is chosen by cross-validation over the 17
+# stimuli, then the model is refitted on all 17. The parametric kernel has no closed form:
+# its "closed-form start" row starts from Gaussians fitted to the cross-validated ridge STRF
+# of the 17, is penalised by that penalty (the estimator's default) and trains like deepSTRF.
+# "random start" rows are the seed's method, as deepSTRF runs it: AdamW lr 1e-3, one stimulus
+# per step, a fixed number of epochs, the last one kept, no validation and no penalty.
 def skstrf_rows(kernel: str, epochs: int, n_valid: int = 3, n_fit: int = 17
                 ) -> list[tuple[str, str, dict[str, Any]]]:
     """The skstrf variants of one kernel, as (start, label, overrides)."""
     seed_method = {"solver": "gradient", "lr": DEEPSTRF_LR, "batch_size": 1, "max_epochs": epochs,
                    "patience": None, "validation_fraction": None}
+    no_penalty = {"cv": None, "alpha": 0.0}
     rows = []
     if kernel in ("vanilla", "separable"):
         solver = {"vanilla": "ridge", "separable": "ALS"}[kernel]
         rows.append(("closed-form", f"{solver} (default), PENALTY, refit on all {n_fit}",
                      {"validation": True}))
     else:
-        rows.append(("closed-form start", f"gradient from the ridge STRF's Gaussian decomposition, AdamW "
-                     f"lr {DEEPSTRF_LR:g}, batch 1, {epochs} epochs, last kept",
+        rows.append(("closed-form start", f"gradient from Gaussians fitted to the ridge STRF, PENALTY, "
+                     f"AdamW lr {DEEPSTRF_LR:g}, batch 1, {epochs} epochs, last kept",
                      {**seed_method, "init": "closed_form"}))
-    rows.append(("random", f"gradient, AdamW lr {DEEPSTRF_LR:g}, batch 1, {epochs} epochs, last kept",
-                 {**seed_method, "init": "random"}))
+    rows.append(("random", f"gradient, no penalty, AdamW lr {DEEPSTRF_LR:g}, batch 1, {epochs} epochs, "
+                 "last kept", {**seed_method, **no_penalty, "init": "random"}))
     return rows
 
 
@@ -478,7 +479,8 @@ def compare(data, kernels: list[str], epochs: int, seed: int, device: str, threa
         for start, label, overrides in skstrf_rows(kernel, epochs, len(data.valid), len(fit_stimuli(data))):
             r = run_skstrf(data, kernel, overrides, device, seed, repeats)
             if start == "closed-form":  # the solver and penalty choice the estimator actually made
-                label = r["solver"] + label[label.index(" "):].replace("PENALTY", penalty_choice(r["estimator"]))
+                label = r["solver"] + label[label.index(" "):]
+            label = label.replace("PENALTY", penalty_choice(r["estimator"]))
             ours[(kernel, start)] = {**r, "label": label}
             print(f"skstrf {kernel} {start}: {r['seconds']:.2f} s", file=sys.stderr, flush=True)
     after = machine_info()

@@ -13,7 +13,7 @@ from sklearn.utils import Bunch, check_random_state
 
 __all__ = [
     "cc", "cc_norm", "noise_ceiling", "noise_ceiling_interval", "noise_power", "signal_power",
-    "StimulusScorer", "cc_norm_scorer", "cc_scorer", "make_neuron_scorer",
+    "StimulusScorer", "cc_norm_scorer", "cc_scorer", "make_neuron_scorer", "scoring_layout",
 ]
 
 _MULTIOUTPUT = ("raw_values", "uniform_average")
@@ -957,7 +957,7 @@ def cc_norm(
 # ---------------------------------------------------------------------------
 
 
-def _scoring_layout(
+def scoring_layout(
     X: ArrayLike, y: ArrayLike, y_pred: ArrayLike
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Bring responses and predictions to the stimulus layout, reading it from X.
@@ -1055,7 +1055,7 @@ class StimulusScorer:
         -------
         score : float or dict of str to float
         """
-        y_true, y_pred = _scoring_layout(X, y, estimator.predict(X))
+        y_true, y_pred = scoring_layout(X, y, estimator.predict(X))
         if self.metric == "cc":
             scores = cc(y_true, y_pred, multioutput="raw_values")
         else:

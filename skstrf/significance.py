@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.model_selection import check_cv
 from sklearn.utils import Bunch, check_random_state
 
-from .metrics import _scoring_layout, cc, cc_norm
+from .metrics import scoring_layout, cc, cc_norm
 from .validation import check_responses, check_stimuli
 
 __all__ = ["permutation_test_neurons", "paired_comparison", "pairwise_comparisons"]
@@ -75,7 +75,7 @@ def _cv_scores(estimator, X, y, splits, scoring: str) -> NDArray[np.float64]:
     scores = []
     for train, test in splits:
         fitted = clone(estimator).fit(X[train], y[train])
-        y_true, y_pred = _scoring_layout(X[test], y[test], fitted.predict(X[test]))
+        y_true, y_pred = scoring_layout(X[test], y[test], fitted.predict(X[test]))
         metric = cc if scoring == "cc" else cc_norm
         scores.append(metric(y_true, y_pred, multioutput="raw_values"))
     scores = np.asarray(scores)
