@@ -307,3 +307,29 @@ def penalty_choice(est) -> str:
         return (f"penalty per neuron chosen on the last {len(est.valid_stimuli_)} stimuli after fitting "
                 f"the other {len(est.train_stimuli_)}")
     return f"single penalty {est.alpha!r}"
+
+
+def out_of_fold(params: dict[str, Any], X: np.ndarray, y: np.ndarray, folds: Sequence, n_lags: int) -> np.ndarray:
+    """Out-of-fold predictions of ``STRFRegressor(n_lags=n_lags, random_state=0, **params)``.
+
+    Each fold's test part is predicted once. With the stimulus layout (3-D X) the test
+    stimuli are predicted alone; with one continuous recording (2-D X) the whole recording
+    is predicted and the test block kept, so that its first frames have their true history.
+    """
+    from skstrf import STRFRegressor
+
+    pred = None
+    for train, test in folds:
+        est = STRFRegressor(n_lags=n_lags, random_state=0, **params).fit(X[train], y[train])
+        fold = est.predict(X[test]) if X.ndim == 3 else est.predict(X)[test]
+        if pred is None:
+            pred = np.full((*X.shape[:-1], fold.shape[-1]), np.nan)
+        pred[test] = fold
+    return pred
+
+
+def pooled_score(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over neurons of the cc_norm of predictions pooled over all folds."""
+    from skstrf.metrics import cc_norm
+
+    return float(np.nanmean(cc_norm(y, pred, multioutput="raw_values")))

@@ -32,14 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import (TUNING_SEEDS, format_machine, machine_info, markdown_table, ns1_like, set_threads,
-                     test_scores)
+from _common import (TUNING_SEEDS, format_machine, machine_info, markdown_table, ns1_like, out_of_fold,
+                     pooled_score, set_threads, test_scores)
 from sklearn.model_selection import KFold
 
 import skstrf.model
 from skstrf import STRFRegressor
 from skstrf.datasets import make_realistic_dataset
-from skstrf.metrics import cc_norm
 from skstrf.model_selection import ContiguousBlocks
 
 DEFAULT_FLOOR = skstrf.model.X_SCALE_FLOOR
@@ -54,18 +53,6 @@ SETTINGS: list[tuple[str, dict[str, Any], float]] = [
     ("floor 0.01", {}, 0.01),
     ("floor 1 (every band at least the median band's scale)", {}, 1.0),
 ]
-
-
-def pooled_out_of_fold(params: dict, X: np.ndarray, y: np.ndarray, folds: list, n_lags: int) -> float:
-    """Mean over neurons of the cc_norm of the out-of-fold predictions pooled over folds."""
-    pred = None
-    for train, test in folds:
-        est = STRFRegressor(n_lags=n_lags, random_state=0, **params).fit(X[train], y[train])
-        fold = est.predict(X[test]) if X.ndim == 3 else est.predict(X)[test]
-        if pred is None:
-            pred = np.full((*X.shape[:-1], fold.shape[-1]), np.nan)
-        pred[test] = fold
-    return float(np.nanmean(cc_norm(y, pred, multioutput="raw_values")))
 
 
 def ns1_score(params: dict, data) -> float:
@@ -104,8 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         skstrf.model.X_SCALE_FLOOR = floor
         row: dict[str, Any] = {"setting": label}
         for seed, (songs, song_folds, cont, cont_folds, ns1) in data.items():
-            row[f"songs_{seed}"] = pooled_out_of_fold(params, songs.X, songs.y, song_folds, 20)
-            row[f"cont_{seed}"] = pooled_out_of_fold(params, cont.X, cont.y, cont_folds, 20)
+            row[f"songs_{seed}"] = pooled_score(songs.y, out_of_fold(params, songs.X, songs.y, song_folds, 20))
+            row[f"cont_{seed}"] = pooled_score(cont.y, out_of_fold(params, cont.X, cont.y, cont_folds, 20))
             row[f"ns1_{seed}"] = ns1_score(params, ns1)
         for mode in ("songs", "cont", "ns1"):
             row[mode] = float(np.mean([row[f"{mode}_{s}"] for s in data]))

@@ -33,12 +33,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _common import format_machine, machine_info, markdown_table, set_threads
+from _common import format_machine, machine_info, markdown_table, out_of_fold, pooled_score, set_threads
 from sklearn.model_selection import KFold
 
-from skstrf import STRFRegressor
 from skstrf.datasets import make_realistic_dataset
-from skstrf.metrics import cc_norm
 from skstrf.model_selection import ContiguousBlocks
 
 N_LAGS = 20
@@ -57,35 +55,14 @@ def models(max_epochs: int) -> list[tuple[str, dict]]:
     ]
 
 
-def out_of_fold(params: dict, X: np.ndarray, y: np.ndarray, folds: list) -> np.ndarray:
-    """Out-of-fold predictions of one model: each fold's test part predicted once.
-
-    With the stimulus layout (3-D X) the test stimuli are predicted alone; with one
-    continuous recording (2-D X) the whole recording is predicted and the test block kept.
-    """
-    pred = None
-    for train, test in folds:
-        est = STRFRegressor(n_lags=N_LAGS, random_state=0, **params).fit(X[train], y[train])
-        fold_pred = est.predict(X[test]) if X.ndim == 3 else est.predict(X)[test]
-        if pred is None:
-            pred = np.full((*X.shape[:-1], fold_pred.shape[-1]), np.nan)
-        pred[test] = fold_pred
-    return pred
-
-
-def pooled_score(y: np.ndarray, pred: np.ndarray) -> float:
-    """Mean over neurons of the pooled out-of-fold cc_norm."""
-    return float(np.nanmean(cc_norm(y, pred, multioutput="raw_values")))
-
-
 def run(data, folds: list, max_epochs: int) -> dict[str, float]:
     """Score of every row on one dataset."""
     X, y = data.X, data.y
     scores = {}
     for label, params in models(max_epochs):
-        scores[label] = pooled_score(y, out_of_fold(params, X, y, folds))
+        scores[label] = pooled_score(y, out_of_fold(params, X, y, folds, N_LAGS))
     by_alpha = [pooled_score(y, out_of_fold({"solver": "ridge", "alpha": a,
-                                             "validation_fraction": None}, X, y, folds))
+                                             "validation_fraction": None}, X, y, folds, N_LAGS))
                 for a in HINDSIGHT_ALPHAS]
     best = int(np.nanargmax(by_alpha))
     scores["vanilla ridge, best single alpha in hindsight"] = by_alpha[best]

@@ -19,6 +19,9 @@ from .significance import pairwise_comparisons
 __all__ = ["compare_kernels", "default_variants", "beyond_linear_variants", "format_table",
            "format_pairs", "save_figures", "split_indices"]
 
+# Label suffix of the rows that reproduce the seed notebook's training.
+SEED_SUFFIX = " (seed method)"
+
 SOLVER_LABELS = {
     "ridge": "ridge",
     "als": "ALS",
@@ -36,7 +39,7 @@ def default_variants(kernels: Sequence[str] = ("vanilla", "separable", "parametr
     """
     variants = [(f"{k}", {"kernel": k}) for k in kernels]
     if seed_method:
-        variants += [(f"{k} (seed method)", {"kernel": k, "solver": "gradient", "init": "random",
+        variants += [(f"{k}{SEED_SUFFIX}", {"kernel": k, "solver": "gradient", "init": "random",
                                               "patience": None, "max_epochs": max_epochs,
                                               "cv": None, "alpha": 0.0})
                      for k in kernels]
@@ -184,7 +187,7 @@ def compare_kernels(
     finite = np.isfinite(stack)
     mean_per_cell = np.where(finite.any(0), np.nansum(stack, 0) / np.maximum(finite.sum(0), 1), -np.inf)
     best_cell = int(np.argmax(mean_per_cell))
-    pairs = pairwise_comparisons(per_ccn) if len(labels) > 1 else []
+    pairs = pairwise_comparisons(per_ccn, pairs=_pairs(labels)) if len(labels) > 1 else []
     return Bunch(rows=rows, test_cc=per_cc, test_cc_norm=per_ccn, estimators=fitted,
                  best_cell=best_cell, labels=labels, pairs=pairs)
 
@@ -223,8 +226,9 @@ def save_figures(result: Bunch, output: str | Path, *, dt_ms: float = 5.0, freqs
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
 
-    # per-cell scores of every pair of variants against the identity line
-    fig, _ = plot_paired_scores({k: result.test_cc_norm[k] for k in labels}, metric="test cc_norm")
+    # per-cell scores of skstrf's own variants against each other, with the identity line
+    own = [k for k in labels if not k.endswith(SEED_SUFFIX)] or labels
+    fig, _ = plot_paired_scores({k: result.test_cc_norm[k] for k in own}, metric="test cc_norm")
     paths.append(out / "paired_scores.png")
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
@@ -269,3 +273,15 @@ def _plain(value):
     """A JSON-ready number (NaN as None)."""
     value = value.item() if hasattr(value, "item") else value
     return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+
+def _pairs(labels: Sequence[str]) -> list[tuple[str, str]]:
+    """The variants compared pairwise: every two of skstrf's own rows, and each of them with
+    its seed-method counterpart (not the seed rows among themselves)."""
+    own = [label for label in labels if not label.endswith(SEED_SUFFIX)]
+    pairs = [(a, b) for i, a in enumerate(own) for b in own[i + 1:]]
+    pairs += [(label, label + SEED_SUFFIX) for label in own if label + SEED_SUFFIX in labels]
+    if not pairs:  # only seed-method rows
+        pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]]
+    return pairs

@@ -308,16 +308,20 @@ def paired_comparison(scores_a: ArrayLike, scores_b: ArrayLike, *, names: tuple[
                  statistic=statistic, pvalue=pvalue, summary=summary)
 
 
-def pairwise_comparisons(scores: Mapping[str, ArrayLike], *, correction: str | None = "holm") -> list[Bunch]:
-    """:func:`paired_comparison` of every pair of models, p-values corrected for the pairs.
+def pairwise_comparisons(scores: Mapping[str, ArrayLike], *, pairs=None,
+                         correction: str | None = "holm") -> list[Bunch]:
+    """:func:`paired_comparison` of pairs of models, p-values corrected for the pairs.
 
     Parameters
     ----------
     scores : mapping of str to array-like of shape (n_neurons,)
         Model name -> per-neuron scores, the same neurons for every model (at least two).
+    pairs : sequence of (str, str), default=None
+        The pairs to compare (names of ``scores``); by default every pair, in the mapping's
+        order.
     correction : {"holm"} or None, default="holm"
-        Holm's step-down correction over the ``k (k - 1) / 2`` pairs (the chance of any
-        false "better" among all pairs stays below the level), or none.
+        Holm's step-down correction over the pairs compared (the chance of any false
+        "better" among them stays below the level), or none.
 
     Returns
     -------
@@ -339,8 +343,12 @@ def pairwise_comparisons(scores: Mapping[str, ArrayLike], *, correction: str | N
     names = list(scores)
     if len(names) < 2:
         raise ValueError(f"pairwise_comparisons needs the scores of at least two models; got {names}")
+    pairs = list(itertools.combinations(names, 2)) if pairs is None else [tuple(p) for p in pairs]
+    unknown = sorted({name for pair in pairs for name in pair} - set(names))
+    if unknown or not pairs:
+        raise ValueError(f"pairs must name models of scores {names}; got {pairs}")
     rows = []
-    for first, second in itertools.combinations(names, 2):
+    for first, second in pairs:
         row = paired_comparison(scores[first], scores[second], names=(first, second))
         row.model_a, row.model_b = first, second
         rows.append(row)

@@ -88,3 +88,21 @@ def test_split_indices_of_the_seed():
     np.testing.assert_array_equal(train, np.arange(14))
     np.testing.assert_array_equal(valid, [14, 15, 16])
     np.testing.assert_array_equal(test, [17, 18, 19])
+
+
+def test_pairs_compare_own_rows_and_each_with_its_seed_method_counterpart(result):
+    from skstrf.compare import default_variants, format_pairs
+    from skstrf.significance import paired_comparison
+
+    assert [(r.model_a, r.model_b) for r in result.pairs] == [
+        ("vanilla", "separable"), ("vanilla", "parametric, 3 epochs"), ("separable", "parametric, 3 epochs")]
+    # each line is the paired test of the two per-cell score arrays, Holm-corrected over 3 pairs
+    first = paired_comparison(result.test_cc_norm["vanilla"], result.test_cc_norm["separable"])
+    assert result.pairs[0].pvalue == pytest.approx(first.pvalue)
+    assert result.pairs[0].pvalue_corrected >= result.pairs[0].pvalue
+    assert len(format_pairs(result.pairs).splitlines()) == 3
+    labels = [label for label, _ in default_variants()]
+    from skstrf.compare import _pairs
+    assert _pairs(labels) == [("vanilla", "separable"), ("vanilla", "parametric"), ("separable", "parametric"),
+                              ("vanilla", "vanilla (seed method)"), ("separable", "separable (seed method)"),
+                              ("parametric", "parametric (seed method)")]
