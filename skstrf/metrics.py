@@ -11,6 +11,8 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils import Bunch, check_random_state
 
+from .validation import responses_layout
+
 __all__ = [
     "cc", "cc_norm", "noise_ceiling", "noise_ceiling_interval", "noise_power", "signal_power",
     "StimulusScorer", "cc_norm_scorer", "cc_scorer", "make_neuron_scorer", "scoring_layout",
@@ -985,19 +987,11 @@ def scoring_layout(
     x_ndim = len(X.shape) if hasattr(X, "shape") else np.asarray(X).ndim
     y_true = _as_float(y, "y")
     y_pred = _as_float(y_pred, "y_pred")
-    offset = y_true.ndim - x_ndim
-    if x_ndim not in (2, 3) or offset not in (-1, 0, 1):
-        raise ValueError(
-            f"y has {y_true.ndim} dimension(s) but X has {x_ndim}; expected X with 2 or 3 "
-            "dimensions and y with X's stimuli and frames, then optionally neurons, then "
-            "optionally repeats."
-        )
+    y_true, layout = responses_layout(y_true, x_ndim)
     if x_ndim == 2:
-        y_true, y_pred = y_true[np.newaxis], y_pred[np.newaxis]
-    if offset == -1:
-        y_true, y_pred = y_true[..., np.newaxis, np.newaxis], y_pred[..., np.newaxis]
-    elif offset == 0:
-        y_true = y_true[..., np.newaxis]
+        y_pred = y_pred[np.newaxis]
+    if layout == "neuron":
+        y_pred = y_pred[..., np.newaxis]
     if y_pred.shape != y_true.shape[:3]:
         raise ValueError(
             f"the predictions have shape {y_pred.shape} in the stimulus layout but the "

@@ -11,7 +11,8 @@ import scipy.sparse as sp
 from sklearn.utils import check_array
 
 __all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y", "check_variation",
-           "check_non_negative", "validation_split", "masked_moments", "to_user_layout"]
+           "check_non_negative", "validation_split", "masked_moments", "to_user_layout",
+           "responses_layout"]
 
 # y.ndim - X.ndim -> how y's trailing axes are read
 _Y_LAYOUTS = {-1: "neuron", 0: "psth", 1: "repeats"}
@@ -281,20 +282,7 @@ def check_responses(y, stimuli: StimulusSet) -> StimulusSet:
     if y is None:
         raise ValueError("y is required: this estimator needs responses to fit.")
     y = _as_float_array(y, "y", allow_nd=True)
-    offset = y.ndim - stimuli.x_ndim
-    if offset not in _Y_LAYOUTS:
-        expected = ", ".join(str(stimuli.x_ndim + k) for k in sorted(_Y_LAYOUTS))
-        axes = "stimuli, frames" if stimuli.x_ndim == 3 else "frames"
-        raise ValueError(
-            f"y has {y.ndim} dimension(s) but X has {stimuli.x_ndim}; expected {expected} "
-            f"(X's {axes}, then optionally neurons, then optionally repeats)."
-        )
-    layout = _Y_LAYOUTS[offset]
-    y4 = y[None] if stimuli.x_ndim == 2 else y
-    if layout == "neuron":
-        y4 = y4[..., None, None]
-    elif layout == "psth":
-        y4 = y4[..., None]
+    y4, layout = responses_layout(y, stimuli.x_ndim)
     lead_y, lead_x = y4.shape[:2], stimuli.X.shape[:2]
     if lead_y != lead_x:
         names = ("stimuli", "frames")
@@ -311,6 +299,42 @@ def check_responses(y, stimuli: StimulusSet) -> StimulusSet:
     _check_response_nans(y4, stimuli.lengths, layout)
     _check_magnitude(y4, "y")
     return StimulusSet(stimuli.X, stimuli.lengths, stimuli.x_ndim, y4, layout)
+
+
+def responses_layout(y: np.ndarray, x_ndim: int) -> tuple[np.ndarray, str]:
+    """Read y's layout from its dimensions relative to X's and bring it to the stimulus layout.
+
+    This is the one place where the data contract's rule is applied: ``y.ndim - x_ndim`` is
+    -1 (one neuron), 0 (a PSTH per neuron) or +1 (a repeats axis last).
+
+    Parameters
+    ----------
+    y : ndarray
+        Responses.
+    x_ndim : int
+        Number of dimensions of the matching X (2: one recording, 3: stimuli).
+
+    Returns
+    -------
+    y : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
+        A view of the input (``n_repeats`` and ``n_neurons`` are 1 where y had no such axis).
+    layout : {"neuron", "psth", "repeats"}
+    """
+    offset = y.ndim - x_ndim
+    if x_ndim not in (2, 3) or offset not in _Y_LAYOUTS:
+        expected = ", ".join(str(x_ndim + k) for k in sorted(_Y_LAYOUTS))
+        axes = "stimuli, frames" if x_ndim == 3 else "frames"
+        raise ValueError(
+            f"y has {y.ndim} dimension(s) but X has {x_ndim}; expected {expected} "
+            f"(X's {axes}, then optionally neurons, then optionally repeats)."
+        )
+    layout = _Y_LAYOUTS[offset]
+    y4 = y[None] if x_ndim == 2 else y
+    if layout == "neuron":
+        y4 = y4[..., None, None]
+    elif layout == "psth":
+        y4 = y4[..., None]
+    return y4, layout
 
 
 def _check_magnitude(a: np.ndarray, name: str) -> None:
