@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, check_cv
 from sklearn.utils.validation import check_random_state
 
 from sklearn.utils._param_validation import Interval
@@ -266,15 +266,28 @@ def _folds(cv, lengths: np.ndarray) -> tuple[list | None, int]:
     per stimulus. None when there are fewer than two stimuli or blocks to split."""
     if cv is None:
         return None, 1
-    n_splits = int(cv) if isinstance(cv, numbers.Integral) else int(cv.get_n_splits())
+    # a splitter, or an iterable of (train, test) index pairs (wrapped like scikit-learn does)
+    splitter = None if isinstance(cv, numbers.Integral) else check_cv(cv)
+    n_splits = int(cv) if splitter is None else int(splitter.get_n_splits())
     n_blocks = min(n_splits, int(lengths[0])) if lengths.size == 1 else 1
     n_rows = lengths.size * n_blocks
     if n_rows < 2:
         return None, 1
-    splitter = KFold(min(n_splits, n_rows)) if isinstance(cv, numbers.Integral) else cv
+    splitter = KFold(min(n_splits, n_rows)) if splitter is None else splitter
     folds = [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(np.zeros((n_rows, 1)))]
-    if not folds or any(a.size == 0 or b.size == 0 for a, b in folds):
-        raise ValueError(f"cv={cv!r} gave a fold with no training or no held-out stimulus.")
+    rows = "stimuli" if n_blocks == 1 else "time blocks of the recording"
+    for train, test in folds:
+        if train.size == 0 or test.size == 0:
+            raise ValueError(f"cv={cv!r} gave a fold with no training or no held-out stimulus.")
+        index = np.concatenate([train, test])
+        if index.dtype.kind not in "iu":
+            raise ValueError(f"cv={cv!r} gave a fold of non-integer indices ({index.dtype}).")
+        outside = np.unique(index[(index < 0) | (index >= n_rows)])
+        if outside.size:
+            raise ValueError(
+                f"cv={cv!r} gave a fold with indices outside the {n_rows} {rows} the penalty "
+                f"is cross-validated on: {outside[:5].tolist()}."
+            )
     return folds, n_blocks
 
 

@@ -67,11 +67,13 @@ class StimulusSet:
             # One repeat is its own mean (NaN where missing): a view, no full-size temporaries.
             psth = self.y[..., 0]
         else:
-            valid = np.isfinite(self.y)
-            # a masked sum and a NaN divisor avoid two full-size temporaries
-            counts = np.count_nonzero(valid, axis=-1)
-            total = np.sum(self.y, axis=-1, where=valid)
-            psth = total / np.where(counts > 0, counts, np.nan)
+            # The data contract makes a repeat present on all valid frames of a stimulus or on
+            # none (check_responses), so its first frame says which repeats count: one masked
+            # sum over y, no full-size temporaries. Padding frames stay NaN.
+            present = np.isfinite(self.y[:, 0])  # (S, N, R)
+            counts = present.sum(axis=-1)
+            total = np.sum(self.y, axis=-1, where=present[:, None])
+            psth = total / np.where(counts > 0, counts, np.nan)[:, None]
         # the dataclass is frozen; the cache is not a field, so it bypasses __setattr__
         self.__dict__["_psth"] = psth
         return psth

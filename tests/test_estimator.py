@@ -154,3 +154,17 @@ def test_cross_validate_keeps_stimuli_whole(spiking):
     assert np.all(out["test_score"] > 0.4)
     for est in out["estimator"]:
         assert est.n_features_in_ == 12 and est.strfs_.shape == (9, 12, 8)
+
+
+def test_cv_accepts_splitters_and_fold_lists_and_rejects_bad_folds(spiking):
+    from sklearn.model_selection import KFold as _KFold
+
+    X, y = spiking.X[:10], spiking.y[:10]
+    by_int = STRFRegressor(n_lags=8, cv=5).fit(X, y)
+    by_splitter = STRFRegressor(n_lags=8, cv=_KFold(5)).fit(X, y)
+    by_list = STRFRegressor(n_lags=8, cv=list(_KFold(5).split(np.zeros((10, 1))))).fit(X, y)
+    np.testing.assert_array_equal(by_splitter.alpha_, by_int.alpha_)
+    np.testing.assert_array_equal(by_list.alpha_, by_int.alpha_)
+    assert by_int.cv_scores_.shape == (13, y.shape[2]) and by_int.valid_stimuli_.size == 0
+    with pytest.raises(ValueError, match=r"indices outside the 10 stimuli"):
+        STRFRegressor(n_lags=8, cv=[(np.arange(8), np.array([8, 12]))]).fit(X, y)
