@@ -184,8 +184,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Data: `make_strf_dataset`, {n_times} frames x 34 bands per stimulus, y as {layout}, "
         "float64; default `STRFRegressor(kernel=..., n_lags=...)` (closed form: ridge for vanilla, "
-        "ALS for separable, penalty chosen per neuron on the last 15% of stimuli, then refit on "
-        "all). Each fit runs in a fresh process; peak RSS is that process's `ru_maxrss`, which "
+        "ALS for separable, penalty chosen per neuron by 5-fold cross-validation over the stimuli, "
+        "then refit on all). Each fit runs in a fresh process; peak RSS is that process's `ru_maxrss`, which "
         "includes the loaded data and the imports. Fit times are from ONE run per point (no "
         "repeats): on a loaded machine they are upper bounds; the memory does not depend on the load.",
         "",

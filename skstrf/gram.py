@@ -57,7 +57,7 @@ def _edge_rows(seg: torch.Tensor, first: torch.Tensor, n_rows: int, n_lags: int)
 
 def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_lags: int,
                       x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
-                      y_scale: torch.Tensor, n_blocks: int = 1) -> DesignStatistics:
+                      y_scale: torch.Tensor, n_blocks: int = 1, chunk: int = 16) -> DesignStatistics:
     """:class:`~skstrf.model.DesignStatistics` from cross-correlations, never building the lagged design.
 
     Same inputs and outputs as :func:`skstrf.model.design_statistics` (its ``chunk`` aside),
@@ -90,6 +90,8 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     n_blocks : int, default=1
         Statistics per block of each stimulus (rows in (stimulus, block) order), as in
         :func:`skstrf.model.design_statistics`.
+    chunk : int, default=16
+        Rows (blocks) computed together: bounds the memory of the intermediates.
 
     Returns
     -------
@@ -107,8 +109,29 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     dev, f64 = X.device, torch.float64
     starts, ends = _block_bounds(lengths.to(f64), T, n_blocks)
     starts, ends = starts.reshape(-1), ends.reshape(-1)  # (R,), rows (stimulus, block)
-    history = (starts - (L - 1)).clamp(min=0)
     stim = torch.arange(S, device=dev).repeat_interleave(n_blocks)
+    R, D, N = stim.numel(), F * L, P.shape[2]
+    # Outputs allocated once and filled a chunk of rows at a time: the intermediates (the
+    # segments, their lagged products) then stay the size of one chunk.
+    out = DesignStatistics(torch.empty(R, D + 1, D + 1, dtype=f64, device=dev),
+                           torch.empty(R, D + 1, N, dtype=f64, device=dev),
+                           torch.empty(R, N, dtype=f64, device=dev), torch.empty(R, dtype=f64, device=dev))
+    units = tuple(a.to(device=dev, dtype=f64) for a in (x_mean, x_scale, y_mean, y_scale))
+    for first in range(0, R, chunk):
+        rows = slice(first, first + chunk)
+        _rows_statistics(X, P, stim[rows], starts[rows], ends[rows], L, *units,
+                         tuple(a[rows] for a in (out.gram, out.cross, out.sq, out.count)))
+    return out
+
+
+def _rows_statistics(X: torch.Tensor, P: torch.Tensor, stim: torch.Tensor, starts: torch.Tensor,
+                     ends: torch.Tensor, L: int, x_mean: torch.Tensor, x_scale: torch.Tensor,
+                     y_mean: torch.Tensor, y_scale: torch.Tensor, out: tuple[torch.Tensor, ...]) -> None:
+    """Fill ``out`` (gram, cross, sq, count views) with the statistics of the rows (blocks)
+    of stimuli ``stim`` covering frames ``starts .. ends - 1``; see :func:`lagged_statistics`."""
+    T, F = X.shape[1], X.shape[2]
+    dev, f64 = X.device, torch.float64
+    history = (starts - (L - 1)).clamp(min=0)
     R = stim.numel()
     T_seg = max(int((ends - history).max()) if R else 0, 1)
 
@@ -118,9 +141,8 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     in_seg = frames < ends[:, None]
     in_block = in_seg & (frames >= starts[:, None])
     take = frames.clamp(max=T - 1)
-    x_seg = X.to(f64)[stim[:, None], take] * in_seg[..., None]
-    p_std = torch.nan_to_num((P.to(f64) - y_mean.to(f64)) / y_scale.to(f64))
-    p_seg = p_std[stim[:, None], take] * in_block[..., None]
+    x_seg = X[stim[:, None], take].to(f64) * in_seg[..., None]
+    p_seg = torch.nan_to_num((P[stim[:, None], take].to(f64) - y_mean) / y_scale) * in_block[..., None]
 
     # One product per lag gives the band correlations and the band-PSTH cross-products.
     x_t = x_seg.transpose(1, 2).contiguous()  # (R, F, T_seg)
@@ -137,8 +159,8 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     col = x_seg.sum(1).repeat_interleave(L, dim=1) - edges.sum(1)  # (R, FL) raw column sums
 
     count = (ends - starts).to(f64)
-    scale = x_scale.to(f64)
-    mu = x_mean.to(f64).repeat_interleave(L)
+    scale = x_scale
+    mu = x_mean.repeat_interleave(L)
     sd = scale.repeat_interleave(L)
     D = F * L
     # The band scale is the same at every lag, so it applies to the correlations before
@@ -147,7 +169,7 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     # rev[..., L-1-d] holds lag d (negative d: the transposed correlation at -d), so
     # that row k of every Toeplitz block, lags k - l for l = 0 .. L-1, is one slice.
     rev = torch.cat([corr.flip(1), corr[:, 1:].transpose(2, 3)], dim=1).permute(0, 2, 3, 1).contiguous()
-    gram = torch.empty(R, D + 1, D + 1, dtype=f64, device=dev)
+    gram, cross_out, sq_out, count_out = out
     blocks = gram[:, :D, :D].unflatten(1, (F, L)).unflatten(3, (F, L))  # view [r, f, k, g, l]
     for k in range(L):
         blocks[:, :, k].copy_(rev[..., L - 1 - k:2 * L - 1 - k])
@@ -164,9 +186,10 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     gram[:, D, D] = count
     p_sum = p_seg.sum(1)  # (R, N)
     cross_raw = prods[..., F:].permute(0, 2, 1, 3).reshape(R, D, -1)  # (R, FL, N)
-    cross = torch.cat([(cross_raw - mu[None, :, None] * p_sum[:, None, :]) / sd[None, :, None],
-                       p_sum[:, None, :]], dim=1)
-    return DesignStatistics(gram, cross, torch.einsum('rtn,rtn->rn', p_seg, p_seg), count)
+    cross_out[:, :D] = (cross_raw - mu[None, :, None] * p_sum[:, None, :]) / sd[None, :, None]
+    cross_out[:, D] = p_sum
+    sq_out.copy_(torch.einsum('rtn,rtn->rn', p_seg, p_seg))
+    count_out.copy_(count)
 
 
 def summed_batch(stats: DesignStatistics, index: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .gram import summed_batch
 from .model import DesignStatistics
 
 __all__ = ["Moments", "moments", "ridge_path", "validation_correlation", "fit_ridge", "fit_als",
@@ -38,7 +39,7 @@ def moments(stats: DesignStatistics, index: torch.Tensor | None = None) -> Momen
     """
     if index is None:
         index = torch.arange(stats.gram.shape[0])
-    gram, cross, _, count = stats.batch(index)
+    gram, cross, _, count = summed_batch(stats, index)
     sums = gram[-1, :-1]  # the intercept column holds the design's column sums
     z_mean = sums / count
     p_mean = cross[-1] / count
@@ -100,7 +101,7 @@ def prediction_sums(weights: torch.Tensor, bias: torch.Tensor, stats: DesignStat
     """
     if index is None:
         index = torch.arange(stats.gram.shape[0])
-    gram, cross, sq, n = stats.batch(index)
+    gram, cross, sq, n = summed_batch(stats, index)
     theta = torch.cat([weights, bias[..., None, :]], dim=-2)  # (..., D+1, N)
     sum_q = torch.einsum("d,...dn->...n", gram[-1], theta)
     sum_qq = (theta * (gram @ theta)).sum(-2)
