@@ -21,6 +21,7 @@ from .nonlinearities import NONLINEARITIES
 from .plan import make_plan
 from .prefilters import PREFILTERS
 from .solvers import solve_closed_form
+from .threads import capped_threads, limit_threads
 from .validation import StimulusSet, check_responses, check_stimuli, check_variation, to_user_layout
 
 __all__ = ["STRFRegressor"]
@@ -265,6 +266,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     the estimator is left as it was. A callback that raises ``KeyboardInterrupt`` in
     ``on_epoch_end`` stops training deliberately (skorch's convention), without a warning.
 
+    **Threads.** ``fit``, ``predict`` and ``score`` run torch with its current number of
+    threads, but never more than the CPUs this process may use (its affinity mask and CPU
+    quota, or ``OMP_NUM_THREADS``; :func:`skstrf.threads.capped_threads`), and restore
+    torch's setting afterwards: on a container or a shared node, torch's default (the
+    machine's core count) would oversubscribe the CPUs and stall.
+
     **Determinism.** On CPU, fits with the same integer ``random_state`` give bit-identical
     ``strfs_``, also across processes. On CUDA the initial kernel and the stimulus order are
     the same (both are drawn on the CPU), but PyTorch does not guarantee bit-identical
@@ -428,30 +435,34 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             The fitted estimator.
         """
         plan, data = make_plan(self, X, y, self._net_params())
-        train = data.subset(plan.train)
-        valid = data.subset(plan.valid) if plan.valid.size else None
-        check_variation(train)
-        previous = self.net_ if plan.warm else None
-        # Everything random draws from generators seeded with plan.seed, owned by this fit
-        # (the kernel's start, the stimulus shuffle): never from torch's global generator.
-        module = build_model(train, **plan.model, previous=None if previous is None else previous.module_)
-        net = build_net(module, train, valid, **plan.net, previous=previous)
-        stats = (module_statistics(net.module_, train, plan.device, n_blocks=plan.n_blocks)
-                 if plan.statistics else None)
-        solution = None
-        if plan.closed_form or plan.choose_penalty:
-            valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
-            solution = solve_closed_form(stats, valid_stats, plan.alphas, folds=plan.folds,
-                                         per_neuron=plan.per_neuron,
-                                         separable_shape=plan.separable_shape)
-            start_from_closed_form(net, solution, train, load=plan.closed_form)
-            stats = stats.merge_blocks(plan.n_blocks)
-        elif previous is not None and not plan.linear:
-            net.alpha = previous.alpha  # continue with the first fit's penalties
-        if plan.solver == "gradient":
-            train_net(net, train, stats if plan.linear else None, valid)
-        else:
-            record_closed_form_epoch(net, stats, valid)
+        # never more threads than the CPUs this process may use (see skstrf.threads)
+        with limit_threads(capped_threads()):
+            train = data.subset(plan.train)
+            valid = data.subset(plan.valid) if plan.valid.size else None
+            check_variation(train)
+            previous = self.net_ if plan.warm else None
+            # Everything random draws from generators seeded with plan.seed, owned by this fit
+            # (the kernel's start, the stimulus shuffle): never from torch's global generator.
+            module = build_model(train, **plan.model,
+                                 previous=None if previous is None else previous.module_)
+            net = build_net(module, train, valid, **plan.net, previous=previous)
+            stats = (module_statistics(net.module_, train, plan.device, n_blocks=plan.n_blocks)
+                     if plan.statistics else None)
+            solution = None
+            if plan.closed_form or plan.choose_penalty:
+                valid_stats = (None if valid is None
+                               else module_statistics(net.module_, valid, plan.device))
+                solution = solve_closed_form(stats, valid_stats, plan.alphas, folds=plan.folds,
+                                             per_neuron=plan.per_neuron,
+                                             separable_shape=plan.separable_shape)
+                start_from_closed_form(net, solution, train, load=plan.closed_form)
+                stats = stats.merge_blocks(plan.n_blocks)
+            elif previous is not None and not plan.linear:
+                net.alpha = previous.alpha  # continue with the first fit's penalties
+            if plan.solver == "gradient":
+                train_net(net, train, stats if plan.linear else None, valid)
+            else:
+                record_closed_form_epoch(net, stats, valid)
         # Nothing below may store a non-finite model: raise before any attribute is set.
         check_finite_model(net.module_, self.lr)
         self._store(net, plan, data, solution)
@@ -539,7 +550,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             NaN on padding frames.
         """
         module = self.net_.module_
-        pred = self.net_.predict(net_inputs(data, self.device_, module)).astype(np.float64)
+        with limit_threads(capped_threads()):
+            pred = self.net_.predict(net_inputs(data, self.device_, module)).astype(np.float64)
         pred += module.y_offset.cpu().numpy()  # back to the data's units, in float64
         pred[~data.frame_mask] = np.nan
         bad = ~np.isfinite(pred[data.frame_mask])

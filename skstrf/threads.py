@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["n_threads", "cpu_quota", "limit_threads"]
+__all__ = ["n_threads", "cpu_quota", "capped_threads", "limit_threads"]
 
 #: cgroup v2, then v1 files holding the CPU quota of this process's group.
 CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
@@ -71,6 +71,24 @@ def n_threads(user: int | None = None) -> int:
     if quota is not None:
         available = min(available, quota)
     return max(1, available)
+
+
+def capped_threads() -> int:
+    """Torch's current number of threads, capped at the CPUs this process may use.
+
+    What a fit runs with: a user's ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) is
+    kept when it is lower, but torch's default, the machine's core count, is cut to the
+    process's affinity and CPU quota (:func:`n_threads`), so that a container or a shared
+    cluster node is not oversubscribed.
+
+    Returns
+    -------
+    int
+    """
+    # imported here so that reading a thread count (the command line's start) stays fast
+    import torch
+
+    return max(1, min(torch.get_num_threads(), n_threads()))
 
 
 @contextmanager

@@ -73,3 +73,34 @@ def test_limit_threads_restores_after_an_error():
     with pytest.raises(RuntimeError), limit_threads(1):
         raise RuntimeError("inside")
     assert torch.get_num_threads() == before
+
+
+def test_fit_and_predict_run_with_at_most_the_cpus_of_the_process(monkeypatch):
+    # torch's default is the machine's core count; a fit is capped at the CPUs this process
+    # may use (affinity, quota, OMP_NUM_THREADS), and torch's setting is restored after it.
+    import numpy as np
+    from skorch.callbacks import Callback
+
+    from skstrf import STRFRegressor
+    from skstrf.datasets import make_strf_dataset
+
+    seen = []
+
+    class Threads(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            seen.append(torch.get_num_threads())
+
+    d = make_strf_dataset(n_stimuli=4, n_times=60, n_freqs=3, n_neurons=2, n_repeats=3, n_lags=3,
+                          random_state=0)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr("skstrf.threads.cpu_quota", lambda *a, **k: None)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        est = STRFRegressor(n_lags=3, solver="gradient", max_epochs=2, callbacks=[Threads()],
+                            random_state=0).fit(d.X, d.y)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+        assert np.isfinite(est.predict(d.X)).all() and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
