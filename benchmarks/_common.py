@@ -14,6 +14,7 @@ import subprocess
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -333,3 +334,14 @@ def pooled_score(y: np.ndarray, pred: np.ndarray) -> float:
     from skstrf.metrics import cc_norm
 
     return float(np.nanmean(cc_norm(y, pred, multioutput="raw_values")))
+
+
+def finish_section(text: str, args: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Close a section with the machine, threads and seed (and a QUICK flag), print it and
+    write it to ``args.markdown`` when given."""
+    text += f"\n\n{format_machine(before, after)} Threads: {args.threads}. Data seed {args.seed}."
+    if args.quick:
+        text += " QUICK RUN: tiny sizes, numbers mean nothing."
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")

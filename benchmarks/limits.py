@@ -22,7 +22,7 @@ import argparse
 
 import numpy as np
 import torch
-from _common import (HEADLINE_SEED, format_machine, format_range, machine_info, markdown_table,
+from _common import (HEADLINE_SEED, finish_section, format_range, machine_info, markdown_table,
                      set_threads, timed)
 
 from skstrf import STRFRegressor
@@ -120,13 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     text += "### Fit against one eigendecomposition\n\n" + markdown_table(fit_rows, [
         ("what", "what", ""), ("seconds", "seconds (median)", ".3g"), ("range", "range", ""),
         ("cpu_seconds", "CPU s", ".3g")])
-    text += f"\n\n{format_machine(before, after)} Threads: {args.threads}. Data seed {args.seed}."
-    if args.quick:
-        text += " QUICK RUN: tiny sizes, numbers mean nothing."
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as fh:
-            fh.write(text + "\n")
+    finish_section(text, args, before, after)
 
 
 if __name__ == "__main__":

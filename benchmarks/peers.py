@@ -40,7 +40,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
-from _common import HEADLINE_SEED, format_machine, machine_info, markdown_table, set_threads
+from _common import HEADLINE_SEED, finish_section, machine_info, markdown_table, set_threads
 from sklearn.model_selection import KFold
 
 from skstrf import STRFRegressor
@@ -273,13 +273,7 @@ def main(argv: list[str] | None = None) -> None:
 
     after = machine_info()
     text = "\n\n".join(f"### {title}\n\n{table(rows)}" for title, rows in sections)
-    text += f"\n\n{format_machine(before, after)} Threads: {args.threads}. Data seed {args.seed}."
-    if args.quick:
-        text += " QUICK RUN: tiny sizes, numbers mean nothing."
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as fh:
-            fh.write(text + "\n")
+    finish_section(text, args, before, after)
 
 
 if __name__ == "__main__":
