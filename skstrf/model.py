@@ -315,6 +315,14 @@ class DesignStatistics:
         return DesignStatistics(*(a.reshape(-1, n_blocks, *a.shape[1:]).sum(1) for a in
                                   (self.gram, self.cross, self.sq, self.count)))
 
+    def sum_rows(self, groups: torch.Tensor, n_groups: int) -> "DesignStatistics":
+        """Statistics summed over the rows of each group: row ``g`` of the result is the sum
+        of the rows ``r`` with ``groups[r] == g`` (``0 <= groups < n_groups``)."""
+        groups = torch.as_tensor(groups, device=self.gram.device)
+        return DesignStatistics(*(
+            torch.zeros((n_groups, *a.shape[1:]), dtype=a.dtype, device=a.device).index_add_(0, groups, a)
+            for a in (self.gram, self.cross, self.sq, self.count)))
+
     def concat(self, other: "DesignStatistics") -> "DesignStatistics":
         """Statistics of this set's stimuli followed by those of ``other``."""
         return DesignStatistics(*(torch.cat([a, b]) for a, b in zip(

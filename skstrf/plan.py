@@ -16,7 +16,7 @@ from .net import check_callbacks, check_net_params
 from .prefilters import PREFILTERS, check_dt_ms
 from .validation import StimulusSet, check_non_negative, check_stimulus_level, check_X_y, validation_split
 
-__all__ = ["FitPlan", "make_plan", "resolve_device"]
+__all__ = ["FitPlan", "fold_groups", "make_plan", "resolve_device"]
 
 #: The penalty grid of the closed-form solvers when ``alpha=None``.
 DEFAULT_ALPHAS = np.logspace(-4, 2, 13)
@@ -289,6 +289,39 @@ def _folds(cv, lengths: np.ndarray) -> tuple[list | None, int]:
                 f"is cross-validated on: {outside[:5].tolist()}."
             )
     return folds, n_blocks
+
+
+def fold_groups(folds, n_rows: int) -> tuple[np.ndarray, list]:
+    """Merge the rows that every fold treats alike.
+
+    The cross-validated penalty needs, per fold, only the statistics summed over its
+    training rows and over its held-out rows. Rows that are in the same role (training,
+    held out, or neither) in every fold can therefore be summed once, up front: for
+    ``KFold`` the groups are the folds' held-out sets, and the statistics shrink from
+    one per stimulus to one per fold.
+
+    Parameters
+    ----------
+    folds : list of (ndarray, ndarray)
+        Training and held-out row indices of each fold.
+    n_rows : int
+        Number of rows (stimuli, or blocks of a recording) the folds index.
+
+    Returns
+    -------
+    groups : ndarray of int of shape (n_rows,)
+        The group of each row, ``0 .. n_groups - 1``.
+    group_folds : list of (ndarray, ndarray)
+        The same folds over groups.
+    """
+    roles = np.zeros((n_rows, 2 * len(folds)), dtype=bool)
+    for k, (train, test) in enumerate(folds):
+        roles[np.asarray(train), 2 * k] = True
+        roles[np.asarray(test), 2 * k + 1] = True
+    keys, groups = np.unique(roles, axis=0, return_inverse=True)
+    group_folds = [(np.flatnonzero(keys[:, 2 * k]), np.flatnonzero(keys[:, 2 * k + 1]))
+                   for k in range(len(folds))]
+    return groups.reshape(-1), group_folds
 
 
 def _penalties(est, solver: str, closed_start: bool, has_valid: bool, has_folds: bool) -> np.ndarray:
