@@ -1,4 +1,4 @@
-"""The penalty and scaling defaults on both synthetic modes: cv, alpha per neuron, band-scale floor.
+"""The penalty and scaling defaults on both synthetic modes: cv, alpha per neuron and its pooling, band-scale floor.
 
 Run from the repository root::
 
@@ -45,10 +45,12 @@ DEFAULT_FLOOR = skstrf.model.X_SCALE_FLOOR
 
 # (label, STRFRegressor overrides, band-scale floor)
 SETTINGS: list[tuple[str, dict[str, Any], float]] = [
-    ("defaults (cv=5, alpha per neuron, floor 0.1)", {}, DEFAULT_FLOOR),
+    ("defaults (cv=5, alpha per neuron with pooling 0.5, floor 0.1)", {}, DEFAULT_FLOOR),
     ("cv=10", {"cv": 10}, DEFAULT_FLOOR),
     ("cv=None (penalty on the last 15% of the stimuli)", {"cv": None}, DEFAULT_FLOOR),
-    ("one alpha for all neurons", {"alpha_per_neuron": False}, DEFAULT_FLOOR),
+    ("alpha per neuron, own curve only (alpha_pooling=0)", {"alpha_pooling": 0.0}, DEFAULT_FLOOR),
+    ("alpha_pooling=2/3", {"alpha_pooling": 2 / 3}, DEFAULT_FLOOR),
+    ("one alpha for all neurons (alpha_per_neuron=False)", {"alpha_per_neuron": False}, DEFAULT_FLOOR),
     ("floor 0 (plain per-band z-score)", {}, 0.0),
     ("floor 0.01", {}, 0.01),
     ("floor 1 (every band at least the median band's scale)", {}, 1.0),

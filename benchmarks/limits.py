@@ -14,11 +14,16 @@ run (a 2048 x 2048 product): the limit of each method. **Fit**: ``STRFRegressor(
 defaults (vanilla, penalty by cross-validation) on the same data, against one
 eigendecomposition of a (D+1) x (D+1) symmetric matrix alone (torch and numpy), the
 floor of any ridge path. Times are medians over ``--repeats`` runs, with their range.
+**Memory**: the default fit's extra peak resident memory over its data at 1000 neurons x 200
+stimuli x 999 frames (y as a PSTH), in fresh processes (``benchmarks/scaling.py``'s
+machinery; ``--skip-memory`` leaves it out, it generates 1.6 GB of data); target 1.5 GB.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -59,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny data, 1 repeat")
     parser.add_argument("--markdown", help="write the section to this file")
+    parser.add_argument("--skip-memory", action="store_true",
+                        help="leave out the 1000-neuron x 200-stimulus memory row")
     args = parser.parse_args(argv)
     set_threads(args.threads)
     sizes = (dict(n_stimuli=6, n_times=200, n_freqs=10, n_neurons=8) if args.quick else
@@ -109,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         {"what": f"torch.linalg.eigh of one {D} x {D} matrix", **t_eigh, "range": format_range(t_eigh)},
         {"what": f"numpy.linalg.eigh of one {D} x {D} matrix", **t_eigh_np, "range": format_range(t_eigh_np)},
     ]
+    memory_rows = [] if args.skip_memory else memory(args.quick, args.seed, args.threads)
     after = machine_info()
 
     title = (f"{S} training stimuli x {X.shape[1]} frames, {F} bands x {n_lags} lags = {D - 1} weights + "
@@ -120,7 +128,35 @@ def main(argv: list[str] | None = None) -> None:
     text += "### Fit against one eigendecomposition\n\n" + markdown_table(fit_rows, [
         ("what", "what", ""), ("seconds", "seconds (median)", ".3g"), ("range", "range", ""),
         ("cpu_seconds", "CPU s", ".3g")])
+    if memory_rows:
+        text += ("\n\n### Memory of the default fit over its data (target: at most "
+                 f"{MEMORY_TARGET_MIB / 1024:.1f} GiB extra)\n\n" + markdown_table(memory_rows, [
+                     ("n_neurons", "neurons", "d"), ("n_stimuli", "stimuli", "d"),
+                     ("data_mib", "X + y (MiB)", ".0f"), ("overhead_mib", "fit's extra peak RSS (MiB)", ".0f"),
+                     ("seconds", "fit (s), one run", ".1f"), ("meets", "meets", "")]))
     finish_section(text, args, before, after)
+
+
+#: The extra peak memory a 1000-neuron x 200-stimulus fit may add over its data (issue 14).
+MEMORY_TARGET_MIB = 1.5 * 1024
+
+
+def memory(quick: bool, seed: int, threads: int) -> list[dict]:
+    """The default fit's extra peak RSS over its data, each fit in a fresh process.
+
+    Uses ``benchmarks/scaling.py``: the data are generated and saved by one subprocess,
+    loaded and fitted by another, whose ``ru_maxrss`` after the fit minus that after
+    loading is the fit's extra peak.
+    """
+    import scaling
+
+    n_stimuli, n_neurons, n_times = (6, 5, 50) if quick else (200, 1000, 999)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = scaling.run([("memory", n_stimuli, n_neurons, 15, "vanilla")], n_times, 1, seed,
+                           threads, "cpu", Path(tmp))
+    for row in rows:
+        row["meets"] = "yes" if row["overhead_mib"] <= MEMORY_TARGET_MIB else "NO"
+    return rows
 
 
 if __name__ == "__main__":

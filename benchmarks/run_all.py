@@ -3,7 +3,7 @@
 Run from the repository root (deepSTRF in its own environment, see ``README.md``)::
 
     DEEPSTRF_PYTHON=../bench-venv/bin/python python benchmarks/run_all.py            # everything
-    python benchmarks/run_all.py --skip-slow         # leave out the tuning grid and the 1000 x 200 point
+    python benchmarks/run_all.py --skip-slow         # leave out the tuning grid, the 1000 x 200 point and the 8 GB fit
     python benchmarks/run_all.py --only docs-tables vs-deepstrf
     python benchmarks/run_all.py --quick             # tiny sizes, to check every script (no splicing)
 
@@ -55,7 +55,10 @@ def sections(threads: int, repeats: int) -> list[Section]:
         Section("defaults-realistic", "defaults_realistic.py", t, minutes=6),
         Section("peers", "peers.py", t, minutes=8, python_env="PEERS_PYTHON"),
         Section("limits", "limits.py", t, minutes=1),
+        Section("gradient-step", "gradient_step.py", t, minutes=2),
         Section("defaults", "defaults.py", t, minutes=15, slow=True),
+        # writes an 8 GB file (about 9 GB free disk needed) and fits it through dask
+        Section("out-of-core", "out_of_core.py", [*t, "--distributed", "2"], minutes=25, slow=True),
     ]
 
 
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", metavar="SECTION", help="run only these sections")
     p.add_argument("--skip-slow", action="store_true",
-                   help="leave out the defaults grid and the scaling target point")
+                   help="leave out the defaults grid, the scaling target point and the out-of-core fit")
     p.add_argument("--quick", action="store_true", help="tiny sizes to check the scripts; RESULTS.md untouched")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="timed fits per row of vs-deepstrf, both libraries")

@@ -89,6 +89,7 @@ USER_GUIDE_ORDER = [
     "metrics",
     "uncertainty",
     "gpu",
+    "out_of_core",
     "bad_inputs",
     "beyond_linear",
 ]

@@ -12,9 +12,10 @@ from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .chunked import fit_chunked, is_dask_collection, predict_chunked, score_chunked
 from .kernels import KERNELS
 from .metrics import cc_norm
-from .model import build_model, module_statistics, net_inputs
+from .model import build_model, input_moments, module_statistics, net_inputs
 from .net import (NET_PARAM_PREFIXES, build_net, check_finite_model, record_closed_form_epoch,
                   start_from_closed_form, train_net)
 from .nonlinearities import NONLINEARITIES
@@ -125,6 +126,14 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     alpha_per_neuron : bool, default=True
         Choose a penalty per neuron; ``False`` chooses one penalty for all (the best mean
         score over neurons).
+    alpha_pooling : float in [0, 1], default=0.5
+        How much each neuron's penalty choice leans on the population (with
+        ``alpha_per_neuron=True``): a neuron's penalty maximises ``1 - alpha_pooling``
+        times its own cross-validation (or validation) score plus ``alpha_pooling`` times
+        the mean score over neurons. A single neuron's curve is noisy at low SNR; partial
+        pooling keeps the choice per neuron while damping that noise. 0 uses each neuron's
+        own curve only (as ``RidgeCV(alpha_per_target=True)``), 1 is the shared penalty.
+        Chosen on the tuning seeds of ``benchmarks/defaults_realistic.py``.
     init : {"auto", "random", "closed_form"}, default="auto"
         Starting point of gradient training. "closed_form" starts from the ridge solution
         (its rank-``rank`` SVD for separable kernels, a greedy Gaussian decomposition of
@@ -305,6 +314,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "alpha": [Interval(numbers.Real, 0, None, closed="left"), "array-like", None],
         "cv": [Interval(numbers.Integral, 2, None, closed="left"), "cv_object", None],
         "alpha_per_neuron": ["boolean"],
+        "alpha_pooling": [Interval(numbers.Real, 0, 1, closed="both")],
         "init": [StrOptions({"auto", "random", "closed_form"})],
         # beyond float32's range a step overflows before the first epoch can be judged
         "lr": [Interval(numbers.Real, 0, float(np.finfo(np.float32).max), closed="neither")],
@@ -334,6 +344,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         alpha: float | None = None,
         cv=5,
         alpha_per_neuron: bool = True,
+        alpha_pooling: float = 0.5,
         init: str = "auto",
         lr: float = 1e-3,
         max_epochs: int = 100,
@@ -360,6 +371,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.alpha = alpha
         self.cv = cv
         self.alpha_per_neuron = alpha_per_neuron
+        self.alpha_pooling = alpha_pooling
         self.init = init
         self.lr = lr
         self.max_epochs = max_epochs
@@ -425,6 +437,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
             Stimulus spectrograms; stimuli of different lengths NaN-padded at the end.
+            Dask arrays (X or y) chunked along stimuli are fitted out of core, with the
+            closed-form solvers (user guide: "Data larger than memory").
         y : array-like of shape (n_stimuli, n_times, n_neurons, n_repeats)
             Responses; the neuron and repeats axes are optional (``y.ndim - X.ndim`` is
             -1, 0 or +1), missing repeats are NaN, padding frames are NaN as in X.
@@ -434,29 +448,41 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self : STRFRegressor
             The fitted estimator.
         """
+        if is_dask_collection(X) or is_dask_collection(y):
+            # out of core: closed-form fits from statistics reduced over the chunks
+            return fit_chunked(self, X, y, self._net_params())
         plan, data = make_plan(self, X, y, self._net_params())
         # never more threads than the CPUs this process may use (see skstrf.threads)
         with limit_threads(capped_threads()):
             train = data.subset(plan.train)
             valid = data.subset(plan.valid) if plan.valid.size else None
-            check_variation(train)
+            # X's and the PSTH's moments over the training frames: computed once, for the
+            # checks and for the model's standardisation
+            moments = input_moments(train)
+            check_variation(train, moments)
             previous = self.net_ if plan.warm else None
             # Everything random draws from generators seeded with plan.seed, owned by this fit
             # (the kernel's start, the stimulus shuffle): never from torch's global generator.
             module = build_model(train, **plan.model,
-                                 previous=None if previous is None else previous.module_)
+                                 previous=None if previous is None else previous.module_,
+                                 moments=moments if plan.model["prefilter"] is None else None)
             net = build_net(module, train, valid, **plan.net, previous=previous)
-            stats = (module_statistics(net.module_, train, plan.device, n_blocks=plan.n_blocks)
+            # a closed-form fit sums the rows every fold treats alike as they are computed
+            groups, folds = plan.row_groups()
+            stats = (module_statistics(net.module_, train, plan.device, n_blocks=plan.n_blocks,
+                                       groups=groups,
+                                       n_groups=None if groups is None else int(groups.max()) + 1)
                      if plan.statistics else None)
             solution = None
             if plan.closed_form or plan.choose_penalty:
                 valid_stats = (None if valid is None
                                else module_statistics(net.module_, valid, plan.device))
-                solution = solve_closed_form(stats, valid_stats, plan.alphas, folds=plan.folds,
-                                             per_neuron=plan.per_neuron,
+                solution = solve_closed_form(stats, valid_stats, plan.alphas, folds=folds,
+                                             per_neuron=plan.per_neuron, pooling=plan.pooling,
                                              separable_shape=plan.separable_shape)
                 start_from_closed_form(net, solution, train, load=plan.closed_form)
-                stats = stats.merge_blocks(plan.n_blocks)
+                if groups is None:
+                    stats = stats.merge_blocks(plan.n_blocks)
             elif previous is not None and not plan.linear:
                 net.alpha = previous.alpha  # continue with the first fit's penalties
             if plan.solver == "gradient":
@@ -515,9 +541,11 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         y_pred : ndarray
             y's fitted layout without the repeats axis: (n_stimuli, n_times, n_neurons) for
             3-D X, (n_times, n_neurons) for 2-D X, without the neuron axis when y had none.
-            NaN on padding frames.
+            NaN on padding frames. For a dask X, a dask array chunked like X along stimuli.
         """
         check_is_fitted(self, "net_")
+        if is_dask_collection(X):
+            return predict_chunked(self, X)  # a dask array, chunked like X
         data = self.check_stimuli(X)
         return to_user_layout(self.predict_stimuli(data), data.x_ndim, self.y_layout_)
 
@@ -576,6 +604,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         y : array-like
             Responses in the layout used for ``fit``; with a repeats axis the score is
             cc_norm (Schoppe et al. 2016), without one it falls back to cc with a warning.
+            Dask X or y are scored chunk by chunk (:func:`skstrf.chunked.score_chunked`).
         sample_weight : None
             Not supported; present for scikit-learn compatibility.
 
@@ -585,6 +614,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         """
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported by STRFRegressor.score")
+        if is_dask_collection(X) or is_dask_collection(y):
+            check_is_fitted(self, "net_")
+            return score_chunked(self, X, y)
         data = check_responses(y, self.check_stimuli(X))
         if data.y.shape[2] != self.n_neurons_:
             raise ValueError(

@@ -10,6 +10,7 @@ loss of the statistics-based gradient step with a hand-written backward pass.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .model import DesignStatistics, design_statistics, lagged_design
@@ -57,7 +58,9 @@ def _edge_rows(seg: torch.Tensor, first: torch.Tensor, n_rows: int, n_lags: int)
 
 def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_lags: int,
                       x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
-                      y_scale: torch.Tensor, n_blocks: int = 1, chunk: int = 16) -> DesignStatistics:
+                      y_scale: torch.Tensor, n_blocks: int = 1, chunk: int | None = None,
+                      groups: torch.Tensor | None = None, n_groups: int | None = None,
+                      p_offset: torch.Tensor | None = None) -> DesignStatistics:
     """:class:`~skstrf.model.DesignStatistics` from cross-correlations, never building the lagged design.
 
     Same inputs and outputs as :func:`skstrf.model.design_statistics` (its ``chunk`` aside),
@@ -70,6 +73,11 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     column then follow from that Gram, the column sums and the frame count. The cost is
     ``n_lags`` products of (n_features x frames) by (frames x (n_features + n_neurons)),
     against ``(n_features * n_lags)**2`` per frame for the direct Gram.
+
+    With ``groups``, the rows are summed into groups as they are computed (equal to
+    :meth:`~skstrf.model.DesignStatistics.sum_rows` of the per-row result): the
+    cross-correlations of a group's rows are added before they are spread over the
+    (D + 1, D + 1) Gram, and no per-row statistics are ever held, only the groups'.
 
     Parameters
     ----------
@@ -90,45 +98,92 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     n_blocks : int, default=1
         Statistics per block of each stimulus (rows in (stimulus, block) order), as in
         :func:`skstrf.model.design_statistics`.
-    chunk : int, default=16
-        Rows (blocks) computed together: bounds the memory of the intermediates.
+    chunk : int or None, default=None
+        Rows (blocks) computed together: bounds the memory of the intermediates. None:
+        as many as keep a chunk's segments (frames x (n_features + n_neurons) float64
+        numbers per row) within :data:`CHUNK_BYTES`, at most 16.
+    groups : Tensor of int of shape (n_stimuli * n_blocks,) or None, default=None
+        The group of each row, ``0 .. n_groups - 1`` (e.g. from
+        :func:`skstrf.plan.fold_groups`); None: one row per block.
+    n_groups : int or None, default=None
+        Number of groups (rows of the result); None: ``groups.max() + 1``.
+    p_offset : Tensor of shape (n_neurons,) or None, default=None
+        With it, the PSTH is read as ``float32(P - p_offset)`` (in float64, block by
+        block), the float32 targets a model with that ``y_offset`` trains on
+        (:func:`skstrf.model.net_targets`), without a copy of ``P``.
 
     Returns
     -------
     DesignStatistics
-        ``gram`` (n_stimuli * n_blocks, D + 1, D + 1), ``cross`` (n_stimuli * n_blocks,
-        D + 1, n_neurons), ``sq`` (n_stimuli * n_blocks, n_neurons) and ``count``
-        (n_stimuli * n_blocks,), float64, with D = n_features * n_lags.
+        ``gram`` (n_rows, D + 1, D + 1), ``cross`` (n_rows, D + 1, n_neurons), ``sq``
+        (n_rows, n_neurons) and ``count`` (n_rows,), float64, with D = n_features * n_lags
+        and ``n_rows`` = ``n_groups``, or n_stimuli * n_blocks without ``groups``.
     """
+    S, T, F = X.shape
+    dev, f64 = X.device, torch.float64
+    R = S * n_blocks
+    if groups is not None:
+        groups = torch.as_tensor(groups, device=dev).long().reshape(-1)
+        if groups.numel() != R:
+            raise ValueError(f"groups has {groups.numel()} entries; expected one per row ({R}).")
+        n_groups = int(groups.max()) + 1 if n_groups is None else int(n_groups)
+        if R and (int(groups.min()) < 0 or int(groups.max()) >= n_groups):
+            raise ValueError(f"groups must lie in 0 .. {n_groups - 1}.")
     lengths = _prefix_lengths(mask)
     if lengths is None:
-        return design_statistics(X, P, mask, n_lags, x_mean, x_scale, y_mean, y_scale,
-                                 n_blocks=n_blocks)
-    S, T, F = X.shape
+        if p_offset is not None:
+            P = (P.double() - p_offset.to(device=dev, dtype=f64)).float()
+        stats = design_statistics(X, P, mask, n_lags, x_mean, x_scale, y_mean, y_scale,
+                                  n_blocks=n_blocks)
+        return stats if groups is None else stats.sum_rows(groups, n_groups)
     L = int(n_lags)
-    dev, f64 = X.device, torch.float64
     starts, ends = _block_bounds(lengths.to(f64), T, n_blocks)
     starts, ends = starts.reshape(-1), ends.reshape(-1)  # (R,), rows (stimulus, block)
     stim = torch.arange(S, device=dev).repeat_interleave(n_blocks)
-    R, D, N = stim.numel(), F * L, P.shape[2]
-    # Outputs allocated once and filled a chunk of rows at a time: the intermediates (the
-    # segments, their lagged products) then stay the size of one chunk.
-    out = DesignStatistics(torch.empty(R, D + 1, D + 1, dtype=f64, device=dev),
-                           torch.empty(R, D + 1, N, dtype=f64, device=dev),
-                           torch.empty(R, N, dtype=f64, device=dev), torch.empty(R, dtype=f64, device=dev))
+    D, N = F * L, P.shape[2]
+    n_out = R if groups is None else n_groups
+    if chunk is None:
+        chunk = int(min(16, max(1, CHUNK_BYTES // max(1, 8 * (T + L) * (F + N)))))
+    # Outputs allocated once and filled (or, by groups, summed into) a chunk of rows at a
+    # time: the intermediates (the segments, their lagged products) stay the size of one chunk.
+    alloc = torch.empty if groups is None else torch.zeros
+    out = DesignStatistics(alloc(n_out, D + 1, D + 1, dtype=f64, device=dev),
+                           alloc(n_out, D + 1, N, dtype=f64, device=dev),
+                           alloc(n_out, N, dtype=f64, device=dev), alloc(n_out, dtype=f64, device=dev))
     units = tuple(a.to(device=dev, dtype=f64) for a in (x_mean, x_scale, y_mean, y_scale))
     for first in range(0, R, chunk):
         rows = slice(first, first + chunk)
-        _rows_statistics(X, P, stim[rows], starts[rows], ends[rows], L, *units,
-                         tuple(a[rows] for a in (out.gram, out.cross, out.sq, out.count)))
+        pieces = _row_pieces(X, P, stim[rows], starts[rows], ends[rows], L, *units[2:], p_offset)
+        if groups is None:
+            _fill_statistics(pieces, F, L, *units[:2],
+                             tuple(a[rows] for a in (out.gram, out.cross, out.sq, out.count)))
+            continue
+        present, pieces = _sum_pieces(pieces, groups[rows])
+        part = tuple(torch.empty((present.numel(), *a.shape[1:]), dtype=f64, device=dev)
+                     for a in (out.gram, out.cross, out.sq, out.count))
+        _fill_statistics(pieces, F, L, *units[:2], part)
+        for total, value in zip((out.gram, out.cross, out.sq, out.count), part):
+            total.index_add_(0, present, value)
     return out
 
 
-def _rows_statistics(X: torch.Tensor, P: torch.Tensor, stim: torch.Tensor, starts: torch.Tensor,
-                     ends: torch.Tensor, L: int, x_mean: torch.Tensor, x_scale: torch.Tensor,
-                     y_mean: torch.Tensor, y_scale: torch.Tensor, out: tuple[torch.Tensor, ...]) -> None:
-    """Fill ``out`` (gram, cross, sq, count views) with the statistics of the rows (blocks)
-    of stimuli ``stim`` covering frames ``starts .. ends - 1``; see :func:`lagged_statistics`."""
+#: Memory of a chunk's segments (bytes) that :func:`lagged_statistics` chooses its chunk by:
+#: the transient intermediates are a few times this.
+CHUNK_BYTES = 64 * 2**20
+
+
+def _row_pieces(X: torch.Tensor, P: torch.Tensor, stim: torch.Tensor, starts: torch.Tensor,
+                ends: torch.Tensor, L: int, y_mean: torch.Tensor, y_scale: torch.Tensor,
+                p_offset: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """What the statistics of rows (blocks) are made of, additive over rows but ``edges``.
+
+    Rows are the blocks of stimuli ``stim`` covering frames ``starts .. ends - 1``. Returns
+    ``prods`` (R, L, F, F + N): the segment's band products with itself and with the
+    standardised PSTH at each lag; ``edges`` (R, m, F * L): the raw lagged rows outside the
+    block that the Toeplitz sum counts (the Gram subtracts ``edges' edges``); ``col``
+    (R, F * L): raw column sums over the block; ``count`` (R,); ``p_sum`` and ``sq`` (R, N):
+    sums of the standardised PSTH and of its square. See :func:`lagged_statistics`.
+    """
     T, F = X.shape[1], X.shape[2]
     dev, f64 = X.device, torch.float64
     history = (starts - (L - 1)).clamp(min=0)
@@ -141,13 +196,26 @@ def _rows_statistics(X: torch.Tensor, P: torch.Tensor, stim: torch.Tensor, start
     in_seg = frames < ends[:, None]
     in_block = in_seg & (frames >= starts[:, None])
     take = frames.clamp(max=T - 1)
-    x_seg = X[stim[:, None], take].to(f64) * in_seg[..., None]
-    p_seg = torch.nan_to_num((P[stim[:, None], take].to(f64) - y_mean) / y_scale) * in_block[..., None]
+    # x and the standardised PSTH side by side in one (R, T_seg, F + N) float64 array,
+    # written in place: each lag's product then reads both at once.
+    N = P.shape[2]
+    both = torch.empty(R, T_seg, F + N, dtype=f64, device=dev)
+    x_seg = both[..., :F]
+    p_seg = both[..., F:]
+    x_seg.copy_(X[stim[:, None], take])
+    x_seg.mul_(in_seg[..., None])
+    p_seg.copy_(P[stim[:, None], take])
+    if p_offset is not None:  # the float32 targets of the model (see lagged_statistics)
+        p_seg.copy_(p_seg.sub_(p_offset.to(device=dev, dtype=f64)).float())
+    p_seg.sub_(y_mean).div_(y_scale)
+    torch.nan_to_num_(p_seg)
+    p_seg.mul_(in_block[..., None])
 
     # One product per lag gives the band correlations and the band-PSTH cross-products.
     x_t = x_seg.transpose(1, 2).contiguous()  # (R, F, T_seg)
-    both = torch.cat([x_seg, p_seg], dim=2)  # (R, T_seg, F + N)
-    prods = torch.stack([x_t[:, :, :T_seg - d] @ both[:, d:] for d in range(L)], dim=1)  # (R, L, F, F+N)
+    prods = torch.empty(R, L, F, F + N, dtype=f64, device=dev)
+    for d in range(L):
+        torch.matmul(x_t[:, :, :T_seg - d], both[:, d:], out=prods[:, d])
 
     # Rows outside the block: the history frames before it and the L - 1 frames after its
     # end, which the Toeplitz sum over every frame the lags reach counts too.
@@ -157,8 +225,36 @@ def _rows_statistics(X: torch.Tensor, P: torch.Tensor, stim: torch.Tensor, start
     tail = _edge_rows(x_seg, ends - history, n_edge, L) if L > 1 else torch.zeros_like(head)
     edges = torch.cat([head, tail], dim=1)  # (R, 2 n_edge, FL)
     col = x_seg.sum(1).repeat_interleave(L, dim=1) - edges.sum(1)  # (R, FL) raw column sums
+    return {"prods": prods, "edges": edges, "col": col, "count": (ends - starts).to(f64),
+            "p_sum": p_seg.sum(1), "sq": torch.linalg.vecdot(p_seg, p_seg, dim=1)}
 
-    count = (ends - starts).to(f64)
+
+def _sum_pieces(pieces: dict[str, torch.Tensor], groups: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """The pieces of :func:`_row_pieces` summed over the rows of each group present.
+
+    Returns the groups present (sorted) and their pieces; the ``edges`` of a group are its
+    rows' edges stacked (zero rows pad the smaller groups), so that ``edges' edges`` is
+    still the sum over its rows.
+    """
+    present, inv = torch.unique(groups, return_inverse=True)
+    n = present.numel()
+    summed = {key: value.new_zeros((n, *value.shape[1:])).index_add_(0, inv, value)
+              for key, value in pieces.items() if key != "edges"}
+    member = inv[:, None] == torch.arange(n, device=inv.device)[None]  # (R, n)
+    slot = (member.cumsum(0) - 1)[torch.arange(inv.numel(), device=inv.device), inv]
+    edges = pieces["edges"]
+    stacked = edges.new_zeros((n, int(slot.max()) + 1, *edges.shape[1:]))
+    stacked[inv, slot] = edges
+    summed["edges"] = stacked.flatten(1, 2)
+    return present, summed
+
+
+def _fill_statistics(pieces: dict[str, torch.Tensor], F: int, L: int, x_mean: torch.Tensor,
+                     x_scale: torch.Tensor, out: tuple[torch.Tensor, ...]) -> None:
+    """Fill ``out`` (gram, cross, sq, count, one row per row of ``pieces``) with the
+    standardised statistics; see :func:`lagged_statistics`."""
+    prods, edges, col, count = pieces["prods"], pieces["edges"], pieces["col"], pieces["count"]
+    R = prods.shape[0]
     scale = x_scale
     mu = x_mean.repeat_interleave(L)
     sd = scale.repeat_interleave(L)
@@ -184,11 +280,11 @@ def _rows_statistics(X: torch.Tensor, P: torch.Tensor, stim: torch.Tensor, start
     gram[:, :D, D] = col_std
     gram[:, D, :D] = col_std
     gram[:, D, D] = count
-    p_sum = p_seg.sum(1)  # (R, N)
+    p_sum = pieces["p_sum"]  # (R, N)
     cross_raw = prods[..., F:].permute(0, 2, 1, 3).reshape(R, D, -1)  # (R, FL, N)
     cross_out[:, :D] = (cross_raw - mu[None, :, None] * p_sum[:, None, :]) / sd[None, :, None]
     cross_out[:, D] = p_sum
-    sq_out.copy_(torch.einsum('rtn,rtn->rn', p_seg, p_seg))
+    sq_out.copy_(pieces["sq"])
     count_out.copy_(count)
 
 
@@ -221,55 +317,100 @@ def summed_batch(stats: DesignStatistics, index: torch.Tensor) -> tuple[torch.Te
 
 
 class StatisticsLoss(torch.autograd.Function):
-    """Statistics training loss whose backward reuses the forward's ``theta @ gram``."""
+    """Statistics training loss with a hand-written backward; see :func:`statistics_loss`.
+
+    The only large product, ``theta @ gram`` with ``theta = [weight, bias]``, is made once,
+    as the residual ``theta @ gram - cross.T``: the loss is two dot products (summed in
+    float64), the gradient that residual scaled. Every other operation is one pass over
+    (n_neurons, D+1) numbers, contiguous when ``cross.T`` is (neuron-major cross-products);
+    the batch's statistics are read, never copied.
+    """
 
     @staticmethod
-    def forward(ctx, theta: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, sq: torch.Tensor,
-                count: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        n_neurons = theta.shape[0]
-        scale = 1.0 / (count * n_neurons)
-        tg = theta @ gram  # (N, D+1)
-        mse = ((tg - 2.0 * cross.T) * theta).sum() * scale + sq.sum() * scale
-        ridge = (alpha * (theta[:, :-1] ** 2).sum(dim=1)).sum() / n_neurons
-        ctx.save_for_backward(theta, tg, cross, alpha, scale)
-        return mse + ridge
+    def forward(ctx, weight: torch.Tensor, bias: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor,
+                sq: torch.Tensor, count: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+        n_neurons = weight.shape[0]
+        theta = torch.empty(n_neurons, gram.shape[0], dtype=gram.dtype, device=gram.device)
+        theta[:, :-1] = weight
+        theta[:, -1] = bias
+        resid = torch.addmm(cross.T, theta, gram, beta=-1.0)  # theta G - c' (G is symmetric)
+        # sum over neurons of theta' G theta - 2 theta' c + sq = theta' (G theta - c) - theta' c + sq.
+        # The terms nearly cancel for a good model: accumulated in float64 whatever gram's
+        # dtype (with float32 statistics, float32 sums leave an error of ~5e-6 of the loss
+        # of a zero model at NS1's size; these leave ~2e-9).
+        flat = theta.reshape(-1).double()
+        core = (torch.dot(flat, resid.reshape(-1).double()) - torch.dot(flat, cross.T.reshape(-1).double())
+                + sq.double().sum())
+        scale = 1.0 / (count.double() * n_neurons)
+        loss = core * scale
+        if alpha is not None:
+            norms = torch.linalg.vecdot(theta[:, :-1], theta[:, :-1]).double()  # (N,)
+            loss = loss + (alpha * norms).sum() / n_neurons
+        ctx.save_for_backward(theta, resid, scale, alpha)
+        ctx.dtypes = (weight.dtype, bias.dtype)
+        return loss
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        theta, tg, cross, alpha, scale = ctx.saved_tensors
-        # d/dtheta of theta G theta' - 2 theta . b' is 2 (theta G - b') for a symmetric G.
-        grad = (tg - cross.T) * (2.0 * scale)
-        weight = alpha.expand(theta.shape[0]) if alpha.ndim == 0 else alpha
-        grad[:, :-1] += (2.0 / theta.shape[0]) * weight[:, None] * theta[:, :-1]
-        return grad * grad_out, None, None, None, None, None
+        theta, resid, scale, alpha = ctx.saved_tensors
+        n_neurons = theta.shape[0]
+        # d/dtheta of theta' G theta - 2 theta' c is 2 (G theta - c) for a symmetric G.
+        factor = (2.0 * scale * grad_out).to(resid.dtype)
+        grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            # scaled and cast to the weight's dtype in one pass, contiguous
+            grad_weight = torch.empty(resid.shape[0], resid.shape[1] - 1, dtype=ctx.dtypes[0],
+                                      device=resid.device)
+            torch.mul(resid[:, :-1], factor, out=grad_weight)
+            if alpha is not None:
+                ridge = (alpha * (2.0 / n_neurons) * grad_out).to(theta.dtype).expand(n_neurons)
+                grad_weight.addcmul_(theta[:, :-1], ridge[:, None])
+        if ctx.needs_input_grad[1]:
+            grad_bias = (resid[:, -1] * factor).to(ctx.dtypes[1])
+        return grad_weight, grad_bias, None, None, None, None, None
 
 
-def statistics_loss(theta: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, sq: torch.Tensor,
-                    count: torch.Tensor, alpha: float | torch.Tensor = 0.0) -> torch.Tensor:
+def statistics_loss(weight: torch.Tensor, bias: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor,
+                    sq: torch.Tensor, count: torch.Tensor,
+                    alpha: float | np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
     """Training MSE of :meth:`skstrf.model.STRFModel.statistics_loss` with a cheap backward.
+
+    One (n_neurons, D+1) by (D+1, D+1) product per call, in ``gram``'s dtype; everything
+    else is a pass over (n_neurons, D+1) numbers. With float32 statistics the product costs
+    half as much, the gradient is exact to float32 rounding of ``gram @ theta``, and the
+    loss's terms are still summed in float64 (they nearly cancel for a good model).
 
     Parameters
     ----------
-    theta : Tensor of shape (n_neurons, D + 1)
-        Standardised kernels with the bias as last column, float64.
+    weight : Tensor of shape (n_neurons, D)
+        Standardised kernels, flattened.
+    bias : Tensor of shape (n_neurons,)
+        Standardised intercepts.
     gram : Tensor of shape (D + 1, D + 1)
-        Summed (symmetric) Gram of the batch's stimuli.
+        Summed (symmetric) Gram of the batch's stimuli; the product is computed in its dtype.
     cross : Tensor of shape (D + 1, n_neurons)
-        Summed cross-products of the batch.
+        Summed cross-products of the batch, of ``gram``'s dtype; read fastest laid out
+        neuron-major (``cross.T`` contiguous).
     sq : Tensor of shape (n_neurons,)
         Summed squared standardised PSTH.
     count : Tensor of shape ()
         Number of frames of the batch.
-    alpha : float or Tensor of shape (n_neurons,), default=0.0
-        L2 penalty on the kernels (not the bias).
+    alpha : float, ndarray or Tensor of shape (n_neurons,), or None, default=None
+        L2 penalty on the kernels (not the bias); None, 0 or an all-zero array is none.
 
     Returns
     -------
     loss : Tensor of shape ()
-        Float64: the sum over neurons of ``theta_n G theta_n - 2 theta_n b_n + sq_n``,
-        divided by ``count * n_neurons``, plus the mean over neurons of
-        ``alpha_n * sum(w_n ** 2)``. Only ``theta`` gets a gradient.
+        Float64: the sum over neurons of ``theta_n G theta_n - 2 theta_n b_n + sq_n``
+        (``theta_n = [weight_n, bias_n]``), divided by ``count * n_neurons``, plus the mean
+        over neurons of ``alpha_n * sum(weight_n ** 2)``. Only ``weight`` and ``bias`` get a
+        gradient, of their own dtype.
     """
-    alpha = torch.as_tensor(alpha, dtype=theta.dtype, device=theta.device)
-    count = torch.as_tensor(count, dtype=theta.dtype, device=theta.device)
-    return StatisticsLoss.apply(theta, gram, cross, sq, count, alpha)
+    if isinstance(alpha, torch.Tensor):
+        alpha = alpha.to(device=gram.device, dtype=torch.float64)
+    elif alpha is None or (isinstance(alpha, (int, float)) and alpha == 0) or not np.any(alpha):
+        alpha = None  # decided on the host: no penalty costs nothing, and needs no device sync
+    else:
+        alpha = torch.as_tensor(alpha, dtype=torch.float64, device=gram.device)
+    count = torch.as_tensor(count, device=gram.device)
+    return StatisticsLoss.apply(weight, bias, gram, cross, sq, count, alpha)

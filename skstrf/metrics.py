@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +17,7 @@ from .validation import responses_layout
 __all__ = [
     "cc", "cc_norm", "noise_ceiling", "noise_ceiling_interval", "noise_power", "signal_power",
     "StimulusScorer", "cc_norm_scorer", "cc_scorer", "make_neuron_scorer", "scoring_layout",
+    "ScoreSums", "cc_norm_from_sums",
 ]
 
 _MULTIOUTPUT = ("raw_values", "uniform_average")
@@ -332,18 +334,35 @@ def _signal_total_power(stats: _RepeatStats) -> tuple[NDArray[np.float64], NDArr
         ``R_s (TP_s - var(psth_s)) / (R_s - 1)`` averaged like the PSTH noise.
         Noise terms use only stimuli with at least two repeats; NaN where there are none.
     """
-    r = stats.n_repeats
-    usable = r >= 2
-    weight = np.where(usable, stats.n_frames, 0)
     n = stats.valid.sum(axis=(0, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = stats.psth.sum(axis=(0, 1)) / n
         dev = np.where(stats.valid, stats.psth - mean, 0.0)
         pooled_var = np.einsum("stn,stn->n", dev, dev) / n
+    return _signal_from_noise_sums(pooled_var, _noise_sums(stats))
+
+
+def _noise_sums(stats: _RepeatStats) -> NDArray[np.float64]:
+    """Sums over stimuli of the noise terms of :func:`_signal_total_power`, shape (3, n_neurons):
+    the frame weights, the weighted PSTH noise and the weighted repeat noise. Additive over
+    sets of stimuli (data that arrive in chunks, :mod:`skstrf.chunked`)."""
+    r = stats.n_repeats
+    usable = r >= 2
+    weight = np.where(usable, stats.n_frames, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
         psth_noise_s = np.where(usable, (stats.repeat_var - stats.psth_var) / (r - 1), 0.0)
-        w_sum = weight.sum(axis=0)
-        psth_noise = (weight * psth_noise_s).sum(axis=0) / w_sum
-        repeat_noise = (weight * psth_noise_s * r).sum(axis=0) / w_sum
+    return np.stack([weight.sum(axis=0), (weight * psth_noise_s).sum(axis=0),
+                     (weight * psth_noise_s * r).sum(axis=0)])
+
+
+def _signal_from_noise_sums(
+    pooled_var: NDArray[np.float64], sums: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Signal and total power from the pooled PSTH variance and :func:`_noise_sums`."""
+    w_sum, psth_noise_sum, repeat_noise_sum = sums
+    with np.errstate(divide="ignore", invalid="ignore"):
+        psth_noise = psth_noise_sum / w_sum
+        repeat_noise = repeat_noise_sum / w_sum
         signal = pooled_var - psth_noise
     return signal, signal + repeat_noise
 
@@ -472,9 +491,17 @@ def _correlation(
     """
     var_pred, var_psth, cov = _pooled_moments(y_pred, stats.psth, stats.valid)
     undefined = _is_constant(y_pred, stats.valid) | _is_constant(stats.psth, stats.valid)
+    return _correlation_from_moments(var_pred, var_psth, cov, undefined), undefined
+
+
+def _correlation_from_moments(
+    var_pred: NDArray[np.float64], var_psth: NDArray[np.float64], cov: NDArray[np.float64],
+    undefined: NDArray[np.bool_],
+) -> NDArray[np.float64]:
+    """Pearson correlation from pooled moments (see :func:`_pooled_moments`), NaN where
+    ``undefined``."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(undefined, np.nan, cov / np.sqrt(var_pred * var_psth))
-    return r, undefined
+        return np.where(undefined, np.nan, cov / np.sqrt(var_pred * var_psth))
 
 
 def _aggregate(scores: NDArray[np.float64], multioutput: str) -> float | NDArray[np.float64]:
@@ -487,14 +514,14 @@ def _aggregate(scores: NDArray[np.float64], multioutput: str) -> float | NDArray
     return float(scores[defined].mean())
 
 
-def _warn_undefined(n_undefined: int, n_neurons: int, what: str, reason: str) -> None:
+def _warn_undefined(n_undefined: int, n_neurons: int, what: str, reason: str, stacklevel: int = 3) -> None:
     """Emit one UndefinedMetricWarning for the neurons whose score is NaN."""
     if n_undefined:
         warnings.warn(
             f"{what} is undefined for {n_undefined} of {n_neurons} neurons ({reason}); "
             "their score is NaN",
             UndefinedMetricWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
@@ -912,12 +939,7 @@ def cc_norm(
             if not has_repeats
             else "y_true has a single recorded repeat of every stimulus for every neuron"
         )
-        warnings.warn(
-            f"cc_norm needs at least two repeats of a stimulus to estimate the noise, but "
-            f"{found}; cc_norm falls back to the uncorrected cc",
-            UndefinedMetricWarning,
-            stacklevel=2,
-        )
+        _warn_no_noise_estimate(found)
         r, undefined = _correlation(y_pred, stats)
         _warn_undefined(
             int(undefined.sum()), n_neurons, "cc", "constant y_pred or PSTH over the valid frames"
@@ -931,25 +953,57 @@ def cc_norm(
         )
         scores = r / ccmax
         noise_undefined = np.isnan(ccmax) & ~pred_undefined
-        reason = "split-half correlation of the repeats not positive or undefined"
-        pred_reason = "a constant y_pred or PSTH"
     else:
         signal, _ = _signal_total_power(stats)
         var_pred, _, cov = _pooled_moments(y_pred, stats.psth, stats.valid)
         pred_undefined = _is_constant(y_pred, stats.valid)
-        noise_undefined = ~(signal > 0) & ~pred_undefined
-        ok = ~(pred_undefined | noise_undefined)
-        scores = np.full(n_neurons, np.nan)
-        scores[ok] = cov[ok] / np.sqrt(var_pred[ok] * signal[ok])
-        reason = "signal power not positive, or no stimulus with two or more repeats"
-        pred_reason = "a constant y_pred"
+        scores, noise_undefined = _schoppe_scores(var_pred, cov, signal, pred_undefined)
+    return _report_cc_norm(scores, noise_undefined, pred_undefined, method, multioutput)
+
+
+def _warn_no_noise_estimate(found: str) -> None:
+    """The warning of :func:`cc_norm` when it falls back to :func:`cc` (``found`` says why)."""
+    warnings.warn(
+        f"cc_norm needs at least two repeats of a stimulus to estimate the noise, but "
+        f"{found}; cc_norm falls back to the uncorrected cc",
+        UndefinedMetricWarning,
+        stacklevel=3,
+    )
+
+
+def _schoppe_scores(
+    var_pred: NDArray[np.float64], cov: NDArray[np.float64], signal: NDArray[np.float64],
+    pred_undefined: NDArray[np.bool_],
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """cc_norm (Schoppe et al. 2016) from the pooled moments and the signal power; and
+    which neurons have no usable signal power."""
+    noise_undefined = ~(signal > 0) & ~pred_undefined
+    ok = ~(pred_undefined | noise_undefined)
+    scores = np.full(signal.shape, np.nan)
+    scores[ok] = cov[ok] / np.sqrt(var_pred[ok] * signal[ok])
+    return scores, noise_undefined
+
+
+_UNDEFINED_REASONS = {
+    "hsu": ("split-half correlation of the repeats not positive or undefined", "a constant y_pred or PSTH"),
+    "schoppe": ("signal power not positive, or no stimulus with two or more repeats", "a constant y_pred"),
+}
+
+
+def _report_cc_norm(
+    scores: NDArray[np.float64], noise_undefined: NDArray[np.bool_], pred_undefined: NDArray[np.bool_],
+    method: str, multioutput: str,
+) -> float | NDArray[np.float64]:
+    """Warn about the neurons whose cc_norm is undefined, then aggregate as asked."""
+    reason, pred_reason = _UNDEFINED_REASONS[method]
     reasons = []
     if noise_undefined.any():
         reasons.append(f"{int(noise_undefined.sum())} with {reason}")
     if pred_undefined.any():
         reasons.append(f"{int(pred_undefined.sum())} with {pred_reason}")
     _warn_undefined(
-        int(np.isnan(scores).sum()), n_neurons, f"cc_norm (method={method!r})", "; ".join(reasons)
+        int(np.isnan(scores).sum()), scores.size, f"cc_norm (method={method!r})", "; ".join(reasons),
+        stacklevel=4,
     )
     return _aggregate(scores, multioutput)
 
@@ -1096,3 +1150,104 @@ def make_neuron_scorer(metric: str = "cc_norm", *, method: str = "schoppe") -> S
     StimulusScorer('cc', per_neuron=True)
     """
     return StimulusScorer(metric, method=method, per_neuron=True)
+
+
+@dataclass(frozen=True)
+class ScoreSums:
+    """What :func:`cc_norm` (and :func:`cc`) need from a set of stimuli, mergeable over sets.
+
+    Scoring data that arrive a part at a time (e.g. the chunks of a dask array): each
+    part's :meth:`of`, merged with :meth:`merge` in any order, then :func:`cc_norm_from_sums`,
+    gives the score of all the parts pooled, as :func:`cc_norm` on the whole data does.
+    Each field holds one value per neuron (shape (N,)) unless said otherwise:
+
+    ``count`` valid frames; ``mean_q``, ``mean_p`` the means of the prediction and the
+    PSTH and ``m2_q``, ``m2_p``, ``c_qp`` their centred sums of squares and products over
+    them; ``noise`` the signal-power noise sums (3, N) of the repeats;
+    the extremes of both (for constant predictions or PSTHs); the most repeats of a stimulus.
+    """
+
+    count: np.ndarray
+    mean_q: np.ndarray
+    mean_p: np.ndarray
+    m2_q: np.ndarray
+    m2_p: np.ndarray
+    c_qp: np.ndarray
+    noise: np.ndarray
+    q_range: np.ndarray
+    p_range: np.ndarray
+    max_repeats: int
+
+    @classmethod
+    def of(cls, y_true: NDArray[np.float64], y_pred: NDArray[np.float64]) -> "ScoreSums":
+        """The sums of one set of stimuli.
+
+        Parameters
+        ----------
+        y_true : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
+            Responses, NaN on padding frames and missing repeats.
+        y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
+            Predictions (values on padding frames are ignored).
+        """
+        stats = _repeat_stats(y_true)
+        pred = _check_pred(y_pred, stats.valid)
+        valid = stats.valid
+        count = valid.sum(axis=(0, 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_q = np.where(count > 0, pred.sum(axis=(0, 1)) / count, 0.0)
+            mean_p = np.where(count > 0, np.where(valid, stats.psth, 0.0).sum(axis=(0, 1)) / count, 0.0)
+        dq = np.where(valid, pred - mean_q, 0.0)
+        dp = np.where(valid, stats.psth - mean_p, 0.0)
+
+        def extremes(a: NDArray[np.float64]) -> NDArray[np.float64]:
+            return np.stack([np.min(a, axis=(0, 1), where=valid, initial=np.inf),
+                             np.max(a, axis=(0, 1), where=valid, initial=-np.inf)])
+
+        return cls(count, mean_q, mean_p, np.einsum("stn,stn->n", dq, dq), np.einsum("stn,stn->n", dp, dp),
+                   np.einsum("stn,stn->n", dq, dp), _noise_sums(stats), extremes(pred), extremes(stats.psth),
+                   int(stats.n_repeats.max()))
+
+    def merge(self, other: "ScoreSums") -> "ScoreSums":
+        """The sums of both sets of stimuli (Chan et al.'s pairwise update of the centred sums)."""
+        n = self.count + other.count
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(n > 0, other.count / n, 0.0)
+            cross = np.where(n > 0, self.count * other.count / n, 0.0)
+        dq, dp = other.mean_q - self.mean_q, other.mean_p - self.mean_p
+        return ScoreSums(
+            n, self.mean_q + dq * w, self.mean_p + dp * w,
+            self.m2_q + other.m2_q + dq * dq * cross, self.m2_p + other.m2_p + dp * dp * cross,
+            self.c_qp + other.c_qp + dq * dp * cross, self.noise + other.noise,
+            np.stack([np.minimum(self.q_range[0], other.q_range[0]), np.maximum(self.q_range[1], other.q_range[1])]),
+            np.stack([np.minimum(self.p_range[0], other.p_range[0]), np.maximum(self.p_range[1], other.p_range[1])]),
+            max(self.max_repeats, other.max_repeats),
+        )
+
+
+def cc_norm_from_sums(sums: ScoreSums, multioutput: str = "uniform_average") -> float | NDArray[np.float64]:
+    """:func:`cc_norm` (method "schoppe") of the stimuli summed in ``sums``.
+
+    With a single repeat of every stimulus there is no noise estimate: like :func:`cc_norm`,
+    it warns and returns the correlation :func:`cc` instead.
+
+    Parameters
+    ----------
+    sums : ScoreSums
+    multioutput : {"uniform_average", "raw_values"}, default="uniform_average"
+
+    Returns
+    -------
+    float or ndarray of shape (n_neurons,)
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var_pred, var_psth, cov = sums.m2_q / sums.count, sums.m2_p / sums.count, sums.c_qp / sums.count
+    pred_undefined = ~(sums.q_range[1] > sums.q_range[0])
+    if sums.max_repeats < 2:
+        _warn_no_noise_estimate("y_true has a single recorded repeat of every stimulus for every neuron")
+        undefined = pred_undefined | ~(sums.p_range[1] > sums.p_range[0])
+        r = _correlation_from_moments(var_pred, var_psth, cov, undefined)
+        _warn_undefined(int(undefined.sum()), r.size, "cc", "constant y_pred or PSTH over the valid frames")
+        return _aggregate(r, multioutput)
+    signal, _ = _signal_from_noise_sums(var_psth, sums.noise)
+    scores, noise_undefined = _schoppe_scores(var_pred, cov, signal, pred_undefined)
+    return _report_cc_norm(scores, noise_undefined, pred_undefined, "schoppe", multioutput)

@@ -12,14 +12,14 @@ from torch import nn
 from .kernels import make_kernel
 from .nonlinearities import make_nonlinearity
 from .prefilters import make_prefilter
-from .validation import masked_moments
+from .validation import FrameMoments
 
 if TYPE_CHECKING:
     from .validation import StimulusSet
 
 __all__ = ["lagged_design", "STRFModel", "build_model", "DesignStatistics", "design_statistics",
            "stimulus_tensors", "design_tensors", "module_statistics", "prefiltered", "net_inputs",
-           "net_targets", "calibrate_nonlinearity"]
+           "net_targets", "calibrate_nonlinearity", "input_moments"]
 
 
 def lagged_design(X: torch.Tensor, n_lags: int, fill: torch.Tensor | None = None) -> torch.Tensor:
@@ -223,8 +223,10 @@ class STRFModel(nn.Module):
         Equal to the masked mean squared error of ``forward`` over the valid frames of
         those stimuli divided by each neuron's PSTH variance, averaged over neurons, plus
         ``alpha`` times the mean squared norm of the standardised kernels. The cost does
-        not depend on the number of frames. Only a linear model (see :attr:`is_linear`;
-        ``stats`` then hold the statistics of the prefilter's output) has this form.
+        not depend on the number of frames: one product of the batch's (D+1, D+1) Gram with
+        the kernels, in the Gram's dtype (:func:`skstrf.gram.statistics_loss`). Only a
+        linear model (see :attr:`is_linear`; ``stats`` then hold the statistics of the
+        prefilter's output) has this form.
         """
         if not self.is_linear:
             raise RuntimeError(
@@ -234,8 +236,8 @@ class STRFModel(nn.Module):
         # skstrf.gram builds on this module: imported here, not at the top, to avoid a cycle
         from .gram import statistics_loss, summed_batch
 
-        theta = torch.cat([self.standardized_weight(), self.bias[:, None]], dim=1).double()
-        return statistics_loss(theta, *summed_batch(stats, index), alpha).float()
+        return statistics_loss(self.standardized_weight(), self.bias, *summed_batch(stats, index),
+                               alpha).float()
 
 
 #: Each input band is standardised by its own standard deviation, but by no less than this
@@ -247,18 +249,21 @@ X_SCALE_FLOOR = 0.1
 def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1, n_gaussians: int = 8,
                 nonlinearity: str = "identity", prefilter: str | None = None, dt_ms: float = 5.0,
                 freq_range=(500.0, 20000.0), seed: int = 0,
-                previous: STRFModel | None = None) -> STRFModel:
+                previous: STRFModel | None = None,
+                moments: tuple[FrameMoments, FrameMoments] | None = None) -> STRFModel:
     """A new :class:`STRFModel` standardised on the training stimuli ``train``.
 
     The linear stage sees the prefilter's initial output (if any), standardised per
     channel-band; each neuron's PSTH is standardised likewise. With ``previous`` (a warm
     start) the new model takes over the previous one's parameters and units instead.
     The kernel's random start is drawn from a generator seeded with ``seed``.
+    ``moments``: :func:`input_moments` of ``train`` when already known (data that are not
+    in memory, :mod:`skstrf.chunked`); ``train``'s values are then not read, only its shape.
     """
     filt = make_prefilter(prefilter, train.X.shape[2], dt_ms=float(dt_ms), freq_range=freq_range)
-    stimuli = train.X if filt is None else prefiltered(filt, train)
-    x_mean, x_scale = masked_moments(stimuli, train.frame_mask, relative_floor=X_SCALE_FLOOR)
-    y_mean, y_scale = masked_moments(train.psth(), train.frame_mask)
+    x_moments, y_moments = input_moments(train, filt) if moments is None else moments
+    x_mean, x_scale = x_moments.standardisation(relative_floor=X_SCALE_FLOOR)
+    y_mean, y_scale = y_moments.standardisation()
     # Centre in float64 where the model allows it (see STRFModel, "Offsets and precision").
     x_offset = y_offset = None
     if filt is None:
@@ -286,6 +291,14 @@ def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1
                 "back, or fit with warm_start=False."
             ) from exc
     return module
+
+
+def input_moments(data: "StimulusSet", prefilter: nn.Module | None = None) -> tuple[FrameMoments, FrameMoments]:
+    """:class:`~skstrf.validation.FrameMoments` of what a model standardises over ``data``'s
+    valid frames: the linear stage's input (the stimuli, or the output of ``prefilter``
+    at its initial parameters) and the PSTH."""
+    stimuli = data.X if prefilter is None else prefiltered(prefilter, data)
+    return FrameMoments.of(stimuli, data.frame_mask), FrameMoments.of(data.psth(), data.frame_mask)
 
 
 @dataclass
@@ -452,18 +465,29 @@ def design_tensors(module: STRFModel, data: "StimulusSet", device: str) -> tuple
     """What ``module``'s linear stage sees (the prefilter's output, if any), PSTH and mask.
 
     The inputs of :func:`design_statistics`; see :func:`stimulus_tensors` for the shapes.
+    Unlike there, ``P`` is the PSTH in the data's units, float64, ``module``'s
+    ``y_offset`` not removed: on the CPU a view of ``data.psth()``, so that the largest
+    array of a fit is never copied (:func:`module_statistics` removes the offset block by
+    block).
     """
-    X, P, mask = stimulus_tensors(data, device, module)
+    X = torch.as_tensor(module_input(data.X, module), device=device)
+    mask = torch.as_tensor(data.frame_mask, dtype=torch.float32, device=device)
     if module.prefilter is not None:
         with torch.no_grad():
             X = module.prefilter(X)
-    return X, P, mask
+    return X, torch.as_tensor(data.psth(), device=device), mask
 
 
-def module_statistics(module: STRFModel, data: "StimulusSet", device: str,
-                      n_blocks: int = 1) -> DesignStatistics:
+def module_statistics(module: STRFModel, data: "StimulusSet", device: str, n_blocks: int = 1, *,
+                      groups: torch.Tensor | np.ndarray | None = None,
+                      n_groups: int | None = None) -> DesignStatistics:
     """Per-stimulus (or per-block) :class:`DesignStatistics` of ``data`` in ``module``'s
-    standardised units; see :func:`design_statistics` for ``n_blocks``."""
+    standardised units; see :func:`design_statistics` for ``n_blocks``.
+
+    With ``groups`` (one entry per row, ``0 .. n_groups - 1``) the rows are summed into
+    ``n_groups`` groups as they are computed, without per-row statistics (see
+    :func:`skstrf.gram.lagged_statistics`).
+    """
     # skstrf.gram builds on this module: imported here, not at the top, to avoid a cycle
     from .gram import lagged_statistics
 
@@ -475,8 +499,11 @@ def module_statistics(module: STRFModel, data: "StimulusSet", device: str,
         # (in float64) makes the history zero, as lagged_statistics reads it.
         shift = fill.to(device=X.device, dtype=torch.float64)
         X, x_mean = X.double() - shift, x_mean.double() - shift
+    # P is in the data's units: the offset is taken off block by block, with the float32
+    # rounding of the targets the net trains on (net_targets)
     return lagged_statistics(X, P, mask, module.n_lags, x_mean, module.x_scale, module.y_mean,
-                             module.y_scale, n_blocks=n_blocks)
+                             module.y_scale, n_blocks=n_blocks, groups=groups, n_groups=n_groups,
+                             p_offset=module.y_offset)
 
 
 def prefiltered(prefilter: nn.Module, data: "StimulusSet") -> np.ndarray:

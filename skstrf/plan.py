@@ -14,9 +14,11 @@ from sklearn.utils._param_validation import Interval
 
 from .net import check_callbacks, check_net_params
 from .prefilters import PREFILTERS, check_dt_ms
-from .validation import StimulusSet, check_non_negative, check_stimulus_level, check_X_y, validation_split
+from .validation import (FrameMoments, StimulusSet, check_non_negative, check_stimulus_level, check_X_y,
+                         validation_split)
 
-__all__ = ["FitPlan", "fold_groups", "make_plan", "resolve_device"]
+__all__ = ["FitPlan", "fold_groups", "make_plan", "check_fit_options", "plan_fit", "resolve_device",
+           "is_linear", "resolve_solver"]
 
 #: The penalty grid of the closed-form solvers when ``alpha=None``.
 DEFAULT_ALPHAS = np.logspace(-4, 2, 13)
@@ -56,6 +58,8 @@ class FitPlan:
         cross-validate within one continuous recording).
     per_neuron : bool
         Whether each neuron gets its own penalty.
+    pooling : float
+        Weight of the mean score over neurons in each neuron's penalty choice.
     model : dict
         Keyword arguments of :func:`skstrf.model.build_model`.
     net : dict
@@ -75,6 +79,7 @@ class FitPlan:
     folds: list | None
     n_blocks: int
     per_neuron: bool
+    pooling: float
     model: dict
     net: dict
 
@@ -87,6 +92,28 @@ class FitPlan:
     def statistics(self) -> bool:
         """Whether the fit uses the training stimuli's sufficient statistics."""
         return self.closed_form or self.linear or self.choose_penalty
+
+    def row_groups(self) -> tuple[np.ndarray | None, list | None]:
+        """How the training statistics' rows may be summed, and the folds over the sums.
+
+        A closed-form fit (ridge, ALS) needs the statistics only summed over each fold's
+        training and held-out rows, and over all rows: the rows that every fold treats
+        alike are merged (:func:`fold_groups`; all rows into one without folds). Gradient
+        training draws batches of stimuli, so it keeps one row per stimulus (or block).
+
+        Returns
+        -------
+        groups : ndarray of int of shape (n_rows,) or None
+            The group of each row (stimulus, or block), None for one row each.
+        folds : list of (ndarray, ndarray) or None
+            :attr:`folds` over the groups (over the rows when ``groups`` is None).
+        """
+        if self.solver == "gradient":
+            return None, self.folds
+        n_rows = self.train.size * self.n_blocks
+        if self.folds is None:
+            return np.zeros(n_rows, dtype=np.int64), None
+        return fold_groups(self.folds, n_rows)
 
 
 def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
@@ -110,6 +137,19 @@ def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
     data : StimulusSet
         The validated data.
     """
+    device = check_fit_options(est, y, net_params)
+    data = check_X_y(X, y)
+    if est.loss == "poisson":
+        check_non_negative(data.y)
+    return plan_fit(est, data, device, net_params)
+
+
+def check_fit_options(est, y, net_params: dict) -> str:
+    """The checks of :func:`make_plan` that need no data: the options against each other.
+
+    Returns the torch device of the fit. Separate so that data that are not in memory
+    (:mod:`skstrf.chunked`) get the same errors before any of them is read.
+    """
     if y is None:
         raise ValueError(
             f"{type(est).__name__} requires y to be passed, but the target y is None; "
@@ -126,14 +166,21 @@ def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
         )
     if est.prefilter is not None:
         check_dt_ms(est.dt_ms, est.freq_range)  # checks freq_range too
-    data = check_X_y(X, y)
-    if est.loss == "poisson":
-        check_non_negative(data.y)
+    return device
+
+
+def plan_fit(est, data: StimulusSet, device: str, net_params: dict,
+             x_moments: FrameMoments | None = None) -> tuple[FitPlan, StimulusSet]:
+    """The rest of :func:`make_plan`: the options against validated ``data``.
+
+    ``x_moments``: X's :class:`~skstrf.validation.FrameMoments` when already known; then
+    only ``data``'s shape and lengths are read (see :mod:`skstrf.chunked`).
+    """
     _check_shape_options(est, data)
     if est.prefilter is None:
-        check_stimulus_level(data, est.n_lags)
-    linear = _is_linear(est)
-    solver = _resolve_solver(est, linear)
+        check_stimulus_level(data, est.n_lags, x_moments)
+    linear = is_linear(est)
+    solver = resolve_solver(est, linear)
     # A closed-form solution does not depend on where it starts: only gradient training
     # has a state to continue.
     warm = bool(est.warm_start) and hasattr(est, "net_") and solver == "gradient"
@@ -173,6 +220,7 @@ def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
         folds=folds if alphas.size > 1 else None,
         n_blocks=n_blocks if alphas.size > 1 else 1,
         per_neuron=bool(est.alpha_per_neuron),
+        pooling=float(est.alpha_pooling),
         model=model,
         net=net,
     )
@@ -221,7 +269,7 @@ def _check_shape_options(est, data: StimulusSet) -> None:
         )
 
 
-def _is_linear(est) -> bool:
+def is_linear(est) -> bool:
     """Whether the model is linear and fitted by least squares: the one place that decides it.
 
     Only such a model has the closed-form solvers and the frame-free statistics training
@@ -233,7 +281,16 @@ def _is_linear(est) -> bool:
     return est.nonlinearity == "identity" and est.loss == "mse" and fixed_prefilter
 
 
-def _resolve_solver(est, linear: bool) -> str:
+def resolve_solver(est, linear: bool) -> str:
+    """The solver a fit of ``est`` uses ("ridge", "als" or "gradient"), ``solver="auto"``
+    resolved; raises ValueError when ``est.solver`` cannot fit its model.
+
+    Parameters
+    ----------
+    est : STRFRegressor
+    linear : bool
+        :func:`is_linear` of ``est``.
+    """
     compatible = {"ridge": "vanilla", "als": "separable"}
     if not linear:
         if est.solver in compatible:

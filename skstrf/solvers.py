@@ -7,6 +7,7 @@ statistics. Weights are ``(D, N)`` with ``D = C * F * L`` in the design's column
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,10 +15,11 @@ import torch
 
 from .gram import summed_batch
 from .model import DesignStatistics
+from .threads import limit_threads
 
 __all__ = ["Moments", "moments", "ridge_path", "validation_correlation", "fit_ridge", "fit_als",
            "ClosedFormSolution", "solve_closed_form", "prediction_sums", "correlation_from_sums",
-           "cross_validated_path"]
+           "cross_validated_path", "eigh_many"]
 
 
 @dataclass
@@ -148,10 +150,14 @@ def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor) -
     is the correlation of the out-of-fold predictions pooled over all folds with the PSTH,
     as :func:`skstrf.metrics.cc` pools frames over stimuli.
 
+    The folds' eigendecompositions run side by side (:func:`eigh_many`), and the held-out
+    sums are computed in each fold's eigenbasis (:func:`_held_out_sums`): the path's
+    weights are never formed.
+
     Parameters
     ----------
     stats : DesignStatistics
-        Per-stimulus (or per-block) statistics.
+        Per-stimulus (or per-block, or per-group of them) statistics.
     folds : iterable of (train_index, test_index)
         Rows of ``stats`` fitted and held out in each fold.
     alphas : Tensor of shape (n_alphas,)
@@ -161,13 +167,74 @@ def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor) -
     scores : Tensor of shape (n_alphas, n_neurons)
         Pooled out-of-fold correlation.
     """
+    folds = [(torch.as_tensor(np.asarray(train)), torch.as_tensor(np.asarray(test))) for train, test in folds]
+    fitted = [moments(stats, train) for train, _ in folds]
+    decompositions = eigh_many([m.gram / m.count for m in fitted])
     total = None
-    for train_index, test_index in folds:
-        m = moments(stats, torch.as_tensor(np.asarray(train_index)))
-        path = ridge_path(m, alphas)
-        sums = prediction_sums(path, intercept(m, path), stats, torch.as_tensor(np.asarray(test_index)))
+    for (_, test), m, (evals, evecs) in zip(folds, fitted, decompositions):
+        sums = _held_out_sums(m, evals.clamp(min=0.0), evecs, alphas, summed_batch(stats, test))
         total = sums if total is None else total + sums
     return correlation_from_sums(total)
+
+
+def eigh_many(matrices: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``torch.linalg.eigh`` of each symmetric matrix; on the CPU side by side, one thread each.
+
+    LAPACK's symmetric eigensolver synchronises its threads at every step of the
+    tridiagonal reduction: when the machine has more runnable threads than cores, a thread
+    that lost its core stalls the others, and a 2-thread decomposition measured 6 to 30
+    times slower than a 1-thread one at a load of twice the cores. Independent
+    decompositions, one thread each, never wait for each other, and on a quiet machine they
+    keep the cores as busy (:data:`skstrf.threads` documents the rule).
+
+    Parameters
+    ----------
+    matrices : list of Tensor of shape (D, D)
+
+    Returns
+    -------
+    list of (eigenvalues (D,), eigenvectors (D, D))
+        In the order of ``matrices``.
+    """
+    n_threads = torch.get_num_threads()
+    if len(matrices) < 2 or n_threads < 2 or matrices[0].device.type != "cpu":
+        return [torch.linalg.eigh(a) for a in matrices]
+    with limit_threads(1), ThreadPoolExecutor(min(n_threads, len(matrices))) as pool:
+        return list(pool.map(torch.linalg.eigh, matrices))
+
+
+def _held_out_sums(m: Moments, evals: torch.Tensor, evecs: torch.Tensor, alphas: torch.Tensor,
+                   test: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """:func:`prediction_sums` over held-out statistics ``test`` (summed gram, cross, sq,
+    count) of the ridge path of ``m`` (eigendecomposition ``evals``, ``evecs`` of
+    ``m.gram / m.count``), computed in the eigenbasis.
+
+    With ``w_a = V s_a``, ``s_a = V' b / (e + a)``, the held-out sums need ``V' G V``
+    once (G the held-out Gram), then one (D, D) by (D, n_neurons) product per penalty:
+    ``w' G w = s' (V' G V) s``. Returns a Tensor of shape (6, n_alphas, n_neurons).
+    """
+    gram, cross, sq, n = test
+    rotated = evecs.T @ (m.cross / m.count)  # (D, N)
+    # s[:, a] = V' w_a, laid out (D, A, N) so that one product serves every penalty
+    s = rotated[:, None, :] / (evals[:, None, None] + alphas.to(rotated)[None, :, None])
+    flat = s.reshape(s.shape[0], -1)  # (D, A * N), a view
+    bias = m.p_mean - ((evecs.T @ m.z_mean) @ flat).view(s.shape[1:])  # (A, N)
+    rot_col = evecs.T @ gram[-1, :-1]  # held-out column sums, rotated (D,)
+    rot_cross = evecs.T @ cross[:-1]  # (D, N)
+    sum_qz = (rot_col @ flat).view_as(bias)  # sum over frames of z . w
+    sum_q = sum_qz + n * bias
+    factor, info = torch.linalg.cholesky_ex(gram[:-1, :-1])
+    if int(info) == 0:
+        # G = L L': w' G w = |L' V s|^2, and L' V costs half of V' G V
+        product = (factor.T @ evecs) @ flat
+        sum_ww = product.square_().sum(0).view_as(bias)
+    else:  # a singular held-out Gram (fewer held-out frames than weights)
+        product = (evecs.T @ (gram[:-1, :-1] @ evecs)) @ flat
+        sum_ww = (product.mul_(flat)).sum(0).view_as(bias)
+    sum_qq = sum_ww + 2.0 * bias * sum_qz + n * bias**2
+    sum_qp = (rot_cross[:, None, :] * s).sum(0) + cross[-1] * bias
+    shape = sum_q.shape
+    return torch.stack([n.expand(shape), sum_q, sum_qq, sum_qp, cross[-1].expand(shape), sq.expand(shape)])
 
 
 def _best_per_neuron(scores: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
@@ -333,7 +400,7 @@ class ClosedFormSolution:
 
 
 def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, alphas: torch.Tensor,
-                      *, folds=None, per_neuron: bool = True,
+                      *, folds=None, per_neuron: bool = True, pooling: float = 0.0,
                       separable_shape: tuple[int, int, int] | None = None) -> ClosedFormSolution:
     """Ridge (or ALS for a separable kernel) with the penalty chosen from a grid.
 
@@ -354,6 +421,11 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
         Cross-validation folds over the rows of ``train``.
     per_neuron : bool, default=True
         Choose a penalty per neuron; otherwise the one best on average over neurons.
+    pooling : float in [0, 1], default=0.0
+        With ``per_neuron``, each neuron's penalty maximises ``(1 - pooling)`` times its own
+        score plus ``pooling`` times the mean score over neurons (partial pooling: a noisy
+        neuron's curve leans on the population's); 0 uses each neuron's own curve, 1 gives
+        every neuron the shared penalty.
     separable_shape : (n_freqs, n_lags, rank) or None, default=None
         Fit a rank-``rank`` separable kernel by ALS instead of a free one.
 
@@ -366,13 +438,13 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
     if folds is not None:
         refit_m = train_m
         scores = cross_validated_path(train, folds, alphas) if alphas.numel() > 1 else None
-        chosen = _choose(scores, alphas, per_neuron, train_m.cross.shape[1])
+        chosen = _choose(scores, alphas, per_neuron, train_m.cross.shape[1], pooling)
         weight = ridge_path(refit_m, chosen[None])[0]
     else:
         refit_m = train_m if valid is None else moments(train.concat(valid))
         weight, _, chosen, scores = fit_ridge(train_m, valid, alphas, refit=refit_m)
-        if not per_neuron and valid is not None:
-            chosen = _choose(scores, alphas, False, chosen.numel())
+        if (not per_neuron or pooling > 0) and valid is not None:
+            chosen = _choose(scores, alphas, per_neuron, chosen.numel(), pooling)
             weight = ridge_path(refit_m, chosen[None])[0]
     _check_finite_solution(weight, alphas)
     if separable_shape is not None:
@@ -390,7 +462,7 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
             fitted = fitted.reshape(grid.numel(), N, F * L).transpose(1, 2)
             scores = torch.full((alphas.numel(), N), float("nan"), dtype=fitted.dtype)
             scores[finite] = validation_correlation(fitted, intercept(train_m, fitted), valid)
-            chosen = _choose(scores, alphas, per_neuron, N)
+            chosen = _choose(scores, alphas, per_neuron, N, pooling)
             weight = ridge_path(refit_m, chosen[None])[0]
         weight = fit_als(refit_m, weight.T.reshape(N, F, L), chosen, F, L, rank).reshape(N, F * L).T
         _check_finite_solution(weight, alphas)
@@ -398,17 +470,23 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
 
 
 def _choose(scores: torch.Tensor | None, alphas: torch.Tensor, per_neuron: bool,
-            n_neurons: int) -> torch.Tensor:
+            n_neurons: int, pooling: float = 0.0) -> torch.Tensor:
     """The penalty of each neuron from ``scores`` (n_alphas, n_neurons); one shared if not
-    ``per_neuron`` (best mean score); the single penalty when there is no choice."""
+    ``per_neuron`` (best mean score); the single penalty when there is no choice. With
+    ``pooling`` > 0 each neuron's curve is blended with the mean over neurons first (see
+    :func:`solve_closed_form`)."""
     if scores is None:
         if alphas.numel() != 1:
             raise ValueError("choosing among several penalties needs validation stimuli or folds")
         return alphas.expand(n_neurons).clone()
-    if per_neuron:
-        return alphas[_best_per_neuron(scores, alphas)]
-    mean = torch.nan_to_num(scores, nan=-torch.inf).mean(dim=1, keepdim=True)
-    return alphas[_best_per_neuron(mean, alphas)].expand(n_neurons).clone()
+    if not per_neuron or pooling >= 1:
+        mean = torch.nan_to_num(scores, nan=-torch.inf).mean(dim=1, keepdim=True)
+        return alphas[_best_per_neuron(mean, alphas)].expand(n_neurons).clone()
+    if pooling > 0:
+        # NaN (a constant prediction) stays NaN in the neuron's own term and is left out of
+        # the population's mean, so that one silent neuron does not move the others' choice
+        scores = (1 - pooling) * scores + pooling * torch.nanmean(scores, dim=1, keepdim=True)
+    return alphas[_best_per_neuron(scores, alphas)]
 
 
 def _check_finite_solution(weight: torch.Tensor, alphas: torch.Tensor) -> None:

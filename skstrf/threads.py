@@ -1,4 +1,17 @@
-"""How many threads torch and the BLAS may use: the user's setting, else the CPUs this process owns."""
+"""How many threads torch and the BLAS may use: the user's setting, else the CPUs this process owns.
+
+Two rules keep a fit fast on a busy machine (more runnable threads than cores):
+
+- never more threads than the CPUs this process may use (:func:`capped_threads`: its
+  affinity mask and cgroup quota; a user's setting wins);
+- no fine-grained parallelism in LAPACK's symmetric eigensolver: it synchronises its
+  threads at every step of the tridiagonal reduction, and a thread that lost its core
+  stalls the others (2 threads measured 6 to 30 times slower than 1 at a load of twice
+  the cores, for torch's MKL and numpy's OpenBLAS alike). The independent
+  decompositions of the cross-validation folds therefore run side by side, one thread
+  each (:func:`skstrf.solvers.eigh_many`); the large matrix products, which synchronise
+  rarely, keep the thread count.
+"""
 
 from __future__ import annotations
 

@@ -11,8 +11,9 @@ import scipy.sparse as sp
 from sklearn.utils import check_array
 
 __all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y", "check_variation",
-           "check_non_negative", "validation_split", "masked_moments", "to_user_layout",
-           "responses_layout"]
+           "check_non_negative", "validation_split", "masked_moments", "FrameMoments",
+           "to_user_layout", "responses_layout", "check_stimuli_shape", "check_responses_shape",
+           "check_dtype"]
 
 # y.ndim - X.ndim -> how y's trailing axes are read
 _Y_LAYOUTS = {-1: "neuron", 0: "psth", 1: "repeats"}
@@ -91,7 +92,11 @@ class StimulusSet:
         lengths = self.lengths[index]
         n_times = int(lengths.max())
         y = None if self.y is None else self.y[index, :n_times]
-        return StimulusSet(self.X[index, :n_times], lengths, self.x_ndim, y, self.y_layout)
+        subset = StimulusSet(self.X[index, :n_times], lengths, self.x_ndim, y, self.y_layout)
+        psth = self.__dict__.get("_psth")
+        if psth is not None:  # the subset's PSTH is part of this set's: not computed again
+            subset.__dict__["_psth"] = psth[index, :n_times]
+        return subset
 
 
 _RAGGED_HINT = (
@@ -129,7 +134,7 @@ def _as_float_array(a, name: str, allow_nd: bool) -> np.ndarray:
         except ValueError as exc:  # numpy refuses ragged nested sequences
             raise ValueError(f"{name} is a ragged sequence that is not one array ({exc}); "
                              f"{_RAGGED_HINT}.") from exc
-        _check_dtype(a, name)
+        check_dtype(a, name)
     try:
         return check_array(
             a,
@@ -147,8 +152,12 @@ def _as_float_array(a, name: str, allow_nd: bool) -> np.ndarray:
         raise _non_number_error(a, name, exc) from exc
 
 
-def _check_dtype(a: np.ndarray, name: str) -> None:
-    """Reject 0-d arrays and dtypes that are not real numbers (object arrays are checked later)."""
+def check_dtype(a: np.ndarray, name: str) -> None:
+    """Reject 0-d arrays and dtypes that are not real numbers (object arrays are checked later).
+
+    Reads ``a.ndim`` and ``a.dtype`` only, so it also checks arrays that are not in memory
+    (e.g. a dask array's ``_meta``).
+    """
     if a.ndim == 0:
         raise ValueError(f"{name} is a scalar ({a!r}); expected an array of numbers.")
     kind = a.dtype.kind
@@ -240,29 +249,37 @@ def check_stimuli(X, *, n_freqs: int | None = None, owner: str = "this estimator
         The stimuli as float64 of shape (n_stimuli, n_times, n_freqs) with their lengths.
     """
     X = _as_float_array(X, "X", allow_nd=True)
-    if X.ndim not in (2, 3):
-        # scikit-learn's wording for 1-D input, which its users (and estimator checks) know.
-        hint = (" Reshape your data either using X.reshape(-1, 1) if it is one frequency "
-                "band over time, or X.reshape(1, -1) if it is a single frame.") if X.ndim == 1 else ""
-        raise ValueError(
-            f"X has {X.ndim} dimension(s) with shape {X.shape}; expected 2 "
-            f"(n_times, n_freqs) or 3 (n_stimuli, n_times, n_freqs).{hint}"
-        )
+    check_stimuli_shape(X.shape, n_freqs=n_freqs, owner=owner)
     x_ndim = X.ndim
     X3 = X[None] if X.ndim == 2 else X
-    if min(X3.shape) == 0:
-        raise ValueError(
-            f"X has shape {X.shape} with an empty axis; expected at least one stimulus, "
-            "one frame and one frequency band."
-        )
-    if n_freqs is not None and X3.shape[2] != n_freqs:
-        raise ValueError(
-            f"X has {X3.shape[2]} features, but {owner} is expecting {n_freqs} features as "
-            f"input (frequency bands, the last axis of X: it was fitted with {n_freqs})."
-        )
     lengths = _end_padding_lengths(X3)
     _check_magnitude(X3, "X")
     return StimulusSet(X3, lengths, x_ndim)
+
+
+def check_stimuli_shape(shape: tuple[int, ...], *, n_freqs: int | None = None,
+                        owner: str = "this estimator") -> None:
+    """The checks of :func:`check_stimuli` that read X's shape only (its dimensions, no
+    empty axis, the number of bands); also used on arrays that are not in memory."""
+    ndim = len(shape)
+    if ndim not in (2, 3):
+        # scikit-learn's wording for 1-D input, which its users (and estimator checks) know.
+        hint = (" Reshape your data either using X.reshape(-1, 1) if it is one frequency "
+                "band over time, or X.reshape(1, -1) if it is a single frame.") if ndim == 1 else ""
+        raise ValueError(
+            f"X has {ndim} dimension(s) with shape {shape}; expected 2 "
+            f"(n_times, n_freqs) or 3 (n_stimuli, n_times, n_freqs).{hint}"
+        )
+    if min(shape) == 0:
+        raise ValueError(
+            f"X has shape {shape} with an empty axis; expected at least one stimulus, "
+            "one frame and one frequency band."
+        )
+    if n_freqs is not None and shape[-1] != n_freqs:
+        raise ValueError(
+            f"X has {shape[-1]} features, but {owner} is expecting {n_freqs} features as "
+            f"input (frequency bands, the last axis of X: it was fitted with {n_freqs})."
+        )
 
 
 def check_responses(y, stimuli: StimulusSet) -> StimulusSet:
@@ -285,22 +302,27 @@ def check_responses(y, stimuli: StimulusSet) -> StimulusSet:
         raise ValueError("y is required: this estimator needs responses to fit.")
     y = _as_float_array(y, "y", allow_nd=True)
     y4, layout = responses_layout(y, stimuli.x_ndim)
-    lead_y, lead_x = y4.shape[:2], stimuli.X.shape[:2]
+    check_responses_shape(y.shape, y4.shape, stimuli.X.shape, stimuli.x_ndim)
+    _check_response_values(y4, stimuli.lengths, layout)
+    return StimulusSet(stimuli.X, stimuli.lengths, stimuli.x_ndim, y4, layout)
+
+
+def check_responses_shape(y_shape: tuple[int, ...], y4_shape: tuple[int, ...], X3_shape: tuple[int, ...],
+                          x_ndim: int) -> None:
+    """The checks of :func:`check_responses` that read shapes only: y (``y_shape``, and
+    ``y4_shape`` in the stimulus layout) against X (``X3_shape`` in the stimulus layout,
+    ``x_ndim`` as given)."""
+    lead_y, lead_x = tuple(y4_shape[:2]), tuple(X3_shape[:2])
     if lead_y != lead_x:
         names = ("stimuli", "frames")
         k = 0 if lead_y[0] != lead_x[0] else 1
         raise ValueError(
             f"X and y disagree on the number of {names[k]}: X has {lead_x[k]} and y has "
-            f"{lead_y[k]} (X shape {stimuli.X.shape if stimuli.x_ndim == 3 else stimuli.X.shape[1:]}, "
-            f"y shape {y.shape})."
+            f"{lead_y[k]} (X shape {tuple(X3_shape) if x_ndim == 3 else tuple(X3_shape[1:])}, "
+            f"y shape {tuple(y_shape)})."
         )
-    if min(y4.shape[2:]) == 0:
-        raise ValueError(f"y has shape {y.shape} with an empty neuron or repeat axis.")
-    if np.isinf(y4).any():
-        raise ValueError("y contains infinite values; only NaN padding and NaN repeats are allowed.")
-    _check_response_nans(y4, stimuli.lengths, layout)
-    _check_magnitude(y4, "y")
-    return StimulusSet(stimuli.X, stimuli.lengths, stimuli.x_ndim, y4, layout)
+    if min(y4_shape[2:]) == 0:
+        raise ValueError(f"y has shape {tuple(y_shape)} with an empty neuron or repeat axis.")
 
 
 def responses_layout(y: np.ndarray, x_ndim: int) -> tuple[np.ndarray, str]:
@@ -342,7 +364,11 @@ def responses_layout(y: np.ndarray, x_ndim: int) -> tuple[np.ndarray, str]:
 def _check_magnitude(a: np.ndarray, name: str) -> None:
     """Reject finite values too large for the float32 arithmetic of training and prediction."""
     # nanmax/nanmin reduce without allocating an |a| copy of a possibly large y
-    peak = max(float(np.nanmax(a)), -float(np.nanmin(a)))
+    _check_peak(max(float(np.nanmax(a)), -float(np.nanmin(a))), name)
+
+
+def _check_peak(peak: float, name: str) -> None:
+    """Reject a largest finite magnitude ``peak`` of ``name`` beyond float32's arithmetic."""
     if peak > MAX_ABS_VALUE:
         raise ValueError(
             f"{name} has values up to {peak:.3g} in magnitude; expected at most "
@@ -351,20 +377,41 @@ def _check_magnitude(a: np.ndarray, name: str) -> None:
         )
 
 
-def _check_response_nans(y: np.ndarray, lengths: np.ndarray, layout: str) -> None:
-    """Check y's NaNs are X's end-padding plus whole missing repeats."""
+def _check_response_values(y: np.ndarray, lengths: np.ndarray, layout: str) -> None:
+    """No infinite value, NaNs only as X's end-padding and whole missing repeats, and
+    magnitudes within float32's range: one pass over blocks of stimuli, whose temporaries
+    are a block's size (the errors are those of the whole array, in this order)."""
     n_times = y.shape[1]
-    valid = np.arange(n_times)[None, :] < lengths[:, None]  # (S, T)
-    nan = np.isnan(y)
-    pad_finite = (~nan) & ~valid[:, :, None, None]
-    if pad_finite.any():
-        s, t = np.argwhere(pad_finite)[0][:2]
+    infinite, pad_finite, n_valid_nan, peak = False, None, [], 0.0
+    for block in _stimulus_blocks(y):
+        part = y[block]
+        infinite = infinite or bool(np.isinf(part).any())
+        valid = (np.arange(n_times)[None, :] < lengths[block, None])[..., None, None]  # (s, T, 1, 1)
+        nan = np.isnan(part)
+        if pad_finite is None:
+            found = np.argwhere(~(nan | valid))
+            if found.size:
+                pad_finite = (found[0][0] + block.start, found[0][1])
+        n_valid_nan.append(np.sum(nan, axis=1, where=valid))  # (s, N, R)
+        if not nan.all():  # nanmax/nanmin reduce without an |y| copy
+            peak = max(peak, float(np.nanmax(part)), -float(np.nanmin(part)))
+    if infinite:
+        raise ValueError("y contains infinite values; only NaN padding and NaN repeats are allowed.")
+    _check_response_nans(np.concatenate(n_valid_nan), lengths, layout, pad_finite)
+    _check_peak(peak, "y")
+
+
+def _check_response_nans(n_valid_nan: np.ndarray, lengths: np.ndarray, layout: str,
+                         pad_finite: tuple[int, int] | None) -> None:
+    """Check y's NaNs are X's end-padding plus whole missing repeats, from the number of NaN
+    valid frames of each (stimulus, neuron, repeat) and the first finite padding frame."""
+    if pad_finite is not None:
+        s, t = pad_finite
         raise ValueError(
             f"y has values at stimulus {s}, frame {t}, but X is NaN-padded there (stimulus {s} "
             f"has {lengths[s]} valid frames in X); X and y must share the same end-padding."
         )
     # Within valid frames a repeat is either fully present or fully missing (NaN).
-    n_valid_nan = (nan & valid[:, :, None, None]).sum(axis=1)  # (S, N, R)
     partial = (n_valid_nan > 0) & (n_valid_nan < lengths[:, None, None])
     if partial.any():
         s, n, r = np.argwhere(partial)[0]
@@ -451,16 +498,18 @@ def _cut_recording(data: StimulusSet, cut: int) -> StimulusSet:
 LEVEL_RATIO = 100.0
 
 
-def check_stimulus_level(data: StimulusSet, n_lags: int) -> None:
+def check_stimulus_level(data: StimulusSet, n_lags: int, moments: "FrameMoments | None" = None) -> None:
     """Warn when X's level dwarfs its variation (a large offset) and the model has history.
 
     The history before each stimulus is zero in X's units: with a level far from zero, each
     stimulus starts with a step from 0 to that level, which then dominates the first
-    ``n_lags - 1`` frames and the fit.
+    ``n_lags - 1`` frames and the fit. ``moments``: X's :class:`FrameMoments` when already
+    known (data that are not in memory); by default computed from ``data``.
     """
     if n_lags < 2:
         return
-    mean, std = masked_moments(data.X, data.frame_mask)
+    moments = FrameMoments.of(data.X, data.frame_mask) if moments is None else moments
+    mean, std = moments.standardisation()
     ratio = float(np.median(np.abs(mean) / std))
     if ratio > LEVEL_RATIO:
         warnings.warn(
@@ -478,6 +527,82 @@ def check_stimulus_level(data: StimulusSet, n_lags: int) -> None:
 def _is_flat(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """True where a standard deviation is numerically zero next to its mean (rounding only)."""
     return ~(std > 1e-12 * np.maximum(np.abs(mean), 1.0))
+
+
+@dataclass(frozen=True)
+class FrameMoments:
+    """Number of valid frames, mean and centred sum of squares of each entry over them.
+
+    The moments of a set of stimuli from those of its parts (:meth:`merge`), so that data
+    that arrive in chunks (see :mod:`skstrf.chunked`) are standardised exactly as the
+    whole would be.
+
+    Attributes
+    ----------
+    count : int
+        Number of valid frames.
+    mean : ndarray of shape (n_entries,)
+    m2 : ndarray of shape (n_entries,)
+        Sum over the valid frames of the squared deviations from ``mean``.
+    """
+
+    count: int
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @classmethod
+    def of(cls, a: np.ndarray, mask: np.ndarray) -> "FrameMoments":
+        """Moments of ``a`` (n_stimuli, n_times, n_entries) over the frames where ``mask``
+        (n_stimuli, n_times) is True.
+
+        Masked reductions over blocks of stimuli: the temporaries are one block's size
+        (about :data:`BLOCK_BYTES`), never a copy of ``a``.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        count = int(mask.sum())
+        where = mask[..., None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.sum(a, axis=(0, 1), where=where, dtype=np.float64) / count
+            m2 = np.zeros(a.shape[2:], dtype=np.float64)
+            for block in _stimulus_blocks(a):
+                deviation = np.subtract(a[block], mean, dtype=np.float64)
+                np.multiply(deviation, deviation, out=deviation)
+                m2 += np.sum(deviation, axis=(0, 1), where=where[block])
+        return cls(count, mean, m2)
+
+    def merge(self, other: "FrameMoments") -> "FrameMoments":
+        """Moments of the union of both sets of frames (Chan, Golub & LeVeque's update)."""
+        count = self.count + other.count
+        if self.count == 0 or other.count == 0:
+            return self if other.count == 0 else other
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / count)
+        m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / count)
+        return FrameMoments(count, mean, m2)
+
+    @property
+    def std(self) -> np.ndarray:
+        """Standard deviation of each entry (ddof=0)."""
+        return np.sqrt(self.m2 / self.count)
+
+    def standardisation(self, relative_floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and scale of each entry, as :func:`masked_moments` returns them."""
+        scale = self.std
+        flat = _is_flat(self.mean, scale)
+        if relative_floor > 0 and not flat.all():
+            scale = np.maximum(scale, relative_floor * np.median(scale[~flat]))
+        return self.mean, np.where(flat, 1.0, scale)
+
+
+#: Bytes of data that a blockwise pass over an array (:func:`_stimulus_blocks`) reads at a time.
+BLOCK_BYTES = 32 * 2**20
+
+
+def _stimulus_blocks(a: np.ndarray) -> list[slice]:
+    """Slices of whole stimuli (axis 0) of ``a`` of about :data:`BLOCK_BYTES` each."""
+    per_stimulus = max(1, a[:1].nbytes)
+    step = max(1, BLOCK_BYTES // per_stimulus)
+    return [slice(i, i + step) for i in range(0, a.shape[0], step)]
 
 
 def masked_moments(a: np.ndarray, mask: np.ndarray, *, relative_floor: float = 0.0
@@ -500,13 +625,7 @@ def masked_moments(a: np.ndarray, mask: np.ndarray, *, relative_floor: float = 0
     -------
     mean, scale : ndarray of shape (n_entries,)
     """
-    values = a[mask]
-    mean = values.mean(axis=0)
-    scale = values.std(axis=0)
-    flat = _is_flat(mean, scale)
-    if relative_floor > 0 and not flat.all():
-        scale = np.maximum(scale, relative_floor * np.median(scale[~flat]))
-    return mean, np.where(flat, 1.0, scale)
+    return FrameMoments.of(a, mask).standardisation(relative_floor)
 
 
 #: A band whose standard deviation is below this fraction of the median band's is reported
@@ -527,19 +646,24 @@ def to_user_layout(pred: np.ndarray, x_ndim: int, y_layout: str) -> np.ndarray:
     return pred
 
 
-def check_variation(train: StimulusSet) -> None:
+def check_variation(train: StimulusSet, moments: "tuple[FrameMoments, FrameMoments] | None" = None) -> None:
     """Reject training data with nothing to fit; warn about constant bands and neurons.
 
     A constant band or neuron is legal (a dead channel, a silent unit among many) and the
     others are still fitted, so it gets a warning; when every band or every neuron is
-    constant an STRF has nothing to explain, which is an error.
+    constant an STRF has nothing to explain, which is an error. ``moments``: the
+    :class:`FrameMoments` of X and of the PSTH over the training frames when already known
+    (data that are not in memory); by default computed from ``train``.
     """
-    mask = train.frame_mask
-    flat_x = _flat_columns(train.X, mask)
-    flat_y = _flat_columns(train.psth(), mask)
+    if moments is None:
+        mask = train.frame_mask
+        moments = FrameMoments.of(train.X, mask), FrameMoments.of(train.psth(), mask)
+    x_moments, y_moments = moments
+    flat_x = _is_flat(x_moments.mean, x_moments.std)
+    flat_y = _is_flat(y_moments.mean, y_moments.std)
     if flat_x.all():
         raise ValueError(
-            f"X is constant over the {int(train.lengths.sum())} training frames in every one of "
+            f"X is constant over the {x_moments.count} training frames in every one of "
             f"its {flat_x.size} frequency band(s) (standard deviation <= 1e-12 * max(|mean|, 1)): "
             "a stimulus that does not vary cannot drive an STRF. Check that X holds the "
             "spectrograms, and rescale X if its values are that small."
@@ -559,7 +683,7 @@ def check_variation(train: StimulusSet) -> None:
             UserWarning,
             stacklevel=4,
         )
-    quiet = _quiet_columns(train.X, mask) & ~flat_x
+    quiet = (x_moments.std < NEAR_CONSTANT_RATIO * np.median(x_moments.std)) & ~flat_x
     if quiet.any():
         warnings.warn(
             f"X's frequency band(s) {np.flatnonzero(quiet).tolist()} are nearly constant over the "
@@ -580,19 +704,6 @@ def check_variation(train: StimulusSet) -> None:
             UserWarning,
             stacklevel=4,
         )
-
-
-def _flat_columns(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Boolean array of shape (K,): entries of ``a`` (S, T, K) constant over the valid frames."""
-    values = a[mask]
-    return _is_flat(values.mean(axis=0), values.std(axis=0))
-
-
-def _quiet_columns(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Boolean array of shape (K,): entries of ``a`` (S, T, K) whose standard deviation over
-    the valid frames is below ``NEAR_CONSTANT_RATIO`` times the median entry's."""
-    std = a[mask].std(axis=0)
-    return std < NEAR_CONSTANT_RATIO * np.median(std)
 
 
 def check_non_negative(y: np.ndarray) -> None:

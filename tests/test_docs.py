@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 DOCUMENTED_MODULES = ["skstrf.metrics", "skstrf.model_selection", "skstrf.preprocessing", "skstrf.inspection",
                       "skstrf.plotting", "skstrf.compare", "skstrf.significance", "skstrf.plan",
                       "skstrf.solvers", "skstrf.net", "skstrf.model", "skstrf.validation",
-                      "skstrf.gram", "skstrf.threads"]
+                      "skstrf.gram", "skstrf.threads", "skstrf.chunked"]
 
 
 @pytest.fixture(scope="module")

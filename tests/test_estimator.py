@@ -156,6 +156,30 @@ def test_cross_validate_keeps_stimuli_whole(spiking):
         assert est.n_features_in_ == 12 and est.strfs_.shape == (9, 12, 8)
 
 
+def _blended_choice(scores: np.ndarray, grid: np.ndarray, pooling: float) -> np.ndarray:
+    """Reference rule: each neuron maximises (1 - pooling) * own + pooling * mean score;
+    ties go to the largest penalty."""
+    blended = (1 - pooling) * scores + pooling * np.nanmean(scores, axis=1, keepdims=True)
+    blended = np.where(np.isnan(blended), -np.inf, blended)
+    flipped = blended[::-1]  # grid ascending: the last maximum is the largest penalty
+    return grid[::-1][np.argmax(flipped, axis=0)]
+
+
+@pytest.mark.parametrize("pooling", [0.0, 0.5, 1.0])
+def test_alpha_pooling_blends_each_neurons_cv_curve_with_the_population(spiking, pooling):
+    X, y = spiking.X[:10], spiking.y[:10]
+    est = STRFRegressor(n_lags=8, alpha_pooling=pooling).fit(X, y)
+    grid = np.logspace(-4, 2, 13)
+    expected = _blended_choice(est.cv_scores_, grid, pooling)
+    np.testing.assert_allclose(est.alpha_, expected)
+    if pooling == 1.0:
+        shared = STRFRegressor(n_lags=8, alpha_per_neuron=False).fit(X, y)
+        np.testing.assert_allclose(est.alpha_, shared.alpha_)
+        assert np.unique(est.alpha_).size == 1
+    with pytest.raises(ValueError, match="alpha_pooling"):
+        STRFRegressor(alpha_pooling=1.5).fit(X, y)
+
+
 def test_cv_accepts_splitters_and_fold_lists_and_rejects_bad_folds(spiking):
     from sklearn.model_selection import KFold as _KFold
 
@@ -168,3 +192,21 @@ def test_cv_accepts_splitters_and_fold_lists_and_rejects_bad_folds(spiking):
     assert by_int.cv_scores_.shape == (13, y.shape[2]) and by_int.valid_stimuli_.size == 0
     with pytest.raises(ValueError, match=r"indices outside the 10 stimuli"):
         STRFRegressor(n_lags=8, cv=[(np.arange(8), np.array([8, 12]))]).fit(X, y)
+
+
+@pytest.mark.parametrize("params", [{}, {"cv": None}, {"kernel": "separable"}, {"cv": 3, "alpha_per_neuron": False}])
+def test_closed_form_fit_on_fold_groups_equals_per_stimulus_rows(monkeypatch, params):
+    # a closed-form fit sums the statistics of the stimuli every fold treats alike as they
+    # are computed; the per-stimulus rows give the same scores and STRFs
+    from skstrf.plan import FitPlan
+
+    data = make_strf_dataset(n_stimuli=7, n_times=80, n_freqs=5, n_neurons=3, n_repeats=3,
+                             n_lags=4, random_state=0)
+    grouped = STRFRegressor(n_lags=4, random_state=0, **params).fit(data.X, data.y)
+    monkeypatch.setattr(FitPlan, "row_groups", lambda plan: (None, plan.folds))
+    rows = STRFRegressor(n_lags=4, random_state=0, **params).fit(data.X, data.y)
+    np.testing.assert_allclose(grouped.strfs_, rows.strfs_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(grouped.alpha_, rows.alpha_)
+    if hasattr(rows, "cv_scores_"):
+        np.testing.assert_allclose(grouped.cv_scores_, rows.cv_scores_, rtol=0, atol=1e-10)
+    assert grouped.history_[-1]["train_loss"] == pytest.approx(rows.history_[-1]["train_loss"], rel=1e-9)

@@ -81,21 +81,52 @@ def test_statistics_loss_value_and_gradient(alpha, index):
     batch = summed_batch(stats, torch.tensor(index))
     for a, b in zip(batch, stats.batch(torch.tensor(index))):
         torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-12)
-    t1 = theta.clone().requires_grad_(True)
+    weight = theta[:, :-1].clone().requires_grad_(True)
+    bias = theta[:, -1].clone().requires_grad_(True)
     t2 = theta.clone().requires_grad_(True)
-    loss = statistics_loss(t1, *batch, alpha)
+    loss = statistics_loss(weight, bias, *batch, alpha)
     expected = _plain_loss(t2, *stats.batch(torch.tensor(index)), torch.as_tensor(alpha, dtype=torch.float64))
     loss.backward()
     expected.backward()
     torch.testing.assert_close(loss, expected, rtol=1e-12, atol=0)
-    torch.testing.assert_close(t1.grad, t2.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(torch.cat([weight.grad, bias.grad[:, None]], dim=1), t2.grad,
+                               rtol=1e-10, atol=1e-12)
 
 
-def test_statistics_loss_gradcheck():
+@pytest.mark.parametrize("alpha", [0.5, "per-neuron"])
+def test_statistics_loss_gradcheck(alpha):
     stats, theta = _theta_and_batch(n_neurons=2)
+    alpha = torch.tensor([0.2, 1.5], dtype=torch.float64) if alpha == "per-neuron" else alpha
     batch = summed_batch(stats, torch.tensor([0, 2]))
-    theta.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda t: statistics_loss(t, *batch, 0.5), (theta,))
+    weight = theta[:, :-1].clone().requires_grad_(True)
+    bias = theta[:, -1].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda w, b: statistics_loss(w, b, *batch, alpha), (weight, bias))
+
+
+def test_statistics_loss_float32_statistics():
+    """float32 statistics give float32 gradients within float32 rounding of the float64 ones,
+    and a loss whose terms are combined in float64."""
+    stats, theta = _theta_and_batch()
+    batch = summed_batch(stats, torch.tensor([1]))
+    single = tuple(a.float() for a in batch[:2]) + batch[2:]
+    grads, losses = [], []
+    for b, dtype in ((batch, torch.float64), (single, torch.float32)):
+        weight = theta[:, :-1].to(dtype).requires_grad_(True)
+        bias = theta[:, -1].to(dtype).requires_grad_(True)
+        loss = statistics_loss(weight, bias, *b, 0.3)
+        loss.backward()
+        assert loss.dtype == torch.float64 and weight.grad.dtype == bias.grad.dtype == dtype
+        grads.append(torch.cat([weight.grad, bias.grad[:, None]], dim=1).double())
+        losses.append(float(loss.detach()))
+    scale = grads[0].abs().max()
+    torch.testing.assert_close(grads[1] / scale, grads[0] / scale, rtol=0, atol=1e-5)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_summed_batch_of_one_stimulus_is_a_view():
+    stats, _ = _theta_and_batch()
+    for a, b in zip(summed_batch(stats, torch.tensor([1])), (stats.gram, stats.cross, stats.sq, stats.count)):
+        assert a.data_ptr() == b[1].data_ptr()
 
 
 def test_summed_batch_does_not_alias_for_scattered_batches():
@@ -104,3 +135,22 @@ def test_summed_batch_does_not_alias_for_scattered_batches():
     gram, *_ = summed_batch(stats, torch.tensor([2, 0]))
     gram.add_(1.0)
     torch.testing.assert_close(stats.gram, before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, None])
+@pytest.mark.parametrize("n_blocks", [1, 2])
+def test_grouped_statistics_equal_summed_rows(chunk, n_blocks):
+    # ragged stimuli, groups that are not contiguous, one group left empty
+    X, P, mask, *units = _problem([16, 11, 5, 16, 9], n_times=16)
+    rows = lagged_statistics(X, P, mask, 4, *units, n_blocks=n_blocks)
+    groups = torch.tensor([2, 0, 2, 3, 0, 3, 2, 0, 0, 3])[:5 * n_blocks]
+    grouped = lagged_statistics(X, P, mask, 4, *units, n_blocks=n_blocks, chunk=chunk, groups=groups,
+                                n_groups=5)
+    _assert_same(rows.sum_rows(groups, 5), grouped)
+    assert float(grouped.gram[1].abs().max()) == 0.0  # group 1 has no row
+
+
+def test_grouped_statistics_reject_groups_of_the_wrong_length():
+    X, P, mask, *units = _problem([16, 11], n_times=16)
+    with pytest.raises(ValueError, match="one per row"):
+        lagged_statistics(X, P, mask, 4, *units, groups=torch.zeros(3, dtype=torch.long))

@@ -599,3 +599,26 @@ def test_noise_ceiling_interval_covers_the_true_ceiling():
         noise_ceiling_interval(y, confidence=95)
     with pytest.raises(ValueError, match="n_bootstraps must be"):
         noise_ceiling_interval(y, n_bootstraps=0)
+
+
+def test_score_sums_merged_over_parts_equal_cc_norm_of_the_whole():
+    from skstrf.metrics import ScoreSums, cc_norm_from_sums
+
+    rng = np.random.default_rng(11)
+    S, T, N, R = 7, 40, 3, 5
+    drive = rng.standard_normal((S, T, N))
+    y = drive[..., None] + 0.8 * rng.standard_normal((S, T, N, R))
+    y[2, 30:] = np.nan  # a shorter stimulus
+    y[4, :, :, 3:] = np.nan  # fewer repeats of one stimulus
+    pred = drive + 0.5 * rng.standard_normal((S, T, N)) + 3.0  # an offset changes nothing
+    parts = [slice(0, 2), slice(2, 5), slice(5, 7)]
+    sums = [ScoreSums.of(y[p], pred[p]) for p in parts]
+    merged = sums[2].merge(sums[0].merge(sums[1]))  # any order
+    np.testing.assert_allclose(cc_norm_from_sums(merged, "raw_values"),
+                               cc_norm(y, pred, multioutput="raw_values"), rtol=1e-12)
+    assert cc_norm_from_sums(merged) == pytest.approx(cc_norm(y, pred), rel=1e-12)
+    # one repeat: no noise estimate, the correlation with a warning, as cc_norm does
+    single = [ScoreSums.of(y[p][..., :1], pred[p]) for p in parts]
+    with pytest.warns(UserWarning):
+        got = cc_norm_from_sums(single[0].merge(single[1]).merge(single[2]), "raw_values")
+    np.testing.assert_allclose(got, cc(y[..., 0], pred, multioutput="raw_values"), rtol=1e-12)

@@ -124,3 +124,40 @@ def test_als_grid_with_a_singular_penalty_chooses_among_the_others():
     assert np.isfinite(est.strfs_).all()
     with pytest.raises(ValueError, match=r"alpha=\[0.0\] is not finite.*lagged design is singular"):
         STRFRegressor(kernel="separable", n_lags=4, alpha=[0.0], cv=None).fit(X, d.y)
+
+
+def _reference_cross_validated_path(stats, folds, alphas):
+    """The direct path: every fold's weights formed, then their held-out prediction sums."""
+    total = None
+    for train, test in folds:
+        m = solvers.moments(stats, torch.as_tensor(np.asarray(train)))
+        path = solvers.ridge_path(m, alphas)
+        sums = solvers.prediction_sums(path, solvers.intercept(m, path), stats,
+                                       torch.as_tensor(np.asarray(test)))
+        total = sums if total is None else total + sums
+    return solvers.correlation_from_sums(total)
+
+
+@pytest.mark.parametrize("T", [40, 6])  # 6 frames: every held-out Gram is singular
+def test_cross_validated_path_equals_the_direct_path(T):
+    stats, _, _, _ = _problem(S=6, T=T, N=4)
+    folds = [(np.array([0, 1, 2, 3]), np.array([4, 5])), (np.array([2, 3, 4, 5]), np.array([0, 1])),
+             (np.array([0, 1, 4, 5]), np.array([2])), (np.array([0, 5]), np.array([1, 3]))]
+    alphas = torch.logspace(-4, 2, 7, dtype=torch.float64)
+    expected = _reference_cross_validated_path(stats, folds, alphas)
+    with solvers.limit_threads(2):  # the folds' decompositions side by side
+        actual = solvers.cross_validated_path(stats, folds, alphas)
+    assert actual.shape == (7, 4) and torch.isfinite(expected).all()
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-10)
+
+
+def test_eigh_many_equals_eigh_in_threads():
+    g = torch.Generator().manual_seed(0)
+    mats = [(lambda a: a @ a.T)(torch.randn(30, 30, generator=g, dtype=torch.float64)) for _ in range(5)]
+    with solvers.limit_threads(2):
+        before = torch.get_num_threads()
+        results = solvers.eigh_many(mats)
+        assert torch.get_num_threads() == before  # restored after the single-threaded pool
+    for a, (evals, evecs) in zip(mats, results):
+        torch.testing.assert_close(evals, torch.linalg.eigh(a)[0])
+        torch.testing.assert_close(evecs @ torch.diag(evals) @ evecs.T, a)

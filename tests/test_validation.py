@@ -71,3 +71,44 @@ def test_psth_is_cached_and_subsets_of_contiguous_stimuli_are_views():
     np.testing.assert_array_equal(picked.X[1, :8], X[2, :8])
     one = check_X_y(X, y[..., :1])
     np.testing.assert_array_equal(one.psth(), y[..., 0])
+
+
+def test_frame_moments_blockwise_equal_the_masked_copy(monkeypatch):
+    from skstrf import validation
+
+    monkeypatch.setattr(validation, "BLOCK_BYTES", 1)  # one stimulus per block
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(5, 30, 4)) * 3 + 7
+    mask = np.arange(30)[None] < np.array([30, 12, 1, 30, 25])[:, None]
+    a[~mask] = np.nan
+    moments = validation.FrameMoments.of(a, mask)
+    values = a[mask]
+    assert moments.count == values.shape[0]
+    np.testing.assert_allclose(moments.mean, values.mean(0), rtol=1e-13)
+    np.testing.assert_allclose(moments.m2, ((values - values.mean(0)) ** 2).sum(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2**30])
+def test_response_checks_read_y_blockwise(monkeypatch, block_bytes):
+    # the first error of the whole array is reported, whichever block holds it
+    from skstrf import validation
+
+    monkeypatch.setattr(validation, "BLOCK_BYTES", block_bytes)
+    X = np.ones((3, 10, 2))
+    X[1, 8:] = np.nan
+    y = np.ones((3, 10, 2, 2))
+    y[1, 8:] = np.nan
+    check_X_y(X, y)
+    bad = y.copy()
+    bad[2, 3, 1, 0] = np.inf
+    bad[0, 2, 0, 1] = np.nan  # also a partial repeat, but infinite values are reported first
+    with pytest.raises(ValueError, match="infinite"):
+        check_X_y(X, bad)
+    bad = y.copy()
+    bad[1, 9, 0, 0] = 1.0
+    with pytest.raises(ValueError, match="stimulus 1, frame 9"):
+        check_X_y(X, bad)
+    bad = y.copy()
+    bad[2, 0, 1, 1] = 1e30
+    with pytest.raises(ValueError, match="values up to 1e"):
+        check_X_y(X, bad)

@@ -10,6 +10,7 @@ __getattr__, __dir__, __all__ = attach(
         "fetch_ns1": "_ns1",
         "load_ns1": "_ns1",
         "save_dataset": "_hdf5",
+        "save_stimuli": "_hdf5",
         "load_dataset": "_hdf5",
         "LazyDataset": "_hdf5",
         "DatasetFormatError": "_hdf5",

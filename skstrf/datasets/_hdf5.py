@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from sklearn.utils import Bunch
 
 from ._download import atomic_writer
 
-__all__ = ["DatasetFormatError", "FORMAT_NAME", "FORMAT_VERSION", "LazyDataset", "load_dataset", "save_dataset"]
+__all__ = ["DatasetFormatError", "FORMAT_NAME", "FORMAT_VERSION", "LazyDataset", "load_dataset", "save_dataset",
+           "save_stimuli"]
 
 FORMAT_NAME = "skstrf-dataset"
 """Value of the root attribute ``format`` of every file this module writes."""
@@ -483,47 +485,170 @@ def save_dataset(
     FileNotFoundError, IsADirectoryError
         If the folder is missing, or ``path`` is a folder.
     """
-    path = Path(path).expanduser()
     X = _as_real_array(X, "X")
     y = _as_real_array(y, "y")
     X3, y3, layout = _stimulus_view(X, y)
     lengths = _valid_lengths(X3, y3)
-    n_stimuli, _, n_freqs = X3.shape
     n_neurons = y3.shape[2] if y3.ndim > 2 else 1
+    header = _header(X3.shape[0], X3.shape[2], n_neurons, dt_ms, freqs, stimulus_names, neuron_names,
+                     splits, metadata)
+    pieces = ((X3[i, :length], y3[i, :length]) for i, length in enumerate(lengths))
+    return _write_file(path, layout, header, pieces, compression)
+
+
+def save_stimuli(
+    path: str | os.PathLike,
+    stimuli: Iterable[tuple[Any, Any]],
+    *,
+    n_stimuli: int,
+    dt_ms: float | None = None,
+    freqs: Any = None,
+    stimulus_names: Any = None,
+    neuron_names: Any = None,
+    splits: Mapping[str, Any] | None = None,
+    compression: str | None = None,
+    **metadata: Any,
+) -> Path:
+    """Write an skstrf HDF5 dataset one stimulus at a time, atomically.
+
+    The file is the one :func:`save_dataset` writes for the same stimuli (layout
+    ``"stimuli"``), but the data never need to be in memory at once: ``stimuli`` may be a
+    generator that computes or reads each stimulus when it is asked for (data larger than
+    memory; read them back with ``load_dataset(path, lazy=True)``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        File to write, as in :func:`save_dataset` (written to a temporary file in the
+        same folder, renamed into place only when every stimulus was written).
+    stimuli : iterable of (X_i, y_i)
+        ``X_i`` of shape (n_times_i, n_freqs) and ``y_i`` of shape (n_times_i,),
+        (n_times_i, n_neurons) or (n_times_i, n_neurons, n_repeats): one stimulus each,
+        with the rules of :func:`save_dataset` (end padding, if any, is NaN and is not
+        stored; a missing repeat is NaN over all valid frames). All stimuli share
+        ``n_freqs`` and y's trailing shape.
+    n_stimuli : int
+        Number of stimuli ``stimuli`` yields (names and splits are checked against it
+        before anything is written).
+    dt_ms, freqs, stimulus_names, neuron_names, splits, compression, **metadata
+        As in :func:`save_dataset`.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ValueError, TypeError
+        If a stimulus breaks the format's rules or differs from the first in its number
+        of bands or y's trailing shape, or ``stimuli`` yields other than ``n_stimuli``
+        stimuli; the file is then not written.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from skstrf.datasets import save_stimuli, load_dataset
+    >>> rng = np.random.default_rng(0)
+    >>> pieces = ((rng.normal(size=(50, 4)), rng.normal(size=(50, 3))) for _ in range(5))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = save_stimuli(os.path.join(folder, "data.h5"), pieces, n_stimuli=5)
+    ...     with load_dataset(path, lazy=True) as ds:
+    ...         print(len(ds), ds.n_freqs, ds.y_tail)
+    5 4 (3,)
+    """
+    if isinstance(n_stimuli, (bool, np.bool_)) or not isinstance(n_stimuli, (int, np.integer)) or n_stimuli < 1:
+        raise ValueError(f"n_stimuli must be a whole number >= 1, got {n_stimuli!r}")
+    n_stimuli = int(n_stimuli)
+    pieces = _checked_pieces(iter(stimuli), n_stimuli)
+    first = next(pieces)
+    n_neurons = first[1].shape[1] if first[1].ndim > 1 else 1
+    header = _header(n_stimuli, first[0].shape[1], n_neurons, dt_ms, freqs, stimulus_names, neuron_names,
+                     splits, metadata)
+    return _write_file(path, "stimuli", header, itertools.chain([first], pieces), compression)
+
+
+def _checked_pieces(stimuli: Iterator[tuple[Any, Any]], n_stimuli: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The stimuli of :func:`save_stimuli`, each checked and cut to its valid frames."""
+    shapes = None
+    count = 0
+    for count, item in enumerate(stimuli, start=1):
+        if count > n_stimuli:
+            raise ValueError(f"stimuli yields more than n_stimuli={n_stimuli} stimuli")
+        try:
+            X_i, y_i = item
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"stimulus {count - 1} is not a pair (X_i, y_i): {exc}") from exc
+        X_i, y_i = _as_real_array(X_i, "X_i"), _as_real_array(y_i, "y_i")
+        if X_i.ndim != 2 or y_i.ndim not in (1, 2, 3):
+            raise ValueError(
+                f"stimulus {count - 1} has X_i of shape {X_i.shape} and y_i of shape {y_i.shape}; expected "
+                "X_i (n_times, n_freqs) and y_i (n_times[, n_neurons[, n_repeats]])"
+            )
+        if shapes is None:
+            shapes = X_i.shape[1], y_i.shape[1:]
+        if (X_i.shape[1], y_i.shape[1:]) != shapes:
+            raise ValueError(
+                f"stimulus {count - 1} has X_i of shape {X_i.shape} and y_i of shape {y_i.shape}; expected "
+                f"{shapes[0]} bands and y_i's trailing shape {shapes[1]} like stimulus 0"
+            )
+        try:
+            (length,) = _valid_lengths(*_stimulus_view(X_i[None], y_i[None])[:2])
+        except ValueError as exc:
+            raise ValueError(f"stimulus {count - 1}: {exc}") from exc
+        yield X_i[:length], y_i[:length]
+    if count != n_stimuli:
+        raise ValueError(f"stimuli yielded {count} stimuli, but n_stimuli={n_stimuli}")
+
+
+def _header(n_stimuli: int, n_freqs: int, n_neurons: int, dt_ms: Any, freqs: Any, stimulus_names: Any,
+            neuron_names: Any, splits: Mapping[str, Any] | None, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the small items of a dataset (before anything is written) and return them."""
     if dt_ms is not None and not (np.isscalar(dt_ms) and np.isreal(dt_ms) and 0 < float(dt_ms) < np.inf):
         raise ValueError(f"dt_ms must be a positive number of milliseconds, got {dt_ms!r}")
     if freqs is not None:
         freqs = _as_real_array(freqs, "freqs")
         if freqs.shape != (n_freqs,):
             raise ValueError(f"freqs must have shape ({n_freqs},) like X's last axis, got {freqs.shape}")
-    stimulus_names = _check_names(stimulus_names, n_stimuli, "stimulus_names")
-    neuron_names = _check_names(neuron_names, n_neurons, "neuron_names")
-    splits = _check_splits(splits, n_stimuli)
-    encoded = {key: _encode(key, value) for key, value in metadata.items()}
-    filters = {"compression": compression, "shuffle": True} if compression else {}
+    return dict(
+        n_stimuli=n_stimuli,
+        dt_ms=dt_ms,
+        freqs=freqs,
+        stimulus_names=_check_names(stimulus_names, n_stimuli, "stimulus_names"),
+        neuron_names=_check_names(neuron_names, n_neurons, "neuron_names"),
+        splits=_check_splits(splits, n_stimuli),
+        encoded={key: _encode(key, value) for key, value in metadata.items()},
+    )
 
+
+def _write_file(path: str | os.PathLike, layout: str, header: dict[str, Any],
+                pieces: Iterable[tuple[np.ndarray, np.ndarray]], compression: str | None) -> Path:
+    """Write the dataset file atomically: ``header`` from :func:`_header`, then each
+    stimulus's valid frames ``(X_i, y_i)`` from ``pieces`` as they come."""
+    path = Path(path).expanduser()
+    filters = {"compression": compression, "shuffle": True} if compression else {}
     with atomic_writer(path) as fh, h5py.File(fh, "w") as f:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["layout"] = layout
-        f.attrs["n_stimuli"] = n_stimuli
-        if dt_ms is not None:
-            f.attrs["dt_ms"] = float(dt_ms)
+        f.attrs["n_stimuli"] = header["n_stimuli"]
+        if header["dt_ms"] is not None:
+            f.attrs["dt_ms"] = float(header["dt_ms"])
         stimuli = f.create_group("stimuli")
-        for i, length in enumerate(lengths):
+        for i, (X_i, y_i) in enumerate(pieces):
             g = stimuli.create_group(str(i))
-            _put(g, "X", X3[i, :length], **filters)
-            _put(g, "y", y3[i, :length], **filters)
-        if freqs is not None:
-            _put(f, "freqs", freqs)
-        for key, names in (("stimulus_names", stimulus_names), ("neuron_names", neuron_names)):
-            if names is not None:
-                _put(f, key, names.astype(object), dtype=_STR)
+            _put(g, "X", X_i, **filters)
+            _put(g, "y", y_i, **filters)
+        if header["freqs"] is not None:
+            _put(f, "freqs", header["freqs"])
+        for key in ("stimulus_names", "neuron_names"):
+            if header[key] is not None:
+                _put(f, key, header[key].astype(object), dtype=_STR)
         split_group = f.create_group("splits", track_order=True)
-        for key, idx in splits.items():
+        for key, idx in header["splits"].items():
             _put(split_group, key, idx)
         meta = f.create_group("metadata", track_order=True)
-        for key, value in encoded.items():
+        for key, value in header["encoded"].items():
             _write_encoded(meta, key, value)
         f.attrs["checksum"] = _walk(f, path)
     return path
@@ -724,13 +849,7 @@ class LazyDataset:
             raise ValueError(f"stimuli must be a non-empty 1-D sequence of indices, got shape {index.shape}")
         lengths = self.lengths[index]
         n_times = int(lengths.max())
-        x_dtypes = {self._stimuli[i][0].dtype for i in index}
-        y_dtypes = {self._stimuli[i][1].dtype for i in index}
-        x_dtype, y_dtype = np.result_type(*x_dtypes), np.result_type(*y_dtypes)
-        if (lengths < n_times).any():
-            # Integer arrays cannot hold the NaN padding.
-            x_dtype = x_dtype if x_dtype.kind == "f" else np.dtype(np.float64)
-            y_dtype = y_dtype if y_dtype.kind == "f" else np.dtype(np.float64)
+        x_dtype, y_dtype = self._padded_dtypes(index)
         X = np.full((index.size, n_times, self.n_freqs), np.nan if x_dtype.kind == "f" else 0, dtype=x_dtype)
         y = np.full((index.size, n_times) + self.y_tail, np.nan if y_dtype.kind == "f" else 0, dtype=y_dtype)
         for row, i in enumerate(index):
@@ -753,6 +872,54 @@ class LazyDataset:
             format_version=self.format_version,
         )
 
+    def _padded_dtypes(self, index: np.ndarray) -> tuple[np.dtype, np.dtype]:
+        """dtypes of X and y padded to the longest of the stimuli ``index``."""
+        x_dtype = np.result_type(*{self._stimuli[i][0].dtype for i in index})
+        y_dtype = np.result_type(*{self._stimuli[i][1].dtype for i in index})
+        if (self.lengths[index] < self.lengths[index].max()).any():
+            # Integer arrays cannot hold the NaN padding.
+            x_dtype = x_dtype if x_dtype.kind == "f" else np.dtype(np.float64)
+            y_dtype = y_dtype if y_dtype.kind == "f" else np.dtype(np.float64)
+        return x_dtype, y_dtype
+
+    @property
+    def X(self) -> Any:
+        """X as a dask array, one stimulus per chunk, read from the file only when computed.
+
+        The shape, padding and dtype of :meth:`load`'s X: (n_stimuli, n_times, n_freqs), or
+        (n_times, n_freqs) for a file saved from a single recording (one chunk). Each task
+        opens the file itself and checks the stimulus's digest, so the array can be computed
+        by the workers of a ``dask.distributed`` cluster that see the file at the same path.
+        Pass it to :meth:`skstrf.STRFRegressor.fit` to fit out of core (user guide: "Data
+        larger than memory"). Needs the optional dask dependency (``pip install
+        "skstrf[dask]"``).
+        """
+        return self._dask_array("X")
+
+    @property
+    def y(self) -> Any:
+        """y as a dask array, one stimulus per chunk: the shape, padding and dtype of
+        :meth:`load`'s y, read like :attr:`X`."""
+        return self._dask_array("y")
+
+    def _dask_array(self, name: str) -> Any:
+        from ..chunked import require_dask
+
+        da = require_dask("LazyDataset.X and .y")
+        index = np.arange(len(self))
+        dtype = dict(zip("Xy", self._padded_dtypes(index)))[name]
+        n_times = int(self.lengths.max())
+        tail = (self.n_freqs,) if name == "X" else self.y_tail
+        chunks = ((1,) * len(self), (n_times,)) + tuple((d,) for d in tail)
+        if self.layout == "recording":
+            chunks = chunks[1:]
+        # The file's checksum covers every dataset's digest: a rewritten file gets new keys.
+        identity = _attr(self._file, "checksum", None) or (str(self.path), os.stat(self.path).st_mtime_ns)
+        token = hashlib.sha256(repr((str(self.path.resolve()), identity, name)).encode()).hexdigest()[:32]
+        return da.map_blocks(_read_block, str(self.path.resolve()), name, n_times, dtype.str, self._verify,
+                             self.layout == "recording", chunks=chunks, dtype=dtype,
+                             meta=np.empty((0,) * len(chunks), dtype), name=f"skstrf-{name}-{token}")
+
     def close(self) -> None:
         """Close the underlying HDF5 file."""
         self._file.close()
@@ -768,6 +935,22 @@ class LazyDataset:
             f"LazyDataset({str(self.path)!r}, n_stimuli={len(self)}, n_freqs={self.n_freqs}, "
             f"y_tail={self.y_tail}, lengths {int(self.lengths.min())}..{int(self.lengths.max())})"
         )
+
+
+def _read_block(path: str, name: str, n_times: int, dtype: str, verify: bool, recording: bool,
+                block_id: tuple[int, ...] = (0,)) -> np.ndarray:
+    """One chunk of :attr:`LazyDataset.X` or ``.y``: stimulus ``block_id[0]`` read from the
+    file (opened here, so that a dask worker can run it) and NaN-padded to ``n_times``."""
+    index = 0 if recording else int(block_id[0])
+    with _open_checked(Path(path)) as f:
+        try:
+            ds = f["stimuli"][str(index)][name]
+            value = _read_data(ds, verify)
+        except (KeyError, DatasetFormatError) as exc:
+            raise DatasetFormatError(f"{path}: stimulus {index} cannot be read: {exc}") from exc
+    out = np.full((n_times,) + value.shape[1:], np.nan if np.dtype(dtype).kind == "f" else 0, dtype=dtype)
+    out[: value.shape[0]] = value
+    return out if recording else out[None]
 
 
 def _attr(node: h5py.Group, key: str, default: Any = ...) -> Any:
@@ -863,7 +1046,9 @@ def load_dataset(path: str | os.PathLike, *, lazy: bool = False) -> Bunch | Lazy
         The file.
     lazy : bool, default=False
         Return a :class:`LazyDataset` that reads stimuli one at a time (for data larger
-        than memory) instead of loading everything.
+        than memory) instead of loading everything; its ``X`` and ``y`` are dask arrays
+        with one stimulus per chunk, which :class:`~skstrf.STRFRegressor` fits out of core
+        (user guide: "Data larger than memory").
 
     Returns
     -------

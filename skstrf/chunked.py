@@ -1,0 +1,472 @@
+"""Fitting, predicting and scoring data that arrive as dask arrays chunked along stimuli (out of core).
+
+:class:`~skstrf.STRFRegressor` hands ``fit``, ``predict`` and ``score`` to this module when
+X or y is a dask array. A closed-form fit needs the data only through sums over stimuli:
+
+1. one pass over the chunks gives each stimulus's valid length and the moments the model
+   standardises with (:class:`~skstrf.validation.FrameMoments`, merged over chunks);
+2. the cross-validation folds follow from the lengths alone, exactly as in memory, and
+   :func:`skstrf.plan.fold_groups` merges the stimuli every fold treats alike;
+3. a second pass computes each chunk's :class:`~skstrf.model.DesignStatistics` where the
+   chunk lives, sums them by fold group and reduces them in a tree
+   (:func:`grouped_statistics`), so that the client receives ``n_groups`` rows of
+   ``(F·L + 1)²`` numbers, never the data;
+4. the penalty is chosen and the model solved from those sums, as in memory.
+
+The tasks run on whichever dask scheduler is active (the default threads, or a
+``dask.distributed`` client); nothing here starts one. dask is an optional dependency:
+``pip install "skstrf[dask]"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .metrics import ScoreSums, cc_norm_from_sums
+from .model import DesignStatistics, build_model, input_moments, module_statistics
+from .net import build_net, check_finite_model, record_closed_form_epoch, start_from_closed_form
+from .plan import is_linear, resolve_solver, check_fit_options, plan_fit
+from .prefilters import make_prefilter
+from .solvers import solve_closed_form
+from .threads import capped_threads, limit_threads
+from .validation import (FrameMoments, StimulusSet, check_dtype, check_responses, check_responses_shape,
+                         check_stimuli, check_stimuli_shape, check_variation, responses_layout,
+                         to_user_layout)
+
+__all__ = ["is_dask_collection", "require_dask", "ChunkedData", "check_chunked", "grouped_statistics",
+           "fit_chunked", "predict_chunked", "score_chunked"]
+
+#: Partial results merged by one task of a tree reduction.
+SPLIT_EVERY = 8
+
+_IN_MEMORY_HINT = ("fit in-memory arrays instead (X.compute(), y.compute(), or load_dataset(path) "
+                   "without lazy=True)")
+
+
+def is_dask_collection(obj: Any) -> bool:
+    """Whether ``obj`` is a dask collection (array, dataframe, delayed), without importing dask."""
+    graph = getattr(obj, "__dask_graph__", None)
+    return callable(graph) and graph() is not None
+
+
+def require_dask(what: str) -> Any:
+    """Import and return ``dask.array``, or raise an ImportError naming the optional extra.
+
+    Parameters
+    ----------
+    what : str
+        What needs dask, for the message.
+
+    Returns
+    -------
+    module
+        ``dask.array``.
+    """
+    try:
+        import dask.array as da
+    except ImportError as exc:
+        raise ImportError(
+            f"{what} needs dask, an optional dependency of skstrf: install it with "
+            "pip install \"skstrf[dask]\""
+        ) from exc
+    return da
+
+
+@dataclass(frozen=True)
+class ChunkedData:
+    """Stimuli (and responses) as dask arrays in the stimulus layout, chunked along stimuli only.
+
+    Attributes
+    ----------
+    X : dask array of shape (n_stimuli, n_times, n_freqs)
+        One chunk holds whole stimuli (all frames, all bands).
+    y : dask array of shape (n_stimuli, n_times, n_neurons, n_repeats) or None
+        Chunked like X along stimuli, whole along the other axes.
+    x_ndim : int
+        Dimensions of the X given (2: one continuous recording, a single chunk).
+    y_layout : {"neuron", "psth", "repeats"} or None
+        The layout of the y given.
+    """
+
+    X: Any
+    y: Any = None
+    x_ndim: int = 3
+    y_layout: str | None = None
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Index of the first stimulus of each chunk, shape (n_chunks,)."""
+        return np.concatenate([[0], np.cumsum(self.X.chunks[0])[:-1]]).astype(np.int64)
+
+    @property
+    def n_stimuli(self) -> int:
+        return int(self.X.shape[0])
+
+    def blocks(self) -> list:
+        """One ``(X_block, y_block or None, first stimulus, n_stimuli)`` per chunk, the blocks
+        as dask delayed objects."""
+        xs = self.X.to_delayed().ravel()
+        ys = [None] * len(xs) if self.y is None else self.y.to_delayed().ravel()
+        return list(zip(xs, ys, self.starts.tolist(), self.X.chunks[0]))
+
+
+def _as_dask_array(da, a: Any, name: str, like: Any = None) -> Any:
+    """``a`` as a dask array: a dask array as is; anything else in memory, chunked along
+    axis 0 like ``like`` (the other argument, which is a dask array)."""
+    if is_dask_collection(a):
+        if not isinstance(a, da.Array):
+            raise TypeError(
+                f"{name} is a dask {type(a).__name__}, but skstrf reads dask arrays only "
+                f"(e.g. {name}.to_dask_array(lengths=True) for a dask dataframe)."
+            )
+        return a
+    a = np.asarray(a)
+    aligned = like is not None and a.ndim > 0 and like.ndim > 0 and a.shape[0] == like.shape[0]
+    # a mismatch of lengths is reported later, in the words of the in-memory checks
+    return da.from_array(a, chunks=(like.chunks[0],) + a.shape[1:] if aligned else a.shape)
+
+
+def check_chunked(X: Any, y: Any = None, *, n_freqs: int | None = None,
+                  owner: str = "this estimator") -> ChunkedData:
+    """Check dask X (and y) from their metadata and bring them to the stimulus layout.
+
+    Reads no data: the shapes, dimensions and dtypes are checked here with the messages of
+    the in-memory checks; the values (NaN end padding, finiteness, magnitude) are checked
+    chunk by chunk when the chunks are computed, with the in-memory checks.
+
+    X is rechunked so that each chunk holds whole stimuli (all frames, all bands); y is
+    rechunked to X's chunks along stimuli. A 2-D X (one continuous recording) becomes a
+    single chunk: one task then holds the whole recording.
+
+    Parameters
+    ----------
+    X : dask array of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
+        In-memory X is accepted when y is a dask array.
+    y : dask array or None, default=None
+        Responses in a layout of the data contract; in memory is accepted when X is dask.
+    n_freqs : int, default=None
+        Expected number of bands (a fitted estimator's).
+    owner : str, default="this estimator"
+        The fitted estimator's name, for the error when the number of bands differs.
+
+    Returns
+    -------
+    ChunkedData
+    """
+    da = require_dask("Fitting dask arrays")
+    if not is_dask_collection(X) and not is_dask_collection(y):
+        raise TypeError("check_chunked expects X or y to be a dask array")
+    if is_dask_collection(X):
+        X = _as_dask_array(da, X, "X")
+    if y is not None:
+        y = _as_dask_array(da, y, "y", like=X if is_dask_collection(X) else None)
+    if not is_dask_collection(X):
+        X = _as_dask_array(da, X, "X", like=y if y.ndim > 0 else None)
+    check_dtype(X._meta, "X")
+    check_stimuli_shape(X.shape, n_freqs=n_freqs, owner=owner)
+    for name, a in (("X", X), ("y", y)):
+        if a is not None and np.isnan(a.shape).any():
+            raise ValueError(
+                f"{name} has unknown chunk sizes (e.g. after boolean indexing); call "
+                f"{name}.compute_chunk_sizes() first."
+            )
+    x_ndim = X.ndim
+    X3 = X[None] if x_ndim == 2 else X
+    X3 = X3.rechunk({0: X3.chunks[0], 1: -1, 2: -1})
+    if y is None:
+        return ChunkedData(X3, None, x_ndim)
+    check_dtype(y._meta, "y")
+    y4, layout = responses_layout(y, x_ndim)
+    check_responses_shape(y.shape, y4.shape, X3.shape, x_ndim)
+    y4 = y4.rechunk((X3.chunks[0],) + tuple((n,) for n in y4.shape[1:]))
+    return ChunkedData(X3, y4, x_ndim, layout)
+
+
+def _shape_only(chunked: ChunkedData, lengths: np.ndarray) -> StimulusSet:
+    """A :class:`~skstrf.validation.StimulusSet` with ``chunked``'s shapes and the stimuli's
+    ``lengths`` whose values are never read: read-only NaN views of no memory, for the fit's
+    steps that need only the data's shape."""
+    nan = np.float64(np.nan)
+    return StimulusSet(np.broadcast_to(nan, chunked.X.shape), lengths, chunked.x_ndim,
+                       np.broadcast_to(nan, chunked.y.shape), chunked.y_layout)
+
+
+# ----------------------------------------------------------------------------- chunk tasks
+# Top-level functions of plain arguments, so that a distributed scheduler can pickle them.
+
+
+def _checked_chunk(X_block: np.ndarray, y_block: np.ndarray | None, start: int,
+                   n_freqs: int | None = None) -> StimulusSet:
+    """One chunk validated by the in-memory checks; an error names the chunk's stimuli."""
+    try:
+        data = check_stimuli(X_block, n_freqs=n_freqs)
+        return data if y_block is None else check_responses(y_block, data)
+    except (ValueError, TypeError) as exc:
+        stop = start + len(X_block) - 1
+        where = f"stimulus {start}" if stop == start else f"stimuli {start} to {stop}"
+        raise type(exc)(
+            f"in the dask chunk holding {where} (stimulus numbers in what follows count from "
+            f"the chunk's first, {start}): {exc}"
+        ) from exc
+
+
+def _chunk_moments(X_block: np.ndarray, y_block: np.ndarray, start: int,
+                   prefilter: torch.nn.Module | None) -> tuple:
+    """Pass 1 on one chunk: its stimuli's valid lengths and mergeable moments of X, of the
+    linear stage's input (the prefilter's output, if any) and of the PSTH."""
+    data = _checked_chunk(X_block, y_block, start)
+    inputs, psth = input_moments(data, prefilter)
+    raw = inputs if prefilter is None else FrameMoments.of(data.X, data.frame_mask)
+    return data.lengths, raw, inputs, psth
+
+
+def _chunk_statistics(X_block: np.ndarray, y_block: np.ndarray, start: int, module: torch.nn.Module,
+                      groups: np.ndarray, n_blocks: int) -> tuple[np.ndarray, DesignStatistics]:
+    """Pass 2 on one chunk: its statistics summed by fold group (``groups`` of its rows).
+
+    Returns the groups present and their summed statistics (one row each).
+    """
+    data = _checked_chunk(X_block, y_block, start)
+    with torch.no_grad():
+        stats = module_statistics(module, data, "cpu", n_blocks=n_blocks)
+    present, local = np.unique(groups, return_inverse=True)
+    return present, stats.sum_rows(torch.as_tensor(local.reshape(-1)), present.size)
+
+
+def _merge_grouped(*parts: tuple[np.ndarray, DesignStatistics]) -> tuple[np.ndarray, DesignStatistics]:
+    """Sum partial grouped statistics (one tree-reduction step)."""
+    present = np.unique(np.concatenate([p[0] for p in parts]))
+    first = parts[0][1]
+    total = DesignStatistics(*(torch.zeros((present.size, *a.shape[1:]), dtype=a.dtype)
+                               for a in (first.gram, first.cross, first.sq, first.count)))
+    for groups, stats in parts:
+        rows = torch.as_tensor(np.searchsorted(present, groups))
+        for out, value in zip((total.gram, total.cross, total.sq, total.count),
+                              (stats.gram, stats.cross, stats.sq, stats.count)):
+            out.index_add_(0, rows, value)
+    return present, total
+
+
+def _tree(parts: list, merge) -> Any:
+    """Reduce dask delayed ``parts`` with ``merge`` in a tree of fan-in :data:`SPLIT_EVERY`."""
+    import dask
+
+    while len(parts) > 1:
+        parts = [dask.delayed(merge)(*parts[i:i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
+    return parts[0]
+
+
+def _compute(*delayed_objects) -> tuple:
+    """Compute on the active dask scheduler, torch and the BLAS capped as a fit is."""
+    import dask
+
+    with limit_threads(capped_threads()):
+        return dask.compute(*delayed_objects)
+
+
+def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np.ndarray, n_groups: int,
+                       n_blocks: int = 1) -> DesignStatistics:
+    """:class:`~skstrf.model.DesignStatistics` of dask data summed by group, chunk by chunk.
+
+    Each chunk's statistics are computed where it lives (:func:`skstrf.model.module_statistics`),
+    summed over its rows by group and reduced over the chunks in a tree; only the
+    ``n_groups`` summed rows reach the caller.
+
+    Parameters
+    ----------
+    module : STRFModel
+        The model whose standardisation the statistics are in (on the CPU).
+    chunked : ChunkedData
+        From :func:`check_chunked`, with y.
+    groups : ndarray of int of shape (n_stimuli * n_blocks,)
+        The group of each row (stimulus, or block of a stimulus), ``0 .. n_groups - 1``,
+        e.g. from :func:`skstrf.plan.fold_groups`.
+    n_groups : int
+    n_blocks : int, default=1
+        Rows per stimulus (see :func:`skstrf.model.design_statistics`).
+
+    Returns
+    -------
+    DesignStatistics
+        ``n_groups`` rows, float64, on the CPU.
+    """
+    import dask
+
+    groups = np.asarray(groups).reshape(-1)
+    module = dask.delayed(module, traverse=False)  # one key, sent once to the workers
+    parts = []
+    for X_block, y_block, start, size in chunked.blocks():
+        rows = slice(start * n_blocks, (start + size) * n_blocks)
+        parts.append(dask.delayed(_chunk_statistics)(X_block, y_block, start, module, groups[rows], n_blocks))
+    (present, stats), = _compute(_tree(parts, _merge_grouped))
+    if not np.array_equal(present, np.arange(n_groups)):
+        raise RuntimeError(f"groups {np.setdiff1d(np.arange(n_groups), present).tolist()} have no statistics")
+    return stats
+
+
+# ----------------------------------------------------------------------------- fit
+
+def _check_supported(est, linear: bool, solver: str) -> None:
+    """Reject, before reading any data, what an out-of-core fit cannot do."""
+    if solver == "gradient":
+        why = ["solver='gradient'" if est.solver == "gradient" else f"kernel={est.kernel!r}"]
+        why += [f"{name}={getattr(est, name)!r}" for name, linear_value in
+                (("nonlinearity", "identity"), ("loss", "mse")) if getattr(est, name) != linear_value]
+        if not linear and est.prefilter is not None:
+            why.append(f"prefilter={est.prefilter!r}")
+        if not linear:
+            why = why[1:]  # a model that is not linear trains by gradient whatever the kernel
+        raise ValueError(
+            f"fitting dask arrays (out of core) needs a closed-form solver, but this model is "
+            f"trained by gradient ({', '.join(why)}): gradient training "
+            "passes over the data epoch after epoch and needs them in memory. Use a linear "
+            "least-squares model with solver 'ridge' (kernel='vanilla') or 'als' "
+            f"(kernel='separable'), or {_IN_MEMORY_HINT}."
+        )
+    if est.cv is None and est.validation_fraction is not None:
+        raise ValueError(
+            "fitting dask arrays (out of core) chooses the penalty by cross-validation over the "
+            f"stimuli, but cv=None with validation_fraction={est.validation_fraction!r} asks for "
+            "validation stimuli held out of the data; pass cv (e.g. the default 5), or "
+            f"validation_fraction=None with a single alpha, or {_IN_MEMORY_HINT}."
+        )
+
+
+def fit_chunked(est, X: Any, y: Any, net_params: dict):
+    """Fit ``est`` (an unfitted or fitted STRFRegressor) on dask arrays, out of core.
+
+    The fitted attributes equal those of ``est.fit(X.compute(), y.compute())`` up to the
+    order of floating-point sums (about 1e-12 relative). See the module's description.
+
+    Parameters
+    ----------
+    est : STRFRegressor
+    X, y : dask arrays (one of them may be in memory)
+        As for :meth:`skstrf.STRFRegressor.fit`.
+    net_params : dict
+        The estimator's routed skorch parameters.
+
+    Returns
+    -------
+    est : STRFRegressor
+        Fitted.
+    """
+    device = check_fit_options(est, y, net_params)
+    linear = is_linear(est)
+    _check_supported(est, linear, resolve_solver(est, linear))
+    chunked = check_chunked(X, y)
+    import dask
+
+    prefilter = make_prefilter(est.prefilter, chunked.X.shape[2], dt_ms=float(est.dt_ms),
+                               freq_range=est.freq_range)
+    pieces = _compute(*[dask.delayed(_chunk_moments)(xb, yb, start, prefilter)
+                        for xb, yb, start, _ in chunked.blocks()])
+    lengths = np.concatenate([p[0] for p in pieces])
+    raw, inputs, psth = (_merged([p[k] for p in pieces]) for k in (1, 2, 3))
+    plan, data = plan_fit(est, _shape_only(chunked, lengths), device, net_params, x_moments=raw)
+    check_variation(data, (raw, psth))
+    groups, group_folds = plan.row_groups()  # closed form only: never None here
+    with limit_threads(capped_threads()):
+        module = build_model(data, **plan.model, moments=(inputs, psth))
+    stats = grouped_statistics(module, chunked, groups, int(groups.max()) + 1, plan.n_blocks)
+    stats = DesignStatistics(*(a.to(plan.device) for a in (stats.gram, stats.cross, stats.sq, stats.count)))
+    with limit_threads(capped_threads()):
+        net = build_net(module, data, None, **plan.net)
+        solution = solve_closed_form(stats, None, plan.alphas, folds=group_folds, per_neuron=plan.per_neuron,
+                                     pooling=plan.pooling, separable_shape=plan.separable_shape)
+        start_from_closed_form(net, solution, data, load=True)
+        record_closed_form_epoch(net, stats, None)
+    check_finite_model(net.module_, est.lr)
+    est._store(net, plan, data, solution)
+    return est
+
+
+def _merged(moments: list[FrameMoments]) -> FrameMoments:
+    total = moments[0]
+    for m in moments[1:]:
+        total = total.merge(m)
+    return total
+
+
+# ----------------------------------------------------------------------------- predict, score
+
+def _predict_block(X_block: np.ndarray, est, block_info: dict | None = None) -> np.ndarray:
+    """Predictions (n_stimuli, n_times, n_neurons) of one chunk of X."""
+    start = 0 if block_info is None else int(block_info[0]["array-location"][0][0])
+    return est.predict_stimuli(_checked_chunk(X_block, None, start, n_freqs=est.n_features_in_))
+
+
+def predict_chunked(est, X: Any) -> Any:
+    """Predictions of a fitted STRFRegressor for dask stimuli, as a dask array.
+
+    Parameters
+    ----------
+    est : STRFRegressor
+        Fitted.
+    X : dask array of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
+
+    Returns
+    -------
+    y_pred : dask array
+        The layout of :meth:`skstrf.STRFRegressor.predict` (float64, NaN on padding frames),
+        chunked like X along stimuli; nothing is computed until asked.
+    """
+    import dask
+
+    chunked = check_chunked(X, n_freqs=est.n_features_in_, owner=type(est).__name__)
+    X3 = chunked.X
+    pred = X3.map_blocks(_predict_block, dask.delayed(est, traverse=False), dtype=np.float64,
+                         chunks=(X3.chunks[0], X3.chunks[1], (est.n_neurons_,)),
+                         meta=np.empty((0, 0, 0), dtype=np.float64))
+    return to_user_layout(pred, chunked.x_ndim, est.y_layout_)
+
+
+def _chunk_score(X_block: np.ndarray, y_block: np.ndarray, start: int, est) -> ScoreSums:
+    """The :class:`~skstrf.metrics.ScoreSums` of one chunk: predicted here, reduced to sums."""
+    data = _checked_chunk(X_block, y_block, start, n_freqs=est.n_features_in_)
+    return ScoreSums.of(data.y, est.predict_stimuli(data))
+
+
+def _merge_scores(*parts: ScoreSums) -> ScoreSums:
+    total = parts[0]
+    for part in parts[1:]:
+        total = total.merge(part)
+    return total
+
+
+def score_chunked(est, X: Any, y: Any) -> float:
+    """:meth:`skstrf.STRFRegressor.score` (mean cc_norm over neurons) for dask data.
+
+    Each chunk is predicted and reduced to per-neuron sums where it lives; the score is
+    then the one of the in-memory ``score`` on the whole data (pooled over stimuli), up to
+    the order of floating-point sums.
+
+    Parameters
+    ----------
+    est : STRFRegressor
+        Fitted.
+    X, y : dask arrays (one of them may be in memory)
+        As for :meth:`skstrf.STRFRegressor.score`.
+
+    Returns
+    -------
+    score : float
+    """
+    import dask
+
+    chunked = check_chunked(X, y, n_freqs=est.n_features_in_, owner=type(est).__name__)
+    n_neurons = chunked.y.shape[2]
+    if n_neurons != est.n_neurons_:
+        raise ValueError(
+            f"y has {n_neurons} neuron(s), but this estimator was fitted with "
+            f"{est.n_neurons_} (n_neurons_ = {est.n_neurons_}); score the neurons it was "
+            "fitted on, in the same order."
+        )
+    est_key = dask.delayed(est, traverse=False)
+    parts = [dask.delayed(_chunk_score)(xb, yb, start, est_key) for xb, yb, start, _ in chunked.blocks()]
+    (sums,) = _compute(_tree(parts, _merge_scores))
+    return float(cc_norm_from_sums(sums))

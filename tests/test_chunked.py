@@ -1,0 +1,230 @@
+"""Out-of-core fits, predictions and scores of dask arrays (skstrf.chunked) against in-memory ones."""
+
+import subprocess
+import sys
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.model_selection import KFold
+
+from skstrf import STRFRegressor
+from skstrf.chunked import check_chunked, grouped_statistics, require_dask
+from skstrf.datasets import load_dataset, save_dataset, save_stimuli
+from skstrf.model import build_model
+from skstrf.plan import fold_groups
+from skstrf.validation import check_X_y
+
+da = pytest.importorskip("dask.array", reason="the optional dask extra is not installed")
+
+RTOL = 1e-6  # the issue's bar; predictions and scores are float32 model outputs, so they
+# may differ at that level between processes (another BLAS blocking on a worker)
+
+
+@pytest.fixture(scope="module")
+def ragged(data):
+    """The shared small dataset with two stimuli cut short (NaN end padding)."""
+    X, y = data.X.copy(), data.y.copy()
+    for s, length in ((2, 150), (5, 120)):
+        X[s, length:] = np.nan
+        y[s, length:] = np.nan
+    return X, y
+
+
+def _dask(a, per_chunk=1):
+    return da.from_array(a, chunks=(per_chunk,) + (-1,) * (a.ndim - 1))
+
+
+def assert_same_fit(dask_fit, memory_fit):
+    """The fitted attributes of both fits agree (numbers to RTOL relative)."""
+    for name in ("strfs_", "intercept_", "alpha_"):
+        expected = getattr(memory_fit, name)
+        assert_allclose(getattr(dask_fit, name), expected, rtol=RTOL, atol=RTOL * np.abs(expected).max())
+    assert hasattr(dask_fit, "cv_scores_") == hasattr(memory_fit, "cv_scores_")
+    if hasattr(memory_fit, "cv_scores_"):
+        assert_allclose(dask_fit.cv_scores_, memory_fit.cv_scores_, rtol=RTOL)
+        assert_array_equal(dask_fit.cv_alphas_, memory_fit.cv_alphas_)
+    for name in ("n_features_in_", "n_neurons_", "y_layout_", "solver_", "n_params_per_neuron_"):
+        assert getattr(dask_fit, name) == getattr(memory_fit, name), name
+    assert_array_equal(dask_fit.train_stimuli_, memory_fit.train_stimuli_)
+    assert_array_equal(dask_fit.valid_stimuli_, memory_fit.valid_stimuli_)
+    assert_allclose(dask_fit.history_[:, "train_loss"], memory_fit.history_[:, "train_loss"], rtol=RTOL)
+
+
+@pytest.mark.parametrize("params", [
+    {},                                                    # ridge, penalty by 5-fold CV
+    {"cv": KFold(4, shuffle=True, random_state=0)},        # a splitter
+    {"alpha": 0.3},                                        # one penalty, no CV
+    {"cv": None, "validation_fraction": None, "alpha": 0.3},
+    {"alpha_per_neuron": False},
+    {"kernel": "separable"},                               # ALS
+    {"prefilter": "ic_adaptation"},                        # a fixed linear prefilter
+], ids=["cv5", "kfold-splitter", "alpha", "no-cv", "shared-alpha", "als", "ic-adaptation"])
+def test_dask_fit_equals_in_memory_fit(ragged, params):
+    X, y = ragged
+    memory = STRFRegressor(n_lags=6, **params).fit(X, y)
+    # chunks of 1 and of 3 stimuli (the last chunk shorter)
+    assert_same_fit(STRFRegressor(n_lags=6, **params).fit(_dask(X), _dask(y)), memory)
+    assert_same_fit(STRFRegressor(n_lags=6, **params).fit(_dask(X, 3), _dask(y, 3)), memory)
+
+
+def test_predict_and_score_equal_in_memory(ragged):
+    X, y = ragged
+    est = STRFRegressor(n_lags=6, alpha=0.1).fit(X, y)
+    pred = est.predict(_dask(X, 3))
+    assert isinstance(pred, da.Array)
+    assert pred.chunks == ((3, 3, 2), (X.shape[1],), (y.shape[2],))
+    expected = est.predict(X)
+    assert_allclose(pred.compute(), expected, rtol=RTOL, atol=RTOL * np.nanmax(np.abs(expected)))  # NaN as well
+    assert_allclose(est.score(_dask(X, 3), _dask(y, 3)), est.score(X, y), rtol=RTOL)
+    # in-memory y with dask X (and the reverse) are dask fits too
+    assert_allclose(est.score(_dask(X), y), est.score(X, y), rtol=RTOL)
+
+
+def test_layouts_one_neuron_psth_and_single_recording(ragged):
+    X, y = ragged
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # padding frames: mean of nothing
+        psth = np.nanmean(y, axis=3)
+    for Xa, ya in ((X, psth[..., 0]),                    # one neuron: y (n_stimuli, n_times)
+                   (X, psth),                            # PSTH: y (n_stimuli, n_times, n_neurons)
+                   (X[0], y[0])):                        # one continuous recording (CV in time blocks)
+        Xd = da.from_array(Xa, chunks=(50,) + (-1,) * (Xa.ndim - 1))  # frames chunked: rechunked
+        yd = da.from_array(ya, chunks=(50,) + (-1,) * (ya.ndim - 1))
+        memory = STRFRegressor(n_lags=6).fit(Xa, ya)
+        dask_fit = STRFRegressor(n_lags=6).fit(Xd, yd)
+        assert_same_fit(dask_fit, memory)
+        pred = dask_fit.predict(Xd)
+        assert pred.shape == memory.predict(Xa).shape
+        assert_allclose(pred.compute(), memory.predict(Xa), rtol=RTOL, atol=RTOL * np.nanmax(np.abs(ya)))
+        with warnings.catch_warnings(record=True) as expected_warnings:
+            warnings.simplefilter("always")
+            expected = memory.score(Xa, ya)
+        with warnings.catch_warnings(record=True) as got_warnings:
+            warnings.simplefilter("always")
+            got = dask_fit.score(Xd, yd)
+        assert_allclose(got, expected, rtol=RTOL)
+        # without repeats the score falls back to cc with the same warning
+        assert [str(w.message) for w in got_warnings] == [str(w.message) for w in expected_warnings]
+
+
+def test_lazy_hdf5_to_dask_fit(ragged, tmp_path):
+    X, y = ragged
+    path = save_dataset(tmp_path / "data.h5", X, y)
+    with load_dataset(path, lazy=True) as ds:
+        assert ds.X.chunks[0] == (1,) * X.shape[0]
+        assert_array_equal(ds.X.compute(), ds.load().X)  # NaN padding included
+        assert_array_equal(ds.y.compute(), ds.load().y)
+        assert_same_fit(STRFRegressor(n_lags=6).fit(ds.X, ds.y), STRFRegressor(n_lags=6).fit(X, y))
+
+
+def test_save_stimuli_writes_the_file_save_dataset_writes(ragged, tmp_path):
+    X, y = ragged
+    whole = save_dataset(tmp_path / "whole.h5", X, y, dt_ms=5.0, neuron_names=list("abcd"), note="x")
+    lengths = (~np.isnan(X[..., 0])).sum(1)
+    # at their valid lengths, or NaN-padded (trimmed when written)
+    pieces = ((X[s], y[s]) if s % 2 else (X[s, :n], y[s, :n]) for s, n in enumerate(lengths))
+    streamed = save_stimuli(tmp_path / "streamed.h5", pieces, n_stimuli=len(X), dt_ms=5.0,
+                            neuron_names=list("abcd"), note="x")
+    with h5py.File(whole) as a, h5py.File(streamed) as b:
+        assert a.attrs["checksum"] == b.attrs["checksum"]  # structure and every digest
+    assert_array_equal(load_dataset(streamed).y, load_dataset(whole).y)
+    with pytest.raises(ValueError, match="yielded 3 stimuli, but n_stimuli=4"):
+        save_stimuli(tmp_path / "short.h5", ((X[s], y[s]) for s in range(3)), n_stimuli=4)
+    with pytest.raises(ValueError, match="stimulus 1 has X_i of shape"):
+        save_stimuli(tmp_path / "bands.h5", [(X[0], y[0]), (X[1, :, :5], y[1])], n_stimuli=2)
+    assert not (tmp_path / "short.h5").exists() and not (tmp_path / "bands.h5").exists()
+
+
+def test_client_holds_one_row_per_fold_group(ragged):
+    X, y = ragged
+    chunked = check_chunked(_dask(X), _dask(y))
+    module = build_model(check_X_y(X, y), kernel="vanilla", n_lags=6)
+    folds = [(np.asarray(a), np.asarray(b)) for a, b in KFold(4).split(np.zeros((len(X), 1)))]
+    groups, group_folds = fold_groups(folds, len(X))
+    stats = grouped_statistics(module, chunked, groups, int(groups.max()) + 1)
+    assert stats.gram.shape == (4, 12 * 6 + 1, 12 * 6 + 1)  # 4 folds, not 8 stimuli
+    assert stats.cross.shape == (4, 12 * 6 + 1, y.shape[2])
+    assert_array_equal(stats.count, [(~np.isnan(X[g, :, 0])).sum() for g in np.split(np.arange(8), 4)])
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"kernel": "parametric"}, r"closed-form solver.*kernel='parametric'"),
+    ({"nonlinearity": "softplus"}, r"trained by gradient \(nonlinearity='softplus'\)"),
+    ({"solver": "gradient"}, r"solver='gradient'"),
+    ({"prefilter": "adaptrans"}, r"prefilter='adaptrans'"),
+    ({"cv": None}, r"cv=None with validation_fraction=0.15"),
+])
+def test_unsupported_models_fail_before_reading_data(ragged, params, match):
+    X, y = ragged
+    never = da.map_blocks(_never_read, _dask(X), dtype=float, meta=np.empty((0, 0, 0)))  # reading X fails
+    with pytest.raises(ValueError, match=match) as info:
+        STRFRegressor(n_lags=6, **params).fit(never, _dask(y))
+    assert "X.compute()" in str(info.value)
+
+
+def _never_read(block):
+    raise AssertionError("the data were read before the unsupported model was reported")
+
+
+def test_bad_chunks_and_values_give_clear_errors(ragged):
+    X, y = ragged
+    est = STRFRegressor(n_lags=6)
+    bad = X.copy()
+    bad[5, 10, 3] = np.nan  # NaN in one band inside stimulus 5
+    with pytest.raises(ValueError, match=r"dask chunk holding stimulus 5 .*NaN in some but not all"):
+        est.fit(_dask(bad), _dask(y))
+    with pytest.raises(ValueError, match="X and y disagree on the number of stimuli: X has 8 and y has 7"):
+        est.fit(_dask(X), _dask(y[:7]))
+    selected = _dask(X)[_dask(X)[:, 0, 0] > -np.inf]  # boolean indexing: unknown chunk sizes
+    with pytest.raises(ValueError, match="unknown chunk sizes.*compute_chunk_sizes"):
+        est.fit(selected, _dask(y))
+    with pytest.raises(TypeError, match="dask arrays only"):
+        est.fit(_dask(X).to_delayed().ravel()[0], y)
+    # y chunked unlike X is rechunked to X's chunks: the same fit
+    assert_same_fit(STRFRegressor(n_lags=6).fit(_dask(X, 2), _dask(y, 3)), STRFRegressor(n_lags=6).fit(X, y))
+    fitted = STRFRegressor(n_lags=6, alpha=0.1).fit(X, y)
+    with pytest.raises(ValueError, match="X has 5 features, but STRFRegressor is expecting 12"):
+        fitted.predict(_dask(X[..., :5]))
+    with pytest.raises(ValueError, match="y has 3 neuron"):
+        fitted.score(_dask(X), _dask(y[:, :, :3]))
+
+
+def test_without_dask_import_works_and_dask_paths_say_how_to_install(monkeypatch):
+    code = ("import sys; sys.modules['dask'] = sys.modules['dask.array'] = None\n"
+            "import numpy as np, skstrf\n"
+            "from skstrf import STRFRegressor\n"
+            "X = np.random.default_rng(0).normal(size=(4, 40, 3)); y = X[..., :1] + 0.1\n"
+            "STRFRegressor(n_lags=2, alpha=1.0).fit(X, y)\n"
+            "from skstrf.chunked import require_dask\n"
+            "try:\n    require_dask('this')\nexcept ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert 'pip install "skstrf[dask]"' in out.stdout
+    monkeypatch.setitem(sys.modules, "dask.array", None)
+    with pytest.raises(ImportError, match=r"skstrf\[dask\]"):
+        require_dask("Fitting dask arrays")
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed", reason="the optional distributed package is not installed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def test_local_cluster_fit_equals_in_memory_fit(client, ragged, tmp_path):
+    from distributed import get_task_stream
+
+    X, y = ragged
+    path = save_dataset(tmp_path / "data.h5", X, y)
+    memory = STRFRegressor(n_lags=6).fit(X, y)
+    with load_dataset(path, lazy=True) as ds, get_task_stream(client) as stream:
+        fitted = STRFRegressor(n_lags=6).fit(ds.X, ds.y)  # the workers open the file themselves
+        assert_same_fit(fitted, memory)
+        assert_allclose(fitted.score(ds.X, ds.y), memory.score(X, y), rtol=RTOL)
+    workers = {task["worker"] for task in stream.data if str(task["key"]).startswith("_chunk_statistics")}
+    assert len(workers) == 2  # the statistics were computed on both workers
