@@ -188,6 +188,18 @@ def timed(func: Callable[[], Any], repeats: int = 1) -> tuple[dict[str, float], 
     return summarize_times(wall, cpu), result
 
 
+def matmul_gflops(dtype: Any = None, n: int = 2048, repeats: int = 3) -> float:
+    """Dense matmul throughput of this process in ``dtype`` (float64 by default), GFLOP/s
+    (best of ``repeats`` products of two n x n matrices): the rate the limits are taken at."""
+    import torch
+
+    dtype = torch.float64 if dtype is None else dtype
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    timing, _ = timed(lambda: a @ b, repeats)
+    return 2 * n**3 / timing["seconds_min"] / 1e9
+
+
 def summarize_times(wall: Sequence[float], cpu: Sequence[float]) -> dict[str, float]:
     """Median, minimum and maximum of wall times and the median CPU time (see :func:`timed`)."""
     return {"seconds": statistics.median(wall), "seconds_min": min(wall), "seconds_max": max(wall),

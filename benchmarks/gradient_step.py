@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 import torch
-from _common import (HEADLINE_SEED, finish_section, machine_info, markdown_table, ns1_like,
+from _common import (HEADLINE_SEED, finish_section, machine_info, markdown_table, matmul_gflops, ns1_like,
                      set_threads, timed)
 from skorch.callbacks import Callback
 
@@ -48,14 +48,6 @@ class _BatchListener(Callback):
 
     def on_batch_end(self, net, **kwargs):
         pass
-
-
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 3) -> float:
-    """Dense matmul throughput of this process in ``dtype``, GFLOP/s (best of ``repeats``)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    timing, _ = timed(lambda: a @ b, repeats)
-    return 2 * n**3 / timing["seconds_min"] / 1e9
 
 
 def product_ms(n_stimuli: int, d: int, n_neurons: int, dtype: torch.dtype, repeats: int) -> dict[str, float]:

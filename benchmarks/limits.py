@@ -17,32 +17,34 @@ floor of any ridge path. Times are medians over ``--repeats`` runs, with their r
 **Memory**: the default fit's extra peak resident memory over its data at 1000 neurons x 200
 stimuli x 999 frames (y as a PSTH), in fresh processes (``benchmarks/scaling.py``'s
 machinery; ``--skip-memory`` leaves it out, it generates 1.6 GB of data); target 1.5 GB.
+**Load**: the default fit and a plain numpy ridge (materialised lagged design, its Gram, one
+eigendecomposition, one penalty) timed on the quiet machine and again while ``--load-procs``
+busy-loop processes compete for the cores (default: twice the CPUs this process may use, minus
+one: with the timed process itself, a load of twice the cores):
+the slowdown of each (target: the fit at most 3x, and no worse than numpy's).
+``--skip-load`` leaves it out.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _common import (HEADLINE_SEED, finish_section, format_range, machine_info, markdown_table,
+from _common import (HEADLINE_SEED, finish_section, format_range, machine_info, markdown_table, matmul_gflops,
                      set_threads, timed)
 
 from skstrf import STRFRegressor
 from skstrf.datasets import make_strf_dataset
 from skstrf.gram import lagged_statistics
 from skstrf.model import design_statistics
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 3) -> float:
-    """Dense float64 matmul throughput of this process, GFLOP/s (best of ``repeats``)."""
-    a = torch.randn(n, n, dtype=torch.float64)
-    b = torch.randn(n, n, dtype=torch.float64)
-    a @ b
-    timing, _ = timed(lambda: a @ b, repeats)
-    return 2 * n**3 / timing["seconds_min"] / 1e9
 
 
 def flops(n_frames: int, n_freqs: int, n_lags: int, n_neurons: int, n_stimuli: int) -> dict[str, float]:
@@ -66,6 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--markdown", help="write the section to this file")
     parser.add_argument("--skip-memory", action="store_true",
                         help="leave out the 1000-neuron x 200-stimulus memory row")
+    parser.add_argument("--skip-load", action="store_true", help="leave out the busy-machine table")
+    parser.add_argument("--load-procs", type=int, default=2 * len(os.sched_getaffinity(0)) - 1,
+                        help="busy-loop processes for the loaded timings (default: twice the CPUs minus "
+                        "one, so that with the fit itself the load is twice the CPUs)")
     args = parser.parse_args(argv)
     set_threads(args.threads)
     sizes = (dict(n_stimuli=6, n_times=200, n_freqs=10, n_neurons=8) if args.quick else
@@ -116,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         {"what": f"torch.linalg.eigh of one {D} x {D} matrix", **t_eigh, "range": format_range(t_eigh)},
         {"what": f"numpy.linalg.eigh of one {D} x {D} matrix", **t_eigh_np, "range": format_range(t_eigh_np)},
     ]
+    load_rows = [] if args.skip_load else under_load(fit_data, n_lags, repeats, args.load_procs)
     memory_rows = [] if args.skip_memory else memory(args.quick, args.seed, args.threads)
     after = machine_info()
 
@@ -128,6 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     text += "### Fit against one eigendecomposition\n\n" + markdown_table(fit_rows, [
         ("what", "what", ""), ("seconds", "seconds (median)", ".3g"), ("range", "range", ""),
         ("cpu_seconds", "CPU s", ".3g")])
+    if load_rows:
+        text += (f"\n\n### On a busy machine: {args.load_procs} busy-loop processes and the timed one on "
+                 f"{len(os.sched_getaffinity(0))} CPUs (target: the fit at most 3x its quiet time, "
+                 "and no worse than numpy)\n\n" + markdown_table(load_rows, [
+                     ("what", "what", ""), ("quiet", "quiet s (median)", ".3g"),
+                     ("quiet_range", "range", ""), ("loaded", "loaded s (median)", ".3g"),
+                     ("loaded_range", "range", ""), ("slowdown", "slowdown", ".2f")]))
     if memory_rows:
         text += ("\n\n### Memory of the default fit over its data (target: at most "
                  f"{MEMORY_TARGET_MIB / 1024:.1f} GiB extra)\n\n" + markdown_table(memory_rows, [
@@ -135,6 +149,51 @@ def main(argv: list[str] | None = None) -> None:
                      ("data_mib", "X + y (MiB)", ".0f"), ("overhead_mib", "fit's extra peak RSS (MiB)", ".0f"),
                      ("seconds", "fit (s), one run", ".1f"), ("meets", "meets", "")]))
     finish_section(text, args, before, after)
+
+
+def numpy_ridge(X: np.ndarray, y: np.ndarray, n_lags: int, alpha: float = 1.0) -> np.ndarray:
+    """A plain numpy ridge, the naive reference: materialised lagged design of every stimulus
+    (zero history), z-scored, its Gram, one eigendecomposition, one penalty. Weights (D, N)."""
+    X = np.nan_to_num(X)
+    P = np.nanmean(y, axis=-1) if y.ndim == 4 else y
+    S, T, F = X.shape
+    Z = np.zeros((S, T, F, n_lags))
+    for lag in range(n_lags):
+        Z[:, lag:, :, lag] = X[:, :T - lag]
+    Z = Z.reshape(S * T, F * n_lags)
+    Z = (Z - Z.mean(0)) / (Z.std(0) + 1e-12)
+    p = P.reshape(S * T, -1)
+    p = p - p.mean(0)
+    evals, evecs = np.linalg.eigh(Z.T @ Z / len(Z))
+    return evecs @ ((evecs.T @ (Z.T @ p / len(Z))) / (evals + alpha)[:, None])
+
+
+@contextlib.contextmanager
+def busy(n_procs: int):
+    """``n_procs`` processes spinning on a core each, for the duration of the block."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n_procs)]
+    try:
+        time.sleep(2.0)  # let them reach the run queue (and the load average follow)
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
+def under_load(fit_data: tuple, n_lags: int, repeats: int, n_procs: int) -> list[dict]:
+    """Quiet and loaded timings of the default fit and of :func:`numpy_ridge`."""
+    jobs = [("STRFRegressor() fit, defaults (vanilla, penalty by CV)",
+             lambda: STRFRegressor(n_lags=n_lags, random_state=0).fit(*fit_data)),
+            ("plain numpy ridge (materialised design, one eigh, one penalty)",
+             lambda: numpy_ridge(*fit_data, n_lags))]
+    quiet = [timed(job, repeats)[0] for _, job in jobs]
+    with busy(n_procs):
+        loaded = [timed(job, repeats)[0] for _, job in jobs]
+    return [{"what": name, "quiet": q["seconds"], "quiet_range": format_range(q), "loaded": b["seconds"],
+             "loaded_range": format_range(b), "slowdown": b["seconds"] / q["seconds"]}
+            for (name, _), q, b in zip(jobs, quiet, loaded)]
 
 
 #: The extra peak memory a 1000-neuron x 200-stimulus fit may add over its data (issue 14).

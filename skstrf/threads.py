@@ -1,9 +1,16 @@
 """How many threads torch and the BLAS may use: the user's setting, else the CPUs this process owns.
 
-Two rules keep a fit fast on a busy machine (more runnable threads than cores):
+Three rules keep a fit fast on a busy machine (more runnable threads than cores):
 
 - never more threads than the CPUs this process may use (:func:`capped_threads`: its
-  affinity mask and cgroup quota; a user's setting wins);
+  affinity mask and cgroup quota; a user's setting wins when it is lower);
+- never more threads than the CPUs that other processes leave free right now
+  (:func:`runnable_elsewhere`, read from Linux's ``/proc/loadavg``): OpenMP threads wait
+  for each other at every parallel step, so a thread that shares its core with a busy
+  process makes the whole team wait. At NS1 size on 2 cores the default fit took 0.47 s
+  with 2 threads and 0.60 s with 1 on a quiet machine, but 1.0 s (2 threads) against
+  0.62 s (1 thread) beside one busy process, and a median of 10 s (up to 22 s) against
+  1.6 s beside four (``benchmarks/limits.py``, "On a busy machine");
 - no fine-grained parallelism in LAPACK's symmetric eigensolver: it synchronises its
   threads at every step of the tridiagonal reduction, and a thread that lost its core
   stalls the others (2 threads measured 6 to 30 times slower than 1 at a load of twice
@@ -21,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["n_threads", "cpu_quota", "capped_threads", "limit_threads"]
+__all__ = ["n_threads", "cpu_quota", "runnable_elsewhere", "capped_threads", "limit_threads"]
 
 #: cgroup v2, then v1 files holding the CPU quota of this process's group.
 CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
@@ -46,6 +53,50 @@ def cpu_quota(v2: Path = CGROUP_V2, v1: tuple[Path, Path] = CGROUP_V1) -> int | 
         return None if quota <= 0 or period <= 0 else max(1, math.ceil(quota / period))
     except (OSError, ValueError):
         return None
+
+
+#: Linux's load file: its fourth field ``R/T`` counts the threads running or waiting for a
+#: CPU right now (R) machine-wide; and this process's threads, whose states it includes.
+LOADAVG = Path("/proc/loadavg")
+OWN_TASKS = Path("/proc/self/task")
+
+
+def runnable_elsewhere(loadavg: Path = LOADAVG, tasks: Path = OWN_TASKS, samples: int = 3) -> int | None:
+    """Threads of other processes running or waiting for a CPU now; None where unknown.
+
+    The runnable count of ``/proc/loadavg`` minus this process's own running threads (state
+    ``R`` in ``/proc/self/task/*/stat``, e.g. OpenMP workers still spinning after a parallel
+    region), the smallest of ``samples`` reads so that a process that only passes through
+    does not count. Unlike the load averages it says what the machine does now, and it
+    does not count this process's own work. None off Linux (no such files).
+
+    Parameters
+    ----------
+    loadavg, tasks : Path
+        The files to read (for tests).
+    samples : int, default=3
+        Reads to take the minimum of.
+
+    Returns
+    -------
+    int or None
+    """
+    counts = []
+    try:
+        for _ in range(samples):
+            running = int(loadavg.read_text().split()[3].split("/")[0])
+            own = 0
+            for task in tasks.iterdir():
+                try:
+                    stat = (task / "stat").read_text()
+                except OSError:  # a thread that ended meanwhile
+                    continue
+                # the state follows the command name, which is in parentheses and may hold spaces
+                own += stat[stat.rindex(")") + 2:].startswith("R")
+            counts.append(max(0, running - own))
+    except (OSError, ValueError, IndexError):
+        return None
+    return min(counts)
 
 
 def _affinity() -> int:
@@ -87,12 +138,15 @@ def n_threads(user: int | None = None) -> int:
 
 
 def capped_threads() -> int:
-    """Torch's current number of threads, capped at the CPUs this process may use.
+    """Torch's current number of threads, capped at the CPUs this process may use and at
+    those other processes leave free now.
 
     What a fit runs with: a user's ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) is
     kept when it is lower, but torch's default, the machine's core count, is cut to the
     process's affinity and CPU quota (:func:`n_threads`), so that a container or a shared
-    cluster node is not oversubscribed.
+    cluster node is not oversubscribed; and to the CPUs of the affinity mask that are not
+    running other processes' threads (:func:`runnable_elsewhere`), at least 1, so that no
+    thread of the team waits for a core that a busy neighbour holds.
 
     Returns
     -------
@@ -101,7 +155,12 @@ def capped_threads() -> int:
     # imported here so that reading a thread count (the command line's start) stays fast
     import torch
 
-    return max(1, min(torch.get_num_threads(), n_threads()))
+    n = max(1, min(torch.get_num_threads(), n_threads()))
+    if n > 1:
+        others = runnable_elsewhere()
+        if others is not None:
+            n = max(1, min(n, _affinity() - others))
+    return n
 
 
 @contextmanager

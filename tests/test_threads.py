@@ -104,3 +104,39 @@ def test_fit_and_predict_run_with_at_most_the_cpus_of_the_process(monkeypatch):
         assert np.isfinite(est.predict(d.X)).all() and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def _proc_files(tmp_path, running: int, own_states: list[str]):
+    """A fake /proc/loadavg with ``running`` runnable threads and /proc/self/task with one
+    thread per state (the command name holds a space and a parenthesis, as real ones may)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text(f"3.10 2.50 2.00 {running}/312 4242\n")
+    tasks = tmp_path / "task"
+    for i, state in enumerate(own_states):
+        (tasks / str(100 + i)).mkdir(parents=True)
+        (tasks / str(100 + i) / "stat").write_text(f"{100 + i} (py (worker) 1) {state} 1 2 3 4\n")
+    return loadavg, tasks
+
+
+def test_runnable_elsewhere_leaves_out_this_process_s_running_threads(tmp_path):
+    loadavg, tasks = _proc_files(tmp_path, running=6, own_states=["R", "S", "R"])
+    assert threads.runnable_elsewhere(loadavg, tasks) == 4
+    loadavg, tasks = _proc_files(tmp_path / "b", running=1, own_states=["R", "R"])
+    assert threads.runnable_elsewhere(loadavg, tasks) == 0  # never negative
+    assert threads.runnable_elsewhere(tmp_path / "missing", tasks) is None
+    (tmp_path / "bad").write_text("garbage\n")
+    assert threads.runnable_elsewhere(tmp_path / "bad", tasks) is None
+
+
+@pytest.mark.parametrize("others, expected", [(None, 6), (0, 6), (2, 4), (5, 1), (40, 1)])
+def test_capped_threads_leaves_the_cores_of_busy_neighbours(six_cpus, monkeypatch, others, expected):
+    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: others)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(8)
+        assert threads.capped_threads() == expected
+        torch.set_num_threads(3)  # a lower user setting stays the upper bound
+        assert threads.capped_threads() == min(3, expected)
+    finally:
+        torch.set_num_threads(before)
