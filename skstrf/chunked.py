@@ -42,6 +42,8 @@ __all__ = ["is_dask_collection", "require_dask", "ChunkedData", "check_chunked",
 
 #: Partial results merged by one task of a tree reduction.
 SPLIT_EVERY = 8
+#: Statistics tasks of a fit, at least (when there are as many chunks): work for every worker.
+MIN_TASKS = 64
 
 _IN_MEMORY_HINT = ("fit in-memory arrays instead (X.compute(), y.compute(), or load_dataset(path) "
                    "without lazy=True)")
@@ -237,6 +239,14 @@ def _chunk_statistics(X_block: np.ndarray, y_block: np.ndarray, start: int, modu
     return present, stats.sum_rows(torch.as_tensor(local.reshape(-1)), present.size)
 
 
+def _chunks_statistics(module: torch.nn.Module, n_blocks: int, *chunks: Any) -> tuple[np.ndarray, DesignStatistics]:
+    """Pass 2 on several chunks in one task (``chunks``: X block, y block, first stimulus
+    and row groups of each, flattened): their grouped statistics, summed here, so that one
+    result per :data:`SPLIT_EVERY` chunks leaves the worker."""
+    parts = [_chunk_statistics(*chunks[i:i + 3], module, chunks[i + 3], n_blocks) for i in range(0, len(chunks), 4)]
+    return parts[0] if len(parts) == 1 else _merge_grouped(*parts)
+
+
 def _merge_grouped(*parts: tuple[np.ndarray, DesignStatistics]) -> tuple[np.ndarray, DesignStatistics]:
     """Sum partial grouped statistics (one tree-reduction step)."""
     present = np.unique(np.concatenate([p[0] for p in parts]))
@@ -298,10 +308,15 @@ def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np
 
     groups = np.asarray(groups).reshape(-1)
     module = dask.delayed(module, traverse=False)  # one key, sent once to the workers
-    parts = []
+    leaves = []
     for X_block, y_block, start, size in chunked.blocks():
-        rows = slice(start * n_blocks, (start + size) * n_blocks)
-        parts.append(dask.delayed(_chunk_statistics)(X_block, y_block, start, module, groups[rows], n_blocks))
+        leaves.append((X_block, y_block, start, groups[start * n_blocks:(start + size) * n_blocks]))
+    # Up to SPLIT_EVERY chunks per task, summed where they are read: the statistics
+    # (n_groups x (F*L+1) x (F*L+1+N) numbers, megabytes) then leave a worker once per
+    # task, not once per chunk; but at least MIN_TASKS tasks, to spread over the workers.
+    per_task = int(np.clip(len(leaves) // MIN_TASKS, 1, SPLIT_EVERY))
+    parts = [dask.delayed(_chunks_statistics)(module, n_blocks, *(a for leaf in leaves[i:i + per_task] for a in leaf))
+             for i in range(0, len(leaves), per_task)]
     (present, stats), = _compute(_tree(parts, _merge_grouped))
     if not np.array_equal(present, np.arange(n_groups)):
         raise RuntimeError(f"groups {np.setdiff1d(np.arange(n_groups), present).tolist()} have no statistics")

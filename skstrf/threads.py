@@ -22,6 +22,7 @@ Three rules keep a fit fast on a busy machine (more runnable threads than cores)
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Iterator
@@ -192,16 +193,25 @@ def limit_threads(n: int | None = None) -> Iterator[int]:
     import torch
 
     before = torch.get_num_threads()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threadpool_limits = None
+    controller = _blas_controller()
     torch.set_num_threads(n)
     try:
-        if threadpool_limits is None:
+        if controller is None:
             yield n
         else:
-            with threadpool_limits(limits=n, user_api="blas"):
+            with controller.limit(limits=n, user_api="blas"):
                 yield n
     finally:
         torch.set_num_threads(before)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of the BLAS libraries loaded in this process (None without
+    threadpoolctl), made once: finding them scans the process's loaded libraries, which
+    cost more than a small fit (3 ms a call), and a fit loads no new BLAS."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()

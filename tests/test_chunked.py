@@ -70,6 +70,18 @@ def test_dask_fit_equals_in_memory_fit(ragged, params):
     assert_same_fit(STRFRegressor(n_lags=6, **params).fit(_dask(X, 3), _dask(y, 3)), memory)
 
 
+@pytest.mark.parametrize("min_tasks", [1, 2, 3])
+def test_several_chunks_per_statistics_task_give_the_same_fit(ragged, monkeypatch, min_tasks):
+    # few tasks for many chunks: each task sums up to SPLIT_EVERY chunks' statistics itself
+    import skstrf.chunked
+
+    X, y = ragged
+    monkeypatch.setattr(skstrf.chunked, "MIN_TASKS", min_tasks)
+    memory = STRFRegressor(n_lags=6, cv=KFold(4, shuffle=True, random_state=0)).fit(X, y)
+    fitted = STRFRegressor(n_lags=6, cv=KFold(4, shuffle=True, random_state=0)).fit(_dask(X), _dask(y))
+    assert_same_fit(fitted, memory)
+
+
 def test_predict_and_score_equal_in_memory(ragged):
     X, y = ragged
     est = STRFRegressor(n_lags=6, alpha=0.1).fit(X, y)
@@ -226,5 +238,5 @@ def test_local_cluster_fit_equals_in_memory_fit(client, ragged, tmp_path):
         fitted = STRFRegressor(n_lags=6).fit(ds.X, ds.y)  # the workers open the file themselves
         assert_same_fit(fitted, memory)
         assert_allclose(fitted.score(ds.X, ds.y), memory.score(X, y), rtol=RTOL)
-    workers = {task["worker"] for task in stream.data if str(task["key"]).startswith("_chunk_statistics")}
+    workers = {task["worker"] for task in stream.data if str(task["key"]).startswith("_chunks_statistics")}
     assert len(workers) == 2  # the statistics were computed on both workers
