@@ -20,6 +20,7 @@ The tasks run on whichever dask scheduler is active (the default threads, or a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,16 +250,10 @@ def _chunks_statistics(module: torch.nn.Module, n_blocks: int, *chunks: Any) -> 
 
 def _merge_grouped(*parts: tuple[np.ndarray, DesignStatistics]) -> tuple[np.ndarray, DesignStatistics]:
     """Sum partial grouped statistics (one tree-reduction step)."""
-    present = np.unique(np.concatenate([p[0] for p in parts]))
-    first = parts[0][1]
-    total = DesignStatistics(*(torch.zeros((present.size, *a.shape[1:]), dtype=a.dtype)
-                               for a in (first.gram, first.cross, first.sq, first.count)))
-    for groups, stats in parts:
-        rows = torch.as_tensor(np.searchsorted(present, groups))
-        for out, value in zip((total.gram, total.cross, total.sq, total.count),
-                              (stats.gram, stats.cross, stats.sq, stats.count)):
-            out.index_add_(0, rows, value)
-    return present, total
+    groups = np.concatenate([p[0] for p in parts])
+    present = np.unique(groups)
+    stats = functools.reduce(DesignStatistics.concat, (p[1] for p in parts))
+    return present, stats.sum_rows(torch.as_tensor(np.searchsorted(present, groups)), present.size)
 
 
 def _tree(parts: list, merge) -> Any:
@@ -381,7 +376,7 @@ def fit_chunked(est, X: Any, y: Any, net_params: dict):
     pieces = _compute(*[dask.delayed(_chunk_moments)(xb, yb, start, prefilter)
                         for xb, yb, start, _ in chunked.blocks()])
     lengths = np.concatenate([p[0] for p in pieces])
-    raw, inputs, psth = (_merged([p[k] for p in pieces]) for k in (1, 2, 3))
+    raw, inputs, psth = (_merged(*[p[k] for p in pieces]) for k in (1, 2, 3))
     plan, data = plan_fit(est, _shape_only(chunked, lengths), device, net_params, x_moments=raw)
     check_variation(data, (raw, psth))
     groups, group_folds = plan.row_groups()  # closed form only: never None here
@@ -400,11 +395,10 @@ def fit_chunked(est, X: Any, y: Any, net_params: dict):
     return est
 
 
-def _merged(moments: list[FrameMoments]) -> FrameMoments:
-    total = moments[0]
-    for m in moments[1:]:
-        total = total.merge(m)
-    return total
+def _merged(*parts: Any) -> Any:
+    """Parts that know how to ``merge`` (:class:`~skstrf.validation.FrameMoments`,
+    :class:`~skstrf.metrics.ScoreSums`), merged into one."""
+    return functools.reduce(lambda total, part: total.merge(part), parts)
 
 
 # ----------------------------------------------------------------------------- predict, score
@@ -446,13 +440,6 @@ def _chunk_score(X_block: np.ndarray, y_block: np.ndarray, start: int, est) -> S
     return ScoreSums.of(data.y, est.predict_stimuli(data))
 
 
-def _merge_scores(*parts: ScoreSums) -> ScoreSums:
-    total = parts[0]
-    for part in parts[1:]:
-        total = total.merge(part)
-    return total
-
-
 def score_chunked(est, X: Any, y: Any) -> float:
     """:meth:`skstrf.STRFRegressor.score` (mean cc_norm over neurons) for dask data.
 
@@ -483,5 +470,5 @@ def score_chunked(est, X: Any, y: Any) -> float:
         )
     est_key = dask.delayed(est, traverse=False)
     parts = [dask.delayed(_chunk_score)(xb, yb, start, est_key) for xb, yb, start, _ in chunked.blocks()]
-    (sums,) = _compute(_tree(parts, _merge_scores))
+    (sums,) = _compute(_tree(parts, _merged))
     return float(cc_norm_from_sums(sums))

@@ -132,6 +132,24 @@ def test_lazy_hdf5_to_dask_fit(ragged, tmp_path):
         assert_same_fit(STRFRegressor(n_lags=6).fit(ds.X, ds.y), STRFRegressor(n_lags=6).fit(X, y))
 
 
+def test_lazy_arrays_of_a_rewritten_file_fail_clearly(ragged, tmp_path):
+    # the dask graph is built from the header read at opening; a file rewritten meanwhile
+    # with other shapes must give a clear error, not a broadcasting one or wrong data
+    from skstrf.datasets import DatasetFormatError
+
+    X, y = ragged
+    path = save_dataset(tmp_path / "data.h5", X, y)
+    with load_dataset(path, lazy=True) as ds:
+        lazy_X, lazy_y = ds.X, ds.y
+    longer = [np.nan_to_num(np.concatenate([a, a], axis=1)) for a in (X, y)]  # 400 valid frames
+    save_dataset(path, *longer)
+    with pytest.raises(DatasetFormatError, match=r"stimulus 0's X has shape \(400, 12\).*rewritten"):
+        lazy_X[:1].compute()
+    save_dataset(path, X, y[:, :, :2])  # fewer neurons
+    with pytest.raises(DatasetFormatError, match=r"stimulus 0's y has shape .*trailing shape"):
+        lazy_y[:1].compute()
+
+
 def test_save_stimuli_writes_the_file_save_dataset_writes(ragged, tmp_path):
     X, y = ragged
     whole = save_dataset(tmp_path / "whole.h5", X, y, dt_ms=5.0, neuron_names=list("abcd"), note="x")

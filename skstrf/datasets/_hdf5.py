@@ -916,7 +916,7 @@ class LazyDataset:
         # The file's checksum covers every dataset's digest: a rewritten file gets new keys.
         identity = _attr(self._file, "checksum", None) or (str(self.path), os.stat(self.path).st_mtime_ns)
         token = hashlib.sha256(repr((str(self.path.resolve()), identity, name)).encode()).hexdigest()[:32]
-        return da.map_blocks(_read_block, str(self.path.resolve()), name, n_times, dtype.str, self._verify,
+        return da.map_blocks(_read_block, str(self.path.resolve()), name, n_times, tail, dtype.str, self._verify,
                              self.layout == "recording", chunks=chunks, dtype=dtype,
                              meta=np.empty((0,) * len(chunks), dtype), name=f"skstrf-{name}-{token}")
 
@@ -937,8 +937,8 @@ class LazyDataset:
         )
 
 
-def _read_block(path: str, name: str, n_times: int, dtype: str, verify: bool, recording: bool,
-                block_id: tuple[int, ...] = (0,)) -> np.ndarray:
+def _read_block(path: str, name: str, n_times: int, tail: tuple[int, ...], dtype: str, verify: bool,
+                recording: bool, block_id: tuple[int, ...] = (0,)) -> np.ndarray:
     """One chunk of :attr:`LazyDataset.X` or ``.y``: stimulus ``block_id[0]`` read from the
     file (opened here, so that a dask worker can run it) and NaN-padded to ``n_times``."""
     index = 0 if recording else int(block_id[0])
@@ -948,6 +948,12 @@ def _read_block(path: str, name: str, n_times: int, dtype: str, verify: bool, re
             value = _read_data(ds, verify)
         except (KeyError, DatasetFormatError) as exc:
             raise DatasetFormatError(f"{path}: stimulus {index} cannot be read: {exc}") from exc
+    if value.ndim != len(tail) + 1 or value.shape[1:] != tail or value.shape[0] > n_times:
+        # the file changed since it was opened: its header no longer describes this stimulus
+        raise DatasetFormatError(
+            f"{path}: stimulus {index}'s {name} has shape {value.shape}; the file's header "
+            f"gave at most {n_times} frames and trailing shape {tail} (was the file rewritten?)"
+        )
     out = np.full((n_times,) + value.shape[1:], np.nan if np.dtype(dtype).kind == "f" else 0, dtype=dtype)
     out[: value.shape[0]] = value
     return out if recording else out[None]
