@@ -1,4 +1,4 @@
-"""The penalty and scaling defaults on both synthetic modes: cv, alpha per neuron and its pooling, band-scale floor.
+"""The penalty and scaling defaults on both synthetic modes: cv, alpha per neuron and its pooling, band-scale floor, ALS's penalty.
 
 Run from the repository root::
 
@@ -21,6 +21,10 @@ on three datasets per tuning seed:
 Only the TUNING seeds of ``_common.py`` are allowed: the headline tables (``realistic_failures.py``,
 ``bench_vs_deepstrf.py``) report other seeds. The band-scale floor is the module constant
 :data:`skstrf.model.X_SCALE_FLOOR`, set here for each row.
+
+A second table scores the separable kernel (rank-1 ALS, ``kernel="separable"``) with the
+fraction of the free kernel's cross-validated penalty that ALS takes, the module constant
+:data:`skstrf.solvers.ALS_PENALTY_SCALE`, set here for each row.
 """
 
 from __future__ import annotations
@@ -37,11 +41,13 @@ from _common import (TUNING_SEEDS, format_machine, machine_info, markdown_table,
 from sklearn.model_selection import KFold
 
 import skstrf.model
+import skstrf.solvers
 from skstrf import STRFRegressor
 from skstrf.datasets import make_realistic_dataset
 from skstrf.model_selection import ContiguousBlocks
 
 DEFAULT_FLOOR = skstrf.model.X_SCALE_FLOOR
+DEFAULT_ALS_SCALE = skstrf.solvers.ALS_PENALTY_SCALE
 
 # (label, STRFRegressor overrides, band-scale floor)
 SETTINGS: list[tuple[str, dict[str, Any], float]] = [
@@ -56,6 +62,13 @@ SETTINGS: list[tuple[str, dict[str, Any], float]] = [
     ("floor 1 (every band at least the median band's scale)", {}, 1.0),
 ]
 
+# (label, fraction of the free kernel's penalty that ALS takes)
+ALS_SETTINGS: list[tuple[str, float]] = [
+    ("1 (the free kernel's penalty)", 1.0),
+    ("1/2", 0.5),
+    ("1/4", 0.25),
+]
+
 
 def ns1_score(params: dict, data) -> float:
     """Test cc_norm of a fit on the 17 train+valid stimuli of the NS1-like data."""
@@ -63,6 +76,19 @@ def ns1_score(params: dict, data) -> float:
     est = STRFRegressor(random_state=0, validation_fraction=len(data.valid) / len(fit), **params)
     est.fit(data.X[fit], data.y[fit])
     return float(np.nanmean(test_scores(data.y[data.test], est.predict(data.X[data.test]))[1]))
+
+
+def score_row(label: str, params: dict, data: dict) -> dict[str, Any]:
+    """Scores of one setting on every dataset of every seed, and their means per mode."""
+    row: dict[str, Any] = {"setting": label}
+    for seed, (songs, song_folds, cont, cont_folds, ns1) in data.items():
+        row[f"songs_{seed}"] = pooled_score(songs.y, out_of_fold(params, songs.X, songs.y, song_folds, 20))
+        row[f"cont_{seed}"] = pooled_score(cont.y, out_of_fold(params, cont.X, cont.y, cont_folds, 20))
+        row[f"ns1_{seed}"] = ns1_score(params, ns1)
+    for mode in ("songs", "cont", "ns1"):
+        row[mode] = float(np.mean([row[f"{mode}_{s}"] for s in data]))
+    print(row, file=sys.stderr, flush=True)
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,18 +117,16 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for label, params, floor in SETTINGS:
         skstrf.model.X_SCALE_FLOOR = floor
-        row: dict[str, Any] = {"setting": label}
-        for seed, (songs, song_folds, cont, cont_folds, ns1) in data.items():
-            row[f"songs_{seed}"] = pooled_score(songs.y, out_of_fold(params, songs.X, songs.y, song_folds, 20))
-            row[f"cont_{seed}"] = pooled_score(cont.y, out_of_fold(params, cont.X, cont.y, cont_folds, 20))
-            row[f"ns1_{seed}"] = ns1_score(params, ns1)
-        for mode in ("songs", "cont", "ns1"):
-            row[mode] = float(np.mean([row[f"{mode}_{s}"] for s in data]))
-        rows.append(row)
-        print(row, file=sys.stderr, flush=True)
+        rows.append(score_row(label, params, data))
     skstrf.model.X_SCALE_FLOOR = DEFAULT_FLOOR
-    columns = [("setting", "vanilla ridge setting", ""), ("songs", "songs (mean)", ".3f"),
-               ("cont", "continuous (mean)", ".3f"), ("ns1", "NS1-like (mean)", ".3f")]
+    als_rows = []
+    for label, scale in ALS_SETTINGS:
+        skstrf.solvers.ALS_PENALTY_SCALE = scale
+        default = " (default)" if scale == DEFAULT_ALS_SCALE else ""
+        als_rows.append(score_row(f"{label}{default}", {"kernel": "separable"}, data))
+    skstrf.solvers.ALS_PENALTY_SCALE = DEFAULT_ALS_SCALE
+    columns = [("songs", "songs (mean)", ".3f"), ("cont", "continuous (mean)", ".3f"),
+               ("ns1", "NS1-like (mean)", ".3f")]
     for seed in data:
         columns += [(f"songs_{seed}", f"songs s{seed}", ".3f"), (f"cont_{seed}", f"cont. s{seed}", ".3f"),
                     (f"ns1_{seed}", f"NS1 s{seed}", ".3f")]
@@ -112,7 +136,10 @@ def main(argv: list[str] | None = None) -> None:
         f"Tuning seeds {', '.join(map(str, data))}; pooled out-of-fold cc_norm (songs: 5-fold over songs, "
         "8 cells; continuous: 5 contiguous blocks, 5 units; NS1-like: test cc_norm of 119 cells). "
         "Scores only: no time is reported.",
-        markdown_table(rows, columns)])
+        markdown_table(rows, [("setting", "vanilla ridge setting", ""), *columns]),
+        "Separable kernel (rank-1 ALS, otherwise defaults): ALS's penalty as a fraction of the "
+        "free kernel's cross-validated choice (`skstrf.solvers.ALS_PENALTY_SCALE`).",
+        markdown_table(als_rows, [("setting", "ALS penalty / free kernel's", ""), *columns])])
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")

@@ -229,7 +229,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         continuous recording split in time, ``[0]`` and ``[1]`` name its training and
         validation blocks.
     alpha_ : ndarray of shape (n_neurons,)
-        The penalty of each neuron.
+        The penalty of each neuron (the separable kernel's, when chosen by cross-validation:
+        :data:`skstrf.solvers.ALS_PENALTY_SCALE`, by default 1, times the free kernel's choice).
     cv_scores_ : ndarray of shape (n_alphas, n_neurons)
         Only when the penalty was chosen by cross-validation: the pooled out-of-fold
         correlation of every penalty of ``cv_alphas_`` and neuron (the CV curve).
@@ -451,9 +452,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         if is_dask_collection(X) or is_dask_collection(y):
             # out of core: closed-form fits from statistics reduced over the chunks
             return fit_chunked(self, X, y, self._net_params())
-        plan, data = make_plan(self, X, y, self._net_params())
         # never more threads than the CPUs this process may use (see skstrf.threads)
         with limit_threads(capped_threads()):
+            plan, data = make_plan(self, X, y, self._net_params())
             train = data.subset(plan.train)
             valid = data.subset(plan.valid) if plan.valid.size else None
             # X's and the PSTH's moments over the training frames: computed once, for the

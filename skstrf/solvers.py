@@ -7,6 +7,8 @@ statistics. Weights are ``(D, N)`` with ``D = C * F * L`` in the design's column
 
 from __future__ import annotations
 
+import functools
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -55,7 +57,8 @@ def intercept(m: Moments, weight: torch.Tensor) -> torch.Tensor:
     return m.p_mean - m.z_mean @ weight
 
 
-def ridge_path(m: Moments, alphas: torch.Tensor) -> torch.Tensor:
+def ridge_path(m: Moments, alphas: torch.Tensor,
+               decomposition: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Ridge weights for every penalty and neuron from one eigendecomposition.
 
     Minimises ``||P - Z w||^2 / n + alpha ||w||^2`` per neuron, i.e. solves
@@ -67,12 +70,15 @@ def ridge_path(m: Moments, alphas: torch.Tensor) -> torch.Tensor:
         Centred statistics of the fitting stimuli.
     alphas : Tensor of shape (n_alphas,) or (n_alphas, n_neurons)
         Penalties, shared by all neurons or one per neuron.
+    decomposition : (eigenvalues, eigenvectors) or None, default=None
+        ``torch.linalg.eigh(m.gram / m.count)`` when already computed (e.g. alongside the
+        folds' by :func:`cross_validated_path`); computed here by default.
 
     Returns
     -------
     weights : Tensor of shape (n_alphas, D, n_neurons)
     """
-    evals, evecs = torch.linalg.eigh(m.gram / m.count)
+    evals, evecs = torch.linalg.eigh(m.gram / m.count) if decomposition is None else decomposition
     evals = evals.clamp(min=0.0)
     rotated = evecs.T @ (m.cross / m.count)  # (D, N)
     alphas = alphas.to(rotated)
@@ -141,7 +147,8 @@ def validation_correlation(weights: torch.Tensor, bias: torch.Tensor,
     return correlation_from_sums(prediction_sums(weights, bias, stats))
 
 
-def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor) -> torch.Tensor:
+def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor, *,
+                         also: tuple[torch.Tensor, ...] = ()):
     """Ridge penalty path scored by cross-validation over stimuli, from statistics alone.
 
     For each fold, the statistics of its training stimuli (a sum over them) give the whole
@@ -161,20 +168,36 @@ def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor) -
     folds : iterable of (train_index, test_index)
         Rows of ``stats`` fitted and held out in each fold.
     alphas : Tensor of shape (n_alphas,)
+    also : tuple of Tensor of shape (D, D), default=()
+        Further symmetric matrices to decompose side by side with the folds' (e.g. the
+        refit's ``gram / count``, for :func:`ridge_path`'s ``decomposition``): with K folds
+        on 2 threads, an odd K leaves a thread idle that one more decomposition fills.
 
     Returns
     -------
     scores : Tensor of shape (n_alphas, n_neurons)
         Pooled out-of-fold correlation.
+    decompositions : list of (eigenvalues, eigenvectors)
+        Only when ``also`` is given: ``torch.linalg.eigh`` of each of its matrices, so
+        that the result is ``(scores, decompositions)``.
     """
     folds = [(torch.as_tensor(np.asarray(train)), torch.as_tensor(np.asarray(test))) for train, test in folds]
-    fitted = [moments(stats, train) for train, _ in folds]
-    decompositions = eigh_many([m.gram / m.count for m in fitted])
-    total = None
-    for (_, test), m, (evals, evecs) in zip(folds, fitted, decompositions):
-        sums = _held_out_sums(m, evals.clamp(min=0.0), evecs, alphas, summed_batch(stats, test))
-        total = sums if total is None else total + sums
-    return correlation_from_sums(total)
+
+    def fold_sums(train: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
+        m = moments(stats, train)
+        evals, evecs = torch.linalg.eigh(m.gram / m.count)
+        return _held_out_sums(m, evals.clamp(min=0.0), evecs, alphas, summed_batch(stats, test))
+
+    results = _side_by_side([functools.partial(fold_sums, *fold) for fold in folds]
+                           + [functools.partial(torch.linalg.eigh, a) for a in also],
+                           size=stats.gram.shape[-1])
+    scores = correlation_from_sums(torch.stack(results[:len(folds)]).sum(0))
+    return (scores, results[len(folds):]) if also else scores
+
+
+#: Smallest matrix (rows) that :func:`eigh_many` decomposes in threads: below it the
+#: decompositions take microseconds, less than handing them to another thread.
+THREADED_EIGH_MIN = 128
 
 
 def eigh_many(matrices: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -185,7 +208,9 @@ def eigh_many(matrices: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Te
     that lost its core stalls the others, and a 2-thread decomposition measured 6 to 30
     times slower than a 1-thread one at a load of twice the cores. Independent
     decompositions, one thread each, never wait for each other, and on a quiet machine they
-    keep the cores as busy (:data:`skstrf.threads` documents the rule).
+    keep the cores as busy (:data:`skstrf.threads` documents the rule). The worker threads
+    are kept between calls; matrices smaller than :data:`THREADED_EIGH_MIN` are decomposed
+    one after the other.
 
     Parameters
     ----------
@@ -196,11 +221,41 @@ def eigh_many(matrices: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Te
     list of (eigenvalues (D,), eigenvectors (D, D))
         In the order of ``matrices``.
     """
+    return _side_by_side([functools.partial(torch.linalg.eigh, a) for a in matrices],
+                        size=matrices[0].shape[0] if matrices and matrices[0].device.type == "cpu" else 0)
+
+
+def _side_by_side(tasks: list, size: int) -> list:
+    """Call each of ``tasks`` (no arguments) and return their results in order: on worker
+    threads, one BLAS / torch thread each, when there are several, this process may use
+    several threads, and ``size`` (the rows of the matrices they work on; 0 off the CPU)
+    is at least :data:`THREADED_EIGH_MIN`; otherwise one after the other here.
+
+    For work dominated by LAPACK's eigensolver, which synchronises its threads too often to
+    share a busy machine (see :func:`eigh_many`).
+    """
     n_threads = torch.get_num_threads()
-    if len(matrices) < 2 or n_threads < 2 or matrices[0].device.type != "cpu":
-        return [torch.linalg.eigh(a) for a in matrices]
-    with limit_threads(1), ThreadPoolExecutor(min(n_threads, len(matrices))) as pool:
-        return list(pool.map(torch.linalg.eigh, matrices))
+    if len(tasks) < 2 or n_threads < 2 or size < THREADED_EIGH_MIN:
+        return [task() for task in tasks]
+    pool = _worker_pool(min(n_threads, len(tasks)))
+    with limit_threads(1):
+        return [future.result() for future in [pool.submit(task) for task in tasks]]
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _worker_pool(n: int) -> ThreadPoolExecutor:
+    """A pool of ``n`` threads, made once per process (starting threads costs milliseconds
+    on a busy machine); a forked child makes its own, since a fork copies no threads."""
+    pool = _POOLS.get(n)
+    if pool is None:
+        pool = _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="skstrf-eigh")
+    return pool
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def _held_out_sums(m: Moments, evals: torch.Tensor, evecs: torch.Tensor, alphas: torch.Tensor,
@@ -373,6 +428,14 @@ def _als_chunk(m: Moments, init: torch.Tensor, alphas: torch.Tensor, n_freqs: in
     return weights
 
 
+#: ALS's penalty as a fraction of the one cross-validation chose for the free kernel. The
+#: rank constraint regularises too, so a separable kernel might need less shrinkage; on the
+#: tuning seeds of ``benchmarks/defaults_realistic.py`` a half or a quarter gained at most
+#: 0.001 on songs and NS1-like data and lost 0.004 and 0.008 on the continuous recording
+#: (means over the seeds), so the default keeps the free kernel's penalty.
+ALS_PENALTY_SCALE = 1.0
+
+
 @dataclass(frozen=True)
 class ClosedFormSolution:
     """A closed-form fit in standardised units.
@@ -408,8 +471,9 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
     (:func:`cross_validated_path`) and the weights are refitted on all of ``train``.
     Otherwise, with validation stimuli ``valid``, each penalty's fit to ``train`` is scored
     on ``valid`` and the weights are refitted on both. With neither, ``alphas`` must hold
-    one penalty. ALS (a separable kernel) uses the penalty chosen for the free kernel when
-    cross-validating, and chooses among its own fits on ``valid`` otherwise.
+    one penalty. ALS (a separable kernel) uses :data:`ALS_PENALTY_SCALE` times the penalty
+    chosen for the free kernel when cross-validating, and chooses among its own fits on
+    ``valid`` otherwise.
 
     Parameters
     ----------
@@ -436,10 +500,12 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
     train_m = moments(train)
     scores = None
     if folds is not None:
-        refit_m = train_m
-        scores = cross_validated_path(train, folds, alphas) if alphas.numel() > 1 else None
+        refit_m, scores, decomposition = train_m, None, None
+        if alphas.numel() > 1:  # the refit's decomposition alongside the folds'
+            scores, (decomposition,) = cross_validated_path(train, folds, alphas,
+                                                            also=(train_m.gram / train_m.count,))
         chosen = _choose(scores, alphas, per_neuron, train_m.cross.shape[1], pooling)
-        weight = ridge_path(refit_m, chosen[None])[0]
+        weight = ridge_path(refit_m, chosen[None], decomposition)[0]
     else:
         refit_m = train_m if valid is None else moments(train.concat(valid))
         weight, _, chosen, scores = fit_ridge(train_m, valid, alphas, refit=refit_m)
@@ -464,6 +530,8 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
             scores[finite] = validation_correlation(fitted, intercept(train_m, fitted), valid)
             chosen = _choose(scores, alphas, per_neuron, N, pooling)
             weight = ridge_path(refit_m, chosen[None])[0]
+        if folds is not None and scores is not None:  # chosen on the free kernel's curve
+            chosen = chosen * ALS_PENALTY_SCALE
         weight = fit_als(refit_m, weight.T.reshape(N, F, L), chosen, F, L, rank).reshape(N, F * L).T
         _check_finite_solution(weight, alphas)
     return ClosedFormSolution(weight, intercept(refit_m, weight), chosen, refit_m, scores)

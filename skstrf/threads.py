@@ -14,10 +14,11 @@ Three rules keep a fit fast on a busy machine (more runnable threads than cores)
 - no fine-grained parallelism in LAPACK's symmetric eigensolver: it synchronises its
   threads at every step of the tridiagonal reduction, and a thread that lost its core
   stalls the others (2 threads measured 6 to 30 times slower than 1 at a load of twice
-  the cores, for torch's MKL and numpy's OpenBLAS alike). The independent
-  decompositions of the cross-validation folds therefore run side by side, one thread
-  each (:func:`skstrf.solvers.eigh_many`); the large matrix products, which synchronise
-  rarely, keep the thread count.
+  the cores, for torch's MKL and numpy's OpenBLAS alike). The independent work of the
+  cross-validation folds (each fold's decomposition and its held-out products) and the
+  refit's decomposition therefore run side by side, one thread each
+  (:func:`skstrf.solvers.cross_validated_path`, :func:`skstrf.solvers.eigh_many`); the
+  other large matrix products, which synchronise rarely, keep the thread count.
 """
 
 from __future__ import annotations

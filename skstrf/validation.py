@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from sklearn.utils import check_array
 
 __all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y", "check_variation",
@@ -303,8 +304,13 @@ def check_responses(y, stimuli: StimulusSet) -> StimulusSet:
     y = _as_float_array(y, "y", allow_nd=True)
     y4, layout = responses_layout(y, stimuli.x_ndim)
     check_responses_shape(y.shape, y4.shape, stimuli.X.shape, stimuli.x_ndim)
-    _check_response_values(y4, stimuli.lengths, layout)
-    return StimulusSet(stimuli.X, stimuli.lengths, stimuli.x_ndim, y4, layout)
+    psth = _complete_psth(y4, stimuli.lengths)
+    if psth is None:  # NaN on valid frames (missing repeats) or an error: the careful pass
+        _check_response_values(y4, stimuli.lengths, layout)
+    data = StimulusSet(stimuli.X, stimuli.lengths, stimuli.x_ndim, y4, layout)
+    if psth is not None:  # computed along the way: StimulusSet.psth would give the same
+        data.__dict__["_psth"] = psth
+    return data
 
 
 def check_responses_shape(y_shape: tuple[int, ...], y4_shape: tuple[int, ...], X3_shape: tuple[int, ...],
@@ -375,6 +381,50 @@ def _check_peak(peak: float, name: str) -> None:
             f"{MAX_ABS_VALUE:.3g}, beyond which squared errors overflow the float32 arithmetic "
             f"of the model. Rescale {name} (e.g. express a power spectrogram in dB)."
         )
+
+
+def _complete_psth(y: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
+    """The PSTH of responses that pass every check of :func:`_check_response_values` with
+    no NaN on a valid frame (every repeat recorded), or None when that is not so.
+
+    The common case in one pass over y (blocks of stimuli, torch's reductions on the threads
+    the fit uses): the sum over repeats of a frame is finite exactly when none of its repeats
+    is NaN or infinite (an overflowing sum is left to the careful pass, which reports the
+    magnitude), padding frames must be all NaN, and the largest magnitude is read from the
+    valid frames. None sends y to :func:`_check_response_values`, which finds what is wrong
+    or which repeats are missing.
+    """
+    n_stimuli, n_times, n_neurons, n_repeats = y.shape
+    psth = np.empty(y.shape[:3]) if n_repeats > 1 else y[..., 0]
+    frames = np.arange(n_times)
+    peak = 0.0
+    for block in _stimulus_blocks(y):
+        part = _read_only_view(y[block])
+        if n_repeats > 1:  # NaN and inf propagate into the sum, as the check needs
+            torch.sum(part, dim=-1, out=torch.from_numpy(psth[block]))  # psth is ours: writable
+        valid = frames[None, :] < lengths[block, None]  # (s, T)
+        if not np.isfinite(psth[block][valid]).all():
+            return None
+        if valid.all():
+            low, high = torch.aminmax(part)
+        else:
+            if not bool(torch.isnan(part[torch.from_numpy(~valid)]).all()):
+                return None
+            low, high = (torch.stack(v) for v in zip(*(torch.aminmax(part[s, :n])
+                                                          for s, n in enumerate(lengths[block]))))
+        peak = max(peak, float(high.max()), -float(low.min()))
+    _check_peak(peak, "y")
+    if n_repeats > 1:
+        psth /= n_repeats
+    return psth
+
+
+def _read_only_view(a: np.ndarray) -> torch.Tensor:
+    """``a`` as a tensor without a copy, to be read only: torch's warning for an array the
+    user made read-only (a read-only memmap, say) is not the user's concern here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(a)
 
 
 def _check_response_values(y: np.ndarray, lengths: np.ndarray, layout: str) -> None:

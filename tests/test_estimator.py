@@ -210,3 +210,26 @@ def test_closed_form_fit_on_fold_groups_equals_per_stimulus_rows(monkeypatch, pa
     if hasattr(rows, "cv_scores_"):
         np.testing.assert_allclose(grouped.cv_scores_, rows.cv_scores_, rtol=0, atol=1e-10)
     assert grouped.history_[-1]["train_loss"] == pytest.approx(rows.history_[-1]["train_loss"], rel=1e-9)
+
+
+def test_separable_kernel_takes_a_fraction_of_the_free_kernels_cross_validated_penalty(monkeypatch):
+    # ALS refits at ALS_PENALTY_SCALE times the vanilla choice; alpha_ reports what ALS used
+    from skstrf import solvers
+
+    data = make_strf_dataset(n_stimuli=8, n_times=90, n_freqs=5, n_neurons=3, n_repeats=3,
+                             n_lags=4, random_state=1)
+    vanilla = STRFRegressor(n_lags=4, random_state=0).fit(data.X, data.y)
+    full = STRFRegressor(kernel="separable", n_lags=4, random_state=0).fit(data.X, data.y)
+    assert solvers.ALS_PENALTY_SCALE == 1.0
+    np.testing.assert_array_equal(full.alpha_, vanilla.alpha_)
+    monkeypatch.setattr(solvers, "ALS_PENALTY_SCALE", 0.5)
+    half = STRFRegressor(kernel="separable", n_lags=4, random_state=0).fit(data.X, data.y)
+    np.testing.assert_allclose(half.alpha_, 0.5 * vanilla.alpha_, rtol=1e-12)
+    np.testing.assert_array_equal(half.cv_scores_, vanilla.cv_scores_)
+    assert np.abs(full.strfs_ - half.strfs_).max() > 1e-3 * np.abs(full.strfs_).max()
+    for strf in half.strfs_:
+        s = np.linalg.svd(strf, compute_uv=False)
+        assert s[1] < 1e-6 * s[0]  # rank 1
+    # a penalty given by the user (no choice) is used as it is
+    given = STRFRegressor(kernel="separable", n_lags=4, alpha=0.3, cv=None).fit(data.X, data.y)
+    np.testing.assert_array_equal(given.alpha_, 0.3)

@@ -112,3 +112,61 @@ def test_response_checks_read_y_blockwise(monkeypatch, block_bytes):
     bad[2, 0, 1, 1] = 1e30
     with pytest.raises(ValueError, match="values up to 1e"):
         check_X_y(X, bad)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2**30])
+@pytest.mark.parametrize("lengths", [(10, 10, 10), (10, 7, 4)])
+def test_complete_responses_take_the_one_pass_check_with_the_same_psth(monkeypatch, block_bytes, lengths):
+    # y with every repeat recorded: the PSTH comes from the checking pass itself (cached on
+    # the set), equal to the mean over repeats; a missing repeat goes to the careful pass
+    from skstrf import validation
+
+    monkeypatch.setattr(validation, "BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(4)
+    X, y = _ragged(rng, lengths=lengths, R=5)
+    data = check_X_y(X, y)
+    assert "_psth" in data.__dict__  # computed while checking
+    expected = np.full(y.shape[:3], np.nan)
+    for s, n in enumerate(lengths):
+        expected[s, :n] = y[s, :n].mean(-1)
+    np.testing.assert_allclose(data.psth(), expected, rtol=1e-15, atol=0)
+    one = check_X_y(X, y[..., :1])
+    assert np.shares_memory(one.psth(), y)  # one repeat: its own mean, a view
+    complete = y.copy()
+
+    y[0, :, 1, 3] = np.nan  # a missing repeat: the careful pass, and the mean of the others
+    data = check_X_y(X, y)
+    assert "_psth" not in data.__dict__
+    np.testing.assert_allclose(data.psth()[0, :, 1], np.delete(y[0, :, 1], 3, axis=-1).mean(-1))
+    for bad_value, message in ((np.inf, "infinite"), (np.nan, "NaN inside stimulus 2"),
+                               (3e19, "values up to 3e"), (-3e19, "values up to 3e")):
+        bad = complete.copy()
+        bad[2, 1, 0, 0] = bad_value
+        with pytest.raises(ValueError, match=message):
+            check_X_y(X, bad)
+    if lengths[1] < X.shape[1]:
+        bad = complete.copy()
+        bad[1, -1, 1, 4] = 0.0  # a value on a padding frame
+        with pytest.raises(ValueError, match=f"stimulus 1, frame {X.shape[1] - 1}"):
+            check_X_y(X, bad)
+
+
+def test_sums_that_overflow_are_reported_as_too_large():
+    # every value finite but their sum over repeats is not: the magnitude is the error
+    X = np.ones((2, 5, 2))
+    y = np.ones((2, 5, 1, 2))
+    y[1, 2, 0] = 1.5e308
+    with pytest.raises(ValueError, match="values up to 1.5e"):
+        check_X_y(X, y)
+
+
+def test_read_only_responses_are_checked_without_a_warning():
+    import warnings
+
+    rng = np.random.default_rng(5)
+    X, y = _ragged(rng, R=4)
+    y.flags.writeable = False  # as a read-only memmap would be
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = check_X_y(X, y)
+    assert "_psth" in data.__dict__ and not y.flags.writeable
