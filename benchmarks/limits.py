@@ -11,9 +11,12 @@ lagged design, computed directly from the materialised design
 (:func:`skstrf.gram.lagged_statistics`), each against its floating-point operation count
 and the time that count takes at the dense float64 matmul throughput measured in the same
 run (a 2048 x 2048 product): the limit of each method. **Fit**: ``STRFRegressor()`` with its
-defaults (vanilla, penalty by cross-validation) on the same data, against one
-eigendecomposition of a (D+1) x (D+1) symmetric matrix alone (torch and numpy), the
-floor of any ridge path. Times are medians over ``--repeats`` runs, with their range.
+defaults (vanilla, penalty by cross-validation) on the same data, against its
+cross-validated penalty path alone (:func:`skstrf.solvers.cross_validated_path` on the
+statistics summed by fold group, 5 folds, the default 13 penalties, every neuron), the path
+with the refit (the refit's decomposition alongside the folds', then
+:func:`skstrf.solvers.ridge_path` at each neuron's penalty), and one eigendecomposition of a
+(D+1) x (D+1) symmetric matrix alone (torch and numpy), the floor of any ridge path. Times are medians over ``--repeats`` runs, with their range.
 **Memory**: the default fit's extra peak resident memory over its data at 1000 neurons x 200
 stimuli x 999 frames (y as a PSTH), in fresh processes (``benchmarks/scaling.py``'s
 machinery; ``--skip-memory`` leaves it out, it generates 1.6 GB of data); target 1.5 GB.
@@ -40,11 +43,14 @@ import numpy as np
 import torch
 from _common import (HEADLINE_SEED, finish_section, format_range, machine_info, markdown_table, matmul_gflops,
                      set_threads, timed)
+from sklearn.model_selection import KFold
 
 from skstrf import STRFRegressor
 from skstrf.datasets import make_strf_dataset
 from skstrf.gram import lagged_statistics
 from skstrf.model import design_statistics
+from skstrf.plan import DEFAULT_ALPHAS, fold_groups
+from skstrf.solvers import cross_validated_path, moments, ridge_path
 
 
 def flops(n_frames: int, n_freqs: int, n_lags: int, n_neurons: int, n_stimuli: int) -> dict[str, float]:
@@ -114,11 +120,26 @@ def main(argv: list[str] | None = None) -> None:
     t_eigh, _ = timed(lambda: torch.linalg.eigh(sym), repeats)
     sym_np = sym.numpy()
     t_eigh_np, _ = timed(lambda: np.linalg.eigh(sym_np), repeats)
+    # the fit's penalty search alone, on the statistics it uses (summed by fold group)
+    groups, group_folds = fold_groups(list(KFold(5).split(np.zeros((S, 1)))), S)
+    grouped = lagged_statistics(*inputs, groups=torch.as_tensor(groups))
+    alphas = torch.as_tensor(DEFAULT_ALPHAS, dtype=torch.float64)
+    t_path, _ = timed(lambda: cross_validated_path(grouped, group_folds, alphas), repeats)
+
+    def path_and_refit():
+        m = moments(grouped)
+        scores, (decomposition,) = cross_validated_path(grouped, group_folds, alphas, also=(m.gram / m.count,))
+        return ridge_path(m, alphas[scores.argmax(0)][None], decomposition)
+
+    t_refit, _ = timed(path_and_refit, repeats)
     fit_data = (data.X[train], data.y[train])
     STRFRegressor(n_lags=n_lags, random_state=0).fit(*fit_data)  # untimed: first-call set-up
     t_fit, _ = timed(lambda: STRFRegressor(n_lags=n_lags, random_state=0).fit(*fit_data), repeats)
     fit_rows = [
         {"what": "STRFRegressor() fit, defaults (vanilla, penalty by CV)", **t_fit, "range": format_range(t_fit)},
+        {"what": f"cross-validated penalty path alone (5 folds, {alphas.numel()} penalties, {N} neurons)",
+         **t_path, "range": format_range(t_path)},
+        {"what": "the path and the refit at each neuron's penalty", **t_refit, "range": format_range(t_refit)},
         {"what": f"torch.linalg.eigh of one {D} x {D} matrix", **t_eigh, "range": format_range(t_eigh)},
         {"what": f"numpy.linalg.eigh of one {D} x {D} matrix", **t_eigh_np, "range": format_range(t_eigh_np)},
     ]
@@ -132,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         ("method", "method", ""), ("gflop", "GFLOP", ".3g"), ("seconds", "seconds (median)", ".3g"),
         ("range", "range", ""), ("rate", "achieved GFLOP/s", ".3g"), ("limit", "limit s (GFLOP / matmul rate)", ".2g")])
     text += f"\n\nLargest difference between the two, relative to each array's largest entry: {error:.1e}.\n\n"
-    text += "### Fit against one eigendecomposition\n\n" + markdown_table(fit_rows, [
+    text += "### Fit, its penalty path, and one eigendecomposition\n\n" + markdown_table(fit_rows, [
         ("what", "what", ""), ("seconds", "seconds (median)", ".3g"), ("range", "range", ""),
         ("cpu_seconds", "CPU s", ".3g")])
     if load_rows:

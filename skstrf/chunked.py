@@ -33,7 +33,7 @@ from .net import build_net, check_finite_model, record_closed_form_epoch, start_
 from .plan import is_linear, resolve_solver, check_fit_options, plan_fit
 from .prefilters import make_prefilter
 from .solvers import solve_closed_form
-from .threads import capped_threads, limit_threads
+from .threads import allowed_threads, capped_threads, limit_threads
 from .validation import (FrameMoments, StimulusSet, check_dtype, check_responses, check_responses_shape,
                          check_stimuli, check_stimuli_shape, check_variation, responses_layout,
                          to_user_layout)
@@ -384,10 +384,12 @@ def fit_chunked(est, X: Any, y: Any, net_params: dict):
         module = build_model(data, **plan.model, moments=(inputs, psth))
     stats = grouped_statistics(module, chunked, groups, int(groups.max()) + 1, plan.n_blocks)
     stats = DesignStatistics(*(a.to(plan.device) for a in (stats.gram, stats.cross, stats.sq, stats.count)))
+    workers = allowed_threads()
     with limit_threads(capped_threads()):
         net = build_net(module, data, None, **plan.net)
         solution = solve_closed_form(stats, None, plan.alphas, folds=group_folds, per_neuron=plan.per_neuron,
-                                     pooling=plan.pooling, separable_shape=plan.separable_shape)
+                                     pooling=plan.pooling, separable_shape=plan.separable_shape,
+                                     workers=workers)
         start_from_closed_form(net, solution, data, load=True)
         record_closed_form_epoch(net, stats, None)
     check_finite_model(net.module_, est.lr)

@@ -22,7 +22,7 @@ from .nonlinearities import NONLINEARITIES
 from .plan import make_plan
 from .prefilters import PREFILTERS
 from .solvers import solve_closed_form
-from .threads import capped_threads, limit_threads
+from .threads import allowed_threads, capped_threads, limit_threads
 from .validation import StimulusSet, check_responses, check_stimuli, check_variation, to_user_layout
 
 __all__ = ["STRFRegressor"]
@@ -280,7 +280,10 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     threads, but never more than the CPUs this process may use (its affinity mask and CPU
     quota, or ``OMP_NUM_THREADS``; :func:`skstrf.threads.capped_threads`), and restore
     torch's setting afterwards: on a container or a shared node, torch's default (the
-    machine's core count) would oversubscribe the CPUs and stall.
+    machine's core count) would oversubscribe the CPUs and stall. While other processes
+    keep CPUs busy, parallel regions use only the CPUs they leave free; the
+    cross-validation folds, independent of each other, still run side by side (see
+    :mod:`skstrf.threads`).
 
     **Determinism.** On CPU, fits with the same integer ``random_state`` give bit-identical
     ``strfs_``, also across processes. On CUDA the initial kernel and the stimulus order are
@@ -452,7 +455,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         if is_dask_collection(X) or is_dask_collection(y):
             # out of core: closed-form fits from statistics reduced over the chunks
             return fit_chunked(self, X, y, self._net_params())
-        # never more threads than the CPUs this process may use (see skstrf.threads)
+        # never more threads than the CPUs this process may use, nor (but for independent
+        # tasks, the workers) than other processes leave free now (see skstrf.threads)
+        workers = allowed_threads()
         with limit_threads(capped_threads()):
             plan, data = make_plan(self, X, y, self._net_params())
             train = data.subset(plan.train)
@@ -471,7 +476,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             # a closed-form fit sums the rows every fold treats alike as they are computed
             groups, folds = plan.row_groups()
             stats = (module_statistics(net.module_, train, plan.device, n_blocks=plan.n_blocks,
-                                       groups=groups,
+                                       groups=groups, workers=workers,
                                        n_groups=None if groups is None else int(groups.max()) + 1)
                      if plan.statistics else None)
             solution = None
@@ -480,7 +485,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
                                else module_statistics(net.module_, valid, plan.device))
                 solution = solve_closed_form(stats, valid_stats, plan.alphas, folds=folds,
                                              per_neuron=plan.per_neuron, pooling=plan.pooling,
-                                             separable_shape=plan.separable_shape)
+                                             separable_shape=plan.separable_shape, workers=workers)
                 start_from_closed_form(net, solution, train, load=plan.closed_form)
                 if groups is None:
                     stats = stats.merge_blocks(plan.n_blocks)

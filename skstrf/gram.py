@@ -10,10 +10,14 @@ loss of the statistics-based gradient step with a hand-written backward pass.
 
 from __future__ import annotations
 
+import functools
+import threading
+
 import numpy as np
 import torch
 
 from .model import DesignStatistics, design_statistics, lagged_design
+from .threads import side_by_side
 
 __all__ = ["lagged_statistics", "summed_batch", "statistics_loss"]
 
@@ -60,7 +64,7 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
                       x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
                       y_scale: torch.Tensor, n_blocks: int = 1, chunk: int | None = None,
                       groups: torch.Tensor | None = None, n_groups: int | None = None,
-                      p_offset: torch.Tensor | None = None) -> DesignStatistics:
+                      p_offset: torch.Tensor | None = None, workers: int = 1) -> DesignStatistics:
     """:class:`~skstrf.model.DesignStatistics` from cross-correlations, never building the lagged design.
 
     Same inputs and outputs as :func:`skstrf.model.design_statistics` (its ``chunk`` aside),
@@ -111,6 +115,11 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         With it, the PSTH is read as ``float32(P - p_offset)`` (in float64, block by
         block), the float32 targets a model with that ``y_offset`` trains on
         (:func:`skstrf.model.net_targets`), without a copy of ``P``.
+    workers : int, default=1
+        On the CPU, compute the chunks of rows side by side on this many threads, one torch
+        thread each (:func:`skstrf.threads.side_by_side`: independent tasks keep their share
+        of a busy machine); 1 computes them one after the other with torch's threads. Call
+        it from one thread at a time with ``workers > 1`` (it sets torch's thread count).
 
     Returns
     -------
@@ -142,28 +151,38 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     stim = torch.arange(S, device=dev).repeat_interleave(n_blocks)
     D, N = F * L, P.shape[2]
     n_out = R if groups is None else n_groups
+    on_cpu = workers > 1 and dev.type == "cpu"
     if chunk is None:
         chunk = int(min(16, max(1, CHUNK_BYTES // max(1, 8 * (T + L) * (F + N)))))
+        if on_cpu:  # two chunks per worker at least, so that the workers finish together
+            chunk = min(chunk, max(1, -(-R // (2 * workers))))
     # Outputs allocated once and filled (or, by groups, summed into) a chunk of rows at a
-    # time: the intermediates (the segments, their lagged products) stay the size of one chunk.
+    # time: the intermediates (the segments, their lagged products) stay the size of one
+    # chunk per worker.
     alloc = torch.empty if groups is None else torch.zeros
     out = DesignStatistics(alloc(n_out, D + 1, D + 1, dtype=f64, device=dev),
                            alloc(n_out, D + 1, N, dtype=f64, device=dev),
                            alloc(n_out, N, dtype=f64, device=dev), alloc(n_out, dtype=f64, device=dev))
     units = tuple(a.to(device=dev, dtype=f64) for a in (x_mean, x_scale, y_mean, y_scale))
-    for first in range(0, R, chunk):
-        rows = slice(first, first + chunk)
+    totals = (out.gram, out.cross, out.sq, out.count)
+    adding = threading.Lock()  # the groups' totals are summed into by one chunk at a time
+
+    def fill(rows: slice) -> None:
         pieces = _row_pieces(X, P, stim[rows], starts[rows], ends[rows], L, *units[2:], p_offset)
-        if groups is None:
-            _fill_statistics(pieces, F, L, *units[:2],
-                             tuple(a[rows] for a in (out.gram, out.cross, out.sq, out.count)))
-            continue
+        if groups is None:  # each chunk fills its own rows
+            _fill_statistics(pieces, F, L, *units[:2], tuple(a[rows] for a in totals))
+            return
         present, pieces = _sum_pieces(pieces, groups[rows])
-        part = tuple(torch.empty((present.numel(), *a.shape[1:]), dtype=f64, device=dev)
-                     for a in (out.gram, out.cross, out.sq, out.count))
+        part = tuple(torch.empty((present.numel(), *a.shape[1:]), dtype=f64, device=dev) for a in totals)
         _fill_statistics(pieces, F, L, *units[:2], part)
-        for total, value in zip((out.gram, out.cross, out.sq, out.count), part):
-            total.index_add_(0, present, value)
+        with adding:
+            for total, value in zip(totals, part):
+                total.index_add_(0, present, value)
+
+    # chunks of nearly equal sizes (at most ``chunk`` rows), so that the workers finish together
+    bounds = np.linspace(0, R, -(-R // chunk) + 1).round().astype(int) if R else np.zeros(1, dtype=int)
+    side_by_side([functools.partial(fill, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])],
+                 workers if on_cpu else 1)
     return out
 
 
@@ -213,8 +232,9 @@ def _row_pieces(X: torch.Tensor, P: torch.Tensor, stim: torch.Tensor, starts: to
 
     # One product per lag gives the band correlations and the band-PSTH cross-products.
     x_t = x_seg.transpose(1, 2).contiguous()  # (R, F, T_seg)
-    prods = torch.empty(R, L, F, F + N, dtype=f64, device=dev)
-    for d in range(L):
+    # lags beyond the segments' length pair no frames: their products stay zero
+    prods = (torch.empty if T_seg >= L else torch.zeros)(R, L, F, F + N, dtype=f64, device=dev)
+    for d in range(min(L, T_seg)):
         torch.matmul(x_t[:, :, :T_seg - d], both[:, d:], out=prods[:, d])
 
     # Rows outside the block: the history frames before it and the L - 1 frames after its

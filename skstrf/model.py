@@ -480,13 +480,13 @@ def design_tensors(module: STRFModel, data: "StimulusSet", device: str) -> tuple
 
 def module_statistics(module: STRFModel, data: "StimulusSet", device: str, n_blocks: int = 1, *,
                       groups: torch.Tensor | np.ndarray | None = None,
-                      n_groups: int | None = None) -> DesignStatistics:
+                      n_groups: int | None = None, workers: int = 1) -> DesignStatistics:
     """Per-stimulus (or per-block) :class:`DesignStatistics` of ``data`` in ``module``'s
     standardised units; see :func:`design_statistics` for ``n_blocks``.
 
     With ``groups`` (one entry per row, ``0 .. n_groups - 1``) the rows are summed into
     ``n_groups`` groups as they are computed, without per-row statistics (see
-    :func:`skstrf.gram.lagged_statistics`).
+    :func:`skstrf.gram.lagged_statistics`, which also says what ``workers`` does).
     """
     # skstrf.gram builds on this module: imported here, not at the top, to avoid a cycle
     from .gram import lagged_statistics
@@ -503,7 +503,7 @@ def module_statistics(module: STRFModel, data: "StimulusSet", device: str, n_blo
     # rounding of the targets the net trains on (net_targets)
     return lagged_statistics(X, P, mask, module.n_lags, x_mean, module.x_scale, module.y_mean,
                              module.y_scale, n_blocks=n_blocks, groups=groups, n_groups=n_groups,
-                             p_offset=module.y_offset)
+                             p_offset=module.y_offset, workers=workers)
 
 
 def prefiltered(prefilter: nn.Module, data: "StimulusSet") -> np.ndarray:

@@ -8,8 +8,6 @@ statistics. Weights are ``(D, N)`` with ``D = C * F * L`` in the design's column
 from __future__ import annotations
 
 import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +15,7 @@ import torch
 
 from .gram import summed_batch
 from .model import DesignStatistics
-from .threads import limit_threads
+from .threads import side_by_side
 
 __all__ = ["Moments", "moments", "ridge_path", "validation_correlation", "fit_ridge", "fit_als",
            "ClosedFormSolution", "solve_closed_form", "prediction_sums", "correlation_from_sums",
@@ -148,7 +146,7 @@ def validation_correlation(weights: torch.Tensor, bias: torch.Tensor,
 
 
 def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor, *,
-                         also: tuple[torch.Tensor, ...] = ()):
+                         also: tuple[torch.Tensor, ...] = (), workers: int | None = None):
     """Ridge penalty path scored by cross-validation over stimuli, from statistics alone.
 
     For each fold, the statistics of its training stimuli (a sum over them) give the whole
@@ -172,6 +170,10 @@ def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor, *
         Further symmetric matrices to decompose side by side with the folds' (e.g. the
         refit's ``gram / count``, for :func:`ridge_path`'s ``decomposition``): with K folds
         on 2 threads, an odd K leaves a thread idle that one more decomposition fills.
+    workers : int or None, default=None
+        Threads for the folds' independent work (one BLAS thread each); None: torch's
+        current number of threads. A fit passes :func:`skstrf.threads.allowed_threads`,
+        which a busy machine does not lower (see :mod:`skstrf.threads`).
 
     Returns
     -------
@@ -188,9 +190,9 @@ def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor, *
         evals, evecs = torch.linalg.eigh(m.gram / m.count)
         return _held_out_sums(m, evals.clamp(min=0.0), evecs, alphas, summed_batch(stats, test))
 
-    results = _side_by_side([functools.partial(fold_sums, *fold) for fold in folds]
-                           + [functools.partial(torch.linalg.eigh, a) for a in also],
-                           size=stats.gram.shape[-1])
+    results = side_by_side([functools.partial(fold_sums, *fold) for fold in folds]
+                          + [functools.partial(torch.linalg.eigh, a) for a in also],
+                          _threaded(stats.gram.shape[-1], workers))
     scores = correlation_from_sums(torch.stack(results[:len(folds)]).sum(0))
     return (scores, results[len(folds):]) if also else scores
 
@@ -208,9 +210,9 @@ def eigh_many(matrices: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Te
     that lost its core stalls the others, and a 2-thread decomposition measured 6 to 30
     times slower than a 1-thread one at a load of twice the cores. Independent
     decompositions, one thread each, never wait for each other, and on a quiet machine they
-    keep the cores as busy (:data:`skstrf.threads` documents the rule). The worker threads
-    are kept between calls; matrices smaller than :data:`THREADED_EIGH_MIN` are decomposed
-    one after the other.
+    keep the cores as busy (:data:`skstrf.threads` documents the rule;
+    :func:`skstrf.threads.side_by_side` runs them). Matrices smaller than
+    :data:`THREADED_EIGH_MIN` are decomposed one after the other.
 
     Parameters
     ----------
@@ -221,41 +223,16 @@ def eigh_many(matrices: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Te
     list of (eigenvalues (D,), eigenvectors (D, D))
         In the order of ``matrices``.
     """
-    return _side_by_side([functools.partial(torch.linalg.eigh, a) for a in matrices],
-                        size=matrices[0].shape[0] if matrices and matrices[0].device.type == "cpu" else 0)
+    size = matrices[0].shape[0] if matrices and matrices[0].device.type == "cpu" else 0
+    return side_by_side([functools.partial(torch.linalg.eigh, a) for a in matrices], _threaded(size, None))
 
 
-def _side_by_side(tasks: list, size: int) -> list:
-    """Call each of ``tasks`` (no arguments) and return their results in order: on worker
-    threads, one BLAS / torch thread each, when there are several, this process may use
-    several threads, and ``size`` (the rows of the matrices they work on; 0 off the CPU)
-    is at least :data:`THREADED_EIGH_MIN`; otherwise one after the other here.
-
-    For work dominated by LAPACK's eigensolver, which synchronises its threads too often to
-    share a busy machine (see :func:`eigh_many`).
-    """
-    n_threads = torch.get_num_threads()
-    if len(tasks) < 2 or n_threads < 2 or size < THREADED_EIGH_MIN:
-        return [task() for task in tasks]
-    pool = _worker_pool(min(n_threads, len(tasks)))
-    with limit_threads(1):
-        return [future.result() for future in [pool.submit(task) for task in tasks]]
-
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-
-
-def _worker_pool(n: int) -> ThreadPoolExecutor:
-    """A pool of ``n`` threads, made once per process (starting threads costs milliseconds
-    on a busy machine); a forked child makes its own, since a fork copies no threads."""
-    pool = _POOLS.get(n)
-    if pool is None:
-        pool = _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="skstrf-eigh")
-    return pool
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_POOLS.clear)
+def _threaded(size: int, workers: int | None) -> int:
+    """Workers for tasks on matrices of ``size`` rows (0 off the CPU): 1 below
+    :data:`THREADED_EIGH_MIN`, else ``workers`` (None: torch's current number of threads)."""
+    if size < THREADED_EIGH_MIN:
+        return 1
+    return torch.get_num_threads() if workers is None else int(workers)
 
 
 def _held_out_sums(m: Moments, evals: torch.Tensor, evecs: torch.Tensor, alphas: torch.Tensor,
@@ -464,7 +441,8 @@ class ClosedFormSolution:
 
 def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, alphas: torch.Tensor,
                       *, folds=None, per_neuron: bool = True, pooling: float = 0.0,
-                      separable_shape: tuple[int, int, int] | None = None) -> ClosedFormSolution:
+                      separable_shape: tuple[int, int, int] | None = None,
+                      workers: int | None = None) -> ClosedFormSolution:
     """Ridge (or ALS for a separable kernel) with the penalty chosen from a grid.
 
     With ``folds``, the penalty is chosen by cross-validation over the rows of ``train``
@@ -492,6 +470,9 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
         every neuron the shared penalty.
     separable_shape : (n_freqs, n_lags, rank) or None, default=None
         Fit a rank-``rank`` separable kernel by ALS instead of a free one.
+    workers : int or None, default=None
+        Threads for the cross-validation folds' independent work; see
+        :func:`cross_validated_path`.
 
     Returns
     -------
@@ -502,7 +483,7 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
     if folds is not None:
         refit_m, scores, decomposition = train_m, None, None
         if alphas.numel() > 1:  # the refit's decomposition alongside the folds'
-            scores, (decomposition,) = cross_validated_path(train, folds, alphas,
+            scores, (decomposition,) = cross_validated_path(train, folds, alphas, workers=workers,
                                                             also=(train_m.gram / train_m.count,))
         chosen = _choose(scores, alphas, per_neuron, train_m.cross.shape[1], pooling)
         weight = ridge_path(refit_m, chosen[None], decomposition)[0]

@@ -18,7 +18,11 @@ Three rules keep a fit fast on a busy machine (more runnable threads than cores)
   cross-validation folds (each fold's decomposition and its held-out products) and the
   refit's decomposition therefore run side by side, one thread each
   (:func:`skstrf.solvers.cross_validated_path`, :func:`skstrf.solvers.eigh_many`); the
-  other large matrix products, which synchronise rarely, keep the thread count.
+  other large matrix products, which synchronise rarely, keep the thread count;
+- independent tasks (threads that never wait for each other, such as those folds) may use
+  every CPU this process may use (:func:`allowed_threads`) even when other processes keep
+  some busy: a task whose core is taken delays only itself, and the scheduler then shares
+  the busy machine's cores among more of this fit's threads.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["n_threads", "cpu_quota", "runnable_elsewhere", "capped_threads", "limit_threads"]
+__all__ = ["n_threads", "cpu_quota", "runnable_elsewhere", "allowed_threads", "capped_threads",
+           "limit_threads", "side_by_side"]
 
 #: cgroup v2, then v1 files holding the CPU quota of this process's group.
 CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
@@ -139,6 +145,23 @@ def n_threads(user: int | None = None) -> int:
     return max(1, available)
 
 
+def allowed_threads() -> int:
+    """Torch's current number of threads, capped at the CPUs this process may use.
+
+    The threads for independent tasks, which never wait for each other (see the module's
+    rules): a user's ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) is kept when it is
+    lower, torch's default is cut to the affinity mask and CPU quota (:func:`n_threads`);
+    unlike :func:`capped_threads`, what other processes run now does not count.
+
+    Returns
+    -------
+    int
+    """
+    import torch
+
+    return max(1, min(torch.get_num_threads(), n_threads()))
+
+
 def capped_threads() -> int:
     """Torch's current number of threads, capped at the CPUs this process may use and at
     those other processes leave free now.
@@ -157,7 +180,7 @@ def capped_threads() -> int:
     # imported here so that reading a thread count (the command line's start) stays fast
     import torch
 
-    n = max(1, min(torch.get_num_threads(), n_threads()))
+    n = allowed_threads()
     if n > 1:
         others = runnable_elsewhere()
         if others is not None:
@@ -216,3 +239,54 @@ def _blas_controller():
     except ImportError:
         return None
     return ThreadpoolController()
+
+
+def side_by_side(tasks: list[Callable[[], object]], workers: int) -> list:
+    """Call each of ``tasks`` (callables without arguments) and return their results in order.
+
+    With several tasks and ``workers`` of at least 2, the tasks run on ``workers`` threads
+    kept between calls, torch and the BLAS limited to one thread each meanwhile: for
+    independent tasks (see the module's rules), which then never wait for each other.
+    Otherwise they run one after the other in this thread, with its thread settings.
+
+    Parameters
+    ----------
+    tasks : list of callable
+    workers : int
+        Threads to run them on, e.g. :func:`allowed_threads`.
+
+    Returns
+    -------
+    list
+        The tasks' results, in the order of ``tasks``; the first exception a task raised
+        (in that order) is raised once all have ended.
+
+    Examples
+    --------
+    >>> from skstrf.threads import side_by_side
+    >>> side_by_side([lambda: 1, lambda: 2], workers=2)
+    [1, 2]
+    """
+    if len(tasks) < 2 or workers < 2:
+        return [task() for task in tasks]
+    pool = _worker_pool(int(workers))  # its threads start as tasks need them
+    with limit_threads(1):
+        futures = [pool.submit(task) for task in tasks]
+        return [future.result() for future in futures]
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _worker_pool(n: int) -> ThreadPoolExecutor:
+    """A pool of at most ``n`` threads, made once per process and ``n`` (starting threads
+    costs milliseconds on a busy machine); a forked child makes its own, since a fork copies
+    no threads."""
+    pool = _POOLS.get(n)
+    if pool is None:
+        pool = _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="skstrf-worker")
+    return pool
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_POOLS.clear)

@@ -37,6 +37,10 @@ def test_lagged_statistics_equal_direct(lengths, n_lags, n_blocks):
     X, P, mask, *units = _problem(lengths, n_times=16)
     expected = design_statistics(X, P, mask, n_lags, *units, n_blocks=n_blocks)
     _assert_same(expected, lagged_statistics(X, P, mask, n_lags, *units, n_blocks=n_blocks))
+    # a chunk of rows shorter than the lags alone (one row per chunk), chunks side by side
+    for workers in (1, 2):
+        _assert_same(expected, lagged_statistics(X, P, mask, n_lags, *units, n_blocks=n_blocks, chunk=1,
+                                                 workers=workers))
 
 
 def test_lagged_statistics_ignore_padding_values_and_float32():
@@ -147,6 +151,9 @@ def test_grouped_statistics_equal_summed_rows(chunk, n_blocks):
     grouped = lagged_statistics(X, P, mask, 4, *units, n_blocks=n_blocks, chunk=chunk, groups=groups,
                                 n_groups=5)
     _assert_same(rows.sum_rows(groups, 5), grouped)
+    # chunks side by side sum into the same groups
+    _assert_same(grouped, lagged_statistics(X, P, mask, 4, *units, n_blocks=n_blocks, chunk=chunk,
+                                            groups=groups, n_groups=5, workers=3))
     assert float(grouped.gram[1].abs().max()) == 0.0  # group 1 has no row
 
 

@@ -6,6 +6,7 @@ import torch
 
 from skstrf import solvers
 from skstrf.model import DesignStatistics, design_statistics, standardized_design
+from skstrf.threads import limit_threads
 
 
 def _problem(seed=0, S=5, T=40, F=4, L=3, N=3, separable=False, noise=0.3):
@@ -147,13 +148,13 @@ def test_cross_validated_path_equals_the_direct_path(T, threaded_min, monkeypatc
              (np.array([0, 1, 4, 5]), np.array([2])), (np.array([0, 5]), np.array([1, 3]))]
     alphas = torch.logspace(-4, 2, 7, dtype=torch.float64)
     expected = _reference_cross_validated_path(stats, folds, alphas)
-    with solvers.limit_threads(2):  # the folds' decompositions side by side
+    with limit_threads(2):  # the folds' decompositions side by side
         actual = solvers.cross_validated_path(stats, folds, alphas)
     assert actual.shape == (7, 4) and torch.isfinite(expected).all()
     torch.testing.assert_close(actual, expected, rtol=0, atol=1e-10)
     # the refit's decomposition alongside the folds' gives the same scores and ridge_path
     m = solvers.moments(stats)
-    with solvers.limit_threads(2):
+    with limit_threads(2):
         scores, (decomposition,) = solvers.cross_validated_path(stats, folds, alphas,
                                                                 also=(m.gram / m.count,))
     torch.testing.assert_close(scores, actual, rtol=0, atol=0)
@@ -166,44 +167,10 @@ def test_eigh_many_equals_eigh_in_threads(threaded_min, monkeypatch):
     monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", threaded_min)
     g = torch.Generator().manual_seed(0)
     mats = [(lambda a: a @ a.T)(torch.randn(30, 30, generator=g, dtype=torch.float64)) for _ in range(5)]
-    with solvers.limit_threads(2):
+    with limit_threads(2):
         before = torch.get_num_threads()
         results = solvers.eigh_many(mats)
         assert torch.get_num_threads() == before  # restored after the single-threaded pool
     for a, (evals, evecs) in zip(mats, results):
         torch.testing.assert_close(evals, torch.linalg.eigh(a)[0])
         torch.testing.assert_close(evecs @ torch.diag(evals) @ evecs.T, a)
-
-
-def test_eigh_many_keeps_its_threads_and_works_in_a_forked_child(monkeypatch):
-    import multiprocessing
-    import threading
-
-    monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", 0)
-    g = torch.Generator().manual_seed(1)
-    mats = [(lambda a: a @ a.T)(torch.randn(20, 20, generator=g, dtype=torch.float64)) for _ in range(4)]
-    with solvers.limit_threads(2):
-        solvers.eigh_many(mats)
-        workers = {t.ident for t in threading.enumerate() if t.name.startswith("skstrf-eigh")}
-        solvers.eigh_many(mats)
-        assert {t.ident for t in threading.enumerate() if t.name.startswith("skstrf-eigh")} == workers
-    assert len(workers) == 2
-    # a fork copies no threads: the child must make its own pool, not wait on the parent's
-    assert solvers._POOLS
-    ctx = multiprocessing.get_context("fork")
-    child = ctx.Process(target=_decompose_in_child, args=(mats,))
-    child.start()
-    child.join(timeout=60)
-    if child.is_alive():
-        child.kill()
-    assert child.exitcode == 0
-
-
-def _decompose_in_child(mats):
-    # the parent's pool is gone (its threads were not copied) and a new one works; torch
-    # itself is not called here, since GNU OpenMP is not usable in a child forked after
-    # the parent ran parallel regions
-    if solvers._POOLS:
-        raise SystemExit(2)
-    if solvers._worker_pool(2).submit(len, mats).result() != len(mats):
-        raise SystemExit(3)

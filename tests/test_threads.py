@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from skstrf import threads
-from skstrf.threads import cpu_quota, limit_threads, n_threads
+from skstrf import threads
+from skstrf.threads import cpu_quota, limit_threads, n_threads, side_by_side
 
 
 @pytest.fixture
@@ -140,3 +141,56 @@ def test_capped_threads_leaves_the_cores_of_busy_neighbours(six_cpus, monkeypatc
         assert threads.capped_threads() == min(3, expected)
     finally:
         torch.set_num_threads(before)
+
+
+def test_side_by_side_keeps_order_threads_and_errors():
+    import threading
+
+    import torch
+
+    seen = []
+
+    def task(k):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return k * k
+
+    with limit_threads(2):
+        assert side_by_side([lambda k=k: task(k) for k in range(5)], workers=2) == [0, 1, 4, 9, 16]
+        names = {t.ident for t in threading.enumerate() if t.name.startswith("skstrf-worker")}
+        side_by_side([lambda k=k: task(k) for k in range(3)], workers=2)
+        assert {t.ident for t in threading.enumerate() if t.name.startswith("skstrf-worker")} == names
+        assert torch.get_num_threads() == 2  # restored after the tasks
+    assert len(threads._POOLS[2]._threads) == 2  # the pool's threads, kept between calls
+    assert all(name.startswith("skstrf-worker") for name, _ in seen)
+    seen.clear()
+    assert side_by_side([lambda: task(3), lambda: task(4)], workers=1) == [9, 16]
+    assert [name for name, _ in seen] == [threading.current_thread().name] * 2  # here, in order
+
+    def fail():
+        raise ValueError("task failed")
+
+    with pytest.raises(ValueError, match="task failed"):
+        side_by_side([lambda: 1, fail], workers=2)
+
+
+def test_side_by_side_works_in_a_forked_child():
+    import multiprocessing
+
+    side_by_side([lambda: 1, lambda: 2], workers=2)
+    assert threads._POOLS
+    # a fork copies no threads: the child must make its own pool, not wait on the parent's
+    child = multiprocessing.get_context("fork").Process(target=_side_by_side_in_child)
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
+
+
+def _side_by_side_in_child():
+    # no torch work here: GNU OpenMP is not usable in a child forked after the parent ran
+    # parallel regions, whatever skstrf does
+    if threads._POOLS:
+        raise SystemExit(2)
+    if threads._worker_pool(2).submit(len, [1, 2]).result() != 2:
+        raise SystemExit(3)
