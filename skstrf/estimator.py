@@ -281,9 +281,11 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     quota, or ``OMP_NUM_THREADS``; :func:`skstrf.threads.capped_threads`), and restore
     torch's setting afterwards: on a container or a shared node, torch's default (the
     machine's core count) would oversubscribe the CPUs and stall. While other processes
-    keep CPUs busy, parallel regions use only the CPUs they leave free; the
-    cross-validation folds, independent of each other, still run side by side (see
-    :mod:`skstrf.threads`).
+    keep CPUs busy, parallel regions use only the CPUs they leave free; independent tasks
+    (the cross-validation folds, the chunks of stimuli of the statistics) still run side by
+    side on every CPU the process may use (see :mod:`skstrf.threads`). Torch's thread count
+    is one setting per process: run fits in processes (joblib's default backend), not in
+    several threads of one process at once.
 
     **Determinism.** On CPU, fits with the same integer ``random_state`` give bit-identical
     ``strfs_``, also across processes. On CUDA the initial kernel and the stimulus order are
@@ -623,7 +625,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         if is_dask_collection(X) or is_dask_collection(y):
             check_is_fitted(self, "net_")
             return score_chunked(self, X, y)
-        data = check_responses(y, self.check_stimuli(X))
+        with limit_threads(capped_threads()):  # the checks' torch reductions, as in fit
+            data = check_responses(y, self.check_stimuli(X))
         if data.y.shape[2] != self.n_neurons_:
             raise ValueError(
                 f"y has {data.y.shape[2]} neuron(s), but this estimator was fitted with "

@@ -103,9 +103,11 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         Statistics per block of each stimulus (rows in (stimulus, block) order), as in
         :func:`skstrf.model.design_statistics`.
     chunk : int or None, default=None
-        Rows (blocks) computed together: bounds the memory of the intermediates. None:
-        as many as keep a chunk's segments (frames x (n_features + n_neurons) float64
-        numbers per row) within :data:`CHUNK_BYTES`, at most 16.
+        Most rows (blocks) computed together: bounds the memory of the intermediates; the
+        rows are cut into chunks of nearly equal sizes. None: as many as keep a chunk's
+        segments (frames x (n_features + n_neurons) float64 numbers per row) within
+        :data:`CHUNK_BYTES`, at most 16; side by side (``workers``), the workers' chunks
+        share that budget and every worker gets two chunks at least.
     groups : Tensor of int of shape (n_stimuli * n_blocks,) or None, default=None
         The group of each row, ``0 .. n_groups - 1`` (e.g. from
         :func:`skstrf.plan.fold_groups`); None: one row per block.
@@ -116,10 +118,13 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         block), the float32 targets a model with that ``y_offset`` trains on
         (:func:`skstrf.model.net_targets`), without a copy of ``P``.
     workers : int, default=1
-        On the CPU, compute the chunks of rows side by side on this many threads, one torch
-        thread each (:func:`skstrf.threads.side_by_side`: independent tasks keep their share
-        of a busy machine); 1 computes them one after the other with torch's threads. Call
-        it from one thread at a time with ``workers > 1`` (it sets torch's thread count).
+        On the CPU, with at least two rows per worker, compute the chunks of rows side by
+        side on this many threads, one torch thread each (:func:`skstrf.threads.side_by_side`:
+        independent tasks keep their share of a busy machine); otherwise one after the other
+        with torch's threads. The result is the same to the last bit for a given ``workers``
+        (chunks are summed in order); it changes in the last bits with ``workers``, as the
+        chunks do. Call it from one thread at a time with ``workers > 1`` (it sets torch's
+        thread count).
 
     Returns
     -------
@@ -151,11 +156,16 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     stim = torch.arange(S, device=dev).repeat_interleave(n_blocks)
     D, N = F * L, P.shape[2]
     n_out = R if groups is None else n_groups
-    on_cpu = workers > 1 and dev.type == "cpu"
+    # side by side only where every worker gets two chunks at least and the products are
+    # worth a thread's hand-over; else torch's threads
+    work = 2.0 * L * float(ends.sum() - starts.sum()) * F * (F + N)
+    side = workers > 1 and dev.type == "cpu" and R >= 2 * workers and work >= SIDE_BY_SIDE_FLOP
     if chunk is None:
-        chunk = int(min(16, max(1, CHUNK_BYTES // max(1, 8 * (T + L) * (F + N)))))
-        if on_cpu:  # two chunks per worker at least, so that the workers finish together
-            chunk = min(chunk, max(1, -(-R // (2 * workers))))
+        rows_in_budget = max(1, CHUNK_BYTES // max(1, 8 * (T + L) * (F + N)))
+        if side:  # the budget is shared by the workers' chunks in flight
+            chunk = min(16, max(1, rows_in_budget // workers), -(-R // (2 * workers)))
+        else:
+            chunk = int(min(16, rows_in_budget))
     # Outputs allocated once and filled (or, by groups, summed into) a chunk of rows at a
     # time: the intermediates (the segments, their lagged products) stay the size of one
     # chunk per worker.
@@ -165,26 +175,45 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
                            alloc(n_out, N, dtype=f64, device=dev), alloc(n_out, dtype=f64, device=dev))
     units = tuple(a.to(device=dev, dtype=f64) for a in (x_mean, x_scale, y_mean, y_scale))
     totals = (out.gram, out.cross, out.sq, out.count)
-    adding = threading.Lock()  # the groups' totals are summed into by one chunk at a time
+    # The groups' totals are summed into in chunk order, whichever chunk finishes first, so
+    # that a fit gives the same sums (to the last bit) on every run.
+    turn = threading.Condition()
+    state = {"next": 0, "failed": False}
 
-    def fill(rows: slice) -> None:
-        pieces = _row_pieces(X, P, stim[rows], starts[rows], ends[rows], L, *units[2:], p_offset)
-        if groups is None:  # each chunk fills its own rows
-            _fill_statistics(pieces, F, L, *units[:2], tuple(a[rows] for a in totals))
-            return
-        present, pieces = _sum_pieces(pieces, groups[rows])
-        part = tuple(torch.empty((present.numel(), *a.shape[1:]), dtype=f64, device=dev) for a in totals)
-        _fill_statistics(pieces, F, L, *units[:2], part)
-        with adding:
+    def fill(k: int, rows: slice) -> None:
+        try:
+            pieces = _row_pieces(X, P, stim[rows], starts[rows], ends[rows], L, *units[2:], p_offset)
+            if groups is None:  # each chunk fills its own rows
+                _fill_statistics(pieces, F, L, *units[:2], tuple(a[rows] for a in totals))
+                return
+            present, pieces = _sum_pieces(pieces, groups[rows])
+            part = tuple(torch.empty((present.numel(), *a.shape[1:]), dtype=f64, device=dev) for a in totals)
+            _fill_statistics(pieces, F, L, *units[:2], part)
+        except BaseException:
+            with turn:  # the chunks waiting for this one give up
+                state["failed"] = True
+                turn.notify_all()
+            raise
+        with turn:
+            turn.wait_for(lambda: state["next"] == k or state["failed"])
+            if state["failed"]:
+                return
             for total, value in zip(totals, part):
                 total.index_add_(0, present, value)
+            state["next"] += 1
+            turn.notify_all()
 
     # chunks of nearly equal sizes (at most ``chunk`` rows), so that the workers finish together
     bounds = np.linspace(0, R, -(-R // chunk) + 1).round().astype(int) if R else np.zeros(1, dtype=int)
-    side_by_side([functools.partial(fill, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])],
-                 workers if on_cpu else 1)
+    chunks = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    side_by_side([functools.partial(fill, k, rows) for k, rows in enumerate(chunks)], workers if side else 1)
     return out
 
+
+#: Floating-point operations of the lagged products below which :func:`lagged_statistics`
+#: computes its chunks one after the other (a few milliseconds of work: less than handing
+#: chunks to other threads costs).
+SIDE_BY_SIDE_FLOP = 5e7
 
 #: Memory of a chunk's segments (bytes) that :func:`lagged_statistics` chooses its chunk by:
 #: the transient intermediates are a few times this.

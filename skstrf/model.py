@@ -475,7 +475,10 @@ def design_tensors(module: STRFModel, data: "StimulusSet", device: str) -> tuple
     if module.prefilter is not None:
         with torch.no_grad():
             X = module.prefilter(X)
-    return X, torch.as_tensor(data.psth(), device=device), mask
+    psth = data.psth()
+    if not psth.flags.writeable:  # one repeat of a read-only y: torch takes a copy silently
+        psth = np.array(psth)
+    return X, torch.as_tensor(psth, device=device), mask
 
 
 def module_statistics(module: STRFModel, data: "StimulusSet", device: str, n_blocks: int = 1, *,

@@ -146,7 +146,8 @@ def validation_correlation(weights: torch.Tensor, bias: torch.Tensor,
 
 
 def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor, *,
-                         also: tuple[torch.Tensor, ...] = (), workers: int | None = None):
+                         also: tuple[torch.Tensor, ...] = (), workers: int | None = None
+                         ) -> torch.Tensor | tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
     """Ridge penalty path scored by cross-validation over stimuli, from statistics alone.
 
     For each fold, the statistics of its training stimuli (a sum over them) give the whole
@@ -155,9 +156,10 @@ def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor, *
     is the correlation of the out-of-fold predictions pooled over all folds with the PSTH,
     as :func:`skstrf.metrics.cc` pools frames over stimuli.
 
-    The folds' eigendecompositions run side by side (:func:`eigh_many`), and the held-out
-    sums are computed in each fold's eigenbasis (:func:`_held_out_sums`): the path's
-    weights are never formed.
+    On the CPU the folds run side by side, one thread each (each fold's eigendecomposition
+    and held-out products: :func:`skstrf.threads.side_by_side`), and the held-out sums are
+    computed in each fold's eigenbasis (:func:`_held_out_sums`): the path's weights are
+    never formed.
 
     Parameters
     ----------
@@ -192,7 +194,7 @@ def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor, *
 
     results = side_by_side([functools.partial(fold_sums, *fold) for fold in folds]
                           + [functools.partial(torch.linalg.eigh, a) for a in also],
-                          _threaded(stats.gram.shape[-1], workers))
+                          _threaded(stats.gram, workers))
     scores = correlation_from_sums(torch.stack(results[:len(folds)]).sum(0))
     return (scores, results[len(folds):]) if also else scores
 
@@ -210,7 +212,7 @@ def eigh_many(matrices: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Te
     that lost its core stalls the others, and a 2-thread decomposition measured 6 to 30
     times slower than a 1-thread one at a load of twice the cores. Independent
     decompositions, one thread each, never wait for each other, and on a quiet machine they
-    keep the cores as busy (:data:`skstrf.threads` documents the rule;
+    keep the cores as busy (:mod:`skstrf.threads` documents the rule;
     :func:`skstrf.threads.side_by_side` runs them). Matrices smaller than
     :data:`THREADED_EIGH_MIN` are decomposed one after the other.
 
@@ -223,14 +225,15 @@ def eigh_many(matrices: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Te
     list of (eigenvalues (D,), eigenvectors (D, D))
         In the order of ``matrices``.
     """
-    size = matrices[0].shape[0] if matrices and matrices[0].device.type == "cpu" else 0
-    return side_by_side([functools.partial(torch.linalg.eigh, a) for a in matrices], _threaded(size, None))
+    workers = _threaded(matrices[0], None) if matrices else 1
+    return side_by_side([functools.partial(torch.linalg.eigh, a) for a in matrices], workers)
 
 
-def _threaded(size: int, workers: int | None) -> int:
-    """Workers for tasks on matrices of ``size`` rows (0 off the CPU): 1 below
-    :data:`THREADED_EIGH_MIN`, else ``workers`` (None: torch's current number of threads)."""
-    if size < THREADED_EIGH_MIN:
+def _threaded(matrix: torch.Tensor, workers: int | None) -> int:
+    """Workers for tasks on matrices like ``matrix`` (its last axis, its device): 1 off the
+    CPU or below :data:`THREADED_EIGH_MIN` rows, else ``workers`` (None: torch's current
+    number of threads)."""
+    if matrix.device.type != "cpu" or matrix.shape[-1] < THREADED_EIGH_MIN:
         return 1
     return torch.get_num_threads() if workers is None else int(workers)
 

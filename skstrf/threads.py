@@ -1,6 +1,6 @@
 """How many threads torch and the BLAS may use: the user's setting, else the CPUs this process owns.
 
-Three rules keep a fit fast on a busy machine (more runnable threads than cores):
+Four rules keep a fit fast on a busy machine (more runnable threads than cores):
 
 - never more threads than the CPUs this process may use (:func:`capped_threads`: its
   affinity mask and cgroup quota; a user's setting wins when it is lower);
@@ -19,10 +19,17 @@ Three rules keep a fit fast on a busy machine (more runnable threads than cores)
   refit's decomposition therefore run side by side, one thread each
   (:func:`skstrf.solvers.cross_validated_path`, :func:`skstrf.solvers.eigh_many`); the
   other large matrix products, which synchronise rarely, keep the thread count;
-- independent tasks (threads that never wait for each other, such as those folds) may use
-  every CPU this process may use (:func:`allowed_threads`) even when other processes keep
-  some busy: a task whose core is taken delays only itself, and the scheduler then shares
-  the busy machine's cores among more of this fit's threads.
+- independent tasks (threads that never wait for each other, such as those folds or the
+  chunks of stimuli of :func:`skstrf.gram.lagged_statistics`) run side by side
+  (:func:`side_by_side`) on every CPU this process may use (:func:`allowed_threads`), even
+  when other processes keep some busy: a task whose core is taken delays only itself, and
+  the scheduler then shares the busy machine's cores among more of this fit's threads. On
+  2 cores beside 3 busy processes this took the default fit at NS1 size from 0.99 s to
+  0.61 s (2.5 times its quiet time; ``benchmarks/limits.py``).
+
+Torch's thread count is one setting for the whole process: the functions here set and
+restore it, so fits are not meant to run in several threads of one process at once (run
+them in processes, e.g. joblib's default backend).
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -248,18 +256,22 @@ def side_by_side(tasks: list[Callable[[], object]], workers: int) -> list:
     kept between calls, torch and the BLAS limited to one thread each meanwhile: for
     independent tasks (see the module's rules), which then never wait for each other.
     Otherwise they run one after the other in this thread, with its thread settings.
+    Torch's gradient mode of the calling thread holds in the workers too.
 
     Parameters
     ----------
     tasks : list of callable
+        Functions of no argument (e.g. :func:`functools.partial` objects); their results
+        are returned.
     workers : int
         Threads to run them on, e.g. :func:`allowed_threads`.
 
     Returns
     -------
     list
-        The tasks' results, in the order of ``tasks``; the first exception a task raised
-        (in that order) is raised once all have ended.
+        The tasks' results, in the order of ``tasks``. When tasks raise, every task has
+        ended (or, interrupted, been cancelled) before the first exception, in the order
+        of ``tasks``, is raised here; the thread settings are then restored.
 
     Examples
     --------
@@ -269,24 +281,48 @@ def side_by_side(tasks: list[Callable[[], object]], workers: int) -> list:
     """
     if len(tasks) < 2 or workers < 2:
         return [task() for task in tasks]
+    import torch
+
+    grad = torch.is_grad_enabled()
+
+    def run(task: Callable[[], object]) -> object:
+        with torch.set_grad_enabled(grad):
+            return task()
+
     pool = _worker_pool(int(workers))  # its threads start as tasks need them
     with limit_threads(1):
-        futures = [pool.submit(task) for task in tasks]
+        futures = [pool.submit(run, task) for task in tasks]
+        try:
+            wait(futures)
+        except BaseException:  # e.g. Ctrl-C: drop the tasks not started, let the others end
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            raise
         return [future.result() for future in futures]
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
 
 
 def _worker_pool(n: int) -> ThreadPoolExecutor:
     """A pool of at most ``n`` threads, made once per process and ``n`` (starting threads
     costs milliseconds on a busy machine); a forked child makes its own, since a fork copies
     no threads."""
-    pool = _POOLS.get(n)
-    if pool is None:
-        pool = _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="skstrf-worker")
-    return pool
+    with _POOLS_LOCK:
+        pool = _POOLS.get(n)
+        if pool is None:
+            pool = _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="skstrf-worker")
+        return pool
+
+
+def _forget_pools() -> None:
+    """In a forked child: the parent's pools have no threads here, and the lock may be held."""
+    global _POOLS_LOCK
+    _POOLS.clear()
+    _POOLS_LOCK = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_POOLS.clear)
+    os.register_at_fork(after_in_child=_forget_pools)

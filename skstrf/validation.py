@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 from sklearn.utils import check_array
 
 __all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y", "check_variation",
@@ -304,12 +303,14 @@ def check_responses(y, stimuli: StimulusSet) -> StimulusSet:
     y = _as_float_array(y, "y", allow_nd=True)
     y4, layout = responses_layout(y, stimuli.x_ndim)
     check_responses_shape(y.shape, y4.shape, stimuli.X.shape, stimuli.x_ndim)
+    if any(step < 0 for step in y4.strides):  # a reversed view: torch reads none, so copy once
+        y4 = np.ascontiguousarray(y4)
     psth = _complete_psth(y4, stimuli.lengths)
     if psth is None:  # NaN on valid frames (missing repeats) or an error: the careful pass
         _check_response_values(y4, stimuli.lengths, layout)
     data = StimulusSet(stimuli.X, stimuli.lengths, stimuli.x_ndim, y4, layout)
-    if psth is not None:  # computed along the way: StimulusSet.psth would give the same
-        data.__dict__["_psth"] = psth
+    if psth is not None:  # computed along the way: StimulusSet.psth's mean, summed in
+        data.__dict__["_psth"] = psth  # another order (equal up to rounding)
     return data
 
 
@@ -394,12 +395,14 @@ def _complete_psth(y: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
     valid frames. None sends y to :func:`_check_response_values`, which finds what is wrong
     or which repeats are missing.
     """
+    import torch
+
     n_stimuli, n_times, n_neurons, n_repeats = y.shape
     psth = np.empty(y.shape[:3]) if n_repeats > 1 else y[..., 0]
     frames = np.arange(n_times)
     peak = 0.0
     for block in _stimulus_blocks(y):
-        part = _read_only_view(y[block])
+        part = _tensor_to_read(y[block])
         if n_repeats > 1:  # NaN and inf propagate into the sum, as the check needs
             torch.sum(part, dim=-1, out=torch.from_numpy(psth[block]))  # psth is ours: writable
         valid = frames[None, :] < lengths[block, None]  # (s, T)
@@ -419,12 +422,12 @@ def _complete_psth(y: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
     return psth
 
 
-def _read_only_view(a: np.ndarray) -> torch.Tensor:
-    """``a`` as a tensor without a copy, to be read only: torch's warning for an array the
-    user made read-only (a read-only memmap, say) is not the user's concern here."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(a)
+def _tensor_to_read(a: np.ndarray) -> "torch.Tensor":
+    """``a`` as a tensor to be read only: a view, or a copy of an array the user made
+    read-only (a read-only memmap, say), which torch does not take without a warning."""
+    import torch
+
+    return torch.from_numpy(a if a.flags.writeable else np.array(a))
 
 
 def _check_response_values(y: np.ndarray, lengths: np.ndarray, layout: str) -> None:

@@ -32,8 +32,9 @@ def _assert_same(expected, actual):
 @pytest.mark.parametrize("n_blocks", [1, 3])
 @pytest.mark.parametrize("n_lags", [1, 4, 9])
 @pytest.mark.parametrize("lengths", [[16], [16, 11, 5, 2]])
-def test_lagged_statistics_equal_direct(lengths, n_lags, n_blocks):
+def test_lagged_statistics_equal_direct(lengths, n_lags, n_blocks, monkeypatch):
     # n_lags 9 reaches past the whole of the short stimuli and of every block
+    monkeypatch.setattr("skstrf.gram.SIDE_BY_SIDE_FLOP", 0.0)  # side by side however small
     X, P, mask, *units = _problem(lengths, n_times=16)
     expected = design_statistics(X, P, mask, n_lags, *units, n_blocks=n_blocks)
     _assert_same(expected, lagged_statistics(X, P, mask, n_lags, *units, n_blocks=n_blocks))
@@ -143,7 +144,8 @@ def test_summed_batch_does_not_alias_for_scattered_batches():
 
 @pytest.mark.parametrize("chunk", [1, 3, None])
 @pytest.mark.parametrize("n_blocks", [1, 2])
-def test_grouped_statistics_equal_summed_rows(chunk, n_blocks):
+def test_grouped_statistics_equal_summed_rows(chunk, n_blocks, monkeypatch):
+    monkeypatch.setattr("skstrf.gram.SIDE_BY_SIDE_FLOP", 0.0)  # side by side however small
     # ragged stimuli, groups that are not contiguous, one group left empty
     X, P, mask, *units = _problem([16, 11, 5, 16, 9], n_times=16)
     rows = lagged_statistics(X, P, mask, 4, *units, n_blocks=n_blocks)
@@ -155,6 +157,47 @@ def test_grouped_statistics_equal_summed_rows(chunk, n_blocks):
     _assert_same(grouped, lagged_statistics(X, P, mask, 4, *units, n_blocks=n_blocks, chunk=chunk,
                                             groups=groups, n_groups=5, workers=3))
     assert float(grouped.gram[1].abs().max()) == 0.0  # group 1 has no row
+
+
+def test_chunks_side_by_side_sum_into_groups_in_chunk_order(monkeypatch):
+    # the first chunk is made to finish last: its groups' totals are still summed in chunk
+    # order, so that the result equals the one-thread result to the last bit
+    import time
+
+    from skstrf import gram
+
+    monkeypatch.setattr(gram, "SIDE_BY_SIDE_FLOP", 0.0)  # side by side however small
+    X, P, mask, *units = _problem([16, 11, 5, 16, 9, 14, 16, 7, 12, 16], n_times=16, seed=3)
+    groups = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])  # every group in 3 chunks or more
+    serial = lagged_statistics(X, P, mask, 4, *units, chunk=2, groups=groups, workers=1)
+    row_pieces = gram._row_pieces
+
+    def late_first_chunk(X, P, stim, *args):
+        if int(stim[0]) == 0:
+            time.sleep(0.2)
+        return row_pieces(X, P, stim, *args)
+
+    monkeypatch.setattr(gram, "_row_pieces", late_first_chunk)
+    side = lagged_statistics(X, P, mask, 4, *units, chunk=2, groups=groups, workers=2)
+    for name in ("gram", "cross", "sq", "count"):
+        assert torch.equal(getattr(side, name), getattr(serial, name)), name
+
+
+def test_a_failing_chunk_fails_the_statistics_without_waiting(monkeypatch):
+    from skstrf import gram
+
+    monkeypatch.setattr(gram, "SIDE_BY_SIDE_FLOP", 0.0)  # side by side however small
+    X, P, mask, *units = _problem([16, 11, 5, 16, 9, 14], n_times=16)
+
+    def broken(X, P, stim, *args):
+        if int(stim[0]) == 0:
+            raise RuntimeError("chunk failed")
+        return row_pieces(X, P, stim, *args)
+
+    row_pieces = gram._row_pieces
+    monkeypatch.setattr(gram, "_row_pieces", broken)
+    with pytest.raises(RuntimeError, match="chunk failed"):
+        lagged_statistics(X, P, mask, 4, *units, chunk=1, groups=torch.zeros(6, dtype=torch.long), workers=2)
 
 
 def test_grouped_statistics_reject_groups_of_the_wrong_length():

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from skstrf import threads
-from skstrf import threads
 from skstrf.threads import cpu_quota, limit_threads, n_threads, side_by_side
 
 
@@ -145,6 +144,7 @@ def test_capped_threads_leaves_the_cores_of_busy_neighbours(six_cpus, monkeypatc
 
 def test_side_by_side_keeps_order_threads_and_errors():
     import threading
+    import time
 
     import torch
 
@@ -154,23 +154,37 @@ def test_side_by_side_keeps_order_threads_and_errors():
         seen.append((threading.current_thread().name, torch.get_num_threads()))
         return k * k
 
+    def workers_now():
+        return {t.ident for t in threading.enumerate() if t.name.startswith("skstrf-worker")}
+
     with limit_threads(2):
         assert side_by_side([lambda k=k: task(k) for k in range(5)], workers=2) == [0, 1, 4, 9, 16]
-        names = {t.ident for t in threading.enumerate() if t.name.startswith("skstrf-worker")}
+        before = workers_now()
         side_by_side([lambda k=k: task(k) for k in range(3)], workers=2)
-        assert {t.ident for t in threading.enumerate() if t.name.startswith("skstrf-worker")} == names
+        assert workers_now() == before  # the pool's threads, kept between calls
         assert torch.get_num_threads() == 2  # restored after the tasks
-    assert len(threads._POOLS[2]._threads) == 2  # the pool's threads, kept between calls
-    assert all(name.startswith("skstrf-worker") for name, _ in seen)
+    assert {name.startswith("skstrf-worker") for name, _ in seen} == {True}
+    assert {n for _, n in seen} == {1}  # one torch thread per task meanwhile
     seen.clear()
     assert side_by_side([lambda: task(3), lambda: task(4)], workers=1) == [9, 16]
     assert [name for name, _ in seen] == [threading.current_thread().name] * 2  # here, in order
 
+    ended = []
+
     def fail():
         raise ValueError("task failed")
 
-    with pytest.raises(ValueError, match="task failed"):
-        side_by_side([lambda: 1, fail], workers=2)
+    def slow():
+        time.sleep(0.2)
+        ended.append(True)
+
+    with limit_threads(2):
+        with pytest.raises(ValueError, match="task failed"):
+            side_by_side([fail, slow], workers=2)
+        assert ended == [True]  # raised once every task had ended
+        assert torch.get_num_threads() == 2
+    with torch.no_grad():  # the caller's gradient mode holds in the workers
+        assert side_by_side([torch.is_grad_enabled] * 2, workers=2) == [False, False]
 
 
 def test_side_by_side_works_in_a_forked_child():
