@@ -12,7 +12,7 @@ from torch import nn
 from .kernels import make_kernel
 from .nonlinearities import make_nonlinearity
 from .prefilters import make_prefilter
-from .validation import FrameMoments
+from .validation import FrameMoments, tensor_to_read
 
 if TYPE_CHECKING:
     from .validation import StimulusSet
@@ -475,10 +475,8 @@ def design_tensors(module: STRFModel, data: "StimulusSet", device: str) -> tuple
     if module.prefilter is not None:
         with torch.no_grad():
             X = module.prefilter(X)
-    psth = data.psth()
-    if not psth.flags.writeable:  # one repeat of a read-only y: torch takes a copy silently
-        psth = np.array(psth)
-    return X, torch.as_tensor(psth, device=device), mask
+    # with one repeat the PSTH is a view of y, which the user may have made read-only
+    return X, tensor_to_read(data.psth()).to(device), mask
 
 
 def module_statistics(module: STRFModel, data: "StimulusSet", device: str, n_blocks: int = 1, *,

@@ -25,7 +25,7 @@ Four rules keep a fit fast on a busy machine (more runnable threads than cores):
   when other processes keep some busy: a task whose core is taken delays only itself, and
   the scheduler then shares the busy machine's cores among more of this fit's threads. On
   2 cores beside 3 busy processes this took the default fit at NS1 size from 0.99 s to
-  0.61 s (2.5 times its quiet time; ``benchmarks/limits.py``).
+  0.69 s, 2.8 times its quiet 0.25 s (``benchmarks/limits.py``, "On a busy machine").
 
 Torch's thread count is one setting for the whole process: the functions here set and
 restore it, so fits are not meant to run in several threads of one process at once (run

@@ -13,7 +13,7 @@ from sklearn.utils import check_array
 __all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y", "check_variation",
            "check_non_negative", "validation_split", "masked_moments", "FrameMoments",
            "to_user_layout", "responses_layout", "check_stimuli_shape", "check_responses_shape",
-           "check_dtype"]
+           "check_dtype", "tensor_to_read"]
 
 # y.ndim - X.ndim -> how y's trailing axes are read
 _Y_LAYOUTS = {-1: "neuron", 0: "psth", 1: "repeats"}
@@ -402,29 +402,39 @@ def _complete_psth(y: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
     frames = np.arange(n_times)
     peak = 0.0
     for block in _stimulus_blocks(y):
-        part = _tensor_to_read(y[block])
+        part = tensor_to_read(y[block])
         if n_repeats > 1:  # NaN and inf propagate into the sum, as the check needs
             torch.sum(part, dim=-1, out=torch.from_numpy(psth[block]))  # psth is ours: writable
         valid = frames[None, :] < lengths[block, None]  # (s, T)
         if not np.isfinite(psth[block][valid]).all():
             return None
         if valid.all():
-            low, high = torch.aminmax(part)
-        else:
+            low, high = (float(v) for v in torch.aminmax(part))
+        else:  # padding frames must be all NaN; the magnitude is read around them
             if not bool(torch.isnan(part[torch.from_numpy(~valid)]).all()):
                 return None
-            low, high = (torch.stack(v) for v in zip(*(torch.aminmax(part[s, :n])
-                                                          for s, n in enumerate(lengths[block]))))
-        peak = max(peak, float(high.max()), -float(low.min()))
+            low, high = float(np.fmin.reduce(y[block], axis=None)), float(np.fmax.reduce(y[block], axis=None))
+        peak = max(peak, high, -low)
     _check_peak(peak, "y")
     if n_repeats > 1:
         psth /= n_repeats
     return psth
 
 
-def _tensor_to_read(a: np.ndarray) -> "torch.Tensor":
-    """``a`` as a tensor to be read only: a view, or a copy of an array the user made
-    read-only (a read-only memmap, say), which torch does not take without a warning."""
+def tensor_to_read(a: np.ndarray) -> "torch.Tensor":
+    """``a`` as a CPU tensor to be read only: a view, or a copy of an array the user made
+    read-only (a read-only memmap, say), which torch does not take without a warning.
+
+    Parameters
+    ----------
+    a : ndarray
+        With non-negative strides (:func:`check_responses` makes y so).
+
+    Returns
+    -------
+    Tensor
+        Sharing ``a``'s memory when ``a`` is writable.
+    """
     import torch
 
     return torch.from_numpy(a if a.flags.writeable else np.array(a))

@@ -190,3 +190,16 @@ print("ok")
                           text=True, timeout=240, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_tensor_to_read_shares_writable_arrays_and_copies_read_only_ones():
+    from skstrf.validation import tensor_to_read
+
+    a = np.arange(12.0).reshape(3, 4)
+    view = tensor_to_read(a)
+    a[0, 0] = 7.0
+    assert float(view[0, 0]) == 7.0  # the same memory
+    a.flags.writeable = False
+    copy = tensor_to_read(a)
+    np.testing.assert_array_equal(copy.numpy(), a)
+    assert not np.shares_memory(copy.numpy(), a)
