@@ -52,6 +52,7 @@ DEFAULT_ALS_SCALE = skstrf.solvers.ALS_PENALTY_SCALE
 # (label, STRFRegressor overrides, band-scale floor)
 SETTINGS: list[tuple[str, dict[str, Any], float]] = [
     ("defaults (cv=5, alpha per neuron with pooling 0.5, floor 0.1)", {}, DEFAULT_FLOOR),
+    ("cv=3", {"cv": 3}, DEFAULT_FLOOR),
     ("cv=10", {"cv": 10}, DEFAULT_FLOOR),
     ("cv=None (penalty on the last 15% of the stimuli)", {"cv": None}, DEFAULT_FLOOR),
     ("alpha per neuron, own curve only (alpha_pooling=0)", {"alpha_pooling": 0.0}, DEFAULT_FLOOR),
