@@ -23,7 +23,8 @@ from .plan import make_plan
 from .prefilters import PREFILTERS
 from .solvers import solve_closed_form
 from .threads import allowed_threads, capped_threads, limit_threads
-from .validation import StimulusSet, check_responses, check_stimuli, check_variation, to_user_layout
+from .validation import (StimulusSet, check_feature_names, check_responses, check_stimuli, check_variation,
+                         feature_names, to_user_layout)
 
 __all__ = ["STRFRegressor"]
 
@@ -115,7 +116,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     cv : int, cross-validation splitter or None, default=5
         How the penalty is chosen from the ``alpha`` grid: ``K`` folds of whole stimuli
         (contiguous, in the order given), or a scikit-learn splitter over the stimuli (its
-        ``split`` sees one row per stimulus). The score of a penalty is the correlation of
+        ``split`` sees one row per stimulus and no groups: ``LeaveOneOut()`` leaves out each
+        stimulus in turn; for groups of related stimuli pass the folds as a list of
+        ``(train, test)`` stimulus indices). The score of a penalty is the correlation of
         the out-of-fold predictions, pooled over all folds, with the PSTH; it is computed
         exactly from per-stimulus sufficient statistics, one eigendecomposition per fold
         for the whole grid. For one continuous recording (a single stimulus) the folds are
@@ -205,6 +208,11 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         Only with a prefilter: the weight ``w`` of each band, shared by ON and OFF.
     n_features_in_ : int
         Number of frequency bands seen in ``fit``.
+    feature_names_in_ : ndarray of str, one per band
+        Only when ``fit`` was given a pandas ``DataFrame`` (one continuous recording,
+        frames by bands) whose column names are all strings: the band names. ``predict``
+        and ``score`` then raise if a DataFrame's columns differ, and warn when only one of
+        the two calls had names.
     n_neurons_ : int
         Number of neurons seen in ``fit``.
     n_params_per_neuron_ : int
@@ -454,9 +462,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self : STRFRegressor
             The fitted estimator.
         """
+        names = feature_names(X)  # a DataFrame's band names, read before X is converted
         if is_dask_collection(X) or is_dask_collection(y):
             # out of core: closed-form fits from statistics reduced over the chunks
-            return fit_chunked(self, X, y, self._net_params())
+            fit_chunked(self, X, y, self._net_params())
+            self.__dict__.pop("feature_names_in_", None)
+            return self
         # never more threads than the CPUs this process may use, nor (but for independent
         # tasks, the workers) than other processes leave free now (see skstrf.threads)
         workers = allowed_threads()
@@ -500,6 +511,10 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         # Nothing below may store a non-finite model: raise before any attribute is set.
         check_finite_model(net.module_, self.lr)
         self._store(net, plan, data, solution)
+        if names is None:
+            self.__dict__.pop("feature_names_in_", None)
+        else:
+            self.feature_names_in_ = names
         return self
 
     def _store(self, net, plan, data: StimulusSet, solution) -> None:
@@ -558,7 +573,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         return to_user_layout(self.predict_stimuli(data), data.x_ndim, self.y_layout_)
 
     def check_stimuli(self, X) -> StimulusSet:
-        """Validate stimuli for this fitted estimator (the data contract and the band count).
+        """Validate stimuli for this fitted estimator (the data contract, the band count and,
+        after a fit on a DataFrame, its band names).
 
         Parameters
         ----------
@@ -570,7 +586,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             The stimuli in the stimulus layout (see :func:`skstrf.validation.check_stimuli`).
         """
         check_is_fitted(self, "net_")
-        return check_stimuli(X, n_freqs=self.n_features_in_, owner=type(self).__name__)
+        owner = type(self).__name__
+        check_feature_names(X, getattr(self, "feature_names_in_", None), owner)
+        return check_stimuli(X, n_freqs=self.n_features_in_, owner=owner)
 
     def predict_stimuli(self, data: StimulusSet) -> np.ndarray:
         """Predictions for validated stimuli, in the stimulus layout.

@@ -282,14 +282,20 @@ def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1
                        x_offset=None if x_offset is None else torch.as_tensor(x_offset),
                        y_offset=None if y_offset is None else torch.as_tensor(y_offset))
     if previous is not None:
+        changed = ValueError(
+            "warm_start=True continues the previous model, but kernel, n_lags, rank, "
+            "n_gaussians, nonlinearity or prefilter changed since the previous fit; set them "
+            "back, or fit with warm_start=False."
+        )
+        # A kernel whose parameters do not depend on the lags (Gaussians) would load into a
+        # model of other lags: the kernel's class and shape are compared first.
+        if (type(module.kernel) is not type(previous.kernel)
+                or tuple(module.kernel.shape) != tuple(previous.kernel.shape)):
+            raise changed
         try:
             module.load_state_dict(previous.state_dict())
         except RuntimeError as exc:
-            raise ValueError(
-                "warm_start=True continues the previous model, but kernel, n_lags, rank, "
-                "n_gaussians, nonlinearity or prefilter changed since the previous fit; set them "
-                "back, or fit with warm_start=False."
-            ) from exc
+            raise changed from exc
     return module
 
 

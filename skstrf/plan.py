@@ -325,14 +325,22 @@ def _folds(cv, lengths: np.ndarray) -> tuple[list | None, int]:
         return None, 1
     # a splitter, or an iterable of (train, test) index pairs (wrapped like scikit-learn does)
     splitter = None if isinstance(cv, numbers.Integral) else check_cv(cv)
-    n_splits = int(cv) if splitter is None else int(splitter.get_n_splits())
-    n_blocks = min(n_splits, int(lengths[0])) if lengths.size == 1 else 1
+    # a single recording is cut into as many contiguous blocks as there are folds
+    n_blocks = min(_n_splits(cv, splitter), int(lengths[0])) if lengths.size == 1 else 1
     n_rows = lengths.size * n_blocks
     if n_rows < 2:
         return None, 1
-    splitter = KFold(min(n_splits, n_rows)) if splitter is None else splitter
-    folds = [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(np.zeros((n_rows, 1)))]
     rows = "stimuli" if n_blocks == 1 else "time blocks of the recording"
+    splitter = KFold(min(int(cv), n_rows)) if splitter is None else splitter
+    try:
+        folds = [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(np.zeros((n_rows, 1)))]
+    except ValueError as exc:
+        raise ValueError(
+            f"cv={cv!r} could not split the {n_rows} {rows} that the penalty is cross-validated "
+            f"on: {exc} A splitter passed as cv sees one row per stimulus (or per time block "
+            "of a single recording) and no groups; for groups of related stimuli, pass the "
+            "folds themselves, e.g. cv=list(GroupKFold(3).split(X, groups=groups))."
+        ) from exc
     for train, test in folds:
         if train.size == 0 or test.size == 0:
             raise ValueError(f"cv={cv!r} gave a fold with no training or no held-out stimulus.")
@@ -346,6 +354,21 @@ def _folds(cv, lengths: np.ndarray) -> tuple[list | None, int]:
                 f"is cross-validated on: {outside[:5].tolist()}."
             )
     return folds, n_blocks
+
+
+def _n_splits(cv, splitter) -> int:
+    """Number of folds of ``cv`` (an int, or ``splitter``, its :func:`check_cv` form) when
+    it does not depend on the data, as the blocks of a single recording need."""
+    if splitter is None:
+        return int(cv)
+    try:
+        return int(splitter.get_n_splits())
+    except (TypeError, ValueError) as exc:  # e.g. LeaveOneOut: as many folds as rows
+        raise ValueError(
+            f"cv={cv!r} makes as many folds as the data has rows, but a single recording is "
+            "cut into as many contiguous time blocks as cv has folds: pass an int K or "
+            "skstrf.model_selection.ContiguousBlocks(K)."
+        ) from exc
 
 
 def fold_groups(folds, n_rows: int) -> tuple[np.ndarray, list]:

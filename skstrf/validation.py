@@ -13,7 +13,7 @@ from sklearn.utils import check_array
 __all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y", "check_variation",
            "check_non_negative", "validation_split", "masked_moments", "FrameMoments",
            "to_user_layout", "responses_layout", "check_stimuli_shape", "check_responses_shape",
-           "check_dtype", "tensor_to_read"]
+           "check_dtype", "tensor_to_read", "feature_names", "check_feature_names"]
 
 # y.ndim - X.ndim -> how y's trailing axes are read
 _Y_LAYOUTS = {-1: "neuron", 0: "psth", 1: "repeats"}
@@ -255,6 +255,55 @@ def check_stimuli(X, *, n_freqs: int | None = None, owner: str = "this estimator
     lengths = _end_padding_lengths(X3)
     _check_magnitude(X3, "X")
     return StimulusSet(X3, lengths, x_ndim)
+
+
+def feature_names(X) -> np.ndarray | None:
+    """The band names of a table of stimuli (a 2-D pandas ``DataFrame``, frames by bands):
+    its column names when they are all strings, as scikit-learn records them; else None.
+
+    Returns
+    -------
+    ndarray of object or None
+    """
+    columns = getattr(X, "columns", None)
+    ndim = getattr(X, "ndim", None)
+    # an int ndim: lazy objects (a dask Delayed) answer every attribute with another one
+    if columns is None or not isinstance(ndim, int) or ndim != 2:
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    return names if names.size and all(isinstance(n, str) for n in names) else None
+
+
+def check_feature_names(X, fitted: np.ndarray | None, owner: str = "this estimator") -> None:
+    """Raise if the band names of ``X`` differ from those seen in ``fit`` (``fitted``); warn
+    when only one of the two has names, as scikit-learn's estimators do.
+
+    Parameters
+    ----------
+    X : array-like
+        Stimuli given to ``predict`` or ``score``.
+    fitted : ndarray of object or None
+        :func:`feature_names` of the stimuli ``fit`` saw (``feature_names_in_``).
+    owner : str, default="this estimator"
+        Named in the messages.
+    """
+    names = feature_names(X)
+    if fitted is None and names is None:
+        return
+    if fitted is None or names is None:
+        warnings.warn(f"X {'has' if fitted is None else 'does not have'} band names (DataFrame "
+                      f"columns), but {owner} was fitted {'without' if fitted is None else 'with'} "
+                      "them: the bands are taken in the order given.", UserWarning, stacklevel=4)
+        return
+    if names.shape != fitted.shape or not (names == fitted).all():
+        missing = [n for n in fitted if n not in set(names)]
+        unseen = [n for n in names if n not in set(fitted)]
+        detail = (f"missing {missing[:5]}, unseen {unseen[:5]}" if missing or unseen
+                  else "the same names in another order")
+        raise ValueError(
+            f"X's band names (DataFrame columns) differ from those {owner} was fitted with "
+            f"({detail}); select and order the columns as in fit, e.g. X[est.feature_names_in_]."
+        )
 
 
 def check_stimuli_shape(shape: tuple[int, ...], *, n_freqs: int | None = None,
@@ -588,8 +637,14 @@ def check_stimulus_level(data: StimulusSet, n_lags: int, moments: "FrameMoments 
 
 
 def _is_flat(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """True where a standard deviation is numerically zero next to its mean (rounding only)."""
-    return ~(std > 1e-12 * np.maximum(np.abs(mean), 1.0))
+    """True where a standard deviation is numerically zero next to its mean (rounding only).
+
+    Relative to the mean alone, so that the test does not depend on the data's units: a
+    band or a neuron in SI units (values of 1e-12, say) varies as much as in any other unit.
+    A band that is nearly silent next to the others is :func:`near_constant_bands`'s
+    business, not this one's.
+    """
+    return ~(std > 1e-12 * np.abs(mean))
 
 
 @dataclass(frozen=True)
@@ -727,9 +782,9 @@ def check_variation(train: StimulusSet, moments: "tuple[FrameMoments, FrameMomen
     if flat_x.all():
         raise ValueError(
             f"X is constant over the {x_moments.count} training frames in every one of "
-            f"its {flat_x.size} frequency band(s) (standard deviation <= 1e-12 * max(|mean|, 1)): "
+            f"its {flat_x.size} frequency band(s) (standard deviation <= 1e-12 * |mean|): "
             "a stimulus that does not vary cannot drive an STRF. Check that X holds the "
-            "spectrograms, and rescale X if its values are that small."
+            "spectrograms."
         )
     if flat_y.all():
         raise ValueError(

@@ -10,6 +10,7 @@ documents the same catalogue.
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import h5py
 import numpy as np
@@ -317,6 +318,28 @@ def test_warm_start_with_other_bands_keeps_the_previous_fit(monkeypatch):
 
 
 # --- degenerate-but-legal inputs that warn instead of raising ---------------------------
+
+def test_tiny_units_are_not_mistaken_for_constant_data():
+    # data in SI units (amperes, linear power) vary at 1e-12: the constant test is relative
+    # to each entry's mean, so that the fit does not depend on the data's units
+    X, y = _data()
+    reference = STRFRegressor(**BASE).fit(X, y)
+    scale = np.array([1.0, 1e-12, 1.0])[:, None]  # neuron 1 in tiny units
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "constant" warning
+        tiny_y = STRFRegressor(**BASE).fit(X, y * scale)
+        tiny_x = STRFRegressor(**BASE).fit(X * 1e-12, y)
+    ref = reference.strfs_
+    tol = {"rtol": 1e-4, "atol": 1e-5 * float(np.abs(ref).max())}  # float32 model, other rounding
+    np.testing.assert_allclose(tiny_y.strfs_[1] * 1e12, ref[1], **tol)
+    np.testing.assert_allclose(tiny_y.strfs_[[0, 2]], ref[[0, 2]], **tol)
+    np.testing.assert_allclose(tiny_x.strfs_ * 1e-12, ref, **tol)
+    assert tiny_y.score(X, y * scale) == pytest.approx(reference.score(X, y), abs=1e-5)
+    assert tiny_x.score(X * 1e-12, y) == pytest.approx(reference.score(X, y), abs=1e-5)
+    # and all-zero data still is constant
+    with pytest.raises(ValueError, match=r"y is constant over the training frames for every one"):
+        STRFRegressor(**BASE).fit(X, np.where(np.isnan(y), np.nan, 0.0))
+
 
 def test_zero_variance_neuron_warns_and_is_fitted_as_flat():
     X, y = _data()

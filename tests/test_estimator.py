@@ -194,6 +194,24 @@ def test_cv_accepts_splitters_and_fold_lists_and_rejects_bad_folds(spiking):
         STRFRegressor(n_lags=8, cv=[(np.arange(8), np.array([8, 12]))]).fit(X, y)
 
 
+def test_cv_leave_one_out_and_splitters_that_cannot_split_stimuli(spiking):
+    from sklearn.model_selection import GroupKFold, LeaveOneOut
+
+    X, y = spiking.X[:6], spiking.y[:6]
+    # LeaveOneOut's number of folds needs the rows: one fold per stimulus, like KFold(6)
+    loo = STRFRegressor(n_lags=8, cv=LeaveOneOut()).fit(X, y)
+    np.testing.assert_allclose(loo.cv_scores_, STRFRegressor(n_lags=8, cv=6).fit(X, y).cv_scores_)
+    with pytest.raises(ValueError, match=r"cv=GroupKFold.* could not split the 6 stimuli .*'groups' "
+                                         r"parameter should not be None.*pass the folds themselves"):
+        STRFRegressor(n_lags=8, cv=GroupKFold(3)).fit(X, y)
+    with pytest.raises(ValueError, match=r"could not split the 2 stimuli .*n_splits=5"):
+        STRFRegressor(n_lags=8, cv=KFold(5)).fit(X[:2], y[:2])
+    # a single recording is cut into as many blocks as cv has folds: LeaveOneOut cannot say
+    with pytest.raises(ValueError, match=r"LeaveOneOut\(\) makes as many folds as the data has rows.*"
+                                         r"ContiguousBlocks"):
+        STRFRegressor(n_lags=8, cv=LeaveOneOut()).fit(X[:1], y[:1])
+
+
 @pytest.mark.parametrize("params", [{}, {"cv": None}, {"kernel": "separable"}, {"cv": 3, "alpha_per_neuron": False}])
 def test_closed_form_fit_on_fold_groups_equals_per_stimulus_rows(monkeypatch, params):
     # a closed-form fit sums the statistics of the stimuli every fold treats alike as they

@@ -133,6 +133,19 @@ def test_warm_start_refuses_a_changed_model(data):
         est.fit(data.X, data.y)
 
 
+def test_warm_start_refuses_new_lags_of_a_gaussian_kernel(data):
+    # Gaussian parameters do not depend on the lags: their state would load into a model of
+    # other lags, so the kernel's shape is compared, not only the state's
+    est = STRFRegressor(n_lags=6, kernel="parametric", max_epochs=1, warm_start=True,
+                        random_state=0).fit(data.X, data.y)
+    before, n_epochs = est.strfs_.copy(), len(est.history_)
+    est.set_params(n_lags=9)
+    with pytest.raises(ValueError, match="warm_start=True continues the previous model"):
+        est.fit(data.X, data.y)
+    assert len(est.history_) == n_epochs
+    assert_allclose(est.strfs_, before)
+
+
 def test_failed_warm_start_leaves_the_previous_fit_untouched(data):
     est = _gradient(warm_start=True, max_epochs=2).fit(data.X, data.y)
     history = [dict(row) for row in est.history_]

@@ -203,3 +203,36 @@ def test_tensor_to_read_shares_writable_arrays_and_copies_read_only_ones():
     copy = tensor_to_read(a)
     np.testing.assert_array_equal(copy.numpy(), a)
     assert not np.shares_memory(copy.numpy(), a)
+
+
+def test_band_names_of_a_dataframe_are_checked_like_scikit_learn():
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    from skstrf import STRFRegressor
+    from skstrf.datasets import make_strf_dataset
+
+    d = make_strf_dataset(n_stimuli=1, n_times=400, n_freqs=4, n_neurons=2, n_lags=4, random_state=0)
+    X, y = d.X[0], d.y[0]  # one continuous recording: frames x bands
+    names = ["f0", "f1", "f2", "f3"]
+    frame = pd.DataFrame(X, columns=names)
+    est = STRFRegressor(n_lags=4).fit(frame, y)
+    assert est.feature_names_in_.tolist() == names
+    np.testing.assert_array_equal(est.predict(frame), STRFRegressor(n_lags=4).fit(X, y).predict(X))
+    with pytest.raises(ValueError, match=r"band names .* differ .*the same names in another order"):
+        est.predict(frame[names[::-1]])
+    with pytest.raises(ValueError, match=r"missing \['f3'\], unseen \['g'\]"):
+        est.score(frame.rename(columns={"f3": "g"}), y)
+    with pytest.warns(UserWarning, match="does not have band names"):
+        est.predict(X)
+    # no names: none recorded (integer columns are not names either), none checked
+    plain = STRFRegressor(n_lags=4).fit(pd.DataFrame(X), y)
+    assert not hasattr(plain, "feature_names_in_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain.predict(X)
+    with pytest.warns(UserWarning, match="X has band names .* fitted without them"):
+        plain.predict(frame)
+    # a refit without names forgets the old ones
+    est.fit(X, y)
+    assert not hasattr(est, "feature_names_in_")
