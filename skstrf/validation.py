@@ -543,9 +543,14 @@ def _check_response_nans(n_valid_nan: np.ndarray, lengths: np.ndarray, layout: s
         s, n = np.argwhere(no_repeat)[0]
         if no_repeat[:, n].all():
             raise ValueError(f"neuron {n} has no valid response at all (y is all NaN for it).")
+        missing = np.flatnonzero(no_repeat[:, n])
         raise ValueError(
             f"neuron {n} has no valid repeat for stimulus {s} (all NaN); every neuron needs "
-            "at least one recorded repeat of every stimulus it is fitted on."
+            "at least one recorded repeat of every stimulus it is fitted on (the neurons "
+            f"share one design). Neuron {n} misses {missing.size} stimuli "
+            f"({missing[:5].tolist()}{', ...' if missing.size > 5 else ''}), as a unit lost "
+            "partway through a session does: fit it apart, on the stimuli it was recorded "
+            "for, and the other neurons without it."
         )
 
 
