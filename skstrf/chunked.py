@@ -30,7 +30,7 @@ import torch
 from .metrics import ScoreSums, cc_norm_from_sums
 from .model import DesignStatistics, build_model, input_moments, module_statistics
 from .net import build_net, check_finite_model, record_closed_form_epoch, start_from_closed_form
-from .plan import is_linear, resolve_solver, check_fit_options, plan_fit
+from .plan import check_fit_options, check_groups, is_linear, plan_fit, resolve_solver
 from .prefilters import make_prefilter
 from .solvers import solve_closed_form
 from .threads import allowed_threads, capped_threads, limit_threads
@@ -346,7 +346,7 @@ def _check_supported(est, linear: bool, solver: str) -> None:
         )
 
 
-def fit_chunked(est, X: Any, y: Any, net_params: dict):
+def fit_chunked(est, X: Any, y: Any, net_params: dict, groups=None):
     """Fit ``est`` (an unfitted or fitted STRFRegressor) on dask arrays, out of core.
 
     The fitted attributes equal those of ``est.fit(X.compute(), y.compute())`` up to the
@@ -359,6 +359,8 @@ def fit_chunked(est, X: Any, y: Any, net_params: dict):
         As for :meth:`skstrf.STRFRegressor.fit`.
     net_params : dict
         The estimator's routed skorch parameters.
+    groups : array-like of shape (n_stimuli,) or None, default=None
+        As for :meth:`skstrf.STRFRegressor.fit`.
 
     Returns
     -------
@@ -369,6 +371,7 @@ def fit_chunked(est, X: Any, y: Any, net_params: dict):
     linear = is_linear(est)
     _check_supported(est, linear, resolve_solver(est, linear))
     chunked = check_chunked(X, y)
+    groups = check_groups(groups, est.cv, tuple(chunked.X.shape))
     import dask
 
     prefilter = make_prefilter(est.prefilter, chunked.X.shape[2], dt_ms=float(est.dt_ms),
@@ -377,7 +380,7 @@ def fit_chunked(est, X: Any, y: Any, net_params: dict):
                         for xb, yb, start, _ in chunked.blocks()])
     lengths = np.concatenate([p[0] for p in pieces])
     raw, inputs, psth = (_merged(*[p[k] for p in pieces]) for k in (1, 2, 3))
-    plan, data = plan_fit(est, _shape_only(chunked, lengths), device, net_params, x_moments=raw)
+    plan, data = plan_fit(est, _shape_only(chunked, lengths), device, net_params, x_moments=raw, groups=groups)
     check_variation(data, (raw, psth))
     groups, group_folds = plan.row_groups()  # closed form only: never None here
     with limit_threads(capped_threads()):

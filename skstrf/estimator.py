@@ -444,7 +444,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y) -> "STRFRegressor":
+    def fit(self, X, y, groups=None) -> "STRFRegressor":
         """Fit the STRFs.
 
         Parameters
@@ -456,6 +456,13 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         y : array-like of shape (n_stimuli, n_times, n_neurons, n_repeats)
             Responses; the neuron and repeats axes are optional (``y.ndim - X.ndim`` is
             -1, 0 or +1), missing repeats are NaN, padding frames are NaN as in X.
+        groups : array-like of shape (n_stimuli,), default=None
+            The group of each stimulus (e.g. the sound several excerpts come from), passed
+            to the ``split`` of a group splitter given as ``cv`` (``GroupKFold``,
+            ``LeaveOneGroupOut``): the penalty's folds then keep each group's stimuli
+            together. Only with such a ``cv`` and 3-D X. Inside ``GridSearchCV`` or
+            ``cross_validate``, route it with scikit-learn's metadata routing
+            (``est.set_fit_request(groups=True)``).
 
         Returns
         -------
@@ -465,14 +472,14 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         names = feature_names(X)  # a DataFrame's band names, read before X is converted
         if is_dask_collection(X) or is_dask_collection(y):
             # out of core: closed-form fits from statistics reduced over the chunks
-            fit_chunked(self, X, y, self._net_params())
+            fit_chunked(self, X, y, self._net_params(), groups=groups)
             self.__dict__.pop("feature_names_in_", None)
             return self
         # never more threads than the CPUs this process may use, nor (but for independent
         # tasks, the workers) than other processes leave free now (see skstrf.threads)
         workers = allowed_threads()
         with limit_threads(capped_threads()):
-            plan, data = make_plan(self, X, y, self._net_params())
+            plan, data = make_plan(self, X, y, self._net_params(), groups=groups)
             train = data.subset(plan.train)
             valid = data.subset(plan.valid) if plan.valid.size else None
             # X's and the PSTH's moments over the training frames: computed once, for the

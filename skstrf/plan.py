@@ -17,7 +17,7 @@ from .prefilters import PREFILTERS, check_dt_ms
 from .validation import (FrameMoments, StimulusSet, check_non_negative, check_stimulus_level, check_X_y,
                          validation_split)
 
-__all__ = ["FitPlan", "fold_groups", "make_plan", "check_fit_options", "plan_fit", "resolve_device",
+__all__ = ["FitPlan", "fold_groups", "make_plan", "check_fit_options", "check_groups", "plan_fit", "resolve_device",
            "is_linear", "resolve_solver"]
 
 #: The penalty grid of the closed-form solvers when ``alpha=None``.
@@ -116,7 +116,7 @@ class FitPlan:
         return fold_groups(self.folds, n_rows)
 
 
-def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
+def make_plan(est, X, y, net_params: dict, groups=None) -> tuple[FitPlan, StimulusSet]:
     """Check ``est``'s options against each other and the data; return the plan and the data.
 
     Every option-compatibility check of a fit is here, so that a bad combination is
@@ -130,6 +130,8 @@ def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
         The data passed to ``fit``.
     net_params : dict
         The estimator's routed skorch parameters.
+    groups : array-like of shape (n_stimuli,) or None, default=None
+        The group of each stimulus, for ``est.cv``'s splitter (:func:`check_groups`).
 
     Returns
     -------
@@ -138,10 +140,54 @@ def make_plan(est, X, y, net_params: dict) -> tuple[FitPlan, StimulusSet]:
         The validated data.
     """
     device = check_fit_options(est, y, net_params)
+    if groups is not None:  # checked before the data are read: X's shape only
+        shape = getattr(X, "shape", None)
+        groups = check_groups(groups, est.cv, None if shape is None else tuple(shape))
     data = check_X_y(X, y)
     if est.loss == "poisson":
         check_non_negative(data.y)
-    return plan_fit(est, data, device, net_params)
+    return plan_fit(est, data, device, net_params, groups=groups)
+
+
+def check_groups(groups, cv, x_shape: tuple[int, ...] | None) -> np.ndarray | None:
+    """Validate the groups of stimuli that ``fit`` passes to ``cv``'s splitter.
+
+    Parameters
+    ----------
+    groups : array-like of shape (n_stimuli,) or None
+        One label per stimulus of X (e.g. the sound each excerpt comes from): a group
+        splitter (``GroupKFold``, ``LeaveOneGroupOut``, ...) as ``cv`` keeps each group's
+        stimuli in one fold.
+    cv : int, splitter, iterable or None
+        The estimator's ``cv``.
+    x_shape : tuple of int or None
+        X's shape, when known: its stimuli are counted from it.
+
+    Returns
+    -------
+    ndarray of shape (n_stimuli,) or None
+    """
+    if groups is None:
+        return None
+    groups = np.asarray(groups)
+    if groups.ndim != 1:
+        raise ValueError(f"groups must be 1-D, one label per stimulus; got shape {groups.shape}.")
+    if cv is None or isinstance(cv, numbers.Integral):
+        raise ValueError(
+            f"groups are passed to cv's splitter, but cv={cv!r} "
+            + ("chooses the penalty on validation stimuli" if cv is None else
+               "cuts contiguous folds of stimuli")
+            + "; pass a group splitter, e.g. cv=GroupKFold(5), or no groups."
+        )
+    if x_shape is not None and len(x_shape) == 2:
+        raise ValueError("groups label stimuli, but X (2-D) is one continuous recording; "
+                         "its folds are contiguous time blocks.")
+    if x_shape is not None and len(x_shape) == 3 and groups.size != x_shape[0]:
+        raise ValueError(f"groups has {groups.size} labels, but X has {x_shape[0]} stimuli; "
+                         "give one label per stimulus.")
+    if groups.dtype.kind == "f" and np.isnan(groups).any():
+        raise ValueError("groups has NaN labels; give every stimulus a group.")
+    return groups
 
 
 def check_fit_options(est, y, net_params: dict) -> str:
@@ -170,11 +216,13 @@ def check_fit_options(est, y, net_params: dict) -> str:
 
 
 def plan_fit(est, data: StimulusSet, device: str, net_params: dict,
-             x_moments: FrameMoments | None = None) -> tuple[FitPlan, StimulusSet]:
+             x_moments: FrameMoments | None = None, groups: np.ndarray | None = None
+             ) -> tuple[FitPlan, StimulusSet]:
     """The rest of :func:`make_plan`: the options against validated ``data``.
 
     ``x_moments``: X's :class:`~skstrf.validation.FrameMoments` when already known; then
-    only ``data``'s shape and lengths are read (see :mod:`skstrf.chunked`).
+    only ``data``'s shape and lengths are read (see :mod:`skstrf.chunked`). ``groups``: the
+    group of each stimulus (:func:`check_groups`), for ``est.cv``'s splitter.
     """
     _check_shape_options(est, data)
     if est.prefilter is None:
@@ -196,7 +244,9 @@ def plan_fit(est, data: StimulusSet, device: str, net_params: dict,
         train, valid = np.arange(data.n_stimuli), np.arange(0)
     else:
         data, train, valid = validation_split(data, est.validation_fraction)
-    folds, n_blocks = _folds(est.cv, data.lengths[train])
+    if groups is not None:
+        groups = check_groups(groups, est.cv, (data.n_stimuli, 0, 0) if data.x_ndim == 3 else (0, 0))
+    folds, n_blocks = _folds(est.cv, data.lengths[train], None if groups is None else groups[train])
     alphas = _penalties(est, solver, closed_start, has_valid=valid.size > 0, has_folds=folds is not None)
     seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
     model = dict(kernel=est.kernel, n_lags=est.n_lags, rank=est.rank, n_gaussians=est.n_gaussians,
@@ -317,10 +367,11 @@ def _resolve_init(est, linear: bool) -> str:
     return est.init
 
 
-def _folds(cv, lengths: np.ndarray) -> tuple[list | None, int]:
-    """Cross-validation folds over the training stimuli (of valid ``lengths``), or over
-    contiguous blocks of a single one (a continuous recording); and the number of blocks
-    per stimulus. None when there are fewer than two stimuli or blocks to split."""
+def _folds(cv, lengths: np.ndarray, groups: np.ndarray | None = None) -> tuple[list | None, int]:
+    """Cross-validation folds over the training stimuli (of valid ``lengths``, in
+    ``groups`` for the splitter), or over contiguous blocks of a single one (a continuous
+    recording); and the number of blocks per stimulus. None when there are fewer than two
+    stimuli or blocks to split."""
     if cv is None:
         return None, 1
     # a splitter, or an iterable of (train, test) index pairs (wrapped like scikit-learn does)
@@ -333,13 +384,14 @@ def _folds(cv, lengths: np.ndarray) -> tuple[list | None, int]:
     rows = "stimuli" if n_blocks == 1 else "time blocks of the recording"
     splitter = KFold(min(int(cv), n_rows)) if splitter is None else splitter
     try:
-        folds = [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(np.zeros((n_rows, 1)))]
+        split = splitter.split(np.zeros((n_rows, 1)), groups=None if n_blocks > 1 else groups)
+        folds = [(np.asarray(a), np.asarray(b)) for a, b in split]
     except ValueError as exc:
         raise ValueError(
             f"cv={cv!r} could not split the {n_rows} {rows} that the penalty is cross-validated "
             f"on: {exc} A splitter passed as cv sees one row per stimulus (or per time block "
-            "of a single recording) and no groups; for groups of related stimuli, pass the "
-            "folds themselves, e.g. cv=list(GroupKFold(3).split(X, groups=groups))."
+            "of a single recording); a group splitter needs fit(X, y, groups=...), one label "
+            "per stimulus."
         ) from exc
     for train, test in folds:
         if train.size == 0 or test.size == 0:

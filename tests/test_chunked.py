@@ -70,6 +70,18 @@ def test_dask_fit_equals_in_memory_fit(ragged, params):
     assert_same_fit(STRFRegressor(n_lags=6, **params).fit(_dask(X, 3), _dask(y, 3)), memory)
 
 
+def test_groups_reach_the_splitter_out_of_core(ragged):
+    from sklearn.model_selection import GroupKFold
+
+    X, y = ragged
+    groups = np.arange(X.shape[0]) % 3
+    memory = STRFRegressor(n_lags=6, cv=GroupKFold(3)).fit(X, y, groups=groups)
+    assert_same_fit(STRFRegressor(n_lags=6, cv=GroupKFold(3)).fit(_dask(X, 3), _dask(y, 3), groups=groups),
+                    memory)
+    with pytest.raises(ValueError, match=r"groups has 2 labels, but X has"):
+        STRFRegressor(n_lags=6, cv=GroupKFold(2)).fit(_dask(X), _dask(y), groups=groups[:2])
+
+
 @pytest.mark.parametrize("min_tasks", [1, 2, 3])
 def test_several_chunks_per_statistics_task_give_the_same_fit(ragged, monkeypatch, min_tasks):
     # few tasks for many chunks: each task sums up to SPLIT_EVERY chunks' statistics itself

@@ -202,7 +202,7 @@ def test_cv_leave_one_out_and_splitters_that_cannot_split_stimuli(spiking):
     loo = STRFRegressor(n_lags=8, cv=LeaveOneOut()).fit(X, y)
     np.testing.assert_allclose(loo.cv_scores_, STRFRegressor(n_lags=8, cv=6).fit(X, y).cv_scores_)
     with pytest.raises(ValueError, match=r"cv=GroupKFold.* could not split the 6 stimuli .*'groups' "
-                                         r"parameter should not be None.*pass the folds themselves"):
+                                         r"parameter should not be None.*needs fit\(X, y, groups=...\)"):
         STRFRegressor(n_lags=8, cv=GroupKFold(3)).fit(X, y)
     with pytest.raises(ValueError, match=r"could not split the 2 stimuli .*n_splits=5"):
         STRFRegressor(n_lags=8, cv=KFold(5)).fit(X[:2], y[:2])
@@ -210,6 +210,36 @@ def test_cv_leave_one_out_and_splitters_that_cannot_split_stimuli(spiking):
     with pytest.raises(ValueError, match=r"LeaveOneOut\(\) makes as many folds as the data has rows.*"
                                          r"ContiguousBlocks"):
         STRFRegressor(n_lags=8, cv=LeaveOneOut()).fit(X[:1], y[:1])
+
+
+def test_groups_reach_a_group_splitter_and_are_checked(spiking):
+    import sklearn
+    from sklearn.model_selection import GridSearchCV, GroupKFold, LeaveOneGroupOut
+
+    X, y = spiking.X[:12], spiking.y[:12]
+    groups = np.arange(12) % 4  # 4 sounds, 3 excerpts each, interleaved
+    by_groups = STRFRegressor(n_lags=8, cv=GroupKFold(4)).fit(X, y, groups=groups)
+    folds = list(GroupKFold(4).split(X, groups=groups))
+    by_list = STRFRegressor(n_lags=8, cv=folds).fit(X, y)
+    np.testing.assert_array_equal(by_groups.cv_scores_, by_list.cv_scores_)
+    np.testing.assert_array_equal(by_groups.strfs_, by_list.strfs_)
+    # every fold holds out whole (interleaved) groups, not contiguous stimuli as cv=4 does
+    assert not np.allclose(by_groups.cv_scores_, STRFRegressor(n_lags=8, cv=4).fit(X, y).cv_scores_)
+    # routed by scikit-learn's metadata routing through a search that splits by groups too
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = STRFRegressor(n_lags=8, cv=LeaveOneGroupOut()).set_fit_request(groups=True)
+        search = GridSearchCV(est, {"alpha_pooling": [0.0, 0.5]}, cv=GroupKFold(2)).fit(X, y, groups=groups)
+    assert search.best_estimator_.cv_scores_.shape == (13, y.shape[2])
+    with pytest.raises(ValueError, match=r"cv=5 cuts contiguous folds of stimuli; pass a group splitter"):
+        STRFRegressor(n_lags=8, cv=5).fit(X, y, groups=groups)
+    with pytest.raises(ValueError, match=r"cv=None chooses the penalty on validation stimuli"):
+        STRFRegressor(n_lags=8, cv=None).fit(X, y, groups=groups)
+    with pytest.raises(ValueError, match=r"groups has 5 labels, but X has 12 stimuli"):
+        STRFRegressor(n_lags=8, cv=GroupKFold(2)).fit(X, y, groups=groups[:5])
+    with pytest.raises(ValueError, match=r"groups must be 1-D"):
+        STRFRegressor(n_lags=8, cv=GroupKFold(2)).fit(X, y, groups=groups[:, None])
+    with pytest.raises(ValueError, match=r"X \(2-D\) is one continuous recording"):
+        STRFRegressor(n_lags=8, cv=GroupKFold(2)).fit(X[0], y[0], groups=[0])
 
 
 @pytest.mark.parametrize("params", [{}, {"cv": None}, {"kernel": "separable"}, {"cv": 3, "alpha_per_neuron": False}])
