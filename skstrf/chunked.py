@@ -371,7 +371,7 @@ def fit_chunked(est, X: Any, y: Any, net_params: dict, groups=None):
     linear = is_linear(est)
     _check_supported(est, linear, resolve_solver(est, linear))
     chunked = check_chunked(X, y)
-    groups = check_groups(groups, est.cv, tuple(chunked.X.shape))
+    groups = check_groups(groups, est.cv, tuple(chunked.X.shape[1 if chunked.x_ndim == 2 else 0:]))
     import dask
 
     prefilter = make_prefilter(est.prefilter, chunked.X.shape[2], dt_ms=float(est.dt_ms),

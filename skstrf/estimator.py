@@ -116,12 +116,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     cv : int, cross-validation splitter or None, default=5
         How the penalty is chosen from the ``alpha`` grid: ``K`` folds of whole stimuli
         (contiguous, in the order given), or a scikit-learn splitter over the stimuli (its
-        ``split`` sees one row per stimulus and no groups: ``LeaveOneOut()`` leaves out each
-        stimulus in turn; for groups of related stimuli pass the folds as a list of
-        ``(train, test)`` stimulus indices). The score of a penalty is the correlation of
-        the out-of-fold predictions, pooled over all folds, with the PSTH; it is computed
-        exactly from per-stimulus sufficient statistics, one eigendecomposition per fold
-        for the whole grid. For one continuous recording (a single stimulus) the folds are
+        ``split`` sees one row per stimulus, and the ``groups`` given to :meth:`fit`:
+        ``LeaveOneOut()`` leaves out each stimulus in turn, ``GroupKFold(5)`` keeps related
+        stimuli together), or a list of ``(train, test)`` stimulus indices. The score of a
+        penalty is the correlation of the out-of-fold predictions, pooled over all folds,
+        with the PSTH; it is computed exactly from per-stimulus sufficient statistics, one
+        eigendecomposition per fold for the whole grid. For one continuous recording (a single stimulus) the folds are
         ``K`` contiguous time blocks of it (every frame keeps its real lag history, which
         may reach into the previous block's stimulus). "ridge" and "als" then fit all
         stimuli, without validation stimuli; gradient-trained models cross-validate on
@@ -313,6 +313,11 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     >>> est.predict(data.X).shape
     (6, 200, 3)
     """
+
+    # groups are fit's metadata for cv's splitter: with scikit-learn's metadata routing on,
+    # groups meant for an outer splitter only are not routed here unless requested
+    # (set_fit_request(groups=True)), so that adding the parameter broke no existing search
+    __metadata_request__fit = {"groups": False}
 
     _parameter_constraints: dict = {
         "kernel": [StrOptions(set(KERNELS))],

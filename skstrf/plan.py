@@ -172,21 +172,25 @@ def check_groups(groups, cv, x_shape: tuple[int, ...] | None) -> np.ndarray | No
     groups = np.asarray(groups)
     if groups.ndim != 1:
         raise ValueError(f"groups must be 1-D, one label per stimulus; got shape {groups.shape}.")
-    if cv is None or isinstance(cv, numbers.Integral):
-        raise ValueError(
-            f"groups are passed to cv's splitter, but cv={cv!r} "
-            + ("chooses the penalty on validation stimuli" if cv is None else
-               "cuts contiguous folds of stimuli")
-            + "; pass a group splitter, e.g. cv=GroupKFold(5), or no groups."
-        )
-    if x_shape is not None and len(x_shape) == 2:
-        raise ValueError("groups label stimuli, but X (2-D) is one continuous recording; "
-                         "its folds are contiguous time blocks.")
+    if cv is None or isinstance(cv, numbers.Integral) or not hasattr(cv, "split"):
+        kind = ("chooses the penalty on validation stimuli" if cv is None else
+                "cuts contiguous folds of stimuli" if isinstance(cv, numbers.Integral) else
+                "is a list of folds, which takes no groups")
+        raise ValueError(f"groups are passed to cv's splitter, but cv={cv!r} {kind}; pass a group "
+                         "splitter, e.g. cv=GroupKFold(5), or no groups.")
+    if x_shape is not None and (len(x_shape) == 2 or (len(x_shape) == 3 and x_shape[0] == 1)):
+        raise ValueError("groups label stimuli, but X is one continuous recording (a single "
+                         "stimulus): its folds are contiguous time blocks, not groups.")
     if x_shape is not None and len(x_shape) == 3 and groups.size != x_shape[0]:
         raise ValueError(f"groups has {groups.size} labels, but X has {x_shape[0]} stimuli; "
                          "give one label per stimulus.")
     if groups.dtype.kind == "f" and np.isnan(groups).any():
         raise ValueError("groups has NaN labels; give every stimulus a group.")
+    try:  # splitters sort the labels
+        np.unique(groups)
+    except TypeError as exc:
+        raise ValueError(f"groups labels must be comparable with each other (all numbers or all "
+                         f"strings); got {sorted({type(g).__name__ for g in groups})}.") from exc
     return groups
 
 
@@ -239,13 +243,13 @@ def plan_fit(est, data: StimulusSet, device: str, net_params: dict,
             f"{data.X.shape[2]} and {data.y.shape[2]}."
         )
     closed_start = _resolve_init(est, linear) == "closed_form"
+    if groups is not None:  # against the stimuli given, before any is held out
+        groups = check_groups(groups, est.cv, (data.n_stimuli, 0, 0) if data.x_ndim == 3 else (0, 0))
     if solver != "gradient" and est.cv is not None:
         # Cross-validation chooses the penalty: no stimulus needs to be held out.
         train, valid = np.arange(data.n_stimuli), np.arange(0)
     else:
         data, train, valid = validation_split(data, est.validation_fraction)
-    if groups is not None:
-        groups = check_groups(groups, est.cv, (data.n_stimuli, 0, 0) if data.x_ndim == 3 else (0, 0))
     folds, n_blocks = _folds(est.cv, data.lengths[train], None if groups is None else groups[train])
     alphas = _penalties(est, solver, closed_start, has_valid=valid.size > 0, has_folds=folds is not None)
     seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
@@ -387,11 +391,16 @@ def _folds(cv, lengths: np.ndarray, groups: np.ndarray | None = None) -> tuple[l
         split = splitter.split(np.zeros((n_rows, 1)), groups=None if n_blocks > 1 else groups)
         folds = [(np.asarray(a), np.asarray(b)) for a, b in split]
     except ValueError as exc:
+        if groups is None:
+            hint = ("A splitter passed as cv sees one row per stimulus (or per time block of a "
+                    "single recording); a group splitter needs fit(X, y, groups=...), one label "
+                    "per stimulus.")
+        else:
+            hint = (f"They hold {np.unique(groups).size} groups (the training stimuli: those "
+                    "that validation_fraction holds out for gradient training are not among them).")
         raise ValueError(
             f"cv={cv!r} could not split the {n_rows} {rows} that the penalty is cross-validated "
-            f"on: {exc} A splitter passed as cv sees one row per stimulus (or per time block "
-            "of a single recording); a group splitter needs fit(X, y, groups=...), one label "
-            "per stimulus."
+            f"on: {exc} {hint}"
         ) from exc
     for train, test in folds:
         if train.size == 0 or test.size == 0:
@@ -417,9 +426,9 @@ def _n_splits(cv, splitter) -> int:
         return int(splitter.get_n_splits())
     except (TypeError, ValueError) as exc:  # e.g. LeaveOneOut: as many folds as rows
         raise ValueError(
-            f"cv={cv!r} makes as many folds as the data has rows, but a single recording is "
-            "cut into as many contiguous time blocks as cv has folds: pass an int K or "
-            "skstrf.model_selection.ContiguousBlocks(K)."
+            f"cv={cv!r} cannot tell its number of folds without the data, but a single "
+            "recording is cut into as many contiguous time blocks as cv has folds: pass an "
+            "int K or skstrf.model_selection.ContiguousBlocks(K)."
         ) from exc
 
 

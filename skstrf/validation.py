@@ -264,6 +264,11 @@ def feature_names(X) -> np.ndarray | None:
     Returns
     -------
     ndarray of object or None
+
+    Raises
+    ------
+    TypeError
+        When the column names mix strings with other types (as scikit-learn does).
     """
     columns = getattr(X, "columns", None)
     ndim = getattr(X, "ndim", None)
@@ -271,7 +276,13 @@ def feature_names(X) -> np.ndarray | None:
     if columns is None or not isinstance(ndim, int) or ndim != 2:
         return None
     names = np.asarray(list(columns), dtype=object)
-    return names if names.size and all(isinstance(n, str) for n in names) else None
+    kinds = sorted({type(n).__name__ for n in names})
+    if len(kinds) > 1 and "str" in kinds:
+        raise TypeError(
+            f"X's column names mix strings with other types ({kinds}): band names must all be "
+            "strings (X.columns = X.columns.astype(str)) or none of them."
+        )
+    return names if kinds == ["str"] else None
 
 
 def check_feature_names(X, fitted: np.ndarray | None, owner: str = "this estimator") -> None:
@@ -295,15 +306,24 @@ def check_feature_names(X, fitted: np.ndarray | None, owner: str = "this estimat
                       f"columns), but {owner} was fitted {'without' if fitted is None else 'with'} "
                       "them: the bands are taken in the order given.", UserWarning, stacklevel=4)
         return
-    if names.shape != fitted.shape or not (names == fitted).all():
-        missing = [n for n in fitted if n not in set(names)]
-        unseen = [n for n in names if n not in set(fitted)]
-        detail = (f"missing {missing[:5]}, unseen {unseen[:5]}" if missing or unseen
-                  else "the same names in another order")
-        raise ValueError(
-            f"X's band names (DataFrame columns) differ from those {owner} was fitted with "
-            f"({detail}); select and order the columns as in fit, e.g. X[est.feature_names_in_]."
-        )
+    if names.shape == fitted.shape and (names == fitted).all():
+        return
+    # the messages of scikit-learn's own estimators (its estimator checks match them)
+    unseen = sorted(set(names) - set(fitted))
+    missing = sorted(set(fitted) - set(names))
+
+    def listed(found: list) -> str:
+        return "".join(f"- {n}\n" for n in found[:5]) + ("- ...\n" if len(found) > 5 else "")
+
+    message = "The feature names should match those that were passed during fit.\n"
+    if unseen:
+        message += "Feature names unseen at fit time:\n" + listed(unseen)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + listed(missing)
+    if not unseen and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(message + f"(X's DataFrame columns are the band names {owner} was fitted "
+                     "with: select and order them as in fit, e.g. X[est.feature_names_in_].)")
 
 
 def check_stimuli_shape(shape: tuple[int, ...], *, n_freqs: int | None = None,
@@ -543,14 +563,20 @@ def _check_response_nans(n_valid_nan: np.ndarray, lengths: np.ndarray, layout: s
         s, n = np.argwhere(no_repeat)[0]
         if no_repeat[:, n].all():
             raise ValueError(f"neuron {n} has no valid response at all (y is all NaN for it).")
-        missing = np.flatnonzero(no_repeat[:, n])
+        misses = np.flatnonzero(no_repeat[:, n])
+        affected = np.flatnonzero(no_repeat.any(axis=0))
+
+        def listed(values: np.ndarray) -> str:
+            return f"{values[:5].tolist()}{' ...' if values.size > 5 else ''}"
+
         raise ValueError(
             f"neuron {n} has no valid repeat for stimulus {s} (all NaN); every neuron needs "
             "at least one recorded repeat of every stimulus it is fitted on (the neurons "
-            f"share one design). Neuron {n} misses {missing.size} stimuli "
-            f"({missing[:5].tolist()}{', ...' if missing.size > 5 else ''}), as a unit lost "
-            "partway through a session does: fit it apart, on the stimuli it was recorded "
-            "for, and the other neurons without it."
+            f"share one design). Neuron {n} misses {misses.size} "
+            f"{'stimulus' if misses.size == 1 else 'stimuli'} ({listed(misses)}), as a unit lost "
+            f"partway through a session does; {affected.size} "
+            f"{'neuron misses' if affected.size == 1 else 'neurons miss'} some ({listed(affected)}): "
+            "fit each apart, on the stimuli it was recorded for, and the other neurons without them."
         )
 
 
@@ -646,8 +672,8 @@ def _is_flat(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 
     Relative to the mean alone, so that the test does not depend on the data's units: a
     band or a neuron in SI units (values of 1e-12, say) varies as much as in any other unit.
-    A band that is nearly silent next to the others is :func:`near_constant_bands`'s
-    business, not this one's.
+    A band that is nearly silent next to the others gets :func:`check_variation`'s
+    warning about nearly constant bands instead.
     """
     return ~(std > 1e-12 * np.abs(mean))
 

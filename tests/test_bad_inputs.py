@@ -118,10 +118,12 @@ FIT_CASES = [
      r"neuron 1 has no valid response at all \(y is all NaN for it\)"),
     ("neuron without a repeat of one stimulus", "fit", {},
      lambda X, y: (X, _set(y, (3, slice(None), 0), np.nan)), ValueError,
-     r"neuron 0 has no valid repeat for stimulus 3 .*Neuron 0 misses 1 stimuli \(\[3\]\), as a unit lost "
-     r"partway through a session does: fit it apart"),
-    ("neuron lost partway", "fit", {}, lambda X, y: (X, _set(y, (slice(2, None), slice(None), 2), np.nan)),
-     ValueError, r"neuron 2 has no valid repeat for stimulus 2 .*misses 4 stimuli \(\[2, 3, 4, 5\]\)"),
+     r"neuron 0 has no valid repeat for stimulus 3 .*Neuron 0 misses 1 stimulus \(\[3\]\), as a unit lost "
+     r"partway through a session does; 1 neuron misses some \(\[0\]\): fit each apart"),
+    ("neurons lost partway", "fit", {},
+     lambda X, y: (X, _set(_set(y, (slice(2, None), slice(None), 2), np.nan), (5, slice(None), 1), np.nan)),
+     ValueError, r"neuron 2 has no valid repeat for stimulus 2 .*misses 4 stimuli \(\[2, 3, 4, 5\]\).*"
+                 r"2 neurons miss some \(\[1, 2\]\)"),
     ("X beyond float32 range", "fit", {}, lambda X, y: (X * 1e25, y), ValueError,
      r"X has values up to [0-9.e+]+ in magnitude; expected at most 1.84e\+19"),
     ("y beyond float32 range", "fit", {}, lambda X, y: (X, _set(y, (0, 0, 0, 0), -1e30)),

@@ -207,7 +207,7 @@ def test_cv_leave_one_out_and_splitters_that_cannot_split_stimuli(spiking):
     with pytest.raises(ValueError, match=r"could not split the 2 stimuli .*n_splits=5"):
         STRFRegressor(n_lags=8, cv=KFold(5)).fit(X[:2], y[:2])
     # a single recording is cut into as many blocks as cv has folds: LeaveOneOut cannot say
-    with pytest.raises(ValueError, match=r"LeaveOneOut\(\) makes as many folds as the data has rows.*"
+    with pytest.raises(ValueError, match=r"LeaveOneOut\(\) cannot tell its number of folds without the data.*"
                                          r"ContiguousBlocks"):
         STRFRegressor(n_lags=8, cv=LeaveOneOut()).fit(X[:1], y[:1])
 
@@ -238,8 +238,22 @@ def test_groups_reach_a_group_splitter_and_are_checked(spiking):
         STRFRegressor(n_lags=8, cv=GroupKFold(2)).fit(X, y, groups=groups[:5])
     with pytest.raises(ValueError, match=r"groups must be 1-D"):
         STRFRegressor(n_lags=8, cv=GroupKFold(2)).fit(X, y, groups=groups[:, None])
-    with pytest.raises(ValueError, match=r"X \(2-D\) is one continuous recording"):
-        STRFRegressor(n_lags=8, cv=GroupKFold(2)).fit(X[0], y[0], groups=[0])
+    for X_one, y_one in ((X[0], y[0]), (X[:1], y[:1])):  # 2-D X, or a single stimulus
+        with pytest.raises(ValueError, match=r"X is one continuous recording \(a single stimulus\)"):
+            STRFRegressor(n_lags=8, cv=GroupKFold(2)).fit(X_one, y_one, groups=[0])
+    with pytest.raises(ValueError, match=r"cv=\[.*is a list of folds, which takes no groups"):
+        STRFRegressor(n_lags=8, cv=folds).fit(X, y, groups=groups)
+    with pytest.raises(ValueError, match=r"labels must be comparable .*\['NoneType', 'int'\]"):
+        STRFRegressor(n_lags=8, cv=GroupKFold(2)).fit(X, y, groups=[None, *range(11)])
+    # stimuli held out for validation (gradient training) leave fewer groups: the message says so
+    with pytest.raises(ValueError, match=r"could not split the 9 stimuli .*They hold 3 groups .*"
+                                         r"validation_fraction"):
+        STRFRegressor(n_lags=8, kernel="parametric", validation_fraction=0.25,
+                      cv=GroupKFold(4)).fit(X, y, groups=np.repeat(np.arange(4), 3))
+    # with routing on, groups meant for an outer splitter only need no request (not routed)
+    with sklearn.config_context(enable_metadata_routing=True):
+        out = cross_validate(STRFRegressor(n_lags=8), X, y, cv=GroupKFold(2), params={"groups": groups})
+    assert out["test_score"].shape == (2,)
 
 
 @pytest.mark.parametrize("params", [{}, {"cv": None}, {"kernel": "separable"}, {"cv": 3, "alpha_per_neuron": False}])

@@ -9,6 +9,7 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import (
+    check_dataframe_column_names_consistency,
     check_methods_sample_order_invariance,
     check_methods_subset_invariance,
     parametrize_with_checks,
@@ -76,6 +77,12 @@ def test_sklearn_compatible(estimator, check):
 def test_row_checks_pass_without_lags(check):
     # The declared failures come from the time lags alone: without history they pass.
     check("STRFRegressor", STRFRegressor(n_lags=1, random_state=0))
+
+
+def test_dataframe_column_names_check():
+    # not among parametrize_with_checks' checks: STRFRegressor records and checks band names
+    # of a DataFrame (one continuous recording) as scikit-learn's own estimators do
+    check_dataframe_column_names_consistency("STRFRegressor", STRFRegressor(n_lags=2, random_state=0))
 
 
 def test_array_api_check_runs_with_scipy_array_api():
