@@ -59,7 +59,8 @@ print(f"search on {len(search_stimuli)} stimuli, {n_folds} folds; test on {len(d
 # A list of grids: the closed-form kernels with five penalties each, and the Gaussian
 # kernel (gradient-trained) with two numbers of Gaussians. ``alpha`` is a single number
 # here, so each fit applies it to every neuron; with ``alpha=None`` (the default) the
-# closed-form solvers would pick a penalty per neuron on their own validation stimuli.
+# closed-form solvers would pick a penalty per neuron by their own 5-fold cross-validation
+# over the training stimuli (``cv=5``).
 param_grid = [
     {"kernel": ["vanilla", "separable"], "alpha": alphas},
     {"kernel": ["parametric"], "n_gaussians": n_gaussians},

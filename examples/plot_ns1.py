@@ -68,7 +68,7 @@ result = compare_kernels(X, y, train=ns1.train, valid=ns1.valid, test=ns1.test,
 print()
 print(format_table(result.rows))
 
-# The seed notebook's results on NS1 (100 epochs of AdamW on a GPU; DESIGN.md):
+# The seed notebook's reported results on NS1 (deepSTRF, 100 epochs of AdamW on a GPU):
 seed = {"vanilla": 0.609, "separable": 0.184, "parametric": 0.445}
 print("\nmean test cc_norm    skstrf    seed notebook")
 for row in result.rows:

@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = attach(
         "load_dataset": "_hdf5",
         "LazyDataset": "_hdf5",
         "DatasetFormatError": "_hdf5",
+        "NS1FormatError": "_ns1",
         "DownloadError": "_download",
         "ChecksumError": "_download",
         "get_data_home": "_download",
