@@ -563,7 +563,7 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
     if valid is not None:
         # the validation loader draws from its own generator, not the training shuffle's
         with torch.no_grad():
-            pred = net.forward(net_inputs(valid, device, net.module_), training=False)
+            pred = net.forward(net_inputs(valid, device, net.module_), training=False, device=device)
         start_score = dict(net.callbacks_)["valid_cc_norm"].score(pred)
         start_state = _copy_state(net.module_)
     first = len(net.history)
@@ -662,7 +662,7 @@ def record_closed_form_epoch(net: STRFNet, train_stats: DesignStatistics, valid:
         loss = net.module_.statistics_loss(train_stats, index, net.alpha)
         net.history.record("train_loss", float(loss))
         if valid is not None:
-            pred = net.forward(net_inputs(valid, device, net.module_), training=False)
+            pred = net.forward(net_inputs(valid, device, net.module_), training=False, device=device)
             net.history.record("valid_loss", float(net.get_loss(pred, net_targets(valid, device, net.module_))))
             scorer = dict(net.callbacks_)["valid_cc_norm"]
             net.history.record("valid_cc_norm", scorer.score(pred))

@@ -510,7 +510,7 @@ def solve_closed_form(train: DesignStatistics, valid: DesignStatistics | None, a
             start = path[finite].transpose(1, 2).reshape(-1, F, L)
             fitted = fit_als(train_m, start, grid.repeat_interleave(N), F, L, rank)
             fitted = fitted.reshape(grid.numel(), N, F * L).transpose(1, 2)
-            scores = torch.full((alphas.numel(), N), float("nan"), dtype=fitted.dtype)
+            scores = torch.full((alphas.numel(), N), float("nan"), dtype=fitted.dtype, device=fitted.device)
             scores[finite] = validation_correlation(fitted, intercept(train_m, fitted), valid)
             chosen = _choose(scores, alphas, per_neuron, N, pooling)
             weight = ridge_path(refit_m, chosen[None])[0]

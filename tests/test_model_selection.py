@@ -3,6 +3,7 @@
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.model_selection import (
     GridSearchCV,
@@ -144,7 +145,7 @@ def test_loky_n_jobs_gives_the_serial_results(data):
                          return_estimator=True)
     for est, (train, _) in zip(res["estimator"], KFold(2).split(data.X)):
         # Fitted in a worker, which picked its own device; the parameter stays "auto".
-        assert est.device == "auto" and est.device_ == "cpu"
+        assert est.device == "auto" and est.device_ == ("cuda" if torch.cuda.is_available() else "cpu")
         local = STRFRegressor(n_lags=6).fit(data.X[train], data.y[train])
         assert_allclose(est.predict(data.X), local.predict(data.X), rtol=1e-6, atol=1e-9)
 

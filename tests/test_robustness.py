@@ -66,7 +66,7 @@ class _RecordSTRF(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         with torch.no_grad():
-            self.strfs.append(net.module_.strf()[:, 0].double().numpy())
+            self.strfs.append(net.module_.strf()[:, 0].double().cpu().numpy())
 
 
 def _interrupt(net):
