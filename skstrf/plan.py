@@ -250,7 +250,10 @@ def plan_fit(est, data: StimulusSet, device: str, net_params: dict,
         train, valid = np.arange(data.n_stimuli), np.arange(0)
     else:
         data, train, valid = validation_split(data, est.validation_fraction)
-    folds, n_blocks = _folds(est.cv, data.lengths[train], None if groups is None else groups[train])
+    if est.alpha is not None and np.size(est.alpha) == 1:
+        folds, n_blocks = None, 1  # one penalty: nothing to cross-validate, cv is not used
+    else:
+        folds, n_blocks = _folds(est.cv, data.lengths[train], None if groups is None else groups[train])
     alphas = _penalties(est, solver, closed_start, has_valid=valid.size > 0, has_folds=folds is not None)
     seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
     model = dict(kernel=est.kernel, n_lags=est.n_lags, rank=est.rank, n_gaussians=est.n_gaussians,

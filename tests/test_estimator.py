@@ -206,6 +206,9 @@ def test_cv_leave_one_out_and_splitters_that_cannot_split_stimuli(spiking):
         STRFRegressor(n_lags=8, cv=GroupKFold(3)).fit(X, y)
     with pytest.raises(ValueError, match=r"could not split the 2 stimuli .*n_splits=5"):
         STRFRegressor(n_lags=8, cv=KFold(5)).fit(X[:2], y[:2])
+    # one penalty: cv is not used, so a splitter that could not split is no error
+    one = STRFRegressor(n_lags=8, alpha=0.3, cv=KFold(5)).fit(X[:2], y[:2])
+    np.testing.assert_array_equal(one.strfs_, STRFRegressor(n_lags=8, alpha=0.3).fit(X[:2], y[:2]).strfs_)
     # a single recording is cut into as many blocks as cv has folds: LeaveOneOut cannot say
     with pytest.raises(ValueError, match=r"LeaveOneOut\(\) cannot tell its number of folds without the data.*"
                                          r"ContiguousBlocks"):
