@@ -9,8 +9,10 @@ set -o pipefail
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
 if compgen -G ".whl/*.whl" > /dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 3
-    export PYTHONPATH=/tmp/site:$PWD
+    # a fresh private folder (mktemp -d: mode 700, never an existing path or link in /tmp)
+    site=$(mktemp -d) || exit 3
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .whl/*.whl || exit 3
+    export PYTHONPATH=$site:$PWD
 else
     export PYTHONPATH=$PWD
 fi

@@ -121,11 +121,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         stimuli together), or a list of ``(train, test)`` stimulus indices. The score of a
         penalty is the correlation of the out-of-fold predictions, pooled over all folds,
         with the PSTH; it is computed exactly from per-stimulus sufficient statistics, one
-        eigendecomposition per fold for the whole grid. For one continuous recording (a single stimulus) the folds are
-        ``K`` contiguous time blocks of it (every frame keeps its real lag history, which
-        may reach into the previous block's stimulus). "ridge" and "als" then fit all
-        stimuli, without validation stimuli; gradient-trained models cross-validate on
-        their training stimuli only. ``None``: choose on the validation stimuli.
+        eigendecomposition per fold for the whole grid. For one continuous recording (a
+        single stimulus) the folds are ``K`` contiguous time blocks of it (every frame
+        keeps its real lag history, which may reach into the previous block's stimulus).
+        "ridge" and "als" then fit all stimuli, without validation stimuli;
+        gradient-trained models cross-validate on their training stimuli only. ``None``:
+        choose on the validation stimuli.
     alpha_per_neuron : bool, default=True
         Choose a penalty per neuron; ``False`` chooses one penalty for all (the best mean
         score over neurons).
