@@ -185,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     text = kernels + "\n" + synthetic
     print(text)
     if args.markdown:
-        args.markdown.write_text(f"Command: `{command}`\n\nWritten to `{args.out}`:\n\n```rst\n{text}```\n")
+        out = args.out.resolve()
+        root = GENERATED.parent.parent.parent
+        shown_out = out.relative_to(root) if out.is_relative_to(root) else out
+        args.markdown.write_text(f"Command: `{command}`\n\nWritten to `{shown_out}`:\n\n```rst\n{text}```\n")
     return 0
 
 

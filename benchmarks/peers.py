@@ -27,7 +27,10 @@ Modes: "songs" (``make_realistic_dataset``, 20 ragged songs, 20 lags; 5-fold ``K
 songs, pooled out-of-fold predictions); "continuous" (the 7 s recording, 20 lags, 5
 ``ContiguousBlocks``, each test block predicted from the whole stimulus); "NS1-like"
 (``make_strf_dataset``, 20 stimuli x 999 frames x 34 bands, 119 neurons, 15 lags; fit on
-its train + valid stimuli, 17, scored on its 3 test stimuli). Score: ``skstrf.metrics.cc_norm``
+its train + valid stimuli, 17, scored on its 3 test stimuli). The realistic X is the
+generator's log power minus each band's level of silence (``data.X - data.silence``): every
+library zero-pads the history before a stimulus, and this makes that zero the silence the
+cells heard. Score: ``skstrf.metrics.cc_norm``
 per neuron (pooled over the scored frames), mean over neurons. Seconds: wall-clock time
 of one fit including its penalty search, mean over the outer folds.
 """
@@ -249,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
 
     n_songs_neurons = 2 if args.quick else 8
     songs = make_realistic_dataset(n_neurons=n_songs_neurons, random_state=args.seed)
+    songs.X = songs.X - songs.silence  # silence at zero for every library (see the docstring)
     if args.quick:  # 10 songs, 2 outer folds
         songs.X, songs.y = songs.X[:10], songs.y[:10]
     outer = list(KFold(2 if args.quick else 5).split(songs.X))
@@ -257,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
                      run_stimuli(songs.X, songs.y, outer, 20, 5)))
 
     cont = make_realistic_dataset("continuous", random_state=args.seed)
+    cont.X = cont.X - cont.silence
     outer = list(ContiguousBlocks(2 if args.quick else 5).split(cont.X))
     sections.append((f"Continuous: 5 units, {len(cont.X)} frames, {len(outer)} contiguous blocks, "
                      "20 lags, pooled out-of-fold cc_norm",

@@ -71,6 +71,12 @@ def splice(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda _: f"{begin}\n{body.rstrip()}\n{end}", text, count=1)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository root when it lies inside it, else absolute."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def run_section(section: Section, args: argparse.Namespace, out: Path) -> Path | str:
     """Run one section's script; return its markdown file, or "skipped" or "failed"."""
     script = HERE / section.script
@@ -91,11 +97,13 @@ def run_section(section: Section, args: argparse.Namespace, out: Path) -> Path |
             print(f"[{section.name}] needs ${section.python_env} (the interpreter of its own "
                   "environment, see benchmarks/README.md): skipped", flush=True)
             return "skipped"
-    cmd = [python, str(script), *extra, "--markdown", str(markdown)]
+    # Paths inside the repository are passed relative to it (the scripts run there): the
+    # commands they print into RESULTS.md and the docs then name no local folder.
+    cmd = [python, str(script), *extra, "--markdown", _shown(markdown)]
     if args.quick:
         cmd.append("--quick")
         if section.name == "docs-tables":
-            cmd += ["--out", str(out / "docs_tables")]
+            cmd += ["--out", _shown(out / "docs_tables")]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     if args.deepstrf_python:
         env["DEEPSTRF_PYTHON"] = args.deepstrf_python

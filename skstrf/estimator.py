@@ -124,9 +124,10 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         eigendecomposition per fold for the whole grid. For one continuous recording (a
         single stimulus) the folds are ``K`` contiguous time blocks of it (every frame
         keeps its real lag history, which may reach into the previous block's stimulus).
-        "ridge" and "als" then fit all stimuli, without validation stimuli;
-        gradient-trained models cross-validate on their training stimuli only. ``None``:
-        choose on the validation stimuli.
+        An int larger than the number of training stimuli (or frames) is cut down to it:
+        one stimulus per fold. "ridge" and "als" then fit all stimuli, without validation
+        stimuli; gradient-trained models cross-validate on their training stimuli only.
+        ``None``: choose on the validation stimuli.
     alpha_per_neuron : bool, default=True
         Choose a penalty per neuron; ``False`` chooses one penalty for all (the best mean
         score over neurons).
@@ -225,9 +226,13 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         (``3 * n_freqs`` for AdapTrans: the ON and OFF time constants and ``w`` of each
         band; none for IC adaptation).
     history_ : skorch.History
-        Per epoch: ``train_loss``, ``valid_loss``, ``valid_cc_norm``, ``dur``. Gradient
-        training from a closed-form start never ends below that start on the validation
-        stimuli: when no epoch beats it, the start is kept (``net_.kept_start_``).
+        Per epoch of gradient training: ``train_loss``, ``valid_loss``, ``valid_cc_norm``,
+        ``dur`` (the validation entries only when validation stimuli were held out). A
+        closed-form fit records one epoch with its ``train_loss`` (the penalised loss), and
+        ``valid_loss`` and ``valid_cc_norm`` only when it held out validation stimuli
+        (``cv=None``); with cross-validation inside ``fit`` its scores are ``cv_scores_``.
+        Gradient training from a closed-form start never ends below that start on the
+        validation stimuli: when no epoch beats it, the start is kept (``net_.kept_start_``).
     net_ : STRFNet
         The fitted skorch net holding the torch module (``net_.module_``).
     device_ : str

@@ -363,7 +363,7 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
     if not isinstance(histories, Mapping):
         histories = {"fit": histories}
     fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
-    handles, closed_form, iterative = [], False, False
+    handles, closed_form, iterative = [], set(), False
     for i, (label, history) in enumerate(histories.items()):
         records = _history_records(history)
         color = f"C{i}"
@@ -380,7 +380,7 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
                 continue
             ax = axes[panel]
             if len(values) == 1:
-                closed_form = True
+                closed_form.add("\u25cb training" if key == "train_loss" else "\u25cf validation")
                 ax.axhline(values[0], color=color, ls=":", lw=1)
                 ax.plot(epochs, values, color=color, mfc=face, marker="o", ls="none", label=name)
             else:
@@ -398,8 +398,10 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
                     Line2D([], [], color="0.3", ls="-", lw=1.5, label="validation"),
                     Line2D([], [], color="0.3", marker="*", ms=10, ls="none", label="best epoch (restored)")]
     if closed_form:
+        # only the markers drawn are named (a cross-validated fit records no validation)
+        drawn = ", ".join(sorted(closed_form))  # training (U+25CB) first
         handles.append(Line2D([], [], color="0.3", ls=":", marker="o", mfc="0.3", lw=1,
-                              label="closed form (one solve;\n\u25cb training, \u25cf validation)"))
+                              label=f"closed form (one solve;\n{drawn})"))
     axes[0].set(xlabel="epoch", ylabel="MSE (units of PSTH variance)", title="Loss")
     axes[1].set(xlabel="epoch", ylabel="validation cc_norm", title="Validation cc_norm")
     for ax in axes:
@@ -554,9 +556,11 @@ def plot_paired_scores(
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal")
-        p = getattr(row, "pvalue_corrected", row.pvalue)
+        # the correction is named: a caller's own table may correct over other pairs
+        p = row.pvalue if len(rows) < 2 else row.pvalue_corrected
+        which = "p" if len(rows) < 2 else f"Holm p ({len(rows)} pairs)"
         ax.set_title(f"{row.model_b} higher: {row.n_worse}/{row.n_neurons}\n"
-                     f"median {-row.median_difference:+.3f}, p = {p:.2g}", fontsize=9)
+                     f"median {-row.median_difference:+.3f}, {which} = {p:.2g}", fontsize=9)
         if j == n:
             ax.set_xlabel(f"{row.model_a} ({metric})")
         if i == 0:

@@ -176,8 +176,10 @@ class FrameTransformer(_StimulusTransformer):
     transformer: ``fit`` fits a clone of it on the frames of the stimuli it is given (in a
     pipeline under cross-validation, the training stimuli only) and ``transform`` maps every
     frame. NaN end-padding frames are left out of the fit and stay NaN. Typical uses:
-    ``StandardScaler()`` to standardise each band, ``PCA(n_components=k)`` to reduce the
-    bands to ``k`` spectral components.
+    ``StandardScaler(with_mean=False)`` to scale each band, ``PCA(n_components=k)`` to
+    reduce the bands to ``k`` spectral components. A transformer that subtracts a mean
+    (``StandardScaler()``, PCA) moves where zero is, and the estimator's history before
+    each stimulus is zero in the units it is given (see the user guide, "Data layout").
 
     Parameters
     ----------

@@ -411,7 +411,7 @@ def _als_chunk(m: Moments, init: torch.Tensor, alphas: torch.Tensor, n_freqs: in
 #: ALS's penalty as a fraction of the one cross-validation chose for the free kernel. The
 #: rank constraint regularises too, so a separable kernel might need less shrinkage; on the
 #: tuning seeds of ``benchmarks/defaults_realistic.py`` a half or a quarter gained at most
-#: 0.001 on songs and NS1-like data and lost 0.004 and 0.008 on the continuous recording
+#: 0.002 on songs and 0.001 on NS1-like data and lost 0.003 on the continuous recording
 #: (means over the seeds), so the default keeps the free kernel's penalty.
 ALS_PENALTY_SCALE = 1.0
 

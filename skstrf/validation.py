@@ -639,6 +639,10 @@ def _cut_recording(data: StimulusSet, cut: int) -> StimulusSet:
 
 #: Median over bands of |mean| / standard deviation beyond which X's level is reported.
 LEVEL_RATIO = 100.0
+#: Share of X's values below zero (median over bands) beyond which zero, the history before
+#: each stimulus, is reported as louder than the sound (a log spectrogram whose silence is
+#: far below zero).
+BELOW_ZERO_SHARE = 0.95
 
 
 def check_stimulus_level(data: StimulusSet, n_lags: int, moments: "FrameMoments | None" = None) -> None:
@@ -646,14 +650,31 @@ def check_stimulus_level(data: StimulusSet, n_lags: int, moments: "FrameMoments 
 
     The history before each stimulus is zero in X's units: with a level far from zero, each
     stimulus starts with a step from 0 to that level, which then dominates the first
-    ``n_lags - 1`` frames and the fit. ``moments``: X's :class:`FrameMoments` when already
-    known (data that are not in memory); by default computed from ``data``.
+    ``n_lags - 1`` frames and the fit. Also warns when zero is louder than nearly all of X
+    (a log spectrogram with silence far below zero; :data:`BELOW_ZERO_SHARE`), a check
+    made only when ``data`` holds its values. ``moments``: X's :class:`FrameMoments` when
+    already known (data that are not in memory); by default computed from ``data``.
     """
     if n_lags < 2:
         return
+    in_memory = moments is None
     moments = FrameMoments.of(data.X, data.frame_mask) if moments is None else moments
     mean, std = moments.standardisation()
     ratio = float(np.median(np.abs(mean) / std))
+    # Only with the values at hand (not from moments alone: data that arrive in chunks).
+    below = float(np.median(_share_below_zero(data))) if in_memory and ratio <= LEVEL_RATIO else 0.0
+    if below > BELOW_ZERO_SHARE:
+        warnings.warn(
+            f"Zero in X's units is louder than nearly all of X: {below:.1%} of the values of "
+            "the median band are below it. The STRF's history before each stimulus is zero "
+            "in X's units, so every stimulus starts with a step down from a sound louder than "
+            f"nearly any in the data, which shapes the first n_lags - 1 = {n_lags - 1} frames of "
+            "each stimulus and the fit. If X is a log spectrogram, subtract the level of "
+            "silence first (e.g. X - floor, with floor the log of the power floor or of the "
+            "background noise in each band), so that silence is zero.",
+            UserWarning,
+            stacklevel=4,
+        )
     if ratio > LEVEL_RATIO:
         warnings.warn(
             f"X's level is far from zero: the mean of its bands is {ratio:.3g} times their "
@@ -665,6 +686,16 @@ def check_stimulus_level(data: StimulusSet, n_lags: int, moments: "FrameMoments 
             UserWarning,
             stacklevel=4,
         )
+
+
+def _share_below_zero(data: StimulusSet) -> np.ndarray:
+    """The share of each band's valid frames where X is below zero, one block of stimuli
+    at a time (temporaries of a block's size)."""
+    mask = data.frame_mask
+    below = np.zeros(data.X.shape[2])
+    for block in _stimulus_blocks(data.X):
+        below += np.sum(data.X[block] < 0, axis=(0, 1), where=mask[block][..., None])
+    return below / max(int(mask.sum()), 1)
 
 
 def _is_flat(mean: np.ndarray, std: np.ndarray) -> np.ndarray:

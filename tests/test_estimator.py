@@ -201,6 +201,8 @@ def test_cv_leave_one_out_and_splitters_that_cannot_split_stimuli(spiking):
     # LeaveOneOut's number of folds needs the rows: one fold per stimulus, like KFold(6)
     loo = STRFRegressor(n_lags=8, cv=LeaveOneOut()).fit(X, y)
     np.testing.assert_allclose(loo.cv_scores_, STRFRegressor(n_lags=8, cv=6).fit(X, y).cv_scores_)
+    # an int beyond the number of stimuli is cut down to it (documented): one stimulus per fold
+    np.testing.assert_allclose(STRFRegressor(n_lags=8, cv=10).fit(X, y).cv_scores_, loo.cv_scores_)
     with pytest.raises(ValueError, match=r"cv=GroupKFold.* could not split the 6 stimuli .*'groups' "
                                          r"parameter should not be None.*needs fit\(X, y, groups=...\)"):
         STRFRegressor(n_lags=8, cv=GroupKFold(3)).fit(X, y)

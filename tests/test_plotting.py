@@ -200,7 +200,7 @@ def test_plot_history_lines_best_epoch_and_closed_form():
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend[:2] == ["grad", "ridge"]
     assert "training loss" in legend and "best epoch (restored)" in legend
-    assert any(text.startswith("closed form") for text in legend)
+    assert "closed form (one solve;\n\u25cb training, \u25cf validation)" in legend
 
 
 def test_plot_history_single_history_without_validation():
@@ -208,6 +208,10 @@ def test_plot_history_single_history_without_validation():
     _, (loss_ax, score_ax) = plot_history(records)
     np.testing.assert_array_equal(_line(loss_ax, "fit (train)").get_ydata(), [2.0, 1.0])
     assert not score_ax.lines
+    # a cross-validated closed-form fit records no validation: the legend names no marker for it
+    fig, (loss_ax, score_ax) = plot_history({"ridge": [{"epoch": 1, "train_loss": 0.4}]})
+    assert not score_ax.lines
+    assert "closed form (one solve;\n\u25cb training)" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 def test_plot_history_of_fitted_estimators():
@@ -277,13 +281,18 @@ def test_plot_paired_scores_grid_points_and_titles():
     first = axes[0]  # vanilla (x) vs separable (y)
     np.testing.assert_allclose(first.collections[0].get_offsets(), np.c_[a, b][np.isfinite(b)])
     assert first.get_title().startswith("separable higher: 0/19")
+    # the p-value shown is the Holm-corrected one over the 3 pairs, and says so
+    from skstrf.significance import pairwise_comparisons
+
+    holm = pairwise_comparisons({"vanilla": a, "separable": b, "parametric": c}, correction="holm")
+    assert first.get_title().endswith(f"Holm p (3 pairs) = {holm[0].pvalue_corrected:.2g}")
     assert first.get_ylabel() == "separable (test cc_norm)"
     identity = first.lines[0].get_xydata()
     np.testing.assert_allclose(identity[:, 0], identity[:, 1])
     assert axes[2].get_xlabel() == "separable (test cc_norm)"
     assert axes[2].get_ylabel() == ""
     _, axes = plot_paired_scores({"a": a, "b": c})
-    assert len(axes) == 1
+    assert len(axes) == 1 and ", p = " in axes[0].get_title()
     with pytest.raises(TypeError, match="mapping"):
         plot_paired_scores(a)
 

@@ -376,6 +376,25 @@ def test_large_offset_on_X_with_history_warns(data):
         STRFRegressor(n_lags=4).fit(X + 1e8, y)
 
 
+def test_zero_louder_than_the_sound_warns_and_silence_at_zero_does_not():
+    """Raw log power (silence at -3.75 and -10, zero louder than any frame) warns; the same
+    X with silence at zero, as the warning asks, does not."""
+    import warnings
+
+    from skstrf.datasets import make_realistic_dataset
+
+    d = make_realistic_dataset(n_stimuli=6, random_state=0)
+    est = STRFRegressor(n_lags=4, alpha=1.0)
+    with pytest.warns(UserWarning, match=r"Zero in X's units is louder than nearly all of X: 99\.[0-9]% of the "
+                                         r"values of the median band are below it.*n_lags - 1 = 3 frames"):
+        est.fit(d.X, d.y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(d.X - d.silence, d.y)
+        STRFRegressor(n_lags=1, alpha=1.0).fit(d.X, d.y)  # no history: nothing to warn about
+    assert not [w for w in caught if "louder" in str(w.message)]
+
+
 def test_fits_in_threads_equal_serial_fits(data):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -447,10 +447,17 @@ def test_realistic_rate_and_rates_formula(songs):
     # ~10 spikes/s = 0.05 spikes per 5 ms frame, over all valid frames and trials.
     assert 0.045 < np.nanmean(d.y) < 0.055
     np.testing.assert_allclose(np.nanmean(d.rates.reshape(-1, 8), axis=0), 0.05, rtol=0.02)
-    drive = _true_drive(d.X, d.strfs, d.intercepts)
+    # The cells heard background (the history) before each song, not zero.
+    n_history = d.strfs.shape[2] - 1
+    assert d.history.shape == (20, n_history, 32)
+    drive = _true_drive(np.concatenate([d.history, d.X], axis=1), d.strfs, d.intercepts)[:, n_history:]
     valid = ~np.isnan(drive)
     np.testing.assert_allclose(d.rates[valid], np.logaddexp(0.0, drive[valid]), rtol=1e-10)
     assert np.isnan(d.rates[~valid]).all()
+    # After the first n_lags - 1 frames the history is out of reach.
+    late = _true_drive(d.X, d.strfs, d.intercepts)
+    np.testing.assert_allclose(drive[:, n_history:][valid[:, n_history:]],
+                               late[:, n_history:][valid[:, n_history:]], rtol=1e-12)
     np.testing.assert_array_equal(d.y[~np.isnan(d.y)], np.round(d.y[~np.isnan(d.y)]))
 
 
@@ -491,7 +498,7 @@ def test_realistic_continuous_recording():
     # Contra excites early (onset), ipsi inhibits (EI units).
     assert np.all(np.argmax(d.strfs[:, 0], axis=1) <= 4) and np.all(d.strfs[:, 0].max(axis=1) > 0)
     assert np.all(d.strfs[:, 1].sum(axis=1) < 0)
-    drive = _true_drive(d.X, d.strfs, d.intercepts)
+    drive = _true_drive(np.concatenate([d.history[0], d.X]), d.strfs, d.intercepts)[d.history.shape[1]:]
     np.testing.assert_allclose(d.rates, np.logaddexp(0.0, drive), rtol=1e-10)
     rates_hz = d.rates.mean(axis=0) * 100.0
     assert np.all((rates_hz > 1.9) & (rates_hz < 15.5))
@@ -510,3 +517,34 @@ def test_realistic_continuous_recording():
 def test_realistic_argument_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_realistic_dataset(**kwargs)
+
+
+def test_realistic_history_is_silence_not_zero(songs):
+    """Before each stimulus the cells hear background noise at ``silence``, far below zero."""
+    d = songs
+    loud = np.setdiff1d(np.arange(32), d.silent_bands)
+    # Closed form for the loud bands (the log floor is negligible there): the mean of
+    # log10(b g), g ~ Exp(1), is log10(b) - Euler's gamma / ln 10.
+    np.testing.assert_allclose(d.silence[loud], -3.5 - np.euler_gamma / np.log(10.0), atol=1e-5)
+    np.testing.assert_allclose(d.silence[d.silent_bands], -10.0, atol=2e-3)
+    # The history is that background: its mean level per band is the silence level, and it
+    # is quieter than the songs' loud frames; the songs start with silence, at that level.
+    np.testing.assert_allclose(d.history.mean(axis=(0, 1))[loud], d.silence[loud], atol=0.1)
+    assert np.all(d.history[..., loud].mean(axis=(0, 1)) < np.nanpercentile(d.X[..., loud], 90, axis=(0, 1)))
+    np.testing.assert_allclose(np.nanmean(d.X[:, :5, loud]), d.silence[loud].mean(), atol=0.15)
+    # Zero (the history of a model that zero-pads) is louder than nearly every frame.
+    assert np.mean(d.X[..., loud][~np.isnan(d.X[..., loud])] < 0) > 0.99
+    cont = make_realistic_dataset("continuous", random_state=0)
+    np.testing.assert_allclose(cont.silence, -3.5 - np.euler_gamma / np.log(10.0), atol=1e-5)
+    assert cont.history.shape == (1, 19, 2)
+
+
+def test_realistic_defaults_are_the_documented_ones():
+    """The docstring's defaults are the generator's (rates and SNRs per layout)."""
+    doc = make_realistic_dataset.__doc__
+    assert 'None: 10 ("stimuli") or (2, 15) ("continuous")' in doc
+    assert 'None: 0.6 ("stimuli") or (0.2, 2) ("continuous")' in doc
+    songs = make_realistic_dataset(random_state=0)
+    np.testing.assert_allclose([songs.rate_hz[0], songs.snr[0]], [10.0, 0.6])
+    cont = make_realistic_dataset("continuous", random_state=0)
+    assert np.all((cont.rate_hz >= 2) & (cont.rate_hz <= 15)) and np.all((cont.snr >= 0.2) & (cont.snr <= 2))

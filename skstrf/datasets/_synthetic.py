@@ -1135,14 +1135,33 @@ def _song_spectrograms(rng: np.random.Generator, lengths: np.ndarray, centres_hz
             power[s, t : t + n] += syllable[idx]
             t += n + int(round(gaps[i % n_syllables] * rng.uniform(0.9, 1.1)))
             i += 1
+    power += _song_background(n_freqs) * rng.exponential(1.0, power.shape)
+    X = np.log10(power + _LOG_FLOOR)
+    X[np.arange(n_times)[None, :] >= lengths[:, None]] = np.nan
+    return X
+
+
+def _song_background(n_freqs: int) -> np.ndarray:
+    """Mean background noise power of each band of the songs' spectrograms, shape (n_freqs,).
+
+    ``_BACKGROUND_POWER`` in the loud bands; in the silent bands, a power that makes their
+    standard deviation after the log log-spaced over ``_SILENT_BAND_STD``.
+    """
     silent_std = np.geomspace(*_SILENT_BAND_STD, _N_SILENT_BANDS)
     # std(log10(floor + b g)) = b std(g) / (floor ln 10) for b << floor, g ~ Exp(1): std(g) = 1.
     background = np.full(n_freqs, _BACKGROUND_POWER)
     background[:_N_SILENT_BANDS] = silent_std * _LOG_FLOOR * np.log(10.0)
-    power += background * rng.exponential(1.0, power.shape)
-    X = np.log10(power + _LOG_FLOOR)
-    X[np.arange(n_times)[None, :] >= lengths[:, None]] = np.nan
-    return X
+    return background
+
+
+def _mean_log_background(power: np.ndarray, floor: float) -> np.ndarray:
+    """``E[log10(floor + power g)]`` for ``g ~ Exp(1)``: the mean level, after the log, of
+    background noise of mean power ``power`` (one value per band), by quadrature over
+    ``u = log g``, whose density is ``exp(u - e^u)``."""
+    u = np.linspace(-40.0, 5.0, 9001)
+    density = np.exp(u - np.exp(u))
+    level = np.log10(floor + np.asarray(power, dtype=float)[:, None] * np.exp(u)[None, :])
+    return np.trapezoid(density * level, u, axis=1)
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: tuple[float, ...]
@@ -1297,12 +1316,13 @@ def make_realistic_dataset(
     over time is 1e-7 to 1e-3 against about 1 in the loud bands. 10 trials; about 10
     spikes/s (0.05 spikes per frame); onset-dominated STRFs with irregular excitatory and
     inhibitory lobes (not sums of Gaussians); a signal-to-noise ratio at which a ridge STRF
-    with its penalty picked in hindsight reaches a test cc_norm of about 0.35-0.5.
+    with its penalty picked in hindsight reaches a test cc_norm of about 0.5, at the top of
+    the 0.35-0.5 the best linear models reach on real cells.
 
     ``layout="continuous"``: five A1 units recorded together during one 7 s stimulus
     presented 20 times: contra and ipsi log envelopes of binaural sound events at 10 ms,
     ``X`` of shape (700, 2) and ``y`` of shape (700, 5, 20); contra-excitatory,
-    ipsi-inhibitory onset STRFs; rates 5-30 spikes/s and signal-to-noise ratios that differ
+    ipsi-inhibitory onset STRFs; rates 2-15 spikes/s and signal-to-noise ratios that differ
     tenfold between units.
 
     See the user guide section "Realistic data" for the construction.
@@ -1322,11 +1342,11 @@ def make_realistic_dataset(
         continuous recording); at most 120.
     rate_hz : float, (float, float) or None, default=None
         Mean firing rate in spikes/s, one value or a (low, high) range drawn log-uniformly per
-        neuron; None: 10 ("stimuli") or (5, 30) ("continuous").
+        neuron; None: 10 ("stimuli") or (2, 15) ("continuous").
     snr : float, (float, float) or None, default=None
         Single-trial signal-to-noise ratio ``var(rate) / mean(rate)`` over frames (see
         :func:`make_strf_dataset`), one value or a (low, high) range drawn log-uniformly per
-        neuron; None: 0.15 ("stimuli") or (0.05, 0.5) ("continuous").
+        neuron; None: 0.6 ("stimuli") or (0.2, 2) ("continuous").
     nonlinearity : {"softplus", "relu", "exp"}, default="softplus"
         Output nonlinearity from drive to rate; responses are Poisson spike counts.
     random_state : None, int, numpy.random.RandomState or numpy.random.Generator, default=None
@@ -1364,6 +1384,16 @@ def make_realistic_dataset(
             Only for "continuous": ``["contra", "ipsi"]``.
         silent_bands : ndarray of int
             Bands that carry no sound, only the noise floor (empty for "continuous").
+        history : ndarray of shape (n_stimuli, n_lags - 1, n_freqs) or (1, n_lags - 1, 2)
+            What the cells heard before each stimulus (before the recording): background
+            noise only, in X's units. The rates are ``nonlinearity(drive)`` with the drive
+            of the STRFs over ``history`` followed by the stimulus.
+        silence : ndarray of shape (n_freqs,) or (2,)
+            The mean level of that background in each band (column), in X's units: where
+            X is at rest. Zero in X's units is louder than nearly every frame (log power
+            of a loud syllable's peak), so a model whose history before each stimulus is
+            zero sees a step down at every stimulus start; ``X - silence`` puts silence at
+            zero (see the user guide, "Data layout", on where zero is).
         dt_ms : float
             5.0 or 10.0.
         layout, nonlinearity, noise : str
@@ -1407,6 +1437,7 @@ def make_realistic_dataset(
         X = _binaural_envelopes(stim_rng, n_times, dt_ms)[np.newaxis]
         unit_strfs = _binaural_strfs(cell_rng, n_neurons, n_lags)
         freqs, silent = None, np.array([], dtype=int)
+        background, floor = np.full(2, _BACKGROUND_POWER), 0.0
     else:
         dt_ms = 5.0
         n_stimuli = 20 if n_stimuli is None else int(n_stimuli)
@@ -1416,9 +1447,17 @@ def make_realistic_dataset(
         X = _song_spectrograms(stim_rng, lengths, freqs, dt_ms)
         unit_strfs = _song_strfs(cell_rng, n_neurons, freqs.size, n_lags, _N_SILENT_BANDS)
         silent = np.arange(_N_SILENT_BANDS)
+        background, floor = _song_background(freqs.size), _LOG_FLOOR
 
+    # Before each stimulus the cells heard silence: background noise only, drawn after X
+    # (so X does not depend on n_lags). Zero in X's units would be a sound louder than any
+    # in the data (log power), and every stimulus would start with a step down from it.
+    n_history = n_lags - 1
+    history = np.log10(floor + background * stim_rng.exponential(1.0, (X.shape[0], n_history, X.shape[2])))
+    silence = _mean_log_background(background, floor)
     mean_rate = target_rate_hz * dt_ms / 1000.0
-    unit_drive = _true_drive(X, unit_strfs, np.zeros(n_neurons))
+    unit_drive = _true_drive(np.concatenate([history, X], axis=1), unit_strfs,
+                             np.zeros(n_neurons))[:, n_history:]
     gain, intercepts = _scale_to_targets(unit_drive, nonlinearity, mean_rate, target_snr * mean_rate)
     strfs = unit_strfs * gain[:, None, None]
     rates = _apply_nonlinearity(intercepts + gain * unit_drive, nonlinearity)
@@ -1448,6 +1487,6 @@ def make_realistic_dataset(
     return Bunch(
         X=X, y=y, rates=rates, strfs=strfs, intercepts=intercepts, rate_hz=target_rate_hz,
         snr=target_snr, lengths=lengths, train=train, valid=valid, test=test, freqs=freqs,
-        silent_bands=silent, dt_ms=float(dt_ms), layout=layout, nonlinearity=nonlinearity,
-        noise="poisson", DESCR=descr, **extra,
+        silent_bands=silent, silence=silence, history=history, dt_ms=float(dt_ms), layout=layout,
+        nonlinearity=nonlinearity, noise="poisson", DESCR=descr, **extra,
     )
