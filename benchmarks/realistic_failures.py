@@ -89,7 +89,7 @@ def run(data, folds: list, max_epochs: int) -> dict[str, float]:
     scores["separable (rank-1 ALS), best single alpha in hindsight"] = float(
         np.nanmax(np.nanmean(per_neuron, axis=1)))
     scores["separable (rank-1 ALS), best alpha per neuron in hindsight"] = float(
-        np.mean(np.nanmax(per_neuron, axis=0)))
+        np.nanmean(np.nanmax(per_neuron, axis=0)))
     scores["separability index of the true STRFs"] = float(np.mean(separability_index(data)))
     return scores
 

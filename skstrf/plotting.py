@@ -556,7 +556,7 @@ def plot_paired_scores(
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal")
-        # the correction is named: a caller's own table may correct over other pairs
+        # the correction is named, with the number of pairs it corrects over
         p = row.pvalue if len(rows) < 2 else row.pvalue_corrected
         which = "p" if len(rows) < 2 else f"Holm p ({len(rows)} pairs)"
         ax.set_title(f"{row.model_b} higher: {row.n_worse}/{row.n_neurons}\n"

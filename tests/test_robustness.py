@@ -372,25 +372,36 @@ def test_large_offset_on_X_changes_nothing_without_history(data):
 def test_large_offset_on_X_with_history_warns(data):
     X, y = data
     with pytest.warns(UserWarning, match=r"X's level is far from zero: the mean of its bands is "
-                                         r"[0-9.e+]+ times their standard deviation"):
+                                         r"[0-9.e+]+ times their standard deviation") as caught:
         STRFRegressor(n_lags=4).fit(X + 1e8, y)
+    assert [w.filename for w in caught if "far from zero" in str(w.message)] == [__file__]
 
 
 def test_zero_louder_than_the_sound_warns_and_silence_at_zero_does_not():
-    """Raw log power (silence at -3.75 and -10, zero louder than any frame) warns; the same
-    X with silence at zero, as the warning asks, does not."""
+    """Raw log power (silence at -3.75 and -10, zero louder than nearly every frame) and dB
+    relative to the loudest frame warn, at the user's line; the same X with silence at zero,
+    centred sparse stimuli (zero at their mean) and a model without history do not."""
     import warnings
 
     from skstrf.datasets import make_realistic_dataset
 
     d = make_realistic_dataset(n_stimuli=6, random_state=0)
     est = STRFRegressor(n_lags=4, alpha=1.0)
-    with pytest.warns(UserWarning, match=r"Zero in X's units is louder than nearly all of X: 99\.[0-9]% of the "
-                                         r"values of the median band are below it.*n_lags - 1 = 3 frames"):
+    with pytest.warns(UserWarning, match=r"Zero in X's units is louder than nearly all of X: in the median "
+                                         r"band \(median over bands\) the mean is [0-9.]+ standard deviations "
+                                         r"below zero and [0-9.]+% of its frames.*n_lags - 1 = 3 frames") as caught:
         est.fit(d.X, d.y)
+    assert [w.filename for w in caught if "louder" in str(w.message)] == [__file__]
+    rng = np.random.default_rng(0)
+    padding = np.isnan(d.X[..., :1])  # the songs' NaN end-padding, shared with y
+    db = np.where(padding, np.nan, 10 * np.log10(rng.exponential(1.0, d.X.shape[:2] + (8,))))
+    with pytest.warns(UserWarning, match="louder than nearly all of X"):
+        est.fit(db - np.nanmax(db), d.y)  # dB relative to the loudest frame: 0 dB is the loudest
+    sparse = np.where(padding, np.nan, (rng.random(d.X.shape[:2] + (8,)) < 0.03).astype(float))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         est.fit(d.X - d.silence, d.y)
+        est.fit((sparse - np.nanmean(sparse)) / np.nanstd(sparse), d.y)  # 97% of the frames below zero
         STRFRegressor(n_lags=1, alpha=1.0).fit(d.X, d.y)  # no history: nothing to warn about
     assert not [w for w in caught if "louder" in str(w.message)]
 

@@ -498,7 +498,7 @@ def test_realistic_continuous_recording():
     # Contra excites early (onset), ipsi inhibits (EI units).
     assert np.all(np.argmax(d.strfs[:, 0], axis=1) <= 4) and np.all(d.strfs[:, 0].max(axis=1) > 0)
     assert np.all(d.strfs[:, 1].sum(axis=1) < 0)
-    drive = _true_drive(np.concatenate([d.history[0], d.X]), d.strfs, d.intercepts)[d.history.shape[1]:]
+    drive = _true_drive(np.concatenate([d.history, d.X]), d.strfs, d.intercepts)[d.history.shape[0]:]
     np.testing.assert_allclose(d.rates, np.logaddexp(0.0, drive), rtol=1e-10)
     rates_hz = d.rates.mean(axis=0) * 100.0
     assert np.all((rates_hz > 1.9) & (rates_hz < 15.5))
@@ -536,7 +536,10 @@ def test_realistic_history_is_silence_not_zero(songs):
     assert np.mean(d.X[..., loud][~np.isnan(d.X[..., loud])] < 0) > 0.99
     cont = make_realistic_dataset("continuous", random_state=0)
     np.testing.assert_allclose(cont.silence, -3.5 - np.euler_gamma / np.log(10.0), atol=1e-5)
-    assert cont.history.shape == (1, 19, 2)
+    assert cont.history.shape == (19, 2)
+    # X is drawn before the history: it does not depend on n_lags
+    np.testing.assert_array_equal(make_realistic_dataset(n_stimuli=3, n_lags=10, random_state=1).X,
+                                  make_realistic_dataset(n_stimuli=3, n_lags=25, random_state=1).X)
 
 
 def test_realistic_defaults_are_the_documented_ones():

@@ -1384,7 +1384,7 @@ def make_realistic_dataset(
             Only for "continuous": ``["contra", "ipsi"]``.
         silent_bands : ndarray of int
             Bands that carry no sound, only the noise floor (empty for "continuous").
-        history : ndarray of shape (n_stimuli, n_lags - 1, n_freqs) or (1, n_lags - 1, 2)
+        history : ndarray of shape (n_stimuli, n_lags - 1, n_freqs) or (n_lags - 1, 2)
             What the cells heard before each stimulus (before the recording): background
             noise only, in X's units. The rates are ``nonlinearity(drive)`` with the drive
             of the STRFs over ``history`` followed by the stimulus.
@@ -1466,7 +1466,7 @@ def make_realistic_dataset(
     train, valid, test = _split_indices(X.shape[1] if continuous else X.shape[0])
     extra = {}
     if continuous:
-        X, y, rates = X[0], y[0], rates[0]
+        X, y, rates, history = X[0], y[0], rates[0], history[0]
         extra["channels"] = np.array(["contra", "ipsi"])
         what = (f"one continuous recording of {X.shape[0]} frames of {dt_ms:g} ms (7 s), "
                 "contra and ipsi log envelopes of binaural sound events, EI onset STRFs")
