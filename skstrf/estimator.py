@@ -24,7 +24,7 @@ from .prefilters import PREFILTERS
 from .solvers import solve_closed_form
 from .threads import allowed_threads, capped_threads, limit_threads
 from .validation import (StimulusSet, check_feature_names, check_responses, check_stimuli, check_variation,
-                         feature_names, to_user_layout)
+                         feature_names, to_user_layout, user_stacklevel)
 
 __all__ = ["STRFRegressor"]
 
@@ -634,7 +634,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
                 "these stimuli drive the model far beyond the range it was fitted on (are they "
                 "on the training data's scale?).",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         return pred
 

@@ -14,7 +14,7 @@ from skorch.helper import predefined_split
 
 from .metrics import signal_power
 from .model import DesignStatistics, STRFModel, calibrate_nonlinearity, net_inputs, net_targets
-from .validation import StimulusSet
+from .validation import StimulusSet, user_stacklevel
 
 __all__ = ["MaskedMSELoss", "MaskedPoissonLoss", "STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
@@ -621,7 +621,7 @@ def _settle_training(net: STRFNet) -> None:
             f"{'non-finite' if guard.reason_ == 'became non-finite' else 'exploding'} loss); the model of the "
             f"best finite epoch ({best}) was restored. Consider a lower lr (now {net.lr}).",
             RuntimeWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
     elif interrupted is not None:
         last = callbacks["last_epoch"]
@@ -638,7 +638,7 @@ def _settle_training(net: STRFNet) -> None:
             f"fit interrupted (KeyboardInterrupt) during epoch {interrupted}; keeping the "
             f"model of the {kept}. history_ ends with the incomplete epoch.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
     elif early is not None and best is None:
         warnings.warn(
@@ -647,7 +647,7 @@ def _settle_training(net: STRFNet) -> None:
             "so early stopping could not select an epoch: keeping the last one. Hold out "
             "more or longer stimuli, or pass validation_fraction=None.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
 
 

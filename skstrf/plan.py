@@ -226,7 +226,8 @@ def plan_fit(est, data: StimulusSet, device: str, net_params: dict,
 
     ``x_moments``: X's :class:`~skstrf.validation.FrameMoments` when already known; then
     only ``data``'s shape and lengths are read (see :mod:`skstrf.chunked`). ``groups``: the
-    group of each stimulus (:func:`check_groups`), for ``est.cv``'s splitter.
+    group of each stimulus, for ``est.cv``'s splitter, already checked against X's shape by
+    :func:`check_groups` (its callers do so before the data are read).
     """
     _check_shape_options(est, data)
     if est.prefilter is None:
@@ -243,8 +244,6 @@ def plan_fit(est, data: StimulusSet, device: str, net_params: dict,
             f"{data.X.shape[2]} and {data.y.shape[2]}."
         )
     closed_start = _resolve_init(est, linear) == "closed_form"
-    if groups is not None:  # against the stimuli given, before any is held out
-        groups = check_groups(groups, est.cv, (data.n_stimuli, 0, 0) if data.x_ndim == 3 else (0, 0))
     if solver != "gradient" and est.cv is not None:
         # Cross-validation chooses the penalty: no stimulus needs to be held out.
         train, valid = np.arange(data.n_stimuli), np.arange(0)

@@ -7,15 +7,19 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
 
+if TYPE_CHECKING:  # torch is imported where a check needs it: reading the data stays light
+    import torch
+
 __all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y", "check_variation",
            "check_non_negative", "validation_split", "masked_moments", "FrameMoments",
            "to_user_layout", "responses_layout", "check_stimuli_shape", "check_responses_shape",
-           "check_dtype", "tensor_to_read", "feature_names", "check_feature_names"]
+           "check_dtype", "tensor_to_read", "feature_names", "check_feature_names", "user_stacklevel"]
 
 # y.ndim - X.ndim -> how y's trailing axes are read
 _Y_LAYOUTS = {-1: "neuron", 0: "psth", 1: "repeats"}
@@ -306,7 +310,7 @@ def check_feature_names(X, fitted: np.ndarray | None, owner: str = "this estimat
     if fitted is None or names is None:
         warnings.warn(f"X {'has' if fitted is None else 'does not have'} band names (DataFrame "
                       f"columns), but {owner} was fitted {'without' if fitted is None else 'with'} "
-                      "them: the bands are taken in the order given.", UserWarning, stacklevel=4)
+                      "them: the bands are taken in the order given.", UserWarning, stacklevel=user_stacklevel())
         return
     if names.shape == fitted.shape and (names == fitted).all():
         return
@@ -616,7 +620,7 @@ def validation_split(data: StimulusSet, fraction: float | None
                 f"validation_fraction={fraction} of them as a validation block: training for "
                 "max_epochs without early stopping. Pass validation_fraction=None to silence this.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=user_stacklevel(),
             )
             return data, np.arange(1), np.arange(0)
         return _cut_recording(data, length - n_valid), np.arange(1), np.arange(1, 2)
@@ -676,7 +680,7 @@ def check_stimulus_level(data: StimulusSet, n_lags: int, moments: "FrameMoments 
             "the fit. If 0 is not silence in X's units, subtract a baseline level first "
             "(e.g. X - X.mean(axis=(0, 1)) over the training stimuli).",
             UserWarning,
-            stacklevel=_external_stacklevel(),
+            stacklevel=user_stacklevel(),
         )
         return
     depth = float(np.median(-mean / std))
@@ -694,14 +698,27 @@ def check_stimulus_level(data: StimulusSet, n_lags: int, moments: "FrameMoments 
             "with floor the log of the power floor or of the background noise in each band), "
             "so that silence is zero.",
             UserWarning,
-            stacklevel=_external_stacklevel(),
+            stacklevel=user_stacklevel(),
         )
 
 
-def _external_stacklevel() -> int:
+def user_stacklevel() -> int:
     """The ``stacklevel`` that points a warning raised by the caller of this function at the
     first frame outside skstrf and scikit-learn: the user's line, whatever the call depth
-    (scikit-learn wraps ``fit``)."""
+    (scikit-learn wraps ``fit``, and a check sits at different depths in ``fit``,
+    ``predict`` and the out-of-core path).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skstrf.validation import user_stacklevel
+    >>> def check():  # in skstrf, the warning would name the line that called into skstrf
+    ...     warnings.warn("careful", UserWarning, stacklevel=user_stacklevel())
+    """
     import sklearn
 
     inside = tuple(os.path.dirname(path) + os.sep for path in (__file__, sklearn.__file__))
@@ -884,7 +901,7 @@ def check_variation(train: StimulusSet, moments: "tuple[FrameMoments, FrameMomen
             "STRF weights are not tuning: they only see stimulus onsets (the zero history before "
             "each stimulus), and gradient training leaves their lag-0 weight where it started.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
     quiet = (x_moments.std < NEAR_CONSTANT_RATIO * np.median(x_moments.std)) & ~flat_x
     if quiet.any():
@@ -897,7 +914,7 @@ def check_variation(train: StimulusSet, moments: "tuple[FrameMoments, FrameMomen
             "sklearn.feature_selection.VarianceThreshold through skstrf.preprocessing."
             "FrameTransformer).",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
     if flat_y.any():
         warnings.warn(
@@ -905,7 +922,7 @@ def check_variation(train: StimulusSet, moments: "tuple[FrameMoments, FrameMomen
             f"{np.flatnonzero(flat_y).tolist()} (zero variance): there is no response for their "
             "STRF to explain, and cc / cc_norm are undefined (NaN) for a constant response.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
 
 

@@ -406,6 +406,32 @@ def test_zero_louder_than_the_sound_warns_and_silence_at_zero_does_not():
     assert not [w for w in caught if "louder" in str(w.message)]
 
 
+def test_warnings_of_fit_and_predict_name_the_users_line(data):
+    """However deep in fit a check sits (plan, validation split, training), its warning
+    names the caller's line, not skstrf's or scikit-learn's."""
+    import warnings
+
+    X, y = data
+    rng = np.random.default_rng(0)
+    recording_X, recording_y = rng.normal(size=(12, 3)), rng.poisson(1.0, size=(12, 2, 3)).astype(float)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # too short a recording to hold out a validation block (make_plan -> validation_split)
+        STRFRegressor(n_lags=2, solver="gradient", max_epochs=2, validation_fraction=0.05).fit(
+            recording_X, recording_y)
+        # divergence after a validated epoch (train_net -> _settle_training)
+        STRFRegressor(**GRADIENT, callbacks=[_AtEpoch(4, _poison)]).fit(X, y)
+        # a band that barely varies (check_variation)
+        quiet = X.copy()
+        quiet[..., 0] = 1.0 + 1e-9 * rng.normal(size=quiet.shape[:2])
+        STRFRegressor(n_lags=4, alpha=1.0).fit(quiet, y)
+    messages = {str(w.message)[:30]: w.filename for w in caught}
+    assert any(m.startswith("the recording has 12 frames") for m in messages)
+    assert any(m.startswith("training diverged at epoch 4") for m in messages)
+    assert any("nearly constant" in m or "frequency band" in m for m in messages)
+    assert set(messages.values()) == {__file__}
+
+
 def test_fits_in_threads_equal_serial_fits(data):
     from concurrent.futures import ThreadPoolExecutor
 
