@@ -24,11 +24,11 @@ band-scale floor is scored on the raw log power too, as users who do not subtrac
 
 Only the TUNING seeds of ``_common.py`` are allowed: the headline tables (``realistic_failures.py``,
 ``bench_vs_deepstrf.py``) report other seeds. The band-scale floor is the module constant
-:data:`skstrf.model.X_SCALE_FLOOR`, set here for each row.
+:data:`skstrf._model.X_SCALE_FLOOR`, set here for each row.
 
 A second table scores the separable kernel (rank-1 ALS, ``kernel="separable"``) with the
 fraction of the free kernel's cross-validated penalty that ALS takes, the module constant
-:data:`skstrf.solvers.ALS_PENALTY_SCALE`, set here for each row.
+:data:`skstrf._solvers.ALS_PENALTY_SCALE`, set here for each row.
 """
 
 from __future__ import annotations
@@ -45,14 +45,14 @@ from _common import (TUNING_SEEDS, format_machine, machine_info, markdown_table,
 from sklearn.model_selection import KFold
 from sklearn.utils import Bunch
 
-import skstrf.model
-import skstrf.solvers
+import skstrf._model
+import skstrf._solvers
 from skstrf import STRFRegressor
 from skstrf.datasets import make_realistic_dataset
 from skstrf.model_selection import ContiguousBlocks
 
-DEFAULT_FLOOR = skstrf.model.X_SCALE_FLOOR
-DEFAULT_ALS_SCALE = skstrf.solvers.ALS_PENALTY_SCALE
+DEFAULT_FLOOR = skstrf._model.X_SCALE_FLOOR
+DEFAULT_ALS_SCALE = skstrf._solvers.ALS_PENALTY_SCALE
 
 # (label, STRFRegressor overrides, band-scale floor)
 SETTINGS: list[tuple[str, dict[str, Any], float]] = [
@@ -126,22 +126,22 @@ def main(argv: list[str] | None = None) -> None:
         data[seed] = (prepared[0], folds[0], prepared[1], folds[1], ns1)
     rows = []
     for label, params, floor in SETTINGS:
-        skstrf.model.X_SCALE_FLOOR = floor
+        skstrf._model.X_SCALE_FLOOR = floor
         rows.append(score_row(label, params, data))
-    skstrf.model.X_SCALE_FLOOR = DEFAULT_FLOOR
+    skstrf._model.X_SCALE_FLOOR = DEFAULT_FLOOR
     # The floor on the raw log power too: users who do not subtract the silence level.
     raw_rows = []
     for label, params, floor in SETTINGS:
         if label.startswith(("floor", "defaults")):
-            skstrf.model.X_SCALE_FLOOR = floor
+            skstrf._model.X_SCALE_FLOOR = floor
             raw_rows.append(score_row(label, params, raw))
-    skstrf.model.X_SCALE_FLOOR = DEFAULT_FLOOR
+    skstrf._model.X_SCALE_FLOOR = DEFAULT_FLOOR
     als_rows = []
     for label, scale in ALS_SETTINGS:
-        skstrf.solvers.ALS_PENALTY_SCALE = scale
+        skstrf._solvers.ALS_PENALTY_SCALE = scale
         default = " (default)" if scale == DEFAULT_ALS_SCALE else ""
         als_rows.append(score_row(f"{label}{default}", {"kernel": "separable"}, data))
-    skstrf.solvers.ALS_PENALTY_SCALE = DEFAULT_ALS_SCALE
+    skstrf._solvers.ALS_PENALTY_SCALE = DEFAULT_ALS_SCALE
     columns = [("songs", "songs (mean)", ".3f"), ("cont", "continuous (mean)", ".3f"),
                ("ns1", "NS1-like (mean)", ".3f")]
     for seed in data:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         "from it to their floor at every stimulus start; the NS1-like columns repeat the above):",
         markdown_table(raw_rows, [("setting", "vanilla ridge setting, raw X", ""), *columns]),
         "Separable kernel (rank-1 ALS, otherwise defaults): ALS's penalty as a fraction of the "
-        "free kernel's cross-validated choice (`skstrf.solvers.ALS_PENALTY_SCALE`).",
+        "free kernel's cross-validated choice (`skstrf._solvers.ALS_PENALTY_SCALE`).",
         markdown_table(als_rows, [("setting", "ALS penalty / free kernel's", ""), *columns])])
     print(text)
     if args.markdown:

@@ -38,7 +38,7 @@ from _common import (HEADLINE_SEED, finish_section, machine_info, markdown_table
 from skorch.callbacks import Callback
 
 from skstrf import STRFRegressor
-from skstrf.net import STRFNet
+from skstrf._net import STRFNet
 
 N_LAGS = 15
 

@@ -7,15 +7,15 @@ Run from the repository root::
 
 Two tables. **Statistics**: the per-stimulus Gram and cross-products of the standardised
 lagged design, computed directly from the materialised design
-(:func:`skstrf.model.design_statistics`) and from band cross-correlations
-(:func:`skstrf.gram.lagged_statistics`), each against its floating-point operation count
+(:func:`skstrf._model.design_statistics`) and from band cross-correlations
+(:func:`skstrf._gram.lagged_statistics`), each against its floating-point operation count
 and the time that count takes at the dense float64 matmul throughput measured in the same
 run (a 2048 x 2048 product): the limit of each method. **Fit**: ``STRFRegressor()`` with its
 defaults (vanilla, penalty by cross-validation) on the same data, against its
-cross-validated penalty path alone (:func:`skstrf.solvers.cross_validated_path` on the
+cross-validated penalty path alone (:func:`skstrf._solvers.cross_validated_path` on the
 statistics summed by fold group, 5 folds, the default 13 penalties, every neuron), the path
 with the refit (the refit's decomposition alongside the folds', then
-:func:`skstrf.solvers.ridge_path` at each neuron's penalty), and one eigendecomposition of a
+:func:`skstrf._solvers.ridge_path` at each neuron's penalty), and one eigendecomposition of a
 (D+1) x (D+1) symmetric matrix alone (torch and numpy), the floor of any ridge path; then
 ``STRFRegressor(cv=3)``, and the **floor of the fit's design**: the statistics summed by fold
 group, plus one fold (its eigendecomposition and held-out products) and one eigendecomposition
@@ -53,11 +53,11 @@ from sklearn.model_selection import KFold
 
 from skstrf import STRFRegressor
 from skstrf.datasets import make_strf_dataset
-from skstrf.gram import lagged_statistics
-from skstrf.model import design_statistics
-from skstrf.plan import DEFAULT_ALPHAS, fold_groups
-from skstrf.solvers import cross_validated_path, moments, ridge_path
-from skstrf.threads import limit_threads
+from skstrf._gram import lagged_statistics
+from skstrf._model import design_statistics
+from skstrf._plan import DEFAULT_ALPHAS, fold_groups
+from skstrf._solvers import cross_validated_path, moments, ridge_path
+from skstrf._threads import limit_threads
 
 
 def flops(n_frames: int, n_freqs: int, n_lags: int, n_neurons: int, n_stimuli: int) -> dict[str, float]:
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
                 for k in ("gram", "cross", "sq", "count"))
     stat_rows = []
     for name, key, timing in (("direct (materialised design)", "direct", t_direct),
-                              ("cross-correlations (skstrf.gram)", "lagged", t_lagged),
+                              ("cross-correlations (skstrf._gram)", "lagged", t_lagged),
                               ("cross-correlations, Gram only (no neurons)", "gram", t_gram)):
         stat_rows.append({"method": name, "gflop": counts[key] / 1e9, "seconds": timing["seconds"],
                           "range": format_range(timing), "rate": counts[key] / timing["seconds"] / 1e9,

@@ -8,6 +8,6 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "STRFRegressor": "estimator",
-        "DivergenceError": "net",
+        "DivergenceError": "_net",
     },
 )

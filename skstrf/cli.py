@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
-from .threads import n_threads
+from ._threads import n_threads
 
 __all__ = ["main", "load_comparison_data"]
 

@@ -12,18 +12,18 @@ from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .chunked import fit_chunked, is_dask_collection, predict_chunked, score_chunked
+from ._chunked import fit_chunked, is_dask_collection, predict_chunked, score_chunked
 from .kernels import KERNELS
 from .metrics import cc_norm
-from .model import build_model, input_moments, module_statistics, net_inputs
-from .net import (NET_PARAM_PREFIXES, build_net, check_finite_model, record_closed_form_epoch,
+from ._model import build_model, input_moments, module_statistics, net_inputs
+from ._net import (NET_PARAM_PREFIXES, build_net, check_finite_model, record_closed_form_epoch,
                   start_from_closed_form, train_net)
 from .nonlinearities import NONLINEARITIES
-from .plan import make_plan
+from ._plan import make_plan
 from .prefilters import PREFILTERS
-from .solvers import solve_closed_form
-from .threads import allowed_threads, capped_threads, limit_threads
-from .validation import (StimulusSet, check_feature_names, check_responses, check_stimuli, check_variation,
+from ._solvers import solve_closed_form
+from ._threads import allowed_threads, capped_threads, limit_threads
+from ._validation import (StimulusSet, check_feature_names, check_responses, check_stimuli, check_variation,
                          feature_names, to_user_layout, user_stacklevel)
 
 __all__ = ["STRFRegressor"]
@@ -244,7 +244,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         validation blocks.
     alpha_ : ndarray of shape (n_neurons,)
         The penalty of each neuron (the separable kernel's, when chosen by cross-validation:
-        :data:`skstrf.solvers.ALS_PENALTY_SCALE`, by default 1, times the free kernel's choice).
+        :data:`skstrf._solvers.ALS_PENALTY_SCALE`, by default 1, times the free kernel's choice).
     cv_scores_ : ndarray of shape (n_alphas, n_neurons)
         Only when the penalty was chosen by cross-validation: the pooled out-of-fold
         correlation of every penalty of ``cv_alphas_`` and neuron (the CV curve).
@@ -278,7 +278,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     above the loss of the run's first batch, training stops. The model of
     the best validated epoch before it is restored with a :class:`RuntimeWarning`; without
     such an epoch (no validation stimuli, or divergence in the first epoch) ``fit`` raises
-    :class:`~skstrf.net.DivergenceError`. A fitted estimator never holds non-finite
+    :class:`~skstrf._net.DivergenceError`. A fitted estimator never holds non-finite
     ``strfs_`` or ``intercept_``.
 
     **Interruption** (``KeyboardInterrupt``, e.g. Ctrl-C, during gradient training): as in
@@ -292,12 +292,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
 
     **Threads.** ``fit``, ``predict`` and ``score`` run torch with its current number of
     threads, but never more than the CPUs this process may use (its affinity mask and CPU
-    quota, or ``OMP_NUM_THREADS``; :func:`skstrf.threads.capped_threads`), and restore
+    quota, or ``OMP_NUM_THREADS``; :func:`skstrf._threads.capped_threads`), and restore
     torch's setting afterwards: on a container or a shared node, torch's default (the
     machine's core count) would oversubscribe the CPUs and stall. While other processes
     keep CPUs busy, parallel regions use only the CPUs they leave free; independent tasks
     (the cross-validation folds, the chunks of stimuli of the statistics) still run side by
-    side on every CPU the process may use (see :mod:`skstrf.threads`). Torch's thread count
+    side on every CPU the process may use (see :mod:`skstrf._threads`). Torch's thread count
     is one setting per process: run fits in processes (joblib's default backend), not in
     several threads of one process at once.
 
@@ -487,7 +487,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             self.__dict__.pop("feature_names_in_", None)
             return self
         # never more threads than the CPUs this process may use, nor (but for independent
-        # tasks, the workers) than other processes leave free now (see skstrf.threads)
+        # tasks, the workers) than other processes leave free now (see skstrf._threads)
         workers = allowed_threads()
         with limit_threads(capped_threads()):
             plan, data = make_plan(self, X, y, self._net_params(), groups=groups)
@@ -601,7 +601,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         Returns
         -------
         data : StimulusSet
-            The stimuli in the stimulus layout (see :func:`skstrf.validation.check_stimuli`).
+            The stimuli in the stimulus layout (see :func:`skstrf._validation.check_stimuli`).
         """
         check_is_fitted(self, "net_")
         owner = type(self).__name__
@@ -648,7 +648,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         y : array-like
             Responses in the layout used for ``fit``; with a repeats axis the score is
             cc_norm (Schoppe et al. 2016), without one it falls back to cc with a warning.
-            Dask X or y are scored chunk by chunk (:func:`skstrf.chunked.score_chunked`).
+            Dask X or y are scored chunk by chunk (:func:`skstrf._chunked.score_chunked`).
         sample_weight : None
             Not supported; present for scikit-learn compatibility.
 

@@ -11,8 +11,8 @@ from sklearn.base import clone
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
-from .model import module_input, module_statistics
-from .validation import check_responses, to_user_layout
+from ._model import module_input, module_statistics
+from ._validation import check_responses, to_user_layout
 
 __all__ = ["gradient_maps", "linear_drive", "output_nonlinearity", "jackknife_strfs",
            "significance_mask"]
@@ -361,7 +361,7 @@ def _closed_form_jackknife(est, data) -> np.ndarray:
     -------
     estimates : ndarray of shape (n_stimuli,) + ``est.strfs_.shape``
     """
-    from . import solvers
+    from . import _solvers as solvers
 
     module = _module(est)
     device = next(module.parameters()).device

@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils import Bunch, check_random_state
 
-from .validation import responses_layout
+from ._validation import responses_layout
 
 __all__ = [
     "cc", "cc_norm", "noise_ceiling", "noise_ceiling_interval", "noise_power", "signal_power",
@@ -345,7 +345,7 @@ def _signal_total_power(stats: _RepeatStats) -> tuple[NDArray[np.float64], NDArr
 def _noise_sums(stats: _RepeatStats) -> NDArray[np.float64]:
     """Sums over stimuli of the noise terms of :func:`_signal_total_power`, shape (3, n_neurons):
     the frame weights, the weighted PSTH noise and the weighted repeat noise. Additive over
-    sets of stimuli (data that arrive in chunks, :mod:`skstrf.chunked`)."""
+    sets of stimuli (data that arrive in chunks, :mod:`skstrf._chunked`)."""
     r = stats.n_repeats
     usable = r >= 2
     weight = np.where(usable, stats.n_frames, 0)

@@ -666,7 +666,7 @@ def plot_prediction(
         The panels from top to bottom: spectrogram (if drawn), raster (if
         ``repeats="raster"``) and responses (always last).
     """
-    from .validation import check_responses, check_stimuli
+    from ._validation import check_responses, check_stimuli
 
     if repeats not in ("auto", "lines", "raster", "none"):
         raise ValueError(f"repeats must be 'auto', 'lines', 'raster' or 'none'; got {repeats!r}")

@@ -10,7 +10,7 @@ from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .validation import StimulusSet, check_responses, check_stimuli
+from ._validation import StimulusSet, check_responses, check_stimuli
 
 __all__ = ["FrameTransformer", "Compression", "BandPooling", "TimeRebinner", "rebin_time"]
 

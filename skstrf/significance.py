@@ -14,7 +14,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils import Bunch, check_random_state
 
 from .metrics import scoring_layout, cc, cc_norm
-from .validation import check_responses, check_stimuli
+from ._validation import check_responses, check_stimuli
 
 __all__ = ["permutation_test_neurons", "paired_comparison", "pairwise_comparisons"]
 

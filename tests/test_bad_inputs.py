@@ -22,7 +22,7 @@ from sklearn.exceptions import NotFittedError, UndefinedMetricWarning
 from skstrf import STRFRegressor
 from skstrf.datasets import load_dataset, make_strf_dataset, save_dataset
 from skstrf.metrics import cc_norm
-from skstrf.net import STRFNet
+from skstrf._net import STRFNet
 
 S, T, F, N, R, L = 6, 40, 5, 3, 4, 4
 BASE = dict(n_lags=L, max_epochs=3, random_state=0)
@@ -245,7 +245,7 @@ def _arm_trap(monkeypatch):
     def reached(*args, **kwargs):
         raise AssertionError("training or prediction started before the bad input was rejected")
 
-    monkeypatch.setattr("skstrf.gram.lagged_statistics", reached)
+    monkeypatch.setattr("skstrf._gram.lagged_statistics", reached)
     for name in ("initialize", "partial_fit", "fit", "predict", "forward"):
         monkeypatch.setattr(STRFNet, name, reached)
 

@@ -1,4 +1,4 @@
-"""Out-of-core fits, predictions and scores of dask arrays (skstrf.chunked) against in-memory ones."""
+"""Out-of-core fits, predictions and scores of dask arrays (skstrf._chunked) against in-memory ones."""
 
 import subprocess
 import sys
@@ -11,11 +11,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.model_selection import KFold
 
 from skstrf import STRFRegressor
-from skstrf.chunked import check_chunked, grouped_statistics, require_dask
+from skstrf._chunked import check_chunked, grouped_statistics, require_dask
 from skstrf.datasets import load_dataset, save_dataset, save_stimuli
-from skstrf.model import build_model
-from skstrf.plan import fold_groups
-from skstrf.validation import check_X_y
+from skstrf._model import build_model
+from skstrf._plan import fold_groups
+from skstrf._validation import check_X_y
 
 da = pytest.importorskip("dask.array", reason="the optional dask extra is not installed")
 
@@ -85,10 +85,10 @@ def test_groups_reach_the_splitter_out_of_core(ragged):
 @pytest.mark.parametrize("min_tasks", [1, 2, 3])
 def test_several_chunks_per_statistics_task_give_the_same_fit(ragged, monkeypatch, min_tasks):
     # few tasks for many chunks: each task sums up to SPLIT_EVERY chunks' statistics itself
-    import skstrf.chunked
+    import skstrf._chunked
 
     X, y = ragged
-    monkeypatch.setattr(skstrf.chunked, "MIN_TASKS", min_tasks)
+    monkeypatch.setattr(skstrf._chunked, "MIN_TASKS", min_tasks)
     memory = STRFRegressor(n_lags=6, cv=KFold(4, shuffle=True, random_state=0)).fit(X, y)
     fitted = STRFRegressor(n_lags=6, cv=KFold(4, shuffle=True, random_state=0)).fit(_dask(X), _dask(y))
     assert_same_fit(fitted, memory)
@@ -240,7 +240,7 @@ def test_without_dask_import_works_and_dask_paths_say_how_to_install(monkeypatch
             "from skstrf import STRFRegressor\n"
             "X = np.random.default_rng(0).normal(size=(4, 40, 3)); y = X[..., :1] + 0.1\n"
             "STRFRegressor(n_lags=2, alpha=1.0).fit(X, y)\n"
-            "from skstrf.chunked import require_dask\n"
+            "from skstrf._chunked import require_dask\n"
             "try:\n    require_dask('this')\nexcept ImportError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -265,7 +265,7 @@ def test_groups_reach_a_group_splitter_and_are_checked(spiking):
 def test_closed_form_fit_on_fold_groups_equals_per_stimulus_rows(monkeypatch, params):
     # a closed-form fit sums the statistics of the stimuli every fold treats alike as they
     # are computed; the per-stimulus rows give the same scores and STRFs
-    from skstrf.plan import FitPlan
+    from skstrf._plan import FitPlan
 
     data = make_strf_dataset(n_stimuli=7, n_times=80, n_freqs=5, n_neurons=3, n_repeats=3,
                              n_lags=4, random_state=0)
@@ -281,7 +281,7 @@ def test_closed_form_fit_on_fold_groups_equals_per_stimulus_rows(monkeypatch, pa
 
 def test_separable_kernel_takes_a_fraction_of_the_free_kernels_cross_validated_penalty(monkeypatch):
     # ALS refits at ALS_PENALTY_SCALE times the vanilla choice; alpha_ reports what ALS used
-    from skstrf import solvers
+    from skstrf import _solvers as solvers
 
     data = make_strf_dataset(n_stimuli=8, n_times=90, n_freqs=5, n_neurons=3, n_repeats=3,
                              n_lags=4, random_state=1)

@@ -8,7 +8,7 @@ import torch
 from skorch.callbacks import Callback, EarlyStopping, EpochScoring, GradientNormClipping, LRScheduler
 
 from skstrf import STRFRegressor
-from skstrf.net import (DivergenceError, LastEpochCheckpoint, STRFNet, StopOnNonFinite, ValidCCNorm,
+from skstrf._net import (DivergenceError, LastEpochCheckpoint, STRFNet, StopOnNonFinite, ValidCCNorm,
                         listens_to_training_batches)
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from skstrf.gram import lagged_statistics, statistics_loss, summed_batch
-from skstrf.model import design_statistics
+from skstrf._gram import lagged_statistics, statistics_loss, summed_batch
+from skstrf._model import design_statistics
 
 
 def _problem(lengths, n_times, n_freqs=3, n_neurons=2, seed=0):
@@ -34,7 +34,7 @@ def _assert_same(expected, actual):
 @pytest.mark.parametrize("lengths", [[16], [16, 11, 5, 2]])
 def test_lagged_statistics_equal_direct(lengths, n_lags, n_blocks, monkeypatch):
     # n_lags 9 reaches past the whole of the short stimuli and of every block
-    monkeypatch.setattr("skstrf.gram.SIDE_BY_SIDE_FLOP", 0.0)  # side by side however small
+    monkeypatch.setattr("skstrf._gram.SIDE_BY_SIDE_FLOP", 0.0)  # side by side however small
     X, P, mask, *units = _problem(lengths, n_times=16)
     expected = design_statistics(X, P, mask, n_lags, *units, n_blocks=n_blocks)
     _assert_same(expected, lagged_statistics(X, P, mask, n_lags, *units, n_blocks=n_blocks))
@@ -145,7 +145,7 @@ def test_summed_batch_does_not_alias_for_scattered_batches():
 @pytest.mark.parametrize("chunk", [1, 3, None])
 @pytest.mark.parametrize("n_blocks", [1, 2])
 def test_grouped_statistics_equal_summed_rows(chunk, n_blocks, monkeypatch):
-    monkeypatch.setattr("skstrf.gram.SIDE_BY_SIDE_FLOP", 0.0)  # side by side however small
+    monkeypatch.setattr("skstrf._gram.SIDE_BY_SIDE_FLOP", 0.0)  # side by side however small
     # ragged stimuli, groups that are not contiguous, one group left empty
     X, P, mask, *units = _problem([16, 11, 5, 16, 9], n_times=16)
     rows = lagged_statistics(X, P, mask, 4, *units, n_blocks=n_blocks)
@@ -164,7 +164,7 @@ def test_chunks_side_by_side_sum_into_groups_in_chunk_order(monkeypatch):
     # order, so that the result equals the one-thread result to the last bit
     import time
 
-    from skstrf import gram
+    from skstrf import _gram as gram
 
     monkeypatch.setattr(gram, "SIDE_BY_SIDE_FLOP", 0.0)  # side by side however small
     X, P, mask, *units = _problem([16, 11, 5, 16, 9, 14, 16, 7, 12, 16], n_times=16, seed=3)
@@ -184,7 +184,7 @@ def test_chunks_side_by_side_sum_into_groups_in_chunk_order(monkeypatch):
 
 
 def test_a_failing_chunk_fails_the_statistics_without_waiting(monkeypatch):
-    from skstrf import gram
+    from skstrf import _gram as gram
 
     monkeypatch.setattr(gram, "SIDE_BY_SIDE_FLOP", 0.0)  # side by side however small
     X, P, mask, *units = _problem([16, 11, 5, 16, 9, 14], n_times=16)

@@ -10,7 +10,7 @@ from skstrf import STRFRegressor
 from skstrf.datasets import make_strf_dataset
 from skstrf.inspection import linear_drive, output_nonlinearity
 from skstrf.metrics import cc_norm
-from skstrf.net import MaskedPoissonLoss
+from skstrf._net import MaskedPoissonLoss
 from skstrf.prefilters import ICAdaptation, mel_centre_frequencies, willmore_tau_ms
 
 F, L, N = 12, 6, 6
@@ -104,7 +104,7 @@ def test_only_the_linear_least_squares_model_trains_on_statistics(rectified, opt
 
 
 def test_auto_solver_and_init_for_ln_models(rectified):
-    from skstrf.plan import make_plan
+    from skstrf._plan import make_plan
 
     def plan(**params):
         return make_plan(STRFRegressor(n_lags=L, **params), rectified.X, rectified.y, {})[0]

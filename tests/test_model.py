@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from skstrf.kernels import VanillaKernel
-from skstrf.model import STRFModel, design_statistics, lagged_design
-from skstrf.net import MaskedMSELoss
+from skstrf._model import STRFModel, design_statistics, lagged_design
+from skstrf._net import MaskedMSELoss
 
 
 def test_lagged_design_matches_definition():

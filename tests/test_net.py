@@ -1,4 +1,4 @@
-"""Tests of the skorch-side pieces of :mod:`skstrf.net` against reference formulas.
+"""Tests of the skorch-side pieces of :mod:`skstrf._net` against reference formulas.
 
 The losses are compared with direct numpy formulas on data with NaN padding; the
 validation scorer that drives early stopping with :func:`skstrf.metrics.cc_norm`.
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from skstrf.metrics import cc_norm, signal_power
-from skstrf.net import MaskedMSELoss, MaskedPoissonLoss, ValidCCNorm
+from skstrf._net import MaskedMSELoss, MaskedPoissonLoss, ValidCCNorm
 
 S, T, N, R = 3, 25, 4, 5
 

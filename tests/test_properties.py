@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from skstrf import STRFRegressor
-from skstrf.net import STRFNet
-from skstrf.validation import check_X_y
+from skstrf._net import STRFNet
+from skstrf._validation import check_X_y
 
 # derandomize: the same examples on every run, so the suite never flakes
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
@@ -242,7 +242,7 @@ def test_corrupted_data_is_rejected_before_training(problem, how, seed):
 
     est = STRFRegressor(n_lags=1, max_epochs=2, random_state=0, device="cpu")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("skstrf.gram.lagged_statistics", reached)
+        mp.setattr("skstrf._gram.lagged_statistics", reached)
         mp.setattr(STRFNet, "initialize", reached)
         mp.setattr(STRFNet, "partial_fit", reached)
         with pytest.raises((ValueError, TypeError)) as info:

@@ -17,7 +17,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from skstrf import STRFRegressor
 from skstrf.datasets import make_strf_dataset
 from skstrf.metrics import cc
-from skstrf.net import DivergenceError
+from skstrf._net import DivergenceError
 
 GRADIENT = dict(n_lags=4, max_epochs=6, patience=None, solver="gradient", random_state=0, cv=None)
 
@@ -198,7 +198,7 @@ def test_interrupt_outside_training_keeps_the_previous_fit(data, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("skstrf.solvers.ridge_path", interrupted)
+    monkeypatch.setattr("skstrf._solvers.ridge_path", interrupted)
     with pytest.raises(KeyboardInterrupt):
         est.fit(X[:, :50], y[:, :50])
     np.testing.assert_array_equal(est.strfs_, pickle.loads(before).strfs_)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from skstrf import solvers
-from skstrf.model import DesignStatistics, design_statistics, standardized_design
-from skstrf.threads import limit_threads
+from skstrf import _solvers as solvers
+from skstrf._model import DesignStatistics, design_statistics, standardized_design
+from skstrf._threads import limit_threads
 
 
 def _problem(seed=0, S=5, T=40, F=4, L=3, N=3, separable=False, noise=0.3):
@@ -16,7 +16,7 @@ def _problem(seed=0, S=5, T=40, F=4, L=3, N=3, separable=False, noise=0.3):
         W = np.einsum("nf,nl->nfl", rng.standard_normal((N, F)), rng.standard_normal((N, L)))
     else:
         W = rng.standard_normal((N, F, L))
-    from skstrf.model import lagged_design
+    from skstrf._model import lagged_design
     Z = lagged_design(X, L).numpy()
     P = np.einsum("stfl,nfl->stn", Z, W) + 0.5 + noise * rng.standard_normal((S, T, N))
     mask = torch.ones(S, T, dtype=torch.float64)

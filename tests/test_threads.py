@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from skstrf import threads
-from skstrf.threads import cpu_quota, limit_threads, n_threads, side_by_side
+from skstrf import _threads as threads
+from skstrf._threads import cpu_quota, limit_threads, n_threads, side_by_side
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_fit_and_predict_run_with_at_most_the_cpus_of_the_process(monkeypatch):
                           random_state=0)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    monkeypatch.setattr("skstrf.threads.cpu_quota", lambda *a, **k: None)
+    monkeypatch.setattr("skstrf._threads.cpu_quota", lambda *a, **k: None)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skstrf.validation import check_responses, check_stimuli, check_X_y
+from skstrf._validation import check_responses, check_stimuli, check_X_y
 
 
 def _ragged(rng, lengths=(10, 7, 4), F=3, N=2, R=3):
@@ -74,7 +74,7 @@ def test_psth_is_cached_and_subsets_of_contiguous_stimuli_are_views():
 
 
 def test_frame_moments_blockwise_equal_the_masked_copy(monkeypatch):
-    from skstrf import validation
+    from skstrf import _validation as validation
 
     monkeypatch.setattr(validation, "BLOCK_BYTES", 1)  # one stimulus per block
     rng = np.random.default_rng(0)
@@ -91,7 +91,7 @@ def test_frame_moments_blockwise_equal_the_masked_copy(monkeypatch):
 @pytest.mark.parametrize("block_bytes", [1, 2**30])
 def test_response_checks_read_y_blockwise(monkeypatch, block_bytes):
     # the first error of the whole array is reported, whichever block holds it
-    from skstrf import validation
+    from skstrf import _validation as validation
 
     monkeypatch.setattr(validation, "BLOCK_BYTES", block_bytes)
     X = np.ones((3, 10, 2))
@@ -119,7 +119,7 @@ def test_response_checks_read_y_blockwise(monkeypatch, block_bytes):
 def test_complete_responses_take_the_one_pass_check_with_the_same_psth(monkeypatch, block_bytes, lengths):
     # y with every repeat recorded: the PSTH comes from the checking pass itself (cached on
     # the set), equal to the mean over repeats; a missing repeat goes to the careful pass
-    from skstrf import validation
+    from skstrf import _validation as validation
 
     monkeypatch.setattr(validation, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(4)
@@ -193,7 +193,7 @@ print("ok")
 
 
 def test_tensor_to_read_shares_writable_arrays_and_copies_read_only_ones():
-    from skstrf.validation import tensor_to_read
+    from skstrf._validation import tensor_to_read
 
     a = np.arange(12.0).reshape(3, 4)
     view = tensor_to_read(a)

@@ -903,7 +903,7 @@ class LazyDataset:
         return self._dask_array("y")
 
     def _dask_array(self, name: str) -> Any:
-        from ..chunked import require_dask
+        from .._chunked import require_dask
 
         da = require_dask("LazyDataset.X and .y")
         index = np.arange(len(self))

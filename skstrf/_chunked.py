@@ -4,10 +4,10 @@
 X or y is a dask array. A closed-form fit needs the data only through sums over stimuli:
 
 1. one pass over the chunks gives each stimulus's valid length and the moments the model
-   standardises with (:class:`~skstrf.validation.FrameMoments`, merged over chunks);
+   standardises with (:class:`~skstrf._validation.FrameMoments`, merged over chunks);
 2. the cross-validation folds follow from the lengths alone, exactly as in memory, and
-   :func:`skstrf.plan.fold_groups` merges the stimuli every fold treats alike;
-3. a second pass computes each chunk's :class:`~skstrf.model.DesignStatistics` where the
+   :func:`skstrf._plan.fold_groups` merges the stimuli every fold treats alike;
+3. a second pass computes each chunk's :class:`~skstrf._model.DesignStatistics` where the
    chunk lives, sums them by fold group and reduces them in a tree
    (:func:`grouped_statistics`), so that the client receives ``n_groups`` rows of
    ``(F·L + 1)²`` numbers, never the data;
@@ -28,13 +28,13 @@ import numpy as np
 import torch
 
 from .metrics import ScoreSums, cc_norm_from_sums
-from .model import DesignStatistics, build_model, input_moments, module_statistics
-from .net import build_net, check_finite_model, record_closed_form_epoch, start_from_closed_form
-from .plan import check_fit_options, check_groups, is_linear, plan_fit, resolve_solver
+from ._model import DesignStatistics, build_model, input_moments, module_statistics
+from ._net import build_net, check_finite_model, record_closed_form_epoch, start_from_closed_form
+from ._plan import check_fit_options, check_groups, is_linear, plan_fit, resolve_solver
 from .prefilters import make_prefilter
-from .solvers import solve_closed_form
-from .threads import allowed_threads, capped_threads, limit_threads
-from .validation import (FrameMoments, StimulusSet, check_dtype, check_responses, check_responses_shape,
+from ._solvers import solve_closed_form
+from ._threads import allowed_threads, capped_threads, limit_threads
+from ._validation import (FrameMoments, StimulusSet, check_dtype, check_responses, check_responses_shape,
                          check_stimuli, check_stimuli_shape, check_variation, responses_layout,
                          to_user_layout)
 
@@ -190,7 +190,7 @@ def check_chunked(X: Any, y: Any = None, *, n_freqs: int | None = None,
 
 
 def _shape_only(chunked: ChunkedData, lengths: np.ndarray) -> StimulusSet:
-    """A :class:`~skstrf.validation.StimulusSet` with ``chunked``'s shapes and the stimuli's
+    """A :class:`~skstrf._validation.StimulusSet` with ``chunked``'s shapes and the stimuli's
     ``lengths`` whose values are never read: read-only NaN views of no memory, for the fit's
     steps that need only the data's shape."""
     nan = np.float64(np.nan)
@@ -275,9 +275,9 @@ def _compute(*delayed_objects) -> tuple:
 
 def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np.ndarray, n_groups: int,
                        n_blocks: int = 1) -> DesignStatistics:
-    """:class:`~skstrf.model.DesignStatistics` of dask data summed by group, chunk by chunk.
+    """:class:`~skstrf._model.DesignStatistics` of dask data summed by group, chunk by chunk.
 
-    Each chunk's statistics are computed where it lives (:func:`skstrf.model.module_statistics`),
+    Each chunk's statistics are computed where it lives (:func:`skstrf._model.module_statistics`),
     summed over its rows by group and reduced over the chunks in a tree; only the
     ``n_groups`` summed rows reach the caller.
 
@@ -289,10 +289,10 @@ def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np
         From :func:`check_chunked`, with y.
     groups : ndarray of int of shape (n_stimuli * n_blocks,)
         The group of each row (stimulus, or block of a stimulus), ``0 .. n_groups - 1``,
-        e.g. from :func:`skstrf.plan.fold_groups`.
+        e.g. from :func:`skstrf._plan.fold_groups`.
     n_groups : int
     n_blocks : int, default=1
-        Rows per stimulus (see :func:`skstrf.model.design_statistics`).
+        Rows per stimulus (see :func:`skstrf._model.design_statistics`).
 
     Returns
     -------
@@ -401,7 +401,7 @@ def fit_chunked(est, X: Any, y: Any, net_params: dict, groups=None):
 
 
 def _merged(*parts: Any) -> Any:
-    """Parts that know how to ``merge`` (:class:`~skstrf.validation.FrameMoments`,
+    """Parts that know how to ``merge`` (:class:`~skstrf._validation.FrameMoments`,
     :class:`~skstrf.metrics.ScoreSums`), merged into one."""
     return functools.reduce(lambda total, part: total.merge(part), parts)
 

@@ -715,7 +715,7 @@ def user_stacklevel() -> int:
     Examples
     --------
     >>> import warnings
-    >>> from skstrf.validation import user_stacklevel
+    >>> from skstrf._validation import user_stacklevel
     >>> def check():  # in skstrf, the warning would name the line that called into skstrf
     ...     warnings.warn("careful", UserWarning, stacklevel=user_stacklevel())
     """
@@ -754,7 +754,7 @@ class FrameMoments:
     """Number of valid frames, mean and centred sum of squares of each entry over them.
 
     The moments of a set of stimuli from those of its parts (:meth:`merge`), so that data
-    that arrive in chunks (see :mod:`skstrf.chunked`) are standardised exactly as the
+    that arrive in chunks (see :mod:`skstrf._chunked`) are standardised exactly as the
     whole would be.
 
     Attributes

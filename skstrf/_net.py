@@ -13,8 +13,8 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
 from .metrics import signal_power
-from .model import DesignStatistics, STRFModel, calibrate_nonlinearity, net_inputs, net_targets
-from .validation import StimulusSet, user_stacklevel
+from ._model import DesignStatistics, STRFModel, calibrate_nonlinearity, net_inputs, net_targets
+from ._validation import StimulusSet, user_stacklevel
 
 __all__ = ["MaskedMSELoss", "MaskedPoissonLoss", "STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
@@ -90,7 +90,7 @@ class STRFNet(NeuralNetRegressor):
     When ``statistics`` is set (a linear model trained with the MSE; the estimator decides,
     and leaves it None for a prefilter, an output nonlinearity or a Poisson loss), each training step
     computes the loss of its batch of stimuli from their sufficient statistics
-    (:meth:`skstrf.model.STRFModel.statistics_loss`), which is exact and costs nothing per
+    (:meth:`skstrf._model.STRFModel.statistics_loss`), which is exact and costs nothing per
     frame. Otherwise the step runs the module forward on the batch's stimuli. Validation
     always runs the module forward, so validation predictions are real predictions.
 
@@ -535,7 +535,7 @@ def start_from_closed_form(net: STRFNet, solution, train: StimulusSet, *, load: 
 
     Parameters
     ----------
-    solution : skstrf.solvers.ClosedFormSolution
+    solution : skstrf._solvers.ClosedFormSolution
     load : bool, default=True
         Set the model to the solution (the fit itself, or the start of gradient training);
         False only takes its penalties (gradient training from a random start).

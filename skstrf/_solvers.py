@@ -1,7 +1,7 @@
 """Closed-form solvers on the design statistics: ridge paths, ALS for separable kernels.
 
 Everything here takes and returns torch tensors in standardised units (see
-:class:`skstrf.model.DesignStatistics`), so it runs on whichever device holds the
+:class:`skstrf._model.DesignStatistics`), so it runs on whichever device holds the
 statistics. Weights are ``(D, N)`` with ``D = C * F * L`` in the design's column order.
 """
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .gram import summed_batch
-from .model import DesignStatistics
-from .threads import side_by_side
+from ._gram import summed_batch
+from ._model import DesignStatistics
+from ._threads import side_by_side
 
 __all__ = ["Moments", "moments", "ridge_path", "validation_correlation", "fit_ridge", "fit_als",
            "ClosedFormSolution", "solve_closed_form", "prediction_sums", "correlation_from_sums",
@@ -157,7 +157,7 @@ def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor, *
     as :func:`skstrf.metrics.cc` pools frames over stimuli.
 
     On the CPU the folds run side by side, one thread each (each fold's eigendecomposition
-    and held-out products: :func:`skstrf.threads.side_by_side`), and the held-out sums are
+    and held-out products: :func:`skstrf._threads.side_by_side`), and the held-out sums are
     computed in each fold's eigenbasis (:func:`_held_out_sums`): the path's weights are
     never formed.
 
@@ -174,8 +174,8 @@ def cross_validated_path(stats: DesignStatistics, folds, alphas: torch.Tensor, *
         on 2 threads, an odd K leaves a thread idle that one more decomposition fills.
     workers : int or None, default=None
         Threads for the folds' independent work (one BLAS thread each); None: torch's
-        current number of threads. A fit passes :func:`skstrf.threads.allowed_threads`,
-        which a busy machine does not lower (see :mod:`skstrf.threads`).
+        current number of threads. A fit passes :func:`skstrf._threads.allowed_threads`,
+        which a busy machine does not lower (see :mod:`skstrf._threads`).
 
     Returns
     -------
@@ -212,8 +212,8 @@ def eigh_many(matrices: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Te
     that lost its core stalls the others, and a 2-thread decomposition measured 6 to 30
     times slower than a 1-thread one at a load of twice the cores. Independent
     decompositions, one thread each, never wait for each other, and on a quiet machine they
-    keep the cores as busy (:mod:`skstrf.threads` documents the rule;
-    :func:`skstrf.threads.side_by_side` runs them). Matrices smaller than
+    keep the cores as busy (:mod:`skstrf._threads` documents the rule;
+    :func:`skstrf._threads.side_by_side` runs them). Matrices smaller than
     :data:`THREADED_EIGH_MIN` are decomposed one after the other.
 
     Parameters

@@ -12,10 +12,10 @@ from torch import nn
 from .kernels import make_kernel
 from .nonlinearities import make_nonlinearity
 from .prefilters import make_prefilter
-from .validation import FrameMoments, tensor_to_read
+from ._validation import FrameMoments, tensor_to_read
 
 if TYPE_CHECKING:
-    from .validation import StimulusSet
+    from ._validation import StimulusSet
 
 __all__ = ["lagged_design", "STRFModel", "build_model", "DesignStatistics", "design_statistics",
            "stimulus_tensors", "design_tensors", "module_statistics", "prefiltered", "net_inputs",
@@ -224,7 +224,7 @@ class STRFModel(nn.Module):
         those stimuli divided by each neuron's PSTH variance, averaged over neurons, plus
         ``alpha`` times the mean squared norm of the standardised kernels. The cost does
         not depend on the number of frames: one product of the batch's (D+1, D+1) Gram with
-        the kernels, in the Gram's dtype (:func:`skstrf.gram.statistics_loss`). Only a
+        the kernels, in the Gram's dtype (:func:`skstrf._gram.statistics_loss`). Only a
         linear model (see :attr:`is_linear`; ``stats`` then hold the statistics of the
         prefilter's output) has this form.
         """
@@ -233,8 +233,8 @@ class STRFModel(nn.Module):
                 "statistics_loss is exact only for a model without nonlinearity and without a "
                 "learnable or rectifying prefilter"
             )
-        # skstrf.gram builds on this module: imported here, not at the top, to avoid a cycle
-        from .gram import statistics_loss, summed_batch
+        # skstrf._gram builds on this module: imported here, not at the top, to avoid a cycle
+        from ._gram import statistics_loss, summed_batch
 
         return statistics_loss(self.standardized_weight(), self.bias, *summed_batch(stats, index),
                                alpha).float()
@@ -258,7 +258,7 @@ def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1
     start) the new model takes over the previous one's parameters and units instead.
     The kernel's random start is drawn from a generator seeded with ``seed``.
     ``moments``: :func:`input_moments` of ``train`` when already known (data that are not
-    in memory, :mod:`skstrf.chunked`); ``train``'s values are then not read, only its shape.
+    in memory, :mod:`skstrf._chunked`); ``train``'s values are then not read, only its shape.
     """
     filt = make_prefilter(prefilter, train.X.shape[2], dt_ms=float(dt_ms), freq_range=freq_range)
     x_moments, y_moments = input_moments(train, filt) if moments is None else moments
@@ -300,7 +300,7 @@ def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1
 
 
 def input_moments(data: "StimulusSet", prefilter: nn.Module | None = None) -> tuple[FrameMoments, FrameMoments]:
-    """:class:`~skstrf.validation.FrameMoments` of what a model standardises over ``data``'s
+    """:class:`~skstrf._validation.FrameMoments` of what a model standardises over ``data``'s
     valid frames: the linear stage's input (the stimuli, or the output of ``prefilter``
     at its initial parameters) and the PSTH."""
     stimuli = data.X if prefilter is None else prefiltered(prefilter, data)
@@ -493,10 +493,10 @@ def module_statistics(module: STRFModel, data: "StimulusSet", device: str, n_blo
 
     With ``groups`` (one entry per row, ``0 .. n_groups - 1``) the rows are summed into
     ``n_groups`` groups as they are computed, without per-row statistics (see
-    :func:`skstrf.gram.lagged_statistics`, which also says what ``workers`` does).
+    :func:`skstrf._gram.lagged_statistics`, which also says what ``workers`` does).
     """
-    # skstrf.gram builds on this module: imported here, not at the top, to avoid a cycle
-    from .gram import lagged_statistics
+    # skstrf._gram builds on this module: imported here, not at the top, to avoid a cycle
+    from ._gram import lagged_statistics
 
     X, P, mask = design_tensors(module, data, device)
     x_mean = module.x_mean

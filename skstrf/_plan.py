@@ -12,9 +12,9 @@ from sklearn.utils.validation import check_random_state
 
 from sklearn.utils._param_validation import Interval
 
-from .net import check_callbacks, check_net_params
+from ._net import check_callbacks, check_net_params
 from .prefilters import PREFILTERS, check_dt_ms
-from .validation import (FrameMoments, StimulusSet, check_non_negative, check_stimulus_level, check_X_y,
+from ._validation import (FrameMoments, StimulusSet, check_non_negative, check_stimulus_level, check_X_y,
                          validation_split)
 
 __all__ = ["FitPlan", "fold_groups", "make_plan", "check_fit_options", "check_groups", "plan_fit", "resolve_device",
@@ -61,9 +61,9 @@ class FitPlan:
     pooling : float
         Weight of the mean score over neurons in each neuron's penalty choice.
     model : dict
-        Keyword arguments of :func:`skstrf.model.build_model`.
+        Keyword arguments of :func:`skstrf._model.build_model`.
     net : dict
-        Keyword arguments of :func:`skstrf.net.build_net` (routed skorch parameters included).
+        Keyword arguments of :func:`skstrf._net.build_net` (routed skorch parameters included).
     """
 
     solver: str
@@ -198,7 +198,7 @@ def check_fit_options(est, y, net_params: dict) -> str:
     """The checks of :func:`make_plan` that need no data: the options against each other.
 
     Returns the torch device of the fit. Separate so that data that are not in memory
-    (:mod:`skstrf.chunked`) get the same errors before any of them is read.
+    (:mod:`skstrf._chunked`) get the same errors before any of them is read.
     """
     if y is None:
         raise ValueError(
@@ -224,8 +224,8 @@ def plan_fit(est, data: StimulusSet, device: str, net_params: dict,
              ) -> tuple[FitPlan, StimulusSet]:
     """The rest of :func:`make_plan`: the options against validated ``data``.
 
-    ``x_moments``: X's :class:`~skstrf.validation.FrameMoments` when already known; then
-    only ``data``'s shape and lengths are read (see :mod:`skstrf.chunked`). ``groups``: the
+    ``x_moments``: X's :class:`~skstrf._validation.FrameMoments` when already known; then
+    only ``data``'s shape and lengths are read (see :mod:`skstrf._chunked`). ``groups``: the
     group of each stimulus, for ``est.cv``'s splitter, already checked against X's shape by
     :func:`check_groups` (its callers do so before the data are read).
     """

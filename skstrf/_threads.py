@@ -17,10 +17,10 @@ Four rules keep a fit fast on a busy machine (more runnable threads than cores):
   the cores, for torch's MKL and numpy's OpenBLAS alike). The independent work of the
   cross-validation folds (each fold's decomposition and its held-out products) and the
   refit's decomposition therefore run side by side, one thread each
-  (:func:`skstrf.solvers.cross_validated_path`, :func:`skstrf.solvers.eigh_many`); the
+  (:func:`skstrf._solvers.cross_validated_path`, :func:`skstrf._solvers.eigh_many`); the
   other large matrix products, which synchronise rarely, keep the thread count;
 - independent tasks (threads that never wait for each other, such as those folds or the
-  chunks of stimuli of :func:`skstrf.gram.lagged_statistics`) run side by side
+  chunks of stimuli of :func:`skstrf._gram.lagged_statistics`) run side by side
   (:func:`side_by_side`) on every CPU this process may use (:func:`allowed_threads`), even
   when other processes keep some busy: a task whose core is taken delays only itself, and
   the scheduler then shares the busy machine's cores among more of this fit's threads. On
@@ -215,7 +215,7 @@ def limit_threads(n: int | None = None) -> Iterator[int]:
 
     Examples
     --------
-    >>> from skstrf.threads import limit_threads
+    >>> from skstrf._threads import limit_threads
     >>> with limit_threads(1) as n:
     ...     n
     1
@@ -275,7 +275,7 @@ def side_by_side(tasks: list[Callable[[], object]], workers: int) -> list:
 
     Examples
     --------
-    >>> from skstrf.threads import side_by_side
+    >>> from skstrf._threads import side_by_side
     >>> side_by_side([lambda: 1, lambda: 2], workers=2)
     [1, 2]
     """

@@ -3,7 +3,7 @@
 The Gram matrix of a causal lagged design is block-Toeplitz up to edge terms: entry
 ``((f, k), (g, l))`` is the cross-correlation of bands ``f`` and ``g`` at lag ``k - l``
 minus the few products that the lags cut at a segment's start and end. This module computes
-:class:`skstrf.model.DesignStatistics` that way, in float64, from ``L`` products of the
+:class:`skstrf._model.DesignStatistics` that way, in float64, from ``L`` products of the
 stimulus with itself (and with the PSTH) shifted by each lag, and also holds the training
 loss of the statistics-based gradient step with a hand-written backward pass.
 """
@@ -16,8 +16,8 @@ import threading
 import numpy as np
 import torch
 
-from .model import DesignStatistics, design_statistics, lagged_design
-from .threads import side_by_side
+from ._model import DesignStatistics, design_statistics, lagged_design
+from ._threads import side_by_side
 
 __all__ = ["lagged_statistics", "summed_batch", "statistics_loss"]
 
@@ -25,7 +25,7 @@ __all__ = ["lagged_statistics", "summed_batch", "statistics_loss"]
 def _block_bounds(lengths: torch.Tensor, n_times: int, n_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
     """First and one-past-last frame of every block, shape (n_stimuli, n_blocks) each.
 
-    Blocks are assigned exactly as :func:`skstrf.model.design_statistics` does
+    Blocks are assigned exactly as :func:`skstrf._model.design_statistics` does
     (``floor(t * n_blocks / length)``), so both functions cut at the same frames.
     """
     frames = torch.arange(n_times, dtype=torch.float64, device=lengths.device)
@@ -65,9 +65,9 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
                       y_scale: torch.Tensor, n_blocks: int = 1, chunk: int | None = None,
                       groups: torch.Tensor | None = None, n_groups: int | None = None,
                       p_offset: torch.Tensor | None = None, workers: int = 1) -> DesignStatistics:
-    """:class:`~skstrf.model.DesignStatistics` from cross-correlations, never building the lagged design.
+    """:class:`~skstrf._model.DesignStatistics` from cross-correlations, never building the lagged design.
 
-    Same inputs and outputs as :func:`skstrf.model.design_statistics` (its ``chunk`` aside),
+    Same inputs and outputs as :func:`skstrf._model.design_statistics` (its ``chunk`` aside),
     computed in float64. Each block (a stimulus's valid frames, or one of its ``n_blocks``
     contiguous parts) is taken with its real lag history as a segment; the Gram of the raw
     lagged design over the block is the block-Toeplitz matrix of the segment's band
@@ -79,7 +79,7 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     against ``(n_features * n_lags)**2`` per frame for the direct Gram.
 
     With ``groups``, the rows are summed into groups as they are computed (equal to
-    :meth:`~skstrf.model.DesignStatistics.sum_rows` of the per-row result): the
+    :meth:`~skstrf._model.DesignStatistics.sum_rows` of the per-row result): the
     cross-correlations of a group's rows are added before they are spread over the
     (D + 1, D + 1) Gram, and no per-row statistics are ever held, only the groups'.
 
@@ -91,8 +91,8 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         PSTH in the data's units, any value on padding frames.
     mask : Tensor of shape (n_stimuli, n_times)
         1.0 on valid frames, 0.0 on padding. Each stimulus's valid frames must come first
-        (as :attr:`skstrf.validation.StimulusSet.frame_mask` makes them); any other mask
-        falls back to :func:`skstrf.model.design_statistics`.
+        (as :attr:`skstrf._validation.StimulusSet.frame_mask` makes them); any other mask
+        falls back to :func:`skstrf._model.design_statistics`.
     n_lags : int
         Number of lags ``L``.
     x_mean, x_scale : Tensor of shape (n_features,)
@@ -101,7 +101,7 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         Standardisation of each neuron's PSTH.
     n_blocks : int, default=1
         Statistics per block of each stimulus (rows in (stimulus, block) order), as in
-        :func:`skstrf.model.design_statistics`.
+        :func:`skstrf._model.design_statistics`.
     chunk : int or None, default=None
         Most rows (blocks) computed together: bounds the memory of the intermediates; the
         rows are cut into chunks of nearly equal sizes. None: as many as keep a chunk's
@@ -110,16 +110,16 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         share that budget and every worker gets two chunks at least.
     groups : Tensor of int of shape (n_stimuli * n_blocks,) or None, default=None
         The group of each row, ``0 .. n_groups - 1`` (e.g. from
-        :func:`skstrf.plan.fold_groups`); None: one row per block.
+        :func:`skstrf._plan.fold_groups`); None: one row per block.
     n_groups : int or None, default=None
         Number of groups (rows of the result); None: ``groups.max() + 1``.
     p_offset : Tensor of shape (n_neurons,) or None, default=None
         With it, the PSTH is read as ``float32(P - p_offset)`` (in float64, block by
         block), the float32 targets a model with that ``y_offset`` trains on
-        (:func:`skstrf.model.net_targets`), without a copy of ``P``.
+        (:func:`skstrf._model.net_targets`), without a copy of ``P``.
     workers : int, default=1
         On the CPU, with at least two rows per worker, compute the chunks of rows side by
-        side on this many threads, one torch thread each (:func:`skstrf.threads.side_by_side`:
+        side on this many threads, one torch thread each (:func:`skstrf._threads.side_by_side`:
         independent tasks keep their share of a busy machine); otherwise one after the other
         with torch's threads. The result is the same to the last bit for a given ``workers``
         (chunks are summed in order); it changes in the last bits with ``workers``, as the
@@ -342,7 +342,7 @@ def summed_batch(stats: DesignStatistics, index: torch.Tensor) -> tuple[torch.Te
 
     A single stimulus gives views of its rows; consecutive indices give a sum over a slice
     view; any other batch is accumulated row by row into one new (D+1, D+1) array. Equal
-    to :meth:`skstrf.model.DesignStatistics.batch`.
+    to :meth:`skstrf._model.DesignStatistics.batch`.
 
     Returns
     -------
@@ -422,7 +422,7 @@ class StatisticsLoss(torch.autograd.Function):
 def statistics_loss(weight: torch.Tensor, bias: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor,
                     sq: torch.Tensor, count: torch.Tensor,
                     alpha: float | np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
-    """Training MSE of :meth:`skstrf.model.STRFModel.statistics_loss` with a cheap backward.
+    """Training MSE of :meth:`skstrf._model.STRFModel.statistics_loss` with a cheap backward.
 
     One (n_neurons, D+1) by (D+1, D+1) product per call, in ``gram``'s dtype; everything
     else is a pass over (n_neurons, D+1) numbers. With float32 statistics the product costs
