@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator, BaseShuffleSplit, check_cv, cross_validate
 
+from ._layout import block_edges, is_one_recording
 from .metrics import make_neuron_scorer
 
 __all__ = ["TrainValidTestSplit", "cross_validate_neurons", "neuron_scores", "ContiguousBlocks",
@@ -24,6 +25,10 @@ class TrainValidTestSplit(BaseCrossValidator):
     holds out the last ``round(validation_fraction * n_stimuli)`` stimuli it is given for
     early stopping, so with ``validation_fraction=split.validation_fraction`` it validates
     on exactly ``valid``, in GridSearchCV and cross_validate alike.
+
+    It splits stimuli, so it refuses one continuous recording (2-D X, or 3-D X with a
+    single stimulus), whose axis 0 would be frames: cut the recording into blocks in the
+    stimulus layout and split the blocks, or use :class:`ContiguousBlocks`.
 
     Parameters
     ----------
@@ -98,8 +103,9 @@ class TrainValidTestSplit(BaseCrossValidator):
 
         Parameters
         ----------
-        X : array-like of shape (n_stimuli, ...) or None, default=None
-            Checked to hold every index when given.
+        X : array-like of shape (n_stimuli, n_times, n_freqs) or None, default=None
+            Checked to hold every index when given; one continuous recording (2-D, or a
+            single stimulus) is refused.
         y, groups : ignored
 
         Yields
@@ -111,7 +117,17 @@ class TrainValidTestSplit(BaseCrossValidator):
         """
         train, valid, test = self._indices()
         if X is not None:
-            n_stimuli = len(X)
+            shape = _shape(X)
+            if is_one_recording(shape):
+                raise ValueError(
+                    f"X of shape {shape} is one continuous recording, but TrainValidTestSplit "
+                    "splits stimuli: its indices would pick single frames (or refer to "
+                    "stimuli that do not exist). Cut the recording into blocks in the stimulus "
+                    "layout (n_blocks, n_times, n_freqs), NaN-padding the last block, and give "
+                    "block indices; or cross-validate over contiguous blocks of frames with "
+                    "skstrf.model_selection.ContiguousBlocks(n_splits=5, gap=n_lags - 1)."
+                )
+            n_stimuli = shape[0]
             largest = max(train.max(), test.max(), valid.max() if valid.size else 0)
             if largest >= n_stimuli:
                 raise ValueError(
@@ -352,13 +368,13 @@ class ContiguousBlocks(BaseCrossValidator):
         self.gap = int(gap)
 
     def _blocks(self, n_samples: int) -> np.ndarray:
-        """Block boundaries: block ``k`` is ``[edges[k], edges[k + 1])``, sizes as in KFold."""
+        """Block boundaries: block ``k`` is ``[edges[k], edges[k + 1])``, by the library's one
+        rule for blocks of a recording (KFold sizes)."""
         if n_samples < self.n_splits:
             raise ValueError(
                 f"cannot cut {n_samples} frames into n_splits={self.n_splits} blocks")
-        sizes = np.full(self.n_splits, n_samples // self.n_splits)
-        sizes[: n_samples % self.n_splits] += 1
-        edges = np.concatenate([[0], np.cumsum(sizes)])
+        edges = block_edges(n_samples, self.n_splits)
+        sizes = np.diff(edges)
         # The smallest training set is the one of a middle block with a gap on both sides.
         smallest = n_samples - sizes.max() - 2 * self.gap
         if smallest < 1:
@@ -384,7 +400,14 @@ class ContiguousBlocks(BaseCrossValidator):
         test : ndarray of int
             The test block's frames, contiguous and in order.
         """
-        n_samples = len(X)
+        shape = _shape(X)
+        if len(shape) == 3 and shape[0] == 1:
+            raise ValueError(
+                f"X of shape {shape} holds one recording as a single stimulus; ContiguousBlocks "
+                "cuts axis 0, the frames of a recording given as 2-D X: pass X[0] of shape "
+                "(n_times, n_freqs) and y[0]."
+            )
+        n_samples = shape[0]
         edges = self._blocks(n_samples)
         frames = np.arange(n_samples)
         for start, stop in zip(edges[:-1], edges[1:]):
@@ -403,6 +426,12 @@ class ContiguousBlocks(BaseCrossValidator):
     def _iter_test_indices(self, X=None, y=None, groups=None):
         for _, test in self.split(X):
             yield test
+
+
+def _shape(X) -> tuple[int, ...]:
+    """Shape of an array-like (numpy, dask, pandas or nested lists) without copying arrays."""
+    shape = getattr(X, "shape", None)
+    return tuple(int(n) for n in (np.shape(X) if shape is None else shape))
 
 
 def _is_random_splitter(cv) -> bool:
@@ -439,6 +468,12 @@ def check_cv_layout(cv, X, y=None, *, groups=None):
     cv : cross-validation generator
         ``sklearn.model_selection.check_cv(cv)``, ready to pass on.
 
+    Raises
+    ------
+    ValueError
+        When X holds one recording as a single stimulus, shape (1, n_times, n_freqs): a
+        splitter over stimuli has nothing to split.
+
     Warns
     -----
     UserWarning
@@ -459,10 +494,16 @@ def check_cv_layout(cv, X, y=None, *, groups=None):
     True
     """
     checked = check_cv(cv)
-    ndim = getattr(X, "ndim", None)
-    if ndim is None:
-        ndim = np.ndim(X)
-    if ndim != 2:
+    shape = _shape(X)
+    if len(shape) == 3 and is_one_recording(shape):
+        raise ValueError(
+            f"X of shape {shape} holds one recording as a single stimulus, and splitters split "
+            "axis 0 (the stimuli): there is nothing to split. Pass the recording as 2-D X "
+            "(X[0], y[0]) with skstrf.model_selection.ContiguousBlocks(n_splits=5, "
+            "gap=n_lags - 1), or cut it into blocks in the stimulus layout "
+            "(n_blocks, n_times, n_freqs)."
+        )
+    if len(shape) != 2:
         return checked
     problem = None
     if _is_random_splitter(checked):

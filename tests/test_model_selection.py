@@ -282,3 +282,57 @@ def test_cross_validate_neurons_warns_on_shuffled_frames():
     with pytest.warns(UserWarning, match="continuous recording"):
         res = cross_validate_neurons(est, X, y, cv=KFold(3, shuffle=True, random_state=0))
     assert res["test_cc_norm"].shape == (3, 2)
+
+
+# ------------------------------------------------------------- one recording, one block rule (issues 23, 27)
+@pytest.mark.parametrize("X_shape", [(40, 5), (1, 40, 5)], ids=["2-D", "one stimulus"])
+def test_train_valid_test_split_refuses_one_recording(X_shape):
+    """A fixed split of stimuli given one recording would split its frames (test = frame 3)."""
+    cv = TrainValidTestSplit(train=[0, 1], valid=[2], test=[3])
+    with pytest.raises(ValueError, match=r"one continuous recording.*splits stimuli.*stimulus layout "
+                       r"\(n_blocks, n_times, n_freqs\).*ContiguousBlocks"):
+        list(cv.split(np.zeros(X_shape)))
+    # the stimulus layout is split as before
+    train, test = next(cv.split(np.zeros((4,) + X_shape[-2:])))
+    assert_array_equal(train, [0, 1, 2])
+    assert_array_equal(test, [3])
+
+
+def test_train_valid_test_split_refuses_one_recording_before_any_fit(monkeypatch):
+    from sklearn.model_selection import cross_validate
+
+    monkeypatch.setattr(STRFRegressor, "fit", lambda *a, **k: pytest.fail("fitted"))
+    X, y = _recording(n_times=120)
+    cv = TrainValidTestSplit(train=range(80), valid=range(80, 100), test=range(100, 120))
+    with pytest.raises(ValueError, match="one continuous recording"):
+        cross_validate(STRFRegressor(n_lags=4), X, y, cv=cv, error_score="raise")
+
+
+def test_contiguous_blocks_follow_the_one_block_rule():
+    """6 frames in 4 blocks: 2, 2, 1, 1 (KFold's sizes), the rule of skstrf._layout.block_edges."""
+    from skstrf._layout import block_edges
+    from skstrf.model_selection import ContiguousBlocks
+
+    sizes = [test.size for _, test in ContiguousBlocks(n_splits=4).split(np.zeros((6, 2)))]
+    assert sizes == [2, 2, 1, 1]
+    for n_samples, n_splits in [(6, 4), (103, 5), (999, 7)]:
+        tests = [t for _, t in ContiguousBlocks(n_splits).split(np.zeros((n_samples, 1)))]
+        assert_array_equal([t[0] for t in tests] + [n_samples], block_edges(n_samples, n_splits))
+
+
+def test_contiguous_blocks_name_a_recording_given_as_one_stimulus():
+    from skstrf.model_selection import ContiguousBlocks
+
+    with pytest.raises(ValueError, match=r"shape \(1, 40, 5\) holds one recording as a single stimulus.*X\[0\]"):
+        list(ContiguousBlocks(4).split(np.zeros((1, 40, 5))))
+
+
+def test_cross_validation_of_one_recording_given_as_one_stimulus_says_what_to_do():
+    """One meaning of "one continuous recording": 3-D X with a single stimulus is one too;
+    scikit-learn's own error ("n_splits=3 greater than the number of samples: n_samples=1")
+    did not say what to do."""
+    X, y = _recording(n_times=120)
+    est = STRFRegressor(n_lags=4, solver="ridge", alpha=1.0, validation_fraction=None)
+    with pytest.raises(ValueError, match=r"shape \(1, 120, 3\) holds one recording as a single stimulus"
+                       r".*\(X\[0\], y\[0\]\) with skstrf.model_selection.ContiguousBlocks"):
+        cross_validate_neurons(est, X[None], y[None], cv=KFold(3))
