@@ -1,4 +1,9 @@
-"""Spectrogram preprocessing for pipelines: frame-wise transformers that keep NaN end-padding."""
+"""Spectrogram preprocessing for pipelines: frame-wise transformers that keep NaN end-padding.
+
+Every transformer here checks its output: its NaN frames are exactly the end-padding of its
+input (after rebinning, the incomplete bins), so that a value it cannot compute is an error
+naming it, and is never taken for padding by the estimator after it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._layout import to_user_layout
 from ._validation import StimulusSet, check_responses, check_stimuli
 
 __all__ = ["FrameTransformer", "Compression", "BandPooling", "TimeRebinner", "rebin_time"]
@@ -103,9 +109,33 @@ def _rebin_frames(a: np.ndarray, factor: int, reduce: str) -> np.ndarray:
     return getattr(np, reduce)(binned, axis=2)
 
 
-def _user_layout(X: np.ndarray, x_ndim: int) -> np.ndarray:
-    """Back to a continuous recording (n_times, n_freqs) when the user passed one."""
-    return X[0] if x_ndim == 2 else X
+def _first_bad_frame(Xt: np.ndarray, valid: np.ndarray) -> tuple[str, int, int] | None:
+    """The first frame where ``Xt``'s NaN frames are not exactly the padding ``valid`` leaves.
+
+    Parameters
+    ----------
+    Xt : ndarray of shape (n_stimuli, n_times, n_out)
+        A transformer's output in the stimulus layout.
+    valid : ndarray of bool of shape (n_stimuli, n_times)
+        True on the frames that must hold values (those made from valid input frames).
+
+    Returns
+    -------
+    (problem, stimulus, frame) or None
+        ``problem`` is "NaN" or "an infinite value" on a valid frame, or "values" on a
+        padding frame; None when the output is as it must be.
+    """
+    finite = np.isfinite(Xt).all(axis=-1)
+    wrong = valid & ~finite
+    if wrong.any():
+        s, t = np.argwhere(wrong)[0]
+        problem = "NaN" if np.isnan(Xt[s, t]).any() else "an infinite value"
+        return problem, int(s), int(t)
+    kept = ~valid & ~np.isnan(Xt).all(axis=-1)
+    if kept.any():
+        s, t = np.argwhere(kept)[0]
+        return "values", int(s), int(t)
+    return None
 
 
 def _check_lengths_after_rebin(lengths: np.ndarray, factor: int) -> None:
@@ -143,6 +173,50 @@ class _StimulusTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_key
                 "of X)."
             )
         return data
+
+    def _checked(self, Xt: np.ndarray, valid: np.ndarray, data: StimulusSet) -> np.ndarray:
+        """``Xt`` in the user's layout, once its NaN frames are checked to be its padding.
+
+        Parameters
+        ----------
+        Xt : ndarray of shape (n_stimuli, n_times, n_out)
+            The output, in the stimulus layout.
+        valid : ndarray of bool of shape (n_stimuli, n_times)
+            The output frames made from valid input frames: they must be finite, the others
+            all NaN. The estimator after this step takes whole NaN frames at the end of a
+            stimulus for padding, so a NaN made here would silently lose frames.
+        data : StimulusSet
+            The validated input.
+
+        Returns
+        -------
+        Xt : ndarray of shape (n_stimuli, n_times, n_out) or (n_times, n_out)
+
+        Raises
+        ------
+        ValueError
+            Naming this transformer and the first wrong stimulus and frame.
+        """
+        found = _first_bad_frame(Xt, valid)
+        if found is not None:
+            problem, s, t = found
+            where = f"frame {t}" if data.x_ndim == 2 else f"stimulus {s}, frame {t}"
+            if problem == "values":  # a padding frame that is not NaN: the transformer's fault
+                raise ValueError(f"{self!r} returned values at {where}, a padding frame of its "
+                                 "input; padding must stay NaN.")
+            why = ("NaN is only allowed as the end-padding of the input: the estimator after "
+                   "this step would take NaN frames at the end of a stimulus for padding and "
+                   "silently drop them" if problem == "NaN" else "the estimator refuses infinite values")
+            raise ValueError(
+                f"{self!r} produced {problem} at {where}, a valid frame: "
+                f"{self._nan_cause(data, s, t)}. {why}."
+            )
+        return to_user_layout(Xt, data.x_ndim)
+
+    def _nan_cause(self, data: StimulusSet, s: int, t: int) -> str:
+        """What made a non-finite output at valid frame ``t`` of stimulus ``s`` (a hint)."""
+        frame = data.X[s, t]
+        return f"its input there ranges from {frame.min():g} to {frame.max():g}"
 
     def fit(self, X, y=None):
         """Check the stimuli and record their number of frequency bands.
@@ -250,8 +324,15 @@ class FrameTransformer(_StimulusTransformer):
         """
         check_is_fitted(self, "transformer_")
         data = self._validate(X, reset=False)
-        return _user_layout(_apply_to_frames(self.transformer_.transform, data.X, data.frame_mask),
-                            data.x_ndim)
+        Xt = _apply_to_frames(self.transformer_.transform, data.X, data.frame_mask)
+        return self._checked(Xt, data.frame_mask, data)
+
+    def _nan_cause(self, data: StimulusSet, s: int, t: int) -> str:
+        frame = data.X[s, t]
+        return (f"the wrapped {type(self.transformer_).__name__} was given that frame, with "
+                f"values from {frame.min():g} to {frame.max():g} (a logarithm of values <= 0 "
+                "does this, for example); make it finite on every valid frame, e.g. with an "
+                "offset or a floor")
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Output feature names, as the wrapped transformer names them.
@@ -340,7 +421,14 @@ class Compression(OneToOneFeatureMixin, _StimulusTransformer):
         """
         check_is_fitted(self, "n_features_in_")
         data = self._validate(X, reset=False)
-        return _user_layout(_compress(data.X, self.method, self.offset, self.exponent), data.x_ndim)
+        return self._checked(_compress(data.X, self.method, self.offset, self.exponent),
+                             data.frame_mask, data)
+
+    def _nan_cause(self, data: StimulusSet, s: int, t: int) -> str:
+        low = data.X[s, t].min()
+        if self.method == "log":
+            return f"log of values <= -offset = {-self.offset:g} (minimum there {low:g})"
+        return f"power {self.exponent:g} of values down to {low:g}"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -420,7 +508,7 @@ class BandPooling(_StimulusTransformer):
         check_is_fitted(self, "n_features_out_")
         data = self._validate(X, reset=False)
         starts = _band_groups(self.n_features_in_, self.pool_size)
-        return _user_layout(_pool_bands(data.X, starts, self.reduce), data.x_ndim)
+        return self._checked(_pool_bands(data.X, starts, self.reduce), data.frame_mask, data)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Output band names: ``"<first>..<last>"`` of each group (the name alone for one).
@@ -506,7 +594,14 @@ class TimeRebinner(OneToOneFeatureMixin, _StimulusTransformer):
         check_is_fitted(self, "n_features_in_")
         data = self._validate(X, reset=False)
         _check_lengths_after_rebin(data.lengths, self.factor)
-        return _user_layout(_rebin_frames(data.X, self.factor, self.reduce), data.x_ndim)
+        Xt = _rebin_frames(data.X, self.factor, self.reduce)
+        valid = np.arange(Xt.shape[1]) < (data.lengths // self.factor)[:, None]
+        return self._checked(Xt, valid, data)
+
+    def _nan_cause(self, data: StimulusSet, s: int, t: int) -> str:
+        frames = data.X[s, t * self.factor:(t + 1) * self.factor]
+        return (f"its input frames {t * self.factor}..{(t + 1) * self.factor - 1} there range "
+                f"from {frames.min():g} to {frames.max():g}")
 
 
 def rebin_time(X, y=None, *, factor: int, x_reduce: str = "mean", y_reduce: str = "sum"):
@@ -551,17 +646,15 @@ def rebin_time(X, y=None, *, factor: int, x_reduce: str = "mean", y_reduce: str 
             raise ValueError(f"{name} must be one of {list(_REDUCERS)}; got {value!r}")
     data = check_stimuli(X)
     _check_lengths_after_rebin(data.lengths, factor)
-    X_out = _user_layout(_rebin_frames(data.X, factor, x_reduce), data.x_ndim)
+    X_out = to_user_layout(_rebin_frames(data.X, factor, x_reduce), data.x_ndim)
     if y is None:
         return X_out
     data = check_responses(y, data)
     y4 = _rebin_frames(data.y, factor, y_reduce)
-    y_out = _user_layout(y4, data.x_ndim)
-    if data.y_layout == "neuron":
-        y_out = y_out[..., 0, 0]
-    elif data.y_layout == "psth":
-        y_out = y_out[..., 0]
-    return X_out, y_out
+    # (S, T, N, R) back to y's own layout: drop the repeat axis the user's y did not have,
+    # then the neuron axis and the stimulus axis as the layout rules say
+    y_out = y4 if data.y_layout == "repeats" else y4[..., 0]
+    return X_out, to_user_layout(y_out, data.x_ndim, data.y_layout)
 
 
 # --------------------------------------------------------------------------------------

@@ -197,3 +197,101 @@ def test_scaling_bands_changes_nothing_but_centring_moves_the_history(data):
     centred = make_pipeline(FrameTransformer(StandardScaler()), est).fit(data.X, data.y).predict(data.X)
     first = np.abs(centred[:, : n_lags - 1] - direct[:, : n_lags - 1]).max()
     assert first > 1e-2 * np.abs(direct).max()
+
+
+# ------------------------------------------------------------- NaN made inside a pipeline (issue 27)
+def _ending_at_or_below_zero(X):
+    """``X`` (positive) whose stimulus 1 ends with 2 valid frames of zeros and negative values."""
+    X = np.array(X, copy=True)
+    X[1, 3] = 0.0
+    X[1, 4] = -1.0
+    return X
+
+
+def test_frame_transformer_refuses_nan_it_makes_on_valid_frames(padded):
+    """A logarithm of frames <= 0 at the end of a stimulus made whole NaN frames there, which
+    the estimator took for end padding: those frames silently got no prediction."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    log = FrameTransformer(FunctionTransformer(np.log))
+    bad = _ending_at_or_below_zero(padded)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        with pytest.raises(ValueError, match=r"^FrameTransformer\(transformer=FunctionTransformer\(func=<ufunc "
+                           r"'log'>\)\) produced an infinite value at stimulus 1, frame 3, a valid frame: "
+                           r"the wrapped FunctionTransformer was given that frame"):
+            log.fit_transform(bad)
+        bad[1, 3] = 1.0
+        with pytest.raises(ValueError, match=r"produced NaN at stimulus 1, frame 4, a valid frame.*"
+                           r"values from -1 to -1.*take NaN frames at the end of a stimulus for padding"):
+            log.fit_transform(bad)
+        with pytest.raises(ValueError, match=r"produced NaN at frame 4, a valid frame"):
+            log.fit_transform(bad[1, :5])  # one recording: no stimulus to name
+    # valid input: the padding, and only the padding, is NaN
+    out = log.fit_transform(padded)
+    assert_array_equal(np.isnan(out).all(axis=-1), np.isnan(padded).all(axis=-1))
+
+
+def test_pipeline_never_drops_frames_a_transformer_made_nan(padded, monkeypatch):
+    from sklearn.preprocessing import FunctionTransformer
+
+    rng = np.random.default_rng(1)
+    y = rng.random((3, 7, 2, 3))
+    y[np.isnan(padded).all(axis=-1)] = np.nan
+    pipe = make_pipeline(FrameTransformer(FunctionTransformer(np.log)), STRFRegressor(n_lags=2, cv=None))
+    pipe.fit(padded, y)
+    monkeypatch.setattr(STRFRegressor, "predict", lambda *a, **k: pytest.fail("predicted"))
+    monkeypatch.setattr(STRFRegressor, "fit", lambda *a, **k: pytest.fail("fitted"))
+    bad = _ending_at_or_below_zero(padded)
+    bad[1, 3] = 1.0
+    with np.errstate(invalid="ignore"):
+        with pytest.raises(ValueError, match="FrameTransformer.*produced NaN at stimulus 1, frame 4"):
+            pipe.predict(bad)
+        with pytest.raises(ValueError, match="FrameTransformer.*produced NaN at stimulus 1, frame 4"):
+            pipe.fit(bad, y)
+
+
+@pytest.mark.parametrize("name, make, function", [
+    ("Compression", lambda: Compression(), "_compress"),
+    ("BandPooling", lambda: BandPooling(pool_size=2), "_pool_bands"),
+    ("TimeRebinner", lambda: TimeRebinner(factor=2), "_rebin_frames"),
+])
+def test_every_transformer_checks_that_its_nan_frames_are_the_padding(padded, monkeypatch, name, make,
+                                                                     function):
+    """The check is shared: whatever a transformer's array function returns, a NaN on a valid
+    frame (or a value on a padding frame) is an error naming the transformer and the frame."""
+    from skstrf import preprocessing
+
+    original = getattr(preprocessing, function)
+    transformer = make().fit(padded)
+    expected = transformer.transform(padded)
+
+    def nan_on_last_valid_frame(*args, **kwargs):
+        out = original(*args, **kwargs).copy()
+        out[2, 1 if name == "TimeRebinner" else 3, 0] = np.nan  # the last valid frame of stimulus 2
+        return out
+
+    monkeypatch.setattr(preprocessing, function, nan_on_last_valid_frame)
+    frame = 1 if name == "TimeRebinner" else 3
+    with pytest.raises(ValueError, match=rf"^{name}\(.*\) produced NaN at stimulus 2, frame {frame}, a valid frame"):
+        transformer.transform(padded)
+
+    def values_on_padding(*args, **kwargs):
+        out = original(*args, **kwargs).copy()
+        out[1, -1] = 0.0
+        return out
+
+    monkeypatch.setattr(preprocessing, function, values_on_padding)
+    with pytest.raises(ValueError, match=rf"^{name}\(.*\) returned values at stimulus 1, frame {expected.shape[1] - 1}, "
+                       "a padding frame"):
+        transformer.transform(padded)
+
+
+def test_compression_names_the_log_of_values_below_minus_offset(padded):
+    """Parameters are validated in fit: an offset set afterwards reaches transform, and its
+    NaN is named instead of being taken for padding."""
+    comp = Compression(offset=0.5).fit(padded).set_params(offset=-5.0)
+    s, t = np.argwhere(padded < 5.0)[0][:2]
+    with np.errstate(invalid="ignore"), pytest.raises(
+            ValueError, match=rf"Compression\(offset=-5.0\) produced NaN at stimulus {s}, frame {t}, a "
+            r"valid frame: log of values <= -offset = 5"):
+        comp.transform(padded)
