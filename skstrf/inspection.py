@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -53,13 +54,25 @@ def _stimuli(estimator, transform, X):
 def _baseline_input(baseline, n_rows: int, n_frames: int, n_freqs: int, module) -> torch.Tensor:
     """A constant input (n_rows, n_frames, n_freqs) at ``baseline`` (scalar or per band, in
     the data's units), in ``module``'s units."""
-    level = np.asarray(baseline, dtype=np.float64)
+    try:
+        level = np.asarray(baseline, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"baseline must be a number or an array of numbers of shape (n_freqs,) "
+                        f"= ({n_freqs},), in X's units; got {baseline!r}") from None
     if level.ndim == 0:
         level = np.full(n_freqs, float(level))
-    if level.shape != (n_freqs,) or not np.all(np.isfinite(level)):
+    if level.shape != (n_freqs,):
         raise ValueError(
-            f"baseline must be a finite number or an array of shape (n_freqs,) = ({n_freqs},); "
+            f"baseline must be a number or an array of shape (n_freqs,) = ({n_freqs},); "
             f"got shape {level.shape}"
+        )
+    bad = np.flatnonzero(~np.isfinite(level))
+    if bad.size:
+        what = "NaN" if np.isnan(level[bad[0]]) else "an infinite value"
+        raise ValueError(
+            f"baseline is {what} at band {bad[0]} ({bad.size} of {n_freqs} bands are not finite); "
+            "it is the constant input level in X's units (0.0 for silence). From NaN-padded "
+            "stimuli, take the mean over their valid frames: np.nanmean(X, axis=(0, 1))."
         )
     row = torch.as_tensor(module_input(level, module), device=module.x_offset.device)
     return row.expand(n_rows, n_frames, n_freqs).clone()
@@ -145,7 +158,7 @@ def gradient_maps(estimator, X=None, *, baseline=0.0, n_frames: int | None = Non
     baseline : float or array-like of shape (n_freqs,), default=0.0
         Level of the constant input when ``X`` is None (0 is silence). With a rectifying
         prefilter (AdapTrans) silence drives neither channel and the map is zero; use a
-        typical sound level, e.g. ``X.mean(axis=(0, 1))``.
+        typical sound level, e.g. ``np.nanmean(X, axis=(0, 1))`` (NaN-padding left out).
     n_frames : int, default=None
         Number of lags of the maps; by default the fitted model's number of lags (the
         ``n_lags`` it was fitted with). More lags show
@@ -251,8 +264,8 @@ def output_nonlinearity(estimator, z) -> np.ndarray:
 _CORRECTIONS = ("fdr", "bonferroni", None)
 
 
-def jackknife_strfs(estimator, X, y, *, alpha: float = 0.05, correction: str | None = "fdr",
-                    n_jobs: int | None = None) -> Bunch:
+def jackknife_strfs(estimator, X, y, *, level: float = 0.05, correction: str | None = "fdr",
+                    n_jobs: int | None = None, alpha="deprecated") -> Bunch:
     """Leave-one-stimulus-out jackknife of the STRFs: error bars and significant pixels.
 
     The model is refitted once per stimulus of ``X`` with that stimulus left out. For a
@@ -279,16 +292,21 @@ def jackknife_strfs(estimator, X, y, *, alpha: float = 0.05, correction: str | N
     y : array-like
         Responses in the layout used for ``fit``, e.g. (n_stimuli, n_times, n_neurons,
         n_repeats).
-    alpha : float, default=0.05
-        Level of the significance mask.
+    level : float, default=0.05
+        Significance level of the mask, in (0, 1).
     correction : {"fdr", "bonferroni"} or None, default="fdr"
         Control of false positives over the pixels of each STRF: ``"fdr"`` keeps the
         expected share of false discoveries among each neuron's significant pixels below
-        ``alpha`` (Benjamini & Hochberg 1995); ``"bonferroni"`` keeps the probability of
-        any false pixel in a neuron's STRF below ``alpha``; None tests each pixel at level
-        ``alpha`` (about ``alpha`` of the truly-zero pixels come out significant).
+        ``level`` (Benjamini & Hochberg 1995); ``"bonferroni"`` keeps the probability of
+        any false pixel in a neuron's STRF below ``level``; None tests each pixel at
+        ``level`` (about ``level`` of the truly-zero pixels come out significant).
     n_jobs : int, default=None
         Parallel refits (joblib) for models without the exact closed-form jackknife.
+    alpha : float
+        Deprecated name of ``level`` (``alpha`` is the penalty everywhere else in skstrf);
+        still accepted, with a FutureWarning, and removed in 0.2.
+
+        .. deprecated:: 0.1
 
     Returns
     -------
@@ -304,7 +322,7 @@ def jackknife_strfs(estimator, X, y, *, alpha: float = 0.05, correction: str | N
         pvalue : ndarray of the shape of ``strfs``
             Two-sided p-value of each pixel (1 where ``se`` is 0).
         significant : ndarray of bool of the shape of ``strfs``
-            The pixels significant at ``alpha`` after ``correction``.
+            The pixels significant at ``level`` after ``correction``.
         estimates : ndarray of shape (n_stimuli,) + the shape of ``strfs``
             The leave-one-out STRFs; ``estimates[i]`` leaves stimulus ``i`` out.
         method : str
@@ -326,7 +344,8 @@ def jackknife_strfs(estimator, X, y, *, alpha: float = 0.05, correction: str | N
     >>> jack.se.shape
     (2, 8, 5)
     """
-    _check_level(alpha, correction)
+    level = _renamed_alpha(alpha, level)
+    _check_level(level, correction)
     est, transform = _final_estimator(estimator)
     data = check_responses(y, _stimuli(est, transform, X))
     n_stimuli = data.n_stimuli
@@ -342,14 +361,27 @@ def jackknife_strfs(estimator, X, y, *, alpha: float = 0.05, correction: str | N
     else:
         estimates = _refit_jackknife(estimator, X, y, n_stimuli, n_jobs)
         method = "refit"
-    return _jackknife_summary(estimates, alpha, correction, method)
+    return _jackknife_summary(estimates, level, correction, method)
 
 
-def _check_level(alpha: float, correction: str | None) -> None:
+def _renamed_alpha(alpha, level: float) -> float:
+    """``level``, or the deprecated ``alpha`` given in its place (with a FutureWarning)."""
+    if isinstance(alpha, str) and alpha == "deprecated":
+        return level
+    if not (isinstance(level, numbers.Real) and level == 0.05):
+        raise ValueError(f"give the significance level as level only; got level={level!r} and "
+                         f"the deprecated alpha={alpha!r}")
+    warnings.warn("'alpha' was renamed to 'level' in version 0.1 and will be removed in 0.2 (alpha is "
+                  f"the penalty everywhere else in skstrf); use level={alpha!r}.",
+                  FutureWarning, stacklevel=3)
+    return alpha
+
+
+def _check_level(level: float, correction: str | None) -> None:
     """Raise a ValueError for a level outside (0, 1) or an unknown correction."""
-    if (isinstance(alpha, bool) or not isinstance(alpha, numbers.Real)
-            or not 0 < alpha < 1):
-        raise ValueError(f"alpha must be a number in (0, 1); got {alpha!r}")
+    if (isinstance(level, bool) or not isinstance(level, numbers.Real)
+            or not 0 < level < 1):
+        raise ValueError(f"level must be a number in (0, 1); got {level!r}")
     if correction not in _CORRECTIONS:
         raise ValueError(f"correction must be one of {list(_CORRECTIONS)}; got {correction!r}")
 
@@ -397,7 +429,7 @@ def _refit_jackknife(estimator, X, y, n_stimuli: int, n_jobs: int | None) -> np.
     return np.stack(strfs)
 
 
-def _jackknife_summary(estimates: np.ndarray, alpha: float, correction: str | None,
+def _jackknife_summary(estimates: np.ndarray, level: float, correction: str | None,
                        method: str) -> Bunch:
     """Mean, standard error, z, p-values and significance mask from leave-one-out estimates."""
     from scipy import stats
@@ -408,31 +440,38 @@ def _jackknife_summary(estimates: np.ndarray, alpha: float, correction: str | No
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, mean / se, np.nan)
     pvalue = np.where(np.isnan(z), 1.0, 2.0 * stats.t.sf(np.abs(z), df=n - 1))
-    significant = significance_mask(pvalue, alpha=alpha, correction=correction)
+    significant = significance_mask(pvalue, level=level, correction=correction)
     return Bunch(strfs=mean, se=se, z=z, pvalue=pvalue, significant=significant,
                  estimates=estimates, method=method)
 
 
-def significance_mask(pvalue, *, alpha: float = 0.05, correction: str | None = "fdr") -> np.ndarray:
+def significance_mask(pvalue, *, level: float = 0.05, correction: str | None = "fdr",
+                      alpha="deprecated") -> np.ndarray:
     """Significant pixels of each STRF from per-pixel p-values, corrected per neuron.
 
     Parameters
     ----------
     pvalue : array-like of shape (n_neurons, ...)
         P-values of the pixels of each neuron's STRF, e.g. (n_neurons, n_freqs, n_lags).
-    alpha : float, default=0.05
-        Level.
+    level : float, default=0.05
+        Significance level, in (0, 1).
     correction : {"fdr", "bonferroni"} or None, default="fdr"
         ``"fdr"``: Benjamini-Hochberg over each neuron's pixels (the expected share of
-        false pixels among the significant ones is at most ``alpha``). ``"bonferroni"``:
-        ``p < alpha / n_pixels`` (the chance of any false pixel in a neuron is at most
-        ``alpha``). None: ``p < alpha`` pixel by pixel.
+        false pixels among the significant ones is at most ``level``). ``"bonferroni"``:
+        ``p < level / n_pixels`` (the chance of any false pixel in a neuron is at most
+        ``level``). None: ``p < level`` pixel by pixel.
+    alpha : float
+        Deprecated name of ``level``; still accepted, with a FutureWarning, and removed in
+        0.2.
+
+        .. deprecated:: 0.1
 
     Returns
     -------
     significant : ndarray of bool of the shape of ``pvalue``
     """
-    _check_level(alpha, correction)
+    level = _renamed_alpha(alpha, level)
+    _check_level(level, correction)
     p = np.asarray(pvalue, dtype=np.float64)
     if p.ndim < 2:
         raise ValueError(f"pvalue must have shape (n_neurons, ...) with the pixels after the "
@@ -440,12 +479,12 @@ def significance_mask(pvalue, *, alpha: float = 0.05, correction: str | None = "
     flat = p.reshape(p.shape[0], -1)
     n_pixels = flat.shape[1]
     if correction is None:
-        return p < alpha
+        return p < level
     if correction == "bonferroni":
-        return p < alpha / n_pixels
-    # Benjamini-Hochberg per neuron: reject the k smallest where p_(k) <= k alpha / m.
+        return p < level / n_pixels
+    # Benjamini-Hochberg per neuron: reject the k smallest where p_(k) <= k level / m.
     order = np.sort(flat, axis=1)
-    below = order <= alpha * np.arange(1, n_pixels + 1) / n_pixels
+    below = order <= level * np.arange(1, n_pixels + 1) / n_pixels
     count = np.where(below.any(axis=1), n_pixels - np.argmax(below[:, ::-1], axis=1), 0)
     cutoff = np.where(count > 0, order[np.arange(len(order)), np.maximum(count - 1, 0)], -np.inf)
     return (flat <= cutoff[:, None]).reshape(p.shape)

@@ -211,7 +211,7 @@ def test_jackknife_significance_few_false_positives_and_true_peaks_found():
 def test_significance_mask_benjamini_hochberg_by_hand():
     rng = np.random.default_rng(0)
     p = rng.uniform(size=(3, 4, 5)) ** 3
-    mask = significance_mask(p, alpha=0.1, correction="fdr")
+    mask = significance_mask(p, level=0.1, correction="fdr")
     for n in range(3):
         flat = np.sort(p[n].ravel())
         passing = [k for k in range(1, 21) if flat[k - 1] <= 0.1 * k / 20]
@@ -225,9 +225,41 @@ def test_jackknife_errors(data):
     est = _ridge(n_lags=6).fit(data.X, data.y)
     with pytest.raises(ValueError, match="at least 3 stimuli; got 2"):
         jackknife_strfs(est, data.X[:2], data.y[:2])
-    with pytest.raises(ValueError, match="alpha must be a number in"):
-        jackknife_strfs(est, data.X, data.y, alpha=1.5)
+    with pytest.raises(ValueError, match=r"level must be a number in \(0, 1\); got 1.5"):
+        jackknife_strfs(est, data.X, data.y, level=1.5)
     with pytest.raises(ValueError, match="correction must be one of"):
         jackknife_strfs(est, data.X, data.y, correction="holm")
     with pytest.raises(NotFittedError):
         jackknife_strfs(STRFRegressor(), data.X, data.y)
+
+
+def test_significance_level_is_level_and_alpha_is_a_deprecated_alias(data):
+    """``alpha`` means the penalty in skstrf; the significance level is ``level`` (issue 23)."""
+    p = np.random.default_rng(1).uniform(size=(3, 4, 5)) ** 3
+    with pytest.warns(FutureWarning, match="'alpha' was renamed to 'level'.*use level=0.1"):
+        old = significance_mask(p, alpha=0.1, correction=None)
+    np.testing.assert_array_equal(old, significance_mask(p, level=0.1, correction=None))
+    np.testing.assert_array_equal(old, p < 0.1)
+    with pytest.raises(ValueError, match="level only; got level=0.2 and the deprecated alpha=0.1"):
+        significance_mask(p, level=0.2, alpha=0.1)
+    est = _ridge(n_lags=6).fit(data.X, data.y)
+    with pytest.warns(FutureWarning, match="renamed to 'level'") as caught:
+        old = jackknife_strfs(est, data.X, data.y, alpha=0.2, correction=None)
+    assert caught[0].filename == __file__  # the warning names the caller's line
+    new = jackknife_strfs(est, data.X, data.y, level=0.2, correction=None)
+    np.testing.assert_array_equal(old.significant, new.significant)
+    np.testing.assert_array_equal(new.significant, new.pvalue < 0.2)
+
+
+def test_gradient_maps_name_a_nan_baseline(data):
+    est = STRFRegressor(n_lags=L).fit(data.X, data.y)
+    baseline = data.X.mean(axis=(0, 1))  # NaN: the ragged stimuli are NaN-padded
+    assert np.isnan(baseline).all()
+    with pytest.raises(ValueError, match=r"baseline is NaN at band 0 \(10 of 10 bands.*np\.nanmean"):
+        gradient_maps(est, baseline=baseline)
+    with pytest.raises(ValueError, match=r"baseline is an infinite value at band 3 \(1 of 10"):
+        gradient_maps(est, baseline=np.where(np.arange(F) == 3, np.inf, 0.0))
+    with pytest.raises(TypeError, match="baseline must be a number .* got 'loud'"):
+        gradient_maps(est, baseline="loud")
+    np.testing.assert_allclose(gradient_maps(est, baseline=np.nanmean(data.X, axis=(0, 1))),
+                               est.strfs_, rtol=1e-5, atol=1e-8)
