@@ -233,3 +233,110 @@ def test_realistic_datasets_come_with_silence_at_zero():
     raw = make_realistic_dataset("continuous", random_state=3)
     np.testing.assert_allclose(np.nanmean(cont.X.reshape(-1, 2), axis=0), (raw.X - raw.silence).mean(axis=0))
     assert any("silence at zero" in note for note in cont.notes)
+
+
+# ------------------------------------------------------------- errors: one line for the input, a traceback for a bug (issue 27)
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_input_errors_are_one_line_saying_what_to_do(tmp_path, capsys, monkeypatch):
+    from skstrf import compare
+
+    monkeypatch.setattr(compare, "compare_kernels", lambda *a, **k: pytest.fail("fitted"))
+    # a bad path
+    assert main(["compare", "--dataset", str(tmp_path / "no_such.h5"), *FAST]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "nor an existing HDF5 file; give one of these names or the path of a file written by" in line
+    # a bad file format
+    (tmp_path / "notes.h5").write_text("not a dataset\nat all\n")
+    assert main(["compare", "--dataset", str(tmp_path / "notes.h5"), *FAST]) == 1
+    assert "is not an HDF5 file" in _one_error_line(capsys.readouterr().err)
+    # a recording too short for --n-lags
+    data = _tiny()
+    path = save_dataset(tmp_path / "short.h5", data.X[0, :40], data.y[0, :40], dt_ms=5.0)
+    assert main(["compare", "--dataset", str(path), *FAST[:-3], "--n-lags", "8", "--no-figures"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "one recording of 40 frames: too short" in line and "use --n-lags 6 or less" in line
+
+
+def test_errors_during_the_fits_are_one_line_too(tmp_path, capsys, monkeypatch):
+    from skstrf import compare
+
+    def bad_data(*args, **kwargs):
+        raise ValueError("X has NaN frames inside stimulus 2 (frame 7 is NaN but frame 9 is not);\n"
+                         "NaN is only allowed as end-padding, after the last valid frame.")
+
+    monkeypatch.setattr(compare, "compare_kernels", bad_data)
+    data = _tiny()
+    path = save_dataset(tmp_path / "d.h5", data.X, data.y)
+    assert main(["compare", "--dataset", str(path), *FAST]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert line == ("error: X has NaN frames inside stimulus 2 (frame 7 is NaN but frame 9 is not); NaN is "
+                    "only allowed as end-padding, after the last valid frame. (--debug shows the traceback)")
+    with pytest.raises(ValueError, match="NaN frames inside stimulus 2"):  # --debug: the traceback
+        main(["compare", "--dataset", str(path), *FAST, "--debug"])
+
+
+def test_a_bug_shows_its_traceback(tmp_path, capsys, monkeypatch):
+    from skstrf import compare
+
+    def bug(*args, **kwargs):
+        return {}["rows"]
+
+    monkeypatch.setattr(compare, "compare_kernels", bug)
+    data = _tiny()
+    path = save_dataset(tmp_path / "d.h5", data.X, data.y)
+    assert main(["compare", "--dataset", str(path), *FAST]) == 70
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "KeyError: 'rows'" in err
+    assert err.strip().splitlines()[-1].startswith("error: internal error KeyError: this is a bug in skstrf")
+    with pytest.raises(KeyError):
+        main(["compare", "--dataset", str(path), *FAST, "--debug"])
+
+
+@pytest.mark.parametrize("option, match", [
+    (["--device", "gpu"], r"--device: unknown device 'gpu'"),
+    (["--random-state", "-1"], r"--random-state: expected a whole number >= 0, got -1"),
+    (["--random-state", str(2**32)], r"--random-state: expected a seed from 0 to 2\*\*32 - 1"),
+    (["--verbose", "-2"], r"--verbose: expected a whole number >= 0, got -2"),
+])
+def test_bad_option_values_exit_2_before_any_work(capsys, monkeypatch, option, match):
+    from skstrf import cli
+
+    monkeypatch.setattr(cli, "load_comparison_data", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", *option])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err) and "Traceback" not in err
+
+
+def test_help_documents_the_errors_and_debug():
+    from skstrf import cli
+
+    help_text = " ".join(cli._parser()._subparsers._group_actions[0].choices["compare"].format_help().split())
+    assert "--debug show the Python traceback of every error" in help_text
+    assert "printed as one line" in help_text and "exit status 70" in help_text
+
+
+def test_a_recording_is_cut_by_the_one_block_rule():
+    """The blocks of a recording follow skstrf._layout.block_edges (KFold sizes, longer blocks
+    first), like ContiguousBlocks and the estimator's own blocks."""
+    from pathlib import Path
+
+    from skstrf._layout import block_edges
+    from skstrf.cli import _recording_as_blocks
+
+    X = np.arange(46.0)[:, None]
+    y = np.arange(46.0)[:, None, None]
+    X_blocks, y_blocks = _recording_as_blocks(X, y, n_lags=1, source=Path("rec"))  # 20 blocks
+    lengths = (~np.isnan(X_blocks[..., 0])).sum(axis=1)
+    assert lengths.tolist() == [3] * 6 + [2] * 14
+    assert_edges = np.concatenate([[0], np.cumsum(lengths)])
+    np.testing.assert_array_equal(assert_edges, block_edges(46, 20))
+    np.testing.assert_array_equal(X_blocks[..., 0][~np.isnan(X_blocks[..., 0])], np.arange(46.0))
+    np.testing.assert_array_equal(np.isnan(y_blocks[..., 0, 0]), np.isnan(X_blocks[..., 0]))
