@@ -340,3 +340,24 @@ def test_a_recording_is_cut_by_the_one_block_rule():
     np.testing.assert_array_equal(assert_edges, block_edges(46, 20))
     np.testing.assert_array_equal(X_blocks[..., 0][~np.isnan(X_blocks[..., 0])], np.arange(46.0))
     np.testing.assert_array_equal(np.isnan(y_blocks[..., 0, 0]), np.isnan(X_blocks[..., 0]))
+
+
+def test_threads_from_omp_num_threads_are_said_to_be(tmp_path, capsys, monkeypatch):
+    """The note "(from OMP_NUM_THREADS)" read a function where it meant the option, and never showed."""
+    import torch
+
+    from skstrf import compare
+
+    monkeypatch.setattr(compare, "compare_kernels", lambda *a, **k: (_ for _ in ()).throw(ValueError("stop")))
+    data = _tiny()
+    path = save_dataset(tmp_path / "d.h5", data.X, data.y)
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert main(["compare", "--dataset", str(path), *FAST]) == 1
+        assert "torch threads: 1 (from OMP_NUM_THREADS)" in capsys.readouterr().out
+        assert main(["compare", "--dataset", str(path), "--n-threads", "1", *FAST]) == 1
+        out = capsys.readouterr().out
+        assert "torch threads: 1" in out and "OMP_NUM_THREADS" not in out
+    finally:
+        torch.set_num_threads(before)
