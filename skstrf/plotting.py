@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,24 +22,144 @@ def _pyplot():
     return plt
 
 
-def _fitted(obj, attribute: str, what: str):
+def _fitted(obj, attribute: str, what: str, name: str):
     """``obj.<attribute>`` for a fitted estimator or search, ``obj`` itself for plain data.
 
     An estimator without the attribute (not fitted yet) raises sklearn's NotFittedError
-    instead of failing later on whatever the estimator object is not.
+    instead of failing later on whatever the estimator object is not; text, which would
+    otherwise be read character by character, is a TypeError naming the argument ``name``.
     """
     if hasattr(obj, attribute):
         return getattr(obj, attribute)
     if hasattr(obj, "fit"):
         from sklearn.exceptions import NotFittedError
 
-        raise NotFittedError(
-            f"This {type(obj).__name__} instance is not fitted yet (it has no {attribute}); "
-            f"call 'fit' before plotting its {what}."
-        )
+        # scikit-learn's rule (check_is_fitted), which also serves duck-typed estimators
+        fitted = (obj.__sklearn_is_fitted__() if hasattr(obj, "__sklearn_is_fitted__")
+                  else any(k.endswith("_") and not k.startswith("__") for k in getattr(obj, "__dict__", ())))
+        if not fitted:
+            raise NotFittedError(
+                f"This {type(obj).__name__} instance is not fitted yet (it has no {attribute}); "
+                f"call 'fit' before plotting its {what}."
+            )
+        # fitted, but another kind of estimator: a search given for its best model, a pipeline
+        hint = (" (for a search's best model pass search.best_estimator_)" if hasattr(obj, "best_estimator_")
+                else " (for a pipeline pass its last step, pipeline[-1])" if hasattr(obj, "steps") else "")
+        raise TypeError(f"{name} is a fitted {type(obj).__name__}, which has no {attribute}; expected {what} "
+                        f"or an estimator that has it{hint}")
     if isinstance(obj, (str, bytes)):
-        raise TypeError(f"expected {what} or a fitted estimator; got a {type(obj).__name__}: {obj!r:.40}")
+        raise TypeError(f"{name} must be {what} or a fitted estimator; got a {type(obj).__name__}: {obj!r:.40}")
     return obj
+
+
+def _kind(value: object) -> str:
+    """A short description of a value's type for error messages ("a dict", "None")."""
+    if value is None:
+        return "None"
+    if isinstance(value, np.ndarray):
+        return f"an array of dtype {value.dtype} and shape {value.shape}"
+    name = type(value).__name__
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _real_array(value: object, name: str, expected: str, *, allow_bool: bool = True) -> np.ndarray:
+    """``value`` as a float array, or a TypeError naming ``name`` and ``expected``.
+
+    Text is refused even where it spells numbers ("0.5"), as the estimator refuses it in
+    X; so are mappings, None, complex numbers and objects that are not numbers.
+    """
+    if value is None or isinstance(value, (str, bytes, Mapping)):
+        raise TypeError(f"{name} must be {expected}; got {_kind(value)}")
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:  # ragged nested sequences
+        raise TypeError(f"{name} must be {expected}; got a ragged sequence ({exc})") from None
+    kinds = "biuf" if allow_bool else "iuf"
+    if array.dtype.kind == "O":
+        try:
+            array = array.astype(float)
+        except (TypeError, ValueError):
+            found = next((v for v in array.ravel() if not isinstance(v, numbers.Real)), None)
+            raise TypeError(f"{name} must be {expected}; it holds {_kind(found)}: {found!r:.40}") from None
+    elif array.dtype.kind not in kinds:
+        what = {"U": "text", "S": "text", "c": "complex numbers", "b": "booleans"}.get(
+            array.dtype.kind, f"values of dtype {array.dtype}")
+        raise TypeError(f"{name} must be {expected}; got {what} (dtype {array.dtype})")
+    return array.astype(float)
+
+
+def _one_axis(array: np.ndarray, name: str, expected: str) -> np.ndarray:
+    """``array`` as 1-D; singleton axes (MATLAB's (1, n) rows) are dropped, others refused."""
+    if sum(size > 1 for size in array.shape) > 1:
+        raise ValueError(f"{name} must be {expected}; got an array of shape {array.shape}")
+    return array.ravel()
+
+
+def _check_bool(value: object, name: str) -> None:
+    # "no" and 0.0 are truthy or falsy by accident; a flag is a bool.
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+
+
+def _check_names(value: object, name: str, expected: str) -> None:
+    # A string is a sequence of characters: titles="model" would title panels "m", "o", ...
+    if value is not None and (isinstance(value, (str, bytes, Mapping))
+                              or not (hasattr(value, "__len__") and hasattr(value, "__getitem__"))):
+        raise TypeError(f"{name} must be a list of str ({expected}) or None; got {_kind(value)}: {value!r:.40}")
+
+
+def _check_index(value: object, name: str, size: int) -> int:
+    """An integer index into an axis of ``size`` entries (a bool is not an index)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer in [0, {size}); got {value!r} ({type(value).__name__})")
+    if not 0 <= value < size:
+        raise ValueError(f"{name} must be an integer in [0, {size}); got {value!r}")
+    return int(value)
+
+
+def _check_axes(dt_ms: object, freqs: object, n_freqs: int, *,
+                dt_optional: bool) -> tuple[float | None, np.ndarray | None]:
+    """The frame duration and band frequencies that label a time and a frequency axis.
+
+    Every figure with such axes checks them here, before anything is drawn: a negative
+    or zero ``dt_ms`` would reverse or collapse the time axis, and frequencies that are
+    not positive, finite and monotonic cannot be the centres of ``n_freqs`` bands.
+
+    Returns
+    -------
+    dt_ms : float or None
+    freqs : ndarray of shape (n_freqs,) or None
+    """
+    if dt_ms is None:
+        if not dt_optional:
+            raise TypeError("dt_ms must be a positive number of milliseconds (the frame duration); got None")
+    elif isinstance(dt_ms, (bool, np.bool_)) or not isinstance(dt_ms, numbers.Real):
+        none = " or None (lags in frames)" if dt_optional else ""
+        raise TypeError(f"dt_ms must be a positive number of milliseconds (the frame duration){none}; "
+                        f"got {dt_ms!r} ({type(dt_ms).__name__})")
+    elif not (np.isfinite(dt_ms) and dt_ms > 0):
+        raise ValueError(f"dt_ms must be a positive, finite frame duration in ms; got {dt_ms!r}")
+    else:
+        dt_ms = float(dt_ms)
+    if freqs is None:
+        return dt_ms, None
+    expected = f"the centre frequency in Hz of each of the {n_freqs} bands, of shape ({n_freqs},)"
+    freqs = _one_axis(_real_array(freqs, "freqs", expected, allow_bool=False), "freqs", expected)
+    if freqs.size != n_freqs:
+        raise ValueError(f"freqs must hold one frequency per band ({n_freqs}); got {freqs.size} values")
+    bad = np.flatnonzero(~(np.isfinite(freqs) & (freqs > 0)))
+    if bad.size:
+        raise ValueError(f"freqs must be positive, finite frequencies in Hz; freqs[{bad[0]}] is {freqs[bad[0]]:g}"
+                         f" ({bad.size} such value(s))")
+    step = np.diff(freqs)
+    if not (np.all(step > 0) or np.all(step < 0)):
+        at = int(np.flatnonzero(step <= 0)[0] if step[0] > 0 else np.flatnonzero(step >= 0)[0])
+        raise ValueError(
+            f"freqs must be strictly increasing or strictly decreasing (one centre frequency per "
+            f"band, in the order of X's bands); freqs[{at}] = {freqs[at]:g} is followed by "
+            f"{freqs[at + 1]:g}"
+        )
+    return dt_ms, freqs
 
 
 def _check_ncols(ncols: object) -> None:
@@ -60,19 +181,60 @@ def _neuron_index(neurons: object, n_neurons: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- STRFs
-def _strf_panels(strfs, neurons: Sequence[int] | None) -> tuple[list[np.ndarray], list[str] | None]:
+_STRFS = ("an array of shape (n_strfs, n_freqs, n_lags) or (n_strfs, n_channels, n_freqs, n_lags), "
+          "a sequence of (n_freqs, n_lags) arrays, or a fitted estimator")
+
+
+def _strf_stack(strfs, name: str) -> np.ndarray | list[np.ndarray]:
+    """The kernels of ``strfs`` as one float array, or a list when their shapes differ."""
+    strfs = _fitted(strfs, "strfs_", "STRFs", name)
+    if strfs is None or isinstance(strfs, (Mapping, numbers.Number)):
+        hint = " (for panel titles pass titles=list(d) with list(d.values()))" if isinstance(strfs, Mapping) else ""
+        raise TypeError(f"{name} must be {_STRFS}; got {_kind(strfs)}{hint}")
+    try:
+        stack = np.asarray(strfs)
+    except ValueError:  # kernels of different shapes: each is checked, then their shapes
+        stack = None
+    if stack is None or (stack.dtype.kind == "O" and stack.ndim == 1
+                         and any(np.ndim(k) > 0 for k in stack)):
+        kernels = [_real_array(k, f"{name}[{i}]", "a (n_freqs, n_lags) array of weights") for i, k in enumerate(strfs)]
+        for i, k in enumerate(kernels):
+            _check_weights(k, f"{name}[{i}]")
+        return kernels
+    stack = _real_array(stack, name, _STRFS)
+    if stack.shape[:1] == (0,):
+        raise ValueError(f"plot_strfs needs at least one STRF; {name} is empty (shape {stack.shape})")
+    if stack.ndim == 2:
+        raise ValueError(f"{name} has shape {stack.shape}, one 2-D kernel; expected {_STRFS}. For a "
+                         f"single STRF pass {name}[None] or [{name}]")
+    if stack.ndim not in (3, 4):
+        raise ValueError(f"{name} must be {_STRFS}; got an array of shape {stack.shape}")
+    _check_weights(stack, name)
+    return stack
+
+
+def _check_weights(kernels: np.ndarray, name: str) -> None:
+    if 0 in kernels.shape:
+        raise ValueError(f"{name} has shape {kernels.shape} with an empty axis; expected at least one band and lag")
+    if np.isinf(kernels).any():
+        # NaN is drawn blank (e.g. masked pixels); infinity has no colour on a finite scale.
+        raise ValueError(f"{name} has infinite values; expected finite weights (NaN draws a blank pixel)")
+
+
+def _strf_panels(strfs, neurons: Sequence[int] | None,
+                 name: str = "strfs") -> tuple[list[np.ndarray], list[str] | None]:
     """The (n_freqs, n_lags) kernels to draw and, when neurons are picked, their default titles."""
-    strfs = _fitted(strfs, "strfs_", "STRFs")
+    stack = _strf_stack(strfs, name)
     if neurons is not None:
-        stack = np.asarray(strfs, dtype=float)
-        if stack.ndim not in (3, 4):
+        if isinstance(stack, list):
             raise ValueError(
-                "neurons= needs STRFs of shape (n_neurons, n_freqs, n_lags) or (n_neurons, "
-                f"n_channels, n_freqs, n_lags) or a fitted estimator; got an array of shape {stack.shape}"
+                f"neurons= needs {name} of shape (n_neurons, n_freqs, n_lags) or (n_neurons, "
+                f"n_channels, n_freqs, n_lags) or a fitted estimator; got kernels of shapes "
+                f"{sorted({k.shape for k in stack})}"
             )
         index = _neuron_index(neurons, stack.shape[0])
         return list(stack[index]), [f"neuron {int(i)}" for i in index]
-    return [np.asarray(k, dtype=float) for k in strfs], None
+    return list(stack), None
 
 
 def _split_channels(kernels: list[np.ndarray], titles: Sequence[str] | None,
@@ -83,6 +245,11 @@ def _split_channels(kernels: list[np.ndarray], titles: Sequence[str] | None,
     name) and the number of channels (1 when the kernels are 2-D and nothing changes).
     """
     if not kernels or kernels[0].ndim != 3:
+        if channels is not None and kernels and all(k.ndim == 2 for k in kernels):
+            raise ValueError(
+                "channels names the input channels of STRFs of shape (n_strfs, n_channels, "
+                "n_freqs, n_lags); these STRFs are 2-D (n_freqs, n_lags) kernels without channels"
+            )
         return kernels, titles, 1
     if any(k.ndim != 3 for k in kernels) or len({k.shape for k in kernels}) != 1:
         raise ValueError(
@@ -110,20 +277,25 @@ def _format_khz(hz: float) -> str:
 def _frequency_ticks(freqs: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Band-axis tick positions and kHz labels for band centre frequencies ``freqs`` (Hz).
 
-    Log-spaced, increasing bands get ticks at round frequencies (whole octaves of 1 kHz:
-    0.5, 1, 2, 4, ...; on axes spanning less than two octaves also 0.75, 1.5, 3, ...),
-    placed between bands by interpolating log-frequency, which reads far better than the
-    arbitrary centre frequencies of the bands. Other axes get about 5 labelled bands.
+    ``freqs`` is positive and strictly monotonic (:func:`_check_axes`). Bands get ticks at
+    round frequencies (whole octaves of 1 kHz: 0.5, 1, 2, 4, ...; on axes spanning less
+    than two octaves also 0.75, 1.5, 3, ...), placed between bands by interpolating
+    log-frequency, which reads far better than the arbitrary centre frequencies of the
+    bands. Axes with fewer than 3 such frequencies get about 5 labelled bands.
     """
     n_freqs = freqs.size
-    if n_freqs > 1 and np.all(freqs > 0) and np.all(np.diff(freqs) > 0):
+    if n_freqs > 1:
+        # bands listed from high to low are located on the increasing order, then mirrored
+        rising = freqs if freqs[-1] > freqs[0] else freqs[::-1]
         octaves = 1000.0 * 2.0 ** np.arange(-6, 8)
         for candidates in (octaves, np.sort(np.concatenate([octaves, 1.5 * octaves]))):
-            inside = candidates[(candidates >= freqs[0]) & (candidates <= freqs[-1])]
+            inside = candidates[(candidates >= rising[0]) & (candidates <= rising[-1])]
             if inside.size > 6:
                 inside = inside[:: int(np.ceil(inside.size / 6))]
             if inside.size >= 3:
-                return np.interp(np.log2(inside), np.log2(freqs), np.arange(n_freqs)), [_format_khz(f) for f in inside]
+                where = np.interp(np.log2(inside), np.log2(rising), np.arange(n_freqs))
+                where = where if rising is freqs else (n_freqs - 1) - where
+                return where, [_format_khz(f) for f in inside]
     ticks = np.unique(np.linspace(0, n_freqs - 1, min(n_freqs, 5)).round().astype(int))
     return ticks, [_format_khz(freqs[t]) for t in ticks]
 
@@ -162,10 +334,12 @@ def plot_strfs(
     titles : sequence of str, default=None
         One title per panel.
     dt_ms : float or None, default=5.0
-        Frame duration: the lag axis is drawn in ms. ``None`` draws lag indices.
+        Frame duration in ms (positive): the lag axis is drawn in ms. ``None`` draws lag
+        indices.
     freqs : array-like of shape (n_freqs,), default=None
-        Centre frequency of each band in Hz; the frequency axis is then labelled in kHz.
-        By default it shows band indices.
+        Centre frequency of each band in Hz, positive and strictly increasing or strictly
+        decreasing (bands listed from high to low); the frequency axis is then labelled in
+        kHz. By default it shows band indices.
     shared_clim : bool, default=True
         One colour scale ``[-m, m]`` for all panels (``m`` the largest absolute value), or
         one per panel. Either way the scale is symmetric, so white is always 0.
@@ -210,6 +384,10 @@ def plot_strfs(
     """
     plt = _pyplot()
     _check_ncols(ncols)
+    _check_bool(shared_clim, "shared_clim")
+    _check_bool(colorbar, "colorbar")
+    _check_names(titles, "titles", "one title per panel")
+    _check_names(channels, "channels", "one name per input channel")
     if significance_style not in ("contour", "fade"):
         raise ValueError(f"significance_style must be 'contour' or 'fade'; got {significance_style!r}")
     kernels, default_titles = _strf_panels(strfs, neurons)
@@ -219,7 +397,7 @@ def plot_strfs(
     masks = None
     if significance is not None:
         mask = np.asarray(getattr(significance, "significant", significance))
-        shape = np.shape(_fitted(strfs, "strfs_", "STRFs"))
+        shape = np.shape(_fitted(strfs, "strfs_", "STRFs", "strfs"))
         if mask.shape != shape or mask.dtype.kind != "b":
             raise ValueError(
                 f"significance must be a boolean array of the shape of the STRFs {shape}; got "
@@ -241,10 +419,7 @@ def plot_strfs(
     if titles is not None and len(titles) != len(kernels):
         raise ValueError(f"got {len(titles)} titles for {len(kernels)} STRFs")
     n_freqs, n_lags = kernels[0].shape
-    if freqs is not None:
-        freqs = np.asarray(freqs, dtype=float).ravel()
-        if freqs.shape != (n_freqs,):
-            raise ValueError(f"freqs must hold one frequency per band ({n_freqs}); got {freqs.shape[0]} values")
+    dt_ms, freqs = _check_axes(dt_ms, freqs, n_freqs, dt_optional=True)
     n = len(kernels)
     ncols = min(n, 4) if ncols is None else ncols
     nrows = int(np.ceil(n / ncols))
@@ -255,7 +430,7 @@ def plot_strfs(
     for ax in axes[n:]:
         ax.remove()
     axes = axes[:n]
-    limits = [np.nanmax(np.abs(k)) for k in kernels]
+    limits = [np.max(np.abs(k), initial=0.0, where=~np.isnan(k)) for k in kernels]
     shared = max(limits)
     step = dt_ms if dt_ms is not None else 1.0
     images = []
@@ -315,17 +490,35 @@ def _draw_significance(ax, mask: np.ndarray, step: float, style: str) -> None:
 
 
 # --------------------------------------------------------------------------- history
-def _history_records(history) -> list[dict]:
+_HISTORY = "a fitted estimator, its history_ or a list of per-epoch dicts"
+
+
+def _history_records(history, name: str) -> list[dict]:
     """Per-epoch records of a skorch History, a fitted estimator or a list of dicts."""
-    history = _fitted(history, "history_", "training history")
-    return [dict(row) for row in history]
+    history = _fitted(history, "history_", "a training history", name)
+    if history is None or isinstance(history, (Mapping, numbers.Number)) or not hasattr(history, "__iter__"):
+        raise TypeError(f"{name} must be {_HISTORY}; got {_kind(history)}")
+    records = list(history)
+    if not records:
+        raise ValueError(f"{name} has no epochs; expected {_HISTORY} with at least one epoch")
+    for i, row in enumerate(records):
+        if not isinstance(row, Mapping):
+            several = hasattr(row, "fit") or (hasattr(row, "__iter__") and not isinstance(row, (str, bytes)))
+            hint = "; to overlay several fits pass a dict of label -> history" if several else ""
+            raise TypeError(f"{name}[{i}] is {_kind(row)}; expected a dict per epoch (keys 'epoch', "
+                            f"'train_loss', 'valid_loss', 'valid_cc_norm'){hint}")
+    return [dict(row) for row in records]
 
 
-def _column(records: list[dict], key: str) -> np.ndarray | None:
+def _column(records: list[dict], key: str, name: str) -> np.ndarray | None:
     """``key`` of every epoch as floats, or None when some epoch lacks it."""
-    if not records or not all(key in r for r in records):
+    if not all(key in r for r in records):
         return None
-    return np.array([np.nan if r[key] is None else r[key] for r in records], dtype=float)
+    values = [np.nan if r[key] is None else r[key] for r in records]
+    for i, value in enumerate(values):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name}[{i}][{key!r}] is {value!r:.40}; expected a number")
+    return np.array(values, dtype=float)
 
 
 def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
@@ -361,21 +554,36 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
     from matplotlib.lines import Line2D
 
     if not isinstance(histories, Mapping):
+        names = {"fit": "histories"}
         histories = {"fit": histories}
+    else:
+        names = {label: f"histories[{label!r}]" for label in histories}
+        if not histories:
+            raise ValueError(f"histories is empty; expected one history ({_HISTORY}) or a dict of label -> history")
+        if all(isinstance(v, numbers.Number) for v in histories.values()):
+            raise TypeError(
+                f"histories looks like one epoch's record ({dict(histories)!r:.60}); expected {_HISTORY} "
+                "(all epochs, not one), or a dict of label -> history"
+            )
+    # Every fit is read and checked before anything is drawn.
+    keys = ("epoch", "train_loss", "valid_loss", "valid_cc_norm")
+    fits = {}
+    for label, history in histories.items():
+        records = _history_records(history, names[label])
+        fits[label] = {key: _column(records, key, names[label]) for key in keys}
+        if fits[label]["epoch"] is None:
+            fits[label]["epoch"] = np.arange(1, len(records) + 1, dtype=float)
     fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
     handles, closed_form, iterative = [], set(), False
-    for i, (label, history) in enumerate(histories.items()):
-        records = _history_records(history)
+    for i, (label, columns) in enumerate(fits.items()):
         color = f"C{i}"
         handles.append(Line2D([], [], color=color, lw=2.5, label=label))
-        epochs = _column(records, "epoch")
-        if epochs is None:
-            epochs = np.arange(1, len(records) + 1, dtype=float)
+        epochs = columns["epoch"]
         panels = [(0, "train_loss", "--", "none", f"{label} (train)"),
                   (0, "valid_loss", "-", color, f"{label} (valid)"),
                   (1, "valid_cc_norm", "-", color, label)]
         for panel, key, ls, face, name in panels:
-            values = _column(records, key)
+            values = columns[key]
             if values is None:
                 continue
             ax = axes[panel]
@@ -386,7 +594,7 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
             else:
                 iterative = True
                 ax.plot(epochs, values, color=color, ls=ls, lw=1 if ls == "--" else 1.5, label=name)
-        scores = _column(records, "valid_cc_norm")
+        scores = columns["valid_cc_norm"]
         if scores is not None and len(scores) > 1 and np.isfinite(scores).any():
             best = int(np.nanargmax(scores))
             axes[1].plot(epochs[best], scores[best], color=color, marker="*", ms=12, ls="none",
@@ -412,6 +620,31 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
 
 
 # ---------------------------------------------------------------------- score histogram
+def _score_arrays(scores: Mapping[Any, Any], names: Mapping[Any, str]) -> dict[Any, np.ndarray]:
+    """Label -> per-neuron scores as a 1-D float array, each checked and named in errors."""
+    expected = "per-neuron scores, an array-like of shape (n_neurons,)"
+    out = {}
+    for label, values in scores.items():
+        name = names[label]
+        array = _real_array(values, name, expected, allow_bool=False)
+        if array.ndim == 0:
+            raise ValueError(f"{name} is a single number ({float(array):g}); expected one score per "
+                             "neuron (e.g. cc_norm(..., multioutput='raw_values'))")
+        if sum(size > 1 for size in array.shape) > 1:
+            raise ValueError(f"{name} has shape {array.shape}; expected one score per neuron, of shape "
+                             "(n_neurons,). Scores of shape (n_folds, n_neurons) from cross-validation: "
+                             "average over the folds first (np.nanmean(scores, axis=0))")
+        array = array.ravel()
+        if array.size == 0:
+            raise ValueError(f"{name} is empty; expected one score per neuron")
+        infinite = np.flatnonzero(np.isinf(array))
+        if infinite.size:
+            raise ValueError(f"{name} has infinite values (first at neuron {infinite[0]}); expected finite "
+                             "scores, NaN where a score is undefined")
+        out[label] = array
+    return out
+
+
 def plot_score_hist(
     scores: Mapping[str, ArrayLike],
     *,
@@ -429,7 +662,8 @@ def plot_score_hist(
         A single array is one model, labelled "scores".
     bins : int or array-like, default=None
         Histogram bins; by default bins of width 0.025 from min(0, lowest) to
-        max(1, highest).
+        max(1, highest), or 100 equal bins when that range is wider than 10 (scores of
+        unreliable neurons can be far above 1).
     xlabel : str, default="test cc_norm"
         Label of the score axis.
     title : str or None, default="Per-cell test cc_norm"
@@ -450,16 +684,21 @@ def plot_score_hist(
         if isinstance(scores, (str, bytes)):
             raise TypeError(f"scores must be a mapping of model name to per-neuron scores or "
                             f"an array of scores; got a {type(scores).__name__}")
-        scores = {"scores": scores}
-    values = {k: np.asarray(v, dtype=float).ravel() for k, v in scores.items()}
-    if not values:
+        scores, names = {"scores": scores}, {"scores": "scores"}
+    else:
+        names = {label: f"scores[{label!r}]" for label in scores}
+    if not scores:
         raise ValueError("plot_score_hist needs at least one model's scores")
+    _check_bins(bins)
+    values = _score_arrays(scores, names)
     finite = [v[np.isfinite(v)] for v in values.values()]
     if bins is None:
         lo = min([0.0] + [v.min() for v in finite if v.size])
         hi = max([1.0] + [v.max() for v in finite if v.size])
-        # Edges on multiples of 0.025 so that 0 and 1 are bin edges.
-        bins = np.arange(np.floor(lo * 40) / 40, np.ceil(hi * 40) / 40 + 1e-9, 0.025)
+        # Edges on multiples of 0.025 so that 0 and 1 are bin edges; a wide range (scores
+        # of unreliable neurons can be far above 1) gets 100 bins instead of millions.
+        lo, hi = np.floor(lo * 40) / 40, np.ceil(hi * 40) / 40
+        bins = np.arange(lo, hi + 1e-9, 0.025) if hi - lo <= 10 else np.linspace(lo, hi, 101)
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     for i, (label, v) in enumerate(values.items()):
         ok = np.isfinite(v)
@@ -479,6 +718,23 @@ def plot_score_hist(
         ax.set_title(title)
     ax.legend(fontsize=8, title="dashed lines: means", title_fontsize=8)
     return fig, ax
+
+
+def _check_bins(bins: object) -> None:
+    # numpy's own messages name neither plot_score_hist nor the argument
+    if bins is None or isinstance(bins, str):
+        return  # numpy's named estimators ("auto", "fd", ...) are passed through
+    if isinstance(bins, (bool, np.bool_)) or (isinstance(bins, numbers.Number)
+                                              and not isinstance(bins, numbers.Integral)):
+        raise TypeError(f"bins must be a positive integer, a sequence of increasing edges or None; got {bins!r}")
+    if isinstance(bins, numbers.Integral):
+        if bins < 1:
+            raise ValueError(f"bins must be a positive number of bins; got {bins!r}")
+        return
+    edges = _one_axis(_real_array(bins, "bins", "a sequence of bin edges", allow_bool=False), "bins",
+                      "a 1-D sequence of bin edges")
+    if edges.size < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"bins must be at least 2 finite, strictly increasing edges; got {edges.tolist()!r:.80}")
 
 
 # ------------------------------------------------------------------------ paired scores
@@ -533,8 +789,17 @@ def plot_paired_scores(
         raise TypeError(f"scores must be a mapping of model name to per-neuron scores; got a "
                         f"{type(scores).__name__}")
     names = list(scores)
-    rows = pairwise_comparisons(scores, correction="holm" if len(names) > 2 else None)
-    values = {k: np.asarray(v, dtype=float) for k, v in scores.items()}
+    if len(names) < 2:
+        raise ValueError(f"plot_paired_scores needs the scores of at least two models; got {names}")
+    not_text = [name for name in names if not isinstance(name, str)]
+    if not_text:
+        raise TypeError(f"scores must be keyed by model name (str); got the key {not_text[0]!r}")
+    values = _score_arrays(scores, {name: f"scores[{name!r}]" for name in names})
+    sizes = {name: v.size for name, v in values.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"scores must hold one score per neuron, the same neurons for every model; got "
+                         f"{sizes} neurons")
+    rows = pairwise_comparisons(values, correction="holm" if len(names) > 2 else None)
     finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
     lo, hi = (min(0.0, finite.min()), max(1.0, finite.max())) if finite.size else (0.0, 1.0)
     pad = 0.03 * (hi - lo)
@@ -572,11 +837,16 @@ def plot_paired_scores(
 
 
 # ------------------------------------------------------------------------ prediction
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two 1-D arrays, NaN when either is constant."""
-    a, b = a - a.mean(), b - b.mean()
-    denom = np.sqrt((a @ a) * (b @ b))
-    return float(a @ b / denom) if denom > 0 else float("nan")
+def _check_time_range(time_range: object) -> tuple[float, float] | None:
+    if time_range is None:
+        return None
+    expected = "(start, stop) in ms from the stimulus onset, or None"
+    window = _real_array(time_range, "time_range", expected, allow_bool=False)
+    if window.shape != (2,):
+        raise ValueError(f"time_range must be {expected}; got {time_range!r:.60}")
+    if not (np.all(np.isfinite(window)) and window[0] < window[1]):
+        raise ValueError(f"time_range must be two finite times in ms with start < stop; got {time_range!r:.60}")
+    return float(window[0]), float(window[1])
 
 
 def _prediction_for(est_or_pred, X, data, stimulus: int) -> np.ndarray:
@@ -589,8 +859,9 @@ def _prediction_for(est_or_pred, X, data, stimulus: int) -> np.ndarray:
         pred = np.asarray(est_or_pred.predict(X_one), dtype=float)
         pred = pred[0] if data.x_ndim == 3 else pred
         return pred.reshape(n_times, -1) if pred.ndim == 1 else pred
-    pred = np.asarray(est_or_pred, dtype=float)
     expected = (n_stimuli, n_times, n_neurons)
+    shape = expected if data.x_ndim == 3 else expected[1:]
+    pred = _real_array(est_or_pred, "est_or_pred", f"a fitted estimator or its predictions for X, of shape {shape}")
     canonical = pred[None] if data.x_ndim == 2 else pred
     if data.y_layout == "neuron" and canonical.ndim == 2:
         canonical = canonical[..., None]
@@ -622,7 +893,8 @@ def plot_prediction(
 
     Draws, sharing one time axis in ms: the stimulus spectrogram (optional), the single
     repeats (as thin grey lines or as a raster), the PSTH (their mean) and the prediction.
-    The legend gives the correlation between prediction and PSTH on this stimulus.
+    The legend gives the correlation between prediction and PSTH on this stimulus,
+    :func:`skstrf.metrics.cc` of the stimulus drawn.
 
     Parameters
     ----------
@@ -640,9 +912,10 @@ def plot_prediction(
     stimulus : int, default=0
         Stimulus to draw (ignored for 2-D X).
     dt_ms : float, default=5.0
-        Frame duration in ms.
+        Frame duration in ms (positive).
     freqs : array-like of shape (n_freqs,), default=None
-        Band centre frequencies in Hz for the spectrogram's axis (band indices by default).
+        Band centre frequencies in Hz for the spectrogram's axis (band indices by default),
+        positive and strictly increasing or strictly decreasing.
     repeats : {"auto", "lines", "raster", "none"}, default="auto"
         How to draw the single repeats: grey lines behind the PSTH, a raster in a panel of
         its own (a tick wherever a repeat is above 0, e.g. frames with a spike), or not at
@@ -666,35 +939,44 @@ def plot_prediction(
         The panels from top to bottom: spectrogram (if drawn), raster (if
         ``repeats="raster"``) and responses (always last).
     """
-    from ._validation import check_responses, check_stimuli
+    from sklearn.exceptions import UndefinedMetricWarning
 
-    if repeats not in ("auto", "lines", "raster", "none"):
+    from ._validation import check_responses, check_stimuli
+    from .metrics import cc
+
+    if not isinstance(repeats, str) or repeats not in ("auto", "lines", "raster", "none"):
         raise ValueError(f"repeats must be 'auto', 'lines', 'raster' or 'none'; got {repeats!r}")
+    _check_bool(spectrogram, "spectrogram")
+    if y is None:
+        raise ValueError("y is None; plot_prediction needs the recorded responses to X")
     data = check_responses(y, check_stimuli(X))
     n_stimuli, _, n_neurons, n_repeats = data.y.shape
-    if not isinstance(neuron, numbers.Integral) or not 0 <= neuron < n_neurons:
-        raise ValueError(f"neuron must be an integer in [0, {n_neurons}); got {neuron!r}")
-    if data.x_ndim == 2:
-        stimulus = 0
-    elif not isinstance(stimulus, numbers.Integral) or not 0 <= stimulus < n_stimuli:
-        raise ValueError(f"stimulus must be an integer in [0, {n_stimuli}); got {stimulus!r}")
+    neuron = _check_index(neuron, "neuron", n_neurons)
+    # one recording (2-D X) is stimulus 0 whatever ``stimulus`` says, as documented
+    stimulus = 0 if data.x_ndim == 2 else _check_index(stimulus, "stimulus", n_stimuli)
+    dt_ms, freqs = _check_axes(dt_ms, freqs, data.X.shape[2], dt_optional=False)
+    time_range = _check_time_range(time_range)
     pred = _prediction_for(est_or_pred, X, data, stimulus)
     length = int(data.lengths[stimulus])
+    prediction = pred[:length, neuron]
+    bad = np.flatnonzero(~np.isfinite(prediction))
+    if bad.size:
+        raise ValueError(
+            f"the prediction of neuron {neuron} for stimulus {stimulus} is not finite at {bad.size} valid "
+            f"frame(s) (first at frame {bad[0]}: {prediction[bad[0]]}); expected finite predictions wherever "
+            "X is not padding"
+        )
     times = np.arange(length) * dt_ms
     trials = data.y[stimulus, :length, neuron]  # (T, R)
+    # The library's correlation, pooled as in score: the number drawn is cc's.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # said in the legend instead
+        r = cc(trials[:, None, :], prediction[:, None])
     trials = trials[:, np.isfinite(trials).all(axis=0)]  # drop missing repeats
     psth = data.psth()[stimulus, :length, neuron]
-    prediction = pred[:length, neuron]
-    r = _pearson(prediction, psth)
     if repeats == "auto":
         counts = trials.size and np.all(trials >= 0) and np.all(trials == np.round(trials))
         repeats = "raster" if counts else "lines"
-    if freqs is not None:
-        freqs = np.asarray(freqs, dtype=float).ravel()
-        if freqs.shape != (data.X.shape[2],):
-            raise ValueError(
-                f"freqs must hold one frequency per band ({data.X.shape[2]}); got {freqs.shape[0]} values"
-            )
 
     plt = _pyplot()
     show_trials = repeats != "none" and n_repeats > 1
@@ -729,7 +1011,8 @@ def plot_prediction(
         lines[0].set_label(f"single repeats ({trials.shape[1]})")
     psth_label = f"PSTH (mean of {trials.shape[1]} repeats)" if n_repeats > 1 else "response"
     ax.plot(times, psth, color="black", lw=1.3, label=psth_label)
-    ax.plot(times, prediction, color="C3", lw=1.5, label=f"prediction (cc = {r:.2f})")
+    score = f"cc = {r:.2f}" if np.isfinite(r) else "cc undefined: a constant prediction or response"
+    ax.plot(times, prediction, color="C3", lw=1.5, label=f"prediction ({score})")
     xlim = (times[0] - 0.5 * dt_ms, times[-1] + 0.5 * dt_ms) if time_range is None else tuple(time_range)
     ax.set(xlabel="time (ms)", ylabel=ylabel, xlim=xlim)
     ax.set_title(f"neuron {neuron}, stimulus {stimulus}", fontsize=10, loc="left")
@@ -756,6 +1039,40 @@ def _format_value(value: Any) -> str:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return f"{value:g}"
     return str(value)
+
+
+def _cv_table(cv_results) -> tuple[Mapping[str, Any], list[dict]]:
+    """The cv_results_ dict of a search (or the search itself) and its candidates' parameters."""
+    results = _fitted(cv_results, "cv_results_", "cross-validation results (a search's cv_results_)",
+                      "cv_results")
+    if hasattr(results, "columns") and hasattr(results, "to_dict"):
+        # pandas.DataFrame(search.cv_results_), the usual way to look at them
+        results = {column: results[column].to_numpy() for column in results.columns}
+    if not isinstance(results, Mapping):
+        raise TypeError(f"cv_results must be a search's cv_results_ (a dict of columns) or the fitted "
+                        f"search; got {_kind(results)}")
+    if "params" not in results:
+        raise ValueError(f"cv_results has no 'params' entry (the list of each candidate's parameters); "
+                         f"pass search.cv_results_ or the fitted search. Keys: {sorted(map(str, results))[:10]}")
+    params = results["params"]
+    if isinstance(params, (str, bytes, Mapping)) or not hasattr(params, "__iter__"):
+        raise TypeError(f"cv_results['params'] must be a list of dicts, one per candidate; got {_kind(params)}")
+    candidates = list(params)
+    if not candidates:
+        raise ValueError("cv_results['params'] is empty; there is no candidate to draw")
+    for i, p in enumerate(candidates):
+        if not isinstance(p, Mapping):
+            raise TypeError(f"cv_results['params'][{i}] is {_kind(p)}; expected a dict of parameter values")
+    return results, [dict(p) for p in candidates]
+
+
+def _cv_column(results: Mapping[str, Any], key: str, n_candidates: int) -> np.ndarray:
+    """Column ``key`` of cv_results as floats, one per candidate."""
+    column = _real_array(results[key], f"cv_results[{key!r}]", "one number per candidate")
+    if column.shape != (n_candidates,):
+        raise ValueError(f"cv_results[{key!r}] has shape {column.shape}; expected one value per candidate "
+                         f"({n_candidates}, like cv_results['params'])")
+    return column
 
 
 def _cv_metric(results: Mapping[str, Any], metric: str | None, refit: Any = None) -> str:
@@ -789,9 +1106,12 @@ def plot_cv_results(
 
     Parameters
     ----------
-    cv_results : dict or fitted search
+    cv_results : dict, pandas.DataFrame or fitted search
         ``search.cv_results_`` of a :class:`~sklearn.model_selection.GridSearchCV` (or
-        any search with the same layout), or the fitted search itself.
+        any search with the same layout, or a DataFrame of it), or the fitted search
+        itself. Only ``params`` and ``mean_test_<metric>`` are required: without
+        ``std_test_<metric>`` no error bars are drawn, without ``split<i>_test_<metric>``
+        no single folds.
     param : str, default=None
         A searched parameter to put on the x axis (e.g. ``"alpha"``); candidates that
         share all other parameters are joined into one line, labelled by those
@@ -818,22 +1138,32 @@ def plot_cv_results(
         when ``param`` is None).
     """
     plt = _pyplot()
-    results = _fitted(cv_results, "cv_results_", "cross-validation results")
+    _check_bool(show_splits, "show_splits")
+    if param is not None and not isinstance(param, str):
+        raise TypeError(f"param must be the name of a searched parameter (str) or None; got {param!r}")
+    results, candidates = _cv_table(cv_results)
     metric = _cv_metric(results, metric, getattr(cv_results, "refit", None))
-    mean = np.asarray(results[f"mean_test_{metric}"], dtype=float)
-    std = np.asarray(results[f"std_test_{metric}"], dtype=float)
-    rank = np.asarray(results.get(f"rank_test_{metric}", np.argsort(np.argsort(-mean)) + 1))
-    candidates = [dict(p) for p in results["params"]]
-    split_keys = sorted((k for k in results if k.startswith("split") and k.endswith(f"_test_{metric}")),
+    n = len(candidates)
+    mean = _cv_column(results, f"mean_test_{metric}", n)
+    if np.isnan(mean).all():
+        raise ValueError(f"every candidate's mean_test_{metric} is NaN (did every fit fail? see the "
+                         "search's error_score); there is no score to draw")
+    # A minimal table (params and mean_test_<metric>, e.g. written by hand) is drawn with
+    # what it has: no error bars without std_test_, no dots without split<i>_test_.
+    std = _cv_column(results, f"std_test_{metric}", n) if f"std_test_{metric}" in results else None
+    rank_key = f"rank_test_{metric}"
+    rank = _cv_column(results, rank_key, n) if rank_key in results else np.argsort(np.argsort(-mean)) + 1
+    split_keys = sorted((k for k in results if re.fullmatch(rf"split\d+_test_{re.escape(metric)}", str(k))),
                         key=lambda k: int(k[len("split"):].split("_")[0]))
-    splits = np.array([np.asarray(results[k], dtype=float) for k in split_keys]).reshape(len(split_keys), -1)
+    splits = np.array([_cv_column(results, k, n) for k in split_keys]).reshape(len(split_keys), n)
     names = sorted({k for p in candidates for k in p})
     short = _short_names(names)
-    score_label = f"{'test score' if metric == 'score' else metric} (mean \u00b1 std over {len(split_keys)} folds)"
+    summary = "mean \u00b1 std" if std is not None else "mean"
+    folds = f" over {len(split_keys)} folds" if split_keys else ""
+    score_label = f"{'test score' if metric == 'score' else metric} ({summary}{folds})"
     best = int(np.argmin(rank))
 
     if param is None:
-        n = len(candidates)
         if figsize is None:
             figsize = (8, 1.2 + 0.35 * n)
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
@@ -841,7 +1171,7 @@ def plot_cv_results(
         if show_splits and splits.size:
             ax.plot(splits.T.ravel(), np.repeat(pos, splits.shape[0]), ls="none", marker=".", color="0.6",
                     ms=4, label="single folds")
-        ax.errorbar(mean, pos, xerr=std, fmt="o", color="C0", capsize=3, label="mean \u00b1 std")
+        ax.errorbar(mean, pos, xerr=std, fmt="o", color="C0", capsize=3, label=summary)
         ax.plot(mean[best], pos[best], marker="o", ms=9, mfc="none", mec="black", ls="none", label="best (rank 1)")
         ax.set_yticks(pos)
         ax.set_yticklabels([_describe(p, short) for p in candidates], fontsize=8)
@@ -891,8 +1221,8 @@ def plot_cv_results(
             ax.plot(np.repeat(xs, splits.shape[0]), splits[:, order].T.ravel(), ls="none", marker=".",
                     color=color, alpha=0.35, ms=4)
         # Lines join numeric values only: categories have no order to interpolate along.
-        ax.errorbar(xs, mean[order], yerr=std[order], fmt="-o" if numeric else "o", color=color, capsize=3, lw=1.2,
-                    label=label or "mean \u00b1 std")
+        ax.errorbar(xs, mean[order], yerr=None if std is None else std[order], fmt="-o" if numeric else "o",
+                    color=color, capsize=3, lw=1.2, label=label or summary)
         if best in order:
             j = int(np.flatnonzero(order == best)[0])
             ax.plot(xs[j], mean[best], marker="o", ms=11, mfc="none", mec="black", ls="none")
@@ -903,7 +1233,8 @@ def plot_cv_results(
         best_note = ", best" if i == best else ""
         ax.axhline(mean[i], color=color, ls=":", lw=1.5,
                    label=f"{_describe(candidates[i], short)} (no {short[key]}{best_note})")
-        ax.axhspan(mean[i] - std[i], mean[i] + std[i], color=color, alpha=0.1, lw=0)
+        if std is not None:
+            ax.axhspan(mean[i] - std[i], mean[i] + std[i], color=color, alpha=0.1, lw=0)
     if log:
         ax.set_xscale("log")
     if numeric and distinct.size <= 12:

@@ -81,11 +81,35 @@ def test_plot_strfs_octave_ticks_from_band_frequencies():
     assert ax.get_ylabel() == "frequency (kHz)"
 
 
-def test_plot_strfs_irregular_frequencies_label_bands():
-    freqs = np.array([4000.0, 1000.0, 2000.0])  # not increasing: no interpolation
+def test_plot_strfs_narrow_frequency_axis_labels_bands():
+    freqs = np.array([1000.0, 1100.0, 1250.0])  # fewer than 3 round frequencies inside
     _, axes = plot_strfs(np.ones((1, 3, 2)), freqs=freqs)
     np.testing.assert_allclose(axes[0].get_yticks(), [0, 1, 2])
-    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["4", "1", "2"]
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["1", "1.1", "1.25"]
+
+
+def test_plot_strfs_bands_from_high_to_low_get_octave_ticks_mirrored():
+    freqs = 500 * 2 ** (np.arange(34) / 6)
+    _, axes = plot_strfs(np.ones((1, 34, 15)), freqs=freqs[::-1])
+    ax = axes[0]
+    # band 33 is 0.5 kHz, band 27 is 1 kHz, ... band 3 is 16 kHz: each label sits on its band
+    np.testing.assert_allclose(ax.get_yticks(), [33, 27, 21, 15, 9, 3])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.5", "1", "2", "4", "8", "16"]
+
+
+@pytest.mark.parametrize("freqs", [[4000.0, 1000.0, 2000.0], [1000.0, -2000.0, 4000.0], [1000.0, np.nan, 4000.0]])
+def test_plot_strfs_refuses_frequencies_that_mislabel_the_axis(freqs):
+    # Before: scrambled, negative or NaN frequencies were drawn as tick labels of the band axis.
+    with pytest.raises(ValueError, match=r"freqs must be (strictly increasing|positive, finite)"):
+        plot_strfs(np.ones((1, 3, 2)), freqs=freqs)
+    assert not plt.get_fignums()
+
+
+@pytest.mark.parametrize("dt_ms", [0, -5.0])
+def test_plot_strfs_refuses_a_lag_axis_that_collapses_or_runs_backwards(dt_ms):
+    # Before: dt_ms=0 gave an empty lag axis, dt_ms<0 lags in negative ms.
+    with pytest.raises(ValueError, match=f"dt_ms must be a positive, finite frame duration in ms; got {dt_ms}"):
+        plot_strfs(np.ones((1, 3, 2)), dt_ms=dt_ms)
 
 
 def test_plot_strfs_from_estimator_and_neuron_selection():
@@ -117,7 +141,8 @@ def test_plot_strfs_neuron_selection_with_on_off_channels():
         (np.ones((2, 3, 2)), {"titles": ["a"]}, "got 1 titles for 2 STRFs"),
         (np.ones((2, 3, 2)), {"freqs": [1.0, 2.0]}, r"one frequency per band \(3\); got 2"),
         (np.ones((2, 3, 2)), {"neurons": [2]}, "neuron index 2 is out of range for 2 STRFs"),
-        (np.ones((3, 2)), {"neurons": [0]}, r"shape \(n_neurons, n_freqs, n_lags\)"),
+        (np.ones((3, 2)), {"neurons": [0]}, r"strfs has shape \(3, 2\), one 2-D kernel"),
+        ([np.ones((3, 2)), np.ones((3, 3))], {"neurons": [0]}, r"neurons= needs strfs of shape \(n_neurons, n_freqs"),
         (np.ones((2, 3, 2)), {"neurons": [0.7]}, r"neurons must be integer indices; got \[0.7\]"),
         (np.ones((2, 3, 2)), {"neurons": [True, False]}, "np.flatnonzero"),
         (np.ones((2, 3, 2)), {"ncols": 0}, "ncols must be a positive integer"),
@@ -264,6 +289,25 @@ def test_plot_score_hist_needs_scores():
         plot_score_hist("abc")
 
 
+def test_plot_score_hist_of_a_score_far_above_one_uses_100_bins():
+    # Before: bins of width 0.025 up to 1e9 asked for 4e10 bins (a MemoryError).
+    _, ax = plot_score_hist({"unreliable": [0.2, 0.4, 1e9]})
+    outline = ax.patches[1].get_xy()
+    assert outline[:, 0].max() == pytest.approx(1e9)
+    assert len(outline) < 410
+
+
+def test_plot_strfs_all_nan_panel_is_blank_without_warnings():
+    import warnings
+
+    kernels = np.ones((2, 3, 2))
+    kernels[1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, axes = plot_strfs(kernels, shared_clim=False)
+    assert axes[1].images[0].get_clim() == (-1.0, 1.0)
+
+
 def test_plot_score_hist_of_a_plain_array():
     _, ax = plot_score_hist(np.array([0.1, 0.2, np.nan]))
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["scores (mean 0.150, 1 NaN)"]
@@ -386,6 +430,53 @@ def test_plot_prediction_rejects_a_misshapen_prediction(fitted):
         plot_prediction(np.zeros((5, 120)), data.X, data.y)
 
 
+def _ragged_recording(seed=3):
+    """3 stimuli (the last one 60 of 80 frames long), 2 neurons, 4 repeats (one missing), and a prediction."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(3, 80, 5))
+    y = rng.poisson(2.0, size=(3, 80, 2, 4)).astype(float)
+    X[2, 60:] = np.nan
+    y[2, 60:] = np.nan
+    y[2, :60, 1, 3] = np.nan  # repeat 3 of neuron 1 missing on stimulus 2
+    psth = np.nansum(y, axis=-1) / np.maximum(np.isfinite(y).sum(axis=-1), 1)
+    pred = psth + rng.normal(size=(3, 80, 2))
+    pred[2, 60:] = np.nan  # as predict() leaves the padding
+    return X, y, pred
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-170, 1e170])
+def test_plot_prediction_cc_is_the_library_metric(monkeypatch, scale):
+    import skstrf.metrics
+
+    X, y, pred = _ragged_recording()
+    # the metric itself on the stimulus drawn: pooled over its valid frames, PSTH of the present repeats
+    expected = skstrf.metrics.cc(y[2:3, :60, 1:2], pred[2:3, :60, 1:2])
+    assert np.isfinite(expected) and abs(expected) > 0.05
+    drawn = []
+
+    def spy(*args, **kwargs):
+        drawn.append(skstrf.metrics.__dict__["_real_cc"](*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setitem(skstrf.metrics.__dict__, "_real_cc", skstrf.metrics.cc)
+    monkeypatch.setattr(skstrf.metrics, "cc", spy)
+    # Correlation does not depend on the prediction's scale; the former own Pearson overflowed at
+    # 1e170 (cc = 0.00) and underflowed at 1e-170 (cc = nan).
+    _, axes = plot_prediction(pred * scale, X, y, neuron=1, stimulus=2, spectrogram=False)
+    assert drawn == [pytest.approx(expected, rel=1e-9)]
+    _line(axes[-1], f"prediction (cc = {expected:.2f})")
+
+
+def test_plot_prediction_of_a_constant_prediction_says_cc_is_undefined():
+    import warnings
+
+    X, y, pred = _ragged_recording()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, axes = plot_prediction(np.zeros_like(pred), X, y, stimulus=0, spectrogram=False)
+    _line(axes[-1], "prediction (cc undefined: a constant prediction or response)")
+
+
 # ------------------------------------------------------------------- plot_cv_results
 def _cv_results():
     params = [{"alpha": a, "kernel": k} for k in ("vanilla", "separable") for a in (0.01, 0.1, 1.0)]
@@ -491,7 +582,30 @@ def test_plot_cv_results_metric_choice_and_errors():
     with pytest.raises(ValueError, match=r"param 'lr' was not searched; searched parameters: \['alpha', 'kernel'\]"):
         plot_cv_results(results, "lr")
     with pytest.raises(ValueError, match="no 'mean_test_<metric>'"):
-        plot_cv_results({"params": []})
+        plot_cv_results({"params": [{"alpha": 1.0}]})
+
+
+def test_plot_cv_results_of_a_minimal_table_without_split_scores():
+    # Before: a KeyError for std_test_score, and a reshape error without split<i>_test_score.
+    results, mean, std = _cv_results()
+    _, ax = plot_cv_results({"params": results["params"], "mean_test_score": mean, "std_test_score": std}, "alpha")
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    np.testing.assert_allclose(bars[0].lines[0].get_ydata(), mean[:3])
+    assert not [line for line in ax.lines if line.get_marker() == "."]  # no fold to draw
+    assert ax.get_ylabel() == "test score (mean \u00b1 std)"
+    _, ax = plot_cv_results({"params": results["params"], "mean_test_score": mean})
+    (bar,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    np.testing.assert_allclose(bar.lines[0].get_xdata(), mean)
+    assert not bar.has_xerr
+    assert ax.get_xlabel() == "test score (mean)"
+
+
+def test_plot_cv_results_of_a_data_frame():
+    pd = pytest.importorskip("pandas")
+    results, mean, _ = _cv_results()
+    _, ax = plot_cv_results(pd.DataFrame(results), "alpha")
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    np.testing.assert_allclose(bars[1].lines[0].get_ydata(), mean[3:])
 
 
 def test_plot_cv_results_of_a_fitted_search():
