@@ -562,8 +562,8 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
             raise ValueError(f"histories is empty; expected one history ({_HISTORY}) or a dict of label -> history")
         if all(isinstance(v, numbers.Number) for v in histories.values()):
             raise TypeError(
-                f"histories looks like one epoch's record ({dict(histories)!r:.60}); expected {_HISTORY} "
-                "(all epochs, not one), or a dict of label -> history"
+                f"histories looks like one epoch's record (numbers under the keys {list(histories)[:6]}); "
+                f"expected {_HISTORY} (all epochs, not one), or a dict of label -> history"
             )
     # Every fit is read and checked before anything is drawn.
     keys = ("epoch", "train_loss", "valid_loss", "valid_cc_norm")

@@ -161,7 +161,8 @@ CASES = [
     ("several histories in a list", lambda: plot_history([RECORDS, RECORDS]), TypeError,
      r"histories\[0\] is a list; " + _HIST + r"; to overlay several fits pass a dict of label -> history"),
     ("one epoch's record", lambda: plot_history(RECORDS[0]), TypeError,
-     r"histories looks like one epoch's record \(\{'epoch': 1, .*\(all epochs, not one\)"),
+     r"histories looks like one epoch's record \(numbers under the keys \['epoch', 'train_loss', 'valid_loss', "
+     r"'valid_cc_norm'\]\); .*\(all epochs, not one\)"),
     ("history without epochs", lambda: plot_history([]), ValueError,
      r"histories has no epochs; expected a fitted estimator, its history_ or a list of per-epoch dicts"),
     ("histories empty", lambda: plot_history({}), ValueError, r"histories is empty; expected one history"),
