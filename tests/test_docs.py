@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 # private modules (names starting with an underscore) have none.
 DOCUMENTED_MODULES = ["skstrf.metrics", "skstrf.model_selection", "skstrf.preprocessing", "skstrf.inspection",
                       "skstrf.plotting", "skstrf.compare", "skstrf.significance", "skstrf.kernels",
-                      "skstrf.prefilters", "skstrf.nonlinearities"]
+                      "skstrf.prefilters", "skstrf.nonlinearities", "skstrf.audio"]
 
 
 @pytest.fixture(scope="module")
