@@ -5,6 +5,9 @@ import pytest
 from scipy.special import ndtri
 
 from skstrf.datasets._synthetic import (
+    _ADAPT_STRENGTH,
+    _ADAPT_TAU_MS,
+    _adapt,
     _apply_nonlinearity,
     _calibrate,
     _drive_nodes,
@@ -512,6 +515,7 @@ def test_realistic_continuous_recording():
         (dict(n_lags=0), "'n_lags' parameter"),
         (dict(nonlinearity="identity"), "'nonlinearity' parameter"),
         (dict(snr=(2.0, 1.0)), "snr must satisfy"),
+        (dict(preceding="zero"), "'preceding' parameter"),
     ],
 )
 def test_realistic_argument_errors(kwargs, match):
@@ -551,3 +555,133 @@ def test_realistic_defaults_are_the_documented_ones():
     np.testing.assert_allclose([songs.rate_hz[0], songs.snr[0]], [10.0, 0.6])
     cont = make_realistic_dataset("continuous", random_state=0)
     assert np.all((cont.rate_hz >= 2) & (cont.rate_hz <= 15)) and np.all((cont.snr >= 0.2) & (cont.snr <= 2))
+
+
+# --------------------------------------------------------------------------------------
+# What the cells heard before each stimulus, and outputs that are not the LN model's
+# (issue 24)
+# --------------------------------------------------------------------------------------
+def _full_drive(d):
+    """Drive of the true STRFs over the history followed by each stimulus (no intercept)."""
+    return _true_drive(np.concatenate([d.history, d.X], axis=1), d.strfs, np.zeros(d.strfs.shape[0]))
+
+
+def test_realistic_default_is_silence_and_unchanged_by_the_new_options():
+    default = make_realistic_dataset(n_stimuli=4, n_neurons=2, random_state=3)
+    assert default.preceding == "silence"
+    explicit = make_realistic_dataset(n_stimuli=4, n_neurons=2, preceding="silence", random_state=3)
+    for key in ("X", "y", "rates", "history", "strfs", "intercepts"):
+        np.testing.assert_array_equal(default[key], explicit[key])
+    # The new options draw from their own streams: the songs and the cells stay the same.
+    for preceding in ("previous", "background"):
+        other = make_realistic_dataset(n_stimuli=4, n_neurons=2, preceding=preceding, random_state=3)
+        np.testing.assert_array_equal(other.lengths, default.lengths)
+        s = np.linalg.svd(other.strfs.reshape(2, -1), compute_uv=False)
+        assert other.strfs.shape == default.strfs.shape and np.all(s > 0)
+        if preceding == "previous":
+            np.testing.assert_array_equal(other.X, default.X)
+
+
+def test_realistic_threshold_power_closed_form():
+    d = make_realistic_dataset(n_stimuli=4, n_neurons=3, nonlinearity="threshold-power", random_state=0)
+    n_history = d.strfs.shape[2] - 1
+    drive = d.intercepts + _full_drive(d)[:, n_history:]
+    valid = ~np.isnan(drive)
+    # (atol: near threshold, z**2 doubles the relative rounding of z)
+    np.testing.assert_allclose(d.rates[valid], np.maximum(drive[valid], 0.0) ** 2, rtol=1e-9, atol=1e-14)
+    # Below threshold the rate is exactly zero, so are the spike counts; above it, it grows
+    # faster than linearly.
+    silent = valid & (drive <= 0)
+    assert silent.mean() > 0.2
+    assert np.all(d.y[silent] == 0)
+    np.testing.assert_allclose(np.nanmean(d.rates.reshape(-1, 3), axis=0), 0.05, rtol=0.02)
+    snr = np.nanvar(d.rates.reshape(-1, 3), axis=0) / np.nanmean(d.rates.reshape(-1, 3), axis=0)
+    np.testing.assert_allclose(snr, 0.6, rtol=0.05)
+    assert "threshold-power output" in d.DESCR
+
+
+def test_adapt_step_response_closed_form():
+    """A step of the static output from 1 to 3, from steady state."""
+    dt_ms, m, n0 = 5.0, 2.0, 40
+    f = np.ones((1, 200, 1))
+    f[:, n0:] = 3.0
+    r = _adapt(f, dt_ms, np.array([m]))[0, :, 0]
+    k, a = _ADAPT_STRENGTH, np.exp(-dt_ms / _ADAPT_TAU_MS)
+    np.testing.assert_allclose(r[:n0], 1.0 / (1.0 + k * 1.0 / m), rtol=1e-12)
+    j = np.arange(200 - n0)
+    state = 3.0 - 2.0 * a**j  # A at the step frame is still 1: it averages the past only
+    np.testing.assert_allclose(r[n0:], 3.0 / (1.0 + k * state / m), rtol=1e-12)
+    # An onset transient that settles: the peak at the step, then a decay to steady state.
+    assert r[n0] == r.max() and np.all(np.diff(r[n0:]) < 0)
+
+
+def test_realistic_adaptation_follows_its_recursion():
+    d = make_realistic_dataset(n_stimuli=3, n_neurons=2, nonlinearity="adaptation", random_state=1)
+    n_lags = d.strfs.shape[2]
+    n_warmup = 90  # 3 time constants of 150 ms at 5 ms
+    assert d.history.shape == (3, n_lags - 1 + n_warmup, 32)
+    with np.errstate(invalid="ignore"):  # NaN padding stays NaN
+        static = np.logaddexp(0.0, d.intercepts + _full_drive(d)[:, n_lags - 1:])
+    a = np.exp(-d.dt_ms / _ADAPT_TAU_MS)
+    expected = np.full_like(d.rates, np.nan)
+    for s in range(3):  # the defining recursion, one frame at a time
+        state = static[s, 0].copy()
+        for t in range(static.shape[1]):
+            if t > 0:
+                state = a * state + (1 - a) * static[s, t - 1]
+            if t >= n_warmup and not np.isnan(static[s, t, 0]):
+                expected[s, t - n_warmup] = static[s, t] / (1 + _ADAPT_STRENGTH * state / d.mean_static)
+    valid = ~np.isnan(d.rates)
+    np.testing.assert_array_equal(valid, ~np.isnan(expected))
+    np.testing.assert_allclose(d.rates[valid], expected[valid], rtol=1e-9)
+    # The calibration reaches the targets through the adaptation.
+    rates = d.rates.reshape(-1, 2)
+    np.testing.assert_allclose(np.nanmean(rates, axis=0), 0.05, rtol=0.01)
+    np.testing.assert_allclose(np.nanvar(rates, axis=0) / np.nanmean(rates, axis=0), 0.6, rtol=0.01)
+    # Not a static nonlinearity of the drive: the same static output gives other rates
+    # at other times.
+    assert np.corrcoef(static[:, n_warmup:][valid], d.rates[valid])[0, 1] < 0.99
+
+
+def test_realistic_previous_stimulus_is_heard_back_to_back():
+    d = make_realistic_dataset(n_stimuli=5, n_neurons=2, preceding="previous", random_state=2)
+    silence = make_realistic_dataset(n_stimuli=5, n_neurons=2, random_state=2)
+    n_history = d.history.shape[1]
+    assert sorted(d.order) == list(range(5)) and "end of the previous stimulus" in d.DESCR
+    for before, after in zip(d.order[:-1], d.order[1:]):
+        length = d.lengths[before]
+        np.testing.assert_array_equal(d.history[after], d.X[before, length - n_history: length])
+    # The first stimulus presented heard silence: the default mode's first draw of it.
+    np.testing.assert_array_equal(d.history[d.order[0]], silence.history[0])
+    drive = d.intercepts + _full_drive(d)[:, n_history:]
+    valid = ~np.isnan(drive)
+    np.testing.assert_allclose(d.rates[valid], np.logaddexp(0.0, drive[valid]), rtol=1e-10)
+    # Songs end with at least 50 ms of quiet, but the last syllable can still be in reach:
+    # some of what the cells heard first is far louder than silence ever is.
+    assert d.history[d.order[1:]][..., 6:].max() > silence.history[..., 6:].max() + 1.0
+    cont = make_realistic_dataset("continuous", preceding="previous", random_state=0)
+    np.testing.assert_array_equal(cont.history, cont.X[-cont.history.shape[0]:])
+
+
+def test_realistic_background_goes_on_during_the_stimuli():
+    quiet = make_realistic_dataset(n_stimuli=6, n_neurons=2, random_state=4)
+    d = make_realistic_dataset(n_stimuli=6, n_neurons=2, preceding="background", random_state=4)
+    valid = ~np.isnan(quiet.X)
+    np.testing.assert_array_equal(np.isnan(d.X), ~valid)
+    # Power adds before the log: the same songs, never quieter, louder where they are quiet;
+    # the bands without song stay at the floor.
+    assert np.all(d.X[valid] >= quiet.X[valid])
+    np.testing.assert_array_equal(d.X[..., :6], quiet.X[..., :6])
+    loud = np.arange(6, 32)
+    assert np.nanmean(d.X[..., loud]) > np.nanmean(quiet.X[..., loud]) + 0.5
+    # At rest the cells hear the background, near X's median level, not far below all of X.
+    np.testing.assert_allclose(d.silence, d.history.reshape(-1, 32).mean(axis=0))
+    gap_bg = np.abs(d.silence[loud] - np.nanmedian(d.X[..., loud], axis=(0, 1)))
+    gap_quiet = np.abs(quiet.silence[loud] - np.nanmedian(quiet.X[..., loud], axis=(0, 1)))
+    assert gap_bg.mean() < 0.5 and gap_quiet.mean() > 0.5
+    drive = d.intercepts + _full_drive(d)[:, d.history.shape[1]:]
+    ok = ~np.isnan(drive)
+    np.testing.assert_allclose(d.rates[ok], np.logaddexp(0.0, drive[ok]), rtol=1e-10)
+    cont = make_realistic_dataset("continuous", preceding="background", random_state=0)
+    base = make_realistic_dataset("continuous", random_state=0)
+    assert np.all(cont.X >= base.X) and cont.X.mean() > base.X.mean()

@@ -108,11 +108,23 @@ def _relu(z: np.ndarray) -> np.ndarray:
     return np.maximum(z, 0.0)
 
 
+# Exponent of the threshold-power output ``max(z, 0) ** p``: the expansive power law of
+# cortical spike output (Miller & Troyer 2002; Priebe, Mechler, Carandini & Ferster 2004
+# measured exponents of 2-4).
+_THRESHOLD_POWER = 2.0
+
+
+def _threshold_power(z: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):  # NaN on padded frames stays NaN
+        return np.maximum(z, 0.0) ** _THRESHOLD_POWER
+
+
 _NONLINEARITY_FUNCS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": _relu,
     "exp": np.exp,
     "softplus": _softplus,
     "identity": lambda z: z,
+    "threshold-power": _threshold_power,
 }
 
 
@@ -123,14 +135,57 @@ def _apply_nonlinearity(drive: np.ndarray, nonlinearity: str) -> np.ndarray:
     ----------
     drive : ndarray of any shape
         Linear drive.
-    nonlinearity : {"relu", "exp", "softplus", "identity"}
-        ``max(z, 0)``, ``exp(z)``, ``log(1 + exp(z))`` or ``z``.
+    nonlinearity : {"relu", "exp", "softplus", "identity", "threshold-power"}
+        ``max(z, 0)``, ``exp(z)``, ``log(1 + exp(z))``, ``z`` or ``max(z, 0) ** 2``.
 
     Returns
     -------
     rates : ndarray of the same shape as ``drive``
     """
     return _NONLINEARITY_FUNCS[nonlinearity](drive)
+
+
+# Spike-rate adaptation of ``nonlinearity="adaptation"``: the rate is divided by one plus
+# ``_ADAPT_STRENGTH`` times the recent static output (an exponential average with time
+# constant ``_ADAPT_TAU_MS``) relative to its mean, so that a sustained sound settles at
+# about a third of its onset rate within a few hundred ms, as in auditory cortex.
+_ADAPT_TAU_MS = 150.0
+_ADAPT_STRENGTH = 2.0
+# Adaptation state is built over this many time constants of sound before each stimulus.
+_ADAPT_WARMUP_TAUS = 3.0
+
+
+def _adaptation_frames(dt_ms: float) -> int:
+    """Frames of sound heard before each stimulus to settle the adaptation state."""
+    return int(np.ceil(_ADAPT_WARMUP_TAUS * _ADAPT_TAU_MS / dt_ms))
+
+
+def _adapt(static: np.ndarray, dt_ms: float, mean_static: np.ndarray) -> np.ndarray:
+    """Divisive spike-rate adaptation of a static output, causal along time.
+
+    ``r_t = f_t / (1 + k A_t / m)`` with ``A_t = a A_{t-1} + (1 - a) f_{t-1}``: ``A`` is
+    the exponential average of the past static output ``f`` (``a = exp(-dt / tau)``),
+    ``k = _ADAPT_STRENGTH``, ``tau = _ADAPT_TAU_MS`` and ``m`` each neuron's mean static
+    output (a constant of the cell, so that ``r`` scales with ``f``). The state starts at
+    steady state for the first frame, ``A_0 = f_0``; a constant ``f`` gives
+    ``r = f / (1 + k f / m)``.
+
+    Parameters
+    ----------
+    static : ndarray of shape (n_stimuli, n_times, n_neurons)
+        Static output ``f`` over the frames heard, oldest first; NaN only at the end.
+    dt_ms : float
+    mean_static : ndarray of shape (n_neurons,)
+
+    Returns
+    -------
+    rates : ndarray of shape (n_stimuli, n_times, n_neurons)
+    """
+    from scipy.signal import lfilter
+
+    a = np.exp(-dt_ms / _ADAPT_TAU_MS)
+    state = lfilter([0.0, 1.0 - a], [1.0, -a], static, axis=1, zi=static[:, :1] * 1.0)[0]
+    return static / (1.0 + _ADAPT_STRENGTH * state / mean_static)
 
 
 # --------------------------------------------------------------------------------------
@@ -559,6 +614,58 @@ def _scale_to_targets(
     offset, gain = _calibrate(nonlinearity, nodes, weights, mean, var)
     # offset + gain * (unit_drive - centre) / spread, rewritten as intercept + factor * unit_drive
     return gain / spread, offset - gain * centre / spread
+
+
+def _scale_adapted_to_targets(
+    unit_drive: np.ndarray, n_warmup: int, dt_ms: float, mean: np.ndarray, var: np.ndarray,
+    n_iter: int = 12, rtol: float = 2e-3,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gain and intercept of the static softplus stage so that the adapted rate hits targets.
+
+    Adaptation (:func:`_adapt`) lowers the mean and changes the variance of the static
+    output in a way that depends on the whole time course, so the static stage is
+    calibrated (:func:`_calibrate`) to targets that are corrected, by the ratio of the
+    wanted to the obtained moment, until the adapted rate's mean and variance over the
+    stimulus frames are within ``rtol`` of the wanted ones (or ``n_iter`` rounds).
+
+    Parameters
+    ----------
+    unit_drive : ndarray of shape (n_stimuli, n_warmup + n_times, n_neurons)
+        Drive of the unit-norm STRFs over the warm-up frames then the stimulus frames;
+        NaN on padded frames at the end.
+    n_warmup : int
+        Frames before the stimulus (the adaptation state's warm-up).
+    dt_ms : float
+    mean, var : ndarray of shape (n_neurons,)
+        Wanted mean and variance of the adapted rate per frame.
+
+    Returns
+    -------
+    gain, intercepts : ndarray of shape (n_neurons,)
+    mean_static : ndarray of shape (n_neurons,)
+        Mean static output over the stimulus frames (the adaptation's normaliser).
+    rates : ndarray of shape (n_stimuli, n_times, n_neurons)
+        Adapted rates over the stimulus frames.
+    """
+    stim = unit_drive[:, n_warmup:]
+    drive = stim[~np.isnan(stim[..., 0])]
+    centre, spread = drive.mean(axis=0), drive.std(axis=0)
+    nodes, weights = _drive_nodes((drive - centre) / spread)
+    # At steady state the rate is about the static output over 1 + k.
+    target_mean, target_var = mean * (1.0 + _ADAPT_STRENGTH), var * (1.0 + _ADAPT_STRENGTH) ** 2
+    for _ in range(n_iter):
+        offset, gain = _calibrate("softplus", nodes, weights, target_mean, target_var)
+        gain, intercepts = gain / spread, offset - gain * centre / spread
+        static = _softplus(intercepts + gain * unit_drive)
+        valid = ~np.isnan(static[:, n_warmup:, 0])
+        mean_static = static[:, n_warmup:][valid].mean(axis=0)
+        rates = _adapt(static, dt_ms, mean_static)[:, n_warmup:]
+        got_mean, got_var = rates[valid].mean(axis=0), rates[valid].var(axis=0)
+        if np.all(np.abs(got_mean / mean - 1) < rtol) and np.all(np.abs(got_var / var - 1) < rtol):
+            break
+        target_mean = target_mean * mean / got_mean
+        target_var = target_var * var / got_var
+    return gain, intercepts, mean_static, rates
 
 
 # --------------------------------------------------------------------------------------
@@ -1097,7 +1204,7 @@ def _syllable_power(rng: np.random.Generator, n_frames: int, centres_hz: np.ndar
 
 
 def _song_spectrograms(rng: np.random.Generator, lengths: np.ndarray, centres_hz: np.ndarray,
-                       dt_ms: float) -> np.ndarray:
+                       dt_ms: float, ongoing: np.ndarray | None = None) -> np.ndarray:
     """Log-mel spectrograms of song-like sounds with a noise floor, NaN-padded at the end.
 
     Each song has its own repertoire of 3-6 syllables (drawn by :func:`_syllable_power`,
@@ -1105,8 +1212,9 @@ def _song_spectrograms(rng: np.random.Generator, lengths: np.ndarray, centres_hz
     jittered by 10%) from 50-150 ms after the start until 50 ms before the end. Background
     noise has power ``_BACKGROUND_POWER`` in the loud bands and, in the silent bands, a power
     that makes their standard deviation after the log log-spaced over ``_SILENT_BAND_STD``;
-    its frame-to-frame fluctuations are exponential (one STFT bin's). The spectrogram is
-    ``log10(power + _LOG_FLOOR)``.
+    its frame-to-frame fluctuations are exponential (one STFT bin's). ``ongoing``, when
+    given, is the power of an ongoing background added to every frame (it does not change
+    the random draws of the songs). The spectrogram is ``log10(power + _LOG_FLOOR)``.
 
     Returns
     -------
@@ -1136,6 +1244,8 @@ def _song_spectrograms(rng: np.random.Generator, lengths: np.ndarray, centres_hz
             t += n + int(round(gaps[i % n_syllables] * rng.uniform(0.9, 1.1)))
             i += 1
     power += _song_background(n_freqs) * rng.exponential(1.0, power.shape)
+    if ongoing is not None:
+        power += ongoing
     X = np.log10(power + _LOG_FLOOR)
     X[np.arange(n_times)[None, :] >= lengths[:, None]] = np.nan
     return X
@@ -1162,6 +1272,29 @@ def _mean_log_background(power: np.ndarray, floor: float) -> np.ndarray:
     density = np.exp(u - np.exp(u))
     level = np.log10(floor + np.asarray(power, dtype=float)[:, None] * np.exp(u)[None, :])
     return np.trapezoid(density * level, u, axis=1)
+
+
+# Ongoing background of ``preceding="background"`` (e.g. a colony's chatter or a room's
+# noise), heard before and during every stimulus: mean power 15 dB below a loud syllable's
+# peak band power (songs are 0-10 dB below it), a log-normal level that wanders slowly
+# (standard deviation _ONGOING_LEVEL_SD in natural-log units, smoothed over
+# _ONGOING_SMOOTH_MS and 2 bands) and one STFT bin's exponential fluctuations.
+_ONGOING_POWER = 10.0 ** -1.5
+_ONGOING_LEVEL_SD = 0.5
+_ONGOING_SMOOTH_MS = 100.0
+
+
+def _ongoing_power(rng: np.random.Generator, shape: tuple[int, int, int], dt_ms: float,
+                   loud: np.ndarray) -> np.ndarray:
+    """Power of an ongoing background over (n_stimuli, n_frames, n_freqs), in the loud bands.
+
+    ``_ONGOING_POWER * exp(s z - s**2 / 2) * g``: ``z`` smoothed unit-variance Gaussian
+    noise (so the level's mean power is ``_ONGOING_POWER``), ``s = _ONGOING_LEVEL_SD``,
+    ``g ~ Exp(1)`` per frame and band; zero outside ``loud`` (a boolean mask of bands).
+    """
+    z = _smooth_noise(rng, shape, (0, _ONGOING_SMOOTH_MS / dt_ms, 2.0 if shape[2] > 2 else 0.0))
+    level = np.exp(_ONGOING_LEVEL_SD * z - 0.5 * _ONGOING_LEVEL_SD**2)
+    return _ONGOING_POWER * level * rng.exponential(1.0, shape) * loud
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: tuple[float, ...]
@@ -1216,13 +1349,15 @@ def _song_strfs(rng: np.random.Generator, n_cells: int, n_freqs: int, n_lags: in
     return strfs / np.linalg.norm(strfs.reshape(n_cells, -1), axis=1)[:, None, None]
 
 
-def _binaural_envelopes(rng: np.random.Generator, n_times: int, dt_ms: float) -> np.ndarray:
+def _binaural_envelopes(rng: np.random.Generator, n_times: int, dt_ms: float,
+                        ongoing: np.ndarray | None = None) -> np.ndarray:
     """Contra and ipsi log power envelopes of a sequence of sound events with varying ILD.
 
     Events of 50-400 ms separated by 20-300 ms of silence, each with a level drawn over
     30 dB, an interaural level difference of -20 to 20 dB (contra minus ipsi), 1-3 frame
     onset and offset ramps and a slow amplitude fluctuation; background noise 35 dB below
-    the loudest events, fluctuating like one STFT bin's power. The envelope is
+    the loudest events, fluctuating like one STFT bin's power; ``ongoing``, when given,
+    the power of an ongoing background added to every frame. The envelope is
     ``log10(power)``, one column per ear.
 
     Returns
@@ -1246,6 +1381,8 @@ def _binaural_envelopes(rng: np.random.Generator, n_times: int, dt_ms: float) ->
         power[t:stop] += (env**2 * np.maximum(wobble, 0.0))[: stop - t, None] * ears
         t = stop + int(rng.uniform(20.0, 300.0) * per_ms)
     power += _BACKGROUND_POWER * rng.exponential(1.0, power.shape)
+    if ongoing is not None:
+        power += ongoing
     return np.log10(power)
 
 
@@ -1285,7 +1422,8 @@ def _binaural_strfs(rng: np.random.Generator, n_cells: int, n_lags: int) -> np.n
         "n_lags": [Interval(numbers.Integral, 1, 120, closed="both")],
         "rate_hz": [Interval(numbers.Real, 0, None, closed="neither"), "array-like", None],
         "snr": [Interval(numbers.Real, 0, None, closed="neither"), "array-like", None],
-        "nonlinearity": [StrOptions({"relu", "exp", "softplus"})],
+        "nonlinearity": [StrOptions({"relu", "exp", "softplus", "threshold-power", "adaptation"})],
+        "preceding": [StrOptions({"silence", "previous", "background"})],
         "random_state": ["random_state", np.random.Generator],
     },
     prefer_skip_nested_validation=True,
@@ -1300,6 +1438,7 @@ def make_realistic_dataset(
     rate_hz: float | tuple[float, float] | None = None,
     snr: float | tuple[float, float] | None = None,
     nonlinearity: str = "softplus",
+    preceding: str = "silence",
     random_state: None | int | np.random.RandomState | np.random.Generator = None,
 ) -> Bunch:
     """Simulate recordings like real ones: songs with a log floor, or one continuous recording.
@@ -1347,8 +1486,31 @@ def make_realistic_dataset(
         Single-trial signal-to-noise ratio ``var(rate) / mean(rate)`` over frames (see
         :func:`make_strf_dataset`), one value or a (low, high) range drawn log-uniformly per
         neuron; None: 0.6 ("stimuli") or (0.2, 2) ("continuous").
-    nonlinearity : {"softplus", "relu", "exp"}, default="softplus"
-        Output nonlinearity from drive to rate; responses are Poisson spike counts.
+    nonlinearity : {"softplus", "relu", "exp", "threshold-power", "adaptation"}, \
+default="softplus"
+        Output from drive ``z`` (intercept plus STRF drive) to rate; responses are Poisson
+        spike counts. ``"softplus"`` ``log(1 + exp(z))`` is exactly the LN model of
+        :class:`~skstrf.STRFRegressor` (``nonlinearity="softplus"``, ``loss="poisson"``),
+        so it favours that model by construction; the last two are not in any
+        estimator's family. ``"threshold-power"``: ``max(z, 0) ** 2``, no spikes at all
+        below threshold and an expansive power law above it (Miller & Troyer 2002;
+        Priebe et al. 2004). ``"adaptation"``: spike-rate adaptation after a softplus,
+        ``r_t = f_t / (1 + 2 A_t / m)`` with ``f = softplus(z)``, ``A_t`` the exponential
+        average (time constant 150 ms) of ``f`` before frame ``t`` and ``m`` the mean of
+        ``f``: a sustained sound settles at about a third of its onset rate, and the
+        response depends on what was heard hundreds of ms earlier (the adaptation state
+        builds up over 450 ms of sound heard before each stimulus, which ``history``
+        holds).
+    preceding : {"silence", "previous", "background"}, default="silence"
+        What the cells heard before each stimulus (``history``). ``"silence"``: the
+        recording's background noise alone (a model whose history is silence is then
+        right). ``"previous"``: the end of another stimulus, presented back to back (songs
+        in a random order, ``order``; the first heard silence; songs end with 50 ms of
+        quiet, so their last syllable reaches only the longer lags); a continuous recording
+        is presented in a loop, so its own end comes first. ``"background"``: an ongoing
+        background noise 15 dB below the loud syllables (songs) or events, with a slowly
+        wandering level, heard before AND during every stimulus (it is in ``X``): the
+        level at rest is then that of the background, near the average level of ``X``.
     random_state : None, int, numpy.random.RandomState or numpy.random.Generator, default=None
         Seed. Stimuli, cells (rates, SNRs, STRFs), stimulus lengths and spikes use
         independent streams.
@@ -1365,7 +1527,7 @@ def make_realistic_dataset(
 (700, n_neurons, n_repeats)
             Spike counts per frame; NaN on padded frames.
         rates : ndarray of shape (n_stimuli, n_times, n_neurons) or (700, n_neurons)
-            Expected counts ``nonlinearity(drive)``.
+            Expected counts: ``nonlinearity(drive)``, or with adaptation its adapted rate.
         strfs : ndarray of shape (n_neurons, 32, n_lags) or (n_neurons, 2, n_lags)
             True STRFs, lag 0 first, weighing ``X`` as in :func:`make_strf_dataset`.
         intercepts : ndarray of shape (n_neurons,)
@@ -1384,16 +1546,26 @@ def make_realistic_dataset(
             Only for "continuous": ``["contra", "ipsi"]``.
         silent_bands : ndarray of int
             Bands that carry no sound, only the noise floor (empty for "continuous").
-        history : ndarray of shape (n_stimuli, n_lags - 1, n_freqs) or (n_lags - 1, 2)
-            What the cells heard before each stimulus (before the recording): background
-            noise only, in X's units. The rates are ``nonlinearity(drive)`` with the drive
-            of the STRFs over ``history`` followed by the stimulus.
+        history : ndarray of shape (n_stimuli, n_history, n_freqs) or (n_history, 2)
+            What the cells heard before each stimulus (before the recording), in X's
+            units (see ``preceding``); ``n_history = n_lags - 1``, plus 90 frames (songs)
+            or 45 (continuous) of adaptation warm-up with ``nonlinearity="adaptation"``.
+            The rates are computed from the drive of the STRFs over ``history`` followed
+            by the stimulus.
         silence : ndarray of shape (n_freqs,) or (2,)
-            The mean level of that background in each band (column), in X's units: where
-            X is at rest. Zero in X's units is louder than nearly every frame (log power
-            of a loud syllable's peak), so a model whose history before each stimulus is
-            zero sees a step down at every stimulus start; ``X - silence`` puts silence at
-            zero (see the user guide, "Data layout", on where zero is).
+            The mean level of the background at rest in each band (column), in X's units:
+            the recording's noise floor; with ``preceding="background"`` the floor plus
+            the ongoing background, estimated from ``history``. A quantity only the
+            generator knows: a benchmark that subtracts it uses information no user has.
+            Zero in X's units is louder than nearly every frame (log power of a loud
+            syllable's peak), so a model whose history before each stimulus is zero sees
+            a step down at every stimulus start.
+        preceding : str
+            The option used.
+        order : ndarray of int of shape (n_stimuli,)
+            Only with ``preceding="previous"`` and songs: the presentation order.
+        mean_static : ndarray of shape (n_neurons,)
+            Only with ``nonlinearity="adaptation"``: ``m``, the mean static output.
         dt_ms : float
             5.0 or 10.0.
         layout, nonlinearity, noise : str
@@ -1426,45 +1598,89 @@ def make_realistic_dataset(
     stim_rng, cell_rng, length_rng, noise_rng = (
         np.random.default_rng(seed) for seed in rng.integers(0, 2**63 - 1, size=4)
     )
+    # The ongoing background has its own stream, drawn only when used, so that the other
+    # options' data (and a Generator passed in) are as they were without it.
+    ongoing_rng = (np.random.default_rng(rng.integers(0, 2**63 - 1))
+                   if preceding == "background" else None)
     target_rate_hz = _per_neuron_values(
         "rate_hz", default_rate if rate_hz is None else rate_hz, n_neurons, cell_rng)
     target_snr = _per_neuron_values("snr", default_snr if snr is None else snr, n_neurons,
                                     cell_rng)
+    adapting = nonlinearity == "adaptation"
+    dt_ms = _CONTINUOUS_DT_MS if continuous else 5.0
+    # Frames heard before each stimulus: the STRF's reach, plus the adaptation's warm-up.
+    n_warmup = _adaptation_frames(dt_ms) if adapting else 0
+    n_history = n_lags - 1 + n_warmup
     if continuous:
-        dt_ms = _CONTINUOUS_DT_MS
         n_times = int(round(_CONTINUOUS_DURATION_S * 1000.0 / dt_ms))
         lengths = np.array([n_times])
-        X = _binaural_envelopes(stim_rng, n_times, dt_ms)[np.newaxis]
+        ongoing = (None if ongoing_rng is None else
+                   _ongoing_power(ongoing_rng, (1, n_history + n_times, 2), dt_ms, np.ones(2, bool)))
+        X = _binaural_envelopes(stim_rng, n_times, dt_ms,
+                                None if ongoing is None else ongoing[0, n_history:])[np.newaxis]
         unit_strfs = _binaural_strfs(cell_rng, n_neurons, n_lags)
         freqs, silent = None, np.array([], dtype=int)
         background, floor = np.full(2, _BACKGROUND_POWER), 0.0
     else:
-        dt_ms = 5.0
         n_stimuli = 20 if n_stimuli is None else int(n_stimuli)
         low, high = (round(s * 1000.0 / dt_ms) for s in _SONG_DURATION_S)
         lengths = length_rng.integers(low, high + 1, n_stimuli)
         freqs = mel_centre_frequencies(32, _SONG_FREQ_RANGE_HZ)
-        X = _song_spectrograms(stim_rng, lengths, freqs, dt_ms)
+        loud = np.arange(freqs.size) >= _N_SILENT_BANDS
+        ongoing = (None if ongoing_rng is None else
+                   _ongoing_power(ongoing_rng, (n_stimuli, n_history + int(lengths.max()), freqs.size),
+                                  dt_ms, loud))
+        X = _song_spectrograms(stim_rng, lengths, freqs, dt_ms,
+                               None if ongoing is None else ongoing[:, n_history:])
         unit_strfs = _song_strfs(cell_rng, n_neurons, freqs.size, n_lags, _N_SILENT_BANDS)
         silent = np.arange(_N_SILENT_BANDS)
         background, floor = _song_background(freqs.size), _LOG_FLOOR
 
-    # Before each stimulus the cells heard silence: background noise only, drawn after X
-    # (so X does not depend on n_lags). Zero in X's units would be a sound louder than any
-    # in the data (log power), and every stimulus would start with a step down from it.
-    n_history = n_lags - 1
-    history = np.log10(floor + background * stim_rng.exponential(1.0, (X.shape[0], n_history, X.shape[2])))
-    silence = _mean_log_background(background, floor)
+    # What the cells heard before each stimulus, drawn after X (so X does not depend on
+    # n_lags). "silence": background noise only; zero in X's units would be a sound louder
+    # than any in the data (log power), and every stimulus would start with a step down.
+    # "background": that noise plus the ongoing background, which goes on into the
+    # stimulus. "previous": the end of the stimulus presented just before, back to back.
+    quiet_power = background * stim_rng.exponential(1.0, (X.shape[0], n_history, X.shape[2]))
+    extra = {}
+    if preceding == "previous":
+        if continuous:  # the recording presented in a loop: its own end comes before it
+            history = X[:, X.shape[1] - n_history:].copy()
+        else:
+            order = stim_rng.permutation(X.shape[0])
+            sequence = np.concatenate([np.log10(floor + quiet_power[0])]
+                                      + [X[s, : lengths[s]] for s in order])
+            onsets = n_history + np.concatenate([[0], np.cumsum(lengths[order])[:-1]])
+            history = np.empty((X.shape[0], n_history, X.shape[2]))
+            for s, onset in zip(order, onsets):
+                history[s] = sequence[onset - n_history: onset]
+            extra["order"] = order
+    elif preceding == "background":
+        history = np.log10(floor + quiet_power + ongoing[:, :n_history])
+    else:
+        history = np.log10(floor + quiet_power)
+    if preceding == "background":
+        # The mean level at rest now includes the ongoing background: estimated from the
+        # frames heard before the stimuli (no closed form for the sum of both noises).
+        silence = history.reshape(-1, X.shape[2]).mean(axis=0)
+    else:
+        silence = _mean_log_background(background, floor)
     mean_rate = target_rate_hz * dt_ms / 1000.0
-    unit_drive = _true_drive(np.concatenate([history, X], axis=1), unit_strfs,
-                             np.zeros(n_neurons))[:, n_history:]
-    gain, intercepts = _scale_to_targets(unit_drive, nonlinearity, mean_rate, target_snr * mean_rate)
+    full_drive = _true_drive(np.concatenate([history, X], axis=1), unit_strfs, np.zeros(n_neurons))
+    if adapting:
+        # The adaptation state builds up over the warm-up frames, whose drive is complete
+        # (they come after the first n_lags - 1 frames of the history).
+        gain, intercepts, mean_static, rates = _scale_adapted_to_targets(
+            full_drive[:, n_lags - 1:], n_warmup, dt_ms, mean_rate, target_snr * mean_rate)
+        extra["mean_static"] = mean_static
+    else:
+        unit_drive = full_drive[:, n_history:]
+        gain, intercepts = _scale_to_targets(unit_drive, nonlinearity, mean_rate, target_snr * mean_rate)
+        rates = _apply_nonlinearity(intercepts + gain * unit_drive, nonlinearity)
     strfs = unit_strfs * gain[:, None, None]
-    rates = _apply_nonlinearity(intercepts + gain * unit_drive, nonlinearity)
     y = _poisson_repeats(noise_rng, rates, n_repeats)
     y[np.isnan(rates)] = np.nan
     train, valid, test = _split_indices(X.shape[1] if continuous else X.shape[0])
-    extra = {}
     if continuous:
         X, y, rates, history = X[0], y[0], rates[0], history[0]
         extra["channels"] = np.array(["contra", "ipsi"])
@@ -1477,9 +1693,15 @@ def make_realistic_dataset(
                 f"(100 Hz-10 kHz; bands 0-{_N_SILENT_BANDS - 1} at the noise floor), "
                 "onset-dominated STRFs with irregular lobes")
         unit = "stimuli"
+    heard = {"silence": "background noise (silence)",
+             "previous": "the end of the previous stimulus",
+             "background": "an ongoing background that continues into the stimulus"}[preceding]
+    output = ("softplus output with spike-rate adaptation" if adapting
+              else f"{nonlinearity} output")
     descr = (
         f"Realistic STRF dataset ({layout}): {what}; {n_neurons} neurons, {n_lags} lags, "
-        f"{nonlinearity} output, Poisson spikes, {n_repeats} repeats; rate "
+        f"{output}, Poisson spikes, {n_repeats} repeats; before each stimulus the cells heard "
+        f"{heard}; rate "
         f"{target_rate_hz.min():.1f}-{target_rate_hz.max():.1f} spikes/s, single-trial SNR "
         f"{target_snr.min():.3f}-{target_snr.max():.3f}. Split: {train.size} train / "
         f"{valid.size} valid / {test.size} test {unit}."
@@ -1488,5 +1710,5 @@ def make_realistic_dataset(
         X=X, y=y, rates=rates, strfs=strfs, intercepts=intercepts, rate_hz=target_rate_hz,
         snr=target_snr, lengths=lengths, train=train, valid=valid, test=test, freqs=freqs,
         silent_bands=silent, silence=silence, history=history, dt_ms=float(dt_ms), layout=layout,
-        nonlinearity=nonlinearity, noise="poisson", DESCR=descr, **extra,
+        nonlinearity=nonlinearity, noise="poisson", preceding=preceding, DESCR=descr, **extra,
     )
