@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
+import os
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -17,12 +21,15 @@ from skstrf.datasets._download import (
     MANIFEST_NAME,
     ChecksumError,
     DownloadError,
+    atomic_writer,
+    check_not_locked,
     check_sha256,
     download_file,
-    extract_zip,
     get_data_home,
+    open_hashed,
     read_manifest,
     record_sha256,
+    record_sha256s,
     verify_file,
 )
 
@@ -35,6 +42,20 @@ def server():
     srv = FileServer({**files, "page.mat": b"<html>Not found</html>"})
     yield srv
     srv.stop()
+
+
+def _writes_into_read_only_folders() -> bool:
+    """True where permissions do not bind this process (root with CAP_DAC_OVERRIDE)."""
+    folder = tempfile.mkdtemp()
+    os.chmod(folder, 0o555)
+    try:
+        with open(os.path.join(folder, "probe"), "w"):
+            return True
+    except PermissionError:
+        return False
+    finally:
+        os.chmod(folder, 0o755)
+        shutil.rmtree(folder)
 
 
 def _sha(content: bytes) -> str:
@@ -180,32 +201,6 @@ def _zip(tmp_path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("evil", ["../evil.txt", "/abs/evil.txt", "ok/../../evil.txt", "..\\evil.txt", "C:/evil.txt"])
-def test_extract_zip_refuses_path_traversal(tmp_path, evil):
-    path = _zip(tmp_path, {"spikes/a.mat": b"a", evil: b"x"})
-    with pytest.raises(ValueError, match="points outside the extraction folder"):
-        extract_zip(path, tmp_path / "out" / "spikes")
-    assert not (tmp_path / "out").exists()
-    assert not list(tmp_path.rglob("evil.txt"))
-
-
-def test_extract_zip_layouts(tmp_path):
-    # A single top-level folder named like the destination is not nested twice.
-    path = _zip(tmp_path, {"spikes/sub/a.mat": b"a", "__MACOSX/spikes/._a.mat": b"junk"})
-    extract_zip(path, tmp_path / "spikes")
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
-        "in.zip",
-        "spikes/sub/a.mat",
-    ]
-    with pytest.raises(FileExistsError):
-        extract_zip(path, tmp_path / "spikes")
-    # Members without that folder land directly inside the destination.
-    path = _zip(tmp_path, {"a.mat": b"a", "b/c.mat": b"c"})
-    extract_zip(path, tmp_path / "flat")
-    assert (tmp_path / "flat" / "a.mat").read_bytes() == b"a" and (tmp_path / "flat" / "b" / "c.mat").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-
-
 def test_get_data_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SKSTRF_DATA", str(tmp_path / "env"))
     assert get_data_home() == tmp_path / "env" and (tmp_path / "env").is_dir()
@@ -274,8 +269,6 @@ def test_downloads_and_manifest_get_the_umask_permissions(tmp_path, server, umas
         record_sha256(tmp_path, "blob.bin")  # rewriting the manifest keeps the mode
         for name in ("blob.bin", MANIFEST_NAME):
             assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
-        extract_zip(_zip(tmp_path, {"d/a.mat": b"a"}), tmp_path / "out")
-        assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o777 & ~umask
     finally:
         os.umask(old)
 
@@ -290,19 +283,107 @@ def test_manifest_symlink_is_not_written_through(tmp_path):
     assert victim.read_bytes() == b"{}"
 
 
-def test_damaged_zip_member_is_a_clear_error(tmp_path):
-    path = _zip(tmp_path, {"spikes/a.mat": b"a" * 5000})
-    content = bytearray(path.read_bytes())
-    content[40:60] = b"\xff" * 20  # inside the member's data
-    path.write_bytes(bytes(content))
-    with pytest.raises(ValueError, match="in.zip is a damaged zip archive"):
-        extract_zip(path, tmp_path / "spikes")
-    assert not (tmp_path / "spikes").exists()
-
-
 def test_data_home_pointing_at_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="data_home .*file is a file, not a folder"):
         get_data_home(tmp_path / "file")
     with pytest.raises(NotADirectoryError, match="cannot be created"):
         get_data_home(tmp_path / "file" / "below")
+
+
+# ------------------------------------------------------------------ what is read is what was checked (issue 27)
+
+
+def test_open_hashed_reads_the_file_it_hashed_even_when_another_is_renamed_over_it(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"checked content")
+    with open_hashed(path) as (fh, sha):
+        (tmp_path / "other").write_bytes(b"swapped in")
+        os.replace(tmp_path / "other", path)  # how editors and downloads replace files
+        assert fh.read() == b"checked content"
+    assert sha == _sha(b"checked content")
+
+
+def test_open_hashed_detects_a_write_into_the_open_file(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"checked content")
+    os.utime(path, ns=(0, 0))  # file times tick coarsely: make the write's new mtime certain to differ
+    with pytest.raises(ChecksumError, match=r"f.bin was written to while skstrf read it"):
+        with open_hashed(path) as (fh, _):
+            fh.read()
+            with open(path, "r+b") as out:  # same inode, same size: only the times move
+                out.write(b"C")
+
+
+def test_verify_file_checks_an_open_file_and_rewinds_it(tmp_path):
+    path = _zip(tmp_path, {"a.mat": b"a" * 100})
+    with open(path, "rb") as fh:
+        verify_file(fh, "zip", name="in.zip")
+        assert fh.tell() == 0
+        with pytest.raises(ValueError, match="in.zip is not a MATLAB file"):
+            verify_file(fh, "mat", name="in.zip")
+        assert fh.tell() == 0
+
+
+def test_record_sha256s_records_what_was_read_in_one_write(tmp_path):
+    record_sha256s(tmp_path, {"a.bin": ("0" * 64, 3), "sub/b.bin": ("1" * 64, 4)}, source="local")
+    assert read_manifest(tmp_path) == {
+        "a.bin": {"sha256": "0" * 64, "size": 3, "source": "local"},
+        "sub/b.bin": {"sha256": "1" * 64, "size": 4, "source": "local"},
+    }
+
+
+def test_download_onto_a_folder_name_is_refused_before_any_traffic(tmp_path, server):
+    (tmp_path / "blob.bin").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"blob.bin: a folder has that name; move or rename it"):
+        download_file(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert server.requests == []
+
+
+# ------------------------------------------------------------------- unwritable folders, locked files (issue 27)
+
+
+def test_unwritable_folder_is_named_not_the_temporary_file(tmp_path, monkeypatch):
+    def denied(*args, dir=None, prefix="", suffix="", **kwargs):
+        raise PermissionError(13, "Permission denied", os.path.join(dir, prefix + "k3j2x" + suffix))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(PermissionError) as info:
+        record_sha256s(tmp_path, {"a.bin": ("0" * 64, 1)})
+    message = str(info.value)
+    assert f"cannot write {MANIFEST_NAME} in the folder {tmp_path}: you may not create or replace files" in message
+    assert ".tmp" not in message and "k3j2x" not in message
+
+
+@pytest.mark.skipif(_writes_into_read_only_folders(), reason="this process (root) writes into read-only folders")
+def test_read_only_folder_for_real(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match=r"cannot write x.bin in the folder .*ro: you may not create"):
+            with atomic_writer(folder / "x.bin") as fh:
+                fh.write(b"x")
+    finally:
+        folder.chmod(0o755)
+    assert list(folder.iterdir()) == []
+
+
+def test_a_file_locked_for_writing_is_not_replaced_but_a_read_one_is(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what HDF5 holds for a writer
+        with pytest.raises(BlockingIOError, match=r"f.bin is open for writing in another program"):
+            check_not_locked(path)
+        with pytest.raises(BlockingIOError):
+            with atomic_writer(path) as fh:
+                fh.write(b"new")
+        assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+        fcntl.flock(fd, fcntl.LOCK_SH)  # what HDF5 holds for a reader: replacing is fine
+        with atomic_writer(path) as fh:
+            fh.write(b"new")
+        assert path.read_bytes() == b"new" and os.pread(fd, 3, 0) == b"old"  # the reader keeps the old file
+    finally:
+        os.close(fd)

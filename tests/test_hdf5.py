@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import stat
+import tempfile
 
 import h5py
 import numpy as np
@@ -12,6 +14,20 @@ import pytest
 
 from skstrf.datasets import _hdf5, load_dataset, save_dataset
 from skstrf.datasets._hdf5 import FORMAT_NAME, FORMAT_VERSION, DatasetFormatError, LazyDataset
+
+
+def _writes_into_read_only_folders() -> bool:
+    """True where permissions do not bind this process (root with CAP_DAC_OVERRIDE)."""
+    folder = tempfile.mkdtemp()
+    os.chmod(folder, 0o555)
+    try:
+        with open(os.path.join(folder, "probe"), "w"):
+            return True
+    except PermissionError:
+        return False
+    finally:
+        os.chmod(folder, 0o755)
+        shutil.rmtree(folder)
 
 
 def _ragged(dtype=np.float64, seed=0):
@@ -467,3 +483,101 @@ def test_locked_file_is_a_clear_error(tmp_path):
     finally:
         os.close(fd)
     assert load_dataset(path).X.shape == (3, 7, 2)
+
+
+# --------------------------------------------------------------------------- NUL, replacing files (issue 27)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"stimulus_names": ["a", "b\x00", "c"]}, r"stimulus_names\[1\] = 'b\\x00' contains a NUL"),
+    ({"neuron_names": ["n0\x00", "n1"]}, r"neuron_names\[0\] = 'n0\\x00' contains a NUL"),
+    ({"band_names": ["low", "high\x00"]}, r"metadata 'band_names'\[1\] = 'high\\x00' contains a NUL"),
+    ({"notes": np.array(["ok", "cut\x00"], dtype=object)}, r"metadata 'notes'\[1\] = 'cut\\x00' contains a NUL"),
+    ({"session": {"notes": ["x\x00"]}}, r"metadata 'notes'\[0\] = 'x\\x00' contains a NUL"),
+    ({"note": "trailing\x00"}, r"metadata 'note' = 'trailing\\x00' contains a NUL"),
+])
+def test_trailing_nul_is_refused_before_writing(tmp_path, kwargs, match):
+    # NumPy's string arrays drop trailing NULs: a check made after np.asarray saw "b", and
+    # the name came back from the file cut short.
+    X, y, _ = _ragged()
+    _expect_error(tmp_path, X, y, match, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        _hdf5.save_stimuli(tmp_path / "bad.h5", zip(X, y), n_stimuli=3, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_names_of_other_types_are_still_stored_as_text(tmp_path):
+    path = _small(tmp_path, stimulus_names=[b"a", 2, "c"], neuron_names=np.array(["n0", "n1"]))
+    data = load_dataset(path)
+    assert list(data.stimulus_names) == ["a", "2", "c"] and list(data.neuron_names) == ["n0", "n1"]
+
+
+def test_only_skstrf_datasets_are_replaced_unless_told(tmp_path):
+    X, y, _ = _ragged()
+    text = tmp_path / "notes.h5"
+    text.write_text("my notes")
+    foreign = tmp_path / "recording.h5"
+    with h5py.File(foreign, "w") as f:
+        f["raw"] = np.arange(5)
+    raw = foreign.read_bytes()
+    reasons = ((text, "it is not an HDF5 file"),
+               (foreign, "its root attribute 'format' is None, not 'skstrf-dataset'"))
+    for path, reason in reasons:
+        with pytest.raises(FileExistsError, match=rf"{path.name} exists and is not an skstrf dataset "
+                                                  rf"\({reason}\).*overwrite=True"):
+            save_dataset(path, X, y)
+    assert text.read_text() == "my notes" and foreign.read_bytes() == raw
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.h5", "recording.h5"]  # no temporary left
+    save_dataset(foreign, X, y, overwrite=True)
+    assert load_dataset(foreign).X.tobytes() == X.tobytes()
+    save_dataset(foreign, X[:2], y[:2])  # an skstrf dataset is replaced by default
+    assert load_dataset(foreign).X.shape[0] == 2
+    with pytest.raises(FileExistsError, match=r"recording.h5 exists and overwrite=False"):
+        save_dataset(foreign, X, y, overwrite=False)
+    with pytest.raises(ValueError, match=r"overwrite must be True, False or 'dataset', got 'yes'"):
+        save_dataset(tmp_path / "new.h5", X, y, overwrite="yes")
+    with pytest.raises(FileExistsError, match="is not an skstrf dataset"):
+        _hdf5.save_stimuli(text, zip(X, y), n_stimuli=3)
+    assert load_dataset(foreign).X.shape[0] == 2 and not (tmp_path / "new.h5").exists()
+
+
+@pytest.mark.skipif(os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() == "FALSE", reason="HDF5 locking is off")
+def test_a_file_open_for_writing_is_not_replaced_and_a_reader_keeps_the_old_file(tmp_path):
+    X, y, _ = _ragged()
+    path = save_dataset(tmp_path / "d.h5", X, y, version="old")
+    writer = h5py.File(path, "a")  # another program appending to the file
+    try:
+        with pytest.raises(BlockingIOError, match=r"d.h5 is open for writing in another program"):
+            save_dataset(path, X, y, version="new")
+    finally:
+        writer.close()
+    assert load_dataset(path).metadata["version"] == "old"
+    with h5py.File(path, "r") as reader:  # a reader: replacing is a rename, it keeps the old file
+        save_dataset(path, X, y, version="new")
+        assert reader["metadata/version"][()] == b"old"
+    assert load_dataset(path).metadata["version"] == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5"]
+
+
+def test_unwritable_folder_is_named_not_the_temporary_file(tmp_path, monkeypatch):
+    def denied(*args, dir=None, prefix="", suffix="", **kwargs):
+        raise PermissionError(13, "Permission denied", os.path.join(dir, prefix + "k3j2x" + suffix))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    X, y, _ = _ragged()
+    with pytest.raises(PermissionError) as info:
+        save_dataset(tmp_path / "d.h5", X, y)
+    assert f"cannot write d.h5 in the folder {tmp_path}: you may not create or replace files in it" in str(info.value)
+    assert "k3j2x" not in str(info.value) and ".tmp" not in str(info.value)
+
+
+@pytest.mark.skipif(_writes_into_read_only_folders(), reason="this process (root) writes into read-only folders")
+def test_read_only_folder_for_real(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match=r"cannot write d.h5 in the folder .*ro: you may not create"):
+            _small(folder)
+    finally:
+        folder.chmod(0o755)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -162,9 +163,10 @@ def test_load_ns1_without_cache_writes_nothing(ns1_dir):
 
 def test_missing_spike_file_and_v73_file_are_clear_errors(ns1_dir):
     shutil.unpack_archive(ns1_dir / "spikesandwav.zip", ns1_dir)
+    (ns1_dir / "spikesandwav.zip").unlink()  # the folder is read only where there is no zip
     (ns1_dir / "spikesandwav" / "SH.En.C" / "unitC.mat").unlink()
-    expected = r"1 spike file\(s\) named in MetadataSHEnCneurons.mat are missing.*unitC.mat"
-    with pytest.raises(FileNotFoundError, match=expected):
+    expected = r"1 spike file\(s\) named in MetadataSHEnCneurons.mat are missing.*unitC.mat \(nor unitC_1.mat\)"
+    with pytest.raises(FileNotFoundError, match=expected + r".*There is no spikesandwav.zip"):
         load_ns1(ns1_dir, cache=False)
     # A MATLAB v7.3 file: HDF5 behind a 512-byte user block whose header says version 2.
     path = ns1_dir / "MetadataSHEnCneurons.mat"
@@ -199,7 +201,7 @@ def test_fetch_downloads_records_checksums_and_reuses_the_cache(data_home, serve
     manifest = read_manifest(folder)
     assert set(manifest) == set(RAW) | {"ns1_hanning21.h5"}
     assert manifest["spikesandwav.zip"]["source"] == server.url("osf/spikesandwav.zip")
-    assert (folder / "spikesandwav" / "SH.En.C" / "unitB_1.mat").is_file()
+    assert not (folder / "spikesandwav").exists()  # read from the zip, nothing extracted
     assert not list(folder.glob("*.part"))
 
     server.stop()  # the second call must not need the network (nor the raw files)
@@ -213,9 +215,12 @@ def test_corrupt_cache_is_detected_and_rebuilt(data_home, server):
     first = fetch_ns1(progress=False)
     cache = data_home / "ns1" / "ns1_hanning21.h5"
 
-    cache.write_bytes(b"garbage, not HDF5")  # also a SHA mismatch
-    with pytest.warns(RuntimeWarning, match="NS1 cache .* is unusable .* rebuilding it from the raw files"):
-        rebuilt = fetch_ns1(progress=False)
+    cache.write_bytes(b"garbage, not HDF5")  # no longer recognisable as ours: refused, never deleted
+    with pytest.raises(FileExistsError, match="not a cache skstrf wrote .*may be that cache, damaged"):
+        fetch_ns1(progress=False)
+    assert cache.read_bytes() == b"garbage, not HDF5"
+    cache.unlink()  # as the message says
+    rebuilt = fetch_ns1(progress=False)
     np.testing.assert_array_equal(rebuilt.y, first.y)
 
     with h5py.File(cache, "a") as f:  # still valid HDF5, but no longer what was recorded
@@ -243,8 +248,8 @@ def test_corrupt_cache_without_raw_files_is_a_clear_error(data_home, server):
     folder = data_home / "ns1"
     for name in ("MetadataSHEnCneurons.mat", "spikesandwav.zip"):
         (folder / name).unlink()
-    shutil.rmtree(folder / "spikesandwav")
-    (folder / "ns1_hanning21.h5").write_bytes(b"garbage")
+    with h5py.File(folder / "ns1_hanning21.h5", "a") as f:  # damaged, but still recognisably ours
+        del f["stimuli/1"]
     with pytest.warns(RuntimeWarning, match="unusable"):
         with pytest.raises(FileNotFoundError) as info:
             fetch_ns1(download_if_missing=False)
@@ -403,6 +408,213 @@ def test_a_group_shared_folder_stays_readable_to_the_group(ns1_dir):
         load_ns1(ns1_dir)
     finally:
         os.umask(old)
-    for path in [ns1_dir / "ns1_hanning21.h5", ns1_dir / MANIFEST_NAME, ns1_dir / "spikesandwav"]:
+    for path in [ns1_dir / "ns1_hanning21.h5", ns1_dir / MANIFEST_NAME]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o060 == 0o060, f"{path.name} has mode {oct(mode)}"
+
+
+# ------------------------------------------------------------------- every byte read is a byte checked (issue 27)
+
+
+def _edited_unit_a() -> bytes:
+    trains = fx.spike_trains()
+    trains[0][0][0] = np.array([1.0, 6.0, 6.0])  # counts 1, 2, 0, 0, 0, 0 instead of HAND_COUNTS
+    return fx._spike_file_bytes(trains[0])
+
+
+def _hand_extract(folder):
+    shutil.unpack_archive(folder / "spikesandwav.zip", folder)
+    shutil.rmtree(folder / "__MACOSX")
+
+
+def test_spike_files_are_read_from_the_checked_zip_not_from_a_folder_beside_it(ns1_dir):
+    _hand_extract(ns1_dir)  # a folder beside the zip (extracted by hand, or by an older skstrf) ...
+    (ns1_dir / "spikesandwav" / "SH.En.C" / "unitA.mat").write_bytes(_edited_unit_a())  # ... then edited
+    data = load_ns1(ns1_dir, smooth=False)
+    np.testing.assert_array_equal(data.y[0, :, 0, 0], fx.HAND_COUNTS)  # the zip's numbers
+    assert not any(name.startswith("spikesandwav/") for name in read_manifest(ns1_dir))
+    (ns1_dir / "ns1_counts.h5").unlink()
+    np.testing.assert_array_equal(load_ns1(ns1_dir, smooth=False).y[0, :, 0, 0], fx.HAND_COUNTS)
+
+
+def test_a_hand_placed_folder_is_checked_like_any_hand_placed_file(ns1_dir):
+    _hand_extract(ns1_dir)
+    (ns1_dir / "spikesandwav.zip").unlink()  # only the folder: its files are the source
+    data = load_ns1(ns1_dir, smooth=False)
+    np.testing.assert_array_equal(data.y[0, :, 0, 0], fx.HAND_COUNTS)
+    manifest = read_manifest(ns1_dir)
+    spike_entries = sorted(n for n in manifest if n.startswith("spikesandwav/"))
+    assert spike_entries == [f"spikesandwav/{p}" for p in sorted(data.units.spike_file)]  # each file read
+    (ns1_dir / "spikesandwav" / "SH.En.C" / "unitA.mat").write_bytes(_edited_unit_a())
+    with pytest.raises(ChecksumError, match=r"spikesandwav/SH.En.C/unitA.mat has SHA-256 .* changed on disk"):
+        load_ns1(ns1_dir, smooth=False, cache=False)
+    # The cache stands for the folder it was built from: the edit makes it stale, then fails its checksum.
+    with pytest.warns(RuntimeWarning, match=r"built from other versions of \['spikesandwav/'\]"):
+        with pytest.raises(ChecksumError, match=r"unitA.mat has SHA-256"):
+            load_ns1(ns1_dir, smooth=False)
+    # Accepting the edit, as the message says, rebuilds from it.
+    manifest = read_manifest(ns1_dir)
+    del manifest["spikesandwav/SH.En.C/unitA.mat"]
+    (ns1_dir / MANIFEST_NAME).write_text(json.dumps(manifest))
+    np.testing.assert_array_equal(load_ns1(ns1_dir, smooth=False).y[0, :, 0, 0], [1, 2, 0, 0, 0, 0])
+
+
+def test_a_zip_written_to_while_it_is_read_is_refused(ns1_dir, monkeypatch):
+    real = _ns1._unit_counts
+
+    def append_to_the_zip(*args, **kwargs):
+        with open(ns1_dir / "spikesandwav.zip", "ab") as fh:
+            fh.write(b"\x00")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_ns1, "_unit_counts", append_to_the_zip)
+    with pytest.raises(ChecksumError, match=r"spikesandwav.zip was written to while skstrf read it"):
+        load_ns1(ns1_dir)
+    assert not (ns1_dir / "ns1_hanning21.h5").exists()
+    assert "spikesandwav.zip" not in read_manifest(ns1_dir)  # nothing recorded from a failed read
+
+
+def test_a_zip_renamed_over_after_its_check_is_not_what_is_read(ns1_dir, monkeypatch):
+    checked = (ns1_dir / "spikesandwav.zip").read_bytes()
+    real = _ns1._zip_members
+
+    def swap_then_index(zf):
+        (ns1_dir / "other.zip").write_bytes(_other_zip())
+        os.replace(ns1_dir / "other.zip", ns1_dir / "spikesandwav.zip")  # after the hash, before the read
+        return real(zf)
+
+    monkeypatch.setattr(_ns1, "_zip_members", swap_then_index)
+    data = load_ns1(ns1_dir, smooth=False)
+    np.testing.assert_array_equal(data.y[0, :, 0, 0], fx.HAND_COUNTS)  # the checked zip's numbers
+    assert read_manifest(ns1_dir)["spikesandwav.zip"]["sha256"] == hashlib.sha256(checked).hexdigest()
+    monkeypatch.undo()
+    with pytest.warns(RuntimeWarning, match=r"built from other versions of \['spikesandwav.zip'\]"):
+        with pytest.raises(ChecksumError, match="spikesandwav.zip has SHA-256 .* changed on disk"):
+            load_ns1(ns1_dir, smooth=False)
+
+
+def test_the_cache_is_verified_before_it_is_trusted(ns1_dir):
+    first = load_ns1(ns1_dir, smooth=False)
+    cache = ns1_dir / "ns1_counts.h5"
+    # Edited and turned into a version-1 file (no checksums), its manifest entry dropped:
+    # before, the edit was recorded on first use and returned.
+    with h5py.File(cache, "a") as f:
+        f.attrs["format_version"] = 1
+        del f.attrs["checksum"]
+        y0 = f["stimuli/0/y"][()]
+        del f["stimuli/0/y"]
+        f["stimuli/0/y"] = y0 * 2
+    manifest = read_manifest(ns1_dir)
+    del manifest["ns1_counts.h5"]
+    (ns1_dir / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.warns(RuntimeWarning, match="unusable .*format version 1, without checksums"):
+        again = load_ns1(ns1_dir, smooth=False)
+    np.testing.assert_array_equal(again.y, first.y)
+    # A sound cache without a manifest entry is checked by its own checksums, then recorded.
+    manifest = read_manifest(ns1_dir)
+    recorded = manifest.pop("ns1_counts.h5")
+    (ns1_dir / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(load_ns1(ns1_dir, smooth=False).y, first.y)
+    assert read_manifest(ns1_dir)["ns1_counts.h5"]["sha256"] == recorded["sha256"]
+
+
+# ------------------------------------------------------ files that are not ours; misplaced folders (issue 27)
+
+
+def _foreign_hdf5(path):
+    with h5py.File(path, "w") as f:
+        f["my_recording"] = np.arange(10)
+
+
+def _own_dataset(path):
+    from skstrf.datasets import save_dataset
+
+    save_dataset(path, np.zeros((2, 3, 2)), np.zeros((2, 3)))
+
+
+def _text(path):
+    path.write_text("my notes")
+
+
+@pytest.mark.parametrize("make, reason", [
+    (_foreign_hdf5, r"its root attribute 'format' is None"),
+    (_own_dataset, r"an skstrf dataset, but not an NS1 cache"),
+    (_text, r"it is not an HDF5 file"),
+])
+def test_a_file_at_the_cache_name_that_skstrf_did_not_write_is_never_deleted(ns1_dir, make, reason):
+    path = ns1_dir / "ns1_hanning21.h5"
+    make(path)
+    content = path.read_bytes()
+    with pytest.raises(FileExistsError, match=rf"ns1_hanning21.h5 is in the way of the NS1 cache .*{reason}.*"
+                                              r"never deletes or replaces a file it did not write"):
+        load_ns1(ns1_dir)
+    assert path.read_bytes() == content
+    assert load_ns1(ns1_dir, cache=False).y.shape == (3, 6, 4, 4)  # the cache is not read nor written
+    assert path.read_bytes() == content
+
+
+def test_a_link_or_folder_at_the_cache_name_is_refused(ns1_dir):
+    target = ns1_dir / "elsewhere.h5"
+    _foreign_hdf5(target)
+    (ns1_dir / "ns1_hanning21.h5").symlink_to(target)
+    with pytest.raises(FileExistsError, match="it is a symbolic link"):
+        load_ns1(ns1_dir)
+    (ns1_dir / "ns1_hanning21.h5").unlink()
+    (ns1_dir / "ns1_hanning21.h5").mkdir()
+    with pytest.raises(FileExistsError, match="it is a folder"):
+        load_ns1(ns1_dir)
+    assert target.is_file() and (ns1_dir / "ns1_hanning21.h5").is_dir()
+
+
+def test_a_folder_where_a_raw_file_should_be_is_refused_before_any_download(data_home, server):
+    folder = data_home / "ns1"
+    (folder / "MetadataSHEnCneurons.mat").mkdir(parents=True)
+    expected = r"ns1/MetadataSHEnCneurons.mat is a folder, but MetadataSHEnCneurons.mat is the name of an NS1 file"
+    with pytest.raises(IsADirectoryError, match=expected + ".*Move or rename"):
+        fetch_ns1(progress=False)
+    assert server.requests == []
+
+
+def test_an_empty_folder_does_not_hide_the_zip(ns1_dir, data_home, server):
+    (ns1_dir / "spikesandwav").mkdir()  # next to the zip: ignored
+    np.testing.assert_array_equal(load_ns1(ns1_dir, smooth=False).y[0, :, 0, 0], fx.HAND_COUNTS)
+    (data_home / "ns1" / "spikesandwav").mkdir(parents=True)  # instead of the zip: the zip is downloaded
+    np.testing.assert_array_equal(fetch_ns1(smooth=False, progress=False).y[0, :, 0, 0], fx.HAND_COUNTS)
+    assert ("osf/spikesandwav.zip", None, 200) in server.requests
+
+
+def test_a_file_where_the_spike_folder_should_be(ns1_dir):
+    (ns1_dir / "spikesandwav").write_text("not a folder")
+    np.testing.assert_array_equal(load_ns1(ns1_dir, smooth=False).y[0, :, 0, 0], fx.HAND_COUNTS)  # the zip is read
+    (ns1_dir / "ns1_counts.h5").unlink()
+    (ns1_dir / "spikesandwav.zip").unlink()
+    with pytest.raises(FileNotFoundError, match=r"\['spikesandwav.zip'\] are not in .*spikesandwav is a file, "
+                                                r"not the extracted folder of spikesandwav.zip"):
+        load_ns1(ns1_dir, smooth=False)
+
+
+def _zip_with(extra: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(fx.zip_bytes())) as src, zipfile.ZipFile(buf, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # zipfile warns of a duplicate name
+            for name, content in extra.items():
+                dst.writestr(name, content)
+    return buf.getvalue()
+
+
+def test_a_zip_where_a_file_and_a_folder_share_a_name_is_read(ns1_dir):
+    # Extracting it failed with a raw FileExistsError naming a temporary folder; nothing is extracted now.
+    (ns1_dir / "spikesandwav.zip").write_bytes(_zip_with({"spikesandwav/SH.En.C": b"a file named like the folder"}))
+    np.testing.assert_array_equal(load_ns1(ns1_dir, smooth=False).y[0, :, 0, 0], fx.HAND_COUNTS)
+
+
+def test_a_zip_holding_a_spike_file_twice_is_refused(ns1_dir):
+    (ns1_dir / "spikesandwav.zip").write_bytes(_zip_with({"spikesandwav/SH.En.C/unitA.mat": _edited_unit_a()}))
+    with pytest.raises(_ns1.NS1FormatError, match=r"holds 2 members named spikesandwav/SH.En.C/unitA.mat"):
+        load_ns1(ns1_dir)
+    assert "spikesandwav.zip" not in read_manifest(ns1_dir)

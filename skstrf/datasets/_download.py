@@ -8,7 +8,6 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
 import socket
 import stat
 import sys
@@ -19,20 +18,28 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import IO, Literal
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "ChecksumError",
     "DownloadError",
     "MANIFEST_NAME",
+    "atomic_writer",
+    "check_recorded",
     "check_sha256",
     "download_file",
-    "extract_zip",
     "get_data_home",
+    "open_hashed",
     "read_manifest",
     "record_sha256",
+    "record_sha256s",
     "sha256sum",
     "verify_file",
 ]
@@ -86,6 +93,13 @@ def ensure_folder(path: Path, what: str) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:  # a file somewhere above it
         raise NotADirectoryError(f"{what} {path} cannot be created: {exc}") from exc
+    except PermissionError as exc:
+        where = Path(exc.filename).parent if exc.filename else path.parent
+        raise PermissionError(
+            exc.errno,
+            f"{what} {path} cannot be created: you may not create folders in {where}. Give a folder you can "
+            "write to (data_home=, or the environment variable SKSTRF_DATA)",
+        ) from exc
 
 
 # --------------------------------------------------------------------------- safe writing
@@ -135,8 +149,67 @@ def check_destination(path: Path) -> None:
         raise IsADirectoryError(f"cannot write {path}: it is a folder")
 
 
+def check_not_locked(path: Path) -> None:
+    """Refuse to replace a file that another program holds under an exclusive lock.
+
+    HDF5 (1.10 and later) takes an exclusive ``flock`` on a file opened for writing and a
+    shared one on a file opened for reading. Replacing a file while a writer has it open
+    would silently discard what that program writes afterwards (it writes to the old,
+    unlinked file); a reader is not disturbed (it keeps reading the old file), so only
+    the exclusive lock is refused. Locks are advisory: a program that takes none (or HDF5
+    with ``HDF5_USE_FILE_LOCKING=FALSE``) cannot be detected; nor on systems without
+    ``flock``.
+
+    Raises
+    ------
+    BlockingIOError
+        If ``path`` is a regular file under an exclusive lock.
+    """
+    if fcntl is None:
+        return
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # absent, a link (refused by check_destination), or unreadable: nothing to test
+        return
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BlockingIOError(
+                f"{path} is open for writing in another program (it holds an exclusive lock on it, as HDF5 "
+                "does for a file opened for writing); replacing it now would discard what that program "
+                "writes. Close the file there and try again, or write to another name"
+            ) from None
+        except OSError:  # a file system without flock support: nothing can be told
+            return
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _cannot_write(path: Path, exc: OSError, doing: str) -> OSError:
+    """The error of a failed write in ``path``'s folder, naming the folder, not a temporary file."""
+    reasons = {
+        errno.EACCES: "you may not create or replace files in it",
+        errno.EPERM: "you may not create or replace files in it",
+        errno.EROFS: "it is on a read-only file system",
+        errno.ENOSPC: "its disk is full",
+        getattr(errno, "EDQUOT", -1): "your disk quota there is used up",
+    }
+    reason = reasons.get(exc.errno, exc.strerror or str(exc))
+    error = OSError(
+        exc.errno,
+        f"cannot {doing} {path.name} in the folder {path.parent}: {reason}. Write to a folder where you "
+        "can create files, or change the folder's permissions",
+    )
+    return error
+
+
 @contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+def atomic_writer(path: str | os.PathLike, *, check: Callable[[Path], None] | None = None) -> Iterator[IO[bytes]]:
     """Write ``path`` atomically: yield a binary file object, then rename it into place.
 
     The data go to a new temporary file in the same folder, created exclusively
@@ -145,19 +218,41 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     ``mkstemp``'s 0600), it is flushed to disk and renamed over ``path``. On any error
     ``path`` is untouched and the temporary file removed.
 
+    Replacing is a rename: a program that has the old file open keeps reading the old
+    content, never a mix. A file another program holds open for writing (an exclusive
+    lock, see :func:`check_not_locked`) is not replaced.
+
     Parameters
     ----------
     path : str or path-like
         The destination; see :func:`check_destination` for what is refused.
+    check : callable, default=None
+        Called with ``path`` before the temporary file is created and again just before
+        the rename, to refuse what is at ``path`` (e.g. a file of another kind).
 
     Yields
     ------
     fh : binary file object
         Open for reading and writing (h5py can write through it).
+
+    Raises
+    ------
+    OSError
+        If the folder does not accept a new file (``PermissionError`` for a folder you
+        may not write); the message names the folder and the destination, not the
+        temporary file.
+    BlockingIOError
+        If another program holds ``path`` open for writing.
     """
     path = Path(path)
     check_destination(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if check is not None:
+        check(path)
+    check_not_locked(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _cannot_write(path, exc, "write") from exc
     try:
         with os.fdopen(fd, "w+b") as fh:
             yield fh
@@ -167,7 +262,14 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[IO[bytes]]:
             ours, now = os.fstat(fh.fileno()), os.lstat(tmp)
             if (ours.st_dev, ours.st_ino) != (now.st_dev, now.st_ino):
                 raise OSError(f"the temporary file {tmp} was replaced by another process while it was written")
-            os.replace(tmp, path)
+            check_destination(path)
+            if check is not None:
+                check(path)
+            check_not_locked(path)
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _cannot_write(path, exc, "replace") from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -257,10 +359,32 @@ def record_sha256(
     path = folder / name
     if sha256 is None:
         sha256 = sha256sum(path)
-    manifest = read_manifest(folder)
-    manifest[name] = {"sha256": sha256, "size": path.stat().st_size, "source": source or "local"}
-    _write_manifest(folder, manifest)
+    record_sha256s(folder, {name: (sha256, path.stat().st_size)}, source=source)
     return sha256
+
+
+def record_sha256s(
+    folder: str | os.PathLike, entries: Mapping[str, tuple[str, int]], *, source: str | None = None
+) -> None:
+    """Record several files' digests in the folder's manifest with one write.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The dataset folder.
+    entries : mapping of str to (str, int)
+        File name relative to ``folder`` -> (SHA-256, size in bytes) of the content that
+        was checked, so that what is recorded is what was read, not what is there now.
+    source : str, default=None
+        Where the files came from, as in :func:`record_sha256`.
+    """
+    if not entries:
+        return
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    for name, (sha256, size) in entries.items():
+        manifest[name] = {"sha256": sha256, "size": int(size), "source": source or "local"}
+    _write_manifest(folder, manifest)
 
 
 def forget_sha256(folder: str | os.PathLike, name: str) -> None:
@@ -277,6 +401,47 @@ def forget_sha256(folder: str | os.PathLike, name: str) -> None:
     manifest = read_manifest(folder)
     if manifest.pop(name, None) is not None:
         _write_manifest(folder, manifest)
+
+
+def check_recorded(
+    folder: str | os.PathLike, name: str, sha256: str, manifest: Mapping[str, dict] | None = None
+) -> bool:
+    """Compare a file's digest with the one its folder's manifest records.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The dataset folder.
+    name : str
+        File name relative to ``folder``.
+    sha256 : str
+        The digest of the content that was read.
+    manifest : mapping, default=None
+        The manifest, if already read (:func:`read_manifest`).
+
+    Returns
+    -------
+    recorded : bool
+        True when the manifest records ``sha256`` for ``name``, False when it has no
+        entry for it.
+
+    Raises
+    ------
+    ChecksumError
+        If the manifest records another digest.
+    """
+    folder = Path(folder)
+    entry = (read_manifest(folder) if manifest is None else manifest).get(name)
+    if entry is None:
+        return False
+    if entry.get("sha256") != sha256:
+        raise ChecksumError(
+            f"{folder / name} has SHA-256 {sha256}, but {entry.get('sha256')} was recorded in "
+            f"{folder / MANIFEST_NAME} when it was first obtained: the file changed on disk. "
+            f"Delete {name} to obtain it again (download or rebuild), or delete its entry in "
+            f"{MANIFEST_NAME} to accept the file as it is now."
+        )
+    return True
 
 
 def check_sha256(folder: str | os.PathLike, name: str, *, record_if_missing: bool = True) -> str:
@@ -306,31 +471,72 @@ def check_sha256(folder: str | os.PathLike, name: str, *, record_if_missing: boo
     """
     folder = Path(folder)
     actual = sha256sum(folder / name)
-    entry = read_manifest(folder).get(name)
-    if entry is None:
-        if record_if_missing:
-            record_sha256(folder, name, sha256=actual)
-        return actual
-    if entry.get("sha256") != actual:
-        raise ChecksumError(
-            f"{folder / name} has SHA-256 {actual}, but {entry.get('sha256')} was recorded in "
-            f"{folder / MANIFEST_NAME} when it was first obtained: the file changed on disk. "
-            f"Delete {name} to obtain it again (download or rebuild), or delete its entry in "
-            f"{MANIFEST_NAME} to accept the file as it is now."
-        )
+    if not check_recorded(folder, name, actual) and record_if_missing:
+        record_sha256(folder, name, sha256=actual)
     return actual
+
+
+def _stamp(st: os.stat_result) -> tuple[int, ...]:
+    # Not the change time: renaming another file over the path changes the link count,
+    # hence the ctime, of the open file, whose bytes stay those that were checked.
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@contextlib.contextmanager
+def open_hashed(path: str | os.PathLike) -> Iterator[tuple[IO[bytes], str]]:
+    """Open a regular file, hash it through the open file, and yield it rewound with its digest.
+
+    Whatever the caller then reads comes from the very open file that was hashed: a file
+    renamed over ``path`` meanwhile is not seen, and a write into the open file while the
+    block runs (its size or modification time moves) raises on leaving it. So a
+    digest checked against a manifest vouches for every byte the caller parses. (A
+    same-size write within one tick of the file-time clock, a few milliseconds, after the
+    file's last change would go unseen: a deliberate race, not damage.)
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (links are followed; the target must be a regular file).
+
+    Yields
+    ------
+    fh : binary file object
+        Open for reading, at offset 0.
+    sha256 : str
+        The SHA-256 of its whole content.
+
+    Raises
+    ------
+    ChecksumError
+        On leaving the block, if the file was written to while it was open.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        before = os.fstat(fh.fileno())
+        if not stat.S_ISREG(before.st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+        digest = hashlib.sha256()
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+        fh.seek(0)
+        yield fh, digest.hexdigest()
+        if _stamp(os.fstat(fh.fileno())) != _stamp(before):
+            raise ChecksumError(
+                f"{path} was written to while skstrf read it, so what was read is not what was checked; "
+                "try again once nothing writes to it"
+            )
 
 
 # --------------------------------------------------------------------------- verification
 
 
-def verify_file(path: str | os.PathLike, kind: FileKind, *, name: str | None = None) -> None:
+def verify_file(path: str | os.PathLike | IO[bytes], kind: FileKind, *, name: str | None = None) -> None:
     """Check that a file's content is what its kind promises.
 
     Parameters
     ----------
-    path : str or path-like
-        The file to check.
+    path : str, path-like or binary file object
+        The file to check; an open file is read from its start and rewound afterwards.
     kind : {"mat", "zip", "hdf5", "any"}
         ``"mat"``: starts with a MATLAB 5.0/7.3 header or the HDF5 signature;
         ``"zip"``: a readable zip archive whose members all pass their CRC check;
@@ -343,12 +549,26 @@ def verify_file(path: str | os.PathLike, kind: FileKind, *, name: str | None = N
     ValueError
         If the content does not match ``kind`` (the message says what was found).
     """
-    path = Path(path)
-    name = name or path.name
+    if kind not in ("mat", "zip", "hdf5", "any"):
+        raise ValueError(f"unknown file kind {kind!r}; expected 'mat', 'zip', 'hdf5' or 'any'")
     if kind == "any":
         return
+    if hasattr(path, "read"):
+        fh = path
+        name = name or str(getattr(fh, "name", "the file"))
+        try:
+            _verify_open(fh, kind, name)
+        finally:
+            fh.seek(0)
+        return
+    path = Path(path)
     with open(path, "rb") as fh:
-        head = fh.read(len(_MAT_SIGNATURES[0]))
+        _verify_open(fh, kind, name or path.name)
+
+
+def _verify_open(fh: IO[bytes], kind: FileKind, name: str) -> None:
+    fh.seek(0)
+    head = fh.read(len(_MAT_SIGNATURES[0]))
     if kind == "mat":
         if not (head.startswith(_MAT_SIGNATURES) or head.startswith(_HDF5_SIGNATURE)):
             raise ValueError(
@@ -358,16 +578,15 @@ def verify_file(path: str | os.PathLike, kind: FileKind, *, name: str | None = N
     elif kind == "hdf5":
         if not head.startswith(_HDF5_SIGNATURE):
             raise ValueError(f"{name} is not an HDF5 file: it starts with {head!r}")
-    elif kind == "zip":
+    else:
+        fh.seek(0)
         try:
-            with zipfile.ZipFile(path) as zf:
+            with zipfile.ZipFile(fh) as zf:
                 bad = zf.testzip()
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
             raise ValueError(f"{name} is not a valid zip archive ({exc})") from exc
         if bad is not None:
             raise ValueError(f"{name} is a damaged zip archive: member {bad!r} fails its CRC check")
-    else:
-        raise ValueError(f"unknown file kind {kind!r}; expected 'mat', 'zip', 'hdf5' or 'any'")
 
 
 # --------------------------------------------------------------------------- download
@@ -609,6 +828,8 @@ def download_file(
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
+    if dest.is_dir():
+        raise IsADirectoryError(f"cannot download {url} to {dest}: a folder has that name; move or rename it")
     if deadline is not None and not deadline > 0:
         raise ValueError(f"deadline must be a positive number of seconds or None, got {deadline!r}")
     if progress is None:
@@ -683,7 +904,10 @@ def download_file(
         part.unlink(missing_ok=True)
         raise DownloadError(f"the file downloaded from {url} failed verification: {exc}; it was deleted") from exc
     sha256 = sha256sum(part)
-    os.replace(part, dest)
+    try:
+        os.replace(part, dest)
+    except OSError as exc:
+        raise _cannot_write(dest, exc, "rename the download to") from exc
     _fsync_dir(dest.parent)
     return sha256
 
@@ -695,81 +919,3 @@ def _deadline_message(url: str, dest: Path, part: Path, deadline: float | None) 
         f"(the server is too slow or stalled); {kept} bytes are kept in {part.name} and will be "
         "resumed on the next try"
     )
-
-
-# --------------------------------------------------------------------------- unzip
-
-
-def _safe_member_path(name: str) -> PurePosixPath | None:
-    """Return a member's relative path, None for entries to skip; raise on traversal."""
-    normalised = name.replace("\\", "/")
-    path = PurePosixPath(normalised)
-    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise ValueError(f"zip member {name!r} points outside the extraction folder; refusing to extract")
-    if not path.parts or path.parts[0] == "__MACOSX":
-        return None
-    return path
-
-
-def extract_zip(zip_path: str | os.PathLike, dest_dir: str | os.PathLike) -> Path:
-    """Extract a zip archive to ``dest_dir`` atomically.
-
-    Members are written to a temporary folder next to ``dest_dir``, which is renamed
-    to ``dest_dir`` only when every member is out, so ``dest_dir`` either does not
-    exist or is complete. When the archive holds a single top-level folder named like
-    ``dest_dir`` (``spikesandwav.zip`` holding ``spikesandwav/...``), that folder
-    becomes ``dest_dir`` rather than being nested inside it. ``__MACOSX`` entries are
-    skipped.
-
-    Parameters
-    ----------
-    zip_path : str or path-like
-        The archive.
-    dest_dir : str or path-like
-        The folder to create; must not exist yet.
-
-    Returns
-    -------
-    dest_dir : pathlib.Path
-        The extracted folder.
-
-    Raises
-    ------
-    ValueError
-        If a member name is absolute or climbs out with ``..``, or the archive or a
-        member is damaged (nothing is extracted).
-    FileExistsError
-        If ``dest_dir`` already exists.
-    """
-    dest_dir = Path(dest_dir)
-    if dest_dir.exists() or dest_dir.is_symlink():
-        raise FileExistsError(f"{dest_dir} already exists; remove it to extract {Path(zip_path).name} again")
-    try:
-        with zipfile.ZipFile(zip_path) as zf:
-            members = [(info, _safe_member_path(info.filename)) for info in zf.infolist()]
-            members = [(info, rel) for info, rel in members if rel is not None]
-            tmp = Path(tempfile.mkdtemp(dir=dest_dir.parent, prefix=f".{dest_dir.name}-", suffix=".tmp"))
-            try:
-                for info, rel in members:
-                    target = tmp.joinpath(*rel.parts)
-                    if info.is_dir():
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)
-                entries = list(tmp.iterdir())
-                root = tmp
-                if len(entries) == 1 and entries[0].is_dir() and entries[0].name == dest_dir.name:
-                    root = entries[0]
-                # Private (mkdtemp's 0700) while filled; then what mkdir would have made.
-                os.chmod(root, 0o777 & ~_umask())
-                os.replace(root, dest_dir)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise ValueError(
-            f"{Path(zip_path).name} is a damaged zip archive ({type(exc).__name__}: {exc}); nothing was extracted"
-        ) from exc
-    _fsync_dir(dest_dir.parent)
-    return dest_dir

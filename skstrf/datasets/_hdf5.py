@@ -8,16 +8,16 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal
 
 import h5py
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._download import atomic_writer
+from ._download import atomic_writer, check_destination, check_not_locked
 
-__all__ = ["DatasetFormatError", "FORMAT_NAME", "FORMAT_VERSION", "LazyDataset", "load_dataset", "save_dataset",
-           "save_stimuli"]
+__all__ = ["DatasetFormatError", "FORMAT_NAME", "FORMAT_VERSION", "LazyDataset", "is_dataset_file", "load_dataset",
+           "load_dataset_from", "save_dataset", "save_stimuli"]
 
 FORMAT_NAME = "skstrf-dataset"
 """Value of the root attribute ``format`` of every file this module writes."""
@@ -32,6 +32,7 @@ Version 2 adds the integrity checksums (a ``sha256`` attribute on every dataset 
 _STR = h5py.string_dtype("utf-8")
 _MAX_DEPTH = 32  # groups nested deeper than this are refused (no recursion blow-up)
 _INT64 = np.iinfo(np.int64)
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class DatasetFormatError(ValueError):
@@ -129,20 +130,36 @@ def _valid_lengths(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _check_names(names: Any, expected: int, what: str) -> np.ndarray | None:
     if names is None:
         return None
-    names = np.asarray(names)
-    if names.shape != (expected,):
-        raise ValueError(f"{what} must have shape ({expected},), got {names.shape}")
-    names = names.astype(str)
-    _check_no_nul(names, what)
-    return names
+    items = _as_objects(names)
+    if items.shape != (expected,):
+        raise ValueError(f"{what} must have shape ({expected},), got {items.shape}")
+    _check_no_nul(items, what)
+    return np.asarray(names).astype(str)
 
 
-def _check_no_nul(strings: np.ndarray, what: str) -> None:
-    # HDF5 strings end at the first NUL: such a string would come back cut short.
-    for i, text in enumerate(np.asarray(strings, dtype=object).ravel()):
-        if "\x00" in text:
-            where = f"{what}[{i}]" if np.ndim(strings) else what
-            raise ValueError(f"{where} = {text!r} contains a NUL character, which HDF5 strings cannot hold")
+def _as_objects(values: Any) -> np.ndarray:
+    """``values`` as an object array holding the caller's own items.
+
+    ``np.asarray(["a\x00"])`` gives ``"a"``: NumPy's fixed-width strings drop trailing NUL
+    characters, so a check made after that conversion cannot see them. (A NumPy string
+    array the caller built has already lost them; its items are what it holds.)
+    """
+    if isinstance(values, np.ndarray):
+        return values.astype(object)
+    return np.asarray(values, dtype=object)
+
+
+def _check_no_nul(strings: Any, what: str) -> None:
+    # HDF5 strings end at the first NUL: such a string would come back cut short. Run on
+    # the caller's items (see _as_objects), before any conversion to a NumPy string dtype.
+    strings = _as_objects(strings)
+    for i, text in enumerate(strings.ravel()):
+        if isinstance(text, (str, bytes)) and ("\x00" in text if isinstance(text, str) else b"\x00" in text):
+            where = f"{what}[{i}]" if strings.ndim else what
+            raise ValueError(
+                f"{where} = {text!r} contains a NUL character, which HDF5 strings cannot hold (the "
+                "string would come back cut at it); remove it or replace it, e.g. with text.replace('\\x00', '')"
+            )
 
 
 def _check_splits(splits: Mapping[str, Any] | None, n_stimuli: int) -> dict[str, np.ndarray]:
@@ -199,7 +216,7 @@ def _encode(key: str, value: Any) -> dict | tuple[str, Any, Any]:
     if isinstance(value, (float, np.floating)):
         return "float", np.float64(value), None
     if isinstance(value, str):
-        _check_no_nul(np.array(value, dtype=object), f"metadata {key!r}")
+        _check_no_nul(value, f"metadata {key!r}")
         return "str", value, _STR
     if isinstance(value, (bytes, bytearray, memoryview)):
         raise TypeError(
@@ -209,8 +226,8 @@ def _encode(key: str, value: Any) -> dict | tuple[str, Any, Any]:
     if isinstance(value, (np.ndarray, Sequence)):
         arr = value if isinstance(value, np.ndarray) else _list_to_array(key, value)
         if arr.dtype.kind in "US" or (arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr.ravel())):
+            _check_no_nul(value, f"metadata {key!r}")  # the caller's items, before NumPy trims them
             strings = arr.astype(str).astype(object)
-            _check_no_nul(strings, f"metadata {key!r}")
             return "ndarray", strings, _STR
         if arr.dtype.kind in "biuf":
             return "ndarray", arr, None
@@ -432,6 +449,7 @@ def save_dataset(
     neuron_names: Any = None,
     splits: Mapping[str, Any] | None = None,
     compression: str | None = None,
+    overwrite: bool | Literal["dataset"] = "dataset",
     **metadata: Any,
 ) -> Path:
     """Write stimuli and responses to an skstrf HDF5 dataset file, atomically.
@@ -444,10 +462,10 @@ def save_dataset(
     Parameters
     ----------
     path : str or path-like
-        File to write (``~`` is expanded); replaced atomically if it exists (written to
-        a temporary file in the same folder, then renamed), with the permissions a new
-        file gets under the umask. Its folder must exist; a symbolic link at ``path``
-        is refused (skstrf does not write through links).
+        File to write (``~`` is expanded), written to a temporary file in the same folder
+        and renamed into place, with the permissions a new file gets under the umask.
+        Its folder must exist; a symbolic link at ``path`` is refused (skstrf does not
+        write through links). What may already be there is set by ``overwrite``.
     X : ndarray of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
         Stimulus spectrograms; stimuli shorter than ``n_times`` are NaN-padded at the
         end with whole frames.
@@ -468,6 +486,13 @@ def save_dataset(
         Named sets of stimulus indices, e.g. ``{"train": [...], "test": [...]}``.
     compression : {"gzip", "lzf"} or None, default=None
         HDF5 filter applied to X and y (with the byte-shuffle filter).
+    overwrite : {"dataset", True, False}, default="dataset"
+        What to do with a file already at ``path``. ``"dataset"``: replace it when it is
+        an skstrf dataset (its root attribute ``format`` says so), refuse anything else
+        (your other files are never replaced by mistake); True: replace any regular
+        file; False: refuse any existing file. Replacing is an atomic rename: a program
+        reading the old file keeps reading the old content. A file another program holds
+        open for writing (HDF5's exclusive lock) is never replaced.
     **metadata
         Free metadata: str, bool, int, float, None, numeric or string arrays and
         lists (read back as arrays), and dicts of these (nested).
@@ -484,7 +509,14 @@ def save_dataset(
         anything is written). Strings may not contain NUL characters.
     FileNotFoundError, IsADirectoryError
         If the folder is missing, or ``path`` is a folder.
+    FileExistsError
+        If a file at ``path`` may not be replaced (see ``overwrite``).
+    BlockingIOError
+        If another program holds the file at ``path`` open for writing.
+    PermissionError
+        If the folder does not let you create files (the message names the folder).
     """
+    path = _check_target(path, overwrite)
     X = _as_real_array(X, "X")
     y = _as_real_array(y, "y")
     X3, y3, layout = _stimulus_view(X, y)
@@ -493,7 +525,7 @@ def save_dataset(
     header = _header(X3.shape[0], X3.shape[2], n_neurons, dt_ms, freqs, stimulus_names, neuron_names,
                      splits, metadata)
     pieces = ((X3[i, :length], y3[i, :length]) for i, length in enumerate(lengths))
-    return _write_file(path, layout, header, pieces, compression)
+    return _write_file(path, layout, header, pieces, compression, overwrite)
 
 
 def save_stimuli(
@@ -507,6 +539,7 @@ def save_stimuli(
     neuron_names: Any = None,
     splits: Mapping[str, Any] | None = None,
     compression: str | None = None,
+    overwrite: bool | Literal["dataset"] = "dataset",
     **metadata: Any,
 ) -> Path:
     """Write an skstrf HDF5 dataset one stimulus at a time, atomically.
@@ -530,7 +563,7 @@ def save_stimuli(
     n_stimuli : int
         Number of stimuli ``stimuli`` yields (names and splits are checked against it
         before anything is written).
-    dt_ms, freqs, stimulus_names, neuron_names, splits, compression, **metadata
+    dt_ms, freqs, stimulus_names, neuron_names, splits, compression, overwrite, **metadata
         As in :func:`save_dataset`.
 
     Returns
@@ -557,6 +590,7 @@ def save_stimuli(
     ...         print(len(ds), ds.n_freqs, ds.y_tail)
     5 4 (3,)
     """
+    path = _check_target(path, overwrite)
     if isinstance(n_stimuli, (bool, np.bool_)) or not isinstance(n_stimuli, (int, np.integer)) or n_stimuli < 1:
         raise ValueError(f"n_stimuli must be a whole number >= 1, got {n_stimuli!r}")
     n_stimuli = int(n_stimuli)
@@ -565,7 +599,7 @@ def save_stimuli(
     n_neurons = first[1].shape[1] if first[1].ndim > 1 else 1
     header = _header(n_stimuli, first[0].shape[1], n_neurons, dt_ms, freqs, stimulus_names, neuron_names,
                      splits, metadata)
-    return _write_file(path, "stimuli", header, itertools.chain([first], pieces), compression)
+    return _write_file(path, "stimuli", header, itertools.chain([first], pieces), compression, overwrite)
 
 
 def _checked_pieces(stimuli: Iterator[tuple[Any, Any]], n_stimuli: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -621,13 +655,48 @@ def _header(n_stimuli: int, n_freqs: int, n_neurons: int, dt_ms: Any, freqs: Any
     )
 
 
-def _write_file(path: str | os.PathLike, layout: str, header: dict[str, Any],
-                pieces: Iterable[tuple[np.ndarray, np.ndarray]], compression: str | None) -> Path:
+def _check_target(path: str | os.PathLike, overwrite: Any) -> Path:
+    """Check the destination of a save before any work: ``overwrite``, the folder, a link,
+    a folder or a locked file at ``path``, and what an existing file is. Returns the path."""
+    if not (isinstance(overwrite, (bool, np.bool_)) or (isinstance(overwrite, str) and overwrite == "dataset")):
+        raise ValueError(f"overwrite must be True, False or 'dataset', got {overwrite!r}")
+    path = Path(path).expanduser()
+    check_destination(path)
+    check_not_locked(path)
+    _replace_rule(overwrite)(path)
+    return path
+
+
+def _replace_rule(overwrite: bool | str) -> Any:
+    """The check :func:`atomic_writer` runs on what is at the destination (see ``overwrite``)."""
+
+    def check(path: Path) -> None:
+        if not os.path.lexists(path) or path.is_symlink() or path.is_dir():
+            return  # nothing there, or what check_destination refuses in its own words
+        if overwrite is True or overwrite is np.True_:
+            return
+        if overwrite is False or overwrite is np.False_:
+            raise FileExistsError(
+                f"{path} exists and overwrite=False; pass overwrite=True (or 'dataset') to replace it, "
+                "or write to another name"
+            )
+        reason = is_dataset_file(path)
+        if reason is not None:
+            raise FileExistsError(
+                f"{path} exists and is not an skstrf dataset ({reason}); skstrf replaces only its own "
+                "dataset files unless told to. Write to another name, move the file away, or pass "
+                "overwrite=True to replace it"
+            )
+
+    return check
+
+
+def _write_file(path: Path, layout: str, header: dict[str, Any], pieces: Iterable[tuple[np.ndarray, np.ndarray]],
+                compression: str | None, overwrite: bool | str) -> Path:
     """Write the dataset file atomically: ``header`` from :func:`_header`, then each
     stimulus's valid frames ``(X_i, y_i)`` from ``pieces`` as they come."""
-    path = Path(path).expanduser()
     filters = {"compression": compression, "shuffle": True} if compression else {}
-    with atomic_writer(path) as fh, h5py.File(fh, "w") as f:
+    with atomic_writer(path, check=_replace_rule(overwrite)) as fh, h5py.File(fh, "w") as f:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["layout"] = layout
@@ -688,7 +757,11 @@ class LazyDataset:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).expanduser()
-        self._file = _open_checked(self.path)
+        self._attach(_open_checked(self.path))
+
+    def _attach(self, file: h5py.File) -> None:
+        """Take ``file`` (open, format attributes checked) and read its header, or close it."""
+        self._file = file
         try:
             self._read_header()
         except DatasetFormatError:
@@ -1041,6 +1114,82 @@ def _open_checked(path: Path) -> h5py.File:
         f.close()
         raise
     return f
+
+
+def load_dataset_from(fh: IO[bytes], source: str | os.PathLike) -> Bunch:
+    """Read a whole skstrf dataset from an open binary file, as :func:`load_dataset` does.
+
+    For a caller that has checked the file's SHA-256 through this very file object
+    (:func:`skstrf.datasets._download.open_hashed`): every byte parsed is then a byte that
+    was checked, whatever happens at the path meanwhile.
+
+    Parameters
+    ----------
+    fh : binary file object
+        Open for reading, seekable.
+    source : str or path-like
+        Where the file came from, for messages.
+
+    Returns
+    -------
+    data : Bunch
+        As :func:`load_dataset`.
+    """
+    source = Path(source)
+    try:
+        f = h5py.File(fh, "r")
+    except OSError as exc:
+        raise DatasetFormatError(f"{source} is not a readable HDF5 file: {exc}") from exc
+    try:
+        _check_format_attrs(f, source)
+    except BaseException:
+        f.close()
+        raise
+    ds = LazyDataset.__new__(LazyDataset)
+    ds.path = source
+    ds._attach(f)
+    with ds:
+        return ds.load()
+
+
+def is_dataset_file(path: str | os.PathLike) -> str | None:
+    """Say why ``path`` is not an skstrf dataset file; None when it is one.
+
+    Only the HDF5 signature and the root attribute ``format`` are looked at (a damaged
+    skstrf dataset still counts as one). The file is read through its own open file, so
+    HDF5's file locks play no part.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An existing path.
+
+    Returns
+    -------
+    reason : str or None
+        E.g. ``"it is not an HDF5 file"``; None for an skstrf dataset.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        return "it is a symbolic link"
+    if not path.is_file():
+        return "it is a folder" if path.is_dir() else "it is not a regular file"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_HDF5_SIGNATURE))
+            fh.seek(0)
+            try:
+                with h5py.File(fh, "r") as f:
+                    fmt = _attr(f, "format", None)
+            except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+                if head != _HDF5_SIGNATURE:  # HDF5 may also sit behind a user block
+                    return "it is not an HDF5 file" + (" (it is empty)" if not head else "")
+                return f"it cannot be read as HDF5 ({exc})"
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if fmt != FORMAT_NAME:
+        return f"its root attribute 'format' is {fmt!r}, not {FORMAT_NAME!r}"
+    return None
 
 
 def load_dataset(path: str | os.PathLike, *, lazy: bool = False) -> Bunch | LazyDataset:
