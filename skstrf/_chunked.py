@@ -20,6 +20,7 @@ The tasks run on whichever dask scheduler is active (the default threads, or a
 
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -27,19 +28,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._design import DesignStatistics
+from ._layout import DataShape, responses_layout, to_user_layout
+from ._model import input_moments, module_statistics
+from ._moments import FrameMoments
+from ._solvers import SOLVERS
+from ._validation import (StimulusSet, check_dtype, check_responses, check_responses_shape, check_stimuli,
+                          check_stimuli_shape)
 from .metrics import ScoreSums, cc_norm_from_sums
-from ._model import DesignStatistics, build_model, input_moments, module_statistics
-from ._net import build_net, check_finite_model, record_closed_form_epoch, start_from_closed_form
-from ._plan import check_fit_options, check_groups, is_linear, plan_fit, resolve_solver
 from .prefilters import make_prefilter
-from ._solvers import solve_closed_form
-from ._threads import allowed_threads, capped_threads, limit_threads
-from ._validation import (FrameMoments, StimulusSet, check_dtype, check_responses, check_responses_shape,
-                         check_stimuli, check_stimuli_shape, check_variation, responses_layout,
-                         to_user_layout)
 
 __all__ = ["is_dask_collection", "require_dask", "ChunkedData", "check_chunked", "grouped_statistics",
-           "fit_chunked", "predict_chunked", "score_chunked"]
+           "ChunkedFitData", "chunked_data", "predict_chunked", "score_chunked"]
 
 #: Partial results merged by one task of a tree reduction.
 SPLIT_EVERY = 8
@@ -189,15 +189,6 @@ def check_chunked(X: Any, y: Any = None, *, n_freqs: int | None = None,
     return ChunkedData(X3, y4, x_ndim, layout)
 
 
-def _shape_only(chunked: ChunkedData, lengths: np.ndarray) -> StimulusSet:
-    """A :class:`~skstrf._validation.StimulusSet` with ``chunked``'s shapes and the stimuli's
-    ``lengths`` whose values are never read: read-only NaN views of no memory, for the fit's
-    steps that need only the data's shape."""
-    nan = np.float64(np.nan)
-    return StimulusSet(np.broadcast_to(nan, chunked.X.shape), lengths, chunked.x_ndim,
-                       np.broadcast_to(nan, chunked.y.shape), chunked.y_layout)
-
-
 # ----------------------------------------------------------------------------- chunk tasks
 # Top-level functions of plain arguments, so that a distributed scheduler can pickle them.
 
@@ -266,11 +257,11 @@ def _tree(parts: list, merge) -> Any:
 
 
 def _compute(*delayed_objects) -> tuple:
-    """Compute on the active dask scheduler, torch and the BLAS capped as a fit is."""
+    """Compute on the active dask scheduler (called inside :func:`skstrf._threads.fit_threads`,
+    so that torch and the BLAS are capped as in a fit)."""
     import dask
 
-    with limit_threads(capped_threads()):
-        return dask.compute(*delayed_objects)
+    return dask.compute(*delayed_objects)
 
 
 def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np.ndarray, n_groups: int,
@@ -320,22 +311,23 @@ def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np
 
 # ----------------------------------------------------------------------------- fit
 
-def _check_supported(est, linear: bool, solver: str) -> None:
+def _check_supported(est, options) -> None:
     """Reject, before reading any data, what an out-of-core fit cannot do."""
-    if solver == "gradient":
+    if not SOLVERS[options.solver].closed_form:
         why = ["solver='gradient'" if est.solver == "gradient" else f"kernel={est.kernel!r}"]
         why += [f"{name}={getattr(est, name)!r}" for name, linear_value in
                 (("nonlinearity", "identity"), ("loss", "mse")) if getattr(est, name) != linear_value]
-        if not linear and est.prefilter is not None:
+        if not options.linear and est.prefilter is not None:
             why.append(f"prefilter={est.prefilter!r}")
-        if not linear:
+        if not options.linear:
             why = why[1:]  # a model that is not linear trains by gradient whatever the kernel
+        closed = " or ".join(f"{name!r} (kernel={sorted(solver.kernels)[0]!r})" for name, solver in SOLVERS.items()
+                             if solver.closed_form and solver.kernels)
         raise ValueError(
             f"fitting dask arrays (out of core) needs a closed-form solver, but this model is "
             f"trained by gradient ({', '.join(why)}): gradient training "
             "passes over the data epoch after epoch and needs them in memory. Use a linear "
-            "least-squares model with solver 'ridge' (kernel='vanilla') or 'als' "
-            f"(kernel='separable'), or {_IN_MEMORY_HINT}."
+            f"least-squares model with solver {closed}, or {_IN_MEMORY_HINT}."
         )
     if est.cv is None and est.validation_fraction is not None:
         raise ValueError(
@@ -346,58 +338,77 @@ def _check_supported(est, linear: bool, solver: str) -> None:
         )
 
 
-def fit_chunked(est, X: Any, y: Any, net_params: dict, groups=None):
-    """Fit ``est`` (an unfitted or fitted STRFRegressor) on dask arrays, out of core.
-
-    The fitted attributes equal those of ``est.fit(X.compute(), y.compute())`` up to the
-    order of floating-point sums (about 1e-12 relative). See the module's description.
+class ChunkedFitData:
+    """A fit's data in dask chunks: the data source of :mod:`skstrf._data` for data larger
+    than memory (closed-form fits only). See the module's description for its passes.
 
     Parameters
     ----------
-    est : STRFRegressor
+    chunked : ChunkedData
+        From :func:`check_chunked`, with y.
+    prefilter : nn.Module or None
+        The fit's (fixed, linear) front end, whose output the first pass standardises.
+    """
+
+    stimuli = None  # gradient training, the only user of the stimuli themselves, is refused
+
+    def __init__(self, chunked: ChunkedData, prefilter: torch.nn.Module | None) -> None:
+        self.chunked = chunked
+        self.prefilter = prefilter
+        self._first = None
+
+    @property
+    def n_stimuli(self) -> int:
+        return self.chunked.n_stimuli
+
+    def _first_pass(self) -> tuple:
+        """Pass 1 (once): each stimulus's valid length and the moments, merged over chunks."""
+        if self._first is None:
+            import dask
+
+            pieces = _compute(*[dask.delayed(_chunk_moments)(xb, yb, start, self.prefilter)
+                                for xb, yb, start, _ in self.chunked.blocks()])
+            lengths = np.concatenate([p[0] for p in pieces])
+            self._first = (lengths, *(_merged(*[p[k] for p in pieces]) for k in (1, 2, 3)))
+        return self._first
+
+    @property
+    def shape(self) -> DataShape:
+        X, y = self.chunked.X, self.chunked.y
+        return DataShape(self._first_pass()[0], int(X.shape[1]), int(X.shape[2]), int(y.shape[2]),
+                         int(y.shape[3]), self.chunked.x_ndim, self.chunked.y_layout)
+
+    def split(self, plan) -> tuple["ChunkedFitData", None]:
+        """All stimuli train: nothing is held out (:func:`chunked_data` refused that)."""
+        return self, None
+
+    def moments(self, prefilter=None) -> tuple:
+        """Moments of X, of the linear stage's input and of the PSTH (from pass 1)."""
+        return self._first_pass()[1:]
+
+    def statistics(self, module, device: str, n_blocks: int = 1, groups: np.ndarray | None = None
+                   ) -> DesignStatistics:
+        """Pass 2: the statistics summed by ``groups`` (:func:`grouped_statistics`)."""
+        on_cpu = copy.deepcopy(module).cpu()  # the tasks' copy, sent to wherever the chunks are
+        return grouped_statistics(on_cpu, self.chunked, groups, int(groups.max()) + 1, n_blocks).to(device)
+
+
+def chunked_data(X: Any, y: Any, est, options) -> ChunkedFitData:
+    """The data source of a fit of dask arrays, checked from the options and the arrays'
+    metadata before any chunk is read.
+
+    Parameters
+    ----------
     X, y : dask arrays (one of them may be in memory)
         As for :meth:`skstrf.STRFRegressor.fit`.
-    net_params : dict
-        The estimator's routed skorch parameters.
-    groups : array-like of shape (n_stimuli,) or None, default=None
-        As for :meth:`skstrf.STRFRegressor.fit`.
-
-    Returns
-    -------
     est : STRFRegressor
-        Fitted.
+    options : skstrf._plan.FitOptions
     """
-    device = check_fit_options(est, y, net_params)
-    linear = is_linear(est)
-    _check_supported(est, linear, resolve_solver(est, linear))
+    _check_supported(est, options)
     chunked = check_chunked(X, y)
-    groups = check_groups(groups, est.cv, tuple(chunked.X.shape[1 if chunked.x_ndim == 2 else 0:]))
-    import dask
-
     prefilter = make_prefilter(est.prefilter, chunked.X.shape[2], dt_ms=float(est.dt_ms),
                                freq_range=est.freq_range)
-    pieces = _compute(*[dask.delayed(_chunk_moments)(xb, yb, start, prefilter)
-                        for xb, yb, start, _ in chunked.blocks()])
-    lengths = np.concatenate([p[0] for p in pieces])
-    raw, inputs, psth = (_merged(*[p[k] for p in pieces]) for k in (1, 2, 3))
-    plan, data = plan_fit(est, _shape_only(chunked, lengths), device, net_params, x_moments=raw, groups=groups)
-    check_variation(data, (raw, psth))
-    groups, group_folds = plan.row_groups()  # closed form only: never None here
-    with limit_threads(capped_threads()):
-        module = build_model(data, **plan.model, moments=(inputs, psth))
-    stats = grouped_statistics(module, chunked, groups, int(groups.max()) + 1, plan.n_blocks)
-    stats = DesignStatistics(*(a.to(plan.device) for a in (stats.gram, stats.cross, stats.sq, stats.count)))
-    workers = allowed_threads()
-    with limit_threads(capped_threads()):
-        net = build_net(module, data, None, **plan.net)
-        solution = solve_closed_form(stats, None, plan.alphas, folds=group_folds, per_neuron=plan.per_neuron,
-                                     pooling=plan.pooling, separable_shape=plan.separable_shape,
-                                     workers=workers)
-        start_from_closed_form(net, solution, data, load=True)
-        record_closed_form_epoch(net, stats, None)
-    check_finite_model(net.module_, est.lr)
-    est._store(net, plan, data, solution)
-    return est
+    return ChunkedFitData(chunked, prefilter)
 
 
 def _merged(*parts: Any) -> Any:

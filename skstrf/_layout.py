@@ -3,9 +3,42 @@ layout, what one continuous recording is, and how a recording is cut into blocks
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["responses_layout", "to_user_layout", "is_one_recording", "block_edges"]
+__all__ = ["DataShape", "responses_layout", "to_user_layout", "is_one_recording", "block_edges"]
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """The shape of a fit's data in the stimulus layout, and the valid length of each stimulus.
+
+    What planning a fit reads from the data: no values. Data in memory and data in dask
+    chunks both give one.
+
+    Attributes
+    ----------
+    lengths : ndarray of int of shape (n_stimuli,)
+        Valid (unpadded) frames of each stimulus.
+    n_times, n_freqs, n_neurons, n_repeats : int
+    x_ndim : int
+        Dimensions of the X given (2: one continuous recording).
+    y_layout : {"neuron", "psth", "repeats"}
+        The layout of the y given.
+    """
+
+    lengths: np.ndarray
+    n_times: int
+    n_freqs: int
+    n_neurons: int
+    n_repeats: int
+    x_ndim: int
+    y_layout: str
+
+    @property
+    def n_stimuli(self) -> int:
+        return int(self.lengths.size)
 
 # y.ndim - X.ndim -> how y's trailing axes are read
 _Y_LAYOUTS = {-1: "neuron", 0: "psth", 1: "repeats"}
@@ -95,7 +128,8 @@ def block_edges(lengths, n_blocks: int) -> np.ndarray:
     lengths : int or array-like of int of shape (n_stimuli,)
         Valid frames of each stimulus.
     n_blocks : int
-        Blocks per stimulus, at least 1 and at most the shortest length.
+        Blocks per stimulus, at least 1. A stimulus shorter than ``n_blocks`` frames has
+        empty blocks at its end (a splitter refuses that case before it comes here).
 
     Returns
     -------
@@ -111,9 +145,8 @@ def block_edges(lengths, n_blocks: int) -> np.ndarray:
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     n_blocks = int(n_blocks)
-    if n_blocks < 1 or (lengths.size and int(lengths.min()) < n_blocks):
-        raise ValueError(f"cannot cut {lengths.min() if lengths.size else 0} frames into "
-                         f"{n_blocks} blocks")
+    if n_blocks < 1:
+        raise ValueError(f"n_blocks must be at least 1; got {n_blocks}")
     size, extra = np.divmod(lengths[..., None], n_blocks)
     sizes = size + (np.arange(n_blocks) < extra)
     zero = np.zeros(lengths.shape + (1,), dtype=np.int64)

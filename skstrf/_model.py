@@ -1,8 +1,7 @@
-"""The linear STRF torch model: the shared causal lagged design, the module and its statistics."""
+"""The STRF torch model (prefilter, linear stage, nonlinearity), built and standardised on the training data."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,45 +10,16 @@ from torch import nn
 
 from .kernels import make_kernel
 from .nonlinearities import make_nonlinearity
-from .prefilters import make_prefilter
-from ._validation import FrameMoments, tensor_to_read
+from ._design import DesignStatistics, lagged_design, lagged_statistics
+from ._moments import FrameMoments
+from ._penalty import band_scales
+from ._validation import tensor_to_read
 
 if TYPE_CHECKING:
     from ._validation import StimulusSet
 
-__all__ = ["lagged_design", "STRFModel", "build_model", "DesignStatistics", "design_statistics",
-           "stimulus_tensors", "design_tensors", "module_statistics", "prefiltered", "net_inputs",
-           "net_targets", "calibrate_nonlinearity", "input_moments"]
-
-
-def lagged_design(X: torch.Tensor, n_lags: int, fill: torch.Tensor | None = None) -> torch.Tensor:
-    """Causal time-lagged copies of each stimulus.
-
-    This is the one place where lags are built: the torch model, the sufficient statistics
-    and the closed-form solvers all use it.
-
-    Parameters
-    ----------
-    X : Tensor of shape (n_stimuli, n_times, n_features)
-        Stimuli with padding frames already set to zero.
-    n_lags : int
-        Number of lags ``L``.
-    fill : Tensor of shape (n_features,) or None, default=None
-        The history before the start of each stimulus; None is zero. A model whose input
-        is centred (see :class:`STRFModel`) passes minus its offset here, which is zero in
-        the data's units.
-
-    Returns
-    -------
-    Z : Tensor of shape (n_stimuli, n_times, n_features, n_lags)
-        ``Z[s, t, j, k] = X[s, t - k, j]`` and ``fill[j]`` (zero) when ``t - k < 0``: lag 0
-        is the current frame and history never crosses the start of a stimulus.
-    """
-    padded = nn.functional.pad(X, (0, 0, n_lags - 1, 0))
-    if fill is not None and n_lags > 1:
-        padded[:, : n_lags - 1] = fill.to(padded)
-    # unfold's window index j reads frame t + j - (L - 1), i.e. lag L - 1 - j.
-    return padded.unfold(1, n_lags, 1).flip(-1)
+__all__ = ["STRFModel", "build_model", "stimulus_tensors", "design_tensors", "module_statistics",
+           "prefiltered", "net_inputs", "net_targets", "calibrate_nonlinearity", "input_moments"]
 
 
 class STRFModel(nn.Module):
@@ -216,57 +186,33 @@ class STRFModel(nn.Module):
         z = self.linear(X)
         return z if self.nonlinearity is None else self.nonlinearity(z)
 
-    def statistics_loss(self, stats: "DesignStatistics", index: torch.Tensor,
-                        alpha: float | np.ndarray = 0.0) -> torch.Tensor:
-        """Training MSE (standardised units) of the stimuli ``index`` from their statistics.
-
-        Equal to the masked mean squared error of ``forward`` over the valid frames of
-        those stimuli divided by each neuron's PSTH variance, averaged over neurons, plus
-        ``alpha`` times the mean squared norm of the standardised kernels. The cost does
-        not depend on the number of frames: one product of the batch's (D+1, D+1) Gram with
-        the kernels, in the Gram's dtype (:func:`skstrf._gram.statistics_loss`). Only a
-        linear model (see :attr:`is_linear`; ``stats`` then hold the statistics of the
-        prefilter's output) has this form.
-        """
-        if not self.is_linear:
-            raise RuntimeError(
-                "statistics_loss is exact only for a model without nonlinearity and without a "
-                "learnable or rectifying prefilter"
-            )
-        # skstrf._gram builds on this module: imported here, not at the top, to avoid a cycle
-        from ._gram import statistics_loss, summed_batch
-
-        return statistics_loss(self.standardized_weight(), self.bias, *summed_batch(stats, index),
-                               alpha).float()
-
-
-#: Each input band is standardised by its own standard deviation, but by no less than this
-#: fraction of the median band's: nearly silent bands (a log spectrogram's floor) are not
-#: amplified to the level of the informative ones (see the user guide, "Solvers").
-X_SCALE_FLOOR = 0.1
-
-
-def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1, n_gaussians: int = 8,
-                nonlinearity: str = "identity", prefilter: str | None = None, dt_ms: float = 5.0,
-                freq_range=(500.0, 20000.0), seed: int = 0,
-                previous: STRFModel | None = None,
-                moments: tuple[FrameMoments, FrameMoments] | None = None) -> STRFModel:
-    """A new :class:`STRFModel` standardised on the training stimuli ``train``.
+def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_lags: int, rank: int = 1,
+                n_gaussians: int = 8, nonlinearity: str = "identity", prefilter: nn.Module | None = None,
+                seed: int = 0, previous: STRFModel | None = None) -> STRFModel:
+    """A new :class:`STRFModel` standardised on the training stimuli's moments.
 
     The linear stage sees the prefilter's initial output (if any), standardised per
-    channel-band; each neuron's PSTH is standardised likewise. With ``previous`` (a warm
-    start) the new model takes over the previous one's parameters and units instead.
-    The kernel's random start is drawn from a generator seeded with ``seed``.
-    ``moments``: :func:`input_moments` of ``train`` when already known (data that are not
-    in memory, :mod:`skstrf._chunked`); ``train``'s values are then not read, only its shape.
+    channel-band in the penalty's units (:func:`skstrf._penalty.band_scales`); each neuron's
+    PSTH is standardised likewise. With ``previous`` (a warm start) the new model takes
+    over the previous one's parameters and units instead. The kernel's random start is
+    drawn from a generator seeded with ``seed``.
+
+    Parameters
+    ----------
+    n_freqs, n_neurons : int
+        Bands of the stimuli and neurons of the responses.
+    moments : (FrameMoments, FrameMoments)
+        Of the linear stage's input and of the PSTH over the training frames
+        (:func:`input_moments`, or merged over the chunks of data larger than memory).
+    prefilter : nn.Module or None, default=None
+        The front end (:func:`skstrf.prefilters.make_prefilter`), held by the model.
     """
-    filt = make_prefilter(prefilter, train.X.shape[2], dt_ms=float(dt_ms), freq_range=freq_range)
-    x_moments, y_moments = input_moments(train, filt) if moments is None else moments
-    x_mean, x_scale = x_moments.standardisation(relative_floor=X_SCALE_FLOOR)
+    x_moments, y_moments = moments
+    x_mean, x_scale = band_scales(x_moments)
     y_mean, y_scale = y_moments.standardisation()
     # Centre in float64 where the model allows it (see STRFModel, "Offsets and precision").
     x_offset = y_offset = None
-    if filt is None:
+    if prefilter is None:
         x_offset, x_mean = x_mean, np.zeros_like(x_mean)
     if nonlinearity == "identity":
         y_offset, y_mean = y_mean, np.zeros_like(y_mean)
@@ -274,11 +220,11 @@ def build_model(train: "StimulusSet", *, kernel: str, n_lags: int, rank: int = 1
         # The continued model keeps its own units, and the loss weights follow them.
         y_mean, y_scale = previous.y_mean.double().cpu().numpy(), previous.y_scale.double().cpu().numpy()
     generator = torch.Generator().manual_seed(seed)
-    n_channels = 1 if filt is None else filt.n_channels
-    weights = make_kernel(kernel, train.y.shape[2], n_channels, train.X.shape[2], n_lags,
+    n_channels = 1 if prefilter is None else prefilter.n_channels
+    weights = make_kernel(kernel, n_neurons, n_channels, n_freqs, n_lags,
                           rank=rank, n_gaussians=n_gaussians, generator=generator)
     module = STRFModel(weights, *(torch.as_tensor(a) for a in (x_mean, x_scale, y_mean, y_scale)),
-                       prefilter=filt, nonlinearity=make_nonlinearity(nonlinearity, y_mean, y_scale),
+                       prefilter=prefilter, nonlinearity=make_nonlinearity(nonlinearity, y_mean, y_scale),
                        x_offset=None if x_offset is None else torch.as_tensor(x_offset),
                        y_offset=None if y_offset is None else torch.as_tensor(y_offset))
     if previous is not None:
@@ -305,112 +251,6 @@ def input_moments(data: "StimulusSet", prefilter: nn.Module | None = None) -> tu
     at its initial parameters) and the PSTH."""
     stimuli = data.X if prefilter is None else prefiltered(prefilter, data)
     return FrameMoments.of(stimuli, data.frame_mask), FrameMoments.of(data.psth(), data.frame_mask)
-
-
-@dataclass
-class DesignStatistics:
-    """Per-stimulus sufficient statistics of the standardised lagged design.
-
-    With ``Zt = [Z_std, 1]`` (valid frames only) and ``P`` the standardised PSTH:
-    ``gram = Zt' Zt`` (S, D+1, D+1), ``cross = Zt' P`` (S, D+1, N), ``sq = sum P**2``
-    (S, N) and ``count`` the number of valid frames (S,). Any set of stimuli is a sum.
-    """
-
-    gram: torch.Tensor
-    cross: torch.Tensor
-    sq: torch.Tensor
-    count: torch.Tensor
-
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Summed statistics of the stimuli ``index``."""
-        index = index.to(self.gram.device)
-        return (self.gram[index].sum(0), self.cross[index].sum(0), self.sq[index].sum(0),
-                self.count[index].sum())
-
-    def merge_blocks(self, n_blocks: int) -> "DesignStatistics":
-        """Per-stimulus statistics from per-block ones (rows in (stimulus, block) order)."""
-        if n_blocks == 1:
-            return self
-        return DesignStatistics(*(a.reshape(-1, n_blocks, *a.shape[1:]).sum(1) for a in
-                                  (self.gram, self.cross, self.sq, self.count)))
-
-    def sum_rows(self, groups: torch.Tensor, n_groups: int) -> "DesignStatistics":
-        """Statistics summed over the rows of each group: row ``g`` of the result is the sum
-        of the rows ``r`` with ``groups[r] == g`` (``0 <= groups < n_groups``)."""
-        groups = torch.as_tensor(groups, device=self.gram.device)
-        return DesignStatistics(*(
-            torch.zeros((n_groups, *a.shape[1:]), dtype=a.dtype, device=a.device).index_add_(0, groups, a)
-            for a in (self.gram, self.cross, self.sq, self.count)))
-
-    def concat(self, other: "DesignStatistics") -> "DesignStatistics":
-        """Statistics of this set's stimuli followed by those of ``other``."""
-        return DesignStatistics(*(torch.cat([a, b]) for a, b in zip(
-            (self.gram, self.cross, self.sq, self.count),
-            (other.gram, other.cross, other.sq, other.count))))
-
-
-def standardized_design(X: torch.Tensor, n_lags: int, x_mean: torch.Tensor,
-                        x_scale: torch.Tensor, mask: torch.Tensor,
-                        fill: torch.Tensor | None = None) -> torch.Tensor:
-    """Standardised lagged design with an intercept column, zero on padding frames.
-
-    ``fill`` is the history before each stimulus (see :func:`lagged_design`).
-    Returns a Tensor of shape (n_stimuli, n_times, n_features * n_lags + 1).
-    """
-    Z = (lagged_design(X, n_lags, fill) - x_mean[:, None]) / x_scale[:, None]
-    Z = torch.cat([Z.flatten(2), torch.ones_like(Z[..., :1, 0])], dim=2)
-    return Z * mask[..., None]
-
-
-def design_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_lags: int,
-                      x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
-                      y_scale: torch.Tensor, chunk: int = 16, n_blocks: int = 1,
-                      fill: torch.Tensor | None = None) -> DesignStatistics:
-    """Compute :class:`DesignStatistics` stimulus by stimulus chunk (bounded memory).
-
-    Parameters
-    ----------
-    X : Tensor of shape (n_stimuli, n_times, n_features)
-        Stimuli as the linear stage reads them, any finite value on padding frames.
-    P : Tensor of shape (n_stimuli, n_times, n_neurons)
-        PSTH in the model's output units, any value on padding frames.
-    mask : Tensor of shape (n_stimuli, n_times)
-        1.0 on valid frames, 0.0 on padding.
-    n_blocks : int, default=1
-        Split each stimulus's valid frames into this many contiguous blocks of (nearly)
-        equal length, each with its own statistics (row ``s * n_blocks + b``): the units of
-        cross-validation within one continuous recording. Every frame keeps its real lag
-        history, which may reach into the previous block (stimulus frames only, never
-        responses).
-    fill : Tensor of shape (n_features,) or None, default=None
-        The history before each stimulus (see :func:`lagged_design`).
-    """
-    grams, crosses, sqs, counts = [], [], [], []
-    frames = torch.arange(X.shape[1], device=X.device, dtype=torch.float64)
-    for start in range(0, X.shape[0], chunk):
-        sl = slice(start, start + chunk)
-        Z = standardized_design(X[sl], n_lags, x_mean, x_scale, mask[sl], fill).double()
-        Ps = (torch.nan_to_num((P[sl] - y_mean) / y_scale) * mask[sl][..., None]).double()
-        if n_blocks == 1:
-            grams.append(Z.transpose(1, 2) @ Z)
-            crosses.append(Z.transpose(1, 2) @ Ps)
-            sqs.append((Ps**2).sum(1))
-            counts.append(mask[sl].sum(1).double())
-            continue
-        length = mask[sl].double().sum(1, keepdim=True)  # (s, 1)
-        block = torch.floor(frames[None] * n_blocks / length)  # (s, T); >= n_blocks on padding
-        parts = [], [], [], []
-        for b in range(n_blocks):
-            m = (block == b).to(Z.dtype) * mask[sl]
-            Zb = Z * m[..., None]
-            for out, value in zip(parts, (Zb.transpose(1, 2) @ Z, Zb.transpose(1, 2) @ Ps,
-                                          (Ps**2 * m[..., None]).sum(1), m.sum(1))):
-                out.append(value)
-        # rows in (stimulus, block) order
-        for out, values in zip((grams, crosses, sqs, counts), parts):
-            stacked = torch.stack(values, dim=1)
-            out.append(stacked.reshape(-1, *stacked.shape[2:]))
-    return DesignStatistics(torch.cat(grams), torch.cat(crosses), torch.cat(sqs), torch.cat(counts))
 
 
 def _zero_filled(data: "StimulusSet") -> np.ndarray:
@@ -487,17 +327,14 @@ def design_tensors(module: STRFModel, data: "StimulusSet", device: str) -> tuple
 
 def module_statistics(module: STRFModel, data: "StimulusSet", device: str, n_blocks: int = 1, *,
                       groups: torch.Tensor | np.ndarray | None = None,
-                      n_groups: int | None = None, workers: int = 1) -> DesignStatistics:
+                      n_groups: int | None = None) -> DesignStatistics:
     """Per-stimulus (or per-block) :class:`DesignStatistics` of ``data`` in ``module``'s
     standardised units; see :func:`design_statistics` for ``n_blocks``.
 
     With ``groups`` (one entry per row, ``0 .. n_groups - 1``) the rows are summed into
     ``n_groups`` groups as they are computed, without per-row statistics (see
-    :func:`skstrf._gram.lagged_statistics`, which also says what ``workers`` does).
+    :func:`skstrf._design.lagged_statistics`).
     """
-    # skstrf._gram builds on this module: imported here, not at the top, to avoid a cycle
-    from ._gram import lagged_statistics
-
     X, P, mask = design_tensors(module, data, device)
     x_mean = module.x_mean
     fill = module.history_fill
@@ -510,7 +347,7 @@ def module_statistics(module: STRFModel, data: "StimulusSet", device: str, n_blo
     # rounding of the targets the net trains on (net_targets)
     return lagged_statistics(X, P, mask, module.n_lags, x_mean, module.x_scale, module.y_mean,
                              module.y_scale, n_blocks=n_blocks, groups=groups, n_groups=n_groups,
-                             p_offset=module.y_offset, workers=workers)
+                             p_offset=module.y_offset)
 
 
 def prefiltered(prefilter: nn.Module, data: "StimulusSet") -> np.ndarray:

@@ -12,76 +12,20 @@ from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
-from .metrics import signal_power
-from ._model import DesignStatistics, STRFModel, calibrate_nonlinearity, net_inputs, net_targets
+from ._design import DesignStatistics
+from ._losses import MaskedMSELoss, MaskedPoissonLoss, statistics_loss
+from ._model import STRFModel, calibrate_nonlinearity, net_inputs, net_targets
+from ._penalty import Penalty
 from ._validation import StimulusSet, user_stacklevel
+from .metrics import ScoreSums, cc_norm_from_sums
 
-__all__ = ["MaskedMSELoss", "MaskedPoissonLoss", "STRFNet", "ValidCCNorm", "StopOnNonFinite",
+__all__ = ["STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
            "record_closed_form_epoch", "check_finite_model", "start_from_closed_form",
-           "default_callbacks", "check_net_params", "listens_to_training_batches"]
-
-# skorch's routing prefixes that STRFRegressor passes through to its net.
-NET_PARAM_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
-
+           "default_callbacks", "listens_to_training_batches"]
 
 class DivergenceError(FloatingPointError):
     """Raised when training produced a non-finite loss before any finite best epoch."""
-
-
-class MaskedMSELoss(torch.nn.Module):
-    """Mean squared error over finite targets, each neuron weighted by ``weight``.
-
-    NaN targets (padding frames) are ignored. With ``weight = 1 / var(PSTH)`` this is the
-    MSE in standardised units that the statistics-based training step also minimises.
-    """
-
-    def __init__(self, weight: torch.Tensor | None = None) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight)
-
-    def forward(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
-        mask = torch.isfinite(y_true)
-        diff = torch.where(mask, y_pred - torch.nan_to_num(y_true), 0.0)
-        sq = diff**2
-        if self.weight is not None:
-            sq = sq * self.weight
-        return sq.sum() / mask.sum().clamp(min=1)
-
-
-class MaskedPoissonLoss(torch.nn.Module):
-    """Poisson deviance over finite targets, each neuron weighted by ``weight``.
-
-    Per frame and neuron ``2 (y log(y / rate) - y + rate)`` with ``0 log 0 = 0``: the
-    negative log-likelihood of ``y`` under a Poisson rate ``rate``, doubled and shifted by a
-    term that does not depend on the rate, so that it is 0 for a perfect prediction. It is
-    defined for any non-negative ``y`` (a PSTH need not be an integer count). NaN targets
-    (padding frames) are ignored. With ``weight = 1 / mean(PSTH)`` each neuron counts alike
-    whatever its firing rate.
-
-    Parameters
-    ----------
-    weight : Tensor of shape (n_neurons,) or None, default=None
-        Per-neuron weight.
-    floor : float, default=1e-8
-        Rates below it are raised to it, so that an underflowing positive rate (a softplus
-        or exponential far below its range) gives a finite loss.
-    """
-
-    def __init__(self, weight: torch.Tensor | None = None, floor: float = 1e-8) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight)
-        self.floor = floor
-
-    def forward(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
-        mask = torch.isfinite(y_true)
-        y = torch.nan_to_num(y_true)
-        rate = y_pred.clamp(min=self.floor)
-        deviance = 2.0 * (torch.xlogy(y, y) - torch.xlogy(y, rate) + rate - y)
-        deviance = torch.where(mask, deviance, 0.0)
-        if self.weight is not None:
-            deviance = deviance * self.weight
-        return deviance.sum() / mask.sum().clamp(min=1)
 
 
 class STRFNet(NeuralNetRegressor):
@@ -111,48 +55,55 @@ class STRFNet(NeuralNetRegressor):
 
     Parameters
     ----------
-    alpha : float or ndarray of shape (n_neurons,), default=0.0
-        L2 penalty on the standardised kernel weights (mean over neurons of the squared
-        norm), added to the training loss; an array gives each neuron its own penalty
-        (forward training steps only).
+    penalty : skstrf._penalty.Penalty or None, default=None
+        The penalty on the standardised kernel weights, added to every training loss
+        (:meth:`skstrf._penalty.Penalty.value`); None: no penalty.
     **kwargs
         Passed to :class:`skorch.NeuralNetRegressor`.
     """
 
     #: dtype of the statistics step's product. The statistics are float64; another dtype
-    #: makes a copy of the Grams, once per fit. float32
-    #: halves the step's cost and trains the same models over a typical run (NS1's size,
-    #: 100 epochs of AdamW at lr 1e-3: STRFs equal to 1.5e-6, test cc_norm to 1e-9), but
-    #: its rounding of ``gram @ theta`` becomes a floor for the gradient, which AdamW's
-    #: normalisation turns into steps: trained to convergence, a model then stays about
-    #: 1e-3 (relative) from the optimum that float64 reaches to 1e-6. Hence float64.
+    #: makes a copy of the Grams, once per fit. float32 would halve the step's cost, but its
+    #: rounding of ``gram @ theta`` becomes a floor for the gradient, which AdamW's
+    #: normalisation turns into steps: trained to convergence, a model then stays off the
+    #: optimum that float64 reaches (``benchmarks/gradient_step.py`` measures both).
     statistics_dtype: torch.dtype = torch.float64
 
-    def __init__(self, *args, alpha: float = 0.0, **kwargs) -> None:
+    def __init__(self, *args, penalty: Penalty | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.alpha = alpha
+        self.penalty = penalty
         self.statistics: DesignStatistics | None = None
 
-    def penalty(self) -> torch.Tensor:
+    def penalty_value(self) -> torch.Tensor:
+        """The penalty of the module's current kernels (0 without a penalty)."""
         weight = self.module_.standardized_weight()
-        alpha = torch.as_tensor(self.alpha, dtype=weight.dtype, device=weight.device)
-        return (alpha * (weight**2).sum(dim=1)).sum() / weight.shape[0]
+        return weight.new_zeros(()) if self.penalty is None else self.penalty.value(weight)
+
+    def statistics_loss(self, stats: DesignStatistics, index=None) -> torch.Tensor:
+        """The penalised training loss of the rows ``index`` of ``stats`` (all by default),
+        from the statistics: exact for a linear model (:func:`skstrf._losses.statistics_loss`)."""
+        module = self.module_
+        data = statistics_loss(module.standardized_weight(), module.bias, *stats.summed(index))
+        return (data + self.penalty_value()).float()
 
     def statistics_step(self, index: torch.Tensor) -> torch.Tensor:
         """Loss of the training stimuli ``index`` from ``statistics``, its gradient accumulated."""
-        loss = self.module_.statistics_loss(self.statistics, index, self.alpha)
+        loss = self.statistics_loss(self.statistics, index)
         loss.backward()
         return loss
 
+    def _train_mode(self) -> None:
+        """Module and criterion in training mode (what skorch's training step does first)."""
+        self.module_.train(True)
+        self.criterion_.train(True)
+
     def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
+        self._train_mode()
         Xi, yi = batch
         if self.statistics is not None:
             return {"loss": self.statistics_step(Xi["index"]), "y_pred": None}
         y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        if np.any(self.alpha):
-            loss = loss + self.penalty()
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True) + self.penalty_value()
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
 
@@ -180,7 +131,7 @@ class STRFNet(NeuralNetRegressor):
         prefix : str, default="train"
             Prefix of the history keys.
         """
-        self._set_training(True)
+        self._train_mode()
         indices = self.get_iterator(range(len(iterator.dataset)), training=True)
         losses, sizes = [], []
         try:
@@ -189,12 +140,12 @@ class STRFNet(NeuralNetRegressor):
                 accumulator = self.get_train_step_accumulator()
 
                 def closure(rows=rows, accumulator=accumulator):
-                    self._zero_grad_optimizer()
+                    self.optimizer_.zero_grad()
                     step = {"loss": self.statistics_step(rows), "y_pred": None}
                     accumulator.store_step(step)
                     return step["loss"]
 
-                self._step_optimizer(closure)
+                self.optimizer_.step(closure)
                 losses.append(accumulator.get_step()["loss"].detach())
                 sizes.append(len(rows))
         finally:
@@ -259,40 +210,34 @@ def listens_to_training_batches(callback: Callback) -> bool:
 
 
 class ValidCCNorm(Callback):
-    """Record the validation cc_norm (mean over neurons) after each epoch as ``valid_cc_norm``.
+    """Record the validation score (mean cc_norm over neurons) after each epoch as ``valid_cc_norm``.
 
-    Uses the predictions that the validation step already made (no second forward pass)
-    and the signal power of the validation repeats, computed once.
+    The score is the one of :meth:`skstrf.STRFRegressor.score` on the validation stimuli
+    (:func:`skstrf.metrics.cc_norm_from_sums`, with its rules: cc when no stimulus has two
+    repeats, neurons without a positive signal power left out of the mean), computed from
+    the predictions that the validation step already made (no second forward pass) and the
+    responses' part of the sums, made once.
 
     Parameters
     ----------
+    responses : skstrf.metrics.ScoreSums
+        The validation responses' sums (:meth:`skstrf.metrics.ScoreSums.of` without
+        predictions).
     psth : ndarray of shape (n_stimuli, n_times, n_neurons)
         Validation PSTH, NaN on padding frames.
-    signal_power : ndarray of shape (n_neurons,)
-        Signal power of the validation repeats; where it is not positive or not finite the
-        neuron's cc is used (single repeat) or the neuron is left out.
     """
 
-    def __init__(self, psth: np.ndarray, signal_power: np.ndarray) -> None:
+    def __init__(self, responses: ScoreSums, psth: np.ndarray) -> None:
+        self.responses = responses
         self.psth = psth
-        self.signal_power = signal_power
 
     @classmethod
     def from_responses(cls, valid: StimulusSet) -> "ValidCCNorm":
-        """The scorer of the validation stimuli ``valid`` (with their repeats).
-
-        Without repeats the noise correction is undefined: such neurons are scored by plain
-        cc instead (their PSTH variance stands for the signal power).
-        """
-        psth = valid.psth()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sp = signal_power(valid.y) if valid.y.shape[3] > 1 else np.full(valid.y.shape[2], np.nan)
-        return cls(psth, np.where(np.isfinite(sp), sp, np.nanvar(psth, axis=(0, 1))))
+        """The scorer of the validation stimuli ``valid`` (with their repeats)."""
+        return cls(ScoreSums.of(valid.y), valid.psth())
 
     def initialize(self):
         self._preds: list[torch.Tensor] = []
-        self._target: torch.Tensor | None = None
         return self
 
     def on_epoch_begin(self, net, **kwargs):
@@ -307,30 +252,14 @@ class ValidCCNorm(Callback):
             net.history.record("valid_cc_norm", self.score(torch.cat(self._preds)))
 
     def score(self, pred: torch.Tensor) -> float:
-        """Mean validation cc_norm of predictions of shape (n_stimuli, n_times, n_neurons)."""
-        if self._target is None or self._target[0].device != pred.device:
-            psth = torch.as_tensor(self.psth, device=pred.device, dtype=torch.float64)
-            sp = torch.as_tensor(self.signal_power, device=pred.device, dtype=torch.float64)
-            self._target = (psth, sp)
-        psth, sp = self._target
-        return _pooled_cc_norm(pred.double(), psth, sp)
-
-
-def _pooled_cc_norm(pred: torch.Tensor, psth: torch.Tensor, sp: torch.Tensor) -> float:
-    """Mean over neurons of ``cov(pred, psth) / sqrt(var(pred) * sp)`` over finite frames."""
-    mask = torch.isfinite(psth)
-    n = mask.sum(dim=(0, 1)).clamp(min=1)
-    p = torch.where(mask, psth, 0.0)
-    q = torch.where(mask, pred, 0.0)
-    p_c = torch.where(mask, p - p.sum((0, 1)) / n, 0.0)
-    q_c = torch.where(mask, q - q.sum((0, 1)) / n, 0.0)
-    cov = (p_c * q_c).sum((0, 1)) / n
-    var_q = (q_c**2).sum((0, 1)) / n
-    score = cov / torch.sqrt(var_q * sp)
-    finite = torch.isfinite(score)
-    if not finite.any():
-        return float("nan")
-    return float(score[finite].mean())
+        """Mean validation cc_norm of predictions of shape (n_stimuli, n_times, n_neurons);
+        NaN when a prediction is not finite (a diverging model) or no neuron has a score."""
+        pred = pred.detach().double().cpu().numpy()
+        if not np.isfinite(pred[~np.isnan(self.psth)]).all():
+            return float("nan")
+        with warnings.catch_warnings():  # its caveats are score()'s, said when the user scores
+            warnings.simplefilter("ignore")
+            return float(cc_norm_from_sums(self.responses.with_predictions(pred, self.psth)))
 
 
 class StopOnNonFinite(Callback):
@@ -421,22 +350,6 @@ def default_callbacks(valid: StimulusSet | None, patience: int | None,
     return callbacks
 
 
-def check_callbacks(callbacks: list | None) -> None:
-    """Raise a ValueError naming the first entry of ``callbacks`` that skorch cannot use.
-
-    skorch takes callback instances, callback classes and ``(name, callback)`` pairs.
-    """
-    for i, entry in enumerate(callbacks or []):
-        named = isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
-        callback = entry[1] if named else entry
-        if isinstance(callback, Callback) or (isinstance(callback, type) and issubclass(callback, Callback)):
-            continue
-        raise ValueError(
-            f"callbacks[{i}] is {entry!r}, which is not a skorch callback: pass instances (or "
-            "classes) of skorch.callbacks.Callback, or (name, callback) pairs."
-        )
-
-
 def _check_routed_callbacks(net: STRFNet, params: dict) -> None:
     """Raise if a ``callbacks__<name>__...`` parameter names no callback of ``net``."""
     known = [name for name, _ in net.callbacks_]
@@ -451,23 +364,12 @@ def _check_routed_callbacks(net: STRFNet, params: dict) -> None:
                 )
 
 
-def check_net_params(params: dict) -> dict:
-    """Return ``params`` after checking every name is routed to the net by a skorch prefix."""
-    unknown = sorted(key for key in params if not key.startswith(NET_PARAM_PREFIXES))
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {unknown} for STRFRegressor: extra keyword parameters are "
-            f"passed to the skorch net and must start with one of {list(NET_PARAM_PREFIXES)}."
-        )
-    return params
-
-
-def build_net(module: STRFModel, train: StimulusSet, valid: StimulusSet | None, *, device: str,
+def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, device: str,
               loss: str, lr: float, max_epochs: int, batch_size: int | None, patience: int | None,
-              alpha: float, callbacks: list | None = None, verbose: int = 0,
+              penalty: Penalty, callbacks: list | None = None, verbose: int = 0,
               net_params: dict | None = None, previous: STRFNet | None = None,
               seed: int = 0) -> STRFNet:
-    """An initialised :class:`STRFNet` that trains ``module`` on ``train``.
+    """An initialised :class:`STRFNet` that trains ``module`` on ``n_train`` stimuli.
 
     The validation stimuli ``valid`` (if any) drive early stopping on cc_norm. The loss is
     the MSE in units of each neuron's PSTH variance, or the Poisson deviance scaled to the
@@ -487,8 +389,6 @@ def build_net(module: STRFModel, train: StimulusSet, valid: StimulusSet | None, 
         criterion, weight = MaskedMSELoss, 1.0 / y_scale**2
     train_split = None if valid is None else predefined_split(
         Dataset(net_inputs(valid, device, module), net_targets(valid, device, module)))
-    n_train = train.n_stimuli
-    check_callbacks(callbacks)
     net = STRFNet(
         module,
         criterion=criterion,
@@ -501,7 +401,7 @@ def build_net(module: STRFModel, train: StimulusSet, valid: StimulusSet | None, 
         callbacks=default_callbacks(valid, patience, max_epochs) + list(callbacks or []),
         device=device,
         verbose=verbose,
-        alpha=alpha,
+        penalty=penalty,
         **{"optimizer__weight_decay": 0.0, "iterator_train__shuffle": True,
            "iterator_train__generator": torch.Generator().manual_seed(seed),
            "iterator_valid__generator": torch.Generator().manual_seed(seed),
@@ -526,7 +426,7 @@ def build_net(module: STRFModel, train: StimulusSet, valid: StimulusSet | None, 
     return net
 
 
-def start_from_closed_form(net: STRFNet, solution, train: StimulusSet, *, load: bool = True) -> None:
+def start_from_closed_form(net: STRFNet, solution, train: StimulusSet | None, *, load: bool = True) -> None:
     """Take the penalty of a closed-form solution and (with ``load``) start from its model.
 
     Gradient training then keeps each neuron's closed-form penalty (chosen by
@@ -536,17 +436,21 @@ def start_from_closed_form(net: STRFNet, solution, train: StimulusSet, *, load: 
     Parameters
     ----------
     solution : skstrf._solvers.ClosedFormSolution
+    train : StimulusSet or None
+        The training stimuli, which a nonlinearity is calibrated on (None: data not in
+        memory, whose models have none).
     load : bool, default=True
         Set the model to the solution (the fit itself, or the start of gradient training);
         False only takes its penalties (gradient training from a random start).
     """
-    net.alpha = solution.alpha.cpu().numpy().astype(np.float32)
+    net.penalty = solution.penalty
     if not load:
         return
     module = net.module_
     module.load_closed_form_(solution.weight, solution.moments.z_mean, solution.moments.p_mean)
-    loss = "poisson" if isinstance(net.criterion_, MaskedPoissonLoss) else "mse"
-    calibrate_nonlinearity(module, train, str(net.device), loss)
+    if module.nonlinearity is not None:
+        loss = "poisson" if isinstance(net.criterion_, MaskedPoissonLoss) else "mse"
+        calibrate_nonlinearity(module, train, str(net.device), loss)
 
 
 def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | None,
@@ -657,9 +561,8 @@ def record_closed_form_epoch(net: STRFNet, train_stats: DesignStatistics, valid:
     net.history.new_epoch()
     net.history.record("epoch", 1)
     with torch.no_grad():
-        index = torch.arange(train_stats.gram.shape[0])
         # the penalised loss, as gradient training records it, so that both compare
-        loss = net.module_.statistics_loss(train_stats, index, net.alpha)
+        loss = net.statistics_loss(train_stats)
         net.history.record("train_loss", float(loss))
         if valid is not None:
             pred = net.forward(net_inputs(valid, device, net.module_), training=False, device=device)

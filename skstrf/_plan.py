@@ -1,4 +1,6 @@
-"""The plan of one fit: every option of :class:`~skstrf.STRFRegressor` resolved and checked."""
+"""The plan of one fit: every option of :class:`~skstrf.STRFRegressor` resolved and checked,
+first alone (:func:`fit_options`, before any data are read), then against the data's shape
+(:func:`make_plan`). Planning reads no data values and builds nothing."""
 
 from __future__ import annotations
 
@@ -7,21 +9,94 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from skorch.callbacks import Callback, EpochScoring
 from sklearn.model_selection import KFold, check_cv
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_random_state
 
-from sklearn.utils._param_validation import Interval
+from ._layout import DataShape, is_one_recording
+from ._penalty import Penalty, QuadraticForm, penalty_form
+from ._selection import alpha_grid
+from ._solvers import SOLVERS, resolve_solver
+from ._validation import validation_split
+from .prefilters import PREFILTERS, check_dt_ms, make_prefilter
 
-from ._net import check_callbacks, check_net_params
-from .prefilters import PREFILTERS, check_dt_ms
-from ._validation import (FrameMoments, StimulusSet, check_non_negative, check_stimulus_level, check_X_y,
-                         validation_split)
+__all__ = ["FitOptions", "FitPlan", "fit_options", "make_plan", "fold_groups", "check_groups", "is_linear",
+           "resolve_device", "NET_PARAM_PREFIXES", "check_net_params", "check_callbacks"]
 
-__all__ = ["FitPlan", "fold_groups", "make_plan", "check_fit_options", "check_groups", "plan_fit", "resolve_device",
-           "is_linear", "resolve_solver"]
+# skorch's routing prefixes that STRFRegressor passes through to its net.
+NET_PARAM_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
 
-#: The penalty grid of the closed-form solvers when ``alpha=None``.
-DEFAULT_ALPHAS = np.logspace(-4, 2, 13)
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What a fit does, decided from the estimator's options alone (no data).
+
+    Attributes
+    ----------
+    device : str
+        Torch device.
+    linear : bool
+        Whether the model is linear and fitted by least squares (:func:`is_linear`).
+    solver : str
+        The key of :data:`skstrf._solvers.SOLVERS` that fits the kernel.
+    closed_start : bool
+        Whether gradient training starts from the closed-form solution.
+    holds_out : bool
+        Whether stimuli are held out for validation (gradient training, or ``cv=None``).
+    """
+
+    device: str
+    linear: bool
+    solver: str
+    closed_start: bool
+    holds_out: bool
+
+
+def fit_options(est, y, net_params: dict) -> FitOptions:
+    """Check ``est``'s options against each other, before any data are read.
+
+    Parameters
+    ----------
+    est : STRFRegressor
+    y : array-like or None
+        Only whether it is None.
+    net_params : dict
+        The estimator's routed skorch parameters.
+
+    Returns
+    -------
+    FitOptions
+    """
+    if y is None:
+        raise ValueError(
+            f"{type(est).__name__} requires y to be passed, but the target y is None; "
+            "pass responses of shape (n_stimuli, n_times, n_neurons, n_repeats)."
+        )
+    _check_not_bool(est)
+    check_net_params(net_params)
+    check_callbacks(est.callbacks)
+    device = resolve_device(est.device)
+    if est.loss == "poisson" and est.nonlinearity == "identity":
+        raise ValueError(
+            "loss='poisson' needs a positive predicted rate, which nonlinearity='identity' "
+            "does not guarantee; use nonlinearity='softplus' or 'exp' (or loss='mse')."
+        )
+    if est.prefilter is not None:
+        check_dt_ms(est.dt_ms, est.freq_range)  # checks freq_range too
+    linear = is_linear(est)
+    solver = resolve_solver(est.solver, est.kernel, linear)
+    if not linear and SOLVERS[solver].closed_form:
+        raise ValueError(
+            f"solver={est.solver!r} fits linear least-squares models only, but "
+            f"nonlinearity={est.nonlinearity!r}, loss={est.loss!r}, "
+            f"prefilter={est.prefilter!r}; use solver='gradient' or 'auto' (which "
+            "starts gradient training from the closed-form linear solution)."
+        )
+    init = est.init if est.init != "auto" else (
+        "closed_form" if est.kernel == "parametric" or not linear else "random")
+    gradient = not SOLVERS[solver].closed_form
+    return FitOptions(device, linear, solver, init == "closed_form", holds_out=gradient or est.cv is None)
 
 
 @dataclass(frozen=True)
@@ -30,24 +105,24 @@ class FitPlan:
 
     Attributes
     ----------
-    solver : {"ridge", "als", "gradient"}
-        How the kernel is fitted.
+    options : FitOptions
+        The decisions made from the options alone (device, solver, ...).
     closed_form : bool
         Whether a closed-form solution is computed: the fit itself (ridge, ALS) or the
         start of gradient training.
-    linear : bool
-        Whether the model is linear and fitted by least squares: only such a model has the
-        closed-form solvers and the frame-free statistics training step.
     alphas : ndarray of shape (n_alphas,)
         Penalty grid (one value for a single penalty).
+    form : QuadraticForm
+        The penalty's shape (:func:`skstrf._penalty.penalty_form`).
     warm : bool
         Whether gradient training continues the previous fit.
-    device : str
-        Torch device.
     seed : int
         Seed of the kernel's random start and of the stimulus shuffling.
     train, valid : ndarray of int
-        Indices of the training and validation stimuli.
+        Indices of the training and validation stimuli (after ``cut``).
+    cut : int or None
+        For one recording with a validation block: the frame where the training block ends
+        (the recording becomes two stimuli); None otherwise.
     separable_shape : (n_freqs, n_lags, rank) or None
         For ALS: the shape of the separable kernel.
     folds : list of (ndarray, ndarray) or None
@@ -66,15 +141,15 @@ class FitPlan:
         Keyword arguments of :func:`skstrf._net.build_net` (routed skorch parameters included).
     """
 
-    solver: str
+    options: FitOptions
     closed_form: bool
-    linear: bool
-    alphas: torch.Tensor
+    alphas: np.ndarray
+    form: QuadraticForm
     warm: bool
-    device: str
     seed: int
     train: np.ndarray
     valid: np.ndarray
+    cut: int | None
     separable_shape: tuple[int, int, int] | None
     folds: list | None
     n_blocks: int
@@ -84,14 +159,48 @@ class FitPlan:
     net: dict
 
     @property
+    def solver(self) -> str:
+        return self.options.solver
+
+    @property
+    def device(self) -> str:
+        return self.options.device
+
+    @property
+    def linear(self) -> bool:
+        return self.options.linear
+
+    @property
     def choose_penalty(self) -> bool:
         """Whether the penalty is chosen from a grid (by the closed-form solvers)."""
-        return self.alphas.numel() > 1
+        return self.alphas.size > 1
 
     @property
     def statistics(self) -> bool:
         """Whether the fit uses the training stimuli's sufficient statistics."""
         return self.closed_form or self.linear or self.choose_penalty
+
+    @property
+    def solve(self):
+        """The closed-form solve of this fit (:data:`skstrf._solvers.SOLVERS`): the
+        solver's own, or ridge to start gradient training from."""
+        return (SOLVERS[self.solver] if SOLVERS[self.solver].closed_form else SOLVERS["ridge"]).solve
+
+    @property
+    def penalty(self) -> Penalty:
+        """The penalty training starts with: the single ``alpha``, or none until a closed
+        form chooses one per neuron."""
+        return Penalty(self.form, float(self.alphas[0]) if self.alphas.size == 1 else 0.0)
+
+    def make_prefilter(self, n_freqs: int):
+        """A new front end of this fit (None without one), at its initial parameters."""
+        return make_prefilter(self.model["prefilter"], n_freqs, dt_ms=float(self.model["dt_ms"]),
+                              freq_range=self.model["freq_range"])
+
+    @property
+    def model_options(self) -> dict:
+        """Keyword arguments of :func:`skstrf._model.build_model` (its front end aside)."""
+        return {k: v for k, v in self.model.items() if k not in ("prefilter", "dt_ms", "freq_range")}
 
     def row_groups(self) -> tuple[np.ndarray | None, list | None]:
         """How the training statistics' rows may be summed, and the folds over the sums.
@@ -116,37 +225,75 @@ class FitPlan:
         return fold_groups(self.folds, n_rows)
 
 
-def make_plan(est, X, y, net_params: dict, groups=None) -> tuple[FitPlan, StimulusSet]:
-    """Check ``est``'s options against each other and the data; return the plan and the data.
-
-    Every option-compatibility check of a fit is here, so that a bad combination is
-    reported before any data are converted or any model is built.
+def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, groups=None) -> FitPlan:
+    """Check ``est``'s options against the data's shape, and decide everything else.
 
     Parameters
     ----------
     est : STRFRegressor
         The estimator about to be fitted (its parameters, and its previous fit for a warm start).
-    X, y : array-like
-        The data passed to ``fit``.
+    options : FitOptions
+        From :func:`fit_options`.
+    shape : DataShape
+        The data's shape and the valid length of each stimulus.
     net_params : dict
         The estimator's routed skorch parameters.
-    groups : array-like of shape (n_stimuli,) or None, default=None
-        The group of each stimulus, for ``est.cv``'s splitter (:func:`check_groups`).
+    groups : ndarray of shape (n_stimuli,) or None, default=None
+        The group of each stimulus for ``est.cv``'s splitter, checked by :func:`check_groups`.
 
     Returns
     -------
-    plan : FitPlan
-    data : StimulusSet
-        The validated data.
+    FitPlan
     """
-    device = check_fit_options(est, y, net_params)
-    if groups is not None:  # checked before the data are read: X's shape only
-        shape = getattr(X, "shape", None)
-        groups = check_groups(groups, est.cv, None if shape is None else tuple(shape))
-    data = check_X_y(X, y)
-    if est.loss == "poisson":
-        check_non_negative(data.y)
-    return plan_fit(est, data, device, net_params, groups=groups)
+    _check_shape_options(est, shape)
+    gradient = not SOLVERS[options.solver].closed_form
+    # A closed-form solution does not depend on where it starts: only gradient training
+    # has a state to continue.
+    warm = bool(est.warm_start) and hasattr(est, "net_") and gradient
+    if warm and (shape.n_freqs != est.n_features_in_ or shape.n_neurons != est.n_neurons_):
+        raise ValueError(
+            "warm_start=True needs the same number of frequency bands and neurons as the "
+            f"previous fit ({est.n_features_in_} and {est.n_neurons_}); got "
+            f"{shape.n_freqs} and {shape.n_neurons}."
+        )
+    if options.holds_out:
+        train, valid, cut = validation_split(shape.lengths, est.validation_fraction)
+    else:  # cross-validation chooses the penalty: no stimulus needs to be held out
+        train, valid, cut = np.arange(shape.n_stimuli), np.arange(0), None
+    lengths = shape.lengths if cut is None else np.array([cut, int(shape.lengths[0]) - cut])
+    if est.alpha is not None and np.size(est.alpha) == 1:
+        folds, n_blocks = None, 1  # one penalty: nothing to cross-validate, cv is not used
+    else:
+        folds, n_blocks = _folds(est.cv, lengths[train], None if groups is None else groups[train])
+    alphas = alpha_grid(est.alpha, gradient=gradient, closed_start=options.closed_start,
+                        has_valid=valid.size > 0, has_folds=folds is not None)
+    seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
+    channels = len(PREFILTERS[est.prefilter].channel_names) if est.prefilter is not None else 1
+    form = penalty_form(est, (channels, shape.n_freqs, est.n_lags))
+    model = dict(kernel=est.kernel, n_lags=est.n_lags, rank=est.rank, n_gaussians=est.n_gaussians,
+                 nonlinearity=est.nonlinearity, prefilter=est.prefilter, dt_ms=est.dt_ms,
+                 freq_range=est.freq_range, seed=seed)
+    net = dict(device=options.device, loss=est.loss, lr=est.lr, max_epochs=est.max_epochs,
+               batch_size=est.batch_size, patience=est.patience, callbacks=est.callbacks,
+               verbose=est.verbose, net_params=net_params, seed=seed)
+    return FitPlan(
+        options=options,
+        closed_form=not warm and (not gradient or options.closed_start),
+        alphas=alphas,
+        form=form,
+        warm=warm,
+        seed=seed,
+        train=train,
+        valid=valid,
+        cut=cut,
+        separable_shape=(shape.n_freqs, est.n_lags, est.rank) if options.solver == "als" else None,
+        folds=folds if alphas.size > 1 else None,
+        n_blocks=n_blocks if alphas.size > 1 else 1,
+        per_neuron=bool(est.alpha_per_neuron),
+        pooling=float(est.alpha_pooling),
+        model=model,
+        net=net,
+    )
 
 
 def check_groups(groups, cv, x_shape: tuple[int, ...] | None) -> np.ndarray | None:
@@ -178,7 +325,7 @@ def check_groups(groups, cv, x_shape: tuple[int, ...] | None) -> np.ndarray | No
                 "is a list of folds, which takes no groups")
         raise ValueError(f"groups are passed to cv's splitter, but cv={cv!r} {kind}; pass a group "
                          "splitter, e.g. cv=GroupKFold(5), or no groups.")
-    if x_shape is not None and (len(x_shape) == 2 or (len(x_shape) == 3 and x_shape[0] == 1)):
+    if x_shape is not None and is_one_recording(x_shape):
         raise ValueError("groups label stimuli, but X is one continuous recording (a single "
                          "stimulus): its folds are contiguous time blocks, not groups.")
     if x_shape is not None and len(x_shape) == 3 and groups.size != x_shape[0]:
@@ -194,93 +341,31 @@ def check_groups(groups, cv, x_shape: tuple[int, ...] | None) -> np.ndarray | No
     return groups
 
 
-def check_fit_options(est, y, net_params: dict) -> str:
-    """The checks of :func:`make_plan` that need no data: the options against each other.
+def check_callbacks(callbacks: list | None) -> None:
+    """Raise a ValueError naming the first entry of ``callbacks`` that skorch cannot use.
 
-    Returns the torch device of the fit. Separate so that data that are not in memory
-    (:mod:`skstrf._chunked`) get the same errors before any of them is read.
+    skorch takes callback instances, callback classes and ``(name, callback)`` pairs.
     """
-    if y is None:
+    for i, entry in enumerate(callbacks or []):
+        named = isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
+        callback = entry[1] if named else entry
+        if isinstance(callback, Callback) or (isinstance(callback, type) and issubclass(callback, Callback)):
+            continue
         raise ValueError(
-            f"{type(est).__name__} requires y to be passed, but the target y is None; "
-            "pass responses of shape (n_stimuli, n_times, n_neurons, n_repeats)."
+            f"callbacks[{i}] is {entry!r}, which is not a skorch callback: pass instances (or "
+            "classes) of skorch.callbacks.Callback, or (name, callback) pairs."
         )
-    _check_not_bool(est)
-    check_net_params(net_params)
-    check_callbacks(est.callbacks)
-    device = resolve_device(est.device)
-    if est.loss == "poisson" and est.nonlinearity == "identity":
-        raise ValueError(
-            "loss='poisson' needs a positive predicted rate, which nonlinearity='identity' "
-            "does not guarantee; use nonlinearity='softplus' or 'exp' (or loss='mse')."
-        )
-    if est.prefilter is not None:
-        check_dt_ms(est.dt_ms, est.freq_range)  # checks freq_range too
-    return device
 
 
-def plan_fit(est, data: StimulusSet, device: str, net_params: dict,
-             x_moments: FrameMoments | None = None, groups: np.ndarray | None = None
-             ) -> tuple[FitPlan, StimulusSet]:
-    """The rest of :func:`make_plan`: the options against validated ``data``.
-
-    ``x_moments``: X's :class:`~skstrf._validation.FrameMoments` when already known; then
-    only ``data``'s shape and lengths are read (see :mod:`skstrf._chunked`). ``groups``: the
-    group of each stimulus, for ``est.cv``'s splitter, already checked against X's shape by
-    :func:`check_groups` (its callers do so before the data are read).
-    """
-    _check_shape_options(est, data)
-    if est.prefilter is None:
-        check_stimulus_level(data, est.n_lags, x_moments)
-    linear = is_linear(est)
-    solver = resolve_solver(est, linear)
-    # A closed-form solution does not depend on where it starts: only gradient training
-    # has a state to continue.
-    warm = bool(est.warm_start) and hasattr(est, "net_") and solver == "gradient"
-    if warm and (data.X.shape[2] != est.n_features_in_ or data.y.shape[2] != est.n_neurons_):
+def check_net_params(params: dict) -> dict:
+    """Return ``params`` after checking every name is routed to the net by a skorch prefix."""
+    unknown = sorted(key for key in params if not key.startswith(NET_PARAM_PREFIXES))
+    if unknown:
         raise ValueError(
-            "warm_start=True needs the same number of frequency bands and neurons as the "
-            f"previous fit ({est.n_features_in_} and {est.n_neurons_}); got "
-            f"{data.X.shape[2]} and {data.y.shape[2]}."
+            f"unknown parameter(s) {unknown} for STRFRegressor: extra keyword parameters are "
+            f"passed to the skorch net and must start with one of {list(NET_PARAM_PREFIXES)}."
         )
-    closed_start = _resolve_init(est, linear) == "closed_form"
-    if solver != "gradient" and est.cv is not None:
-        # Cross-validation chooses the penalty: no stimulus needs to be held out.
-        train, valid = np.arange(data.n_stimuli), np.arange(0)
-    else:
-        data, train, valid = validation_split(data, est.validation_fraction)
-    if est.alpha is not None and np.size(est.alpha) == 1:
-        folds, n_blocks = None, 1  # one penalty: nothing to cross-validate, cv is not used
-    else:
-        folds, n_blocks = _folds(est.cv, data.lengths[train], None if groups is None else groups[train])
-    alphas = _penalties(est, solver, closed_start, has_valid=valid.size > 0, has_folds=folds is not None)
-    seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
-    model = dict(kernel=est.kernel, n_lags=est.n_lags, rank=est.rank, n_gaussians=est.n_gaussians,
-                 nonlinearity=est.nonlinearity, prefilter=est.prefilter, dt_ms=est.dt_ms,
-                 freq_range=est.freq_range, seed=seed)
-    net = dict(device=device, loss=est.loss, lr=est.lr, max_epochs=est.max_epochs,
-               batch_size=est.batch_size, patience=est.patience,
-               alpha=float(alphas[0]) if alphas.size == 1 else 0.0, callbacks=est.callbacks,
-               verbose=est.verbose, net_params=net_params, seed=seed)
-    plan = FitPlan(
-        solver=solver,
-        closed_form=not warm and (solver != "gradient" or closed_start),
-        linear=linear,
-        alphas=torch.as_tensor(alphas, dtype=torch.float64, device=device),
-        warm=warm,
-        device=device,
-        seed=seed,
-        train=train,
-        valid=valid,
-        separable_shape=(data.X.shape[2], est.n_lags, est.rank) if solver == "als" else None,
-        folds=folds if alphas.size > 1 else None,
-        n_blocks=n_blocks if alphas.size > 1 else 1,
-        per_neuron=bool(est.alpha_per_neuron),
-        pooling=float(est.alpha_pooling),
-        model=model,
-        net=net,
-    )
-    return plan, data
+    return params
 
 
 def resolve_device(device: str) -> str:
@@ -307,16 +392,16 @@ def _check_not_bool(est) -> None:
             raise ValueError(f"{name}={value!r} is a bool; expected an int (e.g. {name}=1).")
 
 
-def _check_shape_options(est, data: StimulusSet) -> None:
+def _check_shape_options(est, shape: DataShape) -> None:
     """``n_lags`` and ``rank`` against the data's lengths and bands."""
-    longest = int(data.lengths.max())
+    longest = int(shape.lengths.max())
     if est.n_lags > longest:
         raise ValueError(
             f"n_lags={est.n_lags} is longer than every stimulus: the longest has "
             f"{longest} valid frames (n_samples={longest} time samples); use "
             f"n_lags <= {longest}."
         )
-    max_rank = min(data.X.shape[2], est.n_lags)
+    max_rank = min(shape.n_freqs, est.n_lags)
     if est.kernel == "separable" and est.rank > max_rank:
         raise ValueError(
             f"rank={est.rank} exceeds min(n_freqs, n_lags) = {max_rank}: a separable "
@@ -335,42 +420,6 @@ def is_linear(est) -> bool:
     # is the design.
     fixed_prefilter = est.prefilter is None or PREFILTERS[est.prefilter].linear_map
     return est.nonlinearity == "identity" and est.loss == "mse" and fixed_prefilter
-
-
-def resolve_solver(est, linear: bool) -> str:
-    """The solver a fit of ``est`` uses ("ridge", "als" or "gradient"), ``solver="auto"``
-    resolved; raises ValueError when ``est.solver`` cannot fit its model.
-
-    Parameters
-    ----------
-    est : STRFRegressor
-    linear : bool
-        :func:`is_linear` of ``est``.
-    """
-    compatible = {"ridge": "vanilla", "als": "separable"}
-    if not linear:
-        if est.solver in compatible:
-            raise ValueError(
-                f"solver={est.solver!r} fits linear least-squares models only, but "
-                f"nonlinearity={est.nonlinearity!r}, loss={est.loss!r}, "
-                f"prefilter={est.prefilter!r}; use solver='gradient' or 'auto' (which "
-                "starts gradient training from the closed-form linear solution)."
-            )
-        return "gradient"
-    if est.solver == "auto":
-        return {"vanilla": "ridge", "separable": "als"}.get(est.kernel, "gradient")
-    if est.solver in compatible and compatible[est.solver] != est.kernel:
-        raise ValueError(
-            f"solver={est.solver!r} fits the {compatible[est.solver]!r} kernel only, but "
-            f"kernel={est.kernel!r}; use solver='gradient' or 'auto'."
-        )
-    return est.solver
-
-
-def _resolve_init(est, linear: bool) -> str:
-    if est.init == "auto":
-        return "closed_form" if est.kernel == "parametric" or not linear else "random"
-    return est.init
 
 
 def _folds(cv, lengths: np.ndarray, groups: np.ndarray | None = None) -> tuple[list | None, int]:
@@ -465,31 +514,3 @@ def fold_groups(folds, n_rows: int) -> tuple[np.ndarray, list]:
     group_folds = [(np.flatnonzero(keys[:, 2 * k]), np.flatnonzero(keys[:, 2 * k + 1]))
                    for k in range(len(folds))]
     return groups.reshape(-1), group_folds
-
-
-def _penalties(est, solver: str, closed_start: bool, has_valid: bool, has_folds: bool) -> np.ndarray:
-    """The penalty grid (1-D, non-empty) this fit uses."""
-    if est.alpha is None:
-        if has_folds:
-            return DEFAULT_ALPHAS.copy()
-        if solver == "gradient" and not closed_start:
-            return np.zeros(1)
-        return DEFAULT_ALPHAS.copy() if has_valid else np.array([1e-3])
-    alphas = np.atleast_1d(np.asarray(est.alpha, dtype=np.float64))
-    if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
-        raise ValueError(
-            f"alpha must be a non-negative float or a non-empty 1-D sequence of them; got {est.alpha!r}"
-        )
-    if alphas.size > 1 and solver == "gradient" and not has_folds:
-        raise ValueError(
-            f"solver='gradient' trains with a single penalty, but alpha has {alphas.size} values "
-            "and cv=None; pass cv (the penalty is then chosen by cross-validating the linear "
-            "model), search a grid with GridSearchCV, or use solver='ridge'/'als'."
-        )
-    if alphas.size > 1 and not (has_valid or has_folds):
-        raise ValueError(
-            "choosing alpha from a grid needs validation stimuli or cross-validation folds, but "
-            "cv=None and none is held out (validation_fraction=None or a single stimulus); "
-            "pass cv or a single alpha."
-        )
-    return alphas

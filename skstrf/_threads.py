@@ -1,31 +1,28 @@
 """How many threads torch and the BLAS may use: the user's setting, else the CPUs this process owns.
 
-Four rules keep a fit fast on a busy machine (more runnable threads than cores):
+Four rules keep a fit fast on a busy machine (more runnable threads than cores); the
+measurements behind them are in the user guide ("Solvers", threads) and
+``benchmarks/RESULTS.md`` ("On a busy machine"):
 
 - never more threads than the CPUs this process may use (:func:`capped_threads`: its
   affinity mask and cgroup quota; a user's setting wins when it is lower);
 - never more threads than the CPUs that other processes leave free right now
   (:func:`runnable_elsewhere`, read from Linux's ``/proc/loadavg``): OpenMP threads wait
   for each other at every parallel step, so a thread that shares its core with a busy
-  process makes the whole team wait. At NS1 size on 2 cores the default fit took 0.47 s
-  with 2 threads and 0.60 s with 1 on a quiet machine, but 1.0 s (2 threads) against
-  0.62 s (1 thread) beside one busy process, and a median of 10 s (up to 22 s) against
-  1.6 s beside four (``benchmarks/limits.py``, "On a busy machine");
+  process makes the whole team wait;
 - no fine-grained parallelism in LAPACK's symmetric eigensolver: it synchronises its
   threads at every step of the tridiagonal reduction, and a thread that lost its core
-  stalls the others (2 threads measured 6 to 30 times slower than 1 at a load of twice
-  the cores, for torch's MKL and numpy's OpenBLAS alike). The independent work of the
-  cross-validation folds (each fold's decomposition and its held-out products) and the
-  refit's decomposition therefore run side by side, one thread each
-  (:func:`skstrf._solvers.cross_validated_path`, :func:`skstrf._solvers.eigh_many`); the
-  other large matrix products, which synchronise rarely, keep the thread count;
+  stalls the others. The independent work of the cross-validation folds (each fold's
+  decomposition and its held-out products) and the refit's decomposition therefore run
+  side by side, one thread each (:func:`skstrf._solvers.cross_validated_scores`,
+  :func:`skstrf._solvers.eigh_many`); the other large matrix products, which synchronise
+  rarely, keep the thread count;
 - independent tasks (threads that never wait for each other, such as those folds or the
-  chunks of stimuli of :func:`skstrf._gram.lagged_statistics`) run side by side
-  (:func:`side_by_side`) on every CPU this process may use (:func:`allowed_threads`), even
-  when other processes keep some busy: a task whose core is taken delays only itself, and
-  the scheduler then shares the busy machine's cores among more of this fit's threads. On
-  2 cores beside 3 busy processes this took the default fit at NS1 size from 0.99 s to
-  0.69 s, 2.8 times its quiet 0.25 s (``benchmarks/limits.py``, "On a busy machine").
+  chunks of stimuli of :func:`skstrf._design.lagged_statistics`) run side by side
+  (:func:`side_by_side`) on every CPU this process may use (:func:`allowed_threads`, the
+  workers of :func:`fit_threads`), even when other processes keep some busy: a task whose
+  core is taken delays only itself, and the scheduler then shares the busy machine's cores
+  among more of this fit's threads.
 
 Torch's thread count is one setting for the whole process: the functions here set and
 restore it, so fits are not meant to run in several threads of one process at once (run
@@ -39,12 +36,13 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["n_threads", "cpu_quota", "runnable_elsewhere", "allowed_threads", "capped_threads",
-           "limit_threads", "side_by_side"]
+           "limit_threads", "fit_threads", "task_workers", "task_workers_set", "side_by_side"]
 
 #: cgroup v2, then v1 files holding the CPU quota of this process's group.
 CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
@@ -235,6 +233,49 @@ def limit_threads(n: int | None = None) -> Iterator[int]:
                 yield n
     finally:
         torch.set_num_threads(before)
+
+
+#: Threads for independent tasks in the enclosing :func:`fit_threads` (None outside one).
+_TASK_WORKERS: ContextVar[int | None] = ContextVar("skstrf_task_workers", default=None)
+
+
+@contextmanager
+def fit_threads() -> Iterator[int]:
+    """The thread settings of a fit, a prediction or a score, for the block it encloses.
+
+    Torch and the BLAS run with :func:`capped_threads` (never more than the CPUs this
+    process may use, nor than other processes leave free), restored afterwards; independent
+    tasks (:func:`side_by_side`) run on :func:`allowed_threads` workers, read by
+    :func:`task_workers` anywhere inside the block, so that no signature carries them.
+
+    Yields
+    ------
+    int
+        The number of threads torch and the BLAS use.
+    """
+    with task_workers_set(allowed_threads()), limit_threads(capped_threads()) as n:
+        yield n
+
+
+@contextmanager
+def task_workers_set(n: int) -> Iterator[int]:
+    """Run a block with ``n`` threads for independent tasks (:func:`task_workers`)."""
+    token = _TASK_WORKERS.set(int(n))
+    try:
+        yield int(n)
+    finally:
+        _TASK_WORKERS.reset(token)
+
+
+def task_workers() -> int:
+    """Threads for independent tasks: those of the enclosing :func:`fit_threads`, else
+    torch's current number of threads."""
+    workers = _TASK_WORKERS.get()
+    if workers is not None:
+        return workers
+    import torch
+
+    return torch.get_num_threads()
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,16 +13,17 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
 
+from ._layout import DataShape, responses_layout
+from ._moments import FrameMoments, is_flat, stimulus_blocks
+
 if TYPE_CHECKING:  # torch is imported where a check needs it: reading the data stays light
     import torch
 
 __all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y", "check_variation",
-           "check_non_negative", "validation_split", "masked_moments", "FrameMoments",
-           "to_user_layout", "responses_layout", "check_stimuli_shape", "check_responses_shape",
-           "check_dtype", "tensor_to_read", "feature_names", "check_feature_names", "user_stacklevel"]
+           "check_non_negative", "validation_split", "masked_moments", "check_stimuli_shape",
+           "check_responses_shape", "check_dtype", "tensor_to_read", "feature_names",
+           "check_feature_names", "user_stacklevel"]
 
-# y.ndim - X.ndim -> how y's trailing axes are read
-_Y_LAYOUTS = {-1: "neuron", 0: "psth", 1: "repeats"}
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,27 @@ class StimulusSet:
         # the dataclass is frozen; the cache is not a field, so it bypasses __setattr__
         self.__dict__["_psth"] = psth
         return psth
+
+    @property
+    def shape(self) -> DataShape:
+        """The data's :class:`~skstrf._layout.DataShape` (what planning a fit reads)."""
+        S, T, F = self.X.shape
+        N, R = (1, 1) if self.y is None else self.y.shape[2:]
+        return DataShape(self.lengths, T, F, N, R, self.x_ndim, self.y_layout)
+
+    def cut(self, at: int) -> "StimulusSet":
+        """One recording as two stimuli: its frames before ``at``, then the rest (NaN-padded)."""
+        length = int(self.lengths[0])
+        n_times = max(at, length - at)
+
+        def halves(a: np.ndarray) -> np.ndarray:
+            out = np.full((2, n_times, *a.shape[2:]), np.nan)
+            out[0, :at] = a[0, :at]
+            out[1, :length - at] = a[0, at:length]
+            return out
+
+        y = None if self.y is None else halves(self.y)
+        return StimulusSet(halves(self.X), np.array([at, length - at]), self.x_ndim, y, self.y_layout)
 
     def subset(self, index: np.ndarray) -> "StimulusSet":
         """Return the stimuli selected by ``index`` (axis 0), trimmed to their longest length.
@@ -407,42 +429,6 @@ def check_responses_shape(y_shape: tuple[int, ...], y4_shape: tuple[int, ...], X
         raise ValueError(f"y has shape {tuple(y_shape)} with an empty neuron or repeat axis.")
 
 
-def responses_layout(y: np.ndarray, x_ndim: int) -> tuple[np.ndarray, str]:
-    """Read y's layout from its dimensions relative to X's and bring it to the stimulus layout.
-
-    This is the one place where the data contract's rule is applied: ``y.ndim - x_ndim`` is
-    -1 (one neuron), 0 (a PSTH per neuron) or +1 (a repeats axis last).
-
-    Parameters
-    ----------
-    y : ndarray
-        Responses.
-    x_ndim : int
-        Number of dimensions of the matching X (2: one recording, 3: stimuli).
-
-    Returns
-    -------
-    y : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
-        A view of the input (``n_repeats`` and ``n_neurons`` are 1 where y had no such axis).
-    layout : {"neuron", "psth", "repeats"}
-    """
-    offset = y.ndim - x_ndim
-    if x_ndim not in (2, 3) or offset not in _Y_LAYOUTS:
-        expected = ", ".join(str(x_ndim + k) for k in sorted(_Y_LAYOUTS))
-        axes = "stimuli, frames" if x_ndim == 3 else "frames"
-        raise ValueError(
-            f"y has {y.ndim} dimension(s) but X has {x_ndim}; expected {expected} "
-            f"(X's {axes}, then optionally neurons, then optionally repeats)."
-        )
-    layout = _Y_LAYOUTS[offset]
-    y4 = y[None] if x_ndim == 2 else y
-    if layout == "neuron":
-        y4 = y4[..., None, None]
-    elif layout == "psth":
-        y4 = y4[..., None]
-    return y4, layout
-
-
 def _check_magnitude(a: np.ndarray, name: str) -> None:
     """Reject finite values too large for the float32 arithmetic of training and prediction."""
     # nanmax/nanmin reduce without allocating an |a| copy of a possibly large y
@@ -476,7 +462,7 @@ def _complete_psth(y: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
     psth = np.empty(y.shape[:3]) if n_repeats > 1 else y[..., 0]
     frames = np.arange(n_times)
     peak = 0.0
-    for block in _stimulus_blocks(y):
+    for block in stimulus_blocks(y):
         part = tensor_to_read(y[block])
         if n_repeats > 1:  # NaN and inf propagate into the sum, as the check needs
             torch.sum(part, dim=-1, out=torch.from_numpy(psth[block]))  # psth is ours: writable
@@ -521,7 +507,7 @@ def _check_response_values(y: np.ndarray, lengths: np.ndarray, layout: str) -> N
     are a block's size (the errors are those of the whole array, in this order)."""
     n_times = y.shape[1]
     infinite, pad_finite, n_valid_nan, peak = False, None, [], 0.0
-    for block in _stimulus_blocks(y):
+    for block in stimulus_blocks(y):
         part = y[block]
         infinite = infinite or bool(np.isinf(part).any())
         valid = (np.arange(n_times)[None, :] < lengths[block, None])[..., None, None]  # (s, T, 1, 1)
@@ -586,33 +572,34 @@ def _check_response_nans(n_valid_nan: np.ndarray, lengths: np.ndarray, layout: s
         )
 
 
-def validation_split(data: StimulusSet, fraction: float | None
-                     ) -> tuple[StimulusSet, np.ndarray, np.ndarray]:
+def validation_split(lengths: np.ndarray, fraction: float | None
+                     ) -> tuple[np.ndarray, np.ndarray, int | None]:
     """Hold out the last ``fraction`` of the stimuli (or of one recording's frames) for validation.
 
     At least one stimulus is held out and at least one is kept for training. One continuous
     recording (a single stimulus) is split in time instead: its last ``fraction`` of frames
-    (at least ``2`` and leaving at least ``2``) become a second, validation stimulus, whose
-    first frames then see zero history like the start of any stimulus.
+    (at least ``2`` and leaving at least ``2``) become a second, validation stimulus
+    (:meth:`StimulusSet.cut`).
 
     Parameters
     ----------
-    data : StimulusSet
+    lengths : ndarray of int of shape (n_stimuli,)
+        Valid frames of each stimulus.
     fraction : float or None
         None holds nothing out.
 
     Returns
     -------
-    data : StimulusSet
-        ``data``, or the recording cut into a training and a validation block.
     train, valid : ndarray of int
-        Indices of the training and validation stimuli of the returned ``data``.
+        Indices of the training and validation stimuli (after the cut, if any).
+    cut : int or None
+        For one recording: the frame where the training block ends, None when nothing is cut.
     """
-    n_stimuli = data.n_stimuli
+    n_stimuli = lengths.size
     if fraction is None:
-        return data, np.arange(n_stimuli), np.arange(0)
+        return np.arange(n_stimuli), np.arange(0), None
     if n_stimuli == 1:
-        length = int(data.lengths[0])
+        length = int(lengths[0])
         n_valid = int(round(fraction * length))
         if n_valid < 2 or length - n_valid < 2:
             warnings.warn(
@@ -622,25 +609,10 @@ def validation_split(data: StimulusSet, fraction: float | None
                 UserWarning,
                 stacklevel=user_stacklevel(),
             )
-            return data, np.arange(1), np.arange(0)
-        return _cut_recording(data, length - n_valid), np.arange(1), np.arange(1, 2)
+            return np.arange(1), np.arange(0), None
+        return np.arange(1), np.arange(1, 2), length - n_valid
     n_valid = min(max(1, int(round(fraction * n_stimuli))), n_stimuli - 1)
-    return data, np.arange(n_stimuli - n_valid), np.arange(n_stimuli - n_valid, n_stimuli)
-
-
-def _cut_recording(data: StimulusSet, cut: int) -> StimulusSet:
-    """One recording as two stimuli: frames before ``cut``, then the rest (NaN-padded)."""
-    length = int(data.lengths[0])
-    n_times = max(cut, length - cut)
-
-    def halves(a: np.ndarray) -> np.ndarray:
-        out = np.full((2, n_times, *a.shape[2:]), np.nan)
-        out[0, :cut] = a[0, :cut]
-        out[1, :length - cut] = a[0, cut:length]
-        return out
-
-    y = None if data.y is None else halves(data.y)
-    return StimulusSet(halves(data.X), np.array([cut, length - cut]), data.x_ndim, y, data.y_layout)
+    return np.arange(n_stimuli - n_valid), np.arange(n_stimuli - n_valid, n_stimuli), None
 
 
 #: Median over bands of |mean| / standard deviation beyond which X's level is reported.
@@ -654,7 +626,7 @@ ZERO_ABOVE_MEAN = 1.0
 BELOW_ZERO_SHARE = 0.8
 
 
-def check_stimulus_level(data: StimulusSet, n_lags: int, moments: "FrameMoments | None" = None) -> None:
+def check_stimulus_level(data: StimulusSet | None, n_lags: int, moments: "FrameMoments | None" = None) -> None:
     """Warn when X's level dwarfs its variation (a large offset) and the model has history.
 
     The history before each stimulus is zero in X's units: with a level far from zero, each
@@ -662,12 +634,12 @@ def check_stimulus_level(data: StimulusSet, n_lags: int, moments: "FrameMoments 
     ``n_lags - 1`` frames and the fit. Otherwise, warns when zero is louder than nearly all
     of X (a log spectrogram with silence far below zero; :data:`ZERO_ABOVE_MEAN`,
     :data:`BELOW_ZERO_SHARE`, the latter checked only when ``data`` holds its values).
-    ``moments``: X's :class:`FrameMoments` when already known (data that are not in
-    memory); by default computed from ``data``.
+    ``moments``: X's :class:`FrameMoments` when already known; by default computed from
+    ``data``, which is None for data that are not in memory.
     """
     if n_lags < 2:
         return
-    in_memory = moments is None
+    in_memory = data is not None
     moments = FrameMoments.of(data.X, data.frame_mask) if moments is None else moments
     mean, std = moments.standardisation()
     ratio = float(np.median(np.abs(mean) / std))
@@ -733,96 +705,9 @@ def _share_below_zero(data: StimulusSet) -> np.ndarray:
     at a time (temporaries of a block's size)."""
     mask = data.frame_mask
     below = np.zeros(data.X.shape[2])
-    for block in _stimulus_blocks(data.X):
+    for block in stimulus_blocks(data.X):
         below += np.sum(data.X[block] < 0, axis=(0, 1), where=mask[block][..., None])
     return below / max(int(mask.sum()), 1)
-
-
-def _is_flat(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """True where a standard deviation is numerically zero next to its mean (rounding only).
-
-    Relative to the mean alone, so that the test does not depend on the data's units: a
-    band or a neuron in SI units (values of 1e-12, say) varies as much as in any other unit.
-    A band that is nearly silent next to the others gets :func:`check_variation`'s
-    warning about nearly constant bands instead.
-    """
-    return ~(std > 1e-12 * np.abs(mean))
-
-
-@dataclass(frozen=True)
-class FrameMoments:
-    """Number of valid frames, mean and centred sum of squares of each entry over them.
-
-    The moments of a set of stimuli from those of its parts (:meth:`merge`), so that data
-    that arrive in chunks (see :mod:`skstrf._chunked`) are standardised exactly as the
-    whole would be.
-
-    Attributes
-    ----------
-    count : int
-        Number of valid frames.
-    mean : ndarray of shape (n_entries,)
-    m2 : ndarray of shape (n_entries,)
-        Sum over the valid frames of the squared deviations from ``mean``.
-    """
-
-    count: int
-    mean: np.ndarray
-    m2: np.ndarray
-
-    @classmethod
-    def of(cls, a: np.ndarray, mask: np.ndarray) -> "FrameMoments":
-        """Moments of ``a`` (n_stimuli, n_times, n_entries) over the frames where ``mask``
-        (n_stimuli, n_times) is True.
-
-        Masked reductions over blocks of stimuli: the temporaries are one block's size
-        (about :data:`BLOCK_BYTES`), never a copy of ``a``.
-        """
-        mask = np.asarray(mask, dtype=bool)
-        count = int(mask.sum())
-        where = mask[..., None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.sum(a, axis=(0, 1), where=where, dtype=np.float64) / count
-            m2 = np.zeros(a.shape[2:], dtype=np.float64)
-            for block in _stimulus_blocks(a):
-                deviation = np.subtract(a[block], mean, dtype=np.float64)
-                np.multiply(deviation, deviation, out=deviation)
-                m2 += np.sum(deviation, axis=(0, 1), where=where[block])
-        return cls(count, mean, m2)
-
-    def merge(self, other: "FrameMoments") -> "FrameMoments":
-        """Moments of the union of both sets of frames (Chan, Golub & LeVeque's update)."""
-        count = self.count + other.count
-        if self.count == 0 or other.count == 0:
-            return self if other.count == 0 else other
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (other.count / count)
-        m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / count)
-        return FrameMoments(count, mean, m2)
-
-    @property
-    def std(self) -> np.ndarray:
-        """Standard deviation of each entry (ddof=0)."""
-        return np.sqrt(self.m2 / self.count)
-
-    def standardisation(self, relative_floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and scale of each entry, as :func:`masked_moments` returns them."""
-        scale = self.std
-        flat = _is_flat(self.mean, scale)
-        if relative_floor > 0 and not flat.all():
-            scale = np.maximum(scale, relative_floor * np.median(scale[~flat]))
-        return self.mean, np.where(flat, 1.0, scale)
-
-
-#: Bytes of data that a blockwise pass over an array (:func:`_stimulus_blocks`) reads at a time.
-BLOCK_BYTES = 32 * 2**20
-
-
-def _stimulus_blocks(a: np.ndarray) -> list[slice]:
-    """Slices of whole stimuli (axis 0) of ``a`` of about :data:`BLOCK_BYTES` each."""
-    per_stimulus = max(1, a[:1].nbytes)
-    step = max(1, BLOCK_BYTES // per_stimulus)
-    return [slice(i, i + step) for i in range(0, a.shape[0], step)]
 
 
 def masked_moments(a: np.ndarray, mask: np.ndarray, *, relative_floor: float = 0.0
@@ -853,34 +738,21 @@ def masked_moments(a: np.ndarray, mask: np.ndarray, *, relative_floor: float = 0
 NEAR_CONSTANT_RATIO = 1e-3
 
 
-def to_user_layout(pred: np.ndarray, x_ndim: int, y_layout: str) -> np.ndarray:
-    """Bring predictions (n_stimuli, n_times, n_neurons) back to the layout of the user's y.
-
-    That is y's layout without the repeats axis: no stimulus axis for 2-D X (one continuous
-    recording), no neuron axis when y had none.
-    """
-    if x_ndim == 2:
-        pred = pred[0]
-    if y_layout == "neuron":
-        pred = pred[..., 0]
-    return pred
-
-
-def check_variation(train: StimulusSet, moments: "tuple[FrameMoments, FrameMoments] | None" = None) -> None:
+def check_variation(moments: "tuple[FrameMoments, FrameMoments]") -> None:
     """Reject training data with nothing to fit; warn about constant bands and neurons.
 
     A constant band or neuron is legal (a dead channel, a silent unit among many) and the
     others are still fitted, so it gets a warning; when every band or every neuron is
-    constant an STRF has nothing to explain, which is an error. ``moments``: the
-    :class:`FrameMoments` of X and of the PSTH over the training frames when already known
-    (data that are not in memory); by default computed from ``train``.
+    constant an STRF has nothing to explain, which is an error.
+
+    Parameters
+    ----------
+    moments : (FrameMoments, FrameMoments)
+        Of X and of the PSTH over the training frames.
     """
-    if moments is None:
-        mask = train.frame_mask
-        moments = FrameMoments.of(train.X, mask), FrameMoments.of(train.psth(), mask)
     x_moments, y_moments = moments
-    flat_x = _is_flat(x_moments.mean, x_moments.std)
-    flat_y = _is_flat(y_moments.mean, y_moments.std)
+    flat_x = is_flat(x_moments.mean, x_moments.std)
+    flat_y = is_flat(y_moments.mean, y_moments.std)
     if flat_x.all():
         raise ValueError(
             f"X is constant over the {x_moments.count} training frames in every one of "

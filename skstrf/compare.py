@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import Bunch
 
+from ._solvers import SOLVERS
 from .estimator import STRFRegressor
 from .metrics import cc, cc_norm
 from .model_selection import train_valid_test_indices
@@ -21,13 +22,6 @@ __all__ = ["compare_kernels", "default_variants", "beyond_linear_variants", "for
 
 # Label suffix of the rows that reproduce the seed notebook's training.
 SEED_SUFFIX = " (seed method)"
-
-SOLVER_LABELS = {
-    "ridge": "ridge",
-    "als": "ALS",
-    "gradient": "gradient",
-}
-
 
 def default_variants(kernels: Sequence[str] = ("vanilla", "separable", "parametric"), *,
                      seed_method: bool = True, max_epochs: int = 100) -> list[tuple[str, dict]]:
@@ -171,7 +165,7 @@ def compare_kernels(
         rows.append({
             "name": label,
             "kernel": est.kernel,
-            "solver": SOLVER_LABELS.get(est.solver_, est.solver_),
+            "solver": SOLVERS[est.solver_].label,
             "params_per_neuron": int(est.n_params_per_neuron_),
             "total_params": int(est.n_params_per_neuron_ * est.n_neurons_),
             "fit_s": elapsed,

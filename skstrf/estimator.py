@@ -12,19 +12,20 @@ from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._chunked import fit_chunked, is_dask_collection, predict_chunked, score_chunked
+from ._chunked import is_dask_collection, predict_chunked, score_chunked
+from ._data import fit_data
+from ._layout import to_user_layout
+from ._model import build_model, module_statistics, net_inputs
+from ._net import build_net, check_finite_model, record_closed_form_epoch, start_from_closed_form, train_net
+from ._plan import NET_PARAM_PREFIXES, check_groups, fit_options, make_plan
+from ._solvers import SOLVERS
+from ._threads import fit_threads
+from ._validation import (StimulusSet, check_feature_names, check_responses, check_stimuli, check_stimulus_level,
+                          check_variation, feature_names, user_stacklevel)
 from .kernels import KERNELS
 from .metrics import cc_norm
-from ._model import build_model, input_moments, module_statistics, net_inputs
-from ._net import (NET_PARAM_PREFIXES, build_net, check_finite_model, record_closed_form_epoch,
-                  start_from_closed_form, train_net)
 from .nonlinearities import NONLINEARITIES
-from ._plan import make_plan
 from .prefilters import PREFILTERS
-from ._solvers import solve_closed_form
-from ._threads import allowed_threads, capped_threads, limit_threads
-from ._validation import (StimulusSet, check_feature_names, check_responses, check_stimuli, check_variation,
-                         feature_names, to_user_layout, user_stacklevel)
 
 __all__ = ["STRFRegressor"]
 
@@ -335,7 +336,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "prefilter": [StrOptions(set(PREFILTERS)), None],
         "dt_ms": [Interval(numbers.Real, 0, None, closed="neither")],
         "freq_range": ["array-like"],
-        "solver": [StrOptions({"auto", "gradient", "ridge", "als"})],
+        "solver": [StrOptions({"auto", *SOLVERS})],
         "alpha": [Interval(numbers.Real, 0, None, closed="left"), "array-like", None],
         "cv": [Interval(numbers.Integral, 2, None, closed="left"), "cv_object", None],
         "alpha_per_neuron": ["boolean"],
@@ -481,78 +482,59 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             The fitted estimator.
         """
         names = feature_names(X)  # a DataFrame's band names, read before X is converted
-        if is_dask_collection(X) or is_dask_collection(y):
-            # out of core: closed-form fits from statistics reduced over the chunks
-            fit_chunked(self, X, y, self._net_params(), groups=groups)
-            self.__dict__.pop("feature_names_in_", None)
-            return self
-        # never more threads than the CPUs this process may use, nor (but for independent
-        # tasks, the workers) than other processes leave free now (see skstrf._threads)
-        workers = allowed_threads()
-        with limit_threads(capped_threads()):
-            plan, data = make_plan(self, X, y, self._net_params(), groups=groups)
-            train = data.subset(plan.train)
-            valid = data.subset(plan.valid) if plan.valid.size else None
-            # X's and the PSTH's moments over the training frames: computed once, for the
-            # checks and for the model's standardisation
-            moments = input_moments(train)
-            check_variation(train, moments)
+        options = fit_options(self, y, self._net_params())  # the options alone, before any data
+        groups = check_groups(groups, self.cv, getattr(X, "shape", None))
+        with fit_threads():
+            data = fit_data(X, y, self, options)  # in memory, or in dask chunks (out of core)
+            plan = make_plan(self, options, data.shape, self._net_params(), groups)
+            train, valid = data.split(plan)
+            prefilter = plan.make_prefilter(data.shape.n_freqs)
+            raw, inputs, psth = train.moments(prefilter)  # over the training frames
+            check_variation((raw, psth))
+            if prefilter is None:  # the history before each stimulus is zero in X's units
+                check_stimulus_level(train.stimuli, self.n_lags, raw)
             previous = self.net_ if plan.warm else None
-            # Everything random draws from generators seeded with plan.seed, owned by this fit
-            # (the kernel's start, the stimulus shuffle): never from torch's global generator.
-            module = build_model(train, **plan.model,
-                                 previous=None if previous is None else previous.module_,
-                                 moments=moments if plan.model["prefilter"] is None else None)
-            net = build_net(module, train, valid, **plan.net, previous=previous)
-            # a closed-form fit sums the rows every fold treats alike as they are computed
-            groups, folds = plan.row_groups()
-            stats = (module_statistics(net.module_, train, plan.device, n_blocks=plan.n_blocks,
-                                       groups=groups, workers=workers,
-                                       n_groups=None if groups is None else int(groups.max()) + 1)
-                     if plan.statistics else None)
+            # Everything random draws from generators seeded with plan.seed, owned by this fit.
+            module = build_model(data.shape.n_freqs, data.shape.n_neurons, (inputs, psth), prefilter=prefilter,
+                                 previous=None if previous is None else previous.module_, **plan.model_options)
+            net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous, **plan.net)
+            groups, folds = plan.row_groups()  # a closed form sums the rows every fold treats alike
+            stats = train.statistics(net.module_, plan.device, plan.n_blocks, groups) if plan.statistics else None
             solution = None
-            if plan.closed_form or plan.choose_penalty:
-                valid_stats = (None if valid is None
-                               else module_statistics(net.module_, valid, plan.device))
-                solution = solve_closed_form(stats, valid_stats, plan.alphas, folds=folds,
-                                             per_neuron=plan.per_neuron, pooling=plan.pooling,
-                                             separable_shape=plan.separable_shape, workers=workers)
-                start_from_closed_form(net, solution, train, load=plan.closed_form)
-                if groups is None:
-                    stats = stats.merge_blocks(plan.n_blocks)
+            if plan.closed_form or plan.choose_penalty:  # the fit itself, or gradient training's start
+                valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
+                solution = plan.solve(stats, valid_stats, torch.as_tensor(plan.alphas, device=plan.device),
+                                      form=plan.form, folds=folds, per_neuron=plan.per_neuron,
+                                      pooling=plan.pooling, shape=plan.separable_shape)
+                start_from_closed_form(net, solution, train.stimuli, load=plan.closed_form)
+                stats = stats.merge_blocks(plan.n_blocks) if groups is None else stats
             elif previous is not None and not plan.linear:
-                net.alpha = previous.alpha  # continue with the first fit's penalties
+                net.penalty = previous.penalty  # continue with the first fit's penalties
             if plan.solver == "gradient":
-                train_net(net, train, stats if plan.linear else None, valid)
+                train_net(net, train.stimuli, stats if plan.linear else None, valid)
             else:
                 record_closed_form_epoch(net, stats, valid)
-        # Nothing below may store a non-finite model: raise before any attribute is set.
-        check_finite_model(net.module_, self.lr)
-        self._store(net, plan, data, solution)
-        if names is None:
-            self.__dict__.pop("feature_names_in_", None)
-        else:
-            self.feature_names_in_ = names
+        check_finite_model(net.module_, self.lr)  # nothing non-finite is stored: raise first
+        self._store(net, plan, data.shape, solution, names)
         return self
 
-    def _store(self, net, plan, data: StimulusSet, solution) -> None:
+    def _store(self, net, plan, shape, solution, names) -> None:
         """Set the fitted attributes from a settled net and its closed-form solution (if any)."""
         module = net.module_
         self.net_ = net
         self.history_ = net.history
         self.device_ = plan.device
         self.solver_ = plan.solver
-        alpha = net.alpha if solution is None or plan.solver == "gradient" else solution.alpha.cpu().numpy()
-        self.alpha_ = np.broadcast_to(np.asarray(alpha, dtype=np.float64), data.y.shape[2:3]).copy()
+        self.alpha_ = net.penalty.per_neuron(shape.n_neurons)
         self.__dict__.pop("cv_scores_", None)
         self.__dict__.pop("cv_alphas_", None)
         if solution is not None and solution.scores is not None and plan.folds is not None:
-            self.cv_scores_ = solution.scores.cpu().numpy().astype(np.float64)
-            self.cv_alphas_ = plan.alphas.cpu().numpy().astype(np.float64)
+            self.cv_scores_ = np.asarray(solution.scores, dtype=np.float64)
+            self.cv_alphas_ = np.asarray(plan.alphas, dtype=np.float64)
         self.train_stimuli_, self.valid_stimuli_ = plan.train, plan.valid
-        self.y_layout_ = data.y_layout
-        self.n_features_in_ = data.X.shape[2]
-        self.n_neurons_ = data.y.shape[2]
+        self.y_layout_ = shape.y_layout
+        self.n_features_in_ = shape.n_freqs
+        self.n_neurons_ = shape.n_neurons
         with torch.no_grad():
             strfs = module.strf()
             self.strfs_ = (strfs[:, 0] if strfs.shape[1] == 1 else strfs).cpu().numpy().astype(np.float64)
@@ -567,6 +549,10 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.n_params_per_neuron_ = sum(
             p.numel() for name, p in module.named_parameters() if not name.startswith("prefilter.")
         ) // self.n_neurons_
+        if names is None:
+            self.__dict__.pop("feature_names_in_", None)
+        else:
+            self.feature_names_in_ = names
 
     # -------------------------------------------------------------- predict
     def predict(self, X) -> np.ndarray:
@@ -622,7 +608,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             NaN on padding frames.
         """
         module = self.net_.module_
-        with limit_threads(capped_threads()):
+        with fit_threads():
             pred = self.net_.predict(net_inputs(data, self.device_, module)).astype(np.float64)
         pred += module.y_offset.cpu().numpy()  # back to the data's units, in float64
         pred[~data.frame_mask] = np.nan
@@ -660,8 +646,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             raise ValueError("sample_weight is not supported by STRFRegressor.score")
         if is_dask_collection(X) or is_dask_collection(y):
             check_is_fitted(self, "net_")
-            return score_chunked(self, X, y)
-        with limit_threads(capped_threads()):  # the checks' torch reductions, as in fit
+            with fit_threads():
+                return score_chunked(self, X, y)
+        with fit_threads():  # the checks' torch reductions, as in fit
             data = check_responses(y, self.check_stimuli(X))
         if data.y.shape[2] != self.n_neurons_:
             raise ValueError(

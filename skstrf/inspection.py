@@ -13,7 +13,9 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
 from ._model import module_input, module_statistics
-from ._validation import check_responses, to_user_layout
+from ._layout import to_user_layout
+from ._solvers import SOLVERS
+from ._validation import check_responses
 
 __all__ = ["gradient_maps", "linear_drive", "output_nonlinearity", "jackknife_strfs",
            "significance_mask"]
@@ -355,8 +357,9 @@ def jackknife_strfs(estimator, X, y, *, level: float = 0.05, correction: str | N
             f"got {n_stimuli}. Split a continuous recording into blocks of stimuli "
             "(shape (n_stimuli, n_times, n_freqs)) to use it."
         )
-    if getattr(est, "solver_", None) == "ridge" and _module(est).is_linear:
-        estimates = _closed_form_jackknife(est, data)
+    solver = SOLVERS.get(getattr(est, "solver_", None))
+    if solver is not None and solver.refit is not None and _module(est).is_linear:
+        estimates = _closed_form_jackknife(est, data, solver.refit)
         method = "closed_form"
     else:
         estimates = _refit_jackknife(estimator, X, y, n_stimuli, n_jobs)
@@ -386,26 +389,23 @@ def _check_level(level: float, correction: str | None) -> None:
         raise ValueError(f"correction must be one of {list(_CORRECTIONS)}; got {correction!r}")
 
 
-def _closed_form_jackknife(est, data) -> np.ndarray:
-    """Leave-one-stimulus-out ridge STRFs from per-stimulus statistics.
+def _closed_form_jackknife(est, data, refit) -> np.ndarray:
+    """Leave-one-stimulus-out STRFs from per-stimulus statistics, by the solver's exact
+    ``refit`` (:class:`skstrf._solvers.Solver`) with the fit's penalty.
 
     Returns
     -------
     estimates : ndarray of shape (n_stimuli,) + ``est.strfs_.shape``
     """
-    from . import _solvers as solvers
-
     module = _module(est)
     device = next(module.parameters()).device
     stats = module_statistics(module, data, str(device))
-    penalty = torch.as_tensor(est.alpha_, dtype=torch.float64, device=stats.gram.device)[None]
     n_neurons, n_channels, n_freqs, n_lags = module.kernel.shape
     everything = torch.arange(data.n_stimuli, device=stats.gram.device)
     folds = []
     for left_out in range(data.n_stimuli):
         # A fold is a sum of per-stimulus statistics: the total without one stimulus.
-        m = solvers.moments(stats, everything[everything != left_out])
-        folds.append(solvers.ridge_path(m, penalty)[0].T)  # (N, D)
+        folds.append(refit(stats, everything[everything != left_out], est.net_.penalty).T)  # (N, D)
     weight = torch.stack(folds).reshape(data.n_stimuli, n_neurons, n_channels, n_freqs, n_lags)
     scale = (module.y_scale.double()[:, None, None, None]
              / module.x_scale.double().reshape(n_channels, n_freqs)[None, :, :, None])

@@ -12,7 +12,9 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils import Bunch, check_random_state
 
-from ._validation import responses_layout
+from ._layout import responses_layout
+from ._moments import merge_means
+from ._validation import user_stacklevel
 
 __all__ = [
     "cc", "cc_norm", "noise_ceiling", "noise_ceiling_interval", "noise_power", "signal_power",
@@ -147,7 +149,7 @@ def _as_repeats_layout(y_true: ArrayLike, func_name: str) -> NDArray[np.float64]
                 "trials of shape (n_stimuli, n_times, n_neurons, n_repeats); a PSTH has no "
                 "repeats to estimate the noise from.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         return y_true[np.newaxis]
     if y_true.ndim == 4:
@@ -268,82 +270,8 @@ def _check_pred(y_pred: NDArray[np.float64], valid: NDArray[np.bool_]) -> NDArra
     return np.where(valid, y_pred, 0.0)
 
 
-def _is_constant(a: NDArray[np.float64], mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    """Whether each neuron's values are all equal (or absent) over the masked frames.
-
-    Parameters
-    ----------
-    a : ndarray of shape (n_stimuli, n_times, n_neurons)
-    mask : ndarray of shape (n_stimuli, n_times, n_neurons), dtype bool
-
-    Returns
-    -------
-    constant : ndarray of shape (n_neurons,), dtype bool
-    """
-    # Exact comparison: a variance computed in floating point is rarely exactly 0.
-    hi = np.max(a, axis=(0, 1), where=mask, initial=-np.inf)
-    lo = np.min(a, axis=(0, 1), where=mask, initial=np.inf)
-    return ~(hi > lo)
-
-
-def _pooled_moments(
-    a: NDArray[np.float64], b: NDArray[np.float64], mask: NDArray[np.bool_]
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Variances and covariance per neuron, pooled over the masked frames of all stimuli.
-
-    Parameters
-    ----------
-    a, b : ndarray of shape (n_stimuli, n_times, n_neurons)
-    mask : ndarray of shape (n_stimuli, n_times, n_neurons), dtype bool
-
-    Returns
-    -------
-    var_a, var_b, cov : ndarray of shape (n_neurons,)
-        Population (ddof=0) moments; NaN for a neuron without masked frames.
-    """
-    count = mask.sum(axis=(0, 1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        da = np.where(mask, a - np.where(mask, a, 0.0).sum(axis=(0, 1)) / count, 0.0)
-        db = np.where(mask, b - np.where(mask, b, 0.0).sum(axis=(0, 1)) / count, 0.0)
-        var_a = np.einsum("stn,stn->n", da, da) / count
-        var_b = np.einsum("stn,stn->n", db, db) / count
-        cov = np.einsum("stn,stn->n", da, db) / count
-    return var_a, var_b, cov
-
-
-def _signal_total_power(stats: _RepeatStats) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Signal power and total power per neuron (Sahani & Linden 2003), pooled over stimuli.
-
-    The signal power is the variance of the PSTH over all valid frames pooled across
-    stimuli (the same frames and pooling as :func:`cc`) minus the variance that trial
-    noise adds to the PSTH, ``(TP_s - var(psth_s)) / (R_s - 1)`` averaged over stimuli
-    weighted by their valid frames. For one stimulus this is Sahani & Linden's
-    ``(R * var(psth) - mean_r var(r)) / (R - 1)``; pooling keeps differences in mean rate
-    between stimuli in both the numerator and the ceiling, so a noiseless neuron has a
-    noise ceiling of exactly 1.
-
-    Parameters
-    ----------
-    stats : _RepeatStats
-
-    Returns
-    -------
-    signal : ndarray of shape (n_neurons,)
-    total : ndarray of shape (n_neurons,)
-        Signal power plus the noise power of a single repeat,
-        ``R_s (TP_s - var(psth_s)) / (R_s - 1)`` averaged like the PSTH noise.
-        Noise terms use only stimuli with at least two repeats; NaN where there are none.
-    """
-    n = stats.valid.sum(axis=(0, 1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = stats.psth.sum(axis=(0, 1)) / n
-        dev = np.where(stats.valid, stats.psth - mean, 0.0)
-        pooled_var = np.einsum("stn,stn->n", dev, dev) / n
-    return _signal_from_noise_sums(pooled_var, _noise_sums(stats))
-
-
 def _noise_sums(stats: _RepeatStats) -> NDArray[np.float64]:
-    """Sums over stimuli of the noise terms of :func:`_signal_total_power`, shape (3, n_neurons):
+    """Sums over stimuli of the noise terms of the signal power (:meth:`ScoreSums.powers`), shape (3, n_neurons):
     the frame weights, the weighted PSTH noise and the weighted repeat noise. Additive over
     sets of stimuli (data that arrive in chunks, :mod:`skstrf._chunked`)."""
     r = stats.n_repeats
@@ -472,38 +400,6 @@ def _ceiling_from_rho(rho: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
-def _correlation(
-    y_pred: NDArray[np.float64], stats: _RepeatStats
-) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Pearson correlation per neuron between predictions and the PSTH over valid frames.
-
-    Parameters
-    ----------
-    y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
-        Zero at invalid frames.
-    stats : _RepeatStats
-
-    Returns
-    -------
-    r : ndarray of shape (n_neurons,)
-    undefined : ndarray of shape (n_neurons,), dtype bool
-        Neurons whose prediction or PSTH is constant (or that have no valid frame).
-    """
-    var_pred, var_psth, cov = _pooled_moments(y_pred, stats.psth, stats.valid)
-    undefined = _is_constant(y_pred, stats.valid) | _is_constant(stats.psth, stats.valid)
-    return _correlation_from_moments(var_pred, var_psth, cov, undefined), undefined
-
-
-def _correlation_from_moments(
-    var_pred: NDArray[np.float64], var_psth: NDArray[np.float64], cov: NDArray[np.float64],
-    undefined: NDArray[np.bool_],
-) -> NDArray[np.float64]:
-    """Pearson correlation from pooled moments (see :func:`_pooled_moments`), NaN where
-    ``undefined``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(undefined, np.nan, cov / np.sqrt(var_pred * var_psth))
-
-
 def _aggregate(scores: NDArray[np.float64], multioutput: str) -> float | NDArray[np.float64]:
     """Return per-neuron scores or their NaN-ignoring mean (NaN when all are NaN)."""
     if multioutput == "raw_values":
@@ -514,14 +410,14 @@ def _aggregate(scores: NDArray[np.float64], multioutput: str) -> float | NDArray
     return float(scores[defined].mean())
 
 
-def _warn_undefined(n_undefined: int, n_neurons: int, what: str, reason: str, stacklevel: int = 3) -> None:
+def _warn_undefined(n_undefined: int, n_neurons: int, what: str, reason: str) -> None:
     """Emit one UndefinedMetricWarning for the neurons whose score is NaN."""
     if n_undefined:
         warnings.warn(
             f"{what} is undefined for {n_undefined} of {n_neurons} neurons ({reason}); "
             "their score is NaN",
             UndefinedMetricWarning,
-            stacklevel=stacklevel,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -573,15 +469,7 @@ def cc(
     """
     _check_option(multioutput, "multioutput", _MULTIOUTPUT)
     y_true, y_pred, _ = _as_stimulus_layout(y_true, y_pred)
-    # Correlations do not depend on each neuron's scale: work near 1 (exactly, by powers
-    # of two) so that products of values near 1e+-150 neither overflow nor underflow.
-    stats = _repeat_stats(_unit_scaled(y_true, _neuron_exponents(y_true)))
-    y_pred = _check_pred(_unit_scaled(y_pred, _neuron_exponents(y_pred)), stats.valid)
-    r, undefined = _correlation(y_pred, stats)
-    _warn_undefined(
-        int(undefined.sum()), r.size, "cc", "constant y_pred or PSTH over the valid frames"
-    )
-    return _aggregate(r, multioutput)
+    return _report_cc(ScoreSums.of(y_true, y_pred), multioutput)
 
 
 def signal_power(y_true: ArrayLike) -> NDArray[np.float64]:
@@ -614,10 +502,7 @@ def signal_power(y_true: ArrayLike) -> NDArray[np.float64]:
     noise_power : The trial-to-trial variance.
     noise_ceiling : The best correlation a model can reach.
     """
-    y_true = _as_repeats_layout(y_true, "signal_power")
-    exponent = _neuron_exponents(y_true)
-    stats = _repeat_stats(_unit_scaled(y_true, exponent))
-    return np.ldexp(_signal_total_power(stats)[0], 2 * exponent)
+    return ScoreSums.of(_as_repeats_layout(y_true, "signal_power")).powers()[0]
 
 
 def noise_power(y_true: ArrayLike) -> NDArray[np.float64]:
@@ -642,10 +527,8 @@ def noise_power(y_true: ArrayLike) -> NDArray[np.float64]:
     --------
     signal_power : The stimulus-locked variance.
     """
-    y_true = _as_repeats_layout(y_true, "noise_power")
-    exponent = _neuron_exponents(y_true)
-    signal, total = _signal_total_power(_repeat_stats(_unit_scaled(y_true, exponent)))
-    return np.ldexp(total - signal, 2 * exponent)
+    signal, total = ScoreSums.of(_as_repeats_layout(y_true, "noise_power")).powers()
+    return total - signal
 
 
 def noise_ceiling(
@@ -695,11 +578,11 @@ def noise_ceiling(
     stats = _repeat_stats(y_true)
     if method == "hsu":
         return _ceiling_from_rho(_split_half_correlation(y_true, stats, n_splits, random_state))
-    signal, _ = _signal_total_power(stats)
-    _, var_psth, _ = _pooled_moments(stats.psth, stats.psth, stats.valid)
-    ok = (signal > 0) & ~_is_constant(stats.psth, stats.valid)
+    sums = ScoreSums.of(y_true)
+    signal = np.ldexp(sums.powers()[0], -2 * sums.exponent_p)  # in the sums' units
+    ok = (signal > 0) & ~sums._constant()[1]
     out = np.full_like(signal, np.nan)
-    out[ok] = np.sqrt(signal[ok] / var_psth[ok])
+    out[ok] = np.sqrt(signal[ok] / (sums.m2_p[ok] / sums.count[ok]))
     return out
 
 
@@ -928,36 +811,22 @@ def cc_norm(
     _check_option(method, "method", _CC_NORM_METHODS)
     _check_option(multioutput, "multioutput", _MULTIOUTPUT)
     y_true, y_pred, has_repeats = _as_stimulus_layout(y_true, y_pred)
-    # cc_norm does not depend on each neuron's scale (see cc).
-    y_true = _unit_scaled(y_true, _neuron_exponents(y_true))
-    stats = _repeat_stats(y_true)
-    y_pred = _check_pred(_unit_scaled(y_pred, _neuron_exponents(y_pred)), stats.valid)
-    n_neurons = y_pred.shape[2]
-    if not has_repeats or stats.n_repeats.max() < 2:
-        found = (
-            "y_true has no repeats axis"
-            if not has_repeats
-            else "y_true has a single recorded repeat of every stimulus for every neuron"
-        )
-        _warn_no_noise_estimate(found)
-        r, undefined = _correlation(y_pred, stats)
-        _warn_undefined(
-            int(undefined.sum()), n_neurons, "cc", "constant y_pred or PSTH over the valid frames"
-        )
-        return _aggregate(r, multioutput)
-
-    if method == "hsu":
-        r, pred_undefined = _correlation(y_pred, stats)
-        ccmax = _ceiling_from_rho(
-            _split_half_correlation(y_true, stats, _DEFAULT_N_SPLITS, random_state=0)
-        )
-        scores = r / ccmax
-        noise_undefined = np.isnan(ccmax) & ~pred_undefined
-    else:
-        signal, _ = _signal_total_power(stats)
-        var_pred, _, cov = _pooled_moments(y_pred, stats.psth, stats.valid)
-        pred_undefined = _is_constant(y_pred, stats.valid)
-        scores, noise_undefined = _schoppe_scores(var_pred, cov, signal, pred_undefined)
+    if method == "schoppe" or not has_repeats:
+        if not has_repeats:
+            _warn_no_noise_estimate("y_true has no repeats axis")
+            return _report_cc(ScoreSums.of(y_true, y_pred), multioutput)
+        return cc_norm_from_sums(ScoreSums.of(y_true, y_pred), multioutput)
+    sums = ScoreSums.of(y_true, y_pred)
+    if sums.max_repeats < 2:
+        _warn_no_noise_estimate("y_true has a single recorded repeat of every stimulus for every neuron")
+        return _report_cc(sums, multioutput)
+    r, pred_undefined = sums.correlation()
+    y_true = _unit_scaled(y_true, _neuron_exponents(y_true))  # the ceiling has no units
+    ccmax = _ceiling_from_rho(
+        _split_half_correlation(y_true, _repeat_stats(y_true), _DEFAULT_N_SPLITS, random_state=0)
+    )
+    scores = r / ccmax
+    noise_undefined = np.isnan(ccmax) & ~pred_undefined
     return _report_cc_norm(scores, noise_undefined, pred_undefined, method, multioutput)
 
 
@@ -967,7 +836,7 @@ def _warn_no_noise_estimate(found: str) -> None:
         f"cc_norm needs at least two repeats of a stimulus to estimate the noise, but "
         f"{found}; cc_norm falls back to the uncorrected cc",
         UndefinedMetricWarning,
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )
 
 
@@ -1003,7 +872,7 @@ def _report_cc_norm(
         reasons.append(f"{int(pred_undefined.sum())} with {pred_reason}")
     _warn_undefined(
         int(np.isnan(scores).sum()), scores.size, f"cc_norm (method={method!r})", "; ".join(reasons),
-        stacklevel=4,
+        
     )
     return _aggregate(scores, multioutput)
 
@@ -1154,17 +1023,27 @@ def make_neuron_scorer(metric: str = "cc_norm", *, method: str = "schoppe") -> S
 
 @dataclass(frozen=True)
 class ScoreSums:
-    """What :func:`cc_norm` (and :func:`cc`) need from a set of stimuli, mergeable over sets.
+    """What :func:`cc` and :func:`cc_norm` need from a set of stimuli, additive over sets.
 
-    Scoring data that arrive a part at a time (e.g. the chunks of a dask array): each
-    part's :meth:`of`, merged with :meth:`merge` in any order, then :func:`cc_norm_from_sums`,
-    gives the score of all the parts pooled, as :func:`cc_norm` on the whole data does.
-    Each field holds one value per neuron (shape (N,)) unless said otherwise:
+    The one implementation of the library's correlation scores: :func:`cc`,
+    :func:`cc_norm` (method "schoppe"), :meth:`skstrf.STRFRegressor.score`, the validation
+    score of early stopping, the out-of-core score and the penalty's cross-validation all
+    finalise these sums. Each part of the data gives its sums (:meth:`of` from responses and
+    predictions; :meth:`from_sums` from sums of predictions made without predicting, as the
+    closed-form solvers have them); :meth:`merge` pools two parts in any order, exactly
+    (Chan, Golub & LeVeque's update of centred sums); :meth:`correlation` and
+    :meth:`normalized_correlation` finalise them, and :func:`cc_norm_from_sums` reports them
+    as :func:`cc_norm` does.
 
-    ``count`` valid frames; ``mean_q``, ``mean_p`` the means of the prediction and the
-    PSTH and ``m2_q``, ``m2_p``, ``c_qp`` their centred sums of squares and products over
-    them; ``noise`` the signal-power noise sums (3, N) of the repeats;
-    the extremes of both (for constant predictions or PSTHs); the most repeats of a stimulus.
+    Fields hold one value per neuron (shape ``(..., n_neurons)``; leading axes, e.g. one per
+    penalty, are allowed) in units of ``2**exponent_q`` (predictions) and ``2**exponent_p``
+    (responses), powers of two per neuron that keep products of values near 1e+-150
+    finite and exact: ``count`` valid frames; ``mean_q``, ``mean_p`` the means of the
+    prediction and the PSTH and ``m2_q``, ``m2_p``, ``c_qp`` their centred sums of squares
+    and products; ``noise`` the signal-power noise sums (3, n_neurons) of the repeats (None
+    without responses' repeats); ``q_range``, ``p_range`` the extremes (2, ...) of both, for
+    an exact test of constancy (None: constancy is a zero centred sum); ``max_repeats`` the
+    most repeats of a stimulus.
     """
 
     count: np.ndarray
@@ -1173,55 +1052,193 @@ class ScoreSums:
     m2_q: np.ndarray
     m2_p: np.ndarray
     c_qp: np.ndarray
-    noise: np.ndarray
-    q_range: np.ndarray
-    p_range: np.ndarray
+    noise: np.ndarray | None
+    q_range: np.ndarray | None
+    p_range: np.ndarray | None
     max_repeats: int
+    exponent_q: np.ndarray | int = 0
+    exponent_p: np.ndarray | int = 0
 
     @classmethod
-    def of(cls, y_true: NDArray[np.float64], y_pred: NDArray[np.float64]) -> "ScoreSums":
+    def of(cls, y_true: NDArray[np.float64], y_pred: NDArray[np.float64] | None = None) -> "ScoreSums":
         """The sums of one set of stimuli.
 
         Parameters
         ----------
         y_true : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats)
             Responses, NaN on padding frames and missing repeats.
-        y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
-            Predictions (values on padding frames are ignored).
+        y_pred : ndarray of shape (n_stimuli, n_times, n_neurons) or None, default=None
+            Predictions (values on padding frames are ignored); None: the responses' part
+            alone, to which :meth:`with_predictions` adds predictions.
         """
-        stats = _repeat_stats(y_true)
-        pred = _check_pred(y_pred, stats.valid)
+        exponent_p = _neuron_exponents(y_true)
+        stats = _repeat_stats(_unit_scaled(y_true, exponent_p))
         valid = stats.valid
         count = valid.sum(axis=(0, 1))
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean_q = np.where(count > 0, pred.sum(axis=(0, 1)) / count, 0.0)
             mean_p = np.where(count > 0, np.where(valid, stats.psth, 0.0).sum(axis=(0, 1)) / count, 0.0)
-        dq = np.where(valid, pred - mean_q, 0.0)
         dp = np.where(valid, stats.psth - mean_p, 0.0)
+        nothing = np.zeros_like(mean_p)
+        responses = cls(count, nothing, mean_p, nothing, np.einsum("stn,stn->n", dp, dp), nothing,
+                        _noise_sums(stats), np.stack([np.full_like(mean_p, np.inf), np.full_like(mean_p, -np.inf)]),
+                        _extremes(stats.psth, valid), int(stats.n_repeats.max()), 0, exponent_p)
+        if y_pred is None:
+            return responses
+        return responses.with_predictions(y_pred, np.where(valid, stats.psth, np.nan), scaled=True)
 
-        def extremes(a: NDArray[np.float64]) -> NDArray[np.float64]:
-            return np.stack([np.min(a, axis=(0, 1), where=valid, initial=np.inf),
-                             np.max(a, axis=(0, 1), where=valid, initial=-np.inf)])
+    def with_predictions(self, y_pred: NDArray[np.float64], psth: NDArray[np.float64], *,
+                         scaled: bool = False) -> "ScoreSums":
+        """These responses' sums (from :meth:`of` without predictions) with predictions.
 
-        return cls(count, mean_q, mean_p, np.einsum("stn,stn->n", dq, dq), np.einsum("stn,stn->n", dp, dp),
-                   np.einsum("stn,stn->n", dq, dp), _noise_sums(stats), extremes(pred), extremes(stats.psth),
-                   int(stats.n_repeats.max()))
+        Parameters
+        ----------
+        y_pred : ndarray of shape (n_stimuli, n_times, n_neurons)
+            Predictions of the same stimuli.
+        psth : ndarray of shape (n_stimuli, n_times, n_neurons)
+            Their PSTH in the responses' units, NaN on the frames that are not scored.
+        scaled : bool, default=False
+            Whether ``psth`` is already in units of ``2**exponent_p``.
+
+        Returns
+        -------
+        ScoreSums
+        """
+        valid = ~np.isnan(psth)
+        if not scaled:
+            psth = _unit_scaled(psth, np.broadcast_to(self.exponent_p, psth.shape[2:]))
+        exponent_q = _neuron_exponents(y_pred)
+        pred = _check_pred(_unit_scaled(y_pred, exponent_q), valid)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_q = np.where(self.count > 0, pred.sum(axis=(0, 1)) / self.count, 0.0)
+        dq = np.where(valid, pred - mean_q, 0.0)
+        dp = np.where(valid, psth - self.mean_p, 0.0)
+        return ScoreSums(self.count, mean_q, self.mean_p, np.einsum("stn,stn->n", dq, dq), self.m2_p,
+                         np.einsum("stn,stn->n", dq, dp), self.noise, _extremes(pred, valid), self.p_range,
+                         self.max_repeats, exponent_q, self.exponent_p)
+
+    @classmethod
+    def from_sums(cls, n, sum_q, sum_qq, sum_qp, sum_p, sum_pp) -> "ScoreSums":
+        """The sums of predictions ``q`` of a PSTH ``p`` from their raw sums over the frames.
+
+        For predictions known only through sums (the closed-form solvers' held-out sums).
+        Raw sums lose precision when the mean dwarfs the spread: give them in units where
+        the data are centred (the solvers' standardised units). No repeats: the result
+        gives :meth:`correlation`, not cc_norm.
+
+        Parameters
+        ----------
+        n, sum_q, sum_qq, sum_qp, sum_p, sum_pp : array-like of shape (..., n_neurons)
+            Frame counts and sums of ``q``, ``q**2``, ``q p``, ``p`` and ``p**2``.
+        """
+        n, sum_q, sum_qq, sum_qp, sum_p, sum_pp = np.broadcast_arrays(
+            *(np.asarray(a, dtype=np.float64) for a in (n, sum_q, sum_qq, sum_qp, sum_p, sum_pp)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_q, mean_p = sum_q / n, sum_p / n
+        return cls(n, mean_q, mean_p, sum_qq - sum_q * mean_q, sum_pp - sum_p * mean_p,
+                   sum_qp - sum_q * mean_p, None, None, None, 1)
 
     def merge(self, other: "ScoreSums") -> "ScoreSums":
-        """The sums of both sets of stimuli (Chan et al.'s pairwise update of the centred sums)."""
-        n = self.count + other.count
+        """The sums of both sets of stimuli."""
+        a, b = self, other
+        eq, ep = np.maximum(a.exponent_q, b.exponent_q), np.maximum(a.exponent_p, b.exponent_p)
+        a, b = a._in_units(eq, ep), b._in_units(eq, ep)
+        count, mean_q, dq, cross = merge_means(a.count, a.mean_q, b.count, b.mean_q)
+        _, mean_p, dp, _ = merge_means(a.count, a.mean_p, b.count, b.mean_p)
+
+        def both(x, y, combine):
+            return None if x is None or y is None else combine(x, y)
+
+        def ranges(x, y):
+            return np.stack([np.minimum(x[0], y[0]), np.maximum(x[1], y[1])])
+
+        return ScoreSums(count, mean_q, mean_p, a.m2_q + b.m2_q + dq * dq * cross,
+                         a.m2_p + b.m2_p + dp * dp * cross, a.c_qp + b.c_qp + dq * dp * cross,
+                         both(a.noise, b.noise, np.add), both(a.q_range, b.q_range, ranges),
+                         both(a.p_range, b.p_range, ranges), max(a.max_repeats, b.max_repeats), eq, ep)
+
+    def _in_units(self, exponent_q, exponent_p) -> "ScoreSums":
+        """These sums in units of ``2**exponent_q`` and ``2**exponent_p`` (exact)."""
+        sq = np.asarray(self.exponent_q) - exponent_q  # <= 0: scaling down by powers of two
+        sp = np.asarray(self.exponent_p) - exponent_p
+        if not (np.any(sq) or np.any(sp)):
+            return self
+
+        def ranged(r, shift):
+            return None if r is None else np.ldexp(r, shift)
+
+        return ScoreSums(self.count, np.ldexp(self.mean_q, sq), np.ldexp(self.mean_p, sp),
+                         np.ldexp(self.m2_q, 2 * sq), np.ldexp(self.m2_p, 2 * sp), np.ldexp(self.c_qp, sq + sp),
+                         None if self.noise is None else np.ldexp(self.noise, np.array([0, 2, 2])[:, None] * sp),
+                         ranged(self.q_range, sq), ranged(self.p_range, sp), self.max_repeats,
+                         exponent_q, exponent_p)
+
+    def _constant(self) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Which neurons have a constant prediction, and a constant PSTH, over their frames."""
+        def constant(r, m2):
+            return ~(r[1] > r[0]) if r is not None else ~(m2 > 0)
+        return constant(self.q_range, self.m2_q), constant(self.p_range, self.m2_p)
+
+    def correlation(self) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Pearson correlation of prediction and PSTH, pooled over the frames (:func:`cc`).
+
+        Returns
+        -------
+        r : ndarray of shape (..., n_neurons)
+            NaN where undefined.
+        undefined : ndarray of bool
+            Where the prediction or the PSTH is constant (or there is no frame).
+        """
+        q_const, p_const = self._constant()
+        undefined = q_const | p_const
         with np.errstate(divide="ignore", invalid="ignore"):
-            w = np.where(n > 0, other.count / n, 0.0)
-            cross = np.where(n > 0, self.count * other.count / n, 0.0)
-        dq, dp = other.mean_q - self.mean_q, other.mean_p - self.mean_p
-        return ScoreSums(
-            n, self.mean_q + dq * w, self.mean_p + dp * w,
-            self.m2_q + other.m2_q + dq * dq * cross, self.m2_p + other.m2_p + dp * dp * cross,
-            self.c_qp + other.c_qp + dq * dp * cross, self.noise + other.noise,
-            np.stack([np.minimum(self.q_range[0], other.q_range[0]), np.maximum(self.q_range[1], other.q_range[1])]),
-            np.stack([np.minimum(self.p_range[0], other.p_range[0]), np.maximum(self.p_range[1], other.p_range[1])]),
-            max(self.max_repeats, other.max_repeats),
-        )
+            r = np.where(undefined, np.nan, self.c_qp / np.sqrt(self.m2_q * self.m2_p))
+        return r, undefined
+
+    def powers(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Signal and total power per neuron in the data's units.
+
+        The signal power (Sahani & Linden 2003) is the variance of the PSTH over all valid
+        frames pooled across stimuli (the frames and pooling of :func:`cc`) minus the
+        variance that trial noise adds to the PSTH, ``(TP_s - var(psth_s)) / (R_s - 1)``
+        averaged over stimuli weighted by their valid frames. For one stimulus this is
+        Sahani & Linden's ``(R * var(psth) - mean_r var(r)) / (R - 1)``; pooling keeps
+        differences in mean rate between stimuli in both the numerator and the ceiling, so
+        a noiseless neuron has a noise ceiling of exactly 1. The total power adds the noise
+        power of a single repeat. Noise terms use only stimuli with at least two repeats;
+        NaN where there are none.
+
+        Returns
+        -------
+        signal, total : ndarray of shape (n_neurons,)
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            signal, total = _signal_from_noise_sums(self.m2_p / self.count, self.noise)
+        scale = 2 * np.asarray(self.exponent_p)
+        return np.ldexp(signal, scale), np.ldexp(total, scale)
+
+    def normalized_correlation(self) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
+        """cc_norm (Schoppe et al. 2016) per neuron, without the fallback of :func:`cc_norm`.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_neurons,)
+        noise_undefined : ndarray of bool
+            Neurons without a positive signal power (or without a stimulus with two repeats).
+        pred_undefined : ndarray of bool
+            Neurons with a constant prediction.
+        """
+        pred_undefined, _ = self._constant()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var_pred, var_psth, cov = self.m2_q / self.count, self.m2_p / self.count, self.c_qp / self.count
+            signal, _ = _signal_from_noise_sums(var_psth, self.noise)
+        scores, noise_undefined = _schoppe_scores(var_pred, cov, signal, pred_undefined)
+        return scores, noise_undefined, pred_undefined
+
+
+def _extremes(a: NDArray[np.float64], valid: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Smallest and largest value per neuron (axis 2) over the valid frames, shape (2, n_neurons)."""
+    return np.stack([np.min(a, axis=(0, 1), where=valid, initial=np.inf),
+                     np.max(a, axis=(0, 1), where=valid, initial=-np.inf)])
 
 
 def cc_norm_from_sums(sums: ScoreSums, multioutput: str = "uniform_average") -> float | NDArray[np.float64]:
@@ -1239,15 +1256,15 @@ def cc_norm_from_sums(sums: ScoreSums, multioutput: str = "uniform_average") -> 
     -------
     float or ndarray of shape (n_neurons,)
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var_pred, var_psth, cov = sums.m2_q / sums.count, sums.m2_p / sums.count, sums.c_qp / sums.count
-    pred_undefined = ~(sums.q_range[1] > sums.q_range[0])
-    if sums.max_repeats < 2:
+    if sums.noise is None or sums.max_repeats < 2:
         _warn_no_noise_estimate("y_true has a single recorded repeat of every stimulus for every neuron")
-        undefined = pred_undefined | ~(sums.p_range[1] > sums.p_range[0])
-        r = _correlation_from_moments(var_pred, var_psth, cov, undefined)
-        _warn_undefined(int(undefined.sum()), r.size, "cc", "constant y_pred or PSTH over the valid frames")
-        return _aggregate(r, multioutput)
-    signal, _ = _signal_from_noise_sums(var_psth, sums.noise)
-    scores, noise_undefined = _schoppe_scores(var_pred, cov, signal, pred_undefined)
+        return _report_cc(sums, multioutput)
+    scores, noise_undefined, pred_undefined = sums.normalized_correlation()
     return _report_cc_norm(scores, noise_undefined, pred_undefined, "schoppe", multioutput)
+
+
+def _report_cc(sums: ScoreSums, multioutput: str) -> float | NDArray[np.float64]:
+    """:func:`cc` of ``sums``, warning about the neurons where it is undefined."""
+    r, undefined = sums.correlation()
+    _warn_undefined(int(undefined.sum()), r.size, "cc", "constant y_pred or PSTH over the valid frames")
+    return _aggregate(r, multioutput)

@@ -245,7 +245,7 @@ def _arm_trap(monkeypatch):
     def reached(*args, **kwargs):
         raise AssertionError("training or prediction started before the bad input was rejected")
 
-    monkeypatch.setattr("skstrf._gram.lagged_statistics", reached)
+    monkeypatch.setattr("skstrf._model.lagged_statistics", reached)  # the statistics a fit computes
     for name in ("initialize", "partial_fit", "fit", "predict", "forward"):
         monkeypatch.setattr(STRFNet, name, reached)
 

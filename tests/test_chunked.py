@@ -13,7 +13,7 @@ from sklearn.model_selection import KFold
 from skstrf import STRFRegressor
 from skstrf._chunked import check_chunked, grouped_statistics, require_dask
 from skstrf.datasets import load_dataset, save_dataset, save_stimuli
-from skstrf._model import build_model
+from skstrf._model import build_model, input_moments
 from skstrf._plan import fold_groups
 from skstrf._validation import check_X_y
 
@@ -183,7 +183,8 @@ def test_save_stimuli_writes_the_file_save_dataset_writes(ragged, tmp_path):
 def test_client_holds_one_row_per_fold_group(ragged):
     X, y = ragged
     chunked = check_chunked(_dask(X), _dask(y))
-    module = build_model(check_X_y(X, y), kernel="vanilla", n_lags=6)
+    data = check_X_y(X, y)
+    module = build_model(X.shape[2], y.shape[2], input_moments(data), kernel="vanilla", n_lags=6)
     folds = [(np.asarray(a), np.asarray(b)) for a, b in KFold(4).split(np.zeros((len(X), 1)))]
     groups, group_folds = fold_groups(folds, len(X))
     stats = grouped_statistics(module, chunked, groups, int(groups.max()) + 1)

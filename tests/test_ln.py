@@ -104,10 +104,12 @@ def test_only_the_linear_least_squares_model_trains_on_statistics(rectified, opt
 
 
 def test_auto_solver_and_init_for_ln_models(rectified):
-    from skstrf._plan import make_plan
+    from skstrf._plan import fit_options, make_plan
+    from skstrf._validation import check_X_y
 
     def plan(**params):
-        return make_plan(STRFRegressor(n_lags=L, **params), rectified.X, rectified.y, {})[0]
+        est = STRFRegressor(n_lags=L, **params)
+        return make_plan(est, fit_options(est, rectified.y, {}), check_X_y(rectified.X, rectified.y).shape, {})
 
     ln = plan(nonlinearity="softplus")
     assert ln.solver == "gradient" and ln.closed_form and not ln.linear

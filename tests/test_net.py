@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from skstrf.metrics import cc_norm, signal_power
+from skstrf.metrics import ScoreSums, cc_norm
 from skstrf._net import MaskedMSELoss, MaskedPoissonLoss, ValidCCNorm
 
 S, T, N, R = 3, 25, 4, 5
@@ -64,7 +64,7 @@ def test_masked_poisson_loss_is_the_poisson_deviance(padded):
 
 def test_validation_scorer_equals_metrics_cc_norm(padded):
     y, psth, pred = padded
-    scorer = ValidCCNorm(psth, signal_power(y)).initialize()
+    scorer = ValidCCNorm(ScoreSums.of(y), psth).initialize()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = cc_norm(y, pred)
@@ -76,11 +76,35 @@ def test_validation_scorer_equals_metrics_cc_norm(padded):
 
 def test_validation_scorer_leaves_out_neurons_without_signal(padded):
     y, psth, pred = padded
-    sp = signal_power(y)
-    sp[2] = -1.0  # no signal above the noise: cc_norm is undefined for this neuron
-    scorer = ValidCCNorm(psth, sp).initialize()
+    y = y.copy()
+    # neuron 2's repeats cancel: its PSTH is flat, its signal power negative, cc_norm undefined
+    valid = np.isfinite(y[..., 2, 0])
+    y[..., 2, :] = np.where(valid[..., None], pred[..., 2, None] * np.array([1.0, -1.0, 1.0, -1.0, 0.0]), np.nan)
+    scorer = ValidCCNorm.from_responses(_stimulus_set(y)).initialize()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore")
         per_neuron = cc_norm(y, pred, multioutput="raw_values")
-    keep = np.arange(N) != 2
-    np.testing.assert_allclose(scorer.score(torch.as_tensor(pred)), per_neuron[keep].mean(), atol=1e-10)
+    assert np.isnan(per_neuron[2]) and np.isfinite(np.delete(per_neuron, 2)).all()
+    np.testing.assert_allclose(scorer.score(torch.as_tensor(pred)), np.delete(per_neuron, 2).mean(), atol=1e-10)
+
+
+def test_validation_scorer_is_the_score_of_a_single_repeat_too(padded):
+    # one repeat: no noise estimate, so the score falls back to cc, exactly as score() does
+    y, _, pred = padded
+    one = y[..., :1]
+    scorer = ValidCCNorm.from_responses(_stimulus_set(one)).initialize()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = cc_norm(one, pred)
+    np.testing.assert_allclose(scorer.score(torch.as_tensor(pred)), expected, atol=1e-10)
+    # a diverging model's prediction is no score
+    bad = pred.copy()
+    bad[0, 3, 1] = np.nan
+    assert np.isnan(scorer.score(torch.as_tensor(bad)))
+
+
+def _stimulus_set(y):
+    from skstrf._validation import check_X_y
+
+    X = np.where(np.isfinite(y[..., :1, 0]), 1.0, np.nan) * np.arange(y.shape[1])[None, :, None]
+    return check_X_y(X, y)

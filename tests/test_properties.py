@@ -242,7 +242,7 @@ def test_corrupted_data_is_rejected_before_training(problem, how, seed):
 
     est = STRFRegressor(n_lags=1, max_epochs=2, random_state=0, device="cpu")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("skstrf._gram.lagged_statistics", reached)
+        mp.setattr("skstrf._model.lagged_statistics", reached)
         mp.setattr(STRFNet, "initialize", reached)
         mp.setattr(STRFNet, "partial_fit", reached)
         with pytest.raises((ValueError, TypeError)) as info:

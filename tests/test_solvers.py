@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from skstrf import _solvers as solvers
-from skstrf._model import DesignStatistics, design_statistics, standardized_design
-from skstrf._threads import limit_threads
+from skstrf._penalty import QuadraticForm
+from skstrf._design import DesignStatistics, design_statistics, standardized_design
+from skstrf._threads import limit_threads, task_workers_set
 
 
 def _problem(seed=0, S=5, T=40, F=4, L=3, N=3, separable=False, noise=0.3):
@@ -16,7 +17,7 @@ def _problem(seed=0, S=5, T=40, F=4, L=3, N=3, separable=False, noise=0.3):
         W = np.einsum("nf,nl->nfl", rng.standard_normal((N, F)), rng.standard_normal((N, L)))
     else:
         W = rng.standard_normal((N, F, L))
-    from skstrf._model import lagged_design
+    from skstrf._design import lagged_design
     Z = lagged_design(X, L).numpy()
     P = np.einsum("stfl,nfl->stn", Z, W) + 0.5 + noise * rng.standard_normal((S, T, N))
     mask = torch.ones(S, T, dtype=torch.float64)
@@ -40,27 +41,27 @@ def _numpy_ridge(Z, P, alpha):
 @pytest.mark.parametrize("alpha", [0.0, 0.01, 1.0])
 def test_ridge_path_matches_direct_solve(alpha):
     stats, Z, P, _ = _problem()
-    m = solvers.moments(stats)
+    m = solvers.centred(stats)
     w = solvers.ridge_path(m, torch.tensor([alpha]))[0].numpy()
     w_ref, b_ref = _numpy_ridge(Z, P, alpha)
     np.testing.assert_allclose(w, w_ref, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(solvers.intercept(m, torch.tensor(w)).numpy(), b_ref, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(m.intercept(torch.tensor(w)).numpy(), b_ref, rtol=1e-6, atol=1e-9)
 
 
 def test_per_neuron_penalties_match_separate_solves():
     stats, Z, P, _ = _problem(N=3)
     alphas = torch.tensor([[0.0, 0.5, 3.0]])
-    w = solvers.ridge_path(solvers.moments(stats), alphas)[0].numpy()
+    w = solvers.ridge_path(solvers.centred(stats), alphas)[0].numpy()
     for n, a in enumerate([0.0, 0.5, 3.0]):
         np.testing.assert_allclose(w[:, n], _numpy_ridge(Z, P, a)[0][:, n], rtol=1e-6, atol=1e-9)
 
 
-def test_validation_correlation_from_statistics_equals_pearson():
+def test_held_out_correlation_from_statistics_equals_pearson():
     stats, Z, P, _ = _problem(seed=1)
     rng = np.random.default_rng(2)
     w = rng.standard_normal((2, Z.shape[-1] - 1, P.shape[-1]))
     b = rng.standard_normal((2, P.shape[-1]))
-    got = solvers.validation_correlation(torch.tensor(w), torch.tensor(b), stats).numpy()
+    got = solvers.held_out_correlation(solvers.prediction_sums(torch.tensor(w), torch.tensor(b), stats))
     Zf = Z[..., :-1].reshape(-1, Z.shape[-1] - 1)
     Pf = P.reshape(-1, P.shape[-1])
     for a in range(2):
@@ -69,19 +70,28 @@ def test_validation_correlation_from_statistics_equals_pearson():
             assert got[a, n] == pytest.approx(np.corrcoef(pred[:, n], Pf[:, n])[0, 1], rel=1e-8)
 
 
-def test_fit_ridge_chooses_the_best_validation_penalty():
+def test_solve_ridge_chooses_the_best_validation_penalty():
     stats, _, _, _ = _problem(seed=3, S=6, T=30, F=6, L=4, noise=3.0)
     train = DesignStatistics(stats.gram[:4], stats.cross[:4], stats.sq[:4], stats.count[:4])
     valid = DesignStatistics(stats.gram[4:], stats.cross[4:], stats.sq[4:], stats.count[4:])
     grid = torch.logspace(-3, 2, 6, dtype=torch.float64)
-    _, _, chosen, scores = solvers.fit_ridge(solvers.moments(train), valid, grid)
-    best = grid[scores.argmax(0)]
-    torch.testing.assert_close(chosen, best)
+    solution = solvers.solve_ridge(train, valid, grid, form=QuadraticForm((1, 6, 4)))
+    best = grid.numpy()[np.argmax(solution.scores, axis=0)]
+    np.testing.assert_array_equal(solution.penalty.alpha, best)
+    # each penalty's validation score is the correlation of its fit to train on valid
+    m = solvers.centred(train)
+    path = solvers.ridge_path(m, grid)
+    expected = solvers.held_out_correlation(solvers.prediction_sums(path, m.intercept(path), valid))
+    np.testing.assert_allclose(solution.scores, expected, rtol=1e-12)
+    # and the weights are refitted on both with the chosen penalties
+    both = solvers.centred(train.concat(valid))
+    refit = solvers.ridge_path(both, torch.as_tensor(best)[None])[0]
+    torch.testing.assert_close(solution.weight, refit)
 
 
 def test_als_recovers_a_separable_weight_and_never_increases_the_loss():
     stats, Z, P, W = _problem(seed=4, F=6, L=5, N=3, separable=True, noise=0.01)
-    m = solvers.moments(stats)
+    m = solvers.centred(stats)
     rng = np.random.default_rng(5)
     init = torch.tensor(rng.standard_normal((3, 6, 5)))
     fitted = solvers.fit_als(m, init, torch.zeros(3, dtype=torch.float64), 6, 5, n_iter=50).numpy()
@@ -100,7 +110,7 @@ def test_als_recovers_a_separable_weight_and_never_increases_the_loss():
 
 def test_als_rank_two():
     stats, _, _, _ = _problem(seed=6, F=5, L=4, N=2, noise=0.01)
-    m = solvers.moments(stats)
+    m = solvers.centred(stats)
     init = solvers.ridge_path(m, torch.zeros(1, dtype=torch.float64))[0].T.reshape(2, 5, 4)
     w2 = solvers.fit_als(m, init, torch.zeros(2, dtype=torch.float64), 5, 4, rank=2)
     s = torch.linalg.svdvals(w2)
@@ -131,33 +141,33 @@ def _reference_cross_validated_path(stats, folds, alphas):
     """The direct path: every fold's weights formed, then their held-out prediction sums."""
     total = None
     for train, test in folds:
-        m = solvers.moments(stats, torch.as_tensor(np.asarray(train)))
+        m = solvers.centred(stats, torch.as_tensor(np.asarray(train)))
         path = solvers.ridge_path(m, alphas)
-        sums = solvers.prediction_sums(path, solvers.intercept(m, path), stats,
+        sums = solvers.prediction_sums(path, m.intercept(path), stats,
                                        torch.as_tensor(np.asarray(test)))
         total = sums if total is None else total + sums
-    return solvers.correlation_from_sums(total)
+    return solvers.held_out_correlation(total)
 
 
 @pytest.mark.parametrize("threaded_min", [0, solvers.THREADED_EIGH_MIN])  # threads / one by one
 @pytest.mark.parametrize("T", [40, 6])  # 6 frames: every held-out Gram is singular
-def test_cross_validated_path_equals_the_direct_path(T, threaded_min, monkeypatch):
+def test_cross_validated_scores_equal_the_direct_path(T, threaded_min, monkeypatch):
     monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", threaded_min)
     stats, _, _, _ = _problem(S=6, T=T, N=4)
     folds = [(np.array([0, 1, 2, 3]), np.array([4, 5])), (np.array([2, 3, 4, 5]), np.array([0, 1])),
              (np.array([0, 1, 4, 5]), np.array([2])), (np.array([0, 5]), np.array([1, 3]))]
     alphas = torch.logspace(-4, 2, 7, dtype=torch.float64)
     expected = _reference_cross_validated_path(stats, folds, alphas)
-    with limit_threads(2):  # the folds' decompositions side by side
-        actual = solvers.cross_validated_path(stats, folds, alphas)
-    assert actual.shape == (7, 4) and torch.isfinite(expected).all()
-    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-10)
+    with limit_threads(2), task_workers_set(2):  # the folds' decompositions side by side
+        actual, _ = solvers.cross_validated_scores(stats, folds, alphas)
+    assert actual.shape == (7, 4) and np.isfinite(expected).all()
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-10)
     # the refit's decomposition alongside the folds' gives the same scores and ridge_path
-    m = solvers.moments(stats)
-    with limit_threads(2):
-        scores, (decomposition,) = solvers.cross_validated_path(stats, folds, alphas,
-                                                                also=(m.gram / m.count,))
-    torch.testing.assert_close(scores, actual, rtol=0, atol=0)
+    m = solvers.centred(stats)
+    with limit_threads(2), task_workers_set(2):
+        scores, (decomposition,) = solvers.cross_validated_scores(stats, folds, alphas,
+                                                                  also=(m.gram / m.count,))
+    np.testing.assert_array_equal(scores, actual)
     torch.testing.assert_close(solvers.ridge_path(m, alphas, decomposition), solvers.ridge_path(m, alphas),
                                rtol=0, atol=1e-12)
 

@@ -74,14 +74,14 @@ def test_psth_is_cached_and_subsets_of_contiguous_stimuli_are_views():
 
 
 def test_frame_moments_blockwise_equal_the_masked_copy(monkeypatch):
-    from skstrf import _validation as validation
+    from skstrf import _moments as moments_module, _validation as validation
 
-    monkeypatch.setattr(validation, "BLOCK_BYTES", 1)  # one stimulus per block
+    monkeypatch.setattr(moments_module, "BLOCK_BYTES", 1)  # one stimulus per block
     rng = np.random.default_rng(0)
     a = rng.normal(size=(5, 30, 4)) * 3 + 7
     mask = np.arange(30)[None] < np.array([30, 12, 1, 30, 25])[:, None]
     a[~mask] = np.nan
-    moments = validation.FrameMoments.of(a, mask)
+    moments = moments_module.FrameMoments.of(a, mask)
     values = a[mask]
     assert moments.count == values.shape[0]
     np.testing.assert_allclose(moments.mean, values.mean(0), rtol=1e-13)
@@ -91,9 +91,9 @@ def test_frame_moments_blockwise_equal_the_masked_copy(monkeypatch):
 @pytest.mark.parametrize("block_bytes", [1, 2**30])
 def test_response_checks_read_y_blockwise(monkeypatch, block_bytes):
     # the first error of the whole array is reported, whichever block holds it
-    from skstrf import _validation as validation
+    from skstrf import _moments as moments_module, _validation as validation
 
-    monkeypatch.setattr(validation, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(moments_module, "BLOCK_BYTES", block_bytes)
     X = np.ones((3, 10, 2))
     X[1, 8:] = np.nan
     y = np.ones((3, 10, 2, 2))
@@ -119,9 +119,9 @@ def test_response_checks_read_y_blockwise(monkeypatch, block_bytes):
 def test_complete_responses_take_the_one_pass_check_with_the_same_psth(monkeypatch, block_bytes, lengths):
     # y with every repeat recorded: the PSTH comes from the checking pass itself (cached on
     # the set), equal to the mean over repeats; a missing repeat goes to the careful pass
-    from skstrf import _validation as validation
+    from skstrf import _moments as moments_module, _validation as validation
 
-    monkeypatch.setattr(validation, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(moments_module, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(4)
     X, y = _ragged(rng, lengths=lengths, R=5)
     data = check_X_y(X, y)

@@ -14,7 +14,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from .._model import lagged_design
+from .._design import lagged_design
 from ..model_selection import train_valid_test_indices
 from ..prefilters import AdapTrans, default_n_taps, mel_centre_frequencies, willmore_tau_ms
 

@@ -1,40 +1,209 @@
-"""Sufficient statistics of the lagged design from band cross-correlations, without building it.
+"""The causal lagged design and its sufficient statistics, computed without building it.
 
-The Gram matrix of a causal lagged design is block-Toeplitz up to edge terms: entry
-``((f, k), (g, l))`` is the cross-correlation of bands ``f`` and ``g`` at lag ``k - l``
-minus the few products that the lags cut at a segment's start and end. This module computes
-:class:`skstrf._model.DesignStatistics` that way, in float64, from ``L`` products of the
-stimulus with itself (and with the PSTH) shifted by each lag, and also holds the training
-loss of the statistics-based gradient step with a hand-written backward pass.
+One function, :func:`lagged_design`, builds the causal lags (the torch model and the direct
+statistics use it). :func:`lagged_statistics` computes the per-stimulus (or per-block, or
+per-group) :class:`DesignStatistics` of the standardised design from band
+cross-correlations: the Gram matrix of a causal lagged design is block-Toeplitz up to edge
+terms, entry ``((f, k), (g, l))`` being the cross-correlation of bands ``f`` and ``g`` at
+lag ``k - l`` minus the few products that the lags cut at a segment's start and end; it is
+computed in float64 from ``L`` products of the stimulus with itself (and with the PSTH)
+shifted by each lag. :func:`design_statistics` is the direct computation, the reference.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
-from ._model import DesignStatistics, design_statistics, lagged_design
-from ._threads import side_by_side
+from ._layout import block_edges
+from ._threads import side_by_side, task_workers
 
-__all__ = ["lagged_statistics", "summed_batch", "statistics_loss"]
+__all__ = ["lagged_design", "DesignStatistics", "standardized_design", "design_statistics",
+           "lagged_statistics"]
 
 
-def _block_bounds(lengths: torch.Tensor, n_times: int, n_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """First and one-past-last frame of every block, shape (n_stimuli, n_blocks) each.
+def lagged_design(X: torch.Tensor, n_lags: int, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Causal time-lagged copies of each stimulus.
 
-    Blocks are assigned exactly as :func:`skstrf._model.design_statistics` does
-    (``floor(t * n_blocks / length)``), so both functions cut at the same frames.
+    This is the one place where lags are built: the torch model, the sufficient statistics
+    and the closed-form solvers all use it.
+
+    Parameters
+    ----------
+    X : Tensor of shape (n_stimuli, n_times, n_features)
+        Stimuli with padding frames already set to zero.
+    n_lags : int
+        Number of lags ``L``.
+    fill : Tensor of shape (n_features,) or None, default=None
+        The history before the start of each stimulus; None is zero. A model whose input
+        is centred (see :class:`STRFModel`) passes minus its offset here, which is zero in
+        the data's units.
+
+    Returns
+    -------
+    Z : Tensor of shape (n_stimuli, n_times, n_features, n_lags)
+        ``Z[s, t, j, k] = X[s, t - k, j]`` and ``fill[j]`` (zero) when ``t - k < 0``: lag 0
+        is the current frame and history never crosses the start of a stimulus.
     """
-    frames = torch.arange(n_times, dtype=torch.float64, device=lengths.device)
-    block = torch.floor(frames[None] * n_blocks / lengths[:, None])  # (S, T)
-    valid = frames[None] < lengths[:, None]
-    ids = torch.arange(n_blocks, dtype=torch.float64, device=lengths.device)
-    starts = ((block[:, None, :] < ids[None, :, None]) & valid[:, None, :]).sum(-1)
-    ends = ((block[:, None, :] <= ids[None, :, None]) & valid[:, None, :]).sum(-1)
-    return starts, ends
+    padded = nn.functional.pad(X, (0, 0, n_lags - 1, 0))
+    if fill is not None and n_lags > 1:
+        padded[:, : n_lags - 1] = fill.to(padded)
+    # unfold's window index j reads frame t + j - (L - 1), i.e. lag L - 1 - j.
+    return padded.unfold(1, n_lags, 1).flip(-1)
+
+
+@dataclass
+class DesignStatistics:
+    """Per-stimulus sufficient statistics of the standardised lagged design.
+
+    With ``Zt = [Z_std, 1]`` (valid frames only) and ``P`` the standardised PSTH:
+    ``gram = Zt' Zt`` (S, D+1, D+1), ``cross = Zt' P`` (S, D+1, N), ``sq = sum P**2``
+    (S, N) and ``count`` the number of valid frames (S,). Any set of stimuli is a sum.
+    """
+
+    gram: torch.Tensor
+    cross: torch.Tensor
+    sq: torch.Tensor
+    count: torch.Tensor
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows (stimuli, blocks or groups)."""
+        return self.gram.shape[0]
+
+    def summed(self, index=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Statistics summed over the rows ``index`` (all by default), with no copy of
+        per-row Grams.
+
+        A single row gives views of it; consecutive rows give a sum over a slice view; any
+        other set is accumulated row by row into one new (D+1, D+1) array.
+
+        Returns
+        -------
+        gram : Tensor of shape (D + 1, D + 1)
+        cross : Tensor of shape (D + 1, n_neurons)
+        sq : Tensor of shape (n_neurons,)
+        count : Tensor of shape ()
+        """
+        arrays = (self.gram, self.cross, self.sq, self.count)
+        if index is None:
+            return tuple(a.sum(0) for a in arrays)
+        rows = [int(i) for i in torch.as_tensor(index).reshape(-1).tolist()]
+        if len(rows) == 1:
+            return tuple(a[rows[0]] for a in arrays)
+        if rows == list(range(rows[0], rows[0] + len(rows))):
+            sl = slice(rows[0], rows[0] + len(rows))
+            return tuple(a[sl].sum(0) for a in arrays)
+        sums = [a[rows[0]].clone() for a in arrays]
+        for r in rows[1:]:
+            for total, a in zip(sums, arrays):
+                total.add_(a[r])
+        return tuple(sums)
+
+    def to(self, device=None, dtype=None) -> "DesignStatistics":
+        """These statistics on ``device`` (and, for the Gram and cross-products, in ``dtype``)."""
+        return DesignStatistics(self.gram.to(device=device, dtype=dtype), self.cross.to(device=device, dtype=dtype),
+                                self.sq.to(device=device), self.count.to(device=device))
+
+    def merge_blocks(self, n_blocks: int) -> "DesignStatistics":
+        """Per-stimulus statistics from per-block ones (rows in (stimulus, block) order)."""
+        if n_blocks == 1:
+            return self
+        return DesignStatistics(*(a.reshape(-1, n_blocks, *a.shape[1:]).sum(1) for a in
+                                  (self.gram, self.cross, self.sq, self.count)))
+
+    def sum_rows(self, groups: torch.Tensor, n_groups: int) -> "DesignStatistics":
+        """Statistics summed over the rows of each group: row ``g`` of the result is the sum
+        of the rows ``r`` with ``groups[r] == g`` (``0 <= groups < n_groups``)."""
+        groups = torch.as_tensor(groups, device=self.gram.device)
+        return DesignStatistics(*(
+            torch.zeros((n_groups, *a.shape[1:]), dtype=a.dtype, device=a.device).index_add_(0, groups, a)
+            for a in (self.gram, self.cross, self.sq, self.count)))
+
+    def concat(self, other: "DesignStatistics") -> "DesignStatistics":
+        """Statistics of this set's stimuli followed by those of ``other``."""
+        return DesignStatistics(*(torch.cat([a, b]) for a, b in zip(
+            (self.gram, self.cross, self.sq, self.count),
+            (other.gram, other.cross, other.sq, other.count))))
+
+
+def standardized_design(X: torch.Tensor, n_lags: int, x_mean: torch.Tensor,
+                        x_scale: torch.Tensor, mask: torch.Tensor,
+                        fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Standardised lagged design with an intercept column, zero on padding frames.
+
+    ``fill`` is the history before each stimulus (see :func:`lagged_design`).
+    Returns a Tensor of shape (n_stimuli, n_times, n_features * n_lags + 1).
+    """
+    Z = (lagged_design(X, n_lags, fill) - x_mean[:, None]) / x_scale[:, None]
+    Z = torch.cat([Z.flatten(2), torch.ones_like(Z[..., :1, 0])], dim=2)
+    return Z * mask[..., None]
+
+
+def design_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_lags: int,
+                      x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
+                      y_scale: torch.Tensor, chunk: int = 16, n_blocks: int = 1,
+                      fill: torch.Tensor | None = None) -> DesignStatistics:
+    """Compute :class:`DesignStatistics` stimulus by stimulus chunk (bounded memory).
+
+    Parameters
+    ----------
+    X : Tensor of shape (n_stimuli, n_times, n_features)
+        Stimuli as the linear stage reads them, any finite value on padding frames.
+    P : Tensor of shape (n_stimuli, n_times, n_neurons)
+        PSTH in the model's output units, any value on padding frames.
+    mask : Tensor of shape (n_stimuli, n_times)
+        1.0 on valid frames, 0.0 on padding.
+    n_blocks : int, default=1
+        Split each stimulus's valid frames into this many contiguous blocks (the one rule of
+        :func:`skstrf._layout.block_edges`), each with its own statistics (row
+        ``s * n_blocks + b``): the units of cross-validation within one continuous
+        recording. Every frame keeps its real lag
+        history, which may reach into the previous block (stimulus frames only, never
+        responses).
+    fill : Tensor of shape (n_features,) or None, default=None
+        The history before each stimulus (see :func:`lagged_design`).
+    """
+    grams, crosses, sqs, counts = [], [], [], []
+    for start in range(0, X.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        Z = standardized_design(X[sl], n_lags, x_mean, x_scale, mask[sl], fill).double()
+        Ps = (torch.nan_to_num((P[sl] - y_mean) / y_scale) * mask[sl][..., None]).double()
+        if n_blocks == 1:
+            grams.append(Z.transpose(1, 2) @ Z)
+            crosses.append(Z.transpose(1, 2) @ Ps)
+            sqs.append((Ps**2).sum(1))
+            counts.append(mask[sl].sum(1).double())
+            continue
+        valid = mask[sl] > 0
+        rank = valid.long().cumsum(1) - 1  # each valid frame's place among its stimulus's
+        edges = torch.as_tensor(block_edges(valid.sum(1).cpu().numpy(), n_blocks), device=X.device)
+        block = (rank[..., None] >= edges[:, None, 1:]).sum(-1)  # (s, T)
+        block = torch.where(valid, block, n_blocks)  # padding is in no block
+        parts = [], [], [], []
+        for b in range(n_blocks):
+            m = (block == b).to(Z.dtype) * mask[sl]
+            Zb = Z * m[..., None]
+            for out, value in zip(parts, (Zb.transpose(1, 2) @ Z, Zb.transpose(1, 2) @ Ps,
+                                          (Ps**2 * m[..., None]).sum(1), m.sum(1))):
+                out.append(value)
+        # rows in (stimulus, block) order
+        for out, values in zip((grams, crosses, sqs, counts), parts):
+            stacked = torch.stack(values, dim=1)
+            out.append(stacked.reshape(-1, *stacked.shape[2:]))
+    return DesignStatistics(torch.cat(grams), torch.cat(crosses), torch.cat(sqs), torch.cat(counts))
+
+
+def _block_bounds(lengths: torch.Tensor, n_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and one-past-last frame of every block, shape (n_stimuli, n_blocks) each: the
+    library's one rule for cutting a stimulus into blocks (:func:`skstrf._layout.block_edges`)."""
+    edges = torch.as_tensor(block_edges(lengths.cpu().numpy(), n_blocks), device=lengths.device)
+    return edges[:, :-1], edges[:, 1:]
 
 
 def _prefix_lengths(mask: torch.Tensor) -> torch.Tensor | None:
@@ -64,7 +233,7 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
                       x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
                       y_scale: torch.Tensor, n_blocks: int = 1, chunk: int | None = None,
                       groups: torch.Tensor | None = None, n_groups: int | None = None,
-                      p_offset: torch.Tensor | None = None, workers: int = 1) -> DesignStatistics:
+                      p_offset: torch.Tensor | None = None) -> DesignStatistics:
     """:class:`~skstrf._model.DesignStatistics` from cross-correlations, never building the lagged design.
 
     Same inputs and outputs as :func:`skstrf._model.design_statistics` (its ``chunk`` aside),
@@ -117,14 +286,12 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         With it, the PSTH is read as ``float32(P - p_offset)`` (in float64, block by
         block), the float32 targets a model with that ``y_offset`` trains on
         (:func:`skstrf._model.net_targets`), without a copy of ``P``.
-    workers : int, default=1
-        On the CPU, with at least two rows per worker, compute the chunks of rows side by
-        side on this many threads, one torch thread each (:func:`skstrf._threads.side_by_side`:
-        independent tasks keep their share of a busy machine); otherwise one after the other
-        with torch's threads. The result is the same to the last bit for a given ``workers``
-        (chunks are summed in order); it changes in the last bits with ``workers``, as the
-        chunks do. Call it from one thread at a time with ``workers > 1`` (it sets torch's
-        thread count).
+    On the CPU, with at least two rows per worker, the chunks of rows are computed side by
+    side on :func:`skstrf._threads.task_workers` threads, one torch thread each
+    (:func:`skstrf._threads.side_by_side`: independent tasks keep their share of a busy
+    machine); otherwise one after the other with torch's threads. The result is the same to
+    the last bit for a given number of workers (chunks are summed in order); it changes in
+    the last bits with it, as the chunks do.
 
     Returns
     -------
@@ -151,7 +318,7 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
                                   n_blocks=n_blocks)
         return stats if groups is None else stats.sum_rows(groups, n_groups)
     L = int(n_lags)
-    starts, ends = _block_bounds(lengths.to(f64), T, n_blocks)
+    starts, ends = _block_bounds(lengths, n_blocks)
     starts, ends = starts.reshape(-1), ends.reshape(-1)  # (R,), rows (stimulus, block)
     stim = torch.arange(S, device=dev).repeat_interleave(n_blocks)
     D, N = F * L, P.shape[2]
@@ -159,6 +326,7 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     # side by side only where every worker gets two chunks at least and the products are
     # worth a thread's hand-over; else torch's threads
     work = 2.0 * L * float(ends.sum() - starts.sum()) * F * (F + N)
+    workers = task_workers()
     side = workers > 1 and dev.type == "cpu" and R >= 2 * workers and work >= SIDE_BY_SIDE_FLOP
     if chunk is None:
         rows_in_budget = max(1, CHUNK_BYTES // max(1, 8 * (T + L) * (F + N)))
@@ -335,131 +503,3 @@ def _fill_statistics(pieces: dict[str, torch.Tensor], F: int, L: int, x_mean: to
     cross_out[:, D] = p_sum
     sq_out.copy_(pieces["sq"])
     count_out.copy_(count)
-
-
-def summed_batch(stats: DesignStatistics, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Summed statistics of the stimuli ``index`` with no copy of per-stimulus Grams.
-
-    A single stimulus gives views of its rows; consecutive indices give a sum over a slice
-    view; any other batch is accumulated row by row into one new (D+1, D+1) array. Equal
-    to :meth:`skstrf._model.DesignStatistics.batch`.
-
-    Returns
-    -------
-    gram : Tensor of shape (D + 1, D + 1)
-    cross : Tensor of shape (D + 1, n_neurons)
-    sq : Tensor of shape (n_neurons,)
-    count : Tensor of shape ()
-    """
-    rows = [int(i) for i in torch.as_tensor(index).reshape(-1).tolist()]
-    arrays = (stats.gram, stats.cross, stats.sq, stats.count)
-    if len(rows) == 1:
-        return tuple(a[rows[0]] for a in arrays)
-    if rows == list(range(rows[0], rows[0] + len(rows))):
-        sl = slice(rows[0], rows[0] + len(rows))
-        return tuple(a[sl].sum(0) for a in arrays)
-    sums = [a[rows[0]].clone() for a in arrays]
-    for r in rows[1:]:
-        for total, a in zip(sums, arrays):
-            total.add_(a[r])
-    return tuple(sums)
-
-
-class StatisticsLoss(torch.autograd.Function):
-    """Statistics training loss with a hand-written backward; see :func:`statistics_loss`.
-
-    The only large product, ``theta @ gram`` with ``theta = [weight, bias]``, is made once,
-    as the residual ``theta @ gram - cross.T``: the loss is two dot products (summed in
-    float64), the gradient that residual scaled. Every other operation is one pass over
-    (n_neurons, D+1) numbers, contiguous when ``cross.T`` is (neuron-major cross-products);
-    the batch's statistics are read, never copied.
-    """
-
-    @staticmethod
-    def forward(ctx, weight: torch.Tensor, bias: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor,
-                sq: torch.Tensor, count: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
-        n_neurons = weight.shape[0]
-        theta = torch.empty(n_neurons, gram.shape[0], dtype=gram.dtype, device=gram.device)
-        theta[:, :-1] = weight
-        theta[:, -1] = bias
-        resid = torch.addmm(cross.T, theta, gram, beta=-1.0)  # theta G - c' (G is symmetric)
-        # sum over neurons of theta' G theta - 2 theta' c + sq = theta' (G theta - c) - theta' c + sq.
-        # The terms nearly cancel for a good model: accumulated in float64 whatever gram's
-        # dtype (with float32 statistics, float32 sums leave an error of ~5e-6 of the loss
-        # of a zero model at NS1's size; these leave ~2e-9).
-        flat = theta.reshape(-1).double()
-        core = (torch.dot(flat, resid.reshape(-1).double()) - torch.dot(flat, cross.T.reshape(-1).double())
-                + sq.double().sum())
-        scale = 1.0 / (count.double() * n_neurons)
-        loss = core * scale
-        if alpha is not None:
-            norms = torch.linalg.vecdot(theta[:, :-1], theta[:, :-1]).double()  # (N,)
-            loss = loss + (alpha * norms).sum() / n_neurons
-        ctx.save_for_backward(theta, resid, scale, alpha)
-        ctx.dtypes = (weight.dtype, bias.dtype)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        theta, resid, scale, alpha = ctx.saved_tensors
-        n_neurons = theta.shape[0]
-        # d/dtheta of theta' G theta - 2 theta' c is 2 (G theta - c) for a symmetric G.
-        factor = (2.0 * scale * grad_out).to(resid.dtype)
-        grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            # scaled and cast to the weight's dtype in one pass, contiguous
-            grad_weight = torch.empty(resid.shape[0], resid.shape[1] - 1, dtype=ctx.dtypes[0],
-                                      device=resid.device)
-            torch.mul(resid[:, :-1], factor, out=grad_weight)
-            if alpha is not None:
-                ridge = (alpha * (2.0 / n_neurons) * grad_out).to(theta.dtype).expand(n_neurons)
-                grad_weight.addcmul_(theta[:, :-1], ridge[:, None])
-        if ctx.needs_input_grad[1]:
-            grad_bias = (resid[:, -1] * factor).to(ctx.dtypes[1])
-        return grad_weight, grad_bias, None, None, None, None, None
-
-
-def statistics_loss(weight: torch.Tensor, bias: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor,
-                    sq: torch.Tensor, count: torch.Tensor,
-                    alpha: float | np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
-    """Training MSE of :meth:`skstrf._model.STRFModel.statistics_loss` with a cheap backward.
-
-    One (n_neurons, D+1) by (D+1, D+1) product per call, in ``gram``'s dtype; everything
-    else is a pass over (n_neurons, D+1) numbers. With float32 statistics the product costs
-    half as much, the gradient is exact to float32 rounding of ``gram @ theta``, and the
-    loss's terms are still summed in float64 (they nearly cancel for a good model).
-
-    Parameters
-    ----------
-    weight : Tensor of shape (n_neurons, D)
-        Standardised kernels, flattened.
-    bias : Tensor of shape (n_neurons,)
-        Standardised intercepts.
-    gram : Tensor of shape (D + 1, D + 1)
-        Summed (symmetric) Gram of the batch's stimuli; the product is computed in its dtype.
-    cross : Tensor of shape (D + 1, n_neurons)
-        Summed cross-products of the batch, of ``gram``'s dtype; read fastest laid out
-        neuron-major (``cross.T`` contiguous).
-    sq : Tensor of shape (n_neurons,)
-        Summed squared standardised PSTH.
-    count : Tensor of shape ()
-        Number of frames of the batch.
-    alpha : float, ndarray or Tensor of shape (n_neurons,), or None, default=None
-        L2 penalty on the kernels (not the bias); None, 0 or an all-zero array is none.
-
-    Returns
-    -------
-    loss : Tensor of shape ()
-        Float64: the sum over neurons of ``theta_n G theta_n - 2 theta_n b_n + sq_n``
-        (``theta_n = [weight_n, bias_n]``), divided by ``count * n_neurons``, plus the mean
-        over neurons of ``alpha_n * sum(weight_n ** 2)``. Only ``weight`` and ``bias`` get a
-        gradient, of their own dtype.
-    """
-    if isinstance(alpha, torch.Tensor):
-        alpha = alpha.to(device=gram.device, dtype=torch.float64)
-    elif alpha is None or (isinstance(alpha, (int, float)) and alpha == 0) or not np.any(alpha):
-        alpha = None  # decided on the host: no penalty costs nothing, and needs no device sync
-    else:
-        alpha = torch.as_tensor(alpha, dtype=torch.float64, device=gram.device)
-    count = torch.as_tensor(count, device=gram.device)
-    return StatisticsLoss.apply(weight, bias, gram, cross, sq, count, alpha)

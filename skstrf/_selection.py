@@ -1,0 +1,112 @@
+"""Choosing the penalty: the default grid, the grid a fit searches, and the choice per neuron
+from held-out scores (own, shared, or partly pooled over the neurons)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+__all__ = ["DEFAULT_ALPHAS", "alpha_grid", "choose"]
+
+#: The penalty grid searched when ``alpha=None``.
+DEFAULT_ALPHAS = np.logspace(-4, 2, 13)
+
+
+def alpha_grid(alpha, *, gradient: bool, closed_start: bool, has_valid: bool, has_folds: bool) -> np.ndarray:
+    """The penalty grid (1-D, non-empty) a fit searches, or its single penalty.
+
+    Parameters
+    ----------
+    alpha : float, array-like or None
+        The estimator's ``alpha``.
+    gradient : bool
+        Whether the model is trained by gradient.
+    closed_start : bool
+        Whether gradient training starts from the closed-form solution.
+    has_valid, has_folds : bool
+        Whether validation stimuli, or cross-validation folds, are there to choose on.
+
+    Returns
+    -------
+    alphas : ndarray of shape (n_alphas,)
+        One value: no choice to make.
+    """
+    if alpha is None:
+        if has_folds:
+            return DEFAULT_ALPHAS.copy()
+        if gradient and not closed_start:
+            return np.zeros(1)
+        return DEFAULT_ALPHAS.copy() if has_valid else np.array([1e-3])
+    try:
+        alphas = np.atleast_1d(np.asarray(alpha, dtype=np.float64))
+    except (TypeError, ValueError):
+        alphas = np.array([np.nan])
+    if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
+        raise ValueError(
+            f"alpha must be a non-negative float or a non-empty 1-D sequence of them; got {alpha!r}"
+        )
+    if alphas.size > 1 and gradient and not has_folds:
+        raise ValueError(
+            f"solver='gradient' trains with a single penalty, but alpha has {alphas.size} values "
+            "and cv=None; pass cv (the penalty is then chosen by cross-validating the linear "
+            "model), search a grid with GridSearchCV, or use solver='ridge'/'als'."
+        )
+    if alphas.size > 1 and not (has_valid or has_folds):
+        raise ValueError(
+            "choosing alpha from a grid needs validation stimuli or cross-validation folds, but "
+            "cv=None and none is held out (validation_fraction=None or a single stimulus); "
+            "pass cv or a single alpha."
+        )
+    return alphas
+
+
+def choose(scores: np.ndarray | None, alphas: np.ndarray, n_neurons: int, *, per_neuron: bool = True,
+           pooling: float = 0.0) -> np.ndarray:
+    """The penalty of each neuron, from the held-out score of every penalty.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_alphas, n_neurons) or None
+        Held-out scores (higher is better; NaN: undefined, e.g. a constant prediction).
+        None when there is nothing to choose (one penalty).
+    alphas : ndarray of shape (n_alphas,)
+    n_neurons : int
+    per_neuron : bool, default=True
+        A penalty per neuron; False: the one with the best mean score over neurons.
+    pooling : float in [0, 1], default=0.0
+        With ``per_neuron``, each neuron's penalty maximises ``(1 - pooling)`` times its own
+        score plus ``pooling`` times the mean score over neurons (partial pooling: a noisy
+        neuron's curve leans on the population's); 0 uses each neuron's own curve, 1 gives
+        every neuron the shared penalty.
+
+    Returns
+    -------
+    alpha : ndarray of shape (n_neurons,)
+        Ties, and neurons whose scores are all undefined, go to the largest penalty.
+    """
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if scores is None:
+        if alphas.size != 1:
+            raise ValueError("choosing among several penalties needs validation stimuli or folds")
+        return np.full(n_neurons, alphas[0])
+    scores = np.asarray(scores, dtype=np.float64)
+    if not per_neuron or pooling >= 1:
+        mean = np.nan_to_num(scores, nan=-np.inf).mean(axis=1, keepdims=True)
+        return np.full(n_neurons, alphas[_best(mean, alphas)[0]])
+    if pooling > 0:
+        # NaN (a constant prediction) stays NaN in the neuron's own term and is left out of
+        # the population's mean, so that one silent neuron does not move the others' choice
+        with warnings.catch_warnings():  # a neuron-less row: NaN, said by the scores themselves
+            warnings.simplefilter("ignore", RuntimeWarning)
+            population = np.nanmean(scores, axis=1, keepdims=True)
+        scores = (1 - pooling) * scores + pooling * population
+    return alphas[_best(scores, alphas)]
+
+
+def _best(scores: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """Index of the best score per column (ties and all-NaN go to the largest penalty)."""
+    scores = np.nan_to_num(scores, nan=-np.inf)
+    # scanned from the strongest penalty down, so that argmax's first maximum prefers it
+    order = np.argsort(-alphas, kind="stable")
+    return order[scores[order].argmax(axis=0)]
