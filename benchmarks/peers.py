@@ -1,46 +1,66 @@
-"""skstrf's default against the ridge tools of the field, side by side in one run.
+"""skstrf's default against the ridge tools of the field, like with like, with 95% intervals.
 
-Run from the repository root, in an environment with the peers installed (they are not
-dependencies of skstrf)::
+Run from the repository root, in the benchmark environment (the peers, naplib and
+brucezilany are not dependencies of skstrf; see ``benchmarks/README.md``)::
 
-    python3 -m venv ../peers-venv
-    ../peers-venv/bin/pip install "torch==2.13.0" -e . mne mtrf himalaya
-    ../peers-venv/bin/python benchmarks/peers.py                 # full sizes
-    ../peers-venv/bin/python benchmarks/peers.py --quick         # tiny sizes, to check it runs
+    nice -n 19 /work/peers-venv/bin/python benchmarks/peers.py            # every case
+    nice -n 19 /work/peers-venv/bin/python benchmarks/peers.py --cases naplib auditory-nerve
+    /work/peers-venv/bin/python benchmarks/peers.py --quick               # tiny, seconds
 
-Rows: MNE ``ReceptiveField`` with ``TimeDelayingRidge``, its alpha chosen by an inner
-cross-validation over the training trials (MNE has none built in: a loop over the alphas,
-mean Pearson r over neurons on the held-out trials, then a refit on all training trials);
-mTRFpy ``TRF.train`` with a list of lambdas (its own k-fold cross-validation over trials);
-himalaya ``RidgeCV`` on a causal lagged design (lags ``t - L + 1 .. t`` of the same trial,
-zero history), its alpha per neuron by group k-fold over trials; ``skstrf.STRFRegressor``
-with its defaults (vanilla kernel) and ``n_lags``.
+Like with like:
 
-Every peer gets the same training trials, the stimulus z-scored per band on the training
-frames, the PSTH (mean over repeats) as target, and the same penalty grid: skstrf's default
-per-frame grid ``logspace(-4, 2, 13)`` times the training frames (mTRFpy: divided by the
-sampling rate, which its solver multiplies back), so that every library searches the same
-amount of shrinkage. Inner cross-validation: 5 folds over songs or stimuli, 4 contiguous
-chunks of a continuous recording.
+- **The same X.** One array per case is handed to every library as it is: no library gets
+  a standardised, shifted or otherwise different X (a library's own internal
+  preprocessing, e.g. MNE's centring, is part of the library). X is never built from a
+  quantity only a generator knows (e.g. its background level).
+- **The same folds and target.** Outer folds hold out whole stimuli (``KFold`` over
+  stimuli) or, for one continuous recording, contiguous blocks (``ContiguousBlocks``);
+  every library fits the same training stimuli and predicts the same held-out ones, each
+  held-out stimulus alone. Peers fit the PSTH (mean over repeats); skstrf gets ``y`` with
+  its repeats (it fits their mean).
+- **Each library chooses its own penalty on the training data only.** skstrf: its default
+  (``STRFRegressor(n_lags=...)``: inner cross-validation of its own). mTRFpy:
+  ``TRF.train`` with a list of lambdas (its k-fold cross-validation over trials).
+  himalaya: ``RidgeCV`` with group folds over trials. MNE has no built-in search: a loop
+  over the alphas, scored by the mean Pearson r over neurons on the held-out inner trials,
+  then a refit of ``ReceptiveField(estimator=TimeDelayingRidge(alpha))`` on all training
+  trials. The inner loop computes TimeDelayingRidge's correlation matrices once per inner
+  split and solves for each alpha with MNE's own functions (``_compute_corrs`` then
+  ``_fit_corrs``, the two steps of ``TimeDelayingRidge.fit``, split, as MNE's comment
+  there says, so that penalties can be tested without recomputing); ``--quick`` checks that
+  this gives the coefficients of ``TimeDelayingRidge.fit``. The peers search the same
+  amount of shrinkage: alpha = ``logspace(-4, 2, 13)`` x training frames x the mean
+  variance of the training frames' bands (their ridge penalties act on the sums of
+  squares of X as given); mTRFpy's lambda is that divided by the number of trials (its
+  covariances are averages over trials) and by its sampling rate (its solver multiplies
+  it back). Inner folds: 5 over stimuli (fewer when there are fewer training stimuli), 4
+  contiguous chunks of a continuous recording's training frames.
+- **The same metric.** ``skstrf.metrics``: ``cc_norm`` where the case has repeats,
+  ``cc`` where it has one; per neuron, pooled over all held-out frames; mean over neurons.
+- **History.** The table says what each library puts before the first frame of a stimulus
+  (see ``HISTORY``, with where in each library's code it is done).
+- **Intervals.** 95% percentile intervals by a bootstrap over the held-out stimuli (the
+  held-out blocks of a continuous recording): stimuli are drawn with replacement, the
+  per-neuron score recomputed on the pooled frames of the draw (``skstrf.metrics.ScoreSums``),
+  averaged over neurons. The difference to skstrf is bootstrapped paired (the same draws).
 
-Modes: "songs" (``make_realistic_dataset``, 20 ragged songs, 20 lags; 5-fold ``KFold`` over
-songs, pooled out-of-fold predictions); "continuous" (the 7 s recording, 20 lags, 5
-``ContiguousBlocks``, each test block predicted from the whole stimulus); "NS1-like"
-(``make_strf_dataset``, 20 stimuli x 999 frames x 34 bands, 119 neurons, 15 lags; fit on
-its train + valid stimuli, 17, scored on its 3 test stimuli). The realistic X is the
-generator's log power minus each band's level of silence (``data.X - data.silence``): every
-library zero-pads the history before a stimulus, and this makes that zero the silence the
-cells heard. Score: ``skstrf.metrics.cc_norm``
-per neuron (pooled over the scored frames), mean over neurons. Seconds: wall-clock time
-of one fit including its penalty search, mean over the outer folds.
+Cases: "songs" and "continuous" (``make_realistic_dataset``, X as generated: log10 power),
+"ns1-like" (``make_strf_dataset``, fit on 17 stimuli, scored on 3), "naplib" (naplib's
+sample speech, 128 bands at 10 ms, X as given, 30 lags, one repeat: ``cc``) and
+"auditory-nerve" (the Bruce-Zilany-Carney model's fibres, X from the case's front end, 20
+lags at 5 ms; skipped with a message while the front end is not available). Seconds:
+wall-clock time of one fit including its penalty search, mean over the outer folds.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from _common import HEADLINE_SEED, finish_section, machine_info, markdown_table, set_threads
@@ -48,11 +68,16 @@ from sklearn.model_selection import KFold
 
 from skstrf import STRFRegressor
 from skstrf.datasets import make_realistic_dataset, make_strf_dataset
-from skstrf.metrics import cc_norm
+from skstrf.metrics import ScoreSums, cc_norm_from_sums
 from skstrf.model_selection import ContiguousBlocks
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import third_party  # noqa: E402  (benchmarks/ is not a package)
 
 PER_FRAME_ALPHAS = np.logspace(-4, 2, 13)
 FS = 100  # nominal sampling rate for the libraries that want one; lags are set in frames
+N_BOOT = 2000
+SKSTRF = "skstrf STRFRegressor() defaults"
 
 
 def causal_lags(x: np.ndarray, n_lags: int) -> np.ndarray:
@@ -78,49 +103,99 @@ def _mean_r(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.nanmean((y * pred).sum(0) / np.where(den > 0, den, np.nan)))
 
 
+def alpha_grid(xs: list[np.ndarray]) -> np.ndarray:
+    """The peers' penalties on sums over frames: per-frame grid x frames x mean band variance."""
+    frames = np.concatenate(xs)
+    return PER_FRAME_ALPHAS * len(frames) * float(np.mean(frames.var(axis=0)))
+
+
+# --- what each library puts before a stimulus's first frame -------------------------------
+
+def skstrf_history() -> str:
+    """skstrf's history rule, read from the estimator (its parameters, else its docstring)."""
+    params = STRFRegressor().get_params()
+    for key in ("history", "lead_in", "padding", "history_fill"):
+        if key in params:
+            return f"`{key}={params[key]!r}` (STRFRegressor's default; see its docstring)"
+    doc = " ".join((STRFRegressor.__doc__ or "").split())
+    if "history before each stimulus is zero in X's units" in doc:
+        return "zero in X's units, fit and predict (STRFRegressor docstring, Notes)"
+    return "NOT RECOGNISED by peers.py: read STRFRegressor's docstring and update skstrf_history()"
+
+
+HISTORY = {
+    "MNE": ("fit: each band's training mean (TimeDelayingRidge centres X, then its correlations "
+            "zero-pad: mne/decoding/time_delaying_ridge.py `_compute_corrs`; ragged training trials "
+            "are concatenated, so a trial's history is the previous trial's end); predict: zero in "
+            "X's units (`TimeDelayingRidge.predict` convolves the uncentred X)"),
+    "mTRFpy": "zero in X's units, fit and predict (mtrf/matrices.py `lag_matrix`, `zeropad=True` default)",
+    "himalaya": ("zero in X's units, fit and predict (himalaya has no delay step; this harness's "
+                 "`causal_lags`; `RidgeCV(fit_intercept=True)` centres the lagged columns)"),
+}
+
+
 # --- the peers: fit(list of (x, psth) training trials, n_lags) -> predict(list of x) -----
 
-def fit_mne(xs, ps, n_lags, n_splits):
+def _mne_input(xs, ps, sel):
+    """MNE's (n_times, n_epochs, n_features) input: epochs when lengths agree, else one
+    concatenated series (what MNE users do with ragged trials)."""
+    if len({len(xs[i]) for i in sel}) == 1:
+        return np.stack([xs[i] for i in sel], axis=1), np.stack([ps[i] for i in sel], axis=1)
+    return np.concatenate([xs[i] for i in sel])[:, None], np.concatenate([ps[i] for i in sel])[:, None]
+
+
+def _mne_model(alpha, n_lags):
     from mne.decoding import ReceptiveField, TimeDelayingRidge
 
-    def make(alpha):
-        tdr = TimeDelayingRidge(0.0, (n_lags - 1) / FS, FS, alpha=alpha, fit_intercept=True)
-        return ReceptiveField(0.0, (n_lags - 1) / FS, FS, estimator=tdr, scoring="corrcoef")
+    tdr = TimeDelayingRidge(0.0, (n_lags - 1) / FS, FS, alpha=alpha, fit_intercept=True)
+    return ReceptiveField(0.0, (n_lags - 1) / FS, FS, estimator=tdr, scoring="corrcoef")
 
-    def fit(model, sel):
-        if len({len(xs[i]) for i in sel}) == 1:  # equal lengths: MNE's epochs axis
-            X = np.stack([xs[i] for i in sel], axis=1)
-            Y = np.stack([ps[i] for i in sel], axis=1)
-        else:  # ragged trials: one concatenated series, as MNE users do
-            X = np.concatenate([xs[i] for i in sel])[:, None]
-            Y = np.concatenate([ps[i] for i in sel])[:, None]
-        return model.fit(X, Y)
 
-    n_frames = sum(len(x) for x in xs)
-    alphas = PER_FRAME_ALPHAS * n_frames
+def _mne_alpha_path(X, Y, n_lags, alphas):
+    """TimeDelayingRidge's (coef, intercept) for every alpha from one correlation pass."""
+    from mne.decoding.time_delaying_ridge import _compute_corrs, _fit_corrs
+
+    cov, x_y, n_ch, x_offset, y_offset = _compute_corrs(X, Y, 0, n_lags, None, True, True)
+    for alpha in alphas:
+        coef = _fit_corrs(cov, x_y, n_ch, "ridge", alpha, n_ch)
+        yield coef, y_offset - np.dot(x_offset, coef.sum(-1).T)
+
+
+def fit_mne(xs, ps, n_lags, n_splits, check=False):
+    from mne.decoding import TimeDelayingRidge
+
+    alphas = alpha_grid(xs)
     scores = np.zeros(len(alphas))
     for train, test in _groups(xs, n_splits):
+        X, Y = _mne_input(xs, ps, train)
+        # A fitted TimeDelayingRidge to predict with: its coefficients are replaced by each
+        # alpha's (fitting on a few frames only sets scikit-learn's fitted state).
+        holder = TimeDelayingRidge(0.0, (n_lags - 1) / FS, FS, alpha=1.0, fit_intercept=True)
+        holder.fit(X[: 2 * n_lags], Y[: 2 * n_lags])
         held = np.concatenate([ps[i] for i in test])
-        for a, alpha in enumerate(alphas):
-            model = fit(make(alpha), train)
-            pred = np.concatenate([np.atleast_2d(model.predict(xs[i]).reshape(len(xs[i]), -1))
-                                   for i in test])
+        for a, (coef, intercept) in enumerate(_mne_alpha_path(X, Y, n_lags, alphas)):
+            if check and a == 0:
+                ref = TimeDelayingRidge(0.0, (n_lags - 1) / FS, FS, alpha=alphas[0], fit_intercept=True).fit(X, Y)
+                np.testing.assert_allclose(coef, ref.coef_, rtol=1e-10, atol=1e-12 * np.abs(ref.coef_).max())
+                np.testing.assert_allclose(intercept, ref.intercept_, rtol=1e-10, atol=1e-12)
+            holder.coef_, holder.intercept_ = coef, intercept
+            pred = np.concatenate([np.asarray(holder.predict(xs[i])).reshape(len(xs[i]), -1) for i in test])
             scores[a] += _mean_r(held, pred)
-    model = fit(make(alphas[int(np.argmax(scores))]), range(len(xs)))
-    return lambda new: [model.predict(x).reshape(len(x), -1) for x in new]
+    model = _mne_model(alphas[int(np.argmax(scores))], n_lags).fit(*_mne_input(xs, ps, range(len(xs))))
+    return lambda new: [np.asarray(model.predict(x)).reshape(len(x), -1) for x in new]
 
 
-def fit_mtrf(xs, ps, n_lags, n_splits):
+def fit_mtrf(xs, ps, n_lags, n_splits, check=False):
     from mtrf.model import TRF
 
-    n_frames = sum(len(x) for x in xs)
+    lambdas = alpha_grid(xs) / len(xs) / FS
     trf = TRF(direction=1)
-    trf.train(list(xs), list(ps), FS, 0.0, (n_lags - 1) / FS,
-              list(PER_FRAME_ALPHAS * n_frames / FS), k=min(n_splits, len(xs)), verbose=False, seed=0)
-    return lambda new: [np.asarray(trf.predict(stimulus=[x])[0]) for x in new]
+    trf.train(list(xs), list(ps), FS, 0.0, (n_lags - 1) / FS, list(lambdas),
+              k=min(n_splits, len(xs)), verbose=False, seed=0)
+    return lambda new: [np.asarray(trf.predict(stimulus=[x])[0]).reshape(len(x), -1) for x in new]
 
 
-def fit_himalaya(xs, ps, n_lags, n_splits):
+def fit_himalaya(xs, ps, n_lags, n_splits, check=False):
     from himalaya.ridge import RidgeCV
 
     design = np.concatenate([causal_lags(x, n_lags) for x in xs])
@@ -128,83 +203,195 @@ def fit_himalaya(xs, ps, n_lags, n_splits):
     trial = np.repeat(np.arange(len(xs)), [len(x) for x in xs])
     folds = [(np.flatnonzero(np.isin(trial, tr)), np.flatnonzero(np.isin(trial, te)))
              for tr, te in _groups(xs, n_splits)]
-    model = RidgeCV(alphas=PER_FRAME_ALPHAS * len(design), cv=folds, fit_intercept=True)
+    model = RidgeCV(alphas=alpha_grid(xs), cv=folds, fit_intercept=True)
     model.fit(design, target)
-    return lambda new: [np.asarray(model.predict(causal_lags(x, n_lags))) for x in new]
+    return lambda new: [np.asarray(model.predict(causal_lags(x, n_lags))).reshape(len(x), -1) for x in new]
 
 
-PEERS: dict[str, Callable] = {
-    "MNE ReceptiveField + TimeDelayingRidge, alpha by inner CV": fit_mne,
-    "mTRFpy TRF.train, lambda by its CV": fit_mtrf,
-    "himalaya RidgeCV on a lagged design": fit_himalaya,
+PEERS: dict[str, tuple[str, Callable]] = {
+    "MNE ReceptiveField + TimeDelayingRidge, alpha by inner CV": ("MNE", fit_mne),
+    "mTRFpy TRF.train, lambda by its CV": ("mTRFpy", fit_mtrf),
+    "himalaya RidgeCV on a lagged design": ("himalaya", fit_himalaya),
 }
 
 
-# --- the modes: outer folds of (training trials, prediction of the scored frames) --------
+# --- outer folds: out-of-fold predictions of every library --------------------------------
 
-def _psth(y: np.ndarray) -> np.ndarray:
+def _psth(y: np.ndarray, x_ndim: int) -> np.ndarray:
+    if y.ndim == x_ndim:  # no repeat axis: y is already the response
+        return y
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return np.nanmean(y, axis=-1)
 
 
-def _zscore(train_xs: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    frames = np.concatenate(train_xs)
-    mean, std = frames.mean(0), frames.std(0)
-    std = np.where(std > 0, std, 1.0)
-    return lambda x: (x - mean) / std
+def run_stimuli(X, y, folds, n_lags, n_splits, check=False):
+    """Stimulus layout: each fold's training stimuli are trials; test stimuli predicted alone.
 
-
-def run_stimuli(X, y, folds, n_lags, n_splits):
-    """Stimulus layout: each fold's training stimuli are trials; test stimuli predicted alone."""
+    Returns
+    -------
+    preds : dict of library name to ndarray of shape (n_stimuli, n_times, n_neurons)
+    seconds : dict of library name to list of float
+    """
     lengths = (~np.isnan(X[..., 0])).sum(1)
-    P = _psth(y)
-    rows = {}
-    for name in ["skstrf STRFRegressor() defaults (vanilla)", *PEERS]:
+    P = _psth(y, X.ndim)
+    preds, seconds = {}, {}
+    for name in [SKSTRF, *PEERS]:
         pred = np.full(P.shape, np.nan)
-        seconds = []
+        seconds[name] = []
         for train, test in folds:
             start = time.perf_counter()
             if name in PEERS:
-                z = _zscore([X[s, :lengths[s]] for s in train])
-                xs = [z(X[s, :lengths[s]]) for s in train]
+                xs = [X[s, :lengths[s]] for s in train]
                 ps = [P[s, :lengths[s]] for s in train]
-                predict = PEERS[name](xs, ps, n_lags, n_splits)
-                seconds.append(time.perf_counter() - start)
-                for s, p in zip(test, predict([z(X[s, :lengths[s]]) for s in test])):
+                predict = PEERS[name][1](xs, ps, n_lags, n_splits, check)
+                seconds[name].append(time.perf_counter() - start)
+                for s, p in zip(test, predict([X[s, :lengths[s]] for s in test])):
                     pred[s, :lengths[s]] = p
             else:
                 est = STRFRegressor(n_lags=n_lags, random_state=0).fit(X[train], y[train])
-                seconds.append(time.perf_counter() - start)
+                seconds[name].append(time.perf_counter() - start)
                 pred[test] = est.predict(X[test])
-        scored = np.unique(np.concatenate([te for _, te in folds]))
-        rows[name] = _score(y[scored], pred[scored], seconds)
-    return rows
+        preds[name] = pred
+    return preds, seconds
 
 
-def run_continuous(X, y, folds, n_lags, n_splits):
-    """One recording: training frames (with their junction) cut into chunks as trials."""
-    P = _psth(y)
-    rows = {}
-    for name in ["skstrf STRFRegressor() defaults (vanilla)", *PEERS]:
+def run_continuous(X, y, folds, n_lags, n_splits, check=False):
+    """One recording: training frames (with their junction) cut into 4 chunks as trials; each
+    test block is predicted from the whole recording, so only the recording's first frames
+    lack history."""
+    P = _psth(y, X.ndim)
+    preds, seconds = {}, {}
+    for name in [SKSTRF, *PEERS]:
         pred = np.full(P.shape, np.nan)
-        seconds = []
+        seconds[name] = []
         for train, test in folds:
             start = time.perf_counter()
             if name in PEERS:
-                z = _zscore([X[train]])
                 chunks = np.array_split(np.arange(len(train)), 4)
-                xs = [z(X[train][c]) for c in chunks]
+                xs = [X[train][c] for c in chunks]
                 ps = [P[train][c] for c in chunks]
-                predict = PEERS[name](xs, ps, n_lags, n_splits)
-                seconds.append(time.perf_counter() - start)
-                pred[test] = predict([z(X)])[0][test]
+                predict = PEERS[name][1](xs, ps, n_lags, n_splits, check)
+                seconds[name].append(time.perf_counter() - start)
+                pred[test] = predict([X])[0][test]
             else:
                 est = STRFRegressor(n_lags=n_lags, random_state=0).fit(X[train], y[train])
-                seconds.append(time.perf_counter() - start)
+                seconds[name].append(time.perf_counter() - start)
                 pred[test] = est.predict(X)[test]
-        rows[name] = _score(y, pred, seconds)
+        preds[name] = pred
+    return preds, seconds
+
+
+# --- scores with bootstrap intervals --------------------------------------------------------
+
+def _units(y: np.ndarray, pred: np.ndarray, units: list[np.ndarray], x_ndim: int) -> list[ScoreSums]:
+    """skstrf's score sums of each bootstrap unit (held-out stimuli, or frame blocks)."""
+    if y.ndim == x_ndim:  # one repeat: give the repeat axis skstrf's metrics expect
+        y = y[..., None]
+    if x_ndim == 2:  # one recording: a unit is a block of frames, as a one-stimulus set
+        return [ScoreSums.of(y[None, idx], pred[None, idx]) for idx in units]
+    return [ScoreSums.of(y[idx], pred[idx]) for idx in units]
+
+
+def _merged(sums: list[ScoreSums], draw: np.ndarray) -> ScoreSums:
+    out = sums[draw[0]]
+    for i in draw[1:]:
+        out = out.merge(sums[i])
+    return out
+
+
+def score_table(y, preds, seconds, units, x_ndim, n_boot=N_BOOT, seed=0):
+    """Rows: pooled score, 95% bootstrap interval, paired difference to skstrf and its interval."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(units), (n_boot, len(units)))
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        per_lib = {name: _units(y, pred, units, x_ndim) for name, pred in preds.items()}
+        point = {name: float(np.nanmean(cc_norm_from_sums(_merged(s, np.arange(len(units))), "raw_values")))
+                 for name, s in per_lib.items()}
+        boot = {name: np.array([np.nanmean(cc_norm_from_sums(_merged(s, d), "raw_values")) for d in draws])
+                for name, s in per_lib.items()}
+    for name in preds:
+        diff = boot[name] - boot[SKSTRF]
+        lo, hi = np.nanpercentile(boot[name], [2.5, 97.5])
+        row = {"library": name, "score": point[name], "ci": f"[{lo:.3f}, {hi:.3f}]",
+               "seconds": float(np.mean(seconds[name])),
+               "history": skstrf_history() if name == SKSTRF else HISTORY[PEERS[name][0]]}
+        if name != SKSTRF:
+            dlo, dhi = np.nanpercentile(diff, [2.5, 97.5])
+            row["diff"] = f"{point[name] - point[SKSTRF]:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
+        rows.append(row)
     return rows
+
+
+def table(rows: list[dict], metric: str) -> str:
+    return markdown_table(rows, [
+        ("library", "library", ""), ("score", f"held-out {metric}", ".3f"), ("ci", "95% interval", ""),
+        ("diff", "minus skstrf [95% interval]", ""), ("seconds", "fit s (incl. penalty search)", ".3g"),
+        ("history", "history before each stimulus", "")])
+
+
+# --- the cases ---------------------------------------------------------------------------
+
+def case_songs(args):
+    n_neurons, n_lags = (2, 8) if args.quick else (8, 20)
+    d = make_realistic_dataset(n_neurons=n_neurons, random_state=args.seed)
+    X, y = (d.X[:6], d.y[:6]) if args.quick else (d.X, d.y)
+    folds = list(KFold(2 if args.quick else 5).split(X))
+    title = (f"Songs (make_realistic_dataset, seed {args.seed}): {n_neurons} neurons, {len(X)} songs x 32 "
+             f"log-mel bands (X as generated, log10 power), {len(folds)}-fold KFold over songs, {n_lags} lags")
+    return title, "cc_norm", run_stimuli, X, y, folds, n_lags, 5, [np.array([s]) for s in range(len(X))]
+
+
+def case_continuous(args):
+    d = make_realistic_dataset("continuous", random_state=args.seed)
+    folds = list(ContiguousBlocks(2 if args.quick else 5).split(d.X))
+    title = (f"Continuous (make_realistic_dataset, seed {args.seed}): 5 units, {len(d.X)} frames x 2 "
+             f"envelopes (X as generated), {len(folds)} contiguous blocks, 20 lags")
+    return title, "cc_norm", run_continuous, d.X, d.y, folds, 20, 4, [te for _, te in folds]
+
+
+def case_ns1(args):
+    sizes = (dict(n_stimuli=10, n_times=200, n_freqs=8, n_neurons=6) if args.quick else
+             dict(n_stimuli=20, n_times=999, n_freqs=34, n_neurons=119))
+    d = make_strf_dataset(**sizes, random_state=args.seed)
+    train = np.concatenate([d.train, d.valid])
+    title = (f"NS1-like (make_strf_dataset, seed {args.seed}): {sizes['n_stimuli']} stimuli x "
+             f"{sizes['n_times']} frames x {sizes['n_freqs']} bands, {sizes['n_neurons']} neurons, 15 lags; "
+             f"fit on {len(train)} stimuli, scored on {len(d.test)}")
+    return title, "cc_norm", run_stimuli, d.X, d.y, [(train, d.test)], 15, 5, [np.array([s]) for s in d.test]
+
+
+def case_naplib(args):
+    d = third_party.load_naplib_speech()
+    X, y, n_lags = d.X, d.y, 30
+    if args.quick:  # 4 excerpts, their first 8 s, every 8th band
+        X, y, n_lags = X[:4, :800, ::8], y[:4, :800], 5
+    folds = list(KFold(2 if args.quick else 5).split(X))
+    title = (f"naplib sample speech: {len(X)} excerpts ({(~np.isnan(X[..., 0])).sum() / 100:.0f} s) x "
+             f"{X.shape[2]} auditory-spectrogram bands as given (non-negative, silence at 0), 10 ms; "
+             f"{y.shape[2]} channels simulated by naplib's authors, one repeat (score: cc); "
+             f"{len(folds)}-fold KFold over excerpts, {n_lags} lags")
+    return title, "cc", run_stimuli, X, y, folds, n_lags, 5, [np.array([s]) for s in range(len(X))]
+
+
+def case_auditory_nerve(args):
+    sizes = third_party.QUICK_AN if args.quick else {}
+    d = third_party.make_auditory_nerve_case(cache=args.cache, **sizes)
+    if d.X is None:
+        return None
+    X, y, n_lags = d.X, d.y, (8 if args.quick else 20)
+    folds = list(KFold(len(X) if args.quick else 4).split(X))
+    title = (f"Auditory nerve (Bruce-Zilany-Carney): {y.shape[2]} fibres, {len(X)} stimuli "
+             f"({(~np.isnan(X[..., 0])).sum() * d.dt_ms / 1000:.0f} s), {y.shape[3]} repeats, 5 ms; X: "
+             f"{X.shape[2]} bands, the case's front end `{d.front_end}` of the waveforms (lead-in cut "
+             f"off); {len(folds)}-fold KFold over stimuli, {n_lags} lags")
+    return title, "cc_norm", run_stimuli, X, y, folds, n_lags, 5, [np.array([s]) for s in range(len(X))]
+
+
+CASES = {"songs": case_songs, "continuous": case_continuous, "ns1-like": case_ns1,
+         "naplib": case_naplib, "auditory-nerve": case_auditory_nerve}
 
 
 def warm_up() -> None:
@@ -215,70 +402,53 @@ def warm_up() -> None:
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((60, 3)) for _ in range(4)]
     ps = [rng.standard_normal((60, 2)) for _ in range(4)]
-    for fit in PEERS.values():
-        fit(xs, ps, 3, 2)(xs[:1])
+    for _, fit in PEERS.values():
+        fit(xs, ps, 3, 2, True)(xs[:1])
     X, y = np.stack(xs), rng.poisson(1.0, (4, 60, 2, 3)).astype(float)
     STRFRegressor(n_lags=3).fit(X, y).predict(X)
 
 
-def _score(y, pred, seconds):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = float(np.nanmean(cc_norm(y, pred, multioutput="raw_values")))
-    return {"cc_norm": value, "seconds": float(np.mean(seconds))}
-
-
-def table(rows: dict[str, dict]) -> str:
-    fastest_peer = min(r["seconds"] for name, r in rows.items() if name in PEERS)
-    out = [{"library": name, **r, "vs fastest peer": fastest_peer / r["seconds"]}
-           for name, r in rows.items()]
-    return markdown_table(out, [("library", "library", ""), ("cc_norm", "test cc_norm", ".3f"),
-                                ("seconds", "fit s (incl. penalty search)", ".3g"),
-                                ("vs fastest peer", "speed vs fastest peer", ".2g")])
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "uptime unavailable"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--seed", type=int, default=HEADLINE_SEED)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="tiny data, to check that it runs")
+    parser.add_argument("--cache", help="cache folder of the auditory-nerve case (see third_party.py)")
+    parser.add_argument("--n-boot", type=int, default=N_BOOT)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny data, to check that it runs (and that MNE's cached alpha path equals its fit)")
     parser.add_argument("--markdown", help="write the section to this file")
     args = parser.parse_args(argv)
     set_threads(args.threads)
     warnings.simplefilter("ignore")  # convergence and constant-band warnings: scores only
     warm_up()
     before = machine_info()
-    sections = []
-
-    n_songs_neurons = 2 if args.quick else 8
-    songs = make_realistic_dataset(n_neurons=n_songs_neurons, random_state=args.seed)
-    songs.X = songs.X - songs.silence  # silence at zero for every library (see the docstring)
-    if args.quick:  # 10 songs, 2 outer folds
-        songs.X, songs.y = songs.X[:10], songs.y[:10]
-    outer = list(KFold(2 if args.quick else 5).split(songs.X))
-    sections.append((f"Songs: {n_songs_neurons} neurons, {len(songs.X)} songs, {len(outer)}-fold "
-                     "KFold over songs, 20 lags, pooled out-of-fold cc_norm",
-                     run_stimuli(songs.X, songs.y, outer, 20, 5)))
-
-    cont = make_realistic_dataset("continuous", random_state=args.seed)
-    cont.X = cont.X - cont.silence
-    outer = list(ContiguousBlocks(2 if args.quick else 5).split(cont.X))
-    sections.append((f"Continuous: 5 units, {len(cont.X)} frames, {len(outer)} contiguous blocks, "
-                     "20 lags, pooled out-of-fold cc_norm",
-                     run_continuous(cont.X, cont.y, outer, 20, 4)))
-
-    sizes = (dict(n_stimuli=10, n_times=200, n_freqs=8, n_neurons=6) if args.quick else
-             dict(n_stimuli=20, n_times=999, n_freqs=34, n_neurons=119))
-    ns1 = make_strf_dataset(**sizes, random_state=args.seed)
-    train = np.concatenate([ns1.train, ns1.valid])
-    sections.append((f"NS1-like: {sizes['n_stimuli']} stimuli x {sizes['n_times']} frames x "
-                     f"{sizes['n_freqs']} bands, {sizes['n_neurons']} neurons, 15 lags; "
-                     f"fit on {len(train)} stimuli, test cc_norm on {len(ns1.test)}",
-                     run_stimuli(ns1.X, ns1.y, [(train, ns1.test)], 15, 5)))
-
+    sections = [f"Load at the start: `{uptime()}`."]
+    for name in args.cases:
+        start = time.perf_counter()
+        built = CASES[name](args)
+        if built is None:
+            sections.append(f"### {name}\n\nSkipped: the case has no X (its front end, skstrf.audio, "
+                            "is not available in this environment).")
+            continue
+        title, metric, run, X, y, folds, n_lags, n_splits, units = built
+        preds, seconds = run(X, y, folds, n_lags, n_splits, check=args.quick)
+        rows = score_table(y, preds, seconds, units, X.ndim, n_boot=args.n_boot)
+        unit = "held-out blocks" if X.ndim == 2 else "held-out stimuli"
+        sections.append(
+            f"### {title}\n\n{table(rows, metric)}\n\n95% intervals: bootstrap over the {len(units)} "
+            f"{unit} ({args.n_boot} draws). Case took {time.perf_counter() - start:.0f} s; load after: "
+            f"`{uptime()}`.")
+        print(sections[-1], flush=True)
     after = machine_info()
-    text = "\n\n".join(f"### {title}\n\n{table(rows)}" for title, rows in sections)
-    finish_section(text, args, before, after)
+    finish_section("\n\n".join(sections), args, before, after)
 
 
 if __name__ == "__main__":
