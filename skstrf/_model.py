@@ -36,10 +36,12 @@ class STRFModel(nn.Module):
     relative to float64 offsets: it reads ``X - x_offset`` (:func:`module_input`) and its
     output plus ``y_offset`` is the prediction in the data's units. Removing the offsets
     in float64 before any float32 rounding keeps a large constant in X or y (a level of
-    1e8) from swamping the signal. The history before each stimulus stays zero in the
-    data's units (``-x_offset`` in the module's). A prefilter reads the stimulus in its
-    own units (its adaptation depends on the level), so ``x_offset`` is zero with one;
-    an output nonlinearity produces rates, so ``y_offset`` is zero with one.
+    1e8) from swamping the signal. A prefilter reads the stimulus in its own units (its
+    adaptation depends on the level), so ``x_offset`` is zero with one; an output
+    nonlinearity produces rates, so ``y_offset`` is zero with one.
+
+    **History.** Before each stimulus the linear stage reads ``history`` (in its input's
+    units, :mod:`skstrf._history`): ``history - x_offset`` in the module's.
 
     Parameters
     ----------
@@ -61,6 +63,9 @@ class STRFModel(nn.Module):
     y_offset : Tensor of shape (n_neurons,) or None, default=None
         Added (in float64) to the module's output to give predictions in the data's units;
         None is zero. Must be zero with a nonlinearity.
+    history : Tensor of shape (n_channels * n_freqs,) or None, default=None
+        What the linear stage reads before each stimulus, in its input's units (the bands',
+        or the prefilter's output's); None is zero.
 
     Notes
     -----
@@ -71,7 +76,7 @@ class STRFModel(nn.Module):
     def __init__(self, kernel: nn.Module, x_mean: torch.Tensor, x_scale: torch.Tensor,
                  y_mean: torch.Tensor, y_scale: torch.Tensor, prefilter: nn.Module | None = None,
                  nonlinearity: nn.Module | None = None, x_offset: torch.Tensor | None = None,
-                 y_offset: torch.Tensor | None = None) -> None:
+                 y_offset: torch.Tensor | None = None, history: torch.Tensor | None = None) -> None:
         super().__init__()
         self.kernel = kernel
         self.prefilter = prefilter
@@ -89,6 +94,8 @@ class STRFModel(nn.Module):
             raise ValueError("x_offset must be zero with a prefilter, and y_offset with a nonlinearity")
         self.register_buffer("x_offset", x_offset.double())
         self.register_buffer("y_offset", y_offset.double())
+        history = torch.zeros(x_mean.shape[0]) if history is None else torch.as_tensor(history)
+        self.register_buffer("history", history.double())
 
     @property
     def n_lags(self) -> int:
@@ -119,9 +126,10 @@ class STRFModel(nn.Module):
 
     @property
     def history_fill(self) -> torch.Tensor | None:
-        """The history before each stimulus in the linear stage's input units (zero in the
-        data's units), or None for zero (with a prefilter, whose output is zero there)."""
-        return None if self.prefilter is not None else (-self.x_offset).float()
+        """What the linear stage reads before each stimulus, in the module's units (its
+        input minus ``x_offset``); None when that is zero."""
+        fill = self.history if self.prefilter is not None else self.history - self.x_offset
+        return fill.float() if bool(fill.any()) else None
 
     @torch.no_grad()
     def load_closed_form_(self, weight: torch.Tensor, z_mean: torch.Tensor, p_mean: torch.Tensor) -> None:
@@ -188,7 +196,7 @@ class STRFModel(nn.Module):
 
 def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_lags: int, rank: int = 1,
                 n_gaussians: int = 8, nonlinearity: str = "identity", prefilter: nn.Module | None = None,
-                seed: int = 0, previous: STRFModel | None = None) -> STRFModel:
+                history: np.ndarray | None = None, seed: int = 0, previous: STRFModel | None = None) -> STRFModel:
     """A new :class:`STRFModel` standardised on the training stimuli's moments.
 
     The linear stage sees the prefilter's initial output (if any), standardised per
@@ -206,6 +214,9 @@ def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_
         (:func:`input_moments`, or merged over the chunks of data larger than memory).
     prefilter : nn.Module or None, default=None
         The front end (:func:`skstrf.prefilters.make_prefilter`), held by the model.
+    history : ndarray of shape (n_channels * n_freqs,) or None, default=None
+        What the linear stage reads before each stimulus, in its input's units
+        (:func:`skstrf._history.linear_history`); None is zero.
     """
     x_moments, y_moments = moments
     x_mean, x_scale = band_scales(x_moments)
@@ -226,7 +237,8 @@ def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_
     module = STRFModel(weights, *(torch.as_tensor(a) for a in (x_mean, x_scale, y_mean, y_scale)),
                        prefilter=prefilter, nonlinearity=make_nonlinearity(nonlinearity, y_mean, y_scale),
                        x_offset=None if x_offset is None else torch.as_tensor(x_offset),
-                       y_offset=None if y_offset is None else torch.as_tensor(y_offset))
+                       y_offset=None if y_offset is None else torch.as_tensor(y_offset),
+                       history=None if history is None else torch.as_tensor(history))
     if previous is not None:
         changed = ValueError(
             "warm_start=True continues the previous model, but kernel, n_lags, rank, "

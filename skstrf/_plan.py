@@ -14,6 +14,7 @@ from sklearn.model_selection import KFold, check_cv
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_random_state
 
+from ._history import check_history
 from ._layout import DataShape, is_one_recording
 from ._penalty import Penalty, QuadraticForm, penalty_form
 from ._selection import alpha_grid
@@ -114,6 +115,8 @@ class FitPlan:
         Penalty grid (one value for a single penalty).
     form : QuadraticForm
         The penalty's shape (:func:`skstrf._penalty.penalty_form`).
+    history : str or ndarray of shape (n_freqs,)
+        What precedes each stimulus (:func:`skstrf._history.check_history`).
     warm : bool
         Whether gradient training continues the previous fit.
     seed : int
@@ -145,6 +148,7 @@ class FitPlan:
     closed_form: bool
     alphas: np.ndarray
     form: QuadraticForm
+    history: str | np.ndarray
     warm: bool
     seed: int
     train: np.ndarray
@@ -281,6 +285,7 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         closed_form=not warm and (not gradient or options.closed_start),
         alphas=alphas,
         form=form,
+        history=check_history(est.history, shape.n_freqs),
         warm=warm,
         seed=seed,
         train=train,

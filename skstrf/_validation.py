@@ -615,65 +615,6 @@ def validation_split(lengths: np.ndarray, fraction: float | None
     return np.arange(n_stimuli - n_valid), np.arange(n_stimuli - n_valid, n_stimuli), None
 
 
-#: Median over bands of |mean| / standard deviation beyond which X's level is reported.
-LEVEL_RATIO = 100.0
-#: Zero, the history before each stimulus, is reported as louder than the sound (a log
-#: spectrogram whose silence is far below zero) when the mean of the median band lies more
-#: than ZERO_ABOVE_MEAN standard deviations below zero and, where X's values are at hand,
-#: more than BELOW_ZERO_SHARE of its frames are below zero (medians over bands). Centred or
-#: sparse stimuli (mean at zero) and non-negative ones pass.
-ZERO_ABOVE_MEAN = 1.0
-BELOW_ZERO_SHARE = 0.8
-
-
-def check_stimulus_level(data: StimulusSet | None, n_lags: int, moments: "FrameMoments | None" = None) -> None:
-    """Warn when X's level dwarfs its variation (a large offset) and the model has history.
-
-    The history before each stimulus is zero in X's units: with a level far from zero, each
-    stimulus starts with a step from 0 to that level, which then dominates the first
-    ``n_lags - 1`` frames and the fit. Otherwise, warns when zero is louder than nearly all
-    of X (a log spectrogram with silence far below zero; :data:`ZERO_ABOVE_MEAN`,
-    :data:`BELOW_ZERO_SHARE`, the latter checked only when ``data`` holds its values).
-    ``moments``: X's :class:`FrameMoments` when already known; by default computed from
-    ``data``, which is None for data that are not in memory.
-    """
-    if n_lags < 2:
-        return
-    in_memory = data is not None
-    moments = FrameMoments.of(data.X, data.frame_mask) if moments is None else moments
-    mean, std = moments.standardisation()
-    ratio = float(np.median(np.abs(mean) / std))
-    if ratio > LEVEL_RATIO:
-        warnings.warn(
-            f"X's level is far from zero: the mean of its bands is {ratio:.3g} times their "
-            "standard deviation (median over bands). The STRF's history before each stimulus "
-            "is zero in X's units, so every stimulus starts with a step from 0 to that level, "
-            f"which dominates the first n_lags - 1 = {n_lags - 1} frames of each stimulus and "
-            "the fit. If 0 is not silence in X's units, subtract a baseline level first "
-            "(e.g. X - X.mean(axis=(0, 1)) over the training stimuli).",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
-        return
-    depth = float(np.median(-mean / std))
-    # The share of frames needs the values (not at hand for data that arrive in chunks).
-    below = float(np.median(_share_below_zero(data))) if in_memory else None
-    if depth > ZERO_ABOVE_MEAN and (below is None or below > BELOW_ZERO_SHARE):
-        share = "" if below is None else f" and {below:.1%} of its frames are below zero"
-        warnings.warn(
-            f"Zero in X's units is louder than nearly all of X: in the median band (median "
-            f"over bands) the mean is {depth:.3g} standard deviations below zero{share}. "
-            "The STRF's history before each stimulus is zero in X's units, so every stimulus "
-            "starts with a step down from a sound louder than nearly any in the data, which "
-            f"shapes the first n_lags - 1 = {n_lags - 1} frames of each stimulus and the fit. "
-            "If X is a log spectrogram, subtract the level of silence first (e.g. X - floor, "
-            "with floor the log of the power floor or of the background noise in each band), "
-            "so that silence is zero.",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
-
-
 def user_stacklevel() -> int:
     """The ``stacklevel`` that points a warning raised by the caller of this function at the
     first frame outside skstrf and scikit-learn: the user's line, whatever the call depth
@@ -698,16 +639,6 @@ def user_stacklevel() -> int:
     while frame is not None and frame.f_code.co_filename.startswith(inside):
         frame, level = frame.f_back, level + 1
     return level
-
-
-def _share_below_zero(data: StimulusSet) -> np.ndarray:
-    """The share of each band's valid frames where X is below zero, one block of stimuli
-    at a time (temporaries of a block's size)."""
-    mask = data.frame_mask
-    below = np.zeros(data.X.shape[2])
-    for block in stimulus_blocks(data.X):
-        below += np.sum(data.X[block] < 0, axis=(0, 1), where=mask[block][..., None])
-    return below / max(int(mask.sum()), 1)
 
 
 def masked_moments(a: np.ndarray, mask: np.ndarray, *, relative_floor: float = 0.0

@@ -14,14 +14,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._chunked import is_dask_collection, predict_chunked, score_chunked
 from ._data import fit_data
+from ._history import HISTORIES, check_history_level, linear_history
 from ._layout import to_user_layout
 from ._model import build_model, module_statistics, net_inputs
 from ._net import build_net, check_finite_model, record_closed_form_epoch, start_from_closed_form, train_net
 from ._plan import NET_PARAM_PREFIXES, check_groups, fit_options, make_plan
 from ._solvers import SOLVERS
 from ._threads import fit_threads
-from ._validation import (StimulusSet, check_feature_names, check_responses, check_stimuli, check_stimulus_level,
-                          check_variation, feature_names, user_stacklevel)
+from ._validation import (StimulusSet, check_feature_names, check_responses, check_stimuli, check_variation,
+                          feature_names, user_stacklevel)
 from .kernels import KERNELS
 from .metrics import cc_norm
 from .nonlinearities import NONLINEARITIES
@@ -162,7 +163,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         Fraction of the stimuli (at least one) held out for validation, for the early
         stopping of gradient training (and the penalty when ``cv=None``): the last ones, in
         the order given. For one continuous recording, the last fraction of its frames is
-        held out as a contiguous block (its first frames see zero history). ``None``
+        held out as a contiguous block (its first frames see the ``history``). ``None``
         disables validation and early stopping. "ridge" and "als" with ``cv`` hold nothing
         out.
     patience : int or None, default=10
@@ -185,6 +186,17 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         ``lr`` and routed parameters, validation on the new data's last stimuli) instead of
         starting anew; the model options (kernel, ``n_lags``, ...) must not change.
         Closed-form solvers have no iterations to continue: they refit from scratch.
+    history : {"mean", "zero"}, float or array-like of shape (n_freqs,), default="mean"
+        What the STRF reads before each stimulus (its first ``n_lags - 1`` frames reach
+        back before it), and before each held-out block of a recording. "mean": each band's
+        mean over the training frames, so that the fit does not depend on where zero is in
+        X's units (``fit(X + c)`` and ``predict(X + c)`` equal ``fit(X)`` and
+        ``predict(X)`` for a constant ``c`` per band). "zero": zero in X's units (other
+        toolboxes' rule; a constant in X is then a step at every onset). A number or an
+        array: that level per band, in X's units (e.g. the measured level of the silence
+        that preceded the stimuli). With a prefilter the STRF reads the prefilter's
+        training-mean output ("mean"), zero, or its steady response to the level. See the
+        user guide, "What precedes a stimulus".
     **net_params
         skorch-style routed parameters passed to the net, such as ``optimizer__betas``,
         ``optimizer__weight_decay``, ``iterator_train__num_workers`` or
@@ -271,9 +283,10 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     **Precision.** The torch model computes in float32, on data whose training means (per
     band of X, per neuron of y) were removed in float64; predictions, ``strfs_`` and
     ``intercept_`` are float64 in the data's units, so a large constant on y (or on X with
-    ``n_lags=1``) changes nothing. The history before each stimulus is zero in X's units: with
-    more lags a large constant on X is a step at every onset, and ``fit`` warns. A prefilter
-    reads X, and a nonlinearity predicts, in the data's own units (not centred).
+    ``n_lags=1``, or with the default ``history``) changes nothing. With ``history="zero"``
+    a large constant on X is a step at every onset, and ``fit`` warns. A prefilter reads X,
+    and a nonlinearity predicts, in the data's own units (not centred): the rectifying
+    AdapTrans depends on where zero is in X's units, and ``fit`` says so.
 
     **Divergence.** When the training loss becomes non-finite, or grows more than 1e6 times
     above the loss of the run's first batch, training stops. The model of
@@ -353,6 +366,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "verbose": ["verbose"],
         "callbacks": [list, None],
         "warm_start": ["boolean"],
+        "history": [StrOptions(set(HISTORIES)), "array-like", numbers.Real],
     }
 
     def __init__(
@@ -382,6 +396,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         verbose: int = 0,
         callbacks: list | None = None,
         warm_start: bool = False,
+        history="mean",
         **net_params,
     ) -> None:
         self.kernel = kernel
@@ -409,6 +424,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.verbose = verbose
         self.callbacks = callbacks
         self.warm_start = warm_start
+        self.history = history
         # Kept in one private dict (scikit-learn allows no other public attribute in
         # __init__); get_params lists them, so clone and repr see them. Validated at fit.
         self._net_kwargs = dict(net_params)
@@ -491,11 +507,11 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             prefilter = plan.make_prefilter(data.shape.n_freqs)
             raw, inputs, psth = train.moments(prefilter)  # over the training frames
             check_variation((raw, psth))
-            if prefilter is None:  # the history before each stimulus is zero in X's units
-                check_stimulus_level(train.stimuli, self.n_lags, raw)
+            check_history_level(plan.history, train.stimuli, self.n_lags, raw, prefilter)
             previous = self.net_ if plan.warm else None
             # Everything random draws from generators seeded with plan.seed, owned by this fit.
             module = build_model(data.shape.n_freqs, data.shape.n_neurons, (inputs, psth), prefilter=prefilter,
+                                 history=linear_history(plan.history, inputs.mean, prefilter),
                                  previous=None if previous is None else previous.module_, **plan.model_options)
             net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous, **plan.net)
             groups, folds = plan.row_groups()  # a closed form sums the rows every fold treats alike

@@ -273,8 +273,9 @@ def jackknife_strfs(estimator, X, y, *, level: float = 0.05, correction: str | N
     The model is refitted once per stimulus of ``X`` with that stimulus left out. For a
     closed-form ridge fit (``solver_ == "ridge"``) the refits are exact and cheap: each
     fold's sufficient statistics are the total minus one stimulus's, solved with the
-    fitted per-neuron penalties ``alpha_`` and the fit's standardisation, vectorised over
-    neurons (one eigendecomposition per fold). Any other model (``"als"``, ``"gradient"``,
+    fitted per-neuron penalties ``alpha_``, the fit's standardisation and its history level
+    before each stimulus (a refit from scratch would take the left-in stimuli's mean),
+    vectorised over neurons (one eigendecomposition per fold). Any other model (``"als"``, ``"gradient"``,
     a pipeline) is refitted from scratch by :func:`sklearn.base.clone` and ``fit`` on each
     leave-one-out set, through joblib; those refits repeat the whole procedure, penalty
     choice and early stopping included.

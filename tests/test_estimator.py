@@ -124,7 +124,8 @@ def test_predict_layouts_and_padding():
 
 
 def test_ridge_predictions_match_the_formula(spiking):
-    est = STRFRegressor(n_lags=8).fit(spiking.X, spiking.y)
+    # the formula of the generator: zero before each stimulus (history="zero")
+    est = STRFRegressor(n_lags=8, history="zero").fit(spiking.X, spiking.y)
     from skstrf.datasets._synthetic import _true_drive
     expected = _true_drive(spiking.X, est.strfs_, est.intercept_)
     np.testing.assert_allclose(est.predict(spiking.X), expected, rtol=1e-4, atol=1e-6)

@@ -182,21 +182,25 @@ def test_pca_strfs_map_back_to_bands(data):
     assert_allclose(pipe.predict(data.X)[:, L - 1:], expected, rtol=1e-5, atol=1e-5)
 
 
-def test_scaling_bands_changes_nothing_but_centring_moves_the_history(data):
-    """As the user guide says: a StandardScaler without the mean leaves the fit as it is
-    (the STRF in other units); with the mean, zero (the history before each stimulus) moves
-    to the mean spectrum, which changes the predictions of each stimulus's first frames."""
+def test_scaling_and_centring_bands_change_nothing_but_with_zero_history(data):
+    """As the user guide says: a StandardScaler leaves the fit as it is (the STRF in other
+    units), with or without the mean, since the history before each stimulus is each band's
+    training mean; with history="zero", centring moves zero (the history) to the mean
+    spectrum, which changes the predictions of each stimulus's first frames."""
     n_lags = 6
     est = STRFRegressor(n_lags=n_lags, alpha=1.0)
     direct = est.fit(data.X, data.y).predict(data.X)
     direct_strfs = est.strfs_
-    scaled = make_pipeline(FrameTransformer(StandardScaler(with_mean=False)), est).fit(data.X, data.y)
-    assert_allclose(scaled.predict(data.X), direct, rtol=1e-5, atol=1e-6)
-    sd = scaled[0].transformer_.scale_
-    assert_allclose(scaled[-1].strfs_, direct_strfs * sd[None, :, None], rtol=1e-4, atol=1e-9)
-    centred = make_pipeline(FrameTransformer(StandardScaler()), est).fit(data.X, data.y).predict(data.X)
-    first = np.abs(centred[:, : n_lags - 1] - direct[:, : n_lags - 1]).max()
-    assert first > 1e-2 * np.abs(direct).max()
+    for with_mean in (False, True):
+        scaled = make_pipeline(FrameTransformer(StandardScaler(with_mean=with_mean)), est).fit(data.X, data.y)
+        assert_allclose(scaled.predict(data.X), direct, rtol=1e-5, atol=1e-6)
+        sd = scaled[0].transformer_.scale_
+        assert_allclose(scaled[-1].strfs_, direct_strfs * sd[None, :, None], rtol=1e-4, atol=1e-9)
+    zero = STRFRegressor(n_lags=n_lags, alpha=1.0, history="zero")
+    plain = zero.fit(data.X, data.y).predict(data.X)
+    centred = make_pipeline(FrameTransformer(StandardScaler()), zero).fit(data.X, data.y).predict(data.X)
+    first = np.abs(centred[:, : n_lags - 1] - plain[:, : n_lags - 1]).max()
+    assert first > 1e-2 * np.abs(plain).max()
 
 
 # ------------------------------------------------------------- NaN made inside a pipeline (issue 27)

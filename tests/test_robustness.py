@@ -264,7 +264,8 @@ def test_single_repeat_fits_and_scores_by_cc_with_a_warning():
 
 def test_one_neuron_without_a_neuron_axis():
     X, y, strfs, intercepts = _noise_free(n_neurons=1)
-    est = STRFRegressor(n_lags=4, alpha=1e-10).fit(X, y[:, :, 0, 0])
+    # the cells heard zero before each stimulus: the model reads that history too
+    est = STRFRegressor(n_lags=4, alpha=1e-10, history="zero").fit(X, y[:, :, 0, 0])
     assert est.strfs_.shape == (1, 3, 4)
     np.testing.assert_allclose(est.strfs_, strfs, rtol=1e-3, atol=1e-3)
     prediction = est.predict(X)
@@ -285,7 +286,7 @@ def test_one_frequency_band(kernel):
 def test_stimuli_shorter_than_n_lags_are_fitted_with_zero_history():
     X, y, strfs, _ = _noise_free(n_stimuli=5, n_times=60)
     X[1, 2:], y[1, 2:] = np.nan, np.nan  # two frames, fewer than n_lags = 4
-    est = STRFRegressor(n_lags=4, alpha=1e-10).fit(X, y)
+    est = STRFRegressor(n_lags=4, alpha=1e-10, history="zero").fit(X, y)  # the cells heard zero first
     np.testing.assert_allclose(est.strfs_, strfs, rtol=1e-3, atol=1e-3)
     prediction = est.predict(X)
     assert np.isnan(prediction[1, 2:]).all()
@@ -369,24 +370,33 @@ def test_large_offset_on_X_changes_nothing_without_history(data):
     np.testing.assert_allclose(est.predict(X + 1e8), reference.predict(X), atol=1e-5)
 
 
-def test_large_offset_on_X_with_history_warns(data):
+def test_large_offset_on_X_with_zero_history_warns(data):
+    import warnings
+
     X, y = data
     with pytest.warns(UserWarning, match=r"X's level is far from zero: the mean of its bands is "
-                                         r"[0-9.e+]+ times their standard deviation") as caught:
-        STRFRegressor(n_lags=4).fit(X + 1e8, y)
+                                         r"[0-9.e+]+ times their standard deviation.*history='mean'") as caught:
+        STRFRegressor(n_lags=4, history="zero").fit(X + 1e8, y)
     assert [w.filename for w in caught if "far from zero" in str(w.message)] == [__file__]
+    # the default history moves with X: the offset changes nothing, and nothing is said
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shifted = STRFRegressor(n_lags=4).fit(X + 1e8, y)
+    assert not [w for w in caught if "far from zero" in str(w.message)]
+    np.testing.assert_allclose(shifted.strfs_, STRFRegressor(n_lags=4).fit(X, y).strfs_, rtol=0, atol=1e-6)
 
 
 def test_zero_louder_than_the_sound_warns_and_silence_at_zero_does_not():
-    """Raw log power (silence at -3.75 and -10, zero louder than nearly every frame) and dB
-    relative to the loudest frame warn, at the user's line; the same X with silence at zero,
-    centred sparse stimuli (zero at their mean) and a model without history do not."""
+    """With history="zero": raw log power (silence at -3.75 and -10, zero louder than nearly
+    every frame) and dB relative to the loudest frame warn, at the user's line; the same X
+    with silence at zero, centred sparse stimuli (zero at their mean), a model without
+    history and the default history do not."""
     import warnings
 
     from skstrf.datasets import make_realistic_dataset
 
     d = make_realistic_dataset(n_stimuli=6, random_state=0)
-    est = STRFRegressor(n_lags=4, alpha=1.0)
+    est = STRFRegressor(n_lags=4, alpha=1.0, history="zero")
     with pytest.warns(UserWarning, match=r"Zero in X's units is louder than nearly all of X: in the median "
                                          r"band \(median over bands\) the mean is [0-9.]+ standard deviations "
                                          r"below zero and [0-9.]+% of its frames.*n_lags - 1 = 3 frames") as caught:
@@ -402,7 +412,8 @@ def test_zero_louder_than_the_sound_warns_and_silence_at_zero_does_not():
         warnings.simplefilter("always")
         est.fit(d.X - d.silence, d.y)
         est.fit((sparse - np.nanmean(sparse)) / np.nanstd(sparse), d.y)  # 97% of the frames below zero
-        STRFRegressor(n_lags=1, alpha=1.0).fit(d.X, d.y)  # no history: nothing to warn about
+        STRFRegressor(n_lags=1, alpha=1.0, history="zero").fit(d.X, d.y)  # no history: nothing to warn about
+        STRFRegressor(n_lags=4, alpha=1.0).fit(d.X, d.y)  # the default history is not zero
     assert not [w for w in caught if "louder" in str(w.message)]
 
 
