@@ -194,10 +194,11 @@ def check_chunked(X: Any, y: Any = None, *, n_freqs: int | None = None,
 
 
 def _checked_chunk(X_block: np.ndarray, y_block: np.ndarray | None, start: int,
-                   n_freqs: int | None = None) -> StimulusSet:
-    """One chunk validated by the in-memory checks; an error names the chunk's stimuli."""
+                   n_freqs: int | None = None, lead_in: int = 0) -> StimulusSet:
+    """One chunk validated by the in-memory checks, its first ``lead_in`` frames a lead-in;
+    an error names the chunk's stimuli."""
     try:
-        data = check_stimuli(X_block, n_freqs=n_freqs)
+        data = check_stimuli(X_block, n_freqs=n_freqs).with_lead_in(lead_in)
         return data if y_block is None else check_responses(y_block, data)
     except (ValueError, TypeError) as exc:
         stop = start + len(X_block) - 1
@@ -209,33 +210,35 @@ def _checked_chunk(X_block: np.ndarray, y_block: np.ndarray | None, start: int,
 
 
 def _chunk_moments(X_block: np.ndarray, y_block: np.ndarray, start: int,
-                   prefilter: torch.nn.Module | None) -> tuple:
+                   prefilter: torch.nn.Module | None, lead_in: int = 0) -> tuple:
     """Pass 1 on one chunk: its stimuli's valid lengths and mergeable moments of X, of the
     linear stage's input (the prefilter's output, if any) and of the PSTH."""
-    data = _checked_chunk(X_block, y_block, start)
+    data = _checked_chunk(X_block, y_block, start, lead_in=lead_in)
     inputs, psth = input_moments(data, prefilter)
     raw = inputs if prefilter is None else FrameMoments.of(data.X, data.frame_mask)
     return data.lengths, raw, inputs, psth
 
 
 def _chunk_statistics(X_block: np.ndarray, y_block: np.ndarray, start: int, module: torch.nn.Module,
-                      groups: np.ndarray, n_blocks: int) -> tuple[np.ndarray, DesignStatistics]:
+                      groups: np.ndarray, n_blocks: int, lead_in: int = 0) -> tuple[np.ndarray, DesignStatistics]:
     """Pass 2 on one chunk: its statistics summed by fold group (``groups`` of its rows).
 
     Returns the groups present and their summed statistics (one row each).
     """
-    data = _checked_chunk(X_block, y_block, start)
+    data = _checked_chunk(X_block, y_block, start, lead_in=lead_in)
     with torch.no_grad():
         stats = module_statistics(module, data, "cpu", n_blocks=n_blocks)
     present, local = np.unique(groups, return_inverse=True)
     return present, stats.sum_rows(torch.as_tensor(local.reshape(-1)), present.size)
 
 
-def _chunks_statistics(module: torch.nn.Module, n_blocks: int, *chunks: Any) -> tuple[np.ndarray, DesignStatistics]:
+def _chunks_statistics(module: torch.nn.Module, n_blocks: int, lead_in: int, *chunks: Any
+                       ) -> tuple[np.ndarray, DesignStatistics]:
     """Pass 2 on several chunks in one task (``chunks``: X block, y block, first stimulus
     and row groups of each, flattened): their grouped statistics, summed here, so that one
     result per :data:`SPLIT_EVERY` chunks leaves the worker."""
-    parts = [_chunk_statistics(*chunks[i:i + 3], module, chunks[i + 3], n_blocks) for i in range(0, len(chunks), 4)]
+    parts = [_chunk_statistics(*chunks[i:i + 3], module, chunks[i + 3], n_blocks, lead_in)
+             for i in range(0, len(chunks), 4)]
     return parts[0] if len(parts) == 1 else _merge_grouped(*parts)
 
 
@@ -265,7 +268,7 @@ def _compute(*delayed_objects) -> tuple:
 
 
 def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np.ndarray, n_groups: int,
-                       n_blocks: int = 1) -> DesignStatistics:
+                       n_blocks: int = 1, lead_in: int = 0) -> DesignStatistics:
     """:class:`~skstrf._model.DesignStatistics` of dask data summed by group, chunk by chunk.
 
     Each chunk's statistics are computed where it lives (:func:`skstrf._model.module_statistics`),
@@ -283,7 +286,9 @@ def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np
         e.g. from :func:`skstrf._plan.fold_groups`.
     n_groups : int
     n_blocks : int, default=1
-        Rows per stimulus (see :func:`skstrf._model.design_statistics`).
+        Rows per stimulus (see :func:`skstrf._design.design_statistics`).
+    lead_in : int, default=0
+        Frames at the start of each stimulus read as history only (not counted).
 
     Returns
     -------
@@ -301,7 +306,8 @@ def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np
     # (n_groups x (F*L+1) x (F*L+1+N) numbers, megabytes) then leave a worker once per
     # task, not once per chunk; but at least MIN_TASKS tasks, to spread over the workers.
     per_task = int(np.clip(len(leaves) // MIN_TASKS, 1, SPLIT_EVERY))
-    parts = [dask.delayed(_chunks_statistics)(module, n_blocks, *(a for leaf in leaves[i:i + per_task] for a in leaf))
+    parts = [dask.delayed(_chunks_statistics)(module, n_blocks, lead_in,
+                                              *(a for leaf in leaves[i:i + per_task] for a in leaf))
              for i in range(0, len(leaves), per_task)]
     (present, stats), = _compute(_tree(parts, _merge_grouped))
     if not np.array_equal(present, np.arange(n_groups)):
@@ -352,9 +358,10 @@ class ChunkedFitData:
 
     stimuli = None  # gradient training, the only user of the stimuli themselves, is refused
 
-    def __init__(self, chunked: ChunkedData, prefilter: torch.nn.Module | None) -> None:
+    def __init__(self, chunked: ChunkedData, prefilter: torch.nn.Module | None, lead_in: int = 0) -> None:
         self.chunked = chunked
         self.prefilter = prefilter
+        self.lead_in = int(lead_in)
         self._first = None
 
     @property
@@ -366,7 +373,7 @@ class ChunkedFitData:
         if self._first is None:
             import dask
 
-            pieces = _compute(*[dask.delayed(_chunk_moments)(xb, yb, start, self.prefilter)
+            pieces = _compute(*[dask.delayed(_chunk_moments)(xb, yb, start, self.prefilter, self.lead_in)
                                 for xb, yb, start, _ in self.chunked.blocks()])
             lengths = np.concatenate([p[0] for p in pieces])
             self._first = (lengths, *(_merged(*[p[k] for p in pieces]) for k in (1, 2, 3)))
@@ -390,7 +397,8 @@ class ChunkedFitData:
                    ) -> DesignStatistics:
         """Pass 2: the statistics summed by ``groups`` (:func:`grouped_statistics`)."""
         on_cpu = copy.deepcopy(module).cpu()  # the tasks' copy, sent to wherever the chunks are
-        return grouped_statistics(on_cpu, self.chunked, groups, int(groups.max()) + 1, n_blocks).to(device)
+        return grouped_statistics(on_cpu, self.chunked, groups, int(groups.max()) + 1, n_blocks,
+                                  self.lead_in).to(device)
 
 
 def chunked_data(X: Any, y: Any, est, options) -> ChunkedFitData:
@@ -408,7 +416,7 @@ def chunked_data(X: Any, y: Any, est, options) -> ChunkedFitData:
     chunked = check_chunked(X, y)
     prefilter = make_prefilter(est.prefilter, chunked.X.shape[2], dt_ms=float(est.dt_ms),
                                freq_range=est.freq_range)
-    return ChunkedFitData(chunked, prefilter)
+    return ChunkedFitData(chunked, prefilter, est.lead_in)
 
 
 def _merged(*parts: Any) -> Any:
@@ -422,7 +430,7 @@ def _merged(*parts: Any) -> Any:
 def _predict_block(X_block: np.ndarray, est, block_info: dict | None = None) -> np.ndarray:
     """Predictions (n_stimuli, n_times, n_neurons) of one chunk of X."""
     start = 0 if block_info is None else int(block_info[0]["array-location"][0][0])
-    return est.predict_stimuli(_checked_chunk(X_block, None, start, n_freqs=est.n_features_in_))
+    return est.predict_stimuli(_checked_chunk(X_block, None, start, n_freqs=est.n_features_in_, lead_in=est.lead_in))
 
 
 def predict_chunked(est, X: Any) -> Any:
@@ -452,8 +460,8 @@ def predict_chunked(est, X: Any) -> Any:
 
 def _chunk_score(X_block: np.ndarray, y_block: np.ndarray, start: int, est) -> ScoreSums:
     """The :class:`~skstrf.metrics.ScoreSums` of one chunk: predicted here, reduced to sums."""
-    data = _checked_chunk(X_block, y_block, start, n_freqs=est.n_features_in_)
-    return ScoreSums.of(data.y, est.predict_stimuli(data))
+    data = _checked_chunk(X_block, y_block, start, n_freqs=est.n_features_in_, lead_in=est.lead_in)
+    return ScoreSums.of(data.scored(data.y), est.predict_stimuli(data))
 
 
 def score_chunked(est, X: Any, y: Any) -> float:

@@ -52,7 +52,8 @@ class InMemoryData:
 
     def split(self, plan) -> tuple["InMemoryData", StimulusSet | None]:
         """The training data and the validation stimuli (None when none is held out) of ``plan``."""
-        data = self.stimuli if plan.cut is None else self.stimuli.cut(plan.cut)
+        # a held-out block of a recording starts with its real preceding frames as a lead-in
+        data = self.stimuli if plan.cut is None else self.stimuli.cut(plan.cut, context=plan.model["n_lags"] - 1)
         valid = data.subset(plan.valid) if plan.valid.size else None
         return InMemoryData(data.subset(plan.train)), valid
 
@@ -83,7 +84,7 @@ def fit_data(X, y, est, options):
     """
     if is_dask_collection(X) or is_dask_collection(y):
         return chunked_data(X, y, est, options)
-    data = check_X_y(X, y)
+    data = check_X_y(X, y).with_lead_in(est.lead_in)
     if est.loss == "poisson":
         check_non_negative(data.y)
     return InMemoryData(data)

@@ -199,10 +199,13 @@ def design_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     return DesignStatistics(torch.cat(grams), torch.cat(crosses), torch.cat(sqs), torch.cat(counts))
 
 
-def _block_bounds(lengths: torch.Tensor, n_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """First and one-past-last frame of every block, shape (n_stimuli, n_blocks) each: the
-    library's one rule for cutting a stimulus into blocks (:func:`skstrf._layout.block_edges`)."""
-    edges = torch.as_tensor(block_edges(lengths.cpu().numpy(), n_blocks), device=lengths.device)
+def _block_bounds(lengths: torch.Tensor, n_blocks: int, first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and one-past-last frame of every block, shape (n_stimuli, n_blocks) each: each
+    stimulus's frames from ``first`` on, cut by the library's one rule for blocks
+    (:func:`skstrf._layout.block_edges`)."""
+    first = first.to(lengths)
+    edges = torch.as_tensor(block_edges((lengths - first).cpu().numpy(), n_blocks), device=lengths.device)
+    edges = edges + first[:, None]
     return edges[:, :-1], edges[:, 1:]
 
 
@@ -233,7 +236,8 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
                       x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
                       y_scale: torch.Tensor, n_blocks: int = 1, chunk: int | None = None,
                       groups: torch.Tensor | None = None, n_groups: int | None = None,
-                      p_offset: torch.Tensor | None = None) -> DesignStatistics:
+                      p_offset: torch.Tensor | None = None, starts: torch.Tensor | None = None
+                      ) -> DesignStatistics:
     """:class:`~skstrf._model.DesignStatistics` from cross-correlations, never building the lagged design.
 
     Same inputs and outputs as :func:`skstrf._model.design_statistics` (its ``chunk`` aside),
@@ -282,6 +286,9 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         :func:`skstrf._plan.fold_groups`); None: one row per block.
     n_groups : int or None, default=None
         Number of groups (rows of the result); None: ``groups.max() + 1``.
+    starts : Tensor of int of shape (n_stimuli,) or None, default=None
+        The first counted frame of each stimulus: the frames before it are a lead-in, read
+        as lags only (their responses are not counted). None: 0.
     p_offset : Tensor of shape (n_neurons,) or None, default=None
         With it, the PSTH is read as ``float32(P - p_offset)`` (in float64, block by
         block), the float32 targets a model with that ``y_offset`` trains on
@@ -310,15 +317,17 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         n_groups = int(groups.max()) + 1 if n_groups is None else int(n_groups)
         if R and (int(groups.min()) < 0 or int(groups.max()) >= n_groups):
             raise ValueError(f"groups must lie in 0 .. {n_groups - 1}.")
+    first = torch.zeros(S, dtype=torch.long, device=dev) if starts is None else torch.as_tensor(starts, device=dev).long()
     lengths = _prefix_lengths(mask)
     if lengths is None:
         if p_offset is not None:
             P = (P.double() - p_offset.to(device=dev, dtype=f64)).float()
-        stats = design_statistics(X, P, mask, n_lags, x_mean, x_scale, y_mean, y_scale,
+        scored = mask * (torch.arange(T, device=dev)[None] >= first[:, None]).to(mask.dtype)
+        stats = design_statistics(X, P, scored, n_lags, x_mean, x_scale, y_mean, y_scale,
                                   n_blocks=n_blocks)
         return stats if groups is None else stats.sum_rows(groups, n_groups)
     L = int(n_lags)
-    starts, ends = _block_bounds(lengths, n_blocks)
+    starts, ends = _block_bounds(lengths, n_blocks, first)
     starts, ends = starts.reshape(-1), ends.reshape(-1)  # (R,), rows (stimulus, block)
     stim = torch.arange(S, device=dev).repeat_interleave(n_blocks)
     D, N = F * L, P.shape[2]

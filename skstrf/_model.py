@@ -260,9 +260,10 @@ def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_
 def input_moments(data: "StimulusSet", prefilter: nn.Module | None = None) -> tuple[FrameMoments, FrameMoments]:
     """:class:`~skstrf._validation.FrameMoments` of what a model standardises over ``data``'s
     valid frames: the linear stage's input (the stimuli, or the output of ``prefilter``
-    at its initial parameters) and the PSTH."""
+    at its initial parameters; the lead-in frames included) and the PSTH (over the frames
+    it is fitted on: the lead-in frames excluded)."""
     stimuli = data.X if prefilter is None else prefiltered(prefilter, data)
-    return FrameMoments.of(stimuli, data.frame_mask), FrameMoments.of(data.psth(), data.frame_mask)
+    return FrameMoments.of(stimuli, data.frame_mask), FrameMoments.of(data.psth(), data.scored_mask)
 
 
 def _zero_filled(data: "StimulusSet") -> np.ndarray:
@@ -291,8 +292,9 @@ def module_input(X: np.ndarray, module: STRFModel | None = None) -> np.ndarray:
 
 
 def _module_targets(data: "StimulusSet", module: STRFModel | None) -> np.ndarray:
-    """The PSTH minus ``module``'s ``y_offset`` (in float64), as float32."""
-    psth = data.psth()
+    """The PSTH minus ``module``'s ``y_offset`` (in float64), as float32; NaN on the lead-in
+    frames (not fitted)."""
+    psth = data.scored(data.psth())
     if module is not None:
         psth = psth - module.y_offset.cpu().numpy()
     return psth.astype(np.float32)
@@ -359,7 +361,7 @@ def module_statistics(module: STRFModel, data: "StimulusSet", device: str, n_blo
     # rounding of the targets the net trains on (net_targets)
     return lagged_statistics(X, P, mask, module.n_lags, x_mean, module.x_scale, module.y_mean,
                              module.y_scale, n_blocks=n_blocks, groups=groups, n_groups=n_groups,
-                             p_offset=module.y_offset)
+                             p_offset=module.y_offset, starts=torch.as_tensor(data.first_scored, device=X.device))
 
 
 def prefiltered(prefilter: nn.Module, data: "StimulusSet") -> np.ndarray:

@@ -233,8 +233,9 @@ class ValidCCNorm(Callback):
 
     @classmethod
     def from_responses(cls, valid: StimulusSet) -> "ValidCCNorm":
-        """The scorer of the validation stimuli ``valid`` (with their repeats)."""
-        return cls(ScoreSums.of(valid.y), valid.psth())
+        """The scorer of the validation stimuli ``valid`` (with their repeats; a lead-in is
+        not scored)."""
+        return cls(ScoreSums.of(valid.scored(valid.y)), valid.scored(valid.psth()))
 
     def initialize(self):
         self._preds: list[torch.Tensor] = []

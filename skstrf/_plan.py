@@ -406,6 +406,13 @@ def _check_shape_options(est, shape: DataShape) -> None:
             f"{longest} valid frames (n_samples={longest} time samples); use "
             f"n_lags <= {longest}."
         )
+    if est.lead_in >= int(shape.lengths.min()):
+        s = int(np.argmin(shape.lengths))
+        raise ValueError(
+            f"lead_in={est.lead_in} leaves stimulus {s} no frame to fit: it has "
+            f"{int(shape.lengths[s])} valid frames; use lead_in < {int(shape.lengths.min())} or "
+            "give each stimulus its lead-in frames and more."
+        )
     max_rank = min(shape.n_freqs, est.n_lags)
     if est.kernel == "separable" and est.rank > max_rank:
         raise ValueError(

@@ -43,6 +43,9 @@ class StimulusSet:
     y_layout : {"neuron", "psth", "repeats"} or None
         How the user's y was laid out: one neuron without a neuron axis, a PSTH
         without a repeats axis, or with a repeats axis.
+    starts : ndarray of int of shape (n_stimuli,) or None
+        The first frame of each stimulus whose response is fitted and scored: the frames
+        before it are a lead-in, read as history only (:mod:`skstrf._history`). None: 0.
     """
 
     X: np.ndarray
@@ -50,6 +53,38 @@ class StimulusSet:
     x_ndim: int
     y: np.ndarray | None = None
     y_layout: str | None = None
+    starts: np.ndarray | None = None
+
+    @property
+    def first_scored(self) -> np.ndarray:
+        """The first fitted and scored frame of each stimulus, shape (n_stimuli,)."""
+        return np.zeros(self.X.shape[0], dtype=np.int64) if self.starts is None else self.starts
+
+    @property
+    def scored_mask(self) -> np.ndarray:
+        """Boolean array of shape (n_stimuli, n_times): the valid frames past the lead-in,
+        whose responses are fitted and scored."""
+        frames = np.arange(self.X.shape[1])[None, :]
+        return (frames < self.lengths[:, None]) & (frames >= self.first_scored[:, None])
+
+    def with_lead_in(self, lead_in: int) -> "StimulusSet":
+        """These stimuli with their first ``lead_in`` frames as a lead-in (a view)."""
+        if lead_in == 0 and self.starts is None:
+            return self
+        out = StimulusSet(self.X, self.lengths, self.x_ndim, self.y, self.y_layout,
+                          np.full(self.n_stimuli, int(lead_in), dtype=np.int64))
+        if "_psth" in self.__dict__:
+            out.__dict__["_psth"] = self.__dict__["_psth"]
+        return out
+
+    def scored(self, a: np.ndarray) -> np.ndarray:
+        """``a`` (n_stimuli, n_times, ...) with NaN on the lead-in frames (a copy only when
+        there is a lead-in): responses as they are fitted and scored."""
+        if self.starts is None or not self.starts.any():
+            return a
+        out = np.array(a, dtype=np.float64, copy=True)
+        out[np.arange(a.shape[1])[None, :] < self.starts[:, None]] = np.nan
+        return out
 
     @property
     def n_stimuli(self) -> int:
@@ -93,19 +128,26 @@ class StimulusSet:
         N, R = (1, 1) if self.y is None else self.y.shape[2:]
         return DataShape(self.lengths, T, F, N, R, self.x_ndim, self.y_layout)
 
-    def cut(self, at: int) -> "StimulusSet":
-        """One recording as two stimuli: its frames before ``at``, then the rest (NaN-padded)."""
+    def cut(self, at: int, context: int = 0) -> "StimulusSet":
+        """One recording as two stimuli: its frames before ``at``, then the rest (NaN-padded).
+
+        The second starts ``context`` frames early (at most ``at``), as a lead-in: its first
+        scored frame still sees the recording's real preceding frames as history.
+        """
         length = int(self.lengths[0])
-        n_times = max(at, length - at)
+        early = min(int(context), at)
+        n_times = max(at, length - at + early)
 
         def halves(a: np.ndarray) -> np.ndarray:
             out = np.full((2, n_times, *a.shape[2:]), np.nan)
             out[0, :at] = a[0, :at]
-            out[1, :length - at] = a[0, at:length]
+            out[1, :length - at + early] = a[0, at - early:length]
             return out
 
         y = None if self.y is None else halves(self.y)
-        return StimulusSet(halves(self.X), np.array([at, length - at]), self.x_ndim, y, self.y_layout)
+        starts = np.array([int(self.first_scored[0]), early], dtype=np.int64)
+        return StimulusSet(halves(self.X), np.array([at, length - at + early]), self.x_ndim, y, self.y_layout,
+                           starts)
 
     def subset(self, index: np.ndarray) -> "StimulusSet":
         """Return the stimuli selected by ``index`` (axis 0), trimmed to their longest length.
@@ -120,7 +162,8 @@ class StimulusSet:
         lengths = self.lengths[index]
         n_times = int(lengths.max())
         y = None if self.y is None else self.y[index, :n_times]
-        subset = StimulusSet(self.X[index, :n_times], lengths, self.x_ndim, y, self.y_layout)
+        starts = None if self.starts is None else self.starts[index]
+        subset = StimulusSet(self.X[index, :n_times], lengths, self.x_ndim, y, self.y_layout, starts)
         psth = self.__dict__.get("_psth")
         if psth is not None:  # the subset's PSTH is part of this set's: not computed again
             subset.__dict__["_psth"] = psth[index, :n_times]
@@ -405,7 +448,7 @@ def check_responses(y, stimuli: StimulusSet) -> StimulusSet:
     psth = _complete_psth(y4, stimuli.lengths)
     if psth is None:  # NaN on valid frames (missing repeats) or an error: the careful pass
         _check_response_values(y4, stimuli.lengths, layout)
-    data = StimulusSet(stimuli.X, stimuli.lengths, stimuli.x_ndim, y4, layout)
+    data = StimulusSet(stimuli.X, stimuli.lengths, stimuli.x_ndim, y4, layout, stimuli.starts)
     if psth is not None:  # computed along the way: StimulusSet.psth's mean, summed in
         data.__dict__["_psth"] = psth  # another order (equal up to rounding)
     return data

@@ -197,6 +197,14 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         that preceded the stimuli). With a prefilter the STRF reads the prefilter's
         training-mean output ("mean"), zero, or its steady response to the level. See the
         user guide, "What precedes a stimulus".
+    lead_in : int, default=0
+        The first ``lead_in`` frames of every stimulus are context: the STRF reads them as
+        history, but their responses are neither fitted nor scored, and ``predict`` gives
+        NaN there. Give each stimulus with what the cell heard just before it (the recorded
+        gap, the end of the previous sound) as its first frames: the fit then needs no
+        assumption about what preceded the stimulus for its scored frames when
+        ``lead_in >= n_lags - 1``. A held-out block of a recording (``validation_fraction``)
+        likewise starts with ``n_lags - 1`` of its real preceding frames as a lead-in.
     **net_params
         skorch-style routed parameters passed to the net, such as ``optimizer__betas``,
         ``optimizer__weight_decay``, ``iterator_train__num_workers`` or
@@ -367,6 +375,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "callbacks": [list, None],
         "warm_start": ["boolean"],
         "history": [StrOptions(set(HISTORIES)), "array-like", numbers.Real],
+        "lead_in": [Interval(numbers.Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -397,6 +406,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         callbacks: list | None = None,
         warm_start: bool = False,
         history="mean",
+        lead_in: int = 0,
         **net_params,
     ) -> None:
         self.kernel = kernel
@@ -425,6 +435,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.callbacks = callbacks
         self.warm_start = warm_start
         self.history = history
+        self.lead_in = lead_in
         # Kept in one private dict (scikit-learn allows no other public attribute in
         # __init__); get_params lists them, so clone and repr see them. Validated at fit.
         self._net_kwargs = dict(net_params)
@@ -608,7 +619,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "net_")
         owner = type(self).__name__
         check_feature_names(X, getattr(self, "feature_names_in_", None), owner)
-        return check_stimuli(X, n_freqs=self.n_features_in_, owner=owner)
+        return check_stimuli(X, n_freqs=self.n_features_in_, owner=owner).with_lead_in(self.lead_in)
 
     def predict_stimuli(self, data: StimulusSet) -> np.ndarray:
         """Predictions for validated stimuli, in the stimulus layout.
@@ -627,8 +638,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         with fit_threads():
             pred = self.net_.predict(net_inputs(data, self.device_, module)).astype(np.float64)
         pred += module.y_offset.cpu().numpy()  # back to the data's units, in float64
-        pred[~data.frame_mask] = np.nan
-        bad = ~np.isfinite(pred[data.frame_mask])
+        pred[~data.scored_mask] = np.nan  # end padding and the lead-in
+        bad = ~np.isfinite(pred[data.scored_mask])
         if bad.any():
             warnings.warn(
                 f"{int(bad.sum())} predicted value(s) are not finite (overflow of the float32 "
@@ -672,7 +683,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
                 f"{self.n_neurons_} (n_neurons_ = {self.n_neurons_}); score the neurons it was "
                 "fitted on, in the same order."
             )
-        return float(cc_norm(data.y, self.predict_stimuli(data)))
+        return float(cc_norm(data.scored(data.y), self.predict_stimuli(data)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -928,7 +928,9 @@ class StimulusScorer:
     """Scorer ``(estimator, X, y)`` for ``scoring=`` in GridSearchCV and cross_validate.
 
     Predicts once, brings y and the predictions to the stimulus layout using X's layout,
-    and scores them per neuron with :func:`cc_norm` or :func:`cc`.
+    and scores them per neuron with :func:`cc_norm` or :func:`cc`. The frames of the
+    estimator's lead-in (``lead_in`` of a STRFRegressor, or of a pipeline's last step) are
+    not scored, as :meth:`skstrf.STRFRegressor.score` does not score them.
 
     Parameters
     ----------
@@ -973,6 +975,10 @@ class StimulusScorer:
         score : float or dict of str to float
         """
         y_true, y_pred = scoring_layout(X, y, estimator.predict(X))
+        lead_in = _lead_in(estimator)
+        if lead_in:  # the estimator's lead-in frames are neither fitted nor scored
+            y_true = y_true.copy()
+            y_true[:, :lead_in] = np.nan
         if self.metric == "cc":
             scores = cc(y_true, y_pred, multioutput="raw_values")
         else:
@@ -988,6 +994,14 @@ class StimulusScorer:
         extra = "" if self.method == "schoppe" else f", method={self.method!r}"
         extra += ", per_neuron=True" if self.per_neuron else ""
         return f"StimulusScorer({self.metric!r}{extra})"
+
+
+def _lead_in(estimator) -> int:
+    """The lead-in frames (``lead_in``) of ``estimator``, or of the last step of a pipeline."""
+    while hasattr(estimator, "steps"):
+        estimator = estimator.steps[-1][1]
+    lead_in = getattr(estimator, "lead_in", 0)
+    return int(lead_in) if isinstance(lead_in, numbers.Integral) else 0
 
 
 #: Mean cc_norm over neurons: ``scoring=cc_norm_scorer`` (the number ``STRFRegressor.score``

@@ -145,3 +145,85 @@ def test_adaptrans_says_its_fit_depends_on_where_zero_is(data):
     X, y = data
     with pytest.warns(UserWarning, match=r"AdapTrans.*depends on where zero is"):
         STRFRegressor(n_lags=4, prefilter="adaptrans", max_epochs=1, random_state=0).fit(np.abs(X), y)
+
+
+# --- lead-in: frames read as history, neither fitted nor scored ---------------------------
+
+def _with_lead_in(X, y, k, rng):
+    """Each stimulus preceded by ``k`` frames of what the cells heard (other stimulus frames)."""
+    pre_X = X[rng.permutation(len(X))][:, :k]
+    pre_y = np.where(np.isnan(pre_X[..., :1, None]), np.nan, 0.0) + rng.poisson(1.0, y[:, :k].shape)
+    return np.concatenate([pre_X, X], axis=1), np.concatenate([pre_y, y], axis=1)
+
+
+def test_lead_in_frames_are_history_not_fitted_nor_scored(data):
+    X, y = data
+    X, y = X[:, :45], y[:, :45]  # equal lengths: the lead-in is the first k frames of each
+    rng = np.random.default_rng(0)
+    k = 5
+    Xl, yl = _with_lead_in(X, y, k, rng)
+    est = _fit(dict(lead_in=k), Xl, yl)
+    pred = est.predict(Xl)
+    assert np.isnan(pred[:, :k]).all() and np.isfinite(pred[:, k:]).all()
+    # the responses of the lead-in frames do not matter: changing them changes nothing
+    other = yl.copy()
+    other[:, :k] = rng.poisson(5.0, other[:, :k].shape)
+    np.testing.assert_array_equal(_fit(dict(lead_in=k), Xl, other).strfs_, est.strfs_)
+    # score, the scorers and cross-validation leave them out alike
+    from sklearn.model_selection import cross_val_score
+
+    from skstrf.metrics import cc_norm, cc_norm_scorer
+
+    expected = cc_norm(yl[:, k:], pred[:, k:])
+    assert est.score(Xl, yl) == pytest.approx(expected, rel=1e-12)
+    assert cc_norm_scorer(est, Xl, yl) == pytest.approx(expected, rel=1e-12)
+    scores = cross_val_score(STRFRegressor(n_lags=4, lead_in=k), Xl, yl, cv=2)
+    assert np.isfinite(scores).all()
+    # with n_lags - 1 frames of lead-in, every scored frame reads real frames only: the
+    # history rule does not matter any more
+    a = _fit(dict(lead_in=3, history="zero"), Xl, yl)
+    b = _fit(dict(lead_in=3, history="mean"), Xl, yl)
+    np.testing.assert_allclose(a.strfs_, b.strfs_, rtol=1e-9, atol=1e-12)
+
+
+def test_lead_in_equals_the_fit_on_the_frames_after_it_with_their_real_history(data):
+    # a lead-in of n_lags - 1 frames: the statistics of the scored frames are those of the
+    # whole stimuli with the first frames' responses left out; the same from the reference
+    # (direct) computation of the design
+    import torch
+
+    from skstrf._design import design_statistics, lagged_statistics
+
+    rng = np.random.default_rng(1)
+    X = torch.as_tensor(rng.standard_normal((3, 20, 2)))
+    P = torch.as_tensor(rng.standard_normal((3, 20, 2)))
+    mask = torch.ones(3, 20)
+    mask[1, 15:] = 0
+    units = (torch.zeros(2), torch.ones(2), torch.zeros(2), torch.ones(2))
+    starts = torch.tensor([3, 3, 3])
+    scored = mask * (torch.arange(20)[None] >= 3)
+    direct = design_statistics(X, P, scored, 4, *units)
+    fast = lagged_statistics(X, P, mask, 4, *units, starts=starts)
+    for name in ("gram", "cross", "sq", "count"):
+        torch.testing.assert_close(getattr(fast, name), getattr(direct, name))
+
+
+def test_lead_in_must_leave_frames_to_fit(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"lead_in=45 leaves stimulus 2 no frame to fit: it has 45 valid frames"):
+        STRFRegressor(n_lags=4, lead_in=45).fit(X, y)
+
+
+def test_a_held_out_block_of_a_recording_reads_its_real_preceding_frames():
+    # validation_fraction on one recording: the validation block starts with n_lags - 1 of
+    # the recording's frames before it as a lead-in, so its first frames are predicted from
+    # their real history, as in the whole recording
+    from skstrf._validation import check_X_y
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((50, 2)), rng.standard_normal((50, 3))
+    data = check_X_y(X, y).cut(40, context=3)
+    np.testing.assert_array_equal(data.lengths, [40, 13])
+    np.testing.assert_array_equal(data.first_scored, [0, 3])
+    np.testing.assert_array_equal(data.X[1, :13], X[37:])
+    assert data.scored_mask[1].sum() == 10
