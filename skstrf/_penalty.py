@@ -32,7 +32,7 @@ import torch
 from ._design import DesignStatistics
 
 __all__ = ["X_SCALE_FLOOR", "band_scales", "QuadraticForm", "Penalty", "penalty_form",
-           "project_separable", "ALS_PENALTY_SCALE"]
+           "project_separable", "second_difference_gram", "smoothness_form", "ALS_PENALTY_SCALE"]
 
 #: Each input band is standardised by its own standard deviation, but by no less than this
 #: fraction of the median band's: nearly silent bands (a log spectrogram's floor) are not
@@ -225,6 +225,52 @@ class Penalty:
         return np.broadcast_to(np.asarray(self.alpha, dtype=np.float64), (n_neurons,)).copy()
 
 
+def second_difference_gram(n: int) -> np.ndarray:
+    """``D' D`` for the second-difference operator ``D`` over ``n`` points (rows
+    ``[1, -2, 1]``): the curvature penalty of a profile. Zero for fewer than 3 points."""
+    if n < 3:
+        return np.zeros((n, n))
+    D = np.zeros((n - 2, n))
+    for i in range(n - 2):
+        D[i, i:i + 3] = (1.0, -2.0, 1.0)
+    return D.T @ D
+
+
+def smoothness_form(shape: tuple[int, int, int], along_freq: float = 0.0, along_lag: float = 0.0) -> QuadraticForm:
+    """The identity mixed with second-difference (curvature) penalties along bands and lags.
+
+    ``Q = (1 - a - b) I + a S_freq + b S_lag``, with ``S_freq`` the curvature of each
+    kernel's profile along the bands at every lag and channel (``S_lag`` along the lags),
+    each scaled to a mean eigenvalue of 1 so that ``Q``'s is 1 too and ``alpha`` keeps its
+    meaning. A second difference ignores constant and linear profiles, so the identity part
+    (``a + b < 1``) keeps every weight penalised.
+
+    Parameters
+    ----------
+    shape : (n_channels, n_freqs, n_lags)
+    along_freq, along_lag : float in [0, 1)
+        The shares ``a`` and ``b``, with ``a + b < 1``.
+    """
+    if along_freq < 0 or along_lag < 0 or along_freq + along_lag >= 1:
+        raise ValueError(
+            f"smooth_freq={along_freq!r} and smooth_lag={along_lag!r} are the shares of the "
+            "penalty given to curvature along bands and lags: each must be >= 0 and their sum "
+            "< 1 (the identity keeps the rest, so that every weight is penalised)."
+        )
+    C, F, L = shape
+    Q = (1.0 - along_freq - along_lag) * np.eye(C * F * L)
+    for share, size, place in ((along_freq, F, lambda g: np.kron(np.eye(C), np.kron(g, np.eye(L)))),
+                               (along_lag, L, lambda g: np.kron(np.eye(C * F), g))):
+        gram = second_difference_gram(size)
+        if share > 0 and gram.any():
+            term = place(gram)
+            Q += share * term / (np.trace(term) / term.shape[0])
+        elif share > 0:  # fewer than 3 bands (or lags): nothing to smooth, the identity's share
+            Q += share * np.eye(C * F * L)
+    name = f"smoothness(freq={along_freq:g}, lag={along_lag:g})"
+    return QuadraticForm(shape, torch.as_tensor(Q), name=name)
+
+
 def penalty_form(params, shape: tuple[int, int, int]) -> QuadraticForm:
     """The penalty's quadratic form that the estimator's options ask for.
 
@@ -238,6 +284,11 @@ def penalty_form(params, shape: tuple[int, int, int]) -> QuadraticForm:
     Returns
     -------
     QuadraticForm
-        The identity: the standardised weights' squared norm (ridge).
+        The identity (the standardised weights' squared norm: ridge), mixed with curvature
+        penalties along bands and lags when ``smooth_freq`` or ``smooth_lag`` is positive
+        (:func:`smoothness_form`).
     """
-    return QuadraticForm(shape)
+    along_freq, along_lag = float(params.smooth_freq), float(params.smooth_lag)
+    if along_freq == 0 and along_lag == 0:
+        return QuadraticForm(shape)
+    return smoothness_form(shape, along_freq, along_lag)

@@ -205,6 +205,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         assumption about what preceded the stimulus for its scored frames when
         ``lead_in >= n_lags - 1``. A held-out block of a recording (``validation_fraction``)
         likewise starts with ``n_lags - 1`` of its real preceding frames as a lead-in.
+    smooth_freq, smooth_lag : float in [0, 1), default=0.0
+        Smoothness priors: the shares of the penalty given to the curvature (second
+        difference) of each kernel's profile along the bands and along the lags, the
+        identity (ridge) keeping the rest (``smooth_freq + smooth_lag < 1``). 0 and 0 is
+        plain ridge. Every solver and loss uses the same penalty (closed forms by a change
+        of variables); ``alpha`` still scales it (the mixed matrix has mean eigenvalue 1).
     **net_params
         skorch-style routed parameters passed to the net, such as ``optimizer__betas``,
         ``optimizer__weight_decay``, ``iterator_train__num_workers`` or
@@ -376,6 +382,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "history": [StrOptions(set(HISTORIES)), "array-like", numbers.Real],
         "lead_in": [Interval(numbers.Integral, 0, None, closed="left")],
+        "smooth_freq": [Interval(numbers.Real, 0, 1, closed="left")],
+        "smooth_lag": [Interval(numbers.Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -407,6 +415,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         warm_start: bool = False,
         history="mean",
         lead_in: int = 0,
+        smooth_freq: float = 0.0,
+        smooth_lag: float = 0.0,
         **net_params,
     ) -> None:
         self.kernel = kernel
@@ -436,6 +446,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.warm_start = warm_start
         self.history = history
         self.lead_in = lead_in
+        self.smooth_freq = smooth_freq
+        self.smooth_lag = smooth_lag
         # Kept in one private dict (scikit-learn allows no other public attribute in
         # __init__); get_params lists them, so clone and repr see them. Validated at fit.
         self._net_kwargs = dict(net_params)
