@@ -25,7 +25,8 @@ from ._design import DesignStatistics
 from ._layout import DataShape
 from ._model import input_moments, module_statistics
 from ._moments import FrameMoments
-from ._validation import StimulusSet, check_non_negative, check_X_y
+from ._validation import StimulusSet, check_non_negative, check_signed_for_positive_output, check_X_y
+from .nonlinearities import NONLINEARITIES
 
 __all__ = ["InMemoryData", "fit_data"]
 
@@ -87,4 +88,6 @@ def fit_data(X, y, est, options):
     data = check_X_y(X, y).with_lead_in(est.lead_in)
     if est.loss == "poisson":
         check_non_negative(data.y)
+    elif getattr(NONLINEARITIES[est.nonlinearity], "positive", False):
+        check_signed_for_positive_output(data, est.nonlinearity)
     return InMemoryData(data)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback, EpochScoring
 from sklearn.model_selection import KFold, check_cv
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_random_state
 
 from ._history import check_history
@@ -349,11 +349,21 @@ def check_groups(groups, cv, x_shape: tuple[int, ...] | None) -> np.ndarray | No
 def check_callbacks(callbacks: list | None) -> None:
     """Raise a ValueError naming the first entry of ``callbacks`` that skorch cannot use.
 
-    skorch takes callback instances, callback classes and ``(name, callback)`` pairs.
+    skorch takes callback instances, callback classes and ``(name, callback)`` pairs. An
+    ``EpochScoring`` whose scoring is a scikit-learn scorer's name is refused too: skorch
+    calls it with the net's inputs (stimuli of three dimensions), which those scorers reject.
     """
     for i, entry in enumerate(callbacks or []):
         named = isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
         callback = entry[1] if named else entry
+        if isinstance(callback, EpochScoring) and isinstance(callback.scoring, str):
+            raise ValueError(
+                f"callbacks[{i}] is EpochScoring(scoring={callback.scoring!r}): skorch calls the "
+                "scikit-learn scorer of that name with the net's inputs, stimuli of shape "
+                "(n_stimuli, n_times, n_freqs), which scikit-learn's scorers reject. Pass a "
+                "callable scoring(net, X, y) returning a number, or read the validation cc_norm "
+                "every fit with validation stimuli records (history_[:, 'valid_cc_norm'])."
+            )
         if isinstance(callback, Callback) or (isinstance(callback, type) and issubclass(callback, Callback)):
             continue
         raise ValueError(
@@ -362,15 +372,69 @@ def check_callbacks(callbacks: list | None) -> None:
         )
 
 
+#: The allowed values of the routed parameters that reach the parts of the net skstrf sets
+#: up itself (its data loaders and default callbacks), checked with the estimator's
+#: options (skorch and torch would take them silently, or fail deep in training).
+ROUTED_CONSTRAINTS: dict[str, list] = {
+    **{f"iterator_{split}__batch_size": [Interval(numbers.Integral, 1, None, closed="left")]
+       for split in ("train", "valid")},
+    **{f"iterator_{split}__num_workers": [Interval(numbers.Integral, 0, None, closed="left")]
+       for split in ("train", "valid")},
+    "iterator_train__shuffle": ["boolean"],
+    "callbacks__early_stopping__patience": [Interval(numbers.Integral, 1, None, closed="left")],
+    "callbacks__early_stopping__threshold": [Interval(numbers.Real, 0, None, closed="left")],
+    "callbacks__early_stopping__threshold_mode": [StrOptions({"rel", "abs"})],
+    "callbacks__early_stopping__lower_is_better": ["boolean"],
+    "callbacks__early_stopping__load_best": ["boolean"],
+    "callbacks__early_stopping__monitor": [str],
+    "callbacks__stop_on_non_finite__max_growth": [Interval(numbers.Real, 1, None, closed="neither")],
+}
+
+#: Default callbacks whose settings are skstrf's own and may not be routed.
+_FIXED_CALLBACKS = ("valid_cc_norm", "last_epoch")
+
+
 def check_net_params(params: dict) -> dict:
-    """Return ``params`` after checking every name is routed to the net by a skorch prefix."""
+    """Return ``params`` after checking every name is routed to the net by a skorch prefix,
+    and the values of those that reach the net's own parts (:data:`ROUTED_CONSTRAINTS`)."""
     unknown = sorted(key for key in params if not key.startswith(NET_PARAM_PREFIXES))
     if unknown:
         raise ValueError(
             f"unknown parameter(s) {unknown} for STRFRegressor: extra keyword parameters are "
             f"passed to the skorch net and must start with one of {list(NET_PARAM_PREFIXES)}."
         )
+    for key, value in sorted(params.items()):
+        if any(key.startswith(f"callbacks__{name}__") for name in _FIXED_CALLBACKS):
+            raise ValueError(f"parameter {key!r} would change a callback whose settings skstrf makes "
+                             "itself (from the validation stimuli, or to restore a model); it takes none.")
+        constraints = ROUTED_CONSTRAINTS.get(key)
+        if constraints is None:
+            continue
+        integral = any(isinstance(c, Interval) and c.type is numbers.Integral for c in constraints)
+        if (integral and isinstance(value, (bool, np.bool_))) or not validate_value(value, constraints):
+            raise ValueError(f"parameter {key}={value!r} is not allowed: it must be "
+                             f"{_describe(constraints)}.")
     return params
+
+
+def validate_value(value, constraints: list) -> bool:
+    """Whether ``value`` satisfies one of ``constraints`` (scikit-learn's constraint objects,
+    or "boolean", or a type)."""
+    for constraint in constraints:
+        if constraint == "boolean":
+            if isinstance(value, (bool, np.bool_)):
+                return True
+        elif isinstance(constraint, type):
+            if isinstance(value, constraint):
+                return True
+        elif constraint.is_satisfied_by(value):
+            return True
+    return False
+
+
+def _describe(constraints: list) -> str:
+    return " or ".join("a bool" if c == "boolean" else f"an instance of {c.__name__}" if isinstance(c, type)
+                       else str(c) for c in constraints)
 
 
 def resolve_device(device: str) -> str:

@@ -7,10 +7,15 @@ import warnings
 
 import numpy as np
 
-__all__ = ["DEFAULT_ALPHAS", "alpha_grid", "choose"]
+__all__ = ["DEFAULT_ALPHAS", "MAX_GRADIENT_ALPHA", "alpha_grid", "choose"]
 
 #: The penalty grid searched when ``alpha=None``.
 DEFAULT_ALPHAS = np.logspace(-4, 2, 13)
+
+#: The largest penalty gradient training takes: its loss is computed in float32, where a
+#: penalty beyond this overflows with any non-zero kernel (and any penalty near it already
+#: makes every STRF zero).
+MAX_GRADIENT_ALPHA = 1e30
 
 
 def alpha_grid(alpha, *, gradient: bool, closed_start: bool, has_valid: bool, has_folds: bool) -> np.ndarray:
@@ -45,6 +50,12 @@ def alpha_grid(alpha, *, gradient: bool, closed_start: bool, has_valid: bool, ha
     if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
         raise ValueError(
             f"alpha must be a non-negative float or a non-empty 1-D sequence of them; got {alpha!r}"
+        )
+    if gradient and alphas.max() > MAX_GRADIENT_ALPHA:
+        raise ValueError(
+            f"alpha={alpha!r} is too large for gradient training, whose loss is computed in float32: "
+            f"use alpha <= {MAX_GRADIENT_ALPHA:g} (a penalty that strong already makes every STRF "
+            "zero), or a closed-form solver (solver='ridge' or 'als')."
         )
     if alphas.size > 1 and gradient and not has_folds:
         raise ValueError(

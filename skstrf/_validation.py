@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # torch is imported where a check needs it: reading the data 
     import torch
 
 __all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y", "check_variation",
-           "check_non_negative", "validation_split", "masked_moments", "check_stimuli_shape",
+           "check_non_negative", "check_signed_for_positive_output", "validation_split", "masked_moments", "check_stimuli_shape",
            "check_responses_shape", "check_dtype", "tensor_to_read", "feature_names",
            "check_feature_names", "user_stacklevel"]
 
@@ -257,6 +257,11 @@ def _non_number_error(a: np.ndarray, name: str, exc: Exception) -> Exception:
                               f"not one array of numbers; {_RAGGED_HINT}.")
         if isinstance(value, (str, bytes)):
             return ValueError(f"{name} holds text ({where} = {value!r}); expected numbers.")
+        if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing values, not NaN
+            return ValueError(
+                f"{name} holds pandas' missing value {value!r} at {where}; skstrf marks padding and "
+                f"missing repeats with NaN (np.nan), a number: convert first, e.g. "
+                f"{name}.astype(float) or DataFrame.to_numpy(dtype=float, na_value=np.nan).")
         # keeps numpy's wording ("float() argument must be a string or a real number")
         return TypeError(f"{name} holds a {type(value).__name__} at {where}, which is not a "
                          f"number: {exc}")
@@ -767,6 +772,24 @@ def check_variation(moments: "tuple[FrameMoments, FrameMoments]") -> None:
             f"y is constant over the training frames for neuron(s) "
             f"{np.flatnonzero(flat_y).tolist()} (zero variance): there is no response for their "
             "STRF to explain, and cc / cc_norm are undefined (NaN) for a constant response.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+
+
+def check_signed_for_positive_output(data: StimulusSet, nonlinearity: str) -> None:
+    """Warn when a positive-only output (``nonlinearity``) is fitted to a PSTH that goes
+    below zero (centred or baseline-subtracted responses): the model cannot reach those
+    values, and the fit is distorted to approach them."""
+    psth = data.psth()
+    low = float(np.nanmin(psth, initial=np.inf, where=data.scored_mask[..., None]))
+    if low < 0:
+        share = float(np.mean(psth[data.scored_mask] < 0))
+        warnings.warn(
+            f"nonlinearity={nonlinearity!r} predicts positive rates only, but the PSTH goes below "
+            f"zero ({share:.1%} of its values, down to {low:.3g}): the model cannot reach those "
+            "responses. Give y as spike counts or rates (not centred or baseline-subtracted), or "
+            "use nonlinearity='identity'.",
             UserWarning,
             stacklevel=user_stacklevel(),
         )

@@ -17,6 +17,8 @@ _SOFTPLUS_SLOPE_INIT = 4.0
 class Softplus(nn.Module):
     """Per-neuron learnable softplus ``rate = s * gain * softplus(slope * z / s + offset)``.
 
+    Its rates are positive (:attr:`positive`): it cannot follow responses below zero.
+
     ``z`` is the linear stage's output and ``rate`` the prediction, both in the data's units;
     ``s`` is each neuron's PSTH standard deviation (a fixed buffer) so that the learnable
     ``gain > 0``, ``slope > 0`` (held as logarithms) and ``offset`` are unit-free. The rate is
@@ -40,6 +42,9 @@ class Softplus(nn.Module):
 
     n_params_per_neuron = 3
     _slope_grid = torch.logspace(-0.5, 1.5, 9, dtype=torch.float64)
+
+    #: The output is a positive rate.
+    positive = True
 
     def __init__(self, scale: torch.Tensor, slope_init: float = _SOFTPLUS_SLOPE_INIT) -> None:
         super().__init__()
@@ -84,6 +89,8 @@ class Softplus(nn.Module):
 class Exponential(nn.Module):
     """Per-neuron exponential ``rate = r0 * exp(slope * (z - r0) / r0 + offset)``.
 
+    Its rates are positive (:attr:`positive`): it cannot follow responses below zero.
+
     ``r0`` is each neuron's mean training response (a fixed buffer; its PSTH standard
     deviation where that mean is not positive), ``slope > 0`` (held as a logarithm) and
     ``offset`` are learnable. With ``slope = 1, offset = 0`` the curve is tangent to the
@@ -100,6 +107,9 @@ class Exponential(nn.Module):
 
     n_params_per_neuron = 2
     _slope_grid = torch.logspace(-2.0, 0.5, 16, dtype=torch.float64)
+
+    #: The output is a positive rate.
+    positive = True
 
     def __init__(self, reference: torch.Tensor) -> None:
         super().__init__()

@@ -23,6 +23,7 @@ from skstrf import STRFRegressor
 from skstrf.datasets import load_dataset, make_strf_dataset, save_dataset
 from skstrf.metrics import cc_norm
 from skstrf._net import STRFNet
+from skorch.callbacks import EpochScoring
 
 S, T, F, N, R, L = 6, 40, 5, 3, 4, 4
 BASE = dict(n_lags=L, max_epochs=3, random_state=0)
@@ -59,6 +60,14 @@ def _dict_object(X):
 def _text_object(X):
     out = X.astype(object)
     out[0, 3, 2] = "n/a"
+    return out
+
+
+def _pandas_na(X):
+    import pandas as pd
+
+    out = X.astype(object)
+    out[np.isnan(X)] = pd.NA
     return out
 
 
@@ -212,6 +221,28 @@ FIT_CASES = [
      r"X is a numpy masked array with 50 masked value\(s\), and skstrf does not read masks"),
     ("masked y", "fit", {}, lambda X, y: (X, np.ma.masked_greater(y, 0)), ValueError,
      r"y is a numpy masked array with \d+ masked value\(s\)"),
+    ("alpha too large for gradient training", "fit", {"alpha": 1e300, "solver": "gradient"}, None,
+     ValueError, r"alpha=1e\+300 is too large for gradient training, whose loss is computed in float32"),
+    ("history of the wrong length", "fit", {"history": np.zeros(3)}, None, ValueError,
+     r"history as a level must hold one finite number per band, shape \(5,\); got shape \(3,\)"),
+    ("lead_in leaving no frame", "fit", {"lead_in": 30}, None, ValueError,
+     r"lead_in=30 leaves stimulus 1 no frame to fit: it has 30 valid frames"),
+    ("smoothness shares summing to 1", "fit", {"smooth_freq": 0.6, "smooth_lag": 0.4}, None, ValueError,
+     r"smooth_freq=0.6 and smooth_lag=0.4 are the shares .* their sum < 1"),
+    # --- routed parameters: the net's own parts are checked like the estimator's options
+    ("routed early-stopping patience < 1", "fit", {"solver": "gradient", "callbacks__early_stopping__patience": -5},
+     None, ValueError, r"parameter callbacks__early_stopping__patience=-5 is not allowed: it must be an int "
+                       r"in the range \[1, inf\)"),
+    ("routed batch size 0", "fit", {"solver": "gradient", "iterator_train__batch_size": 0}, None, ValueError,
+     r"parameter iterator_train__batch_size=0 is not allowed"),
+    ("routed threshold mode unknown", "fit", {"solver": "gradient", "callbacks__early_stopping__threshold_mode": "pct"},
+     None, ValueError, r"callbacks__early_stopping__threshold_mode='pct' is not allowed: it must be a str among"),
+    ("routed setting of the validation scorer", "fit", {"callbacks__valid_cc_norm__psth": None}, None, ValueError,
+     r"parameter 'callbacks__valid_cc_norm__psth' would change a callback whose settings skstrf makes itself"),
+    ("EpochScoring by a scorer's name", "fit", {"solver": "gradient", "callbacks": [EpochScoring("r2")]}, None,
+     ValueError, r"callbacks\[0\] is EpochScoring\(scoring='r2'\): skorch calls the scikit-learn scorer"),
+    ("pandas NA as padding", "fit", {}, lambda X, y: (_pandas_na(X), y), ValueError,
+     r"X holds pandas' missing value <NA> at X\[1, 30, 0\]; skstrf marks padding .* with NaN \(np.nan\)"),
     # --- Poisson loss: spike counts are expected
     ("poisson with an identity output", "fit", {"loss": "poisson"}, None, ValueError,
      r"loss='poisson' needs a positive predicted rate, which nonlinearity='identity'"),
@@ -344,6 +375,19 @@ def test_tiny_units_are_not_mistaken_for_constant_data():
     # and all-zero data still is constant
     with pytest.raises(ValueError, match=r"y is constant over the training frames for every one"):
         STRFRegressor(**BASE).fit(X, np.where(np.isnan(y), np.nan, 0.0))
+
+
+def test_positive_output_on_signed_responses_warns():
+    X, y = _data()
+    centred = y - np.nanmean(y)
+    with pytest.warns(UserWarning, match=r"nonlinearity='softplus' predicts positive rates only, but the PSTH "
+                                         r"goes below zero \([0-9.]+% of its values, down to -[0-9.]+\)") as caught:
+        STRFRegressor(**{**BASE, "max_epochs": 1}, nonlinearity="softplus").fit(X, centred)
+    assert [w.filename for w in caught if "positive rates" in str(w.message)] == [__file__]
+    with warnings.catch_warnings(record=True) as caught:  # counts: nothing to say
+        warnings.simplefilter("always")
+        STRFRegressor(**{**BASE, "max_epochs": 1}, nonlinearity="exp").fit(X, y)
+    assert not [w for w in caught if "positive rates" in str(w.message)]
 
 
 def test_zero_variance_neuron_warns_and_is_fitted_as_flat():
