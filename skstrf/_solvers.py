@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from scipy.linalg import lapack
 
 from ._design import DesignStatistics
 from ._penalty import ALS_PENALTY_SCALE, Penalty, QuadraticForm, project_separable
@@ -29,7 +30,7 @@ from ._threads import side_by_side, task_workers
 from .metrics import ScoreSums
 
 __all__ = ["Solver", "SOLVERS", "AUTO_SOLVERS", "resolve_solver", "CentredStatistics", "centred",
-           "ridge_path", "ridge_weights", "prediction_sums", "held_out_correlation",
+           "RidgePath", "ridge_path", "ridge_weights", "prediction_sums", "held_out_correlation",
            "cross_validated_scores", "fit_als", "ClosedFormSolution", "solve_ridge", "solve_als",
            "eigh_many"]
 
@@ -129,36 +130,115 @@ def centred(stats: DesignStatistics, index=None) -> CentredStatistics:
                              z_mean, p_mean, count)
 
 
-def ridge_path(m: CentredStatistics, alphas: torch.Tensor,
-               decomposition: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """Ridge weights for every penalty and neuron from one eigendecomposition.
+class RidgePath:
+    """The ridge solutions of one set of statistics for any penalties, from one reduction.
 
     Minimises ``||P - Z w||^2 / n + alpha ||w||^2`` per neuron, i.e. solves
     ``(G / n + alpha I) w = B / n`` (the identity penalty: other penalties reach it by a
-    change of variables, :meth:`skstrf._penalty.QuadraticForm.whiten`).
+    change of variables, :meth:`skstrf._penalty.QuadraticForm.whiten`), for a whole grid of
+    penalties at the cost of one reduction of ``G / n``:
+
+    - on the CPU in float64, a tridiagonal reduction ``G / n = Q T Q'`` (LAPACK's
+      ``sytrd``: about half the work of an eigendecomposition), then for each penalty a
+      tridiagonal solve of ``(T + alpha I) x = Q' B / n`` (``ptsv``, linear in ``D``) and
+      ``w = Q x`` for all penalties at once;
+    - elsewhere (a GPU), or when a tridiagonal solve fails (``alpha = 0`` on a singular
+      design), an eigendecomposition ``G / n = V diag(e) V'``, ``w = V (V' B / n) / (e + alpha)``.
 
     Parameters
     ----------
     m : CentredStatistics
         Centred statistics of the fitting stimuli.
-    alphas : Tensor of shape (n_alphas,) or (n_alphas, n_neurons)
-        Penalties, shared by all neurons or one per neuron.
-    decomposition : (eigenvalues, eigenvectors) or None, default=None
-        ``torch.linalg.eigh(m.gram / m.count)`` when already computed; computed here by
-        default.
-
-    Returns
-    -------
-    weights : Tensor of shape (n_alphas, D, n_neurons)
     """
-    evals, evecs = torch.linalg.eigh(m.gram / m.count) if decomposition is None else decomposition
-    evals = evals.clamp(min=0.0)
-    rotated = evecs.T @ (m.cross / m.count)  # (D, N)
-    alphas = torch.as_tensor(alphas).to(rotated)
-    if alphas.ndim == 1:
-        alphas = alphas[:, None].expand(-1, rotated.shape[1])
-    shrunk = rotated[None] / (evals[None, :, None] + alphas[:, None, :])
-    return evecs[None] @ shrunk
+
+    def __init__(self, m: CentredStatistics) -> None:
+        self.m = m
+        matrix = m.gram / m.count
+        self.tridiagonal = None
+        self.eigen = None
+        if matrix.device.type == "cpu" and matrix.dtype == torch.float64 and matrix.shape[0] > 1:
+            self.tridiagonal = _tridiagonal(matrix.numpy())
+        else:
+            self.eigen = torch.linalg.eigh(matrix)
+
+    def weights(self, alphas) -> torch.Tensor:
+        """Ridge weights for every penalty and neuron.
+
+        Parameters
+        ----------
+        alphas : Tensor or ndarray of shape (n_alphas,) or (n_alphas, n_neurons)
+            Penalties, shared by all neurons or one per neuron.
+
+        Returns
+        -------
+        weights : Tensor of shape (n_alphas, D, n_neurons)
+        """
+        rhs = self.m.cross / self.m.count  # (D, N)
+        alphas = torch.as_tensor(alphas).to(rhs)
+        if alphas.ndim == 1:
+            alphas = alphas[:, None].expand(-1, rhs.shape[1])
+        if self.tridiagonal is not None:
+            weights = _tridiagonal_weights(self.tridiagonal, rhs.numpy(), alphas.numpy())
+            if weights is not None:
+                return torch.from_numpy(weights)
+            self.eigen = torch.linalg.eigh(self.m.gram / self.m.count)  # a singular solve: exact fallback
+        evals, evecs = self.eigen
+        rotated = evecs.T @ rhs
+        shrunk = rotated[None] / (evals.clamp(min=0.0)[None, :, None] + alphas[:, None, :])
+        return evecs[None] @ shrunk
+
+
+def ridge_path(m: CentredStatistics, alphas, path: RidgePath | None = None) -> torch.Tensor:
+    """Ridge weights (n_alphas, D, n_neurons) for every penalty and neuron
+    (:meth:`RidgePath.weights`); ``path``: the :class:`RidgePath` of ``m`` when already made."""
+    return (RidgePath(m) if path is None else path).weights(alphas)
+
+
+def _tridiagonal(matrix: np.ndarray) -> tuple:
+    """LAPACK's tridiagonal reduction of a symmetric matrix: (reflectors, tau, diagonal,
+    off-diagonal)."""
+    size = matrix.shape[0]
+    lwork = int(lapack.dsytrd_lwork(size, lower=1)[0])
+    reflectors, diagonal, off, tau, info = lapack.dsytrd(matrix, lower=1, lwork=max(lwork, 1))
+    if info != 0:
+        raise np.linalg.LinAlgError(f"tridiagonal reduction failed (LAPACK dsytrd info={info})")
+    return reflectors, tau, diagonal, off
+
+
+def _apply_q(reduction: tuple, C: np.ndarray, transpose: bool) -> np.ndarray:
+    """``Q C`` (or ``Q' C``) for the orthogonal ``Q`` of a tridiagonal reduction, from its
+    reflectors (``sytrd``'s lower form: a QR factorisation of the trailing block)."""
+    reflectors, tau = reduction[:2]
+    size = reflectors.shape[0]
+    out = np.array(C, dtype=np.float64, order="F", copy=True)
+    if size < 2:
+        return out
+    lwork = max(1, 64 * out.shape[1])
+    applied, _, info = lapack.dormqr("L", "T" if transpose else "N", np.asfortranarray(reflectors[1:, :-1]),
+                                     tau[: size - 1], out[1:], lwork=lwork)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"applying the reduction failed (LAPACK dormqr info={info})")
+    out[1:] = applied
+    return out
+
+
+def _tridiagonal_weights(reduction: tuple, rhs: np.ndarray, alphas: np.ndarray) -> np.ndarray | None:
+    """Ridge weights (A, D, N) from a tridiagonal reduction; None when a solve is singular."""
+    diagonal, off = reduction[2:]
+    projected = _apply_q(reduction, rhs, transpose=True)  # (D, N)
+    n_alphas, n_neurons = alphas.shape
+    solved = np.empty((projected.shape[0], n_alphas, n_neurons))
+    for a in range(n_alphas):
+        # neurons that share a penalty share one factorisation
+        values, groups = np.unique(alphas[a], return_inverse=True)
+        for k, value in enumerate(values):
+            columns = np.flatnonzero(groups == k)
+            *_, x, info = lapack.dptsv(diagonal + value, off, projected[:, columns])
+            if info != 0:
+                return None
+            solved[:, a, columns] = x
+    weights = _apply_q(reduction, solved.reshape(projected.shape[0], -1), transpose=False)
+    return np.ascontiguousarray(weights.reshape(-1, n_alphas, n_neurons).transpose(1, 0, 2))
 
 
 def ridge_weights(stats: DesignStatistics, rows, penalty: Penalty) -> torch.Tensor:
@@ -204,19 +284,17 @@ def held_out_correlation(sums: torch.Tensor) -> np.ndarray:
 
 
 def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor, *,
-                           also: tuple[torch.Tensor, ...] = ()):
+                           also: tuple[CentredStatistics, ...] = ()):
     """Ridge penalty path scored by cross-validation over rows, from statistics alone.
 
     For each fold, the statistics of its training rows (a sum over them) give the whole
-    penalty path from one eigendecomposition; the held-out rows' statistics give the sums
-    of their predictions without predicting. The score of a (penalty, neuron) pair is the
-    correlation of the out-of-fold predictions pooled over all folds with the PSTH, as
-    :func:`skstrf.metrics.cc` pools frames over stimuli.
+    penalty path from one reduction (:class:`RidgePath`); the held-out rows' statistics give
+    the sums of their predictions without predicting. The score of a (penalty, neuron) pair
+    is the correlation of the out-of-fold predictions pooled over all folds with the PSTH,
+    as :func:`skstrf.metrics.cc` pools frames over stimuli.
 
-    On the CPU the folds run side by side, one thread each (each fold's eigendecomposition
-    and held-out products: :func:`skstrf._threads.side_by_side`), and the held-out sums are
-    computed in each fold's eigenbasis (:func:`_held_out_sums`): the path's weights are
-    never formed.
+    On the CPU the folds run side by side, one thread each (each fold's reduction and its
+    held-out products: :func:`skstrf._threads.side_by_side`).
 
     Parameters
     ----------
@@ -225,27 +303,31 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
     folds : iterable of (train_index, test_index)
         Rows of ``stats`` fitted and held out in each fold.
     alphas : Tensor of shape (n_alphas,)
-    also : tuple of Tensor of shape (D, D), default=()
-        Further symmetric matrices to decompose side by side with the folds' (e.g. the
-        refit's ``gram / count``): with K folds on 2 threads, an odd K leaves a thread idle
-        that one more decomposition fills.
+    also : tuple of CentredStatistics, default=()
+        Further statistics whose :class:`RidgePath` to make side by side with the folds'
+        (e.g. the refit's): with K folds on 2 threads, an odd K leaves a thread idle that one
+        more reduction fills.
 
     Returns
     -------
     scores : ndarray of shape (n_alphas, n_neurons)
         Pooled out-of-fold correlation.
-    decompositions : list of (eigenvalues, eigenvectors)
-        ``torch.linalg.eigh`` of each matrix of ``also``.
+    paths : list of RidgePath
+        One for each entry of ``also``.
     """
     folds = [(torch.as_tensor(np.asarray(train)), torch.as_tensor(np.asarray(test))) for train, test in folds]
 
     def fold_sums(train: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
         m = centred(stats, train)
-        evals, evecs = torch.linalg.eigh(m.gram / m.count)
-        return _held_out_sums(m, evals.clamp(min=0.0), evecs, alphas, stats.summed(test))
+        path = RidgePath(m)
+        if path.eigen is not None:  # in the eigenbasis, the path's weights are never formed
+            evals, evecs = path.eigen
+            return _held_out_sums(m, evals.clamp(min=0.0), evecs, alphas, stats.summed(test))
+        weights = path.weights(alphas)
+        return prediction_sums(weights, m.intercept(weights), stats, test)
 
     results = side_by_side([functools.partial(fold_sums, *fold) for fold in folds]
-                           + [functools.partial(torch.linalg.eigh, a) for a in also],
+                           + [functools.partial(RidgePath, m) for m in also],
                            _threaded(stats.gram))
     scores = held_out_correlation(torch.stack(results[:len(folds)]).sum(0))
     return scores, results[len(folds):]
@@ -441,17 +523,17 @@ class ClosedFormSolution:
 
 
 def _penalty_scores(train: DesignStatistics, valid: DesignStatistics | None, alphas: torch.Tensor,
-                    folds, refit_matrix: torch.Tensor | None):
+                    folds, refit: CentredStatistics):
     """The held-out score of every penalty of the free kernel's ridge path, and the refit's
-    decomposition when computed alongside: (scores or None, decomposition or None)."""
+    :class:`RidgePath` when made alongside: (scores or None, path or None)."""
     if alphas.numel() < 2:
         return None, None
     if folds is not None:
-        scores, (decomposition,) = cross_validated_scores(train, folds, alphas, also=(refit_matrix,))
-        return scores, decomposition
+        scores, (path,) = cross_validated_scores(train, folds, alphas, also=(refit,))
+        return scores, path
     m = centred(train)
-    path = ridge_path(m, alphas)
-    return held_out_correlation(prediction_sums(path, m.intercept(path), valid)), None
+    weights = ridge_path(m, alphas)
+    return held_out_correlation(prediction_sums(weights, m.intercept(weights), valid)), None
 
 
 def _check_finite_solution(weight: torch.Tensor, alphas) -> None:
@@ -497,10 +579,10 @@ def solve_ridge(train: DesignStatistics, valid: DesignStatistics | None, alphas:
     white, white_valid = form.whiten(train), form.whiten(valid)
     both = white if folds is not None or valid is None else white.concat(white_valid)
     refit = centred(both)
-    scores, decomposition = _penalty_scores(white, white_valid, alphas, folds, refit.gram / refit.count)
+    scores, path = _penalty_scores(white, white_valid, alphas, folds, refit)
     chosen = choose(scores, alphas.cpu().numpy(), refit.cross.shape[1], per_neuron=per_neuron, pooling=pooling)
     weight = ridge_path(refit, torch.as_tensor(chosen, dtype=refit.gram.dtype, device=refit.gram.device)[None],
-                        decomposition)[0]
+                        path)[0]
     _check_finite_solution(weight, alphas.cpu().numpy())
     if not form.is_identity:  # back to the kernel's weights, and their statistics' means
         weight = form.unwhiten(weight)

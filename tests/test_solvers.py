@@ -152,6 +152,8 @@ def _reference_cross_validated_path(stats, folds, alphas):
 @pytest.mark.parametrize("threaded_min", [0, solvers.THREADED_EIGH_MIN])  # threads / one by one
 @pytest.mark.parametrize("T", [40, 6])  # 6 frames: every held-out Gram is singular
 def test_cross_validated_scores_equal_the_direct_path(T, threaded_min, monkeypatch):
+    # (the direct path below forms every fold's weights; the tridiagonal and the
+    # eigendecomposition paths are compared in test_ridge_path_by_both_reductions)
     monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", threaded_min)
     stats, _, _, _ = _problem(S=6, T=T, N=4)
     folds = [(np.array([0, 1, 2, 3]), np.array([4, 5])), (np.array([2, 3, 4, 5]), np.array([0, 1])),
@@ -165,10 +167,9 @@ def test_cross_validated_scores_equal_the_direct_path(T, threaded_min, monkeypat
     # the refit's decomposition alongside the folds' gives the same scores and ridge_path
     m = solvers.centred(stats)
     with limit_threads(2), task_workers_set(2):
-        scores, (decomposition,) = solvers.cross_validated_scores(stats, folds, alphas,
-                                                                  also=(m.gram / m.count,))
+        scores, (path,) = solvers.cross_validated_scores(stats, folds, alphas, also=(m,))
     np.testing.assert_array_equal(scores, actual)
-    torch.testing.assert_close(solvers.ridge_path(m, alphas, decomposition), solvers.ridge_path(m, alphas),
+    torch.testing.assert_close(solvers.ridge_path(m, alphas, path), solvers.ridge_path(m, alphas),
                                rtol=0, atol=1e-12)
 
 
@@ -184,3 +185,33 @@ def test_eigh_many_equals_eigh_in_threads(threaded_min, monkeypatch):
     for a, (evals, evecs) in zip(mats, results):
         torch.testing.assert_close(evals, torch.linalg.eigh(a)[0])
         torch.testing.assert_close(evecs @ torch.diag(evals) @ evecs.T, a)
+
+
+@pytest.mark.parametrize("alphas", [[1e-4, 0.1, 10.0], [[0.1, 1.0, 0.1, 10.0]]])
+def test_ridge_path_by_both_reductions_equals_the_direct_solve(alphas):
+    """The tridiagonal reduction (CPU, float64) and the eigendecomposition (elsewhere, or a
+    singular solve) both give the solution of (G / n + alpha I) w = B / n."""
+    stats, _, _, _ = _problem(S=5, T=40, N=4)
+    m = solvers.centred(stats)
+    alphas = torch.tensor(alphas, dtype=torch.float64)
+    tridiagonal = solvers.RidgePath(m)
+    assert tridiagonal.tridiagonal is not None and tridiagonal.eigen is None
+    eigen = solvers.RidgePath(solvers.CentredStatistics(m.gram.float(), m.cross.float(), m.z_mean.float(),
+                                                        m.p_mean.float(), m.count.float()))
+    assert eigen.eigen is not None  # float32: the eigendecomposition path
+    D = m.gram.shape[0]
+    full = alphas if alphas.ndim == 2 else alphas[:, None].expand(-1, 4)
+    direct = torch.stack([torch.stack([torch.linalg.solve(m.gram / m.count + a[n] * torch.eye(D, dtype=torch.float64),
+                                                          m.cross[:, n] / m.count) for n in range(4)], dim=1)
+                          for a in full])
+    torch.testing.assert_close(tridiagonal.weights(alphas), direct, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(eigen.weights(alphas).double(), direct, rtol=1e-3, atol=1e-5)
+
+
+def test_a_singular_tridiagonal_solve_falls_back_to_the_eigendecomposition():
+    # fewer frames than weights and alpha = 0: the tridiagonal system is singular
+    stats, _, _, _ = _problem(S=1, T=6, N=2)
+    path = solvers.RidgePath(solvers.centred(stats))
+    weights = path.weights(torch.zeros(1, dtype=torch.float64))
+    assert path.eigen is not None  # fell back
+    assert weights.shape[0] == 1
