@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from ._validation import StimulusSet
 
 __all__ = ["STRFModel", "build_model", "stimulus_tensors", "design_tensors", "module_statistics",
-           "prefiltered", "net_inputs", "net_targets", "calibrate_nonlinearity", "input_moments"]
+           "prefiltered", "net_inputs", "net_targets", "calibrate_nonlinearity", "input_moments",
+           "predict_in_blocks", "receptive_frames", "PREDICT_BLOCK_BYTES"]
 
 
 class STRFModel(nn.Module):
@@ -368,6 +369,60 @@ def prefiltered(prefilter: nn.Module, data: "StimulusSet") -> np.ndarray:
     """The prefilter's output on ``data``'s stimuli (S, T, C * F) as float64, on the CPU."""
     with torch.no_grad():
         return prefilter(torch.as_tensor(_zero_filled(data))).numpy().astype(np.float64)
+
+
+#: Memory of the lagged input of one block of :func:`predict_in_blocks` (bytes): the
+#: transient intermediates of a prediction are a few times this, whatever the recording's length.
+PREDICT_BLOCK_BYTES = 64 * 2**20
+
+
+def receptive_frames(module: STRFModel) -> int:
+    """Frames before frame ``t`` that the prediction at ``t`` reads: the lags, and the
+    prefilter's taps before them."""
+    taps = 0 if module.prefilter is None else int(module.prefilter.n_taps) - 1
+    return module.n_lags - 1 + taps
+
+
+def predict_in_blocks(module: STRFModel, X: np.ndarray, device: str,
+                      block_bytes: int = PREDICT_BLOCK_BYTES) -> np.ndarray:
+    """The module's output for stimuli ``X``, computed a block of frames at a time.
+
+    Long recordings and many stimuli are cut into blocks whose lagged input stays within
+    ``block_bytes``; each block of frames starts with :func:`receptive_frames` frames of its
+    real history, whose outputs are discarded, so that the result equals the whole
+    prediction (the history rule applies at each stimulus's start only). Peak memory is the
+    output, X, and a few blocks.
+
+    Parameters
+    ----------
+    module : STRFModel
+    X : ndarray of shape (n_stimuli, n_times, n_freqs)
+        Stimuli in the data's units, NaN (or anything) on end padding.
+    device : str
+    block_bytes : int, default=PREDICT_BLOCK_BYTES
+
+    Returns
+    -------
+    ndarray of float64 of shape (n_stimuli, n_times, n_neurons)
+        The module's output (minus ``y_offset``), on every frame (padding included).
+    """
+    S, T, F = X.shape
+    n_neurons = module.kernel.shape[0]
+    per_frame = 4 * max(1, module.kernel.shape[1]) * F * module.n_lags  # float32 lagged input
+    frames = max(1, block_bytes // per_frame)
+    history = receptive_frames(module)
+    out = np.empty((S, T, n_neurons))
+    if T <= frames:  # whole stimuli, as many as fit in a block
+        rows = max(1, frames // max(T, 1))
+        spans = [(slice(i, i + rows), 0, T) for i in range(0, S, rows)]
+    else:  # each stimulus in blocks of frames
+        spans = [(slice(s, s + 1), t, min(t + frames, T)) for s in range(S) for t in range(0, T, frames)]
+    with torch.no_grad():
+        for rows, start, stop in spans:
+            first = max(0, start - history)  # real history of the block, outputs discarded
+            block = torch.as_tensor(module_input(X[rows, first:stop], module), device=device)
+            out[rows, start:stop] = module(block)[:, start - first:].double().cpu().numpy()
+    return out
 
 
 def net_inputs(data: "StimulusSet", device: str, module: STRFModel | None = None) -> dict[str, torch.Tensor]:

@@ -39,7 +39,8 @@ class StimulusSet:
     x_ndim : int
         Number of dimensions of the X the user passed (2 or 3).
     y : ndarray of shape (n_stimuli, n_times, n_neurons, n_repeats) or None
-        Responses as float64, NaN on padding frames and on missing repeats.
+        Responses as float64 or float32 (as given: never copied), NaN on padding frames and
+        on missing repeats.
     y_layout : {"neuron", "psth", "repeats"} or None
         How the user's y was laid out: one neuron without a neuron axis, a PSTH
         without a repeats axis, or with a repeats axis.
@@ -115,7 +116,7 @@ class StimulusSet:
             # sum over y, no full-size temporaries. Padding frames stay NaN.
             present = np.isfinite(self.y[:, 0])  # (S, N, R)
             counts = present.sum(axis=-1)
-            total = np.sum(self.y, axis=-1, where=present[:, None])
+            total = np.sum(self.y, axis=-1, where=present[:, None], dtype=np.float64)
             psth = total / np.where(counts > 0, counts, np.nan)[:, None]
         # the dataclass is frozen; the cache is not a field, so it bypasses __setattr__
         self.__dict__["_psth"] = psth
@@ -179,8 +180,9 @@ _RAGGED_HINT = (
 MAX_ABS_VALUE = float(np.sqrt(np.finfo(np.float32).max))
 
 
-def _as_float_array(a, name: str, allow_nd: bool) -> np.ndarray:
-    """Convert to a float64 ndarray, rejecting sparse, complex and non-numeric input.
+def _as_float_array(a, name: str, allow_nd: bool, keep_float32: bool = False) -> np.ndarray:
+    """Convert to a float64 ndarray (float32 kept as it is with ``keep_float32``: no copy),
+    rejecting sparse, complex and non-numeric input.
 
     Numbers in an object array are converted (as scikit-learn does); text, dates and other
     objects are errors rather than being cast, so nothing non-numeric becomes a number.
@@ -210,7 +212,7 @@ def _as_float_array(a, name: str, allow_nd: bool) -> np.ndarray:
         return check_array(
             a,
             accept_sparse=False,
-            dtype=np.float64,
+            dtype=(np.float64, np.float32) if keep_float32 else np.float64,
             ensure_all_finite=False,
             ensure_2d=False,
             allow_nd=allow_nd,
@@ -445,17 +447,12 @@ def check_responses(y, stimuli: StimulusSet) -> StimulusSet:
     """
     if y is None:
         raise ValueError("y is required: this estimator needs responses to fit.")
-    y = _as_float_array(y, "y", allow_nd=True)
+    y = _as_float_array(y, "y", allow_nd=True, keep_float32=True)  # y is the largest array: never copied
     y4, layout = responses_layout(y, stimuli.x_ndim)
     check_responses_shape(y.shape, y4.shape, stimuli.X.shape, stimuli.x_ndim)
-    if any(step < 0 for step in y4.strides):  # a reversed view: torch reads none, so copy once
-        y4 = np.ascontiguousarray(y4)
-    psth = _complete_psth(y4, stimuli.lengths)
-    if psth is None:  # NaN on valid frames (missing repeats) or an error: the careful pass
-        _check_response_values(y4, stimuli.lengths, layout)
+    psth = _read_responses(y4, stimuli.lengths, layout)  # one pass: the checks and the PSTH
     data = StimulusSet(stimuli.X, stimuli.lengths, stimuli.x_ndim, y4, layout, stimuli.starts)
-    if psth is not None:  # computed along the way: StimulusSet.psth's mean, summed in
-        data.__dict__["_psth"] = psth  # another order (equal up to rounding)
+    data.__dict__["_psth"] = psth  # computed along the way (StimulusSet.psth's mean, in float64)
     return data
 
 
@@ -493,84 +490,95 @@ def _check_peak(peak: float, name: str) -> None:
         )
 
 
-def _complete_psth(y: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
-    """The PSTH of responses that pass every check of :func:`_check_response_values` with
-    no NaN on a valid frame (every repeat recorded), or None when that is not so.
+def _read_responses(y: np.ndarray, lengths: np.ndarray, layout: str) -> np.ndarray:
+    """One pass over y, a block of stimuli at a time: every check of the data contract on
+    the responses, and the PSTH.
 
-    The common case in one pass over y (blocks of stimuli, torch's reductions on the threads
-    the fit uses): the sum over repeats of a frame is finite exactly when none of its repeats
-    is NaN or infinite (an overflowing sum is left to the careful pass, which reports the
-    magnitude), padding frames must be all NaN, and the largest magnitude is read from the
-    valid frames. None sends y to :func:`_check_response_values`, which finds what is wrong
-    or which repeats are missing.
+    Each block is read where it lies (any dtype, memory order or stride; read-only arrays
+    and reversed views are copied a block at a time, never whole), summed over repeats in
+    float64 on torch's threads: where every sum of a valid frame is finite (all repeats
+    recorded, nothing infinite), that sum is the PSTH and the block's only other reads are
+    its padding (which must be NaN) and its extremes. A block with NaN or infinite values
+    on valid frames is read once more to count them per repeat: the errors are those of
+    the whole array, in this order: infinite values, values on X's padding, repeats NaN on
+    some but not all valid frames, neurons without a repeat of a stimulus, magnitudes beyond
+    float32's arithmetic. Missing repeats (NaN over a whole stimulus) are left out of the
+    PSTH's mean.
+
+    Returns
+    -------
+    psth : ndarray of shape (n_stimuli, n_times, n_neurons)
+        float64, NaN on padding frames (a view of y for a single repeat).
     """
     import torch
 
     n_stimuli, n_times, n_neurons, n_repeats = y.shape
-    psth = np.empty(y.shape[:3]) if n_repeats > 1 else y[..., 0]
+    single = n_repeats == 1
+    psth = y[..., 0] if single else np.empty(y.shape[:3])
     frames = np.arange(n_times)
-    peak = 0.0
+    infinite, pad_finite, peak = False, None, 0.0
+    n_valid_nan = np.zeros((n_stimuli, n_neurons, n_repeats), dtype=np.int64)
     for block in stimulus_blocks(y):
-        part = tensor_to_read(y[block])
-        if n_repeats > 1:  # NaN and inf propagate into the sum, as the check needs
-            torch.sum(part, dim=-1, out=torch.from_numpy(psth[block]))  # psth is ours: writable
+        values = y[block]
+        if any(step < 0 for step in values.strides):  # torch reads no reversed view
+            values = np.ascontiguousarray(values)
+        part = tensor_to_read(values)
         valid = frames[None, :] < lengths[block, None]  # (s, T)
-        if not np.isfinite(psth[block][valid]).all():
-            return None
-        if valid.all():
-            low, high = (float(v) for v in torch.aminmax(part))
-        else:  # padding frames must be all NaN; the magnitude is read around them
-            if not bool(torch.isnan(part[torch.from_numpy(~valid)]).all()):
-                return None
-            low, high = float(np.fmin.reduce(y[block], axis=None)), float(np.fmax.reduce(y[block], axis=None))
-        peak = max(peak, high, -low)
+        valid_t = torch.from_numpy(valid)
+        total = torch.sum(part, dim=-1, dtype=torch.float64)  # NaN and inf propagate
+        if not bool(torch.isfinite(total[valid_t]).all()):
+            # NaN (missing repeats, or errors) or inf on valid frames: count per repeat
+            infinite = infinite or bool(torch.isinf(part).any())
+            nan = torch.isnan(part)
+            n_valid_nan[block] = (nan & valid_t[:, :, None, None]).sum(1).numpy()
+            present = torch.from_numpy(n_valid_nan[block] == 0)  # (s, N, R)
+            total = torch.nansum(torch.where(present[:, None], part, float("nan")), dim=-1, dtype=torch.float64)
+            count = present.sum(-1).double()  # (s, N)
+            total = total / torch.where(count > 0, count, float("nan"))[:, None]
+        elif not single:
+            total = total / n_repeats
+        if not single:
+            psth[block] = total.numpy()
+        if not valid.all():  # padding frames must be all NaN
+            padding = part[torch.from_numpy(~valid)]
+            if pad_finite is None and not bool(torch.isnan(padding).all()):
+                s, t = np.argwhere(~valid & ~np.isnan(values).all(axis=(2, 3)))[0]
+                pad_finite = (int(s) + block.start, int(t))
+        with np.errstate(all="ignore"):  # nanmax/nanmin read without an |y| copy
+            if not np.isnan(values).all():
+                peak = max(peak, float(np.nanmax(values)), -float(np.nanmin(values)))
+    if infinite:
+        raise ValueError("y contains infinite values; only NaN padding and NaN repeats are allowed.")
+    _check_response_nans(n_valid_nan, lengths, layout, pad_finite)
     _check_peak(peak, "y")
-    if n_repeats > 1:
-        psth /= n_repeats
+    if not single:
+        psth[~(frames[None, :] < lengths[:, None])] = np.nan
     return psth
 
 
 def tensor_to_read(a: np.ndarray) -> "torch.Tensor":
-    """``a`` as a CPU tensor to be read only: a view, or a copy of an array the user made
-    read-only (a read-only memmap, say), which torch does not take without a warning.
+    """``a`` as a CPU tensor to be read only, sharing its memory.
+
+    An array the user made read-only (a read-only memmap, say) is shared too: torch warns
+    that a tensor could write to it, and skstrf never writes to what it reads this way, so
+    that warning is silenced here. Only a reversed view (negative strides), which torch
+    cannot describe, is copied.
 
     Parameters
     ----------
     a : ndarray
-        With non-negative strides (:func:`check_responses` makes y so).
 
     Returns
     -------
     Tensor
-        Sharing ``a``'s memory when ``a`` is writable.
     """
     import torch
 
-    return torch.from_numpy(a if a.flags.writeable else np.array(a))
-
-
-def _check_response_values(y: np.ndarray, lengths: np.ndarray, layout: str) -> None:
-    """No infinite value, NaNs only as X's end-padding and whole missing repeats, and
-    magnitudes within float32's range: one pass over blocks of stimuli, whose temporaries
-    are a block's size (the errors are those of the whole array, in this order)."""
-    n_times = y.shape[1]
-    infinite, pad_finite, n_valid_nan, peak = False, None, [], 0.0
-    for block in stimulus_blocks(y):
-        part = y[block]
-        infinite = infinite or bool(np.isinf(part).any())
-        valid = (np.arange(n_times)[None, :] < lengths[block, None])[..., None, None]  # (s, T, 1, 1)
-        nan = np.isnan(part)
-        if pad_finite is None:
-            found = np.argwhere(~(nan | valid))
-            if found.size:
-                pad_finite = (found[0][0] + block.start, found[0][1])
-        n_valid_nan.append(np.sum(nan, axis=1, where=valid))  # (s, N, R)
-        if not nan.all():  # nanmax/nanmin reduce without an |y| copy
-            peak = max(peak, float(np.nanmax(part)), -float(np.nanmin(part)))
-    if infinite:
-        raise ValueError("y contains infinite values; only NaN padding and NaN repeats are allowed.")
-    _check_response_nans(np.concatenate(n_valid_nan), lengths, layout, pad_finite)
-    _check_peak(peak, "y")
+    if any(step < 0 for step in a.strides):
+        a = np.ascontiguousarray(a)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(a)
 
 
 def _check_response_nans(n_valid_nan: np.ndarray, lengths: np.ndarray, layout: str,

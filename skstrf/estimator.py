@@ -16,7 +16,7 @@ from ._chunked import is_dask_collection, predict_chunked, score_chunked
 from ._data import fit_data
 from ._history import HISTORIES, check_history_level, linear_history
 from ._layout import to_user_layout
-from ._model import build_model, module_statistics, net_inputs
+from ._model import build_model, module_statistics, predict_in_blocks
 from ._net import build_net, check_finite_model, record_closed_form_epoch, start_from_closed_form, train_net
 from ._plan import NET_PARAM_PREFIXES, check_groups, fit_options, make_plan
 from ._solvers import SOLVERS
@@ -647,8 +647,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             NaN on padding frames.
         """
         module = self.net_.module_
-        with fit_threads():
-            pred = self.net_.predict(net_inputs(data, self.device_, module)).astype(np.float64)
+        module.eval()  # inference mode (as skorch's predict sets it)
+        with fit_threads():  # in blocks of frames: bounded memory for long recordings
+            pred = predict_in_blocks(module, data.X, self.device_)
         pred += module.y_offset.cpu().numpy()  # back to the data's units, in float64
         pred[~data.scored_mask] = np.nan  # end padding and the lead-in
         bad = ~np.isfinite(pred[data.scored_mask])

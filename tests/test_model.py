@@ -116,3 +116,35 @@ def test_statistics_loss_gradient_matches_direct_gradient():
         loss.backward()
         grads.append(model.kernel.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("params", [dict(), dict(history="zero"), dict(prefilter="ic_adaptation"),
+                                    dict(prefilter="adaptrans", max_epochs=2, random_state=0),
+                                    dict(nonlinearity="softplus", max_epochs=2, random_state=0)])
+def test_predictions_in_blocks_of_frames_equal_the_whole_prediction(params):
+    """Long recordings and many stimuli are predicted a block of frames at a time, each
+    block starting with its real history: the result is the whole prediction's."""
+    import warnings
+
+    from skstrf import STRFRegressor
+    from skstrf._model import predict_in_blocks, receptive_frames
+    from skstrf.datasets import make_strf_dataset
+
+    d = make_strf_dataset(n_stimuli=5, n_times=300, n_freqs=4, n_neurons=2, n_repeats=2, n_lags=5,
+                          random_state=0)
+    X = np.abs(d.X)
+    X[2, 250:] = np.nan
+    y = np.where(np.isnan(X[..., :1, None]), np.nan, d.y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = STRFRegressor(n_lags=5, **params).fit(X, y)
+    module = est.net_.module_
+    whole = predict_in_blocks(module, X, "cpu", block_bytes=2**40)  # one block
+    per_frame = 4 * module.kernel.shape[1] * 4 * 5
+    assert receptive_frames(module) >= 4
+    for frames in (7, 64, 301, 900):  # blocks within a stimulus, and several stimuli per block
+        blocks = predict_in_blocks(module, X, "cpu", block_bytes=frames * per_frame)
+        valid = ~np.isnan(X[..., 0])
+        np.testing.assert_allclose(blocks[valid], whole[valid], rtol=1e-5, atol=1e-6 * np.abs(whole[valid]).max())
+    # and the estimator predicts exactly that
+    np.testing.assert_allclose(est.predict(X)[valid], whole[valid] + module.y_offset.numpy(), rtol=1e-12)

@@ -117,8 +117,8 @@ def test_response_checks_read_y_blockwise(monkeypatch, block_bytes):
 @pytest.mark.parametrize("block_bytes", [1, 2**30])
 @pytest.mark.parametrize("lengths", [(10, 10, 10), (10, 7, 4)])
 def test_complete_responses_take_the_one_pass_check_with_the_same_psth(monkeypatch, block_bytes, lengths):
-    # y with every repeat recorded: the PSTH comes from the checking pass itself (cached on
-    # the set), equal to the mean over repeats; a missing repeat goes to the careful pass
+    # the PSTH comes from the checking pass itself (cached on the set), equal to the mean
+    # over the recorded repeats
     from skstrf import _moments as moments_module, _validation as validation
 
     monkeypatch.setattr(moments_module, "BLOCK_BYTES", block_bytes)
@@ -134,10 +134,15 @@ def test_complete_responses_take_the_one_pass_check_with_the_same_psth(monkeypat
     assert np.shares_memory(one.psth(), y)  # one repeat: its own mean, a view
     complete = y.copy()
 
-    y[0, :, 1, 3] = np.nan  # a missing repeat: the careful pass, and the mean of the others
+    y[0, :, 1, 3] = np.nan  # a missing repeat: the same pass, and the mean of the others
     data = check_X_y(X, y)
-    assert "_psth" not in data.__dict__
+    assert "_psth" in data.__dict__
     np.testing.assert_allclose(data.psth()[0, :, 1], np.delete(y[0, :, 1], 3, axis=-1).mean(-1))
+    # float32 y is read as it is, the PSTH summed in float64
+    data32 = check_X_y(X, complete.astype(np.float32))
+    assert data32.y.dtype == np.float32 and data32.psth().dtype == np.float64
+    np.testing.assert_allclose(data32.psth(), check_X_y(X, complete.astype(np.float32).astype(float)).psth(),
+                               rtol=1e-15, equal_nan=True)
     for bad_value, message in ((np.inf, "infinite"), (np.nan, "NaN inside stimulus 2"),
                                (3e19, "values up to 3e"), (-3e19, "values up to 3e")):
         bad = complete.copy()
@@ -192,17 +197,22 @@ print("ok")
     assert done.stdout.strip().endswith("ok")
 
 
-def test_tensor_to_read_shares_writable_arrays_and_copies_read_only_ones():
+def test_tensor_to_read_shares_even_read_only_arrays_and_copies_only_reversed_views():
+    import warnings
+
     from skstrf._validation import tensor_to_read
 
     a = np.arange(12.0).reshape(3, 4)
     view = tensor_to_read(a)
     a[0, 0] = 7.0
     assert float(view[0, 0]) == 7.0  # the same memory
-    a.flags.writeable = False
-    copy = tensor_to_read(a)
-    np.testing.assert_array_equal(copy.numpy(), a)
-    assert not np.shares_memory(copy.numpy(), a)
+    a.flags.writeable = False  # a read-only memmap, say: shared, not copied, and no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shared = tensor_to_read(a)
+    assert np.shares_memory(shared.numpy(), a)
+    reversed_view = np.arange(12.0).reshape(3, 4)[::-1]
+    np.testing.assert_array_equal(tensor_to_read(reversed_view).numpy(), reversed_view)
 
 
 def test_band_names_of_a_dataframe_are_checked_like_scikit_learn():
