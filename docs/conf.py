@@ -82,6 +82,7 @@ USER_GUIDE_ORDER = [
     "data_layout",
     "synthetic",
     "datasets",
+    "audio",
     "preprocessing",
     "kernels",
     "solvers",
