@@ -5,6 +5,7 @@ Run from the repository root (needs the optional dask extra, ``pip install -e ".
     python benchmarks/out_of_core.py                       # 2000 stimuli: y about 8 GB (float32)
     python benchmarks/out_of_core.py --distributed 2       # the same through a 2-worker LocalCluster
     python benchmarks/out_of_core.py --quick               # 40 stimuli, to check that it runs
+    python benchmarks/out_of_core.py --growth              # memory growth with y: 38 MiB vs 381 MiB
 
 The script writes, stimulus by stimulus (never the whole data in memory), an skstrf dataset
 of ``--n-stimuli`` stimuli x 999 frames x 34 bands with 1000 neurons, y float32 in the
@@ -140,6 +141,67 @@ def fit_child(path: str, n_workers: int, threads: int) -> dict:
     return result
 
 
+def growth_child(path: str, threads: int) -> dict:
+    """The child of ``--growth``: a small in-memory warm-up fit, then a lazy fit of the file,
+    then (memory no longer measured) the in-memory fit of the same data, to compare."""
+    set_threads(threads)
+    from skstrf import STRFRegressor
+    from skstrf.datasets import load_dataset, make_strf_dataset
+
+    warm = make_strf_dataset(n_stimuli=6, n_times=100, n_freqs=34, n_neurons=5, n_repeats=2, n_lags=15,
+                             random_state=0)
+    STRFRegressor().fit(warm.X, warm.y)
+    rss_warm, peak_warm = _rss_mib(), _peak_rss_mib()
+    with load_dataset(path, lazy=True) as ds:
+        y_mib = ds.y.nbytes / 2**20
+        start = time.perf_counter()
+        lazy = STRFRegressor().fit(ds.X, ds.y)
+        seconds = time.perf_counter() - start
+    peak = _peak_rss_mib()
+    data = load_dataset(path)
+    memory = STRFRegressor().fit(data.X, data.y)
+    scale = np.abs(memory.strfs_).max()
+    return {"y_mib": y_mib, "rss_warm_mib": rss_warm, "peak_mib": peak, "growth_mib": peak - max(rss_warm, peak_warm),
+            "fit_seconds": seconds, "max_strf_difference": float(np.abs(lazy.strfs_ - memory.strfs_).max() / scale)}
+
+
+def growth(args: argparse.Namespace) -> None:
+    """How the client's memory grows with y (issue 26): two files, 20 and 200 stimuli x 999
+    frames x 500 neurons (y float32: 38 MiB and 381 MiB), each fitted lazily in a fresh
+    process after a small warm-up fit; the growth of the peak over the warm process."""
+    before = machine_info()
+    folder = Path(tempfile.mkdtemp(prefix="out_of_core_growth_", dir=args.dir or args.out))
+    rows = []
+    try:
+        for n_stimuli in (20, 200):
+            sized = argparse.Namespace(**{**vars(args), "n_stimuli": n_stimuli, "n_neurons": 500})
+            path = folder / f"growth_{n_stimuli}.h5"
+            write(path, sized)
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--growth-child", str(path),
+                   "--threads", str(args.threads)]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"the fitting process failed:\n{done.stderr[-4000:]}")
+            rows.append({"n_stimuli": n_stimuli, **json.loads(done.stdout.strip().splitlines()[-1])})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    after = machine_info()
+    slope = (rows[1]["growth_mib"] - rows[0]["growth_mib"]) / (rows[1]["y_mib"] - rows[0]["y_mib"])
+    text = ("### Out of core: memory growth with y\n\n"
+            "Two files of 999 frames x 34 bands x 500 neurons (y float32, PSTH layout), 20 and 200 "
+            "stimuli; each fitted lazily (`load_dataset(path, lazy=True)`, default `STRFRegressor()`) in "
+            "a fresh process after a small in-memory warm-up fit. Growth: the lazy fit's peak resident "
+            "memory over the warm process's. The STRFs are compared with the in-memory fit of the same "
+            "file (relative to the largest weight).\n\n")
+    text += markdown_table(rows, [
+        ("n_stimuli", "stimuli", "d"), ("y_mib", "y (MiB)", ".0f"), ("rss_warm_mib", "warm process (MiB)", ".0f"),
+        ("peak_mib", "peak (MiB)", ".0f"), ("growth_mib", "growth (MiB)", ".0f"), ("fit_seconds", "fit (s)", ".1f"),
+        ("max_strf_difference", "STRFs vs in memory", ".1e")])
+    text += (f"\nGrowth per MiB of added y: {slope:.3f} (target below 0.1); the fixed overhead (the "
+             f"smaller file's growth) is {rows[0]['growth_mib']:.0f} MiB.\n")
+    finish_section(text, args, before, after)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-stimuli", type=int, default=2000)
@@ -156,10 +218,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="40 stimuli, to check that it runs")
     parser.add_argument("--markdown", help="write the section to this file")
+    parser.add_argument("--growth", action="store_true",
+                        help="measure how the client's memory grows with y (20 and 200 stimuli x 500 neurons)")
     parser.add_argument("--fit-child", help=argparse.SUPPRESS)  # internal: the fitting process
+    parser.add_argument("--growth-child", help=argparse.SUPPRESS)  # internal: the growth process
     args = parser.parse_args(argv)
     if args.fit_child:
         print(json.dumps(fit_child(args.fit_child, args.distributed, args.threads)))
+        return
+    if args.growth_child:
+        print(json.dumps(growth_child(args.growth_child, args.threads)))
+        return
+    if args.growth:
+        args.out.mkdir(parents=True, exist_ok=True)
+        growth(args)
         return
     if args.quick:
         args.n_stimuli = min(args.n_stimuli, 40)

@@ -45,6 +45,10 @@ __all__ = ["is_dask_collection", "require_dask", "ChunkedData", "check_chunked",
 SPLIT_EVERY = 8
 #: Statistics tasks of a fit, at least (when there are as many chunks): work for every worker.
 MIN_TASKS = 64
+#: Statistics tasks computed at a time (a wave), their results summed before the next wave:
+#: enough to keep a cluster's workers busy, few enough that the partial sums held at once
+#: do not grow with the data.
+WAVE_TASKS = 16
 
 _IN_MEMORY_HINT = ("fit in-memory arrays instead (X.compute(), y.compute(), or load_dataset(path) "
                    "without lazy=True)")
@@ -306,10 +310,15 @@ def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np
     # (n_groups x (F*L+1) x (F*L+1+N) numbers, megabytes) then leave a worker once per
     # task, not once per chunk; but at least MIN_TASKS tasks, to spread over the workers.
     per_task = int(np.clip(len(leaves) // MIN_TASKS, 1, SPLIT_EVERY))
-    parts = [dask.delayed(_chunks_statistics)(module, n_blocks, lead_in,
-                                              *(a for leaf in leaves[i:i + per_task] for a in leaf))
-             for i in range(0, len(leaves), per_task)]
-    (present, stats), = _compute(_tree(parts, _merge_grouped))
+    tasks = [[a for leaf in leaves[i:i + per_task] for a in leaf] for i in range(0, len(leaves), per_task)]
+    # In waves of WAVE_TASKS tasks, each reduced in a tree and added to a running total: the
+    # client holds the total and one wave's results, however many chunks there are.
+    total = None
+    for w in range(0, len(tasks), WAVE_TASKS):
+        parts = [dask.delayed(_chunks_statistics)(module, n_blocks, lead_in, *task) for task in tasks[w:w + WAVE_TASKS]]
+        (wave,) = _compute(_tree(parts, _merge_grouped))
+        total = wave if total is None else _merge_grouped(total, wave)
+    present, stats = total
     if not np.array_equal(present, np.arange(n_groups)):
         raise RuntimeError(f"groups {np.setdiff1d(np.arange(n_groups), present).tolist()} have no statistics")
     return stats

@@ -323,8 +323,14 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
         if path.eigen is not None:  # in the eigenbasis, the path's weights are never formed
             evals, evecs = path.eigen
             return _held_out_sums(m, evals.clamp(min=0.0), evecs, alphas, stats.summed(test))
-        weights = path.weights(alphas)
-        return prediction_sums(weights, m.intercept(weights), stats, test)
+        # penalties a few at a time: the weights of a group stay within PATH_BLOCK_BYTES
+        D, N = m.cross.shape
+        step = max(1, PATH_BLOCK_BYTES // (8 * D * N))
+        sums = []
+        for start in range(0, alphas.numel(), step):
+            weights = path.weights(alphas[start:start + step])
+            sums.append(prediction_sums(weights, m.intercept(weights), stats, test))
+        return torch.cat(sums, dim=1)
 
     results = side_by_side([functools.partial(fold_sums, *fold) for fold in folds]
                            + [functools.partial(RidgePath, m) for m in also],
@@ -332,6 +338,10 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
     scores = held_out_correlation(torch.stack(results[:len(folds)]).sum(0))
     return scores, results[len(folds):]
 
+
+#: Memory of the weights of the penalties a fold's held-out sums are computed for at once
+#: (bytes): the transient memory of cross-validation does not grow with the grid.
+PATH_BLOCK_BYTES = 8 * 2**20
 
 #: Smallest matrix (rows) that :func:`eigh_many` decomposes in threads: below it the
 #: decompositions take microseconds, less than handing them to another thread.

@@ -757,8 +757,9 @@ def check_variation(moments: "tuple[FrameMoments, FrameMoments]") -> None:
         warnings.warn(
             f"X is constant over the training frames in frequency band(s) "
             f"{np.flatnonzero(flat_x).tolist()}: they carry no stimulus information, and their "
-            "STRF weights are not tuning: they only see stimulus onsets (the zero history before "
-            "each stimulus), and gradient training leaves their lag-0 weight where it started.",
+            "STRF weights are not tuning (with history='zero' they see only stimulus onsets, "
+            "the step from zero to the band's level; gradient training leaves their lag-0 weight "
+            "where it started).",
             UserWarning,
             stacklevel=user_stacklevel(),
         )

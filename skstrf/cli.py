@@ -90,22 +90,22 @@ def load_comparison_data(dataset: str, *, n_neurons: int = SYNTHETIC_N_NEURONS, 
     if dataset in ("realistic", "continuous"):
         from .datasets import make_realistic_dataset
 
-        # X as the user guide asks for it: log power minus the level of silence, so that
-        # the history before each stimulus (zero) is silence, as the cells heard it
-        silence_note = "X: log power minus each band's level of silence (silence at zero)"
+        # X as it is (log power): the default history (each band's training mean) makes the
+        # fit independent of where zero is in X's units
+        level_note = "X: log power, as generated (the fit does not depend on where zero is)"
         if dataset == "realistic":
             data = make_realistic_dataset(n_neurons=REALISTIC_N_NEURONS, random_state=random_state)
-            return Bunch(X=data.X - data.silence, y=data.y, train=data.train, valid=data.valid,
-                         test=data.test, dt_ms=data.dt_ms, freqs=data.freqs, notes=[silence_note],
+            return Bunch(X=data.X, y=data.y, train=data.train, valid=data.valid,
+                         test=data.test, dt_ms=data.dt_ms, freqs=data.freqs, notes=[level_note],
                          description=f"realistic synthetic songs ({REALISTIC_N_NEURONS} cells, "
                          "near-silent bands, 10 trials, about 10 spikes/s)")
         data = make_realistic_dataset("continuous", random_state=random_state)
-        X, y = _recording_as_blocks(data.X - data.silence, data.y, n_lags, Path("continuous"))
+        X, y = _recording_as_blocks(data.X, data.y, n_lags, Path("continuous"))
         train, valid, test = train_valid_test_indices(X.shape[0])
         return Bunch(X=X, y=y, train=train, valid=valid, test=test, dt_ms=data.dt_ms, freqs=None,
                      description="realistic synthetic continuous recording (7 s, 2 channels, 5 units, "
                      "20 repeats)",
-                     notes=[silence_note,
+                     notes=[level_note,
                             f"one continuous recording cut into {X.shape[0]} contiguous blocks used as "
                             "stimuli (the STRF's history restarts at each block)"])
     if dataset == "ns1":

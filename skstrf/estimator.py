@@ -196,7 +196,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         array: that level per band, in X's units (e.g. the measured level of the silence
         that preceded the stimuli). With a prefilter the STRF reads the prefilter's
         training-mean output ("mean"), zero, or its steady response to the level. See the
-        user guide, "What precedes a stimulus".
+        user guide, :ref:`history`.
     lead_in : int, default=0
         The first ``lead_in`` frames of every stimulus are context: the STRF reads them as
         history, but their responses are neither fitted nor scored, and ``predict`` gives
@@ -271,7 +271,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         validation blocks.
     alpha_ : ndarray of shape (n_neurons,)
         The penalty of each neuron (the separable kernel's, when chosen by cross-validation:
-        :data:`skstrf._solvers.ALS_PENALTY_SCALE`, by default 1, times the free kernel's choice).
+        a fixed share of the free kernel's choice, by default the same).
     cv_scores_ : ndarray of shape (n_alphas, n_neurons)
         Only when the penalty was chosen by cross-validation: the pooled out-of-fold
         correlation of every penalty of ``cv_alphas_`` and neuron (the CV curve).
@@ -306,7 +306,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     above the loss of the run's first batch, training stops. The model of
     the best validated epoch before it is restored with a :class:`RuntimeWarning`; without
     such an epoch (no validation stimuli, or divergence in the first epoch) ``fit`` raises
-    :class:`~skstrf._net.DivergenceError`. A fitted estimator never holds non-finite
+    :class:`skstrf.DivergenceError`. A fitted estimator never holds non-finite
     ``strfs_`` or ``intercept_``.
 
     **Interruption** (``KeyboardInterrupt``, e.g. Ctrl-C, during gradient training): as in
@@ -320,12 +320,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
 
     **Threads.** ``fit``, ``predict`` and ``score`` run torch with its current number of
     threads, but never more than the CPUs this process may use (its affinity mask and CPU
-    quota, or ``OMP_NUM_THREADS``; :func:`skstrf._threads.capped_threads`), and restore
+    quota, or ``OMP_NUM_THREADS``), and restore
     torch's setting afterwards: on a container or a shared node, torch's default (the
     machine's core count) would oversubscribe the CPUs and stall. While other processes
     keep CPUs busy, parallel regions use only the CPUs they leave free; independent tasks
     (the cross-validation folds, the chunks of stimuli of the statistics) still run side by
-    side on every CPU the process may use (see :mod:`skstrf._threads`). Torch's thread count
+    side on every CPU the process may use (the user guide's "Solvers" page says why). Torch's thread count
     is one setting per process: run fits in processes (joblib's default backend), not in
     several threads of one process at once.
 

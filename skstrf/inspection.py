@@ -158,7 +158,8 @@ def gradient_maps(estimator, X=None, *, baseline=0.0, n_frames: int | None = Non
         one with a prefilter, so that the returned lags see the prefilter's full history
         and not the window's edge.
     baseline : float or array-like of shape (n_freqs,), default=0.0
-        Level of the constant input when ``X`` is None (0 is silence). With a rectifying
+        Level of the constant input when ``X`` is None, in X's units (e.g. the level of
+        silence, or a typical level ``np.nanmean(X, axis=(0, 1))``). With a rectifying
         prefilter (AdapTrans) silence drives neither channel and the map is zero; use a
         typical sound level, e.g. ``np.nanmean(X, axis=(0, 1))`` (NaN-padding left out).
     n_frames : int, default=None

@@ -252,8 +252,9 @@ class FrameTransformer(_StimulusTransformer):
     frame. NaN end-padding frames are left out of the fit and stay NaN. Typical uses:
     ``StandardScaler(with_mean=False)`` to scale each band, ``PCA(n_components=k)`` to
     reduce the bands to ``k`` spectral components. A transformer that subtracts a mean
-    (``StandardScaler()``, PCA) moves where zero is, and the estimator's history before
-    each stimulus is zero in the units it is given (see the user guide, "Data layout").
+    (``StandardScaler()``, PCA) moves where zero is, which changes nothing with the
+    estimator's default history (each band's training mean) and moves the history with
+    ``history="zero"`` (see the user guide, "What precedes a stimulus").
 
     Parameters
     ----------
