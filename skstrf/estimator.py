@@ -228,6 +228,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         axis: ``strfs_[n, 0]`` weighs the ON channel and ``strfs_[n, 1]`` the OFF channel
         (see :func:`skstrf.plotting.plot_strfs` to draw them side by side); with
         "ic_adaptation" the STRF weighs the adapted spectrogram.
+    contributions_ : ndarray of the shape of ``strfs_``
+        ``strfs_`` times each input band's standard deviation over the training frames: how
+        much a typical fluctuation of the band, at each lag, moves the prediction (in y's
+        units). A band that hardly varies (a log spectrogram's floor) contributes nothing
+        whatever its weight: this is the view of the STRF that shows what drives the cell
+        (:func:`skstrf.plotting.plot_strfs` draws it with ``view="contributions"``).
     intercept_ : ndarray of shape (n_neurons,)
         Fitted intercepts in the data's units (of the linear stage).
     adaptation_tau_ms_ : ndarray of shape (n_channels, n_freqs)
@@ -554,11 +560,13 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             else:
                 record_closed_form_epoch(net, stats, valid)
         check_finite_model(net.module_, self.lr)  # nothing non-finite is stored: raise first
-        self._store(net, plan, data.shape, solution, names)
+        self._store(net, plan, data.shape, solution, names, inputs.std)
         return self
 
-    def _store(self, net, plan, shape, solution, names) -> None:
-        """Set the fitted attributes from a settled net and its closed-form solution (if any)."""
+    def _store(self, net, plan, shape, solution, names, band_std) -> None:
+        """Set the fitted attributes from a settled net and its closed-form solution (if any);
+        ``band_std``: the standard deviation of each input (channel-)band over the training
+        frames."""
         module = net.module_
         self.net_ = net
         self.history_ = net.history
@@ -578,6 +586,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             strfs = module.strf()
             self.strfs_ = (strfs[:, 0] if strfs.shape[1] == 1 else strfs).cpu().numpy().astype(np.float64)
             self.intercept_ = module.intercept().cpu().numpy().astype(np.float64)
+        scale = np.asarray(band_std, dtype=np.float64).reshape(self.strfs_.shape[1:-1])[..., None]
+        self.contributions_ = self.strfs_ * scale
         self.__dict__.pop("adaptation_tau_ms_", None)
         self.__dict__.pop("adaptation_weight_", None)
         if module.prefilter is not None:

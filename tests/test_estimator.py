@@ -301,3 +301,15 @@ def test_separable_kernel_takes_a_fraction_of_the_free_kernels_cross_validated_p
     # a penalty given by the user (no choice) is used as it is
     given = STRFRegressor(kernel="separable", n_lags=4, alpha=0.3, cv=None).fit(data.X, data.y)
     np.testing.assert_array_equal(given.alpha_, 0.3)
+
+
+def test_contributions_are_the_weights_times_each_bands_spread(spiking):
+    est = STRFRegressor(n_lags=8).fit(spiking.X, spiking.y)
+    sd = np.nanstd(spiking.X, axis=(0, 1))
+    np.testing.assert_allclose(est.contributions_, est.strfs_ * sd[None, :, None], rtol=1e-12)
+    # a band that hardly varies contributes nothing, whatever its weight
+    X = spiking.X.copy()
+    X[..., 0] = 5.0 + 1e-7 * np.random.default_rng(0).standard_normal(X.shape[:2])
+    X[np.isnan(spiking.X)] = np.nan
+    quiet = STRFRegressor(n_lags=8).fit(X, spiking.y)
+    assert np.abs(quiet.contributions_[:, 0]).max() < 1e-3 * np.abs(quiet.contributions_).max()
