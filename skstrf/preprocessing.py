@@ -16,11 +16,15 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._layout import to_user_layout
-from ._validation import StimulusSet, check_responses, check_stimuli
+from ._validation import StimulusSet, check_feature_names, check_responses, check_stimuli, feature_names
 
-__all__ = ["FrameTransformer", "Compression", "BandPooling", "TimeRebinner", "rebin_time"]
+__all__ = ["FrameTransformer", "Compression", "BandPooling", "TimeRebinner", "FeatureSpaces",
+           "rebin_time"]
 
 _REDUCERS = ("mean", "sum", "max")
+# The spaces FeatureSpaces can make; all but "envelope" have one band per input band.
+_SPACES = ("spectrogram", "onsets", "offsets", "derivative", "envelope")
+_DERIVED = frozenset({"onsets", "offsets", "derivative"})
 
 
 # --------------------------------------------------------------------------------------
@@ -107,6 +111,91 @@ def _rebin_frames(a: np.ndarray, factor: int, reduce: str) -> np.ndarray:
     n_bins = a.shape[1] // factor
     binned = a[:, : n_bins * factor].reshape((a.shape[0], n_bins, factor) + a.shape[2:])
     return getattr(np, reduce)(binned, axis=2)
+
+
+def _frame_difference(X: np.ndarray, lag: int) -> np.ndarray:
+    """``X[:, t] - X[:, t - lag]`` within each stimulus, causal (frames t and t - lag only).
+
+    The first ``lag`` frames of a stimulus have no frame ``lag`` before them in it: they
+    are compared with the stimulus's own first frame (as if that frame had lasted forever
+    before the stimulus), so the first frame's difference is 0 and nothing depends on
+    where zero is in X's units. NaN padding frames (at the end) stay NaN.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_stimuli, n_times, n_freqs)
+    lag : int
+        At least 1.
+
+    Returns
+    -------
+    difference : ndarray of shape (n_stimuli, n_times, n_freqs)
+    """
+    n_times = X.shape[1]
+    k = min(lag, n_times)
+    previous = np.empty_like(X)
+    previous[:, :k] = X[:, :1]
+    previous[:, k:] = X[:, : n_times - k]
+    return X - previous
+
+
+def _stack_spaces(X: np.ndarray, spaces: tuple[str, ...], lag: int) -> np.ndarray:
+    """The feature spaces ``spaces`` of the stimuli ``X``, side by side along the last axis.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_stimuli, n_times, n_freqs)
+        Stimuli, NaN on padding frames.
+    spaces : tuple of str
+        Names among ``_SPACES``, in output order, each once.
+    lag : int
+        Lag of the frame difference, in frames.
+
+    Returns
+    -------
+    Xt : ndarray of shape (n_stimuli, n_times, n_out)
+        ``n_freqs`` bands per space, 1 for ``"envelope"``; NaN on padding frames
+        (``np.maximum`` keeps NaN).
+    """
+    difference = _frame_difference(X, lag) if _DERIVED.intersection(spaces) else None
+    made = {
+        "spectrogram": lambda: X,
+        "onsets": lambda: np.maximum(difference, 0.0),
+        "offsets": lambda: np.maximum(-difference, 0.0),
+        "derivative": lambda: difference,
+        "envelope": lambda: X.mean(axis=-1, keepdims=True),
+    }
+    return np.concatenate([made[name]() for name in spaces], axis=-1)
+
+
+def _check_spaces(spaces) -> tuple[str, ...]:
+    """``spaces`` as a tuple of known, distinct space names, or a ValueError saying why not."""
+    example = "e.g. spaces=('spectrogram', 'onsets', 'envelope')"
+    if isinstance(spaces, str):
+        raise ValueError(
+            f"spaces must be a list or tuple of space names, {example}; got the string "
+            f"{spaces!r} (for that space alone write ({spaces!r},))."
+        )
+    try:
+        names = tuple(spaces)
+    except TypeError:
+        raise ValueError(f"spaces must be a list or tuple of space names, {example}; "
+                         f"got {spaces!r}.") from None
+    if not names:
+        raise ValueError(f"spaces is empty: name at least one feature space, {example}.")
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or name not in _SPACES:
+            raise ValueError(
+                f"spaces[{i}] is {name!r}, which is not a feature space; expected names "
+                f"among {list(_SPACES)}."
+            )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"spaces has {repeated[0]!r} more than once; each space can be made once "
+            f"(got {list(names)})."
+        )
+    return names
 
 
 def _first_bad_frame(Xt: np.ndarray, valid: np.ndarray) -> tuple[str, int, int] | None:
@@ -603,6 +692,185 @@ class TimeRebinner(OneToOneFeatureMixin, _StimulusTransformer):
         frames = data.X[s, t * self.factor:(t + 1) * self.factor]
         return (f"its input frames {t * self.factor}..{(t + 1) * self.factor - 1} there range "
                 f"from {frames.min():g} to {frames.max():g}")
+
+
+class FeatureSpaces(_StimulusTransformer):
+    """Stack feature spaces made from a spectrogram: itself, its onsets, its envelope, ...
+
+    Each space is a group of consecutive bands along the last axis of the output, in the
+    order of ``spaces``; their sizes are ``feature_spaces_`` after ``fit`` (e.g.
+    ``[34, 34, 1]`` for a 34-band spectrogram, its onsets and its envelope), the form
+    :class:`~skstrf.STRFRegressor`'s ``feature_spaces`` parameter takes, so that each
+    space can get its own penalty in ``make_pipeline(FeatureSpaces(...),
+    STRFRegressor(...))``. ``fit`` learns nothing from the data but the number of bands.
+
+    The spaces, for a spectrogram ``X`` and ``d[t] = X[t] - X[t - derivative_lag]``:
+
+    - ``"spectrogram"``: ``X`` itself (``n_freqs`` bands);
+    - ``"onsets"``: ``max(d, 0)``, the half-wave-rectified increase of each band;
+    - ``"offsets"``: ``max(-d, 0)``, the half-wave-rectified decrease of each band;
+    - ``"derivative"``: ``d``, signed;
+    - ``"envelope"``: the mean of ``X`` over bands (1 band).
+
+    The difference is causal and stays within a stimulus: frame t uses frames t and
+    t - ``derivative_lag`` only. The first ``derivative_lag`` frames of a stimulus are
+    compared with its own first frame, so the first frame's difference is 0: nothing in
+    the three difference spaces depends on where zero is in X's units (an offset added to
+    X changes none of them). NaN end-padding frames stay NaN.
+
+    A linear STRF with ``n_lags > derivative_lag`` can already weigh ``X[t] - X[t - lag]``
+    and the band mean (all but at the start of each stimulus): ``"derivative"`` and
+    ``"envelope"`` add no new input to a plain ridge, only a space that can get its own
+    penalty. The rectified spaces are new inputs
+    (a linear STRF of ``X`` cannot respond to increases only).
+
+    Parameters
+    ----------
+    spaces : list or tuple of str, default=("spectrogram", "onsets", "envelope")
+        The spaces to make, in output order, each at most once, among ``"spectrogram"``,
+        ``"onsets"``, ``"offsets"``, ``"derivative"`` and ``"envelope"``.
+    derivative_lag : int, default=1
+        Frames between the two frames of the difference (``"onsets"``, ``"offsets"``,
+        ``"derivative"``); ignored by the other spaces.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of frequency bands seen in ``fit``.
+    feature_names_in_ : ndarray of str objects of shape (``n_features_in_``,)
+        Band names, when ``fit`` was given a DataFrame with string column names.
+    space_names_ : list of str
+        The spaces made, in output order.
+    feature_spaces_ : list of int
+        Number of bands of each space, in output order; they add up to
+        ``n_features_out_``.
+    n_features_out_ : int
+        Number of output bands.
+
+    See Also
+    --------
+    skstrf.STRFRegressor : Its ``feature_spaces`` parameter takes ``feature_spaces_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skstrf.preprocessing import FeatureSpaces
+    >>> X = np.array([[[1.0, 4.0], [3.0, 2.0], [2.0, 5.0]]])  # 1 stimulus, 3 frames, 2 bands
+    >>> fs = FeatureSpaces(spaces=("spectrogram", "onsets", "envelope")).fit(X)
+    >>> fs.transform(X)[0]
+    array([[1. , 4. , 0. , 0. , 2.5],
+           [3. , 2. , 2. , 0. , 2.5],
+           [2. , 5. , 0. , 3. , 3.5]])
+    >>> fs.feature_spaces_, fs.space_names_
+    ([2, 2, 1], ['spectrogram', 'onsets', 'envelope'])
+    >>> fs.get_feature_names_out().tolist()
+    ['spectrogram_0', 'spectrogram_1', 'onsets_0', 'onsets_1', 'envelope']
+    """
+
+    _parameter_constraints: dict = {
+        "spaces": "no_validation",  # _check_spaces says what is wrong with it
+        "derivative_lag": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, spaces=("spectrogram", "onsets", "envelope"), derivative_lag: int = 1) -> None:
+        self.spaces = spaces
+        self.derivative_lag = derivative_lag
+
+    def _check_params(self) -> tuple[str, ...]:
+        """The validated spaces, once both parameters are checked (before any work on X)."""
+        spaces = _check_spaces(self.spaces)
+        self._validate_params()
+        if isinstance(self.derivative_lag, (bool, np.bool_)):  # an Integral to the constraint
+            raise ValueError(f"derivative_lag must be a number of frames, an int >= 1; got "
+                             f"{self.derivative_lag!r}.")
+        return spaces
+
+    def fit(self, X, y=None) -> "FeatureSpaces":
+        """Check the spaces and the stimuli, and record the number of bands.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
+            Stimuli, NaN-padded at the end; a DataFrame (frames by bands) records its band
+            names.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : FeatureSpaces
+        """
+        spaces = self._check_params()
+        names = feature_names(X)
+        self._validate(X, reset=True)
+        if names is None:
+            self.__dict__.pop("feature_names_in_", None)
+        else:
+            self.feature_names_in_ = names
+        self.space_names_ = list(spaces)
+        self.feature_spaces_ = [1 if name == "envelope" else self.n_features_in_ for name in spaces]
+        self.n_features_out_ = sum(self.feature_spaces_)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """Make the feature spaces of ``X``, side by side.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_stimuli, n_times, n_freqs) or (n_times, n_freqs)
+            Stimuli, NaN-padded at the end.
+
+        Returns
+        -------
+        Xt : ndarray of shape (n_stimuli, n_times, ``n_features_out_``) or \
+                (n_times, ``n_features_out_``)
+            The spaces in the order of ``space_names_``, NaN on padding frames.
+        """
+        check_is_fitted(self, "feature_spaces_")
+        # parameters set after fit would make an output that feature_spaces_ does not describe
+        spaces = self._check_params()
+        if list(spaces) != self.space_names_:
+            raise ValueError(
+                f"spaces is {list(spaces)} but FeatureSpaces was fitted with "
+                f"{self.space_names_}: fit it again so that feature_spaces_ describes the output."
+            )
+        check_feature_names(X, getattr(self, "feature_names_in_", None), type(self).__name__)
+        data = self._validate(X, reset=False)
+        Xt = _stack_spaces(data.X, spaces, self.derivative_lag)
+        return self._checked(Xt, data.frame_mask, data)
+
+    def _nan_cause(self, data: StimulusSet, s: int, t: int) -> str:
+        frames = data.X[s, max(t - self.derivative_lag, 0): t + 1]
+        return (f"its input frames {max(t - self.derivative_lag, 0)}..{t} there range from "
+                f"{frames.min():g} to {frames.max():g}")
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Output band names: ``"<space>_<band>"`` for each band of each space, ``"envelope"``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Names of the input bands; ``None`` uses ``feature_names_in_`` when ``fit`` saw
+            a DataFrame, else the band indices ``0, 1, ...`` (``"onsets_3"`` is the onsets
+            of band 3).
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects of shape (``n_features_out_``,)
+        """
+        check_is_fitted(self, "feature_spaces_")
+        fitted = getattr(self, "feature_names_in_", None)
+        if input_features is None:
+            bands = fitted if fitted is not None else [str(f) for f in range(self.n_features_in_)]
+        else:
+            bands = _check_input_features(input_features, self.n_features_in_)
+            if fitted is not None and not np.array_equal(bands, fitted):
+                raise ValueError("input_features is not equal to feature_names_in_: pass the "
+                                 "band names fit saw, or None.")
+        out = []
+        for space in self.space_names_:
+            out.extend(["envelope"] if space == "envelope" else [f"{space}_{band}" for band in bands])
+        return np.asarray(out, dtype=object)
 
 
 def rebin_time(X, y=None, *, factor: int, x_reduce: str = "mean", y_reduce: str = "sum"):

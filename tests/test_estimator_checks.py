@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import (
 )
 
 from skstrf import STRFRegressor
-from skstrf.preprocessing import BandPooling, Compression, FrameTransformer, TimeRebinner
+from skstrf.preprocessing import BandPooling, Compression, FeatureSpaces, FrameTransformer, TimeRebinner
 
 # The one place where checks that cannot apply are declared, with the reason. Each entry
 # is an xfail that must fail (strict): if a change makes one pass, the declaration goes.
@@ -31,6 +31,11 @@ _REBINNED_ROWS = (
     "output has n_samples // factor rows that depend on the row order and on neighbouring "
     "rows, which these checks forbid"
 )
+_DIFFERENCED_ROWS = (
+    "FeatureSpaces' onsets, offsets and derivative compare each row (time frame) with the row "
+    "derivative_lag before it, so reordering or subsetting rows changes them, which these "
+    "checks forbid (its frame-wise spaces, spectrogram and envelope, pass every check)"
+)
 EXPECTED_FAILED_CHECKS = {
     "STRFRegressor": {
         "check_methods_sample_order_invariance": _LAGGED_ROWS,
@@ -42,10 +47,17 @@ EXPECTED_FAILED_CHECKS = {
         "check_methods_sample_order_invariance": _REBINNED_ROWS,
         "check_methods_subset_invariance": _REBINNED_ROWS,
     },
+    "FeatureSpaces": {
+        "check_methods_sample_order_invariance": _DIFFERENCED_ROWS,
+        "check_methods_subset_invariance": _DIFFERENCED_ROWS,
+    },
 }
 
 
 def _expected_failed_checks(estimator) -> dict:
+    differenced = {"onsets", "offsets", "derivative"}
+    if isinstance(estimator, FeatureSpaces) and not differenced.intersection(estimator.spaces):
+        return {}  # frame-wise spaces only: every check applies
     return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
 
 
@@ -63,6 +75,9 @@ ESTIMATORS = [
     Compression(method="power"),
     BandPooling(),
     TimeRebinner(),
+    FeatureSpaces(),
+    FeatureSpaces(spaces=("spectrogram", "envelope")),
+    FeatureSpaces(spaces=("offsets", "derivative"), derivative_lag=2),
 ]
 
 
@@ -79,10 +94,12 @@ def test_row_checks_pass_without_lags(check):
     check("STRFRegressor", STRFRegressor(n_lags=1, random_state=0))
 
 
-def test_dataframe_column_names_check():
-    # not among parametrize_with_checks' checks: STRFRegressor records and checks band names
-    # of a DataFrame (one continuous recording) as scikit-learn's own estimators do
-    check_dataframe_column_names_consistency("STRFRegressor", STRFRegressor(n_lags=2, random_state=0))
+@pytest.mark.parametrize("estimator", [STRFRegressor(n_lags=2, random_state=0), FeatureSpaces()],
+                         ids=lambda est: type(est).__name__)
+def test_dataframe_column_names_check(estimator):
+    # not among parametrize_with_checks' checks: these record and check band names of a
+    # DataFrame (one continuous recording) as scikit-learn's own estimators do
+    check_dataframe_column_names_consistency(type(estimator).__name__, estimator)
 
 
 def test_array_api_check_runs_with_scipy_array_api():

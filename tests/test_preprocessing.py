@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
@@ -13,6 +14,7 @@ from skstrf import STRFRegressor
 from skstrf.preprocessing import (
     BandPooling,
     Compression,
+    FeatureSpaces,
     FrameTransformer,
     TimeRebinner,
     rebin_time,
@@ -258,6 +260,7 @@ def test_pipeline_never_drops_frames_a_transformer_made_nan(padded, monkeypatch)
     ("Compression", lambda: Compression(), "_compress"),
     ("BandPooling", lambda: BandPooling(pool_size=2), "_pool_bands"),
     ("TimeRebinner", lambda: TimeRebinner(factor=2), "_rebin_frames"),
+    ("FeatureSpaces", lambda: FeatureSpaces(spaces=("spectrogram", "offsets", "envelope")), "_stack_spaces"),
 ])
 def test_every_transformer_checks_that_its_nan_frames_are_the_padding(padded, monkeypatch, name, make,
                                                                      function):
@@ -299,3 +302,162 @@ def test_compression_names_the_log_of_values_below_minus_offset(padded):
             ValueError, match=rf"Compression\(offset=-5.0\) produced NaN at stimulus {s}, frame {t}, a "
             r"valid frame: log of values <= -offset = 5"):
         comp.transform(padded)
+
+
+# ------------------------------------------------------------- feature spaces (issue 25.5)
+def _spaces_by_hand(x, lag):
+    """The spaces of one stimulus's valid frames ``x`` (n_valid, n_freqs), in numpy: frame t
+    is compared with frame t - lag, or with the stimulus's first frame where t < lag."""
+    previous = x[np.maximum(np.arange(len(x)) - lag, 0)]
+    d = x - previous
+    return {"spectrogram": x, "onsets": np.maximum(d, 0), "offsets": np.maximum(-d, 0),
+            "derivative": d, "envelope": x.mean(axis=1, keepdims=True)}
+
+
+@pytest.mark.parametrize("lag", [1, 2, 6])
+def test_feature_spaces_equal_their_closed_forms_per_stimulus(padded, lag):
+    spaces = ("spectrogram", "onsets", "offsets", "derivative", "envelope")
+    fs = FeatureSpaces(spaces=spaces, derivative_lag=lag).fit(padded)
+    Xt = fs.transform(padded)
+    assert fs.space_names_ == list(spaces)
+    assert fs.feature_spaces_ == [4, 4, 4, 4, 1]
+    assert sum(fs.feature_spaces_) == fs.n_features_out_ == Xt.shape[-1] == 17
+    edges = np.cumsum([0] + fs.feature_spaces_)
+    for s, length in enumerate([7, 5, 4]):
+        expected = _spaces_by_hand(padded[s, :length], lag)
+        for name, a, b in zip(spaces, edges[:-1], edges[1:]):
+            assert_allclose(Xt[s, :length, a:b], expected[name], atol=1e-12, err_msg=name)
+        assert np.isnan(Xt[s, length:]).all()  # padding stays padding
+    # the first frame of every stimulus has no frame before it in the stimulus: 0
+    assert_array_equal(Xt[:, 0, 4:16], 0.0)
+
+
+def test_onsets_equal_the_rectified_frame_difference():
+    X = np.array([[[1.0, 4.0], [3.0, 2.0], [2.0, 5.0], [np.nan, np.nan]],
+                  [[9.0, 0.0], [8.0, 1.0], [8.5, 1.0], [7.0, 3.0]]])
+    Xt = FeatureSpaces(spaces=("onsets", "envelope")).fit_transform(X)
+    # stimulus 1 starts at 0: stimulus 0's last frame is not its previous frame
+    assert_allclose(Xt[:, :, :2], [[[0, 0], [2, 0], [0, 3], [np.nan, np.nan]],
+                                   [[0, 0], [0, 1], [0.5, 0], [0, 2]]])
+    assert_allclose(Xt[:, :, 2], [[2.5, 2.5, 3.5, np.nan], [4.5, 4.5, 4.75, 5.0]])
+
+
+def test_feature_spaces_are_causal_and_need_no_zero(padded):
+    spaces = ("spectrogram", "onsets", "offsets", "derivative", "envelope")
+    fs = FeatureSpaces(spaces=spaces, derivative_lag=2).fit(padded)
+    Xt = fs.transform(padded)
+    # changing frames 3 and later changes no output frame before 3 (never the future)
+    later = padded.copy()
+    later[:, 3:] += np.random.default_rng(2).random(later[:, 3:].shape)
+    changed = fs.transform(later)
+    assert_array_equal(changed[:, :3], Xt[:, :3])
+    assert not np.allclose(changed[0, 3:], Xt[0, 3:])
+    # an offset in X moves the spectrogram and the envelope, and no difference space
+    shifted = fs.transform(padded + 10.0)
+    assert_allclose(shifted[..., 4:16], Xt[..., 4:16], atol=1e-12)
+    assert_allclose(shifted[..., :4], Xt[..., :4] + 10.0)
+    assert_allclose(shifted[..., 16], Xt[..., 16] + 10.0)
+
+
+def test_feature_spaces_continuous_recording_and_names(padded):
+    X2 = padded[0]  # (n_times, n_freqs): one recording, one first frame
+    fs = FeatureSpaces(spaces=("envelope", "onsets")).fit(X2)
+    assert_allclose(fs.transform(X2), fs.transform(padded[:1])[0])
+    assert fs.transform(X2).shape == (7, 5)
+    assert fs.feature_spaces_ == [1, 4]
+    assert_array_equal(fs.get_feature_names_out(),
+                       ["envelope", "onsets_0", "onsets_1", "onsets_2", "onsets_3"])
+    assert_array_equal(fs.get_feature_names_out(["a", "b", "c", "d"])[1:],
+                       ["onsets_a", "onsets_b", "onsets_c", "onsets_d"])
+    with pytest.raises(ValueError, match="X has 3 features, but FeatureSpaces is expecting 4"):
+        fs.transform(X2[:, :3])
+
+
+def test_feature_spaces_take_band_names_from_a_dataframe(padded):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(padded[0], columns=["1k", "2k", "4k", "8k"])
+    fs = FeatureSpaces().fit(df)
+    assert_array_equal(fs.feature_names_in_, ["1k", "2k", "4k", "8k"])
+    names = fs.get_feature_names_out()
+    assert names[0] == "spectrogram_1k" and names[5] == "onsets_2k" and names[-1] == "envelope"
+    assert len(names) == fs.n_features_out_ == 9
+    assert_allclose(fs.transform(df), FeatureSpaces().fit_transform(padded[0]))
+    with pytest.raises(ValueError, match="input_features is not equal to feature_names_in_"):
+        fs.get_feature_names_out(["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="feature names"):
+        fs.transform(df[["2k", "1k", "4k", "8k"]])
+    assert not hasattr(FeatureSpaces().fit(padded), "feature_names_in_")
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"spaces": "onsets"}, r"spaces must be a list or tuple of space names.*got the string "
+                           r"'onsets' \(for that space alone write \('onsets',\)\)"),
+    ({"spaces": None}, "spaces must be a list or tuple of space names"),
+    ({"spaces": ()}, "spaces is empty: name at least one feature space"),
+    ({"spaces": ("spectrogram", "onset")}, r"spaces\[1\] is 'onset', which is not a feature space; "
+                                           r"expected names among \['spectrogram', 'onsets', 'offsets'"),
+    ({"spaces": ["envelope", 3]}, r"spaces\[1\] is 3, which is not a feature space"),
+    ({"spaces": ("onsets", "envelope", "onsets")}, "spaces has 'onsets' more than once"),
+    ({"derivative_lag": 0},
+     r"'derivative_lag' parameter of FeatureSpaces must be an int in the range \[1, inf\)"),
+    ({"derivative_lag": 1.5}, "'derivative_lag' parameter of FeatureSpaces must be an int"),
+    ({"derivative_lag": True}, "derivative_lag must be a number of frames, an int >= 1; got True"),
+])
+def test_feature_spaces_refuse_bad_parameters_before_reading_x(params, message):
+    # X is not even an array: the parameters are checked first
+    with pytest.raises(ValueError, match=message):
+        FeatureSpaces(**params).fit("not stimuli")
+
+
+def test_feature_spaces_learn_nothing_but_the_band_count(padded):
+    fs = FeatureSpaces(spaces=["spectrogram", "offsets"], derivative_lag=2)
+    assert clone(fs).get_params() == {"spaces": ["spectrogram", "offsets"], "derivative_lag": 2}
+    fs.fit(padded[:1])
+    learned = {k for k in vars(fs) if k.endswith("_") and not k.startswith("_")}
+    assert learned == {"n_features_in_", "space_names_", "feature_spaces_", "n_features_out_"}
+    # fitted on one stimulus, it transforms others exactly as if fitted on them
+    assert_array_equal(fs.transform(padded), clone(fs).fit(padded * 3.0).transform(padded))
+    # parameters changed after fit: the spaces must be refitted, the lag is checked again
+    with pytest.raises(ValueError, match=r"spaces is \['offsets'\] but FeatureSpaces was fitted with "
+                       r"\['spectrogram', 'offsets'\]: fit it again"):
+        fs.set_params(spaces=["offsets"]).transform(padded)
+    with pytest.raises(ValueError, match="derivative_lag"):
+        fs.set_params(spaces=["spectrogram", "offsets"], derivative_lag=-1).transform(padded)
+
+
+@pytest.mark.parametrize("banded", [False, True])
+def test_feature_spaces_in_a_pipeline_with_the_estimator(data, banded):
+    X = data.X.copy()
+    y = data.y.copy()
+    X[2, 150:] = np.nan  # a shorter stimulus
+    y[2, 150:] = np.nan
+    fs = FeatureSpaces(spaces=("spectrogram", "onsets", "envelope"))
+    sizes = clone(fs).fit(X).feature_spaces_
+    assert sizes == [12, 12, 1]
+    # banded: each space its own penalty; else one penalty shared by all bands
+    est = STRFRegressor(n_lags=4, feature_spaces=sizes if banded else None)
+    pipe = make_pipeline(fs, est).fit(X, y)
+    assert pipe[-1].strfs_.shape == (4, 25, 4)
+    if banded:
+        assert np.shape(pipe[-1].alpha_) == (4, 3)  # one penalty per neuron and space
+    pred = pipe.predict(X)
+    valid = ~np.isnan(X).all(axis=-1)
+    assert np.isfinite(pred[valid]).all() and np.isnan(pred[~valid]).all()
+    assert np.isfinite(pipe.score(X, y))
+    # the difference spaces need no zero: with the estimator's default history (each band's
+    # training mean) an offset in X changes no prediction, first frames included
+    shifted = clone(pipe).fit(X + 5.0, y).predict(X + 5.0)
+    assert_allclose(shifted, pred, rtol=1e-5, atol=1e-6)
+
+
+def test_grid_search_over_space_definitions(data):
+    # each definition with its own sizes, as the user guide shows: pairs in a list of grids
+    pipe = make_pipeline(FeatureSpaces(), STRFRegressor(n_lags=3))
+    grid = [{"featurespaces__spaces": [("spectrogram",)], "strfregressor__feature_spaces": [None]},
+            {"featurespaces__spaces": [("spectrogram", "onsets")],
+             "strfregressor__feature_spaces": [[12, 12]]}]
+    search = GridSearchCV(pipe, grid, cv=KFold(2)).fit(data.X, data.y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert len(search.cv_results_["params"]) == 2
+    best = search.best_estimator_
+    assert best[-1].strfs_.shape[1] == best[0].n_features_out_ == sum(best[0].feature_spaces_)
