@@ -24,6 +24,7 @@ file) and the estimator parameter that asks for it (``estimator.py``).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,8 @@ import torch
 from ._design import DesignStatistics
 
 __all__ = ["X_SCALE_FLOOR", "band_scales", "QuadraticForm", "Penalty", "penalty_form",
-           "project_separable", "second_difference_gram", "smoothness_form", "ALS_PENALTY_SCALE"]
+           "project_separable", "second_difference_gram", "smoothness_form", "ALS_PENALTY_SCALE",
+           "check_feature_spaces", "space_candidates", "PenaltyFamily", "penalty_family"]
 
 #: Each input band is standardised by its own standard deviation, but by no less than this
 #: fraction of the median band's: nearly silent bands (a log spectrogram's floor) are not
@@ -74,12 +76,15 @@ class QuadraticForm:
     matrix : Tensor of shape (C * F * L, C * F * L) or None, default=None
         Symmetric positive definite; None is the identity (plain ridge), for which every
         operation below is free.
+    diagonal : array-like of shape (C * F * L,) or None, default=None
+        A positive diagonal instead of ``matrix`` (e.g. a penalty per feature space): its
+        operations are scalings.
     name : str, default="identity"
         What the form is, for messages.
     """
 
     def __init__(self, shape: tuple[int, int, int], matrix: torch.Tensor | None = None,
-                 name: str = "identity") -> None:
+                 name: str = "identity", diagonal=None) -> None:
         self.shape = tuple(int(n) for n in shape)
         size = int(np.prod(self.shape))
         if matrix is not None:
@@ -87,13 +92,28 @@ class QuadraticForm:
             if matrix.shape != (size, size):
                 raise ValueError(f"a penalty matrix for kernels of shape {self.shape} must be "
                                  f"({size}, {size}); got {tuple(matrix.shape)}")
+        if diagonal is not None:
+            diagonal = torch.as_tensor(diagonal, dtype=torch.float64)
+            if diagonal.shape != (size,) or not bool((diagonal > 0).all()):
+                raise ValueError(f"a penalty diagonal for kernels of shape {self.shape} must hold "
+                                 f"{size} positive numbers")
+            if matrix is not None:
+                raise ValueError("give a penalty's matrix or its diagonal, not both")
         self.matrix = matrix
+        self.diagonal = diagonal
         self.name = name
         self._whitening: torch.Tensor | None = None
 
     @property
     def is_identity(self) -> bool:
-        return self.matrix is None
+        return self.matrix is None and self.diagonal is None
+
+    def dense(self) -> torch.Tensor:
+        """``Q`` as a (D, D) matrix, float64."""
+        if self.matrix is not None:
+            return self.matrix
+        size = int(np.prod(self.shape))
+        return torch.diag(self.diagonal) if self.diagonal is not None else torch.eye(size, dtype=torch.float64)
 
     def __repr__(self) -> str:
         return f"QuadraticForm({self.name}, shape={self.shape})"
@@ -101,6 +121,8 @@ class QuadraticForm:
     # ------------------------------------------------------------------ losses
     def quadratic(self, weight: torch.Tensor) -> torch.Tensor:
         """``w_n' Q w_n`` for each row of ``weight`` (N, D), differentiable by autograd."""
+        if self.diagonal is not None:
+            return (weight * weight * self.diagonal.to(device=weight.device, dtype=weight.dtype)).sum(dim=-1)
         if self.matrix is None:
             return (weight * weight).sum(dim=-1)
         q = self.matrix.to(device=weight.device, dtype=weight.dtype)
@@ -110,7 +132,9 @@ class QuadraticForm:
     def whitening(self, device=None) -> torch.Tensor | None:
         """``T`` (D, D) with ``T' Q T = I``, so that ``w = T v`` has penalty ``|v|^2``;
         None for the identity. ``T = U diag(lambda)^(-1/2)`` from ``Q``'s eigendecomposition,
-        made once per form."""
+        made once per form (for a diagonal ``Q``, the diagonal of ``T``: a vector)."""
+        if self.diagonal is not None:
+            return self.diagonal.rsqrt().to(device=device)
         if self.matrix is None:
             return None
         if self._whitening is None:
@@ -127,9 +151,14 @@ class QuadraticForm:
         The intercept column (the last) is left as it is. The identity returns ``stats``
         itself (no copy); None stays None.
         """
-        if stats is None or self.matrix is None:
+        if stats is None or self.is_identity:
             return stats
         T = self.whitening(stats.gram.device).to(stats.gram.dtype)
+        if self.diagonal is not None:  # a scaling of the design's columns
+            D = T.shape[0]
+            scale = torch.cat([T, T.new_ones(1)])
+            return DesignStatistics(stats.gram * scale[:, None] * scale[None, :], stats.cross * scale[:, None],
+                                    stats.sq, stats.count)
         D = T.shape[0]
         gram = stats.gram.clone()
         gram[:, :D, :] = T.T @ stats.gram[:, :D, :]
@@ -140,6 +169,8 @@ class QuadraticForm:
 
     def unwhiten(self, weights: torch.Tensor) -> torch.Tensor:
         """Weights ``w = T v`` from whitened ones ``v`` of shape (..., D, N)."""
+        if self.diagonal is not None:
+            return self.whitening(weights.device).to(weights.dtype)[:, None] * weights
         if self.matrix is None:
             return weights
         return self.whitening(weights.device).to(weights.dtype) @ weights
@@ -167,12 +198,12 @@ class QuadraticForm:
         C, F, L = self.shape
         size = C * (F if solve_freq else L)
         batch, rank = fixed.shape[:2]
-        if self.matrix is None:
+        if self.is_identity:
             # ||sum_r a_r b_r'||^2 = sum_{r,s} (a_r . a_s)(b_r . b_s): kron(I, fixed fixed')
             gram_fixed = fixed @ fixed.transpose(1, 2)  # (B, rank, rank)
             eye = torch.eye(size, dtype=fixed.dtype, device=fixed.device)
             return torch.einsum("ij,brs->birjs", eye, gram_fixed).reshape(batch, size * rank, size * rank)
-        Q = self.matrix.to(device=fixed.device, dtype=fixed.dtype).reshape(C, F, L, C, F, L)
+        Q = self.dense().to(device=fixed.device, dtype=fixed.dtype).reshape(C, F, L, C, F, L)
         return project_separable(Q, fixed, solve_freq).reshape(batch, size * rank, size * rank)
 
 
@@ -187,18 +218,21 @@ def project_separable(G: torch.Tensor, fixed: torch.Tensor, solve_freq: bool) ->
 
 @dataclass(frozen=True)
 class Penalty:
-    """The penalty of a fit: ``alpha_n * w_n' Q w_n`` on each neuron's standardised kernel.
+    """The penalty of a fit: ``alpha_n * w_n' Q_n w_n`` on each neuron's standardised kernel.
 
     Attributes
     ----------
-    form : QuadraticForm
-        ``Q``, shared by the neurons.
+    form : QuadraticForm or tuple of QuadraticForm
+        ``Q``, shared by the neurons; or the candidate forms, each neuron's given by ``index``.
     alpha : ndarray of shape (n_neurons,) or float
         Each neuron's multiplier (a float: the same for all).
+    index : ndarray of int of shape (n_neurons,) or None
+        With several forms, the form of each neuron.
     """
 
-    form: QuadraticForm
+    form: QuadraticForm | tuple
     alpha: np.ndarray | float = 0.0
+    index: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         alpha = self.alpha
@@ -206,19 +240,48 @@ class Penalty:
             alpha = alpha.detach().cpu().numpy()
         alpha = np.asarray(alpha, dtype=np.float64)
         object.__setattr__(self, "alpha", float(alpha) if alpha.ndim == 0 else alpha)
+        if isinstance(self.form, (tuple, list)):
+            forms = tuple(self.form)
+            index = np.zeros(0, dtype=np.int64) if self.index is None else np.asarray(self.index, dtype=np.int64)
+            if len(forms) == 1 and self.index is None:
+                object.__setattr__(self, "form", forms[0])
+            else:
+                object.__setattr__(self, "form", forms)
+                object.__setattr__(self, "index", index)
+
+    @property
+    def forms(self) -> tuple:
+        """The candidate forms (one for a shared form)."""
+        return self.form if isinstance(self.form, tuple) else (self.form,)
+
+    def groups(self, n_neurons: int):
+        """``(form, neurons)`` for each form that some neuron uses."""
+        if not isinstance(self.form, tuple):
+            yield self.form, np.arange(n_neurons)
+            return
+        for k, form in enumerate(self.form):
+            neurons = np.flatnonzero(self.index == k)
+            if neurons.size:
+                yield form, neurons
 
     def value(self, weight: torch.Tensor) -> torch.Tensor:
-        """Mean over neurons of ``alpha_n w_n' Q w_n`` for standardised kernels ``weight``
+        """Mean over neurons of ``alpha_n w_n' Q_n w_n`` for standardised kernels ``weight``
         (N, D): the penalty term of every training loss (differentiable by autograd; 0 when
         every ``alpha_n`` is 0)."""
         if not np.any(self.alpha):
             return weight.new_zeros(())
-        alpha = torch.as_tensor(self.alpha, dtype=weight.dtype, device=weight.device)
-        return (alpha * self.form.quadratic(weight)).sum() / weight.shape[0]
+        alpha = torch.as_tensor(self.per_neuron(weight.shape[0]), dtype=weight.dtype, device=weight.device)
+        if not isinstance(self.form, tuple):
+            return (alpha * self.form.quadratic(weight)).sum() / weight.shape[0]
+        total = weight.new_zeros(())
+        for form, neurons in self.groups(weight.shape[0]):
+            rows = torch.as_tensor(neurons, device=weight.device)
+            total = total + (alpha[rows] * form.quadratic(weight[rows])).sum()
+        return total / weight.shape[0]
 
     def with_alpha(self, alpha) -> "Penalty":
         """This penalty with other multipliers."""
-        return Penalty(self.form, alpha)
+        return Penalty(self.form, alpha, self.index)
 
     def per_neuron(self, n_neurons: int) -> np.ndarray:
         """The multiplier of each of ``n_neurons`` neurons, float64."""
@@ -271,8 +334,147 @@ def smoothness_form(shape: tuple[int, int, int], along_freq: float = 0.0, along_
     return QuadraticForm(shape, torch.as_tensor(Q), name=name)
 
 
-def penalty_form(params, shape: tuple[int, int, int]) -> QuadraticForm:
-    """The penalty's quadratic form that the estimator's options ask for.
+def check_feature_spaces(spaces, n_freqs: int, names=None) -> np.ndarray | None:
+    """The feature space of each band, from the estimator's ``feature_spaces``.
+
+    Parameters
+    ----------
+    spaces : None, sequence of int, sequence of sequences of int, or dict
+        Sizes of consecutive groups of bands (summing to ``n_freqs``); or the band indices
+        of each space (a partition of the bands); or a dict of space name to band indices
+        or, after a fit on a DataFrame, band names.
+    n_freqs : int
+    names : ndarray of str or None
+        The band names (a DataFrame's columns), when known.
+
+    Returns
+    -------
+    ndarray of int of shape (n_freqs,) or None
+        The space of each band; None without spaces.
+    """
+    if spaces is None:
+        return None
+    what = ("feature_spaces must be the sizes of consecutive groups of bands (e.g. [34, 1]), "
+            "a list of each space's band indices, or a dict of space name to band indices or names")
+    if isinstance(spaces, dict):
+        groups = list(spaces.values())
+    elif isinstance(spaces, (str, bytes)) or not hasattr(spaces, "__len__"):
+        raise ValueError(f"{what}; got {spaces!r}")
+    else:
+        groups = list(spaces)
+    if len(groups) == 0:
+        raise ValueError(f"{what}; got no space")
+    if all(isinstance(g, (numbers.Integral, np.integer)) and not isinstance(g, bool) for g in groups):
+        sizes = np.asarray(groups, dtype=np.int64)
+        if (sizes < 1).any() or sizes.sum() != n_freqs:
+            raise ValueError(f"feature_spaces as sizes must be positive and sum to the {n_freqs} bands of X; "
+                             f"got {list(map(int, sizes))} (sum {int(sizes.sum())})")
+        return np.repeat(np.arange(sizes.size), sizes)
+    space = np.full(n_freqs, -1, dtype=np.int64)
+    for k, group in enumerate(groups):
+        if isinstance(group, (str, bytes)) or not hasattr(group, "__len__") or len(group) == 0:
+            raise ValueError(f"{what}; space {k} is {group!r}")
+        for band in group:
+            if isinstance(band, str):
+                if names is None or band not in list(names):
+                    raise ValueError(f"feature_spaces names band {band!r}, but X's bands have "
+                                     f"{'no names' if names is None else 'no band of that name'}")
+                band = list(names).index(band)
+            if isinstance(band, bool) or not isinstance(band, (numbers.Integral, np.integer)) \
+                    or not 0 <= band < n_freqs:
+                raise ValueError(f"feature_spaces: band {band!r} of space {k} is not a band index of X "
+                                 f"(0 to {n_freqs - 1})")
+            if space[band] != -1:
+                raise ValueError(f"feature_spaces: band {band} is in spaces {space[band]} and {k}; "
+                                 "each band belongs to one space")
+            space[band] = k
+    if (space == -1).any():
+        raise ValueError(f"feature_spaces leaves bands {np.flatnonzero(space == -1)[:10].tolist()} in no "
+                         "space; every band belongs to one")
+    return space
+
+
+#: Relative penalties of the second space searched by default with two feature spaces: half
+#: decades from 1/100 to 100 (1: the shared penalty), and 1e-4 and 1e4, which all but drop a
+#: space that carries nothing.
+TWO_SPACE_RATIOS = np.concatenate([[1e-4], 10.0 ** np.arange(-2.0, 2.5, 0.5), [1e4]])
+#: Relative penalties of each further space with three spaces or more (decades of two, and the
+#: ends that all but drop a space): the grid of every combination grows as 5 ** (n_spaces - 1) (25 candidates for 3 spaces, 125 for 4); beyond
+#: MAX_SPACE_CANDIDATES, that many combinations are drawn at random (a fixed seed), the shared
+#: penalty always among them.
+SPACE_FACTORS = (1e-4, 0.01, 1.0, 100.0, 1e4)
+MAX_SPACE_CANDIDATES = 125
+
+
+def space_candidates(n_spaces: int, grid=None) -> np.ndarray:
+    """The candidate relative penalties of the feature spaces, shape (n_candidates, n_spaces).
+
+    Parameters
+    ----------
+    n_spaces : int
+    grid : array-like of shape (n_candidates, n_spaces) or None
+        The estimator's ``space_penalties``; None: :data:`TWO_SPACE_RATIOS` for two spaces,
+        every combination of :data:`SPACE_FACTORS` for more (the first space's factor 1), or
+        :data:`MAX_SPACE_CANDIDATES` of them drawn at random (seed 0) with the shared one.
+    """
+    if grid is not None:
+        grid = np.asarray(grid, dtype=np.float64)
+        if grid.ndim == 1 and n_spaces == 2:
+            grid = np.stack([np.ones_like(grid), grid], axis=1)
+        if grid.ndim != 2 or grid.shape[1] != n_spaces or grid.shape[0] == 0 \
+                or not np.isfinite(grid).all() or (grid <= 0).any():
+            raise ValueError(f"space_penalties must hold positive relative penalties, one row per candidate "
+                             f"and one column per feature space ({n_spaces}); got shape {grid.shape}")
+        return grid
+    if n_spaces == 1:
+        return np.ones((1, 1))
+    if n_spaces == 2:
+        return np.stack([np.ones_like(TWO_SPACE_RATIOS), TWO_SPACE_RATIOS], axis=1)
+    n_all = len(SPACE_FACTORS) ** (n_spaces - 1)
+    if n_all <= MAX_SPACE_CANDIDATES:
+        mesh = np.meshgrid(*([SPACE_FACTORS] * (n_spaces - 1)), indexing="ij")
+        return np.column_stack([np.ones(mesh[0].size)] + [m.ravel() for m in mesh])
+    rng = np.random.default_rng(0)
+    drawn = rng.choice(SPACE_FACTORS, size=(MAX_SPACE_CANDIDATES - 1, n_spaces - 1))
+    others = np.vstack([np.ones((1, n_spaces - 1)), drawn])
+    return np.column_stack([np.ones(MAX_SPACE_CANDIDATES), others])
+
+
+@dataclass(frozen=True)
+class PenaltyFamily:
+    """The candidate penalty forms a fit chooses among by cross-validation.
+
+    Attributes
+    ----------
+    forms : tuple of QuadraticForm
+    spaces : ndarray of shape (n_forms, n_spaces)
+        Each form's penalty multiplier per feature space (normalised so that the mean over
+        the weights is 1: ``alpha`` keeps its meaning).
+    smoothness : ndarray of shape (n_forms, 2)
+        Each form's shares of curvature along bands and lags.
+    plain : int or None
+        The form of plain ridge (one penalty for every space, no smoothness), when it is a
+        candidate: the choice falls back to it unless another form scores better by more
+        than the noise of the cross-validation (:func:`skstrf._selection.choose_form`).
+    space_of_band : ndarray of int of shape (n_freqs,) or None
+        The feature space of each band.
+    """
+
+    forms: tuple
+    spaces: np.ndarray
+    smoothness: np.ndarray
+    plain: int | None
+    space_of_band: np.ndarray | None
+
+
+def penalty_family(params, shape: tuple[int, int, int], names=None) -> PenaltyFamily:
+    """The candidate penalty forms that the estimator's options ask for.
+
+    The identity (ridge); with ``feature_spaces``, a diagonal penalty per space for every
+    candidate of relative penalties (:func:`space_candidates`); with ``smooth_freq`` or
+    ``smooth_lag``, curvature penalties along bands and lags mixed with it
+    (:func:`smoothness_form`), a sequence of shares being a grid; every combination is a
+    candidate.
 
     Parameters
     ----------
@@ -280,15 +482,43 @@ def penalty_form(params, shape: tuple[int, int, int]) -> QuadraticForm:
         The estimator (its options are read, not changed).
     shape : (n_channels, n_freqs, n_lags)
         The kernel's shape.
+    names : ndarray of str or None, default=None
+        X's band names, when X was a DataFrame.
 
     Returns
     -------
-    QuadraticForm
-        The identity (the standardised weights' squared norm: ridge), mixed with curvature
-        penalties along bands and lags when ``smooth_freq`` or ``smooth_lag`` is positive
-        (:func:`smoothness_form`).
+    PenaltyFamily
     """
-    along_freq, along_lag = float(params.smooth_freq), float(params.smooth_lag)
-    if along_freq == 0 and along_lag == 0:
-        return QuadraticForm(shape)
-    return smoothness_form(shape, along_freq, along_lag)
+    C, F, L = shape
+    space_of_band = check_feature_spaces(params.feature_spaces, F, names)
+    n_spaces = 1 if space_of_band is None else int(space_of_band.max()) + 1
+    candidates = space_candidates(n_spaces, params.space_penalties if n_spaces > 1 else None)
+    along_freq = np.atleast_1d(np.asarray(params.smooth_freq, dtype=np.float64))
+    along_lag = np.atleast_1d(np.asarray(params.smooth_lag, dtype=np.float64))
+    per_weight = np.repeat(np.tile(np.zeros(F, dtype=np.int64) if space_of_band is None else space_of_band, C), L)
+    forms, spaces, smoothness, plain = [], [], [], None
+    for relative in candidates:
+        multipliers = relative / relative[per_weight].mean()  # the mean over the weights is 1
+        diagonal = multipliers[per_weight]
+        for sf in along_freq:
+            for sl in along_lag:
+                if sf == 0 and sl == 0:
+                    form = (QuadraticForm(shape) if np.allclose(diagonal, 1.0)
+                            else QuadraticForm(shape, diagonal=diagonal, name=f"spaces{tuple(np.round(multipliers, 4))}"))
+                else:
+                    smooth = smoothness_form(shape, float(sf), float(sl))
+                    root = torch.as_tensor(np.sqrt(diagonal))
+                    form = QuadraticForm(shape, root[:, None] * smooth.matrix * root[None, :],
+                                         name=f"{smooth.name} x spaces{tuple(np.round(multipliers, 4))}")
+                if sf == 0 and sl == 0 and np.allclose(multipliers, 1.0):
+                    plain = len(forms)
+                forms.append(form)
+                spaces.append(multipliers)
+                smoothness.append((float(sf), float(sl)))
+    return PenaltyFamily(tuple(forms), np.array(spaces), np.array(smoothness), plain, space_of_band)
+
+
+def penalty_form(params, shape: tuple[int, int, int]) -> QuadraticForm:
+    """The one penalty form the estimator's options ask for (the first candidate of
+    :func:`penalty_family`)."""
+    return penalty_family(params, shape).forms[0]

@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_random_state
 
 from ._history import check_history
 from ._layout import DataShape, is_one_recording
-from ._penalty import Penalty, QuadraticForm, penalty_form
+from ._penalty import Penalty, PenaltyFamily, penalty_family
 from ._selection import alpha_grid
 from ._solvers import SOLVERS, resolve_solver
 from ._validation import validation_split
@@ -113,8 +113,9 @@ class FitPlan:
         start of gradient training.
     alphas : ndarray of shape (n_alphas,)
         Penalty grid (one value for a single penalty).
-    form : QuadraticForm
-        The penalty's shape (:func:`skstrf._penalty.penalty_form`).
+    family : PenaltyFamily
+        The candidate penalty forms (:func:`skstrf._penalty.penalty_family`): one, or several
+        that the closed form chooses among per neuron.
     history : str or ndarray of shape (n_freqs,)
         What precedes each stimulus (:func:`skstrf._history.check_history`).
     warm : bool
@@ -147,7 +148,7 @@ class FitPlan:
     options: FitOptions
     closed_form: bool
     alphas: np.ndarray
-    form: QuadraticForm
+    family: PenaltyFamily
     history: str | np.ndarray
     warm: bool
     seed: int
@@ -176,8 +177,8 @@ class FitPlan:
 
     @property
     def choose_penalty(self) -> bool:
-        """Whether the penalty is chosen from a grid (by the closed-form solvers)."""
-        return self.alphas.size > 1
+        """Whether the penalty (or its form) is chosen from a grid (by the closed-form solvers)."""
+        return self.alphas.size > 1 or len(self.family.forms) > 1
 
     @property
     def statistics(self) -> bool:
@@ -194,7 +195,13 @@ class FitPlan:
     def penalty(self) -> Penalty:
         """The penalty training starts with: the single ``alpha``, or none until a closed
         form chooses one per neuron."""
-        return Penalty(self.form, float(self.alphas[0]) if self.alphas.size == 1 else 0.0)
+        return Penalty(self.family.forms[0], float(self.alphas[0]) if not self.choose_penalty else 0.0)
+
+    @property
+    def solve_options(self) -> dict:
+        """Keyword arguments of the closed-form solve (:data:`skstrf._solvers.SOLVERS`)."""
+        return dict(form=self.family.forms, plain=self.family.plain, per_neuron=self.per_neuron,
+                    pooling=self.pooling, shape=self.separable_shape)
 
     def make_prefilter(self, n_freqs: int):
         """A new front end of this fit (None without one), at its initial parameters."""
@@ -229,7 +236,7 @@ class FitPlan:
         return fold_groups(self.folds, n_rows)
 
 
-def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, groups=None) -> FitPlan:
+def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, groups=None, names=None) -> FitPlan:
     """Check ``est``'s options against the data's shape, and decide everything else.
 
     Parameters
@@ -244,6 +251,8 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         The estimator's routed skorch parameters.
     groups : ndarray of shape (n_stimuli,) or None, default=None
         The group of each stimulus for ``est.cv``'s splitter, checked by :func:`check_groups`.
+    names : ndarray of str or None, default=None
+        X's band names (a DataFrame's columns), for ``feature_spaces`` given by name.
 
     Returns
     -------
@@ -265,15 +274,23 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
     else:  # cross-validation chooses the penalty: no stimulus needs to be held out
         train, valid, cut = np.arange(shape.n_stimuli), np.arange(0), None
     lengths = shape.lengths if cut is None else np.array([cut, int(shape.lengths[0]) - cut])
-    if est.alpha is not None and np.size(est.alpha) == 1:
+    channels = len(PREFILTERS[est.prefilter].channel_names) if est.prefilter is not None else 1
+    family = penalty_family(est, (channels, shape.n_freqs, est.n_lags), names)
+    if est.alpha is not None and np.size(est.alpha) == 1 and len(family.forms) == 1:
         folds, n_blocks = None, 1  # one penalty: nothing to cross-validate, cv is not used
     else:
         folds, n_blocks = _folds(est.cv, lengths[train], None if groups is None else groups[train])
     alphas = alpha_grid(est.alpha, gradient=gradient, closed_start=options.closed_start,
                         has_valid=valid.size > 0, has_folds=folds is not None)
+    if len(family.forms) > 1 and not (folds is not None or valid.size > 0):
+        raise ValueError(
+            f"choosing among {len(family.forms)} penalty forms (feature spaces' relative penalties, "
+            "smoothness shares) needs cross-validation folds or validation stimuli, but cv=None and "
+            "none is held out; pass cv, or a single form (one smoothness share, one candidate of "
+            "space_penalties)."
+        )
+    choosing = alphas.size > 1 or len(family.forms) > 1
     seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
-    channels = len(PREFILTERS[est.prefilter].channel_names) if est.prefilter is not None else 1
-    form = penalty_form(est, (channels, shape.n_freqs, est.n_lags))
     model = dict(kernel=est.kernel, n_lags=est.n_lags, rank=est.rank, n_gaussians=est.n_gaussians,
                  nonlinearity=est.nonlinearity, prefilter=est.prefilter, dt_ms=est.dt_ms,
                  freq_range=est.freq_range, seed=seed)
@@ -284,7 +301,7 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         options=options,
         closed_form=not warm and (not gradient or options.closed_start),
         alphas=alphas,
-        form=form,
+        family=family,
         history=check_history(est.history, shape.n_freqs),
         warm=warm,
         seed=seed,
@@ -292,8 +309,8 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         valid=valid,
         cut=cut,
         separable_shape=(shape.n_freqs, est.n_lags, est.rank) if options.solver == "als" else None,
-        folds=folds if alphas.size > 1 else None,
-        n_blocks=n_blocks if alphas.size > 1 else 1,
+        folds=folds if choosing else None,
+        n_blocks=n_blocks if choosing else 1,
         per_neuron=bool(est.alpha_per_neuron),
         pooling=float(est.alpha_pooling),
         model=model,

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["DEFAULT_ALPHAS", "MAX_GRADIENT_ALPHA", "alpha_grid", "choose"]
+__all__ = ["DEFAULT_ALPHAS", "MAX_GRADIENT_ALPHA", "alpha_grid", "choose", "choose_form"]
 
 #: The penalty grid searched when ``alpha=None``.
 DEFAULT_ALPHAS = np.logspace(-4, 2, 13)
@@ -113,6 +113,70 @@ def choose(scores: np.ndarray | None, alphas: np.ndarray, n_neurons: int, *, per
             population = np.nanmean(scores, axis=1, keepdims=True)
         scores = (1 - pooling) * scores + pooling * population
     return alphas[_best(scores, alphas)]
+
+
+def choose_form(scores: np.ndarray, fold_scores: np.ndarray | None, alphas: np.ndarray, plain: int | None,
+                *, per_neuron: bool = True, pooling: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The penalty form and multiplier of each neuron, from the held-out scores of every
+    candidate form and penalty.
+
+    For each form the multiplier is chosen as :func:`choose` does; then the form with the
+    best (blended) score. Offering more forms adds selection noise, so a neuron keeps the
+    ``plain`` form (one penalty for every space, no smoothness) unless another form's gain
+    over it is larger than its standard error over the cross-validation folds (the
+    one-standard-error rule: the mean of the per-fold differences must exceed their
+    standard deviation over the square root of the number of folds).
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_forms, n_alphas, n_neurons)
+        Pooled held-out scores.
+    fold_scores : ndarray of shape (n_folds, n_forms, n_alphas, n_neurons) or None
+        The same per fold; None (validation stimuli): no fallback, the best form is kept.
+    alphas : ndarray of shape (n_alphas,)
+    plain : int or None
+        The plain form's index, None when it is not a candidate.
+    per_neuron, pooling :
+        As for :func:`choose`.
+
+    Returns
+    -------
+    index : ndarray of int of shape (n_neurons,)
+        The form of each neuron.
+    alpha : ndarray of shape (n_neurons,)
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    n_forms, _, n_neurons = scores.shape
+    chosen = np.stack([choose(scores[k], alphas, n_neurons, per_neuron=per_neuron, pooling=pooling)
+                       for k in range(n_forms)])  # (K, N)
+    at = np.stack([np.searchsorted(np.sort(alphas), chosen[k]) for k in range(n_forms)])
+    order = np.argsort(alphas, kind="stable")
+    position = order[at]  # (K, N): the index into alphas of each form's choice
+    neurons = np.arange(n_neurons)
+    if not per_neuron or pooling >= 1:
+        value = np.stack([np.nanmean(scores[k][position[k], neurons]) for k in range(n_forms)])[:, None]
+        value = np.broadcast_to(value, (n_forms, n_neurons))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            population = np.nanmean(scores, axis=2, keepdims=True)
+        blended = (1 - pooling) * scores + pooling * population if pooling > 0 else scores
+        value = np.stack([blended[k][position[k], neurons] for k in range(n_forms)])
+    index = np.nan_to_num(value, nan=-np.inf).argmax(axis=0)
+    if plain is not None and fold_scores is not None and fold_scores.shape[0] > 1:
+        folds = np.asarray(fold_scores, dtype=np.float64)
+        best = folds[:, index, position[index, neurons], neurons]  # (F, N)
+        base = folds[:, plain, position[plain, neurons], neurons]
+        if not per_neuron or pooling >= 1:
+            best, base = np.nanmean(best, axis=1, keepdims=True), np.nanmean(base, axis=1, keepdims=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            gain = best - base
+            mean = np.nanmean(gain, axis=0)
+            error = np.nanstd(gain, axis=0, ddof=1) / np.sqrt(np.sum(np.isfinite(gain), axis=0))
+        keep_plain = ~(mean > np.nan_to_num(error, nan=np.inf))
+        index = np.where(np.broadcast_to(keep_plain, index.shape), plain, index)
+    return index, chosen[index, neurons]
 
 
 def _best(scores: np.ndarray, alphas: np.ndarray) -> np.ndarray:

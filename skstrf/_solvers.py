@@ -25,7 +25,7 @@ from scipy.linalg import lapack
 
 from ._design import DesignStatistics
 from ._penalty import ALS_PENALTY_SCALE, Penalty, QuadraticForm, project_separable
-from ._selection import choose
+from ._selection import choose, choose_form
 from ._threads import side_by_side, task_workers
 from .metrics import ScoreSums
 
@@ -314,6 +314,8 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
         Pooled out-of-fold correlation.
     paths : list of RidgePath
         One for each entry of ``also``.
+    fold_scores : ndarray of shape (n_folds, n_alphas, n_neurons)
+        Each fold's held-out correlation (for the noise of the choice).
     """
     folds = [(torch.as_tensor(np.asarray(train)), torch.as_tensor(np.asarray(test))) for train, test in folds]
 
@@ -335,8 +337,9 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
     results = side_by_side([functools.partial(fold_sums, *fold) for fold in folds]
                            + [functools.partial(RidgePath, m) for m in also],
                            _threaded(stats.gram))
-    scores = held_out_correlation(torch.stack(results[:len(folds)]).sum(0))
-    return scores, results[len(folds):]
+    sums = torch.stack(results[:len(folds)])
+    fold_scores = np.stack([held_out_correlation(fold) for fold in sums])
+    return held_out_correlation(sums.sum(0)), results[len(folds):], fold_scores
 
 
 #: Memory of the weights of the penalties a fold's held-out sums are computed for at once
@@ -414,7 +417,7 @@ def _held_out_sums(m: CentredStatistics, evals: torch.Tensor, evecs: torch.Tenso
 # ------------------------------------------------------------------------------ ALS
 
 def _separable_half_step(m: CentredStatistics, form: QuadraticForm, fixed: torch.Tensor, alpha: torch.Tensor,
-                         n_freqs: int, n_lags: int, solve_freq: bool, offset: int = 0) -> torch.Tensor:
+                         n_freqs: int, n_lags: int, solve_freq: bool, neuron: torch.Tensor) -> torch.Tensor:
     """Solve for one factor of ``W = sum_r freq_r time_r'`` with the other fixed.
 
     Parameters
@@ -423,9 +426,10 @@ def _separable_half_step(m: CentredStatistics, form: QuadraticForm, fixed: torch
         The penalty's shape (its restriction to the free factor is
         :meth:`~skstrf._penalty.QuadraticForm.separable_half_step`).
     fixed : Tensor of shape (B, rank, n_lags) when solving frequency profiles, else
-        (B, rank, n_freqs); problem ``b`` fits neuron ``(offset + b) % n_neurons``.
+        (B, rank, n_freqs); problem ``b`` fits neuron ``neuron[b]``.
     alpha : Tensor of shape (B,)
         Penalty of each problem.
+    neuron : Tensor of int of shape (B,)
 
     Returns
     -------
@@ -437,7 +441,6 @@ def _separable_half_step(m: CentredStatistics, form: QuadraticForm, fixed: torch
     G = m.gram.reshape(C, n_freqs, n_lags, C, n_freqs, n_lags)
     B = m.cross.reshape(C, n_freqs, n_lags, -1)
     batch, rank = fixed.shape[:2]
-    neuron = (offset + torch.arange(batch, device=B.device)) % B.shape[-1]
     Gp = project_separable(G, fixed, solve_freq)
     if solve_freq:  # unknowns (c, f, r); project lags
         Bp = torch.einsum("brl,cflb->bcfr", fixed, B[..., neuron])
@@ -456,7 +459,7 @@ def _separable_half_step(m: CentredStatistics, form: QuadraticForm, fixed: torch
 
 def fit_als(m: CentredStatistics, init: torch.Tensor, alphas: torch.Tensor, n_freqs: int, n_lags: int,
             rank: int = 1, n_iter: int = 30, tol: float = 1e-6, chunk: int = 256,
-            form: QuadraticForm | None = None) -> torch.Tensor:
+            form: QuadraticForm | None = None, neurons=None) -> torch.Tensor:
     """Alternating least squares for rank-``rank`` separable weights, many problems at once.
 
     Each half-step is an exact penalised least-squares solve for one factor with the other
@@ -467,32 +470,39 @@ def fit_als(m: CentredStatistics, init: torch.Tensor, alphas: torch.Tensor, n_fr
     m : CentredStatistics
         Centred statistics to fit (not whitened: separability is a property of the weights).
     init : Tensor of shape (B, n_freqs, n_lags)
-        Starting weights, one per problem (problem b fits neuron ``b % n_neurons``).
+        Starting weights, one per problem.
     alphas : Tensor of shape (B,)
         Penalty of each problem.
     form : QuadraticForm or None, default=None
         The penalty's shape; None: the identity.
+    neurons : array-like of int of shape (B,) or None, default=None
+        The neuron each problem fits; None: problem ``b`` fits neuron ``b % n_neurons``.
 
     Returns
     -------
     weights : Tensor of shape (B, n_freqs, n_lags)
     """
     form = QuadraticForm((1, n_freqs, n_lags)) if form is None else form
+    n_neurons = m.cross.shape[1]
+    neurons = (torch.arange(init.shape[0]) % n_neurons if neurons is None
+               else torch.as_tensor(np.asarray(neurons), dtype=torch.long))
+    neurons = neurons.to(m.cross.device)
     # chunks of problems bound the memory of the projected Gram matrices
     return torch.cat([
-        _als_chunk(m, form, init[i:i + chunk], alphas[i:i + chunk], n_freqs, n_lags, rank, n_iter, tol, offset=i)
+        _als_chunk(m, form, init[i:i + chunk], alphas[i:i + chunk], n_freqs, n_lags, rank, n_iter, tol,
+                   neurons[i:i + chunk])
         for i in range(0, init.shape[0], chunk)
     ])
 
 
 def _als_chunk(m: CentredStatistics, form: QuadraticForm, init: torch.Tensor, alphas: torch.Tensor,
-               n_freqs: int, n_lags: int, rank: int, n_iter: int, tol: float, offset: int) -> torch.Tensor:
+               n_freqs: int, n_lags: int, rank: int, n_iter: int, tol: float, neurons: torch.Tensor) -> torch.Tensor:
     u, s, vh = torch.linalg.svd(init, full_matrices=False)
     time = vh[:, :rank, :] * s[:, :rank, None].sqrt()
     previous = None
     for _ in range(n_iter):
-        freq = _separable_half_step(m, form, time, alphas, n_freqs, n_lags, True, offset)
-        time = _separable_half_step(m, form, freq, alphas, n_freqs, n_lags, False, offset)
+        freq = _separable_half_step(m, form, time, alphas, n_freqs, n_lags, True, neurons)
+        time = _separable_half_step(m, form, freq, alphas, n_freqs, n_lags, False, neurons)
         weights = torch.einsum("brf,brl->bfl", freq, time)
         if previous is not None:
             change = (weights - previous).norm() / previous.norm().clamp(min=1e-30)
@@ -534,16 +544,15 @@ class ClosedFormSolution:
 
 def _penalty_scores(train: DesignStatistics, valid: DesignStatistics | None, alphas: torch.Tensor,
                     folds, refit: CentredStatistics):
-    """The held-out score of every penalty of the free kernel's ridge path, and the refit's
-    :class:`RidgePath` when made alongside: (scores or None, path or None)."""
-    if alphas.numel() < 2:
-        return None, None
+    """The held-out score of every penalty of the free kernel's ridge path, each fold's, and
+    the refit's :class:`RidgePath` when made alongside: (scores, fold scores or None, path
+    or None)."""
     if folds is not None:
-        scores, (path,) = cross_validated_scores(train, folds, alphas, also=(refit,))
-        return scores, path
+        scores, (path,), fold_scores = cross_validated_scores(train, folds, alphas, also=(refit,))
+        return scores, fold_scores, path
     m = centred(train)
     weights = ridge_path(m, alphas)
-    return held_out_correlation(prediction_sums(weights, m.intercept(weights), valid)), None
+    return held_out_correlation(prediction_sums(weights, m.intercept(weights), valid)), None, None
 
 
 def _check_finite_solution(weight: torch.Tensor, alphas) -> None:
@@ -558,15 +567,18 @@ def _check_finite_solution(weight: torch.Tensor, alphas) -> None:
 
 
 def solve_ridge(train: DesignStatistics, valid: DesignStatistics | None, alphas: torch.Tensor, *,
-                form: QuadraticForm, folds=None, per_neuron: bool = True, pooling: float = 0.0,
+                form, folds=None, per_neuron: bool = True, pooling: float = 0.0, plain: int | None = None,
                 **_) -> ClosedFormSolution:
-    """Ridge with the penalty chosen from a grid, then refitted.
+    """Ridge with the penalty (and its form) chosen from a grid, then refitted.
 
     With ``folds``, the penalty is chosen by cross-validation over the rows of ``train``
     (:func:`cross_validated_scores`) and the weights are refitted on all of ``train``.
     Otherwise, with validation stimuli ``valid``, each penalty's fit to ``train`` is scored
-    on ``valid`` and the weights are refitted on both. With neither, ``alphas`` must hold
-    one penalty. The choice is :func:`skstrf._selection.choose`'s.
+    on ``valid`` and the weights are refitted on both. With neither, there must be one
+    penalty and one form. Each candidate form is a change of variables of the same ridge
+    (one reduction per form and fold); the choice is
+    :func:`skstrf._selection.choose_form`'s (or :func:`~skstrf._selection.choose`'s for one
+    form).
 
     Parameters
     ----------
@@ -575,39 +587,72 @@ def solve_ridge(train: DesignStatistics, valid: DesignStatistics | None, alphas:
         stimuli.
     alphas : Tensor of shape (n_alphas,)
         The penalty grid.
-    form : QuadraticForm
-        The penalty's shape; the solve runs on whitened statistics.
+    form : QuadraticForm or tuple of QuadraticForm
+        The penalty's shape, or the candidate shapes; each solve runs on statistics whitened
+        by its form.
     folds : iterable of (train_index, test_index), default=None
         Cross-validation folds over the rows of ``train``.
     per_neuron, pooling :
         See :func:`skstrf._selection.choose`.
+    plain : int or None, default=None
+        With several forms, the plain one the choice falls back to
+        (:func:`skstrf._selection.choose_form`).
 
     Returns
     -------
     ClosedFormSolution
+        ``scores`` of shape (n_alphas, n_neurons), or (n_forms, n_alphas, n_neurons) with
+        several forms.
     """
-    white, white_valid = form.whiten(train), form.whiten(valid)
-    both = white if folds is not None or valid is None else white.concat(white_valid)
-    refit = centred(both)
-    scores, path = _penalty_scores(white, white_valid, alphas, folds, refit)
-    chosen = choose(scores, alphas.cpu().numpy(), refit.cross.shape[1], per_neuron=per_neuron, pooling=pooling)
-    weight = ridge_path(refit, torch.as_tensor(chosen, dtype=refit.gram.dtype, device=refit.gram.device)[None],
-                        path)[0]
-    _check_finite_solution(weight, alphas.cpu().numpy())
-    if not form.is_identity:  # back to the kernel's weights, and their statistics' means
-        weight = form.unwhiten(weight)
-        refit = centred(train if folds is not None or valid is None else train.concat(valid))
-    return ClosedFormSolution(weight, Penalty(form, chosen), refit, scores)
+    forms = tuple(form) if isinstance(form, (tuple, list)) else (form,)
+    folds = None if folds is None else list(folds)
+    grid = alphas.cpu().numpy()
+    choosing = alphas.numel() > 1 or len(forms) > 1
+    refits, paths, scores, fold_scores = [], [], [], []
+    for candidate in forms:
+        white, white_valid = candidate.whiten(train), candidate.whiten(valid)
+        refit = centred(white if folds is not None or valid is None else white.concat(white_valid))
+        refits.append(refit)
+        score, fold_score, path = (_penalty_scores(white, white_valid, alphas, folds, refit) if choosing
+                                   else (None, None, None))
+        scores.append(score)
+        fold_scores.append(fold_score)
+        paths.append(path)
+    n_neurons = refits[0].cross.shape[1]
+    if len(forms) == 1:
+        index = np.zeros(n_neurons, dtype=np.int64)
+        chosen = choose(scores[0], grid, n_neurons, per_neuron=per_neuron, pooling=pooling)
+        kept_scores = scores[0]
+    else:
+        kept_scores = np.stack(scores)
+        folds_stacked = None if fold_scores[0] is None else np.stack(fold_scores, axis=1)
+        index, chosen = choose_form(kept_scores, folds_stacked, grid, plain, per_neuron=per_neuron, pooling=pooling)
+    weight = torch.zeros(refits[0].gram.shape[0], n_neurons, dtype=refits[0].gram.dtype, device=refits[0].gram.device)
+    for k in np.unique(index):
+        neurons = np.flatnonzero(index == k)
+        refit = refits[k]
+        alpha = torch.as_tensor(chosen, dtype=refit.gram.dtype, device=refit.gram.device)[None]
+        solved = ridge_path(refit, alpha, paths[k])[0]
+        weight[:, neurons] = forms[k].unwhiten(solved)[:, neurons]
+    _check_finite_solution(weight, grid)
+    if not all(f.is_identity for f in forms):  # the kernel's weights' statistics' means
+        moments = centred(train if folds is not None or valid is None else train.concat(valid))
+    else:
+        moments = refits[0]
+    penalty = Penalty(forms[0], chosen) if len(forms) == 1 else Penalty(forms, chosen, index)
+    return ClosedFormSolution(weight, penalty, moments, kept_scores)
 
 
 def solve_als(train: DesignStatistics, valid: DesignStatistics | None, alphas: torch.Tensor, *,
-              form: QuadraticForm, shape: tuple[int, int, int], folds=None, per_neuron: bool = True,
-              pooling: float = 0.0, **_) -> ClosedFormSolution:
+              form, shape: tuple[int, int, int], folds=None, per_neuron: bool = True,
+              pooling: float = 0.0, plain: int | None = None, **_) -> ClosedFormSolution:
     """A rank-``rank`` separable kernel by ALS, started from the ridge solution.
 
-    With ``folds``, the penalty is the one cross-validation chose for the free kernel (times
-    :data:`skstrf._penalty.ALS_PENALTY_SCALE`); with validation stimuli, ALS's own fits on
-    the grid are scored on them. See :func:`solve_ridge` for the other parameters.
+    With ``folds`` (or several candidate forms), the penalty and its form are those
+    cross-validation chose for the free kernel (times
+    :data:`skstrf._penalty.ALS_PENALTY_SCALE`); with validation stimuli and one form, ALS's
+    own fits on the grid are scored on them. See :func:`solve_ridge` for the other
+    parameters.
 
     Parameters
     ----------
@@ -615,11 +660,14 @@ def solve_als(train: DesignStatistics, valid: DesignStatistics | None, alphas: t
         The separable kernel's shape.
     """
     F, L, rank = shape
-    free = solve_ridge(train, valid, alphas, form=form, folds=folds, per_neuron=per_neuron, pooling=pooling)
-    chosen, scores, refit = free.penalty.alpha, free.scores, free.moments
-    weight = free.weight
+    free = solve_ridge(train, valid, alphas, form=form, folds=folds, per_neuron=per_neuron, pooling=pooling,
+                       plain=plain)
+    penalty, scores, refit = free.penalty, free.scores, free.moments
+    chosen, weight = penalty.per_neuron(free.weight.shape[1]), free.weight
     N = weight.shape[1]
-    if folds is None and valid is not None and alphas.numel() > 1:
+    single = len(penalty.forms) == 1
+    if single and folds is None and valid is not None and alphas.numel() > 1:
+        form = penalty.forms[0]
         m = centred(train)
         white = centred(form.whiten(train))
         path = form.unwhiten(ridge_path(white, alphas))  # (A, D, N)
@@ -636,12 +684,19 @@ def solve_als(train: DesignStatistics, valid: DesignStatistics | None, alphas: t
         chosen = choose(scores, alphas.cpu().numpy(), N, per_neuron=per_neuron, pooling=pooling)
         white_refit = centred(form.whiten(train.concat(valid)))
         weight = form.unwhiten(ridge_path(white_refit, torch.as_tensor(chosen).to(white_refit.gram)[None])[0])
-    elif folds is not None and scores is not None:  # chosen on the free kernel's curve
+        penalty = Penalty(form, chosen)
+    elif scores is not None and (folds is not None or not single):  # chosen on the free kernel's curve
         chosen = chosen * ALS_PENALTY_SCALE
+        penalty = penalty.with_alpha(chosen)
     alpha = torch.as_tensor(chosen).to(refit.gram)
-    weight = fit_als(refit, weight.T.reshape(N, F, L), alpha, F, L, rank, form=form).reshape(N, F * L).T
+    start = weight.T.reshape(N, F, L)
+    separable = torch.empty_like(start)
+    for group_form, neurons in penalty.groups(N):
+        rows = torch.as_tensor(neurons, device=start.device)
+        separable[rows] = fit_als(refit, start[rows], alpha[rows], F, L, rank, form=group_form, neurons=neurons)
+    weight = separable.reshape(N, F * L).T
     _check_finite_solution(weight, alphas.cpu().numpy())
-    return ClosedFormSolution(weight, Penalty(form, chosen), refit, scores)
+    return ClosedFormSolution(weight, penalty, refit, scores)
 
 
 #: Every solver, by the name the estimator's ``solver`` option gives it.

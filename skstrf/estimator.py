@@ -31,6 +31,20 @@ from .prefilters import PREFILTERS
 __all__ = ["STRFRegressor"]
 
 
+def _chosen_penalty(penalty, family, n_neurons: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``alpha_`` (one penalty per neuron, or per neuron and feature space) and the chosen
+    smoothness shares, from a fit's penalty and its family of candidate forms."""
+    alpha = penalty.per_neuron(n_neurons)
+    index = np.zeros(n_neurons, dtype=np.int64) if penalty.index is None else penalty.index
+    if isinstance(penalty.form, tuple) or len(family.forms) > 1:
+        forms = penalty.forms
+        index = np.array([family.forms.index(forms[k]) for k in index]) if forms != family.forms else index
+    if family.space_of_band is not None:
+        alpha = alpha[:, None] * family.spaces[index]
+    smoothness = family.smoothness[index]
+    return alpha, smoothness[:, 0].copy(), smoothness[:, 1].copy()
+
+
 class STRFRegressor(RegressorMixin, BaseEstimator):
     """Spectro-temporal receptive field (STRF) model of auditory neurons: linear, LN, adapted.
 
@@ -205,12 +219,33 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         assumption about what preceded the stimulus for its scored frames when
         ``lead_in >= n_lags - 1``. A held-out block of a recording (``validation_fraction``)
         likewise starts with ``n_lags - 1`` of its real preceding frames as a lead-in.
-    smooth_freq, smooth_lag : float in [0, 1), default=0.0
+    smooth_freq, smooth_lag : float in [0, 1) or array-like of them, default=0.0
         Smoothness priors: the shares of the penalty given to the curvature (second
         difference) of each kernel's profile along the bands and along the lags, the
         identity (ridge) keeping the rest (``smooth_freq + smooth_lag < 1``). 0 and 0 is
         plain ridge. Every solver and loss uses the same penalty (closed forms by a change
         of variables); ``alpha`` still scales it (the mixed matrix has mean eigenvalue 1).
+        A sequence is a grid: each neuron's share is chosen with its penalty by
+        cross-validation (``cv``) among every combination, plain ridge (0, 0, when in the
+        grid) kept unless another share's gain exceeds its standard error over the folds.
+        The chosen shares are ``smooth_freq_`` and ``smooth_lag_``.
+    feature_spaces : array-like or dict or None, default=None
+        Groups of X's bands (feature spaces: a spectrogram and its onsets, two ears, ...),
+        each with its own penalty: the sizes of consecutive groups along X's last axis
+        (e.g. ``[34, 34, 1]``), a list of each space's band indices, or a dict of space
+        name to band indices (or band names, for a DataFrame). The relative penalties of
+        the spaces are chosen per neuron by cross-validation among ``space_penalties``
+        (one reduction per candidate and fold), the shared penalty (all spaces alike) kept
+        unless another candidate's gain exceeds its standard error over the folds;
+        ``alpha_`` then holds one penalty per space and neuron.
+    space_penalties : array-like of shape (n_candidates, n_spaces) or None, default=None
+        The candidate relative penalties of the feature spaces (for two spaces, a 1-D
+        sequence is the second's relative to the first). None: for two spaces, ratios
+        from 1/100 to 100 in half decades, and 1e-4 and 1e4 (11 candidates); for more, every
+        combination of 1e-4, 0.01, 1, 100 and 1e4 relative to the first space
+        (``5 ** (n_spaces - 1)`` candidates: 25 for three spaces, 125 for four; beyond, 125
+        of them drawn at random with a fixed seed). The extremes all but drop a space that
+        carries nothing.
     **net_params
         skorch-style routed parameters passed to the net, such as ``optimizer__betas``,
         ``optimizer__weight_decay``, ``iterator_train__num_workers`` or
@@ -388,8 +423,10 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "history": [StrOptions(set(HISTORIES)), "array-like", numbers.Real],
         "lead_in": [Interval(numbers.Integral, 0, None, closed="left")],
-        "smooth_freq": [Interval(numbers.Real, 0, 1, closed="left")],
-        "smooth_lag": [Interval(numbers.Real, 0, 1, closed="left")],
+        "smooth_freq": [Interval(numbers.Real, 0, 1, closed="left"), "array-like"],
+        "smooth_lag": [Interval(numbers.Real, 0, 1, closed="left"), "array-like"],
+        "feature_spaces": ["array-like", dict, None],
+        "space_penalties": ["array-like", None],
     }
 
     def __init__(
@@ -423,6 +460,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         lead_in: int = 0,
         smooth_freq: float = 0.0,
         smooth_lag: float = 0.0,
+        feature_spaces=None,
+        space_penalties=None,
         **net_params,
     ) -> None:
         self.kernel = kernel
@@ -454,6 +493,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.lead_in = lead_in
         self.smooth_freq = smooth_freq
         self.smooth_lag = smooth_lag
+        self.feature_spaces = feature_spaces
+        self.space_penalties = space_penalties
         # Kept in one private dict (scikit-learn allows no other public attribute in
         # __init__); get_params lists them, so clone and repr see them. Validated at fit.
         self._net_kwargs = dict(net_params)
@@ -531,7 +572,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         groups = check_groups(groups, self.cv, getattr(X, "shape", None))
         with fit_threads():
             data = fit_data(X, y, self, options)  # in memory, or in dask chunks (out of core)
-            plan = make_plan(self, options, data.shape, self._net_params(), groups)
+            plan = make_plan(self, options, data.shape, self._net_params(), groups, names)
             train, valid = data.split(plan)
             prefilter = plan.make_prefilter(data.shape.n_freqs)
             raw, inputs, psth = train.moments(prefilter)  # over the training frames
@@ -549,8 +590,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             if plan.closed_form or plan.choose_penalty:  # the fit itself, or gradient training's start
                 valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
                 solution = plan.solve(stats, valid_stats, torch.as_tensor(plan.alphas, device=plan.device),
-                                      form=plan.form, folds=folds, per_neuron=plan.per_neuron,
-                                      pooling=plan.pooling, shape=plan.separable_shape)
+                                      folds=folds, **plan.solve_options)
                 start_from_closed_form(net, solution, train.stimuli, load=plan.closed_form)
                 stats = stats.merge_blocks(plan.n_blocks) if groups is None else stats
             elif previous is not None and not plan.linear:
@@ -572,7 +612,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.history_ = net.history
         self.device_ = plan.device
         self.solver_ = plan.solver
-        self.alpha_ = net.penalty.per_neuron(shape.n_neurons)
+        self.alpha_, self.smooth_freq_, self.smooth_lag_ = _chosen_penalty(net.penalty, plan.family, shape.n_neurons)
         self.__dict__.pop("cv_scores_", None)
         self.__dict__.pop("cv_alphas_", None)
         if solution is not None and solution.scores is not None and plan.folds is not None:

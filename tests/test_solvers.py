@@ -161,13 +161,14 @@ def test_cross_validated_scores_equal_the_direct_path(T, threaded_min, monkeypat
     alphas = torch.logspace(-4, 2, 7, dtype=torch.float64)
     expected = _reference_cross_validated_path(stats, folds, alphas)
     with limit_threads(2), task_workers_set(2):  # the folds' decompositions side by side
-        actual, _ = solvers.cross_validated_scores(stats, folds, alphas)
+        actual, _, per_fold = solvers.cross_validated_scores(stats, folds, alphas)
+    assert per_fold.shape == (4, 7, 4)
     assert actual.shape == (7, 4) and np.isfinite(expected).all()
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-10)
     # the refit's decomposition alongside the folds' gives the same scores and ridge_path
     m = solvers.centred(stats)
     with limit_threads(2), task_workers_set(2):
-        scores, (path,) = solvers.cross_validated_scores(stats, folds, alphas, also=(m,))
+        scores, (path,), _ = solvers.cross_validated_scores(stats, folds, alphas, also=(m,))
     np.testing.assert_array_equal(scores, actual)
     torch.testing.assert_close(solvers.ridge_path(m, alphas, path), solvers.ridge_path(m, alphas),
                                rtol=0, atol=1e-12)
