@@ -268,7 +268,8 @@ _CORRECTIONS = ("fdr", "bonferroni", None)
 
 
 def jackknife_strfs(estimator, X, y, *, level: float = 0.05, correction: str | None = "fdr",
-                    n_jobs: int | None = None, alpha="deprecated") -> Bunch:
+                    min_contribution: float = 0.01, n_jobs: int | None = None,
+                    alpha="deprecated") -> Bunch:
     """Leave-one-stimulus-out jackknife of the STRFs: error bars and significant pixels.
 
     The model is refitted once per stimulus of ``X`` with that stimulus left out. For a
@@ -285,6 +286,18 @@ def jackknife_strfs(estimator, X, y, *, level: float = 0.05, correction: str | N
     error is ``sqrt((S - 1) / S * sum_i (theta_i - theta_bar)**2)`` (Efron & Stein 1981),
     ``z = theta_bar / se`` and the two-sided p-value of each pixel is read from Student's
     t distribution with ``S - 1`` degrees of freedom.
+
+    **Only pixels that matter to the prediction are significant.** A pixel's contribution is
+    its weight times its band's standard deviation over the training frames (the estimator's
+    ``contributions_``): how far a typical fluctuation of that band, at that lag, moves the
+    prediction. On a band that hardly varies (a log spectrogram's floor) a weight can be
+    large and consistent across the leave-one-out fits, hence "significant", while it moves
+    the prediction by a millionth of what the cell's real pixels do. A pixel whose
+    contribution (of the jackknife mean) is below ``min_contribution`` times the largest
+    absolute contribution of its neuron's STRF is therefore never significant. The
+    correction still counts every pixel (the rule only removes pixels from the mask, it
+    never lets more in). The z-scores and p-values are those of the weights (scaling a band
+    by a constant changes neither).
 
     Parameters
     ----------
@@ -304,6 +317,10 @@ def jackknife_strfs(estimator, X, y, *, level: float = 0.05, correction: str | N
         ``level`` (Benjamini & Hochberg 1995); ``"bonferroni"`` keeps the probability of
         any false pixel in a neuron's STRF below ``level``; None tests each pixel at
         ``level`` (about ``level`` of the truly-zero pixels come out significant).
+    min_contribution : float in [0, 1), default=0.01
+        Pixels whose contribution is below this share of the largest contribution of their
+        neuron's STRF are never significant (see above); they are marked in ``negligible``.
+        0 tests every pixel on its p-value alone.
     n_jobs : int, default=None
         Parallel refits (joblib) for models without the exact closed-form jackknife.
     alpha : float
@@ -326,7 +343,14 @@ def jackknife_strfs(estimator, X, y, *, level: float = 0.05, correction: str | N
         pvalue : ndarray of the shape of ``strfs``
             Two-sided p-value of each pixel (1 where ``se`` is 0).
         significant : ndarray of bool of the shape of ``strfs``
-            The pixels significant at ``level`` after ``correction``.
+            The pixels significant at ``level`` after ``correction`` whose contribution is
+            not negligible.
+        contributions : ndarray of the shape of ``strfs``
+            ``strfs`` times each band's standard deviation over the training frames (the
+            scale of the estimator's ``contributions_``), in the units of the prediction.
+        negligible : ndarray of bool of the shape of ``strfs``
+            The pixels whose contribution is below ``min_contribution`` of their STRF's
+            largest (never significant).
         estimates : ndarray of shape (n_stimuli,) + the shape of ``strfs``
             The leave-one-out STRFs; ``estimates[i]`` leaves stimulus ``i`` out.
         method : str
@@ -350,7 +374,9 @@ def jackknife_strfs(estimator, X, y, *, level: float = 0.05, correction: str | N
     """
     level = _renamed_alpha(alpha, level)
     _check_level(level, correction)
+    _check_min_contribution(min_contribution)
     est, transform = _final_estimator(estimator)
+    scale = _band_scale(est)
     data = check_responses(y, _stimuli(est, transform, X))
     n_stimuli = data.n_stimuli
     if n_stimuli < 3:
@@ -366,7 +392,45 @@ def jackknife_strfs(estimator, X, y, *, level: float = 0.05, correction: str | N
     else:
         estimates = _refit_jackknife(estimator, X, y, n_stimuli, n_jobs)
         method = "refit"
-    return _jackknife_summary(estimates, level, correction, method)
+    return _jackknife_summary(estimates, level, correction, method, scale, min_contribution)
+
+
+def _check_min_contribution(min_contribution) -> None:
+    if (isinstance(min_contribution, bool) or not isinstance(min_contribution, numbers.Real)
+            or not 0 <= min_contribution < 1):
+        raise ValueError(
+            "min_contribution must be a number in [0, 1), the share of a STRF's largest "
+            f"contribution below which a pixel is never significant (0 tests every pixel); "
+            f"got {min_contribution!r}"
+        )
+
+
+def _band_scale(est) -> np.ndarray:
+    """Each input (channel-)band's standard deviation over the fit's training frames.
+
+    It is the factor between ``contributions_`` and ``strfs_``, read back from the two
+    (per band, over neurons and lags, where a weight is not zero: a band whose weights are
+    all zero contributes nothing whatever its scale).
+
+    Returns
+    -------
+    scale : ndarray of shape (n_freqs, 1) or (n_channels, n_freqs, 1)
+        Broadcasts against one neuron's STRF.
+    """
+    contributions = getattr(est, "contributions_", None)
+    if contributions is None:
+        raise ValueError(
+            f"this {type(est).__name__} has no contributions_ (it was fitted by an older "
+            "version of skstrf); refit it to tell which pixels matter to the prediction"
+        )
+    strfs = est.strfs_
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(strfs != 0, contributions / strfs, np.nan)
+    ratio = np.moveaxis(ratio, 0, -2).reshape(*strfs.shape[1:-1], -1)
+    known = ~np.isnan(ratio).all(axis=-1)
+    scale = np.zeros(strfs.shape[1:-1])
+    scale[known] = np.nanmedian(ratio[known], axis=-1)
+    return np.abs(scale)[..., None]
 
 
 def _renamed_alpha(alpha, level: float) -> float:
@@ -432,8 +496,13 @@ def _refit_jackknife(estimator, X, y, n_stimuli: int, n_jobs: int | None) -> np.
 
 
 def _jackknife_summary(estimates: np.ndarray, level: float, correction: str | None,
-                       method: str) -> Bunch:
-    """Mean, standard error, z, p-values and significance mask from leave-one-out estimates."""
+                       method: str, scale: np.ndarray, min_contribution: float) -> Bunch:
+    """Mean, standard error, z, p-values and significance mask from leave-one-out estimates.
+
+    ``scale`` (each band's standard deviation, broadcasting against one STRF) turns weights
+    into contributions; pixels below ``min_contribution`` of their neuron's largest
+    contribution are left out of the mask.
+    """
     from scipy import stats
 
     n = estimates.shape[0]
@@ -442,9 +511,14 @@ def _jackknife_summary(estimates: np.ndarray, level: float, correction: str | No
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, mean / se, np.nan)
     pvalue = np.where(np.isnan(z), 1.0, 2.0 * stats.t.sf(np.abs(z), df=n - 1))
-    significant = significance_mask(pvalue, level=level, correction=correction)
+    contributions = mean * scale
+    size = np.abs(contributions).reshape(len(contributions), -1)
+    largest = size.max(axis=1).reshape((-1,) + (1,) * (contributions.ndim - 1))
+    negligible = np.abs(contributions) < min_contribution * largest
+    significant = significance_mask(pvalue, level=level, correction=correction) & ~negligible
     return Bunch(strfs=mean, se=se, z=z, pvalue=pvalue, significant=significant,
-                 estimates=estimates, method=method)
+                 contributions=contributions, negligible=negligible, estimates=estimates,
+                 method=method)
 
 
 def significance_mask(pvalue, *, level: float = 0.05, correction: str | None = "fdr",

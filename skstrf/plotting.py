@@ -185,6 +185,54 @@ _STRFS = ("an array of shape (n_strfs, n_freqs, n_lags) or (n_strfs, n_channels,
           "a sequence of (n_freqs, n_lags) arrays, or a fitted estimator")
 
 
+_VIEWS = ("contributions", "weights")
+
+
+def _strf_view(strfs, view: str | None, name: str = "strfs"):
+    """What ``plot_strfs`` draws for ``strfs`` in ``view``, and whether it is contributions.
+
+    A fitted estimator stands for its ``contributions_`` (``view`` None or "contributions")
+    or its ``strfs_`` ("weights"); arrays are drawn as given, and only an estimator knows
+    its bands' standard deviations, so "contributions" with arrays is refused.
+
+    Returns
+    -------
+    strfs : fitted estimator attribute or the object given
+    contributions : bool
+    """
+    if view is not None and (not isinstance(view, str) or view not in _VIEWS):
+        raise ValueError(f"view must be 'contributions', 'weights' or None; got {view!r}")
+    weights = _fitted(strfs, "strfs_", "STRFs", name)
+    if weights is strfs:  # arrays, drawn as given
+        if view == "contributions":
+            raise ValueError(
+                "view='contributions' needs a fitted estimator (it multiplies each band's weights "
+                "by the band's standard deviation over the training frames, which only the "
+                f"estimator knows); {name} is {_kind(strfs)}. Pass the estimator, or its "
+                "contributions_ with view=None"
+            )
+        return strfs, False
+    if view == "weights":
+        return weights, False
+    contributions = getattr(strfs, "contributions_", None)
+    if contributions is not None:
+        return contributions, True
+    if view == "contributions":
+        raise ValueError(
+            f"view='contributions' needs the estimator's contributions_, and this "
+            f"{type(strfs).__name__} has none (fitted by an older skstrf, or another library's "
+            "estimator); refit it, or pass view='weights'"
+        )
+    if hasattr(strfs, "fit"):
+        warnings.warn(
+            f"this {type(strfs).__name__} has no contributions_ (fitted by an older skstrf?): "
+            "drawing its weights (strfs_), on which near-silent bands can dominate; refit it for "
+            "the contribution view, or pass view='weights' to silence this warning",
+            UserWarning, stacklevel=3,
+        )
+    return weights, False
+
+
 def _strf_stack(strfs, name: str) -> np.ndarray | list[np.ndarray]:
     """The kernels of ``strfs`` as one float array, or a list when their shapes differ."""
     strfs = _fitted(strfs, "strfs_", "STRFs", name)
@@ -313,18 +361,29 @@ def plot_strfs(
     suptitle: str | None = None,
     figsize: tuple[float, float] | None = None,
     colorbar: bool = True,
-    clabel: str = "weight",
+    clabel: str | None = None,
     channels: Sequence[str] | None = None,
     significance=None,
     significance_style: str = "contour",
+    view: str | None = None,
 ):
     """Draw STRFs as (frequency x lag) images on a diverging colour scale centred on 0.
+
+    A fitted estimator is drawn, by default, as its **contributions** (``contributions_``):
+    each band's weights times the band's standard deviation over the training frames, how
+    far a typical fluctuation of the band moves the prediction. Bands that carry no signal
+    (a log spectrogram's floor, whose standard deviation is 1e-7 to 1e-3 of the loud
+    bands') then draw white whatever their weights, which can otherwise be the largest of
+    the STRF and fill the colour scale (the evidence is in the user guide,
+    :ref:`strf_figure`). ``view="weights"`` draws ``strfs_`` itself.
 
     Parameters
     ----------
     strfs : array-like of shape (n_strfs, n_freqs, n_lags), sequence of (n_freqs, n_lags) arrays, or fitted estimator
-        Kernels to draw, e.g. ``est.strfs_[[3, 7]]``; lag 0 is the current frame. A fitted
-        :class:`~skstrf.STRFRegressor` stands for its ``strfs_``. STRFs with input channels,
+        Kernels to draw, e.g. ``est.contributions_[[3, 7]]`` or ``est.strfs_[[3, 7]]``,
+        drawn as given; lag 0 is the current frame. A fitted
+        :class:`~skstrf.STRFRegressor` stands for its ``contributions_`` or its ``strfs_``
+        (``view``). STRFs with input channels,
         of shape (n_strfs, n_channels, n_freqs, n_lags) (e.g. ``strfs_`` of a model with
         the AdapTrans prefilter), are drawn one panel per channel, a STRF's channels side by
         side in one row.
@@ -353,8 +412,9 @@ def plot_strfs(
         Figure size in inches; chosen from the grid by default.
     colorbar : bool, default=True
         Draw colour bars (one for the figure with a shared scale, else one per panel).
-    clabel : str, default="weight"
-        Label of the colour bar.
+    clabel : str, default=None
+        Label of the colour bar; by default "contribution (weight × band SD)" for
+        contributions and "weight" otherwise (arrays included).
     channels : sequence of str, default=None
         Names of the input channels of STRFs with channels, appended to the panel titles;
         by default ("ON", "OFF") for two channels.
@@ -365,6 +425,12 @@ def plot_strfs(
     significance_style : {"contour", "fade"}, default="contour"
         ``"contour"`` outlines the significant regions in black; ``"fade"`` veils the
         non-significant pixels in white so that only the significant ones keep their colour.
+    view : {"contributions", "weights"} or None, default=None
+        What a fitted estimator given as ``strfs`` is drawn as: "contributions" its
+        ``contributions_``, "weights" its ``strfs_``. None: contributions for a fitted
+        estimator (its weights, with a warning, if it has no ``contributions_``), arrays as
+        given. Arrays cannot be drawn as contributions (only the estimator knows its bands'
+        standard deviations): pass ``est.contributions_`` or the estimator itself.
 
     Returns
     -------
@@ -390,6 +456,11 @@ def plot_strfs(
     _check_names(channels, "channels", "one name per input channel")
     if significance_style not in ("contour", "fade"):
         raise ValueError(f"significance_style must be 'contour' or 'fade'; got {significance_style!r}")
+    if clabel is not None and not isinstance(clabel, str):
+        raise TypeError(f"clabel must be a str or None; got {_kind(clabel)}")
+    strfs, contributions = _strf_view(strfs, view)
+    if clabel is None:
+        clabel = "contribution (weight × band SD)" if contributions else "weight"
     kernels, default_titles = _strf_panels(strfs, neurons)
     if not kernels:
         raise ValueError("plot_strfs needs at least one STRF")

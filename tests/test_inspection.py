@@ -265,3 +265,67 @@ def test_gradient_maps_name_a_nan_baseline(data):
         gradient_maps(est, baseline="loud")
     np.testing.assert_allclose(gradient_maps(est, baseline=np.nanmean(data.X, axis=(0, 1))),
                                est.strfs_, rtol=1e-5, atol=1e-8)
+
+
+# ------------------------------------------------------ significance for pixels that matter
+def _silent_copies(n_neurons=6, n_silent=2, leak=1e-5, seed=5):
+    """Linear-Gaussian cells on 6 loud bands, plus ``n_silent`` near-silent bands that carry
+    ``leak`` times loud band 0 (a log spectrogram's floor picking up a little of the sound).
+
+    The responses depend on the loud bands only (the true STRF is zero on the silent ones),
+    but each silent band is a tiny copy of a band that drives the cells: the ridge gives it
+    a small weight exactly as consistent across stimuli as band 0's, so its z-score is as
+    large, while it moves the prediction by ~1e-8 of band 0's contribution.
+    """
+    X, y, truth = _linear_gaussian(n_neurons, noise=0.5, seed=seed)
+    rng = np.random.default_rng(seed + 2)
+    silent = leak * X[..., :1] + 1e-9 * rng.normal(size=X.shape[:2] + (n_silent,))
+    X = np.concatenate([silent, X], axis=2)
+    truth = np.concatenate([np.zeros((n_neurons, n_silent, truth.shape[2])), truth], axis=1)
+    return X, y, truth, n_silent
+
+
+@pytest.mark.filterwarnings("ignore:X's frequency band")
+def test_jackknife_never_calls_a_near_silent_band_significant():
+    """Before: the tiny copies of band 0 were significant wherever band 0 was (their z-score
+    is band 0's); a pixel that cannot move the prediction is not a finding."""
+    X, y, truth, n_silent = _silent_copies()
+    est = _ridge().fit(X, y)
+    every = jackknife_strfs(est, X, y, min_contribution=0.0)
+    assert every.significant[:, :n_silent].sum() >= 6  # the artefact, with every pixel tested
+    jack = jackknife_strfs(est, X, y)
+    assert not jack.significant[:, :n_silent].any()
+    assert jack.negligible[:, :n_silent].all()
+    # On the bands that carry sound nothing changes, and every strong true pixel is found.
+    np.testing.assert_array_equal(jack.significant[:, n_silent:], every.significant[:, n_silent:])
+    strong = np.abs(truth) >= 0.15
+    assert strong.sum() >= 8 and jack.significant[strong].all()
+    # The p-values are the weights' (a band's scale changes no z-score).
+    np.testing.assert_array_equal(jack.pvalue, every.pvalue)
+
+
+@pytest.mark.filterwarnings("ignore:X's frequency band")
+def test_jackknife_contributions_are_weights_times_band_sd():
+    X, y, _, n_silent = _silent_copies(n_neurons=2)
+    est = _ridge().fit(X, y)
+    jack = jackknife_strfs(est, X, y)
+    sd = np.nanstd(X.reshape(-1, X.shape[2]), axis=0)  # over the training frames
+    np.testing.assert_allclose(jack.contributions, jack.strfs * sd[None, :, None], rtol=1e-9)
+    # A pixel is negligible exactly when its contribution is below 1% of its STRF's largest.
+    largest = np.abs(jack.contributions).max(axis=(1, 2), keepdims=True)
+    np.testing.assert_array_equal(jack.negligible, np.abs(jack.contributions) < 0.01 * largest)
+    loose = jackknife_strfs(est, X, y, min_contribution=0.5)
+    assert loose.significant.sum() < jack.significant.sum()
+    assert not (loose.significant & (np.abs(jack.contributions) < 0.5 * largest)).any()
+
+
+@pytest.mark.filterwarnings("ignore:X's frequency band")
+def test_jackknife_min_contribution_errors():
+    X, y, _, _ = _silent_copies(n_neurons=1)
+    est = _ridge().fit(X, y)
+    for bad in (1.0, -0.1, True, "1%", None):
+        with pytest.raises(ValueError, match=r"min_contribution must be a number in \[0, 1\)"):
+            jackknife_strfs(est, X, y, min_contribution=bad)
+    del est.contributions_  # as if fitted by an older version
+    with pytest.raises(ValueError, match="has no contributions_ .* refit it"):
+        jackknife_strfs(est, X, y)

@@ -133,6 +133,111 @@ def test_plot_strfs_neuron_selection_with_on_off_channels():
     assert axes[0].images[0].get_clim() == axes[1].images[0].get_clim() == (-strfs.max(), strfs.max())
 
 
+# ------------------------------------------------ what the figure of a fitted estimator shows
+def _realistic_fit(history, drop_silent=False, seed=1):
+    """Defaults fitted on realistic songs (6 near-silent bands of 32), and the true STRFs.
+
+    Returns the estimator, the true STRFs and true contributions on the bands fitted (the
+    true STRF times each band's standard deviation over the training frames), and the
+    indices of the near-silent bands among them.
+    """
+    import warnings
+
+    from skstrf import STRFRegressor
+    from skstrf.datasets import make_realistic_dataset
+
+    data = make_realistic_dataset(n_neurons=4, n_lags=15, random_state=seed)
+    keep = np.arange(data.X.shape[2])
+    if drop_silent:
+        keep = np.setdiff1d(keep, data.silent_bands)
+    X = data.X[..., keep]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the near-silent bands' warning
+        est = STRFRegressor(n_lags=15, history=history).fit(X, data.y)
+    sd = np.nanstd(X.reshape(-1, X.shape[2]), axis=0)
+    true = data.strfs[:, keep]
+    return est, true, true * sd[:, None], np.flatnonzero(np.isin(keep, data.silent_bands))
+
+
+def _correlation(a, b):
+    return np.corrcoef(np.ravel(a), np.ravel(b))[0, 1]
+
+
+@pytest.mark.parametrize("history", ["mean", "zero"])
+def test_plot_strfs_default_figure_shows_the_bands_that_carry_signal(history):
+    """Issue 24.6: near-silent bands must not dominate the default figure of a fit.
+
+    Before, the figure drew ``strfs_``: with ``history="zero"`` (zero louder than any sound,
+    a step at every onset that only the silent bands see, at millions of their SDs) the
+    largest weight of 2 of these 4 cells sat on a silent band. The true STRFs reach into
+    the silent bands, where no fit can see them (those bands do not vary), so the figure is
+    compared with the truth on the bands that carry signal (the pixels the fit without the
+    silent bands has) and, whole, with the true contributions.
+    """
+    est, true, true_contrib, silent = _realistic_fit(history)
+    reference, ref_true, ref_contrib, _ = _realistic_fit(history, drop_silent=True)
+    _, axes = plot_strfs(est)
+    _, ref_axes = plot_strfs(reference)
+    for n, (ax, ref_ax) in enumerate(zip(axes, ref_axes)):
+        drawn = np.asarray(ax.images[0].get_array())
+        band = np.unravel_index(np.abs(drawn).argmax(), drawn.shape)[0]
+        assert band not in silent, (n, band)
+        assert np.abs(drawn[silent]).max() < 1e-3 * np.abs(drawn).max()
+        ref_drawn = np.asarray(ref_ax.images[0].get_array())
+        # within 0.05 of the fit without the silent bands
+        signal = np.setdiff1d(np.arange(drawn.shape[0]), silent)
+        assert _correlation(drawn[signal], true[n, signal]) >= _correlation(ref_drawn, ref_true[n]) - 0.05, n
+        assert _correlation(drawn, true_contrib[n]) >= _correlation(ref_drawn, ref_contrib[n]) - 0.05, n
+    assert axes[0].figure.axes[-1].get_ylabel() == "contribution (weight × band SD)"
+
+
+def test_plot_strfs_views_of_a_fitted_estimator():
+    est, true, _, silent = _realistic_fit("zero")
+    _, axes = plot_strfs(est, neurons=[1])
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), est.contributions_[1])
+    _, axes = plot_strfs(est, neurons=[1], view="contributions", clabel="spikes per frame")
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), est.contributions_[1])
+    assert axes[0].figure.axes[-1].get_ylabel() == "spikes per frame"
+    fig, axes = plot_strfs(est, view="weights")
+    assert fig.axes[-1].get_ylabel() == "weight"
+    for n, ax in enumerate(axes):
+        np.testing.assert_array_equal(ax.images[0].get_array(), est.strfs_[n])
+    # what the weights view shows with zero history: the silent bands fill the colour scale
+    for n in (1, 3):
+        drawn = np.asarray(axes[n].images[0].get_array())
+        assert np.unravel_index(np.abs(drawn).argmax(), drawn.shape)[0] in silent
+    # arrays are drawn as given, labelled as weights unless told
+    fig, axes = plot_strfs(est.contributions_[:1])
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), est.contributions_[0])
+    assert fig.axes[-1].get_ylabel() == "weight"
+
+
+def test_plot_strfs_view_without_contributions():
+    strfs = np.arange(2 * 3 * 2, dtype=float).reshape(2, 3, 2)
+    # A plain holder of strfs_ (no fit method) is drawn as its weights, quietly.
+    _, axes = plot_strfs(SimpleNamespace(strfs_=strfs))
+    np.testing.assert_array_equal(axes[1].images[0].get_array(), strfs[1])
+
+    class Old:  # an estimator fitted before contributions_ existed
+        strfs_ = strfs
+
+        def fit(self, X, y):
+            return self
+
+    with pytest.warns(UserWarning, match="has no contributions_ .* drawing its weights"):
+        _, axes = plot_strfs(Old())
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), strfs[0])
+    with pytest.raises(ValueError, match="view='contributions' needs the estimator's contributions_"):
+        plot_strfs(Old(), view="contributions")
+    plot_strfs(Old(), view="weights")  # no warning: the weights were asked for
+    with pytest.raises(ValueError, match="view='contributions' needs a fitted estimator .* got|is an array"):
+        plot_strfs(strfs, view="contributions")
+    with pytest.raises(ValueError, match="view must be 'contributions', 'weights' or None; got 'weight'"):
+        plot_strfs(strfs, view="weight")
+    with pytest.raises(TypeError, match="clabel must be a str or None"):
+        plot_strfs(strfs, clabel=3)
+
+
 @pytest.mark.parametrize(
     "strfs, kwargs, message",
     [
