@@ -117,9 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         seconds = time.perf_counter() - start
         if "auditory" in name:
             gen = data.generation
-            source = (f"cache (simulated in {gen.get('seconds')} s wall, {gen.get('cpu_seconds', '?')} s CPU, "
-                      f"load {gen.get('machine_load')})" if data.from_cache else
-                      f"simulated now ({gen.get('seconds')} s)")
+            cpu = f"{gen['cpu_seconds']} s CPU" if "cpu_seconds" in gen else "CPU time not recorded"
+            load = ", ".join(f"{v:.1f}" for v in gen.get("machine_load", []))
+            source = (f"{'cache' if data.from_cache else 'simulated now'}: simulation took "
+                      f"{gen.get('seconds')} s wall, {cpu}, load average at its end {load}")
         elif "naplib" in name:
             source = f"file {data.source}"
         else:

@@ -38,7 +38,9 @@ Like with like:
 - **The same metric.** ``skstrf.metrics``: ``cc_norm`` where the case has repeats,
   ``cc`` where it has one; per neuron, pooled over all held-out frames; mean over neurons.
 - **History.** The table says what each library puts before the first frame of a stimulus
-  (see ``HISTORY``, with where in each library's code it is done).
+  (see ``HISTORY``, with where in each library's code it is done), and a first table
+  measures it: how far each library's held-out predictions move when X becomes X + 10
+  (:func:`offset_check`).
 - **Intervals.** 95% percentile intervals by a bootstrap over the held-out stimuli (the
   held-out blocks of a continuous recording): stimuli are drawn with replacement, the
   per-neuron score recomputed on the pooled frames of the draw (``skstrf.metrics.ScoreSums``),
@@ -55,6 +57,7 @@ wall-clock time of one fit including its penalty search, mean over the outer fol
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -125,9 +128,10 @@ def skstrf_history() -> str:
 
 HISTORY = {
     "MNE": ("fit: each band's training mean (TimeDelayingRidge centres X, then its correlations "
-            "zero-pad: mne/decoding/time_delaying_ridge.py `_compute_corrs`; ragged training trials "
-            "are concatenated, so a trial's history is the previous trial's end); predict: zero in "
-            "X's units (`TimeDelayingRidge.predict` convolves the uncentred X)"),
+            "zero-pad: mne/decoding/time_delaying_ridge.py `_compute_corrs`; MNE's epochs must be of "
+            "equal length, so this harness concatenates ragged training trials and a trial's history "
+            "in fit is the previous trial's end); predict: zero in X's units "
+            "(`TimeDelayingRidge.predict` convolves the uncentred X)"),
     "mTRFpy": "zero in X's units, fit and predict (mtrf/matrices.py `lag_matrix`, `zeropad=True` default)",
     "himalaya": ("zero in X's units, fit and predict (himalaya has no delay step; this harness's "
                  "`causal_lags`; `RidgeCV(fit_intercept=True)` centres the lagged columns)"),
@@ -203,7 +207,9 @@ def fit_himalaya(xs, ps, n_lags, n_splits, check=False):
     trial = np.repeat(np.arange(len(xs)), [len(x) for x in xs])
     folds = [(np.flatnonzero(np.isin(trial, tr)), np.flatnonzero(np.isin(trial, te)))
              for tr, te in _groups(xs, n_splits)]
-    model = RidgeCV(alphas=alpha_grid(xs), cv=folds, fit_intercept=True)
+    # One alpha at a time: himalaya's own memory knob (same result); by default it holds an
+    # (n_alphas, n_features, n_train_frames) array at once.
+    model = RidgeCV(alphas=alpha_grid(xs), cv=folds, fit_intercept=True, solver_params={"n_alphas_batch": 1})
     model.fit(design, target)
     return lambda new: [np.asarray(model.predict(causal_lags(x, n_lags))).reshape(len(x), -1) for x in new]
 
@@ -225,61 +231,91 @@ def _psth(y: np.ndarray, x_ndim: int) -> np.ndarray:
         return np.nanmean(y, axis=-1)
 
 
-def run_stimuli(X, y, folds, n_lags, n_splits, check=False):
-    """Stimulus layout: each fold's training stimuli are trials; test stimuli predicted alone.
+def run_stimuli(name, X, y, folds, n_lags, n_splits, check=False):
+    """Stimulus layout: one library's out-of-fold predictions; each fold's training stimuli
+    are trials, each test stimulus is predicted alone.
 
     Returns
     -------
-    preds : dict of library name to ndarray of shape (n_stimuli, n_times, n_neurons)
-    seconds : dict of library name to list of float
+    pred : ndarray of shape (n_stimuli, n_times, n_neurons)
+    seconds : list of float
+        One fit (with its penalty search) per outer fold.
     """
     lengths = (~np.isnan(X[..., 0])).sum(1)
     P = _psth(y, X.ndim)
-    preds, seconds = {}, {}
-    for name in [SKSTRF, *PEERS]:
-        pred = np.full(P.shape, np.nan)
-        seconds[name] = []
-        for train, test in folds:
-            start = time.perf_counter()
-            if name in PEERS:
-                xs = [X[s, :lengths[s]] for s in train]
-                ps = [P[s, :lengths[s]] for s in train]
-                predict = PEERS[name][1](xs, ps, n_lags, n_splits, check)
-                seconds[name].append(time.perf_counter() - start)
-                for s, p in zip(test, predict([X[s, :lengths[s]] for s in test])):
-                    pred[s, :lengths[s]] = p
-            else:
-                est = STRFRegressor(n_lags=n_lags, random_state=0).fit(X[train], y[train])
-                seconds[name].append(time.perf_counter() - start)
-                pred[test] = est.predict(X[test])
-        preds[name] = pred
-    return preds, seconds
+    pred = np.full(P.shape, np.nan)
+    seconds = []
+    for train, test in folds:
+        start = time.perf_counter()
+        if name in PEERS:
+            xs = [X[s, :lengths[s]] for s in train]
+            ps = [P[s, :lengths[s]] for s in train]
+            predict = PEERS[name][1](xs, ps, n_lags, n_splits, check)
+            seconds.append(time.perf_counter() - start)
+            for s, p in zip(test, predict([X[s, :lengths[s]] for s in test])):
+                pred[s, :lengths[s]] = p
+        else:
+            est = STRFRegressor(n_lags=n_lags, random_state=0).fit(X[train], y[train])
+            seconds.append(time.perf_counter() - start)
+            pred[test] = est.predict(X[test])
+    return pred, seconds
 
 
-def run_continuous(X, y, folds, n_lags, n_splits, check=False):
+def run_continuous(name, X, y, folds, n_lags, n_splits, check=False):
     """One recording: training frames (with their junction) cut into 4 chunks as trials; each
     test block is predicted from the whole recording, so only the recording's first frames
-    lack history."""
+    lack history. Returns as :func:`run_stimuli`."""
     P = _psth(y, X.ndim)
-    preds, seconds = {}, {}
-    for name in [SKSTRF, *PEERS]:
-        pred = np.full(P.shape, np.nan)
-        seconds[name] = []
-        for train, test in folds:
-            start = time.perf_counter()
-            if name in PEERS:
-                chunks = np.array_split(np.arange(len(train)), 4)
-                xs = [X[train][c] for c in chunks]
-                ps = [P[train][c] for c in chunks]
-                predict = PEERS[name][1](xs, ps, n_lags, n_splits, check)
-                seconds[name].append(time.perf_counter() - start)
-                pred[test] = predict([X])[0][test]
-            else:
-                est = STRFRegressor(n_lags=n_lags, random_state=0).fit(X[train], y[train])
-                seconds[name].append(time.perf_counter() - start)
-                pred[test] = est.predict(X)[test]
-        preds[name] = pred
-    return preds, seconds
+    pred = np.full(P.shape, np.nan)
+    seconds = []
+    for train, test in folds:
+        start = time.perf_counter()
+        if name in PEERS:
+            chunks = np.array_split(np.arange(len(train)), 4)
+            xs = [X[train][c] for c in chunks]
+            ps = [P[train][c] for c in chunks]
+            predict = PEERS[name][1](xs, ps, n_lags, n_splits, check)
+            seconds.append(time.perf_counter() - start)
+            pred[test] = predict([X])[0][test]
+        else:
+            est = STRFRegressor(n_lags=n_lags, random_state=0).fit(X[train], y[train])
+            seconds.append(time.perf_counter() - start)
+            pred[test] = est.predict(X)[test]
+    return pred, seconds
+
+
+def himalaya_cost(X, folds, n_lags, n_splits) -> tuple[float, float]:
+    """Peak memory (GB) and work (TFLOP) of himalaya's RidgeCV on the largest outer fold.
+
+    Its svd solver decomposes each inner training design and forms, per alpha, the
+    (n_features, n_train) resolution matrix and its (n_test, n_train) product with the test
+    design: cheap when frames and features are few (fMRI), not at 10^4-10^5 frames.
+    """
+    n_features = X.shape[-1] * n_lags
+    frames = (~np.isnan(X[..., 0])).sum(-1) if X.ndim == 3 else None
+    n_train = max(int(frames[tr].sum()) if frames is not None else len(tr) for tr, _ in folds)
+    n_in = n_train * (n_splits - 1) / n_splits
+    n_out = n_train / n_splits
+    a = len(PER_FRAME_ALPHAS)
+    gb = 8 * (3 * n_train * n_features + n_features * n_in + n_out * n_in) / 1e9
+    flop = n_splits * (4 * n_in * n_features**2 + a * 2 * (n_features**2 * n_in + n_out * n_features * n_in))
+    flop += 4 * n_train * n_features**2 + 2 * n_features**2 * n_train  # the refit on all frames
+    return gb, flop / 1e12
+
+
+def library_version(name: str) -> str:
+    """What the cached predictions of a library depend on: its version, or skstrf's source."""
+    if name == SKSTRF:
+        import hashlib
+
+        import skstrf
+
+        h = hashlib.sha256()
+        for path in sorted(Path(skstrf.__file__).parent.rglob("*.py")):
+            h.update(path.read_bytes())
+        return "skstrf source " + h.hexdigest()[:16]
+    package = {"MNE": "mne", "mTRFpy": "mtrf", "himalaya": "himalaya"}[PEERS[name][0]]
+    return f"{package} {third_party._version(package)}"
 
 
 # --- scores with bootstrap intervals --------------------------------------------------------
@@ -408,6 +444,44 @@ def warm_up() -> None:
     STRFRegressor(n_lags=3).fit(X, y).predict(X)
 
 
+def offset_check(c: float = 10.0, n_lags: int = 4) -> str:
+    """Measured, not cited: how each library's held-out predictions move when X becomes X + c.
+
+    Tiny data (6 trials of 80 frames, 3 bands of unit variance, 2 linear neurons plus
+    noise); every library fits 4 trials and predicts 2, once with X and once with X + c
+    (the same c in every band, as a dB reference would shift). A library whose history
+    before a trial is each band's training mean in fit and predict changes nothing; one that
+    puts zero in X's units there changes its fit, so its predictions move everywhere; MNE
+    (training mean in fit, zero in predict) moves only in the first ``n_lags - 1`` frames.
+    Changes are relative to the standard deviation of the predictions with X.
+    """
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((80, 3)) for _ in range(6)]
+    w = rng.standard_normal((3 * n_lags, 2))
+    ps = [causal_lags(x, n_lags) @ w + 0.3 * rng.standard_normal((80, 2)) for x in xs]
+    train, test = slice(0, 4), slice(4, 6)
+
+    def predictions(shift):
+        xx = [x + shift for x in xs]
+        out = {SKSTRF: STRFRegressor(n_lags=n_lags, random_state=0)
+               .fit(np.stack(xx[train]), np.stack(ps[train])).predict(np.stack(xx[test]))}
+        for name, (_, fit) in PEERS.items():
+            out[name] = np.stack(fit(xx[train], ps[train], n_lags, 2)(xx[test]))
+        return out
+
+    base, moved = predictions(0.0), predictions(c)
+    rows = []
+    for name in base:
+        scale = base[name].std()
+        change = np.abs(moved[name] - base[name]) / scale
+        rows.append({"library": name, "early": float(change[:, : n_lags - 1].max()),
+                     "late": float(change[:, n_lags - 1:].max())})
+    return markdown_table(rows, [
+        ("library", "library", ""),
+        ("early", f"max change, first {n_lags - 1} frames of a held-out trial", ".2g"),
+        ("late", "max change, later frames", ".2g")])
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10).stdout.strip()
@@ -425,12 +499,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="tiny data, to check that it runs (and that MNE's cached alpha path equals its fit)")
     parser.add_argument("--markdown", help="write the section to this file")
+    parser.add_argument("--work", help="folder keeping each library's predictions (verified, atomic), so "
+                        "that an interrupted run resumes; a library's entry is redone when its code changes")
+    parser.add_argument("--max-gb", type=float, default=6.0, help="skip himalaya above this memory estimate")
+    parser.add_argument("--max-tflop", type=float, default=30.0, help="skip himalaya above this work estimate")
     args = parser.parse_args(argv)
     set_threads(args.threads)
     warnings.simplefilter("ignore")  # convergence and constant-band warnings: scores only
     warm_up()
     before = machine_info()
-    sections = [f"Load at the start: `{uptime()}`."]
+    sections = [f"Load at the start: `{uptime()}`.",
+                f"### Where zero is: held-out predictions after X -> X + 10 (measured on tiny data)\n\n"
+                f"{offset_check()}\n\nRelative to the predictions' standard deviation; 0 means the "
+                "library's fit and predictions do not depend on where zero is in X."]
+    print(sections[-1], flush=True)
     for name in args.cases:
         start = time.perf_counter()
         built = CASES[name](args)
@@ -439,13 +521,41 @@ def main(argv: list[str] | None = None) -> None:
                             "is not available in this environment).")
             continue
         title, metric, run, X, y, folds, n_lags, n_splits, units = built
-        preds, seconds = run(X, y, folds, n_lags, n_splits, check=args.quick)
+        preds, seconds, notes = {}, {}, []
+        for lib in [SKSTRF, *PEERS]:
+            if lib in PEERS and PEERS[lib][0] == "himalaya":
+                gb, tflop = himalaya_cost(X, folds, n_lags, n_splits)
+                if gb > args.max_gb or tflop > args.max_tflop:
+                    notes.append(f"{lib}: not run; its RidgeCV would need about {gb:.2g} GB and {tflop:.2g} "
+                                 f"TFLOP per outer fold here (limits --max-gb {args.max_gb:g}, --max-tflop "
+                                 f"{args.max_tflop:g}; see himalaya_cost)")
+                    print(notes[-1], flush=True)
+                    continue
+            lib_start = time.perf_counter()
+            params = {"case": name, "title": title, "library": lib, "version": library_version(lib),
+                      "data": third_party._array_digest({"X": X, "y": y}),
+                      "folds": [[tr.tolist(), te.tolist()] for tr, te in folds], "n_lags": n_lags,
+                      "n_splits": n_splits}
+
+            def fit_all(lib=lib):
+                pred, secs = run(lib, X, y, folds, n_lags, n_splits, check=args.quick)
+                return {"pred": pred, "seconds": np.asarray(secs)}, {"load": os.getloadavg()}
+
+            if args.work:  # resumable: each library's predictions kept, verified, until its code changes
+                got, _, hit = third_party.cached("peers-" + name, params, fit_all, args.work, log=print)
+            else:
+                got, hit = fit_all()[0], False
+            preds[lib], seconds[lib] = got["pred"], got["seconds"]
+            print(f"  {name}: {lib} {'from --work' if hit else 'fitted'} in "
+                  f"{time.perf_counter() - lib_start:.0f} s; load `{uptime()}`", flush=True)
         rows = score_table(y, preds, seconds, units, X.ndim, n_boot=args.n_boot)
+        rows += [{"library": lib, "ci": "not run (below)", "history": HISTORY[PEERS[lib][0]]}
+                 for lib in PEERS if lib not in preds]
         unit = "held-out blocks" if X.ndim == 2 else "held-out stimuli"
         sections.append(
             f"### {title}\n\n{table(rows, metric)}\n\n95% intervals: bootstrap over the {len(units)} "
-            f"{unit} ({args.n_boot} draws). Case took {time.perf_counter() - start:.0f} s; load after: "
-            f"`{uptime()}`.")
+            f"{unit} ({args.n_boot} draws). " + "".join(n + ". " for n in notes)
+            + f"Case took {time.perf_counter() - start:.0f} s; load after: `{uptime()}`.")
         print(sections[-1], flush=True)
     after = machine_info()
     finish_section("\n\n".join(sections), args, before, after)
