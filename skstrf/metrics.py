@@ -1138,7 +1138,7 @@ def cc_norm(
     *,
     method: str = "schoppe",
     multioutput: str | ArrayLike = "uniform_average",
-    unreliable: str = "exclude",
+    unreliable: str = "warn",
 ) -> float | NDArray[np.float64]:
     """Noise-corrected correlation between predicted responses and the PSTH, per neuron.
 
@@ -1177,12 +1177,13 @@ def cc_norm(
         ignoring NaN scores; an array of non-negative weights, their weighted mean (the
         weights of NaN scores left out), e.g. to weight neurons by the reliability of their
         signal power.
-    unreliable : {"exclude", "warn", "ignore"}, default="exclude"
+    unreliable : {"exclude", "warn", "ignore"}, default="warn"
         What to do with a neuron whose signal power is not distinguishable from zero (a
         one-sided test at level :data:`RELIABILITY_ALPHA`, about 2 standard errors; see
-        :func:`signal_power_reliability`): ``"exclude"`` gives it NaN, left out of the mean,
-        with an :class:`UnreliableNeuronWarning`; ``"warn"`` keeps its score, with the
-        warning; ``"ignore"`` keeps it silently (the behaviour before the flag existed).
+        :func:`signal_power_reliability`): ``"warn"`` keeps its score, with an
+        :class:`UnreliableNeuronWarning` that names how many; ``"exclude"`` gives it NaN,
+        left out of the mean, with the warning; ``"ignore"`` keeps it silently (the
+        behaviour before the flag existed).
         Not used when the noise cannot be estimated (the :func:`cc` fallback).
 
     Returns
@@ -1351,7 +1352,7 @@ class StimulusScorer:
         dict with that mean under ``metric`` and each neuron's score under
         ``f"{metric}_neuron_{i}"``, which scikit-learn turns into one column per neuron
         (``split0_test_cc_norm_neuron_3``, ...); ``refit`` then names ``metric``.
-    unreliable : {"exclude", "warn", "ignore"}, default="exclude"
+    unreliable : {"exclude", "warn", "ignore"}, default="warn"
         The neurons whose signal power, on the scored stimuli, is not distinguishable from
         zero: see :func:`cc_norm` (``metric="cc_norm"`` only). The warning is shown once per
         search, not once per fold and candidate.
@@ -1363,7 +1364,7 @@ class StimulusScorer:
     """
 
     def __init__(self, metric: str = "cc_norm", *, method: str = "schoppe",
-                 per_neuron: bool = False, unreliable: str = "exclude") -> None:
+                 per_neuron: bool = False, unreliable: str = "warn") -> None:
         _check_option(metric, "metric", ("cc_norm", "cc"))
         _check_option(method, "method", _CC_NORM_METHODS)
         _check_option(unreliable, "unreliable", _UNRELIABLE)
@@ -1408,7 +1409,7 @@ class StimulusScorer:
     def __repr__(self) -> str:
         extra = "" if self.method == "schoppe" else f", method={self.method!r}"
         extra += ", per_neuron=True" if self.per_neuron else ""
-        extra += "" if getattr(self, "unreliable", "exclude") == "exclude" else f", unreliable={self.unreliable!r}"
+        extra += "" if getattr(self, "unreliable", "warn") == "warn" else f", unreliable={self.unreliable!r}"
         return f"StimulusScorer({self.metric!r}{extra})"
 
 
@@ -1428,7 +1429,7 @@ cc_scorer = StimulusScorer("cc")
 
 
 def make_neuron_scorer(metric: str = "cc_norm", *, method: str = "schoppe",
-                       unreliable: str = "exclude") -> StimulusScorer:
+                       unreliable: str = "warn") -> StimulusScorer:
     """A scorer returning the mean and every neuron's score, predicting once per call.
 
     Parameters
@@ -1437,7 +1438,7 @@ def make_neuron_scorer(metric: str = "cc_norm", *, method: str = "schoppe",
         The metric.
     method : {"schoppe", "hsu"}, default="schoppe"
         The noise correction of ``cc_norm``.
-    unreliable : {"exclude", "warn", "ignore"}, default="exclude"
+    unreliable : {"exclude", "warn", "ignore"}, default="warn"
         The neurons whose signal power is not distinguishable from zero (:func:`cc_norm`).
 
     Returns
@@ -1732,7 +1733,7 @@ def _extremes(a: NDArray[np.float64], valid: NDArray[np.bool_]) -> NDArray[np.fl
 
 
 def cc_norm_from_sums(sums: ScoreSums, multioutput: str | ArrayLike = "uniform_average", *,
-                      unreliable: str = "exclude") -> float | NDArray[np.float64]:
+                      unreliable: str = "warn") -> float | NDArray[np.float64]:
     """:func:`cc_norm` (method "schoppe") of the stimuli summed in ``sums``.
 
     With a single repeat of every stimulus there is no noise estimate: like :func:`cc_norm`,
@@ -1746,7 +1747,7 @@ def cc_norm_from_sums(sums: ScoreSums, multioutput: str | ArrayLike = "uniform_a
     multioutput : {"uniform_average", "raw_values"} or array-like of shape (n_neurons,), \
             default="uniform_average"
         As in :func:`cc_norm`.
-    unreliable : {"exclude", "warn", "ignore"}, default="exclude"
+    unreliable : {"exclude", "warn", "ignore"}, default="warn"
         As in :func:`cc_norm`.
 
     Returns

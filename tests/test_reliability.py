@@ -77,13 +77,17 @@ def test_a_neuron_with_two_spikes_is_flagged_and_left_out():
     unflagged = cc_norm(y, pred, multioutput="raw_values", unreliable="ignore")
     assert unflagged[1] > 10  # what the score averaged before the flag (the issue's 5.66)
     assert cc_norm(y, pred, unreliable="ignore") > 5  # the mean over neurons lifted (2.59)
+    # by default the scores are kept and the warning says which neuron is flagged
     with pytest.warns(UnreliableNeuronWarning) as record:
         scores = cc_norm(y, pred, multioutput="raw_values")
-    assert np.isnan(scores[1]) and scores[0] == pytest.approx(unflagged[0])
+    np.testing.assert_array_equal(scores, unflagged)
     assert record[0].message.n_unreliable == 1 and record[0].message.n_neurons == 2
     assert record[0].message.neurons.tolist() == [1]
     with pytest.warns(UnreliableNeuronWarning):
-        assert cc_norm(y, pred) == pytest.approx(unflagged[0])
+        scores = cc_norm(y, pred, multioutput="raw_values", unreliable="exclude")
+    assert np.isnan(scores[1]) and scores[0] == pytest.approx(unflagged[0])
+    with pytest.warns(UnreliableNeuronWarning):
+        assert cc_norm(y, pred, unreliable="exclude") == pytest.approx(unflagged[0])
     result = signal_power_reliability(y)
     assert result.reliable.tolist() == [True, False]
     assert result.statistic[1] <= 0  # the excess from the mean rates' noise explains it all
@@ -274,7 +278,7 @@ def test_unreliable_options():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         hsu = cc_norm(noise, noise_pred, method="hsu", multioutput="raw_values", unreliable="ignore")
         with pytest.warns(UnreliableNeuronWarning) as record:
-            hsu_excluded = cc_norm(noise, noise_pred, method="hsu", multioutput="raw_values")
+            hsu_excluded = cc_norm(noise, noise_pred, method="hsu", multioutput="raw_values", unreliable="exclude")
     flagged = _unreliable(record)[0].message.neurons
     assert np.isfinite(hsu[flagged]).all() and np.isnan(hsu_excluded[flagged]).all()
     assert np.sum(np.isfinite(hsu_excluded)) <= 3 < np.sum(np.isfinite(hsu))
@@ -327,13 +331,13 @@ def test_weighted_average_over_neurons():
 def test_weights_leave_out_nan_scores():
     y, pred = _two_spikes()
     with pytest.warns(UnreliableNeuronWarning):
-        scores = cc_norm(y, pred, multioutput="raw_values")
+        scores = cc_norm(y, pred, multioutput="raw_values", unreliable="exclude")
     with pytest.warns(UnreliableNeuronWarning):
-        assert cc_norm(y, pred, multioutput=[1.0, 5.0]) == pytest.approx(scores[0])
+        assert cc_norm(y, pred, multioutput=[1.0, 5.0], unreliable="exclude") == pytest.approx(scores[0])
 
 
 def test_scorers_take_the_option():
-    assert repr(StimulusScorer("cc_norm", unreliable="warn")) == "StimulusScorer('cc_norm', unreliable='warn')"
+    assert repr(StimulusScorer("cc_norm", unreliable="exclude")) == "StimulusScorer('cc_norm', unreliable='exclude')"
     assert repr(StimulusScorer("cc_norm")) == "StimulusScorer('cc_norm')"
     assert make_neuron_scorer(unreliable="ignore").unreliable == "ignore"
 
