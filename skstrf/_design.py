@@ -125,6 +125,35 @@ class DesignStatistics:
             torch.zeros((n_groups, *a.shape[1:]), dtype=a.dtype, device=a.device).index_add_(0, groups, a)
             for a in (self.gram, self.cross, self.sq, self.count)))
 
+    def in_basis(self, frame: torch.Tensor | None) -> "DesignStatistics":
+        """The statistics of the design projected onto a lag basis.
+
+        The design's columns are (feature, lag) pairs; ``frame`` (n_lags, n_basis) has
+        orthonormal columns. Column ``(f, b)`` of the projected design is
+        ``sum_l Z[:, (f, l)] frame[l, b]`` (the intercept column stays), so its Gram is
+        ``J' gram J`` and its cross-products ``J' cross``, ``J = blockdiag(frame, ..., 1)``.
+        None returns these statistics.
+        """
+        if frame is None:
+            return self
+        frame = frame.to(device=self.gram.device, dtype=self.gram.dtype)
+        L, B = frame.shape
+        R, D = self.gram.shape[0], self.gram.shape[1] - 1
+        F = D // L
+        gram = self.gram.new_empty((R, F * B + 1, F * B + 1))
+        blocks = self.gram[:, :D, :D].reshape(R, F, L, F, L)
+        half = torch.einsum("rflgk,kb->rflgb", blocks, frame)
+        gram[:, :F * B, :F * B] = torch.einsum("rflgb,la->rfagb", half, frame).reshape(R, F * B, F * B)
+        edge = (self.gram[:, :D, D].reshape(R, F, L) @ frame).reshape(R, F * B)
+        gram[:, :F * B, F * B] = edge
+        gram[:, F * B, :F * B] = edge
+        gram[:, F * B, F * B] = self.gram[:, D, D]
+        cross = self.cross.new_empty((R, F * B + 1, self.cross.shape[2]))
+        cross[:, :F * B] = torch.einsum("rfln,lb->rfbn", self.cross[:, :D].reshape(R, F, L, -1),
+                                        frame).reshape(R, F * B, -1)
+        cross[:, F * B] = self.cross[:, D]
+        return DesignStatistics(gram, cross, self.sq, self.count)
+
     def concat(self, other: "DesignStatistics") -> "DesignStatistics":
         """Statistics of this set's stimuli followed by those of ``other``."""
         return DesignStatistics(*(torch.cat([a, b]) for a, b in zip(
@@ -148,7 +177,7 @@ def standardized_design(X: torch.Tensor, n_lags: int, x_mean: torch.Tensor,
 def design_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_lags: int,
                       x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
                       y_scale: torch.Tensor, chunk: int = 16, n_blocks: int = 1,
-                      fill: torch.Tensor | None = None) -> DesignStatistics:
+                      fill: torch.Tensor | None = None, basis: torch.Tensor | None = None) -> DesignStatistics:
     """Compute :class:`DesignStatistics` stimulus by stimulus chunk (bounded memory).
 
     Parameters
@@ -168,12 +197,18 @@ def design_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         responses).
     fill : Tensor of shape (n_features,) or None, default=None
         The history before each stimulus (see :func:`lagged_design`).
+    basis : Tensor of shape (n_lags, n_basis) or None, default=None
+        With orthonormal columns: the statistics of the design projected onto this lag
+        basis (:meth:`DesignStatistics.in_basis`).
     """
     grams, crosses, sqs, counts = [], [], [], []
     for start in range(0, X.shape[0], chunk):
         sl = slice(start, start + chunk)
         Z = standardized_design(X[sl], n_lags, x_mean, x_scale, mask[sl], fill).double()
         Ps = (torch.nan_to_num((P[sl] - y_mean) / y_scale) * mask[sl][..., None]).double()
+        if basis is not None:  # the projected design: (f, b) columns and the intercept
+            basis = basis.to(Z)
+            Z = torch.cat([(Z[..., :-1].unflatten(2, (-1, n_lags)) @ basis).flatten(2), Z[..., -1:]], dim=2)
         if n_blocks == 1:
             grams.append(Z.transpose(1, 2) @ Z)
             crosses.append(Z.transpose(1, 2) @ Ps)
@@ -236,8 +271,8 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
                       x_mean: torch.Tensor, x_scale: torch.Tensor, y_mean: torch.Tensor,
                       y_scale: torch.Tensor, n_blocks: int = 1, chunk: int | None = None,
                       groups: torch.Tensor | None = None, n_groups: int | None = None,
-                      p_offset: torch.Tensor | None = None, starts: torch.Tensor | None = None
-                      ) -> DesignStatistics:
+                      p_offset: torch.Tensor | None = None, starts: torch.Tensor | None = None,
+                      basis: torch.Tensor | None = None) -> DesignStatistics:
     """:class:`~skstrf._model.DesignStatistics` from cross-correlations, never building the lagged design.
 
     Same inputs and outputs as :func:`skstrf._model.design_statistics` (its ``chunk`` aside),
@@ -293,6 +328,11 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
         With it, the PSTH is read as ``float32(P - p_offset)`` (in float64, block by
         block), the float32 targets a model with that ``y_offset`` trains on
         (:func:`skstrf._model.net_targets`), without a copy of ``P``.
+    basis : Tensor of shape (n_lags, n_basis) or None, default=None
+        With orthonormal columns: the statistics of the design projected onto this lag
+        basis (:meth:`DesignStatistics.in_basis`), a chunk of rows at a time, so that the
+        full (D + 1, D + 1) Grams are only ever held for one chunk.
+
     On the CPU, with at least two rows per worker, the chunks of rows are computed side by
     side on :func:`skstrf._threads.task_workers` threads, one torch thread each
     (:func:`skstrf._threads.side_by_side`: independent tasks keep their share of a busy
@@ -324,7 +364,7 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
             P = (P.double() - p_offset.to(device=dev, dtype=f64)).float()
         scored = mask * (torch.arange(T, device=dev)[None] >= first[:, None]).to(mask.dtype)
         stats = design_statistics(X, P, scored, n_lags, x_mean, x_scale, y_mean, y_scale,
-                                  n_blocks=n_blocks)
+                                  n_blocks=n_blocks, basis=basis)
         return stats if groups is None else stats.sum_rows(groups, n_groups)
     L = int(n_lags)
     starts, ends = _block_bounds(lengths, n_blocks, first)
@@ -332,6 +372,9 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     stim = torch.arange(S, device=dev).repeat_interleave(n_blocks)
     D, N = F * L, P.shape[2]
     n_out = R if groups is None else n_groups
+    if basis is not None:
+        basis = torch.as_tensor(basis, device=dev, dtype=f64)
+    D_out = D if basis is None else F * basis.shape[1]
     # side by side only where every worker gets two chunks at least and the products are
     # worth a thread's hand-over; else torch's threads
     work = 2.0 * L * float(ends.sum() - starts.sum()) * F * (F + N)
@@ -343,12 +386,14 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
             chunk = min(16, max(1, rows_in_budget // workers), -(-R // (2 * workers)))
         else:
             chunk = int(min(16, rows_in_budget))
+        if basis is not None:  # a chunk's full Grams, before their projection
+            chunk = max(1, min(chunk, BASIS_CHUNK_BYTES // (8 * (D + 1) ** 2)))
     # Outputs allocated once and filled (or, by groups, summed into) a chunk of rows at a
     # time: the intermediates (the segments, their lagged products) stay the size of one
     # chunk per worker.
     alloc = torch.empty if groups is None else torch.zeros
-    out = DesignStatistics(alloc(n_out, D + 1, D + 1, dtype=f64, device=dev),
-                           alloc(n_out, D + 1, N, dtype=f64, device=dev),
+    out = DesignStatistics(alloc(n_out, D_out + 1, D_out + 1, dtype=f64, device=dev),
+                           alloc(n_out, D_out + 1, N, dtype=f64, device=dev),
                            alloc(n_out, N, dtype=f64, device=dev), alloc(n_out, dtype=f64, device=dev))
     units = tuple(a.to(device=dev, dtype=f64) for a in (x_mean, x_scale, y_mean, y_scale))
     totals = (out.gram, out.cross, out.sq, out.count)
@@ -360,12 +405,21 @@ def lagged_statistics(X: torch.Tensor, P: torch.Tensor, mask: torch.Tensor, n_la
     def fill(k: int, rows: slice) -> None:
         try:
             pieces = _row_pieces(X, P, stim[rows], starts[rows], ends[rows], L, *units[2:], p_offset)
-            if groups is None:  # each chunk fills its own rows
+            if groups is None and basis is None:  # each chunk fills its own rows
                 _fill_statistics(pieces, F, L, *units[:2], tuple(a[rows] for a in totals))
                 return
-            present, pieces = _sum_pieces(pieces, groups[rows])
-            part = tuple(torch.empty((present.numel(), *a.shape[1:]), dtype=f64, device=dev) for a in totals)
+            present, pieces = ((torch.arange(rows.start, rows.stop, device=dev), pieces) if groups is None
+                               else _sum_pieces(pieces, groups[rows]))
+            n = present.numel()
+            part = (torch.empty(n, D + 1, D + 1, dtype=f64, device=dev), torch.empty(n, D + 1, N, dtype=f64, device=dev),
+                    torch.empty(n, N, dtype=f64, device=dev), torch.empty(n, dtype=f64, device=dev))
             _fill_statistics(pieces, F, L, *units[:2], part)
+            projected = DesignStatistics(*part).in_basis(basis)
+            part = (projected.gram, projected.cross, projected.sq, projected.count)
+            if groups is None:
+                for total, value in zip(totals, part):
+                    total[rows] = value
+                return
         except BaseException:
             with turn:  # the chunks waiting for this one give up
                 state["failed"] = True
@@ -395,6 +449,10 @@ SIDE_BY_SIDE_FLOP = 5e7
 #: Memory of a chunk's segments (bytes) that :func:`lagged_statistics` chooses its chunk by:
 #: the transient intermediates are a few times this.
 CHUNK_BYTES = 64 * 2**20
+
+#: Memory of a chunk's full Grams (bytes) before their projection onto a lag basis
+#: (:func:`lagged_statistics`): at least one row is computed at a time.
+BASIS_CHUNK_BYTES = 256 * 2**20
 
 
 def _row_pieces(X: torch.Tensor, P: torch.Tensor, stim: torch.Tensor, starts: torch.Tensor,

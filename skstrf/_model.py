@@ -103,8 +103,9 @@ class STRFModel(nn.Module):
         return self.kernel.shape[-1]
 
     def standardized_weight(self) -> torch.Tensor:
-        """Kernel weight in standardised units, flattened to (n_neurons, C * F * L)."""
-        return self.kernel().reshape(self.kernel.shape[0], -1)
+        """Kernel weight in standardised units, in the design statistics' columns: flattened
+        to (n_neurons, C * F * L), or (n_neurons, C * F * n_basis) over a lag basis."""
+        return self.kernel.coefficients().reshape(self.kernel.shape[0], -1)
 
     def strf(self) -> torch.Tensor:
         """STRFs in the data's units, shape (n_neurons, n_channels, n_freqs, n_lags)."""
@@ -139,13 +140,13 @@ class STRFModel(nn.Module):
         Parameters
         ----------
         weight : Tensor of shape (C * F * L, n_neurons)
-            Standardised weights in the design's column order (a closed-form solution).
-        z_mean, p_mean : Tensor of shape (C * F * L,) and (n_neurons,)
+            Standardised weights in the design's column order (a closed-form solution);
+            over a lag basis, its coefficients (C * F * n_basis, n_neurons).
+        z_mean, p_mean : Tensor of shape (D,) and (n_neurons,)
             Frame means of the standardised design and PSTH the weights were fitted on; the
             intercept makes the predictions' mean match, for the weight the kernel holds.
         """
-        N, C, F, L = self.kernel.shape
-        self.kernel.set_weight(weight.T.reshape(N, C, F, L).to(self.bias))
+        self.kernel.set_coefficients(weight.T.reshape(self.kernel.shape[0], *self.kernel.coefficient_shape).to(self.bias))
         actual = self.standardized_weight().double().T
         self.bias.copy_((p_mean - z_mean @ actual).to(self.bias))
 
@@ -197,7 +198,8 @@ class STRFModel(nn.Module):
 
 def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_lags: int, rank: int = 1,
                 n_gaussians: int = 8, nonlinearity: str = "identity", prefilter: nn.Module | None = None,
-                history: np.ndarray | None = None, seed: int = 0, previous: STRFModel | None = None) -> STRFModel:
+                history: np.ndarray | None = None, seed: int = 0, previous: STRFModel | None = None,
+                lag_basis: np.ndarray | None = None) -> STRFModel:
     """A new :class:`STRFModel` standardised on the training stimuli's moments.
 
     The linear stage sees the prefilter's initial output (if any), standardised per
@@ -218,6 +220,9 @@ def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_
     history : ndarray of shape (n_channels * n_freqs,) or None, default=None
         What the linear stage reads before each stimulus, in its input's units
         (:func:`skstrf._history.linear_history`); None is zero.
+    lag_basis : ndarray of shape (n_lags, n_basis) or None, default=None
+        The kernel's lag profiles lie in the span of these functions
+        (:class:`skstrf.kernels.LagBasis`); None: every lag is free.
     """
     x_moments, y_moments = moments
     x_mean, x_scale = band_scales(x_moments)
@@ -234,7 +239,7 @@ def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_
     generator = torch.Generator().manual_seed(seed)
     n_channels = 1 if prefilter is None else prefilter.n_channels
     weights = make_kernel(kernel, n_neurons, n_channels, n_freqs, n_lags,
-                          rank=rank, n_gaussians=n_gaussians, generator=generator)
+                          rank=rank, n_gaussians=n_gaussians, generator=generator, basis=lag_basis)
     module = STRFModel(weights, *(torch.as_tensor(a) for a in (x_mean, x_scale, y_mean, y_scale)),
                        prefilter=prefilter, nonlinearity=make_nonlinearity(nonlinearity, y_mean, y_scale),
                        x_offset=None if x_offset is None else torch.as_tensor(x_offset),
@@ -242,14 +247,17 @@ def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_
                        history=None if history is None else torch.as_tensor(history))
     if previous is not None:
         changed = ValueError(
-            "warm_start=True continues the previous model, but kernel, n_lags, rank, "
+            "warm_start=True continues the previous model, but kernel, n_lags, lag_basis, rank, "
             "n_gaussians, nonlinearity or prefilter changed since the previous fit; set them "
             "back, or fit with warm_start=False."
         )
         # A kernel whose parameters do not depend on the lags (Gaussians) would load into a
         # model of other lags: the kernel's class and shape are compared first.
+        frames = module.kernel.lag_frame, previous.kernel.lag_frame
         if (type(module.kernel) is not type(previous.kernel)
-                or tuple(module.kernel.shape) != tuple(previous.kernel.shape)):
+                or tuple(module.kernel.shape) != tuple(previous.kernel.shape)
+                or (frames[0] is None) != (frames[1] is None)
+                or (frames[0] is not None and not torch.equal(frames[0], frames[1].to(frames[0].device)))):
             raise changed
         try:
             module.load_state_dict(previous.state_dict())
@@ -348,7 +356,8 @@ def module_statistics(module: STRFModel, data: "StimulusSet", device: str, n_blo
 
     With ``groups`` (one entry per row, ``0 .. n_groups - 1``) the rows are summed into
     ``n_groups`` groups as they are computed, without per-row statistics (see
-    :func:`skstrf._design.lagged_statistics`).
+    :func:`skstrf._design.lagged_statistics`). Over a lag basis, the statistics are those
+    of the design's projection onto it (:meth:`skstrf.kernels.LagBasis.coefficients`' columns).
     """
     X, P, mask = design_tensors(module, data, device)
     x_mean = module.x_mean
@@ -362,6 +371,7 @@ def module_statistics(module: STRFModel, data: "StimulusSet", device: str, n_blo
     # rounding of the targets the net trains on (net_targets)
     return lagged_statistics(X, P, mask, module.n_lags, x_mean, module.x_scale, module.y_mean,
                              module.y_scale, n_blocks=n_blocks, groups=groups, n_groups=n_groups,
+                             basis=module.kernel.lag_frame,
                              p_offset=module.y_offset, starts=torch.as_tensor(data.first_scored, device=X.device))
 
 

@@ -175,6 +175,26 @@ class QuadraticForm:
             return weights
         return self.whitening(weights.device).to(weights.dtype) @ weights
 
+    def in_basis(self, frame) -> "QuadraticForm":
+        """The form on the coefficients of a lag basis ``frame`` (n_lags, n_basis, orthonormal
+        columns): with ``w = J v``, ``J = I (x) frame``, the penalty ``w' Q w`` is
+        ``v' (J' Q J) v``. The identity stays the identity and a diagonal that is the same
+        at every lag stays diagonal; None returns this form."""
+        if frame is None:
+            return self
+        frame = torch.as_tensor(frame, dtype=torch.float64)
+        C, F, L = self.shape
+        shape = (C, F, frame.shape[1])
+        if self.is_identity:
+            return QuadraticForm(shape, name=self.name)
+        if self.diagonal is not None:
+            per_lag = self.diagonal.reshape(C * F, L)
+            if bool((per_lag == per_lag[:, :1]).all()):
+                return QuadraticForm(shape, diagonal=per_lag[:, :1].expand(-1, shape[2]).reshape(-1), name=self.name)
+        Q = self.dense().reshape(C * F, L, C * F, L)
+        projected = torch.einsum("akbl,ki,lj->aibj", Q, frame, frame).reshape(C * F * shape[2], -1)
+        return QuadraticForm(shape, 0.5 * (projected + projected.T), name=f"{self.name} in a lag basis")
+
     # --------------------------------------------------------------------- ALS
     def separable_half_step(self, fixed: torch.Tensor, solve_freq: bool) -> torch.Tensor:
         """The penalty's matrix over one factor of a separable kernel, the other fixed.
@@ -467,7 +487,7 @@ class PenaltyFamily:
     space_of_band: np.ndarray | None
 
 
-def penalty_family(params, shape: tuple[int, int, int], names=None) -> PenaltyFamily:
+def penalty_family(params, shape: tuple[int, int, int], names=None, frame=None) -> PenaltyFamily:
     """The candidate penalty forms that the estimator's options ask for.
 
     The identity (ridge); with ``feature_spaces``, a diagonal penalty per space for every
@@ -484,6 +504,9 @@ def penalty_family(params, shape: tuple[int, int, int], names=None) -> PenaltyFa
         The kernel's shape.
     names : ndarray of str or None, default=None
         X's band names, when X was a DataFrame.
+    frame : ndarray of shape (n_lags, n_basis) or None, default=None
+        An orthonormal lag basis: the forms are then on its coefficients
+        (:meth:`QuadraticForm.in_basis`), the penalty on the STRF being the same.
 
     Returns
     -------
@@ -512,7 +535,7 @@ def penalty_family(params, shape: tuple[int, int, int], names=None) -> PenaltyFa
                                          name=f"{smooth.name} x spaces{tuple(np.round(multipliers, 4))}")
                 if sf == 0 and sl == 0 and np.allclose(multipliers, 1.0):
                     plain = len(forms)
-                forms.append(form)
+                forms.append(form.in_basis(frame))
                 spaces.append(multipliers)
                 smoothness.append((float(sf), float(sl)))
     return PenaltyFamily(tuple(forms), np.array(spaces), np.array(smoothness), plain, space_of_band)

@@ -20,6 +20,7 @@ from ._penalty import Penalty, PenaltyFamily, penalty_family
 from ._selection import alpha_grid
 from ._solvers import SOLVERS, resolve_solver
 from ._validation import validation_split
+from .kernels import lag_basis, orthonormal_lag_basis
 from .prefilters import PREFILTERS, check_dt_ms, make_prefilter
 
 __all__ = ["FitOptions", "FitPlan", "fit_options", "make_plan", "fold_groups", "check_groups", "is_linear",
@@ -45,6 +46,8 @@ class FitOptions:
         Whether gradient training starts from the closed-form solution.
     holds_out : bool
         Whether stimuli are held out for validation (gradient training, or ``cv=None``).
+    lag_basis : ndarray of shape (n_lags, n_basis) or None
+        The functions that the kernel's lag profiles combine (:func:`skstrf.kernels.lag_basis`).
     """
 
     device: str
@@ -52,6 +55,7 @@ class FitOptions:
     solver: str
     closed_start: bool
     holds_out: bool
+    lag_basis: np.ndarray | None = None
 
 
 def fit_options(est, y, net_params: dict) -> FitOptions:
@@ -97,7 +101,9 @@ def fit_options(est, y, net_params: dict) -> FitOptions:
     init = est.init if est.init != "auto" else (
         "closed_form" if est.kernel == "parametric" or not linear else "random")
     gradient = not SOLVERS[solver].closed_form
-    return FitOptions(device, linear, solver, init == "closed_form", holds_out=gradient or est.cv is None)
+    basis = lag_basis(est.lag_basis, est.n_lags)
+    return FitOptions(device, linear, solver, init == "closed_form", holds_out=gradient or est.cv is None,
+                      lag_basis=basis)
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,8 @@ class FitPlan:
         For one recording with a validation block: the frame where the training block ends
         (the recording becomes two stimuli); None otherwise.
     separable_shape : (n_freqs, n_lags, rank) or None
-        For ALS: the shape of the separable kernel.
+        For ALS: the shape of the separable kernel (``n_basis`` in place of ``n_lags`` over
+        a lag basis: ALS solves for the coefficients).
     folds : list of (ndarray, ndarray) or None
         Cross-validation folds for the penalty, over the rows of the training statistics
         (stimuli, or blocks of one continuous recording); None: no cross-validation.
@@ -275,7 +282,10 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         train, valid, cut = np.arange(shape.n_stimuli), np.arange(0), None
     lengths = shape.lengths if cut is None else np.array([cut, int(shape.lengths[0]) - cut])
     channels = len(PREFILTERS[est.prefilter].channel_names) if est.prefilter is not None else 1
-    family = penalty_family(est, (channels, shape.n_freqs, est.n_lags), names)
+    basis = options.lag_basis
+    frame = None if basis is None else orthonormal_lag_basis(basis)
+    family = penalty_family(est, (channels, shape.n_freqs, est.n_lags), names, frame)
+    n_coefficients = est.n_lags if basis is None else basis.shape[1]
     if est.alpha is not None and np.size(est.alpha) == 1 and len(family.forms) == 1:
         folds, n_blocks = None, 1  # one penalty: nothing to cross-validate, cv is not used
     else:
@@ -293,7 +303,7 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
     seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
     model = dict(kernel=est.kernel, n_lags=est.n_lags, rank=est.rank, n_gaussians=est.n_gaussians,
                  nonlinearity=est.nonlinearity, prefilter=est.prefilter, dt_ms=est.dt_ms,
-                 freq_range=est.freq_range, seed=seed)
+                 freq_range=est.freq_range, seed=seed, lag_basis=basis)
     net = dict(device=options.device, loss=est.loss, lr=est.lr, max_epochs=est.max_epochs,
                batch_size=est.batch_size, patience=est.patience, callbacks=est.callbacks,
                verbose=est.verbose, net_params=net_params, seed=seed)
@@ -308,7 +318,7 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         train=train,
         valid=valid,
         cut=cut,
-        separable_shape=(shape.n_freqs, est.n_lags, est.rank) if options.solver == "als" else None,
+        separable_shape=(shape.n_freqs, n_coefficients, est.rank) if options.solver == "als" else None,
         folds=folds if choosing else None,
         n_blocks=n_blocks if choosing else 1,
         per_neuron=bool(est.alpha_per_neuron),

@@ -246,6 +246,15 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         (``5 ** (n_spaces - 1)`` candidates: 25 for three spaces, 125 for four; beyond, 125
         of them drawn at random with a fixed seed). The extremes all but drop a space that
         carries nothing.
+    lag_basis : None, int or array-like of shape (n_lags, n_basis), default=None
+        Lag profiles as combinations of a few smooth functions of the lag instead of one
+        weight per lag. An int: that many raised cosines, narrow at short lags and wide at
+        long ones (:func:`skstrf.kernels.raised_cosine_basis`); a matrix: its columns
+        (linearly independent). Every kernel and solver works over the basis's
+        coefficients (``C * F * n_basis`` weights per neuron for the vanilla kernel: a
+        smaller, faster and smoother fit with many lags); the penalty is the STRF's
+        (the basis is orthonormalised, same span), and ``strfs_`` stays in lags.
+        None: every lag is free.
     **net_params
         skorch-style routed parameters passed to the net, such as ``optimizer__betas``,
         ``optimizer__weight_decay``, ``iterator_train__num_workers`` or
@@ -397,6 +406,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "kernel": [StrOptions(set(KERNELS))],
         "n_lags": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lag_basis": [Interval(numbers.Integral, 1, None, closed="left"), "array-like", None],
         "n_gaussians": [Interval(numbers.Integral, 1, None, closed="left")],
         "rank": [Interval(numbers.Integral, 1, None, closed="left")],
         "nonlinearity": [StrOptions(set(NONLINEARITIES))],
@@ -462,6 +472,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         smooth_lag: float = 0.0,
         feature_spaces=None,
         space_penalties=None,
+        lag_basis=None,
         **net_params,
     ) -> None:
         self.kernel = kernel
@@ -495,6 +506,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.smooth_lag = smooth_lag
         self.feature_spaces = feature_spaces
         self.space_penalties = space_penalties
+        self.lag_basis = lag_basis
         # Kept in one private dict (scikit-learn allows no other public attribute in
         # __init__); get_params lists them, so clone and repr see them. Validated at fit.
         self._net_kwargs = dict(net_params)

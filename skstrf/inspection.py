@@ -1,7 +1,8 @@
-"""Inspection of fitted STRF estimators: gradient maps, the linear stage and the output nonlinearity."""
+"""Inspection of STRF estimators: gradient maps, the linear stage, the jackknife, variance partitioning."""
 
 from __future__ import annotations
 
+import itertools
 import numbers
 import warnings
 
@@ -9,16 +10,20 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed
 from sklearn.base import clone
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.model_selection import KFold, check_cv
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
 from ._model import module_input, module_statistics
 from ._layout import to_user_layout
+from ._penalty import check_feature_spaces
 from ._solvers import SOLVERS
-from ._validation import check_responses
+from ._validation import check_responses, check_stimuli
+from .metrics import ScoreSums, UnreliableNeuronWarning
 
 __all__ = ["gradient_maps", "linear_drive", "output_nonlinearity", "jackknife_strfs",
-           "significance_mask"]
+           "significance_mask", "partition_variance"]
 
 # Rows (neuron x window pairs) per forward pass of the data-dependent gradient map: bounds
 # memory, which grows with rows x frames x bands x lags.
@@ -472,7 +477,10 @@ def _closed_form_jackknife(est, data, refit) -> np.ndarray:
     for left_out in range(data.n_stimuli):
         # A fold is a sum of per-stimulus statistics: the total without one stimulus.
         folds.append(refit(stats, everything[everything != left_out], est.net_.penalty).T)  # (N, D)
-    weight = torch.stack(folds).reshape(data.n_stimuli, n_neurons, n_channels, n_freqs, n_lags)
+    weight = torch.stack(folds).reshape(data.n_stimuli, n_neurons, *module.kernel.coefficient_shape)
+    frame = module.kernel.lag_frame  # over a lag basis, the statistics' columns are its coefficients
+    if frame is not None:
+        weight = weight @ frame.to(weight).T
     scale = (module.y_scale.double()[:, None, None, None]
              / module.x_scale.double().reshape(n_channels, n_freqs)[None, :, :, None])
     strfs = (weight * scale).cpu().numpy()
@@ -564,3 +572,417 @@ def significance_mask(pvalue, *, level: float = 0.05, correction: str | None = "
     count = np.where(below.any(axis=1), n_pixels - np.argmax(below[:, ::-1], axis=1), 0)
     cutoff = np.where(count > 0, order[np.arange(len(order)), np.maximum(count - 1, 0)], -np.inf)
     return (flat <= cutoff[:, None]).reshape(p.shape)
+
+
+# --------------------------------------------------------------------- variance partitioning
+#: The most feature spaces :func:`partition_variance` takes: 2**k - 1 subsets, each refitted
+#: once per outer fold (15 subsets for 4 spaces), and 2**k - 1 parts of the explained variance
+#: to read. Beyond, group spaces (a space may hold several) or compare definitions with
+#: GridSearchCV.
+MAX_PARTITION_SPACES = 4
+_UNRELIABLE_OPTIONS = ("exclude", "warn", "ignore")
+
+
+def partition_variance(estimator, X, y, *, cv=5, groups=None, n_jobs: int | None = None,
+                       unreliable: str = "exclude") -> Bunch:
+    """Held-out variance explained by every subset of the feature spaces, and each space's
+    unique and shared part, as a share of the explainable (noise-free) variance.
+
+    The estimator's ``feature_spaces`` name ``k`` groups of bands of X. For every non-empty
+    subset of them (``2**k - 1``), a clone of the estimator is refitted on that subset's
+    bands only, on the training stimuli of each outer fold, and predicts the held-out
+    stimuli: its ``feature_spaces`` restricted to the subset (a single space: no spaces,
+    one shared penalty), every other option kept, its penalties chosen by its own inner
+    cross-validation as in any fit. ``(2**k - 1) * n_folds`` fits in all, each as long as a
+    normal fit (3 spaces and 5 folds: 35 fits).
+
+    **The score** of a subset's model, per neuron, on the out-of-fold predictions ``q``
+    pooled over all stimuli, and the PSTH ``p``: the explained variance
+    ``EV = var(p) - mean((p - q)**2)`` (an R², additive where squared correlations are not),
+    as a share of the signal power ``SP`` (Sahani & Linden 2003,
+    :func:`skstrf.metrics.signal_power`) of the same frames: ``EV / SP``. The PSTH's noise
+    adds the same amount to ``var(p)`` and to the held-out mean squared error, so ``EV``
+    estimates the variance of the noise-free response the model explains and ``EV / SP``
+    its share (1: all of it). Every subset is divided by the same ``SP``, so differences
+    between subsets are differences of shares. With a single repeat there is no ``SP``: the
+    shares are of ``var(p)`` (noise included), with an
+    :class:`~sklearn.exceptions.UndefinedMetricWarning`, as :func:`skstrf.metrics.cc_norm`
+    falls back to ``cc``. The shares are unbiased estimates, not clipped: a model worse
+    than the neuron's mean scores below 0, a part can be slightly negative.
+
+    **The parts** (Lescroart et al. 2015; de Heer et al. 2017, J Neurosci 37:6539): the
+    unique part of space ``i`` is ``R²(all) - R²(all but i)``; the shared part is
+    ``R²(all)`` minus the sum of the unique parts (for two spaces, their intersection
+    ``R²(A) + R²(B) - R²(A + B)``). ``regions`` gives the full set-theoretic decomposition
+    by inclusion-exclusion: the part explained by exactly the spaces of each subset and by
+    no other (singletons: the unique parts; the regions add up to ``R²(all)``).
+
+    Parameters
+    ----------
+    estimator : STRFRegressor or Pipeline ending in one
+        With ``feature_spaces`` naming 2 to :data:`MAX_PARTITION_SPACES` spaces; fitted or
+        not (only its parameters are used; it is not changed). A pipeline's earlier steps
+        (e.g. :class:`~skstrf.preprocessing.FeatureSpaces`) are cloned and fitted on each
+        outer fold's training stimuli; the spaces are those of the final estimator's input.
+    X : array-like of shape (n_stimuli, n_times, n_freqs)
+        Stimuli, NaN-padded at the end (for a pipeline, what its first step takes, with the
+        stimuli on axis 0). One continuous recording: cut it into blocks of the stimulus
+        layout first.
+    y : array-like of shape (n_stimuli, n_times, n_neurons, n_repeats)
+        Responses in any layout of the data contract with a stimulus axis.
+    cv : int, cross-validation splitter or iterable, default=5
+        The outer folds over whole stimuli: ``K`` contiguous folds (``KFold(K)``), a
+        scikit-learn splitter (``GroupKFold``, ``LeaveOneGroupOut``, ...) or a list of
+        ``(train, test)`` stimulus indices. The test sets must be a partition of the
+        stimuli (each stimulus held out exactly once), since the scores pool the
+        out-of-fold predictions of all stimuli.
+    groups : array-like of shape (n_stimuli,), default=None
+        The group of each stimulus, passed to ``cv``'s splitter (then a splitter, not an
+        int), and to the estimator's own ``fit`` when its ``cv`` is a splitter (its inner
+        folds then keep groups together too).
+    n_jobs : int, default=None
+        Refits run in parallel (joblib), over subsets and folds.
+    unreliable : {"exclude", "warn", "ignore"}, default="exclude"
+        As in :func:`skstrf.metrics.cc_norm`: a neuron whose signal power is not
+        distinguishable from zero (:func:`skstrf.metrics.signal_power_reliability`) gets NaN
+        everywhere with an :class:`~skstrf.metrics.UnreliableNeuronWarning` ("exclude"),
+        keeps its shares with the warning ("warn"), or silently ("ignore"). A neuron whose
+        signal power is not positive gets NaN in any case.
+
+    Returns
+    -------
+    result : sklearn.utils.Bunch
+        With the fields:
+
+        space_names : list of str, length n_spaces
+            A dict's keys in ``feature_spaces``, else a pipeline step's ``space_names_``
+            (``FeatureSpaces``), else ``"space 0"``, ``"space 1"``, ...
+        subsets : list of tuple of int, length n_subsets = 2**n_spaces - 1
+            The spaces of each subset (indices into ``space_names``), by size then in order;
+            the last is every space.
+        subset_names : list of str, length n_subsets
+            E.g. ``"spectrogram + onsets"``.
+        scores : ndarray of shape (n_subsets, n_neurons)
+            Each subset's held-out share of the explainable variance.
+        unique : ndarray of shape (n_spaces, n_neurons)
+            Each space's unique part.
+        shared : ndarray of shape (n_neurons,)
+            ``total`` minus the sum of the unique parts.
+        total : ndarray of shape (n_neurons,)
+            ``scores[-1]``: every space.
+        regions : ndarray of shape (n_subsets, n_neurons)
+            The part explained by exactly the spaces of ``subsets[j]``.
+        signal_power : ndarray of shape (n_neurons,)
+            The denominator (the PSTH's variance without repeats), in y's units squared.
+        normalization : {"signal_power", "psth_variance"}
+        reliable : ndarray of bool of shape (n_neurons,) or None
+            The reliability flag of each neuron's signal power (None without repeats).
+        n_folds, n_fits : int
+            Outer folds, and refits made.
+
+    See Also
+    --------
+    skstrf.plotting.plot_variance_partition : Draws the result.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skstrf import STRFRegressor
+    >>> from skstrf.inspection import partition_variance
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((10, 150, 4))
+    >>> drive = X[..., 0] + 0.5 * X[..., 2]
+    >>> y = drive[..., None, None] + rng.standard_normal((10, 150, 1, 4))
+    >>> est = STRFRegressor(n_lags=2, feature_spaces=[2, 2])
+    >>> part = partition_variance(est, X, y)
+    >>> part.subset_names
+    ['space 0', 'space 1', 'space 0 + space 1']
+    >>> part.unique.shape, part.total.shape
+    ((2, 1), (1,))
+    """
+    final, head, spaces = _partition_estimator(estimator)
+    if not isinstance(unreliable, str) or unreliable not in _UNRELIABLE_OPTIONS:
+        raise ValueError(f"unreliable must be one of {list(_UNRELIABLE_OPTIONS)}; got {unreliable!r}")
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim < 2 or (head is None and X.ndim != 3):
+        raise ValueError(
+            f"partition_variance refits on whole stimuli and needs X of shape (n_stimuli, n_times, "
+            f"n_freqs); got shape {X.shape}. Cut one continuous recording into blocks of the "
+            "stimulus layout (n_blocks, n_times, n_freqs), NaN-padding the last one.")
+    if y.ndim == 0 or len(y) != len(X):
+        raise ValueError(f"y has {len(y) if y.ndim else 0} stimuli on axis 0 but X has {len(X)}; "
+                         "give one response per stimulus of X")
+    folds = _outer_folds(cv, X, groups)
+    inner_groups = groups is not None and hasattr(final.cv, "split")
+    # The cheap part first: every fold's earlier pipeline steps, the spaces and the held-out
+    # responses are checked before the first refit.
+    prepared = [_prepare_fold(head, X, y, train, test) for train, test in folds]
+    n_freqs = prepared[0][0].shape[-1]
+    space_of_band = check_feature_spaces(spaces, n_freqs)
+    if any(z.shape[-1] != n_freqs for fold in prepared for z in fold[:2]):
+        raise ValueError("the pipeline's earlier steps give different numbers of bands on different folds")
+    n_spaces = int(space_of_band.max()) + 1
+    names = _space_names(spaces, head, prepared, n_spaces)
+    subsets = [s for size in range(1, n_spaces + 1) for s in itertools.combinations(range(n_spaces), size)]
+    refits = [_subset_options(final, space_of_band, subset) for subset in subsets]
+    tasks = [(f, j) for f in range(len(folds)) for j in range(len(subsets))]
+    preds = Parallel(n_jobs=n_jobs)(
+        delayed(_subset_fit_predict)(final, refits[j][1], prepared[f][0], y[folds[f][0]], prepared[f][1],
+                                     refits[j][0], groups[folds[f][0]] if inner_groups else None)
+        for f, j in tasks)
+    lead_in = final.lead_in
+    responses = [fold[2].with_lead_in(lead_in) for fold in prepared]
+    y_held = _stack_stimuli([data.scored(data.y) for data in responses])
+    pred = {}
+    for (f, j), p in zip(tasks, preds):
+        pred.setdefault(j, []).append(p)
+    scores, power, reliable, normalization = _explained_shares(
+        y_held, [_stack_stimuli(pred[j]) for j in range(len(subsets))], unreliable)
+    full = len(subsets) - 1
+    unique = np.stack([scores[full] - scores[subsets.index(tuple(i for i in range(n_spaces) if i != s))]
+                       for s in range(n_spaces)])
+    return Bunch(space_names=names, subsets=subsets,
+                 subset_names=[" + ".join(names[i] for i in s) for s in subsets],
+                 scores=scores, unique=unique, shared=scores[full] - unique.sum(axis=0), total=scores[full].copy(),
+                 regions=_regions(scores, subsets, n_spaces), signal_power=power,
+                 normalization=normalization, reliable=reliable, n_folds=len(folds), n_fits=len(tasks))
+
+
+def _partition_estimator(estimator):
+    """The STRF estimator whose spaces are partitioned, the pipeline steps before it (or
+    None), and its ``feature_spaces``; every check that needs no data."""
+    if hasattr(estimator, "best_estimator_") or hasattr(estimator, "param_grid") \
+            or hasattr(estimator, "param_distributions"):
+        raise TypeError(
+            f"partition_variance refits the estimator on every subset of its feature spaces; a "
+            f"{type(estimator).__name__} would rerun its search for each. Pass the model it chose, "
+            "search.best_estimator_ (or set its parameters on a STRFRegressor).")
+    head = None
+    final = estimator
+    if hasattr(estimator, "steps"):
+        head = estimator[:-1] if len(estimator.steps) > 1 else None
+        final = estimator.steps[-1][1]
+    params = final.get_params(deep=False) if hasattr(final, "get_params") else {}
+    if "feature_spaces" not in params or not hasattr(final, "predict_stimuli"):
+        raise TypeError(
+            "partition_variance needs a STRFRegressor, or a Pipeline ending in one, with "
+            f"feature_spaces; got {type(final).__name__}.")
+    spaces = params["feature_spaces"]
+    n_spaces = 0 if spaces is None else len(spaces) if hasattr(spaces, "__len__") and not isinstance(spaces, str) else -1
+    if n_spaces < 2:
+        raise ValueError(
+            f"partition_variance splits the variance between the estimator's feature spaces, but its "
+            f"feature_spaces={spaces!r} names {max(n_spaces, 0)}; give at least 2 (e.g. "
+            "feature_spaces=[34, 34, 1] for a spectrogram, its onsets and its envelope).")
+    if n_spaces > MAX_PARTITION_SPACES:
+        raise ValueError(
+            f"partition_variance takes at most {MAX_PARTITION_SPACES} feature spaces ("
+            f"{2 ** MAX_PARTITION_SPACES - 1} subsets, each refitted on every fold); got {n_spaces} "
+            f"({2 ** n_spaces - 1} subsets). Group spaces together (a space may hold several), or "
+            "compare definitions of the spaces with GridSearchCV.")
+    if params.get("prefilter") is not None:
+        raise ValueError(
+            f"partition_variance does not take prefilter={params['prefilter']!r}: the prefilter "
+            "sets each band's adaptation from its position among all of X's bands (freq_range), "
+            "which a subset of the bands would shift. Partition a model without a prefilter.")
+    return final, head, spaces
+
+
+def _outer_folds(cv, X, groups) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The outer folds as stimulus indices, checked to hold out each stimulus exactly once."""
+    n_stimuli = len(X)
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.ndim != 1 or groups.size != n_stimuli:
+            raise ValueError(f"groups must hold one label per stimulus, shape ({n_stimuli},); "
+                             f"got shape {groups.shape}")
+        if isinstance(cv, numbers.Integral):
+            raise ValueError(f"groups are passed to cv's splitter, but cv={cv!r} cuts contiguous folds "
+                             "of stimuli; pass a group splitter, e.g. cv=GroupKFold(5), or no groups.")
+    if isinstance(cv, bool) or (isinstance(cv, numbers.Integral) and not 2 <= cv <= n_stimuli):
+        raise ValueError(f"cv must be a number of folds from 2 to the {n_stimuli} stimuli, a splitter "
+                         f"or a list of (train, test) folds; got {cv!r}")
+    if cv is None or isinstance(cv, str):
+        raise ValueError(f"cv must be a number of folds, a splitter or a list of (train, test) "
+                         f"folds; got {cv!r}")
+    splitter = KFold(int(cv)) if isinstance(cv, numbers.Integral) else check_cv(cv)
+    folds = [(np.asarray(train), np.asarray(test)) for train, test in splitter.split(X, None, groups)]
+    held = np.concatenate([test for _, test in folds]) if folds else np.zeros(0, dtype=int)
+    if held.dtype.kind not in "iu" or any(t.dtype.kind not in "iu" for t, _ in folds):
+        raise ValueError("cv must give integer stimulus indices")
+    counts = np.bincount(held, minlength=n_stimuli) if held.size and held.min() >= 0 else None
+    if counts is None or counts.size != n_stimuli or (counts != 1).any():
+        raise ValueError(
+            f"cv must hold out every stimulus exactly once (its test sets a partition of the "
+            f"{n_stimuli} stimuli, as KFold, GroupKFold or LeaveOneGroupOut give): the scores pool "
+            "the out-of-fold predictions of all stimuli. ShuffleSplit and repeated splitters do not.")
+    for k, (train, test) in enumerate(folds):
+        if train.size == 0 or np.isin(train, test).any():
+            raise ValueError(f"fold {k} of cv has {'no training stimulus' if train.size == 0 else 'stimuli in both its training and its test set'}")
+    return folds
+
+
+def _prepare_fold(head, X, y, train, test):
+    """One fold's stimuli as the final estimator sees them (training, held-out) and the
+    held-out responses, validated."""
+    if head is None:
+        z_train, z_test = X[train], X[test]
+    else:
+        fitted = clone(head)
+        z_train = np.asarray(fitted.fit_transform(X[train], y[train]))
+        z_test = np.asarray(fitted.transform(X[test]))
+        if z_train.ndim != 3 or z_test.ndim != 3:
+            raise ValueError(
+                f"the pipeline's earlier steps give arrays of shape {z_test.shape}; partition_variance "
+                "needs stimuli, (n_stimuli, n_times, n_freqs), at the final estimator's input")
+        head = fitted
+    held = check_responses(y[test], check_stimuli(z_test, owner="partition_variance"))
+    return z_train, z_test, held, head
+
+
+def _space_names(spaces, head, prepared, n_spaces: int) -> list[str]:
+    if isinstance(spaces, dict):
+        return [str(name) for name in spaces]
+    if head is not None:
+        fitted = prepared[0][3]
+        for step in reversed([s for _, s in fitted.steps]):
+            names = getattr(step, "space_names_", None)
+            if names is not None and list(getattr(step, "feature_spaces_", [])) == list(spaces):
+                return [str(name) for name in names]
+    return [f"space {i}" for i in range(n_spaces)]
+
+
+def _subset_options(final, space_of_band: np.ndarray, subset: tuple[int, ...]) -> tuple[np.ndarray, dict]:
+    """The bands of a subset of the spaces (in X's order) and the estimator parameters that
+    restrict it to them (everything else is kept)."""
+    bands = np.flatnonzero(np.isin(space_of_band, subset))
+    options: dict = {}
+    if len(subset) == 1:
+        options.update(feature_spaces=None, space_penalties=None)
+    else:
+        # index lists into the subset's own bands, in X's order: the full subset is the user's model
+        options["feature_spaces"] = [np.flatnonzero(space_of_band[bands] == s).tolist() for s in subset]
+        grid = final.space_penalties
+        if grid is not None:
+            grid = np.asarray(grid, dtype=np.float64)
+            if grid.ndim == 2 and grid.shape[1] == space_of_band.max() + 1:
+                rows = grid[:, list(subset)]
+                rows = rows / rows[:, :1]
+                _, first = np.unique(np.round(np.log(rows), 12), axis=0, return_index=True)
+                options["space_penalties"] = rows[np.sort(first)]
+    history = final.history
+    if not isinstance(history, (str, numbers.Real)) and np.ndim(history) == 1 \
+            and np.size(history) == space_of_band.size:
+        options["history"] = np.asarray(history)[bands]  # a level per band: the subset's
+    return bands, options
+
+
+def _subset_fit_predict(final, options: dict, z_train, y_train, z_test, bands, groups):
+    """One refit of a clone of ``final`` on some bands, and its held-out predictions
+    (n_test, n_times, n_neurons), NaN where nothing is scored."""
+    est = clone(final).set_params(**options)
+    est.fit(z_train[..., bands], y_train, **({} if groups is None else {"groups": groups}))
+    return est.predict_stimuli(est.check_stimuli(z_test[..., bands]))
+
+
+def _stack_stimuli(parts: list[np.ndarray]) -> np.ndarray:
+    """Arrays of stimuli (n_i, n_times_i, ...) stacked along the stimuli, NaN-padded in time."""
+    n_times = max(p.shape[1] for p in parts)
+    out = []
+    for p in parts:
+        p = np.asarray(p, dtype=np.float64)
+        if p.shape[1] < n_times:
+            pad = np.full((p.shape[0], n_times - p.shape[1]) + p.shape[2:], np.nan)
+            p = np.concatenate([p, pad], axis=1)
+        out.append(p)
+    return np.concatenate(out)
+
+
+def _explained_shares(y_held: np.ndarray, preds: list[np.ndarray], unreliable: str):
+    """Each prediction's explained variance as a share of the signal power (or of the PSTH's
+    variance without repeats), per neuron, from the pooled sums of :class:`ScoreSums`.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_predictions, n_neurons)
+    power : ndarray of shape (n_neurons,)
+        The denominator in y's units squared.
+    reliable : ndarray of bool of shape (n_neurons,) or None
+    normalization : str
+    """
+    responses = ScoreSums.of(y_held)
+    ep = np.asarray(responses.exponent_p)
+    n = responses.count
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var_p = responses.m2_p / n  # in units of 2**ep
+    has_noise = responses.max_repeats >= 2
+    reliable = None
+    if has_noise:
+        signal = np.ldexp(responses.powers()[0], -2 * ep)
+        reliable = responses.reliability().reliable
+        denominator = np.where(signal > 0, signal, np.nan)
+        normalization = "signal_power"
+    else:
+        warnings.warn(
+            "partition_variance divides each explained variance by the signal power, which needs at "
+            "least two repeats of a stimulus, but y has a single repeat: the shares are of the "
+            "PSTH's variance, noise included (an upper bound no model reaches)",
+            UndefinedMetricWarning, stacklevel=3)
+        denominator = np.where(var_p > 0, var_p, np.nan)
+        normalization = "psth_variance"
+    scores = []
+    for q in preds:
+        sums = ScoreSums.of(y_held, q)
+        d = np.asarray(sums.exponent_q) - ep  # predictions' units relative to the responses'
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # var(p) - mean((p - q)^2) = (2 c_qp - m2_q) / n - (mean_p - mean_q)^2
+            ev = (2 * np.ldexp(sums.c_qp, d) - np.ldexp(sums.m2_q, 2 * d)) / n \
+                - (sums.mean_p - np.ldexp(sums.mean_q, d)) ** 2
+        scores.append(ev / denominator)
+    scores = np.stack(scores)
+    undefined = np.isnan(denominator) & (n > 0)
+    if undefined.any():
+        warnings.warn(
+            f"partition_variance: {int(undefined.sum())} of {undefined.size} neurons have no positive "
+            f"{'signal power' if has_noise else 'PSTH variance'}; their shares are NaN",
+            UndefinedMetricWarning, stacklevel=3)
+    if reliable is not None and unreliable != "ignore":
+        flagged = ~reliable & ~undefined
+        if flagged.any():
+            what = ("their shares are NaN; pass unreliable='warn' to keep them" if unreliable == "exclude"
+                    else "their shares are kept; pass unreliable='exclude' to leave them out")
+            warnings.warn(UnreliableNeuronWarning(
+                f"partition_variance: the signal power of {int(flagged.sum())} of {flagged.size} neurons is "
+                "not distinguishable from zero (see skstrf.metrics.signal_power_reliability), so "
+                f"shares of it are unreliable: {what}, or 'ignore'.",
+                n_unreliable=int(flagged.sum()), n_neurons=int(flagged.size), neurons=np.flatnonzero(flagged)),
+                stacklevel=3)
+            if unreliable == "exclude":
+                scores[:, flagged] = np.nan
+    power = np.ldexp(np.where(np.isnan(denominator), np.nan, denominator), 2 * ep)
+    return scores, power, reliable, normalization
+
+
+def _regions(scores: np.ndarray, subsets: list[tuple[int, ...]], n_spaces: int) -> np.ndarray:
+    """The part explained by exactly the spaces of each subset, by inclusion-exclusion.
+
+    With ``f(U)`` the score of the union of the spaces ``U`` (``f`` of nothing is 0), the part
+    of exactly ``T`` is ``sum over non-empty S in T of (-1)**(|S| + 1) f(S + rest) - f(rest)``,
+    ``rest`` the spaces outside ``T``.
+    """
+    index = {frozenset(s): j for j, s in enumerate(subsets)}
+    everything = frozenset(range(n_spaces))
+
+    def f(union: frozenset) -> np.ndarray:
+        return np.zeros(scores.shape[1]) if not union else scores[index[union]]
+
+    regions = []
+    for subset in subsets:
+        inside = frozenset(subset)
+        rest = everything - inside
+        part = -f(rest)
+        for size in range(1, len(subset) + 1):
+            for s in itertools.combinations(subset, size):
+                part = part + (-1) ** (size + 1) * f(frozenset(s) | rest)
+        regions.append(part)
+    return np.stack(regions)

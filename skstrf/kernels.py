@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import numbers
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["VanillaKernel", "SeparableKernel", "ParametricKernel", "KERNELS", "make_kernel",
-           "peaks_and_troughs"]
+__all__ = ["VanillaKernel", "SeparableKernel", "ParametricKernel", "LagBasis", "KERNELS", "make_kernel",
+           "raised_cosine_basis", "lag_basis", "orthonormal_lag_basis", "peaks_and_troughs"]
 
 
 class _Kernel(nn.Module):
@@ -28,6 +30,27 @@ class _Kernel(nn.Module):
     def set_weight(self, weight: torch.Tensor) -> None:  # pragma: no cover - abstract
         """Set the parameters so that ``forward()`` approximates ``weight`` (N, C, F, L)."""
         raise NotImplementedError
+
+    @property
+    def lag_frame(self) -> torch.Tensor | None:
+        """The orthonormal lag basis (n_lags, n_basis), float64, whose coefficients the
+        closed forms solve for (:class:`LagBasis`); None: the lags themselves."""
+        return None
+
+    @property
+    def coefficient_shape(self) -> tuple[int, int, int]:
+        """(C, F, n_lags), or (C, F, n_basis) over a lag basis: the shape of one neuron's
+        weights in the design statistics' columns."""
+        return tuple(self.shape[1:])
+
+    def coefficients(self) -> torch.Tensor:
+        """The weight in the design statistics' columns, (N,) + :attr:`coefficient_shape`."""
+        return self()
+
+    def set_coefficients(self, coefficients: torch.Tensor) -> None:
+        """Set the parameters from weights in the design statistics' columns (see
+        :meth:`coefficients`)."""
+        self.set_weight(coefficients)
 
 
 class VanillaKernel(_Kernel):
@@ -210,6 +233,144 @@ def peaks_and_troughs(weight: torch.Tensor, n_gaussians: int, width_freq: float,
     return tuple(torch.stack(v, dim=1) for v in out)
 
 
+def raised_cosine_basis(n_lags: int, n_basis: int, stretch: float = 1.0) -> np.ndarray:
+    """Raised-cosine functions over lags, narrow at short lags and wide at long ones.
+
+    Bumps ``0.5 (1 + cos(x))`` evenly spaced on a log-stretched time axis
+    ``log(lag + stretch)`` (Pillow, Paninski, Uzzell, Simoncelli & Chichilnisky 2005,
+    J Neurosci 25:11003), the first centred on lag 0 and the last on lag ``n_lags - 1``:
+    each spans four spacings, so that their sum is flat (2) but within one spacing of the
+    ends (1.5 at the ends). An STRF in their span is smooth in time with fine detail where
+    responses are fast.
+
+    Parameters
+    ----------
+    n_lags : int
+    n_basis : int
+        Number of functions, 1 to ``n_lags``.
+    stretch : float, default=1.0
+        Offset of the log axis: larger is closer to evenly spaced in lags.
+
+    Returns
+    -------
+    ndarray of shape (n_lags, n_basis)
+
+    Examples
+    --------
+    >>> from skstrf.kernels import raised_cosine_basis
+    >>> raised_cosine_basis(15, 5).shape
+    (15, 5)
+    """
+    if isinstance(n_basis, bool) or not isinstance(n_basis, numbers.Integral) or not 1 <= n_basis <= n_lags:
+        raise ValueError(f"the lag basis needs 1 to n_lags = {n_lags} functions; got {n_basis!r}")
+    if not stretch > 0:
+        raise ValueError(f"stretch must be positive; got {stretch!r}")
+    axis = np.log(np.arange(n_lags) + float(stretch))
+    if n_basis == 1:
+        return np.ones((n_lags, 1))
+    centres = np.linspace(axis[0], axis[-1], n_basis)
+    spacing = centres[1] - centres[0]
+    arg = np.clip((axis[:, None] - centres[None, :]) * np.pi / (2 * spacing), -np.pi, np.pi)
+    return 0.5 * (1.0 + np.cos(arg))
+
+
+def lag_basis(spec, n_lags: int) -> np.ndarray | None:
+    """The lag basis that an estimator's ``lag_basis`` names, checked.
+
+    Parameters
+    ----------
+    spec : None, int or array-like of shape (n_lags, n_basis)
+        None: no basis (every lag free); a number of raised cosines
+        (:func:`raised_cosine_basis`); or the functions themselves, linearly independent.
+    n_lags : int
+
+    Returns
+    -------
+    ndarray of shape (n_lags, n_basis), float64, or None
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
+        return raised_cosine_basis(n_lags, int(spec))
+    try:
+        basis = np.asarray(spec, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"lag_basis must be None, a number of functions or a matrix of shape "
+                         f"(n_lags, n_basis); got {type(spec).__name__}") from exc
+    if basis.ndim != 2 or basis.shape[0] != n_lags or not 1 <= basis.shape[1] <= n_lags:
+        raise ValueError(f"lag_basis as a matrix must have shape (n_lags, n_basis) with n_lags = "
+                         f"{n_lags} and 1 <= n_basis <= {n_lags}; got shape {basis.shape}")
+    if not np.isfinite(basis).all():
+        raise ValueError("lag_basis holds NaN or infinite values")
+    if np.linalg.matrix_rank(basis) < basis.shape[1]:
+        raise ValueError("lag_basis's functions (columns) must be linearly independent")
+    return basis
+
+
+def orthonormal_lag_basis(basis) -> np.ndarray:
+    """The orthonormal basis of the same span closest to ``basis`` (n_lags, n_basis):
+    ``basis (basis' basis)^(-1/2)`` (symmetric orthogonalisation, the polar factor), so that
+    each function stays near its place in time and the squared norm of the coefficients is
+    that of the lag profile they make."""
+    basis = np.asarray(basis, dtype=np.float64)
+    u, _, vh = np.linalg.svd(basis, full_matrices=False)
+    return u @ vh
+
+
+class LagBasis(_Kernel):
+    """A kernel whose lag profiles lie in the span of a few functions of the lag.
+
+    Wraps a kernel built over ``n_basis`` coefficients in place of lags: the STRF is its
+    weight ``U`` (N, C, F, n_basis) times the basis, ``U @ basis'`` (N, C, F, n_lags). The
+    basis is orthonormalised first (:func:`orthonormal_lag_basis`; same span), so that the
+    coefficients' squared norm is the STRF's. The vanilla kernel then has
+    ``C * F * n_basis`` parameters per neuron, the separable kernel's time profiles are
+    combinations of the functions, the parametric kernel's Gaussians lie over the
+    coefficients.
+
+    Parameters
+    ----------
+    inner : _Kernel
+        The kernel over the coefficients.
+    basis : array-like of shape (n_lags, n_basis)
+        Linearly independent functions of the lag.
+    """
+
+    def __init__(self, inner: _Kernel, basis) -> None:
+        n_neurons, n_channels, n_freqs, n_basis = inner.shape
+        frame = torch.as_tensor(orthonormal_lag_basis(basis))
+        super().__init__(n_neurons, n_channels, n_freqs, frame.shape[0])
+        if frame.shape[1] != n_basis:
+            raise ValueError(f"the inner kernel has {n_basis} coefficients per profile, the basis {frame.shape[1]}")
+        self.inner = inner
+        # float64 (the statistics are projected with it); a model option, not a state to load
+        self.register_buffer("frame", frame, persistent=False)
+
+    @property
+    def lag_frame(self) -> torch.Tensor:
+        return self.frame
+
+    @property
+    def coefficient_shape(self) -> tuple[int, int, int]:
+        return tuple(self.inner.shape[1:])
+
+    def forward(self) -> torch.Tensor:
+        coefficients = self.inner()
+        return coefficients @ self.lag_frame.T.to(coefficients)
+
+    def coefficients(self) -> torch.Tensor:
+        return self.inner()
+
+    def set_coefficients(self, coefficients: torch.Tensor) -> None:
+        self.inner.set_weight(coefficients)
+
+    @torch.no_grad()
+    def set_weight(self, weight: torch.Tensor) -> None:
+        """The inner kernel's best approximation of ``weight``'s projection onto the basis
+        (the coefficients of its least-squares approximation)."""
+        self.inner.set_weight((weight.double() @ self.lag_frame.to(weight.device)).to(weight.dtype))
+
+
 KERNELS = {
     "vanilla": VanillaKernel,
     "separable": SeparableKernel,
@@ -219,10 +380,12 @@ KERNELS = {
 
 def make_kernel(name: str, n_neurons: int, n_channels: int, n_freqs: int, n_lags: int, *,
                 rank: int = 1, n_gaussians: int = 8,
-                generator: torch.Generator | None = None) -> _Kernel:
-    """Build the kernel module named ``name``, a key of :data:`KERNELS`."""
+                generator: torch.Generator | None = None, basis=None) -> _Kernel:
+    """Build the kernel module named ``name``, a key of :data:`KERNELS`; with ``basis``
+    (n_lags, n_basis), over its coefficients (:class:`LagBasis`)."""
     if name not in KERNELS:
         raise ValueError(f"unknown kernel {name!r}; expected one of {sorted(KERNELS)}")
     options = {"separable": {"rank": rank}, "parametric": {"n_gaussians": n_gaussians}}
-    return KERNELS[name](n_neurons, n_channels, n_freqs, n_lags, generator=generator,
-                         **options.get(name, {}))
+    size = n_lags if basis is None else np.asarray(basis).shape[1]
+    kernel = KERNELS[name](n_neurons, n_channels, n_freqs, size, generator=generator, **options.get(name, {}))
+    return kernel if basis is None else LagBasis(kernel, basis)

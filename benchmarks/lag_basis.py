@@ -1,0 +1,158 @@
+"""Lag bases (issue 25): fit time and held-out score with and without a basis over lags.
+
+Each case is split into outer folds of whole stimuli; on each fold every variant is fitted
+with skstrf's defaults on the training stimuli (the penalty chosen by its inner
+cross-validation), timed, and predicts the held-out stimuli. The out-of-fold predictions
+of all folds are then scored per neuron with the same code (``_common.test_scores``:
+cc_norm where the case has repeats, cc where it has one), and each variant is compared with
+the fit without a basis neuron by neuron: the mean paired difference with a 95 % bootstrap
+interval over neurons. A verdict is FAIL only where the whole interval lies below zero.
+
+Cases (none designed by the skstrf team for this comparison):
+
+- ``naplib``: naplib's sample speech, 128 bands at 100 Hz, 10 stimuli, 10 channels that
+  naplib's authors simulated from their own STRFs (one repeat: cc), 30 lags (300 ms), the
+  issue's case: "a fit with a lag basis (e.g. 128 bands x 8 functions) <= 15 s here (2
+  cores), and no worse a score than without it". 5 outer folds of 2 stimuli.
+- ``auditory-nerve``: the Bruce-Zilany-Carney fibres of ``third_party.py`` (32 bands, 5 ms,
+  120 fibres, 10 repeats: cc_norm), 30 lags (150 ms), 4 outer folds of 4 stimuli.
+- ``songs``: ``make_realistic_dataset`` songs whose cells hear the previous song
+  (``preceding="previous"``) through a threshold-power output, not the model's; 40 lags
+  (200 ms), 4 outer folds; seeds 100-102 (no default was chosen on them), neurons pooled.
+
+Run in the benchmark environment (naplib's sample file; see ``benchmarks/README.md``) on a
+quiet machine; the table states the load before and after::
+
+    nice -n 19 /work/peers-venv/bin/python benchmarks/lag_basis.py --markdown /tmp/lag_basis.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from _common import format_machine, machine_info, markdown_table, test_scores
+
+from skstrf import STRFRegressor
+from skstrf.datasets import make_realistic_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import third_party  # noqa: E402  (benchmarks/ is not a package)
+
+#: Variants: the number of raised cosines (None: every lag free).
+BASES = (None, 6, 8, 12)
+
+
+def load_case(name: str, seed: int, quick: bool):
+    """X, y, n_lags, outer folds (lists of test stimuli) and a description."""
+    if name == "naplib":
+        data = third_party.load_naplib_speech()
+        X, y = data.X, data.y
+        if quick:
+            X, y = X[:4, :2000], y[:4, :2000, :3]
+        folds = np.array_split(np.arange(len(X)), 5 if not quick else 2)
+        return X, y, 30, folds, "naplib speech, 128 bands, 10 ms, 1 repeat (cc)"
+    if name == "auditory-nerve":
+        data = third_party.make_auditory_nerve_case(log=None, **(third_party.QUICK_AN if quick else {}))
+        X, y = data.X, data.y
+        folds = np.array_split(np.arange(len(X)), 4 if not quick else 2)
+        return X, y, 30, folds, f"auditory nerve, {X.shape[2]} bands, 5 ms, {y.shape[-1]} repeats (cc_norm)"
+    if name == "songs":
+        data = make_realistic_dataset("stimuli", n_neurons=8, preceding="previous",
+                                      nonlinearity="threshold-power", random_state=seed)
+        X, y = data.X, data.y
+        if quick:
+            X, y = X[:6], y[:6]
+        folds = np.array_split(np.arange(len(X)), 4 if not quick else 2)
+        return X, y, 40, folds, f"realistic songs (seed {seed}), {X.shape[2]} bands, {y.shape[-1]} repeats (cc_norm)"
+    raise ValueError(f"unknown case {name!r}")
+
+
+def out_of_fold(X, y, n_lags: int, folds, bases) -> tuple[dict, dict]:
+    """Per-neuron held-out scores and fit times of every variant on one dataset."""
+    repeats = y.ndim == 4
+    y4 = y if repeats else y[..., None]
+    predictions = {b: np.full(y4.shape[:3], np.nan) for b in bases}
+    times = {b: [] for b in bases}
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(X)), test)
+        for b in bases:
+            est = STRFRegressor(n_lags=n_lags, lag_basis=b)
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(X[train], y[train])
+            times[b].append(time.perf_counter() - start)
+            predictions[b][test] = est.predict(X[test])
+        print(f"fold {test.tolist()} done", file=sys.stderr, flush=True)
+    return {b: test_scores(y4, predictions[b])[1 if repeats else 0] for b in bases}, times
+
+
+def run_case(name: str, seeds, quick: bool, bases=BASES) -> list[dict]:
+    """Rows of the table for one case, the neurons of every seed pooled (generated cases)."""
+    scores = {b: [] for b in bases}
+    times = {b: [] for b in bases}
+    for seed in (seeds if name == "songs" else seeds[:1]):
+        X, y, n_lags, folds, description = load_case(name, seed, quick)
+        case_scores, case_times = out_of_fold(X, y, n_lags, folds, bases)
+        for b in bases:
+            scores[b].append(case_scores[b])
+            times[b].extend(case_times[b])
+    if name == "songs":
+        description = description.replace(f"(seed {seed})", f"(seeds {', '.join(map(str, seeds))})")
+    scores = {b: np.concatenate(v) for b, v in scores.items()}
+    rng = np.random.default_rng(0)
+    rows = []
+    for b in bases:
+        diff = scores[b] - scores[None]
+        ok = np.isfinite(diff)
+        boot = [np.mean(rng.choice(diff[ok], ok.sum())) for _ in range(2000)] if ok.any() else [np.nan]
+        low, high = np.percentile(boot, [2.5, 97.5])
+        verdict = "" if b is None else ("FAIL" if high < 0 else "PASS")
+        rows.append({
+            "case": description, "lags": n_lags,
+            "basis": "every lag free" if b is None else f"{b} raised cosines",
+            "coefficients": X.shape[2] * (n_lags if b is None else b),
+            "fit_s": f"{np.median(times[b]):.1f} [{min(times[b]):.1f}, {max(times[b]):.1f}]",
+            "score": f"{np.nanmean(scores[b]):.4f}",
+            "diff": "" if b is None else f"{np.nanmean(diff):+.4f} [{low:+.4f}, {high:+.4f}]",
+            "verdict": verdict, "neurons": int(ok.sum()),
+        })
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=["naplib", "auditory-nerve", "songs"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102],
+                        help="seeds of the generated songs (their neurons pooled)")
+    parser.add_argument("--quick", action="store_true", help="tiny versions: checks the script runs")
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args(argv)
+    before = machine_info()
+    rows = []
+    for name in args.cases:
+        rows.extend(run_case(name, args.seeds, args.quick))
+    text = markdown_table(rows, [
+        ("case", "case", ""), ("lags", "lags", ""), ("basis", "lag basis", ""),
+        ("coefficients", "weights per neuron", ""),
+        ("fit_s", "fit s, median [min, max] over outer folds", ""),
+        ("score", "held-out score, mean over neurons", ""),
+        ("diff", "minus every lag free, mean [95 % CI over neurons]", ""),
+        ("verdict", "no worse?", ""), ("neurons", "neurons scored", "")])
+    text += ("\n\nEach fit: STRFRegressor(n_lags=..., lag_basis=...) with every other option at its "
+             "default (penalty chosen per neuron by 5-fold cross-validation over the training "
+             "stimuli, history='mean'), on the outer fold's training stimuli; the scores pool "
+             "the out-of-fold predictions of every outer fold. FAIL only where the interval lies "
+             "below zero.\n\n" + format_machine(before, machine_info()))
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
