@@ -132,7 +132,19 @@ def _as_stimulus_layout(
     if y_pred.ndim == 2:
         y_pred = y_pred[np.newaxis]
         y_true = y_true[np.newaxis]
+    _check_some_response(y_true)
     return y_true, y_pred, has_repeats
+
+
+def _check_some_response(y_true: NDArray[np.float64]) -> None:
+    """Refuse responses with no recorded value at all, naming what was passed (an all-NaN
+    array is padding or missing repeats everywhere: nothing can be scored, and the
+    undefined-score warnings would blame constant predictions or single repeats)."""
+    if y_true.size and not np.isfinite(y_true).any():
+        raise ValueError(
+            f"y_true of shape {y_true.shape} holds no recorded response: every value is NaN "
+            "(padding frames and missing repeats are NaN); pass the responses of the scored "
+            "stimuli, with their recorded frames finite")
 
 
 def _as_repeats_layout(y_true: ArrayLike, func_name: str) -> NDArray[np.float64]:
@@ -164,8 +176,10 @@ def _as_repeats_layout(y_true: ArrayLike, func_name: str) -> NDArray[np.float64]
                 UserWarning,
                 stacklevel=user_stacklevel(),
             )
+        _check_some_response(y_true)
         return y_true[np.newaxis]
     if y_true.ndim == 4:
+        _check_some_response(y_true)
         return y_true
     raise ValueError(
         f"{func_name} needs single-trial responses with a repeats axis: y_true must have shape "

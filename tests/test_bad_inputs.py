@@ -440,6 +440,22 @@ def test_cc_norm_rejects_mismatched_shapes():
         cc_norm(y, y.mean(-1), method="x")
 
 
+def test_scores_of_responses_that_are_all_nan_name_the_problem():
+    # before: warnings about single repeats and constant predictions, and a NaN score
+    from skstrf.metrics import cc, noise_ceiling, signal_power
+
+    y = np.full((2, 10, 3, 4), np.nan)
+    pred = np.zeros((2, 10, 3))
+    message = r"y_true of shape \(2, 10, 3, 4\) holds no recorded response: every value is NaN"
+    for call in (lambda: cc_norm(y, pred), lambda: cc(y, pred), lambda: signal_power(y),
+                 lambda: noise_ceiling(y), lambda: cc_norm(y[0], pred[0])):
+        with pytest.raises(ValueError, match=message.replace(r"\(2, 10, 3, 4\)", r"\([0-9, ]+\)")):
+            call()
+    y[0, 0, 0, 0] = 1.0  # one recorded value: scored (NaN where undefined), not refused
+    with pytest.warns(UserWarning):
+        cc_norm(y, pred)
+
+
 def test_load_dataset_rejects_corrupt_and_foreign_files(tmp_path):
     from skstrf.datasets._hdf5 import DatasetFormatError
 
