@@ -32,7 +32,7 @@ import torch
 
 from ._design import DesignStatistics
 
-__all__ = ["X_SCALE_FLOOR", "band_scales", "QuadraticForm", "Penalty", "penalty_form",
+__all__ = ["smoothness_grid", "X_SCALE_FLOOR", "band_scales", "QuadraticForm", "Penalty", "penalty_form",
            "project_separable", "second_difference_gram", "smoothness_form", "ALS_PENALTY_SCALE",
            "check_feature_spaces", "space_candidates", "PenaltyFamily", "penalty_family"]
 
@@ -516,29 +516,58 @@ def penalty_family(params, shape: tuple[int, int, int], names=None, frame=None) 
     space_of_band = check_feature_spaces(params.feature_spaces, F, names)
     n_spaces = 1 if space_of_band is None else int(space_of_band.max()) + 1
     candidates = space_candidates(n_spaces, params.space_penalties if n_spaces > 1 else None)
-    along_freq = np.atleast_1d(np.asarray(params.smooth_freq, dtype=np.float64))
-    along_lag = np.atleast_1d(np.asarray(params.smooth_lag, dtype=np.float64))
+    shares = smoothness_grid(params.smooth_freq, params.smooth_lag)
     per_weight = np.repeat(np.tile(np.zeros(F, dtype=np.int64) if space_of_band is None else space_of_band, C), L)
     forms, spaces, smoothness, plain = [], [], [], None
     for relative in candidates:
         multipliers = relative / relative[per_weight].mean()  # the mean over the weights is 1
         diagonal = multipliers[per_weight]
-        for sf in along_freq:
-            for sl in along_lag:
-                if sf == 0 and sl == 0:
-                    form = (QuadraticForm(shape) if np.allclose(diagonal, 1.0)
-                            else QuadraticForm(shape, diagonal=diagonal, name=f"spaces{tuple(np.round(multipliers, 4))}"))
-                else:
-                    smooth = smoothness_form(shape, float(sf), float(sl))
-                    root = torch.as_tensor(np.sqrt(diagonal))
-                    form = QuadraticForm(shape, root[:, None] * smooth.matrix * root[None, :],
-                                         name=f"{smooth.name} x spaces{tuple(np.round(multipliers, 4))}")
-                if sf == 0 and sl == 0 and np.allclose(multipliers, 1.0):
-                    plain = len(forms)
-                forms.append(form.in_basis(frame))
-                spaces.append(multipliers)
-                smoothness.append((float(sf), float(sl)))
+        for sf, sl in shares:
+            if sf == 0 and sl == 0:
+                form = (QuadraticForm(shape) if np.allclose(diagonal, 1.0)
+                        else QuadraticForm(shape, diagonal=diagonal, name=f"spaces{tuple(np.round(multipliers, 4))}"))
+            else:
+                smooth = smoothness_form(shape, float(sf), float(sl))
+                root = torch.as_tensor(np.sqrt(diagonal))
+                form = QuadraticForm(shape, root[:, None] * smooth.matrix * root[None, :],
+                                     name=f"{smooth.name} x spaces{tuple(np.round(multipliers, 4))}")
+            if sf == 0 and sl == 0 and np.allclose(multipliers, 1.0):
+                plain = len(forms)
+            forms.append(form.in_basis(frame))
+            spaces.append(multipliers)
+            smoothness.append((float(sf), float(sl)))
     return PenaltyFamily(tuple(forms), np.array(spaces), np.array(smoothness), plain, space_of_band)
+
+
+def smoothness_grid(smooth_freq, smooth_lag) -> list[tuple[float, float]]:
+    """The (smooth_freq, smooth_lag) pairs an estimator's options ask for, checked.
+
+    Each option is a share in [0, 1) or a non-empty 1-D sequence of them (a grid). Every
+    combination whose sum is below 1 is a candidate; a combination of two grids whose sum
+    reaches 1 is skipped (the identity must keep a share); none left (two single shares
+    whose sum reaches 1) is an error.
+
+    Returns
+    -------
+    list of (float, float)
+    """
+    grids = []
+    for name, value in (("smooth_freq", smooth_freq), ("smooth_lag", smooth_lag)):
+        try:
+            grid = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a share in [0, 1) or a sequence of them; got {value!r}") from exc
+        if grid.ndim > 1 or grid.size == 0 or not np.isfinite(grid).all() or (grid < 0).any() or (grid >= 1).any():
+            raise ValueError(f"{name} must be a share in [0, 1) or a non-empty 1-D sequence of them; got {value!r}")
+        grids.append(np.atleast_1d(grid))
+    freq, lag = grids
+    pairs = [(float(a), float(b)) for a in freq for b in lag if a + b < 1]
+    if not pairs:
+        raise ValueError(
+            f"smooth_freq={smooth_freq!r} and smooth_lag={smooth_lag!r} are the shares of the "
+            "penalty given to curvature along bands and lags: each must be >= 0 and their sum "
+            "< 1 (the identity keeps the rest, so that every weight is penalised).")
+    return pairs
 
 
 def penalty_form(params, shape: tuple[int, int, int]) -> QuadraticForm:

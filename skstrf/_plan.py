@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_random_state
 
 from ._history import check_history
 from ._layout import DataShape, is_one_recording
-from ._penalty import Penalty, PenaltyFamily, penalty_family
+from ._penalty import Penalty, PenaltyFamily, penalty_family, smoothness_grid
 from ._selection import alpha_grid
 from ._solvers import SOLVERS, resolve_solver
 from ._validation import validation_split
@@ -102,6 +102,7 @@ def fit_options(est, y, net_params: dict) -> FitOptions:
         "closed_form" if est.kernel == "parametric" or not linear else "random")
     gradient = not SOLVERS[solver].closed_form
     basis = lag_basis(est.lag_basis, est.n_lags)
+    smoothness_grid(est.smooth_freq, est.smooth_lag)  # checked before any data are read
     return FitOptions(device, linear, solver, init == "closed_form", holds_out=gradient or est.cv is None,
                       lag_basis=basis)
 

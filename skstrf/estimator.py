@@ -226,8 +226,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         plain ridge. Every solver and loss uses the same penalty (closed forms by a change
         of variables); ``alpha`` still scales it (the mixed matrix has mean eigenvalue 1).
         A sequence is a grid: each neuron's share is chosen with its penalty by
-        cross-validation (``cv``) among every combination, plain ridge (0, 0, when in the
-        grid) kept unless another share's gain exceeds its standard error over the folds.
+        cross-validation (``cv``) among every combination whose sum is below 1 (the others
+        are skipped), plain ridge (0, 0, when in the grid) kept unless another share's gain
+        exceeds its standard error over the folds.
         The chosen shares are ``smooth_freq_`` and ``smooth_lag_``.
     feature_spaces : array-like or dict or None, default=None
         Groups of X's bands (feature spaces: a spectrogram and its onsets, two ears, ...),

@@ -136,3 +136,30 @@ def test_als_uses_the_penalty_form(linear):
     ridge = STRFRegressor(**params).fit(linear.X, linear.y)
     als = STRFRegressor(**params, kernel="separable", rank=L).fit(linear.X, linear.y)
     np.testing.assert_allclose(als.strfs_, ridge.strfs_, rtol=0, atol=1e-4 * np.abs(ridge.strfs_).max())
+
+
+def test_smoothness_grids_skip_the_combinations_that_leave_the_identity_nothing():
+    from skstrf._penalty import smoothness_grid
+
+    grid = [0.0, 0.3, 0.6, 0.9]
+    pairs = smoothness_grid(grid, grid)
+    assert (0.0, 0.0) in pairs and (0.3, 0.6) in pairs and (0.9, 0.0) in pairs
+    assert all(a + b < 1 for a, b in pairs) and len(pairs) == 10
+    assert smoothness_grid(0.5, 0.0) == [(0.5, 0.0)]
+    with pytest.raises(ValueError, match=r"smooth_freq=0.6 and smooth_lag=0.5.*sum < 1"):
+        smoothness_grid(0.6, 0.5)
+
+
+@pytest.mark.parametrize("value", [[0.0, np.nan], [], [[0.1, 0.2]], [0.2, 1.0], [-0.1], "smooth"])
+def test_bad_smoothness_grids_are_refused_before_the_data_are_read(value):
+    est = STRFRegressor(smooth_freq=value)
+    # all-zero data would be refused (constant bands) if the options were checked after them
+    with pytest.raises(ValueError, match=r"'?smooth_freq'? (must be a share in \[0, 1\)|parameter)"):
+        est.fit(np.zeros((2, 10, F)), np.zeros((2, 10, 1)))
+
+
+def test_a_grid_over_both_axes_fits(linear):
+    grid = [0.0, 0.3, 0.6, 0.9]
+    est = STRFRegressor(n_lags=L, smooth_freq=grid, smooth_lag=grid).fit(linear.X, linear.y)
+    assert est.cv_scores_.shape[0] == 10
+    assert ((est.smooth_freq_ + est.smooth_lag_) < 1).all()
