@@ -673,8 +673,11 @@ def partition_variance(estimator, X, y, *, cv=5, groups=None, n_jobs: int | None
         regions : ndarray of shape (n_subsets, n_neurons)
             The part explained by exactly the spaces of ``subsets[j]``.
         signal_power : ndarray of shape (n_neurons,)
-            The denominator (the PSTH's variance without repeats), in y's units squared.
+            The denominator (the PSTH's variance without repeats), in y's units squared;
+            where it is not positive, as estimated (the shares are NaN there).
         normalization : {"signal_power", "psth_variance"}
+            What the shares are of: the explainable variance, or (without repeats) the
+            PSTH's variance.
         reliable : ndarray of bool of shape (n_neurons,) or None
             The reliability flag of each neuron's signal power (None without repeats).
         n_folds, n_fits : int
@@ -712,6 +715,8 @@ def partition_variance(estimator, X, y, *, cv=5, groups=None, n_jobs: int | None
     if y.ndim == 0 or len(y) != len(X):
         raise ValueError(f"y has {len(y) if y.ndim else 0} stimuli on axis 0 but X has {len(X)}; "
                          "give one response per stimulus of X")
+    if head is None:  # the data contract on the whole data, with its shapes in the messages
+        check_responses(y, check_stimuli(X, owner="partition_variance"))
     folds = _outer_folds(cv, X, groups)
     inner_groups = groups is not None and hasattr(final.cv, "split")
     # The cheap part first: every fold's earlier pipeline steps, the spaces and the held-out
@@ -906,7 +911,7 @@ def _explained_shares(y_held: np.ndarray, preds: list[np.ndarray], unreliable: s
     -------
     scores : ndarray of shape (n_predictions, n_neurons)
     power : ndarray of shape (n_neurons,)
-        The denominator in y's units squared.
+        The denominator in y's units squared (as estimated, also where not positive).
     reliable : ndarray of bool of shape (n_neurons,) or None
     normalization : str
     """
@@ -922,6 +927,7 @@ def _explained_shares(y_held: np.ndarray, preds: list[np.ndarray], unreliable: s
         reliable = responses.reliability().reliable
         denominator = np.where(signal > 0, signal, np.nan)
         normalization = "signal_power"
+        power = responses.powers()[0]
     else:
         warnings.warn(
             "partition_variance divides each explained variance by the signal power, which needs at "
@@ -930,6 +936,7 @@ def _explained_shares(y_held: np.ndarray, preds: list[np.ndarray], unreliable: s
             UndefinedMetricWarning, stacklevel=3)
         denominator = np.where(var_p > 0, var_p, np.nan)
         normalization = "psth_variance"
+        power = np.ldexp(var_p, 2 * ep)
     scores = []
     for q in preds:
         sums = ScoreSums.of(y_held, q)
@@ -959,7 +966,6 @@ def _explained_shares(y_held: np.ndarray, preds: list[np.ndarray], unreliable: s
                 stacklevel=3)
             if unreliable == "exclude":
                 scores[:, flagged] = np.nan
-    power = np.ldexp(np.where(np.isnan(denominator), np.nan, denominator), 2 * ep)
     return scores, power, reliable, normalization
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = ["plot_strfs", "plot_history", "plot_score_hist", "plot_paired_scores", "plot_prediction",
-           "plot_cv_results"]
+           "plot_cv_results", "plot_variance_partition"]
 
 
 def _pyplot():
@@ -1321,4 +1321,170 @@ def plot_cv_results(
     ax.set(xlabel=short[key], ylabel=score_label, title=f"Cross-validated score by {short[key]} (\u25cb best candidate)")
     if len(groups) > 1 or having.size < len(candidates) or next(iter(groups)):
         ax.legend(fontsize=8)
+    return fig, ax
+
+
+# ------------------------------------------------------------------- variance partition
+_PARTITION = ("the output of skstrf.inspection.partition_variance (a Bunch with space_names, unique, "
+              "shared and total)")
+
+
+def _partition_arrays(result) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, str]:
+    """The space names, unique (n_spaces, n_neurons), shared and total (n_neurons,) parts and
+    the normalisation of a partition, each checked and named in errors."""
+    if not isinstance(result, Mapping) or not {"space_names", "unique", "shared", "total"} <= set(result):
+        missing = (sorted({"space_names", "unique", "shared", "total"} - set(result))
+                   if isinstance(result, Mapping) else None)
+        extra = f" (it has no {', '.join(missing)})" if missing else ""
+        raise TypeError(f"result must be {_PARTITION}; got {_kind(result)}{extra}")
+    names = result["space_names"]
+    _check_names(names, "result.space_names", "one name per feature space")
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"result.space_names must be a list of str, one per feature space; got {names!r:.60}")
+    expected = "parts of the explained variance, NaN where undefined"
+    unique = _real_array(result["unique"], "result.unique", expected, allow_bool=False)
+    shared = _real_array(result["shared"], "result.shared", expected, allow_bool=False)
+    total = _real_array(result["total"], "result.total", expected, allow_bool=False)
+    if unique.ndim != 2 or unique.shape[0] != len(names):
+        raise ValueError(f"result.unique must have shape (n_spaces, n_neurons) = ({len(names)}, n_neurons), "
+                         f"one row per name of result.space_names; got shape {unique.shape}")
+    for value, name in ((shared, "result.shared"), (total, "result.total")):
+        if value.shape != unique.shape[1:]:
+            raise ValueError(f"{name} must have shape (n_neurons,) = ({unique.shape[1]},), as result.unique's "
+                             f"columns; got shape {value.shape}")
+    for value, name in ((unique, "result.unique"), (shared, "result.shared"), (total, "result.total")):
+        if np.isinf(value).any():
+            raise ValueError(f"{name} has infinite values; expected finite parts, NaN where undefined")
+    if unique.shape[1] == 0:
+        raise ValueError("result holds no neuron; there is nothing to draw")
+    normalization = result.get("normalization", "signal_power")
+    return list(names), unique, shared, total, normalization
+
+
+def _stacked_bars(ax, x, parts: np.ndarray, colors, labels, width: float) -> None:
+    """Bars of the rows of ``parts`` (n_parts, n_bars) at ``x``, positive parts stacked up from
+    0 and negative ones down from 0 (a stack of mixed signs would hide parts behind others)."""
+    up = np.zeros(parts.shape[1])
+    down = np.zeros(parts.shape[1])
+    for row, color, label in zip(parts, colors, labels):
+        bottom = np.where(row >= 0, up, down)
+        ax.bar(x, row, width=width, bottom=bottom, color=color, label=label, edgecolor="white", linewidth=0.3)
+        up = np.where(row >= 0, up + row, up)
+        down = np.where(row < 0, down + row, down)
+
+
+def plot_variance_partition(
+    result,
+    ax=None,
+    *,
+    sort: bool = True,
+    summary: bool = True,
+    title: str | None = "Explained variance: unique and shared parts",
+    figsize: tuple[float, float] | None = None,
+):
+    """Stacked bars of each neuron's explained variance: the unique part of every feature
+    space, and the shared part, from :func:`skstrf.inspection.partition_variance`.
+
+    Each bar is a neuron (numbered by its index in y), stacked from the unique part of each
+    space (one colour per space) and the part they share (grey); a black dot marks the
+    total, the held-out share explained by the model with every space. Positive parts stack
+    up from 0 and negative ones (estimation noise: a space that makes held-out predictions
+    slightly worse) down from 0, so that the dot is where the bar's parts add up to. A last
+    bar, apart, is the mean over neurons; the legend gives each part's mean.
+
+    Parameters
+    ----------
+    result : Bunch
+        The output of :func:`skstrf.inspection.partition_variance` (``space_names``,
+        ``unique`` of shape (n_spaces, n_neurons), ``shared`` and ``total`` of shape
+        (n_neurons,), and ``normalization``). Neurons whose total is NaN (excluded as
+        unreliable, or without signal power) are left out, and counted in the axis label.
+    ax : matplotlib.axes.Axes, default=None
+        Axes to draw into; a new figure by default.
+    sort : bool, default=True
+        Neurons in decreasing order of their total; False keeps y's order.
+    summary : bool, default=True
+        Add the bar of the mean over neurons.
+    title : str or None, default="Explained variance: unique and shared parts"
+        Axes title.
+    figsize : (float, float), default=None
+        Figure size in inches when ``ax`` is None; chosen from the number of neurons by
+        default.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    ax : matplotlib.axes.Axes
+        The bar axes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skstrf.plotting import plot_variance_partition
+    >>> result = {"space_names": ["spectrogram", "onsets"],
+    ...           "unique": np.array([[0.30, 0.10, 0.22], [0.05, 0.12, 0.01]]),
+    ...           "shared": np.array([0.10, 0.05, 0.08]), "total": np.array([0.45, 0.27, 0.31])}
+    >>> fig, ax = plot_variance_partition(result)
+    >>> [t.get_text() for t in ax.get_xticklabels()]
+    ['0', '2', '1', 'mean']
+    """
+    names, unique, shared, total, normalization = _partition_arrays(result)
+    _check_bool(sort, "sort")
+    _check_bool(summary, "summary")
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a str or None; got {_kind(title)}")
+    from matplotlib.axes import Axes
+
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes or None; got {_kind(ax)}")
+    kept = np.flatnonzero(~np.isnan(total))
+    if kept.size == 0:
+        raise ValueError("every neuron's total is NaN (unreliable or without signal power): there is no "
+                         "partition to draw")
+    if sort:
+        kept = kept[np.argsort(-total[kept], kind="stable")]
+    parts = np.vstack([unique, shared[None]])[:, kept]
+    parts = np.nan_to_num(parts)  # a part NaN where the total is not: nothing to stack
+    n = kept.size
+    plt = _pyplot()
+    if ax is None:
+        if figsize is None:
+            figsize = (min(5.0 + 0.28 * (n + 2), 18), 4)
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    else:
+        fig = ax.figure
+    colors = [f"C{i}" for i in range(len(names))] + ["0.65"]
+    means = np.nanmean(np.vstack([unique, shared[None]])[:, kept], axis=1)
+    mean_total = float(np.mean(total[kept]))
+    def rounded(value: float) -> str:  # no "-0.000"
+        return f"{0.0 if abs(value) < 5e-4 else value:.3f}"
+
+    labels = [f"{name}, unique (mean {rounded(m)})" for name, m in zip(names, means[:-1])]
+    labels.append(f"shared (mean {rounded(means[-1])})")
+    x = np.arange(n, dtype=float)
+    _stacked_bars(ax, x, parts, colors, labels, width=0.8)
+    ax.plot(x, total[kept], ls="none", marker="o", ms=4, color="black", label=f"total (mean {rounded(mean_total)})")
+    ticks, ticklabels = list(x), [str(i) for i in kept]
+    if summary:
+        where = n + 0.8
+        ax.axvline(n - 0.1, color="0.5", lw=0.8, ls=":")
+        _stacked_bars(ax, np.array([where]), means[:, None], colors, [None] * len(colors), width=0.8)
+        ax.plot([where], [mean_total], ls="none", marker="o", ms=5, color="black")
+        ticks.append(where)
+        ticklabels.append("mean")
+    if n > 40:  # one label per neuron would be unreadable: every k-th
+        step = int(np.ceil(n / 40))
+        keep = [i for i in range(len(ticks)) if i % step == 0 or ticklabels[i] == "mean"]
+        ticks, ticklabels = [ticks[i] for i in keep], [ticklabels[i] for i in keep]
+    ax.set_xticks(ticks, ticklabels, fontsize=8 if n > 20 else 9)
+    ax.axhline(0.0, color="black", lw=0.8)
+    left_out = total.size - n
+    order = "sorted by total" if sort else "in y's order"
+    xlabel = f"neuron ({order}" + (f"; {left_out} with a NaN total left out)" if left_out else ")")
+    denominator = "explainable (signal) variance" if normalization == "signal_power" else "PSTH variance"
+    ax.set(xlabel=xlabel, ylabel=f"share of the {denominator}")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return fig, ax

@@ -18,6 +18,7 @@ from skstrf.plotting import (  # noqa: E402
     plot_prediction,
     plot_score_hist,
     plot_strfs,
+    plot_variance_partition,
 )
 
 
@@ -726,3 +727,93 @@ def test_plot_cv_results_of_a_fitted_search():
     (bar,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     np.testing.assert_allclose(bar.lines[0].get_ydata(), search.cv_results_["mean_test_score"])
     assert bar.get_label() == "mean \u00b1 std"
+
+
+# --------------------------------------------------------------- plot_variance_partition
+def _partition(**changes):
+    result = {"space_names": ["spectrogram", "onsets"],
+              "unique": np.array([[0.30, 0.10, 0.22, np.nan], [0.05, 0.12, -0.02, np.nan]]),
+              "shared": np.array([0.10, -0.03, 0.08, np.nan]), "total": np.array([0.45, 0.19, 0.28, np.nan]),
+              "normalization": "signal_power"}
+    return {**result, **changes}
+
+
+def _bars(ax, label):
+    (container,) = [c for c in ax.containers if c.get_label() == label]
+    return container
+
+
+def test_plot_variance_partition_stacks_the_parts_of_each_neuron():
+    fig, ax = plot_variance_partition(_partition())
+    # neurons by decreasing total, the NaN one left out; the mean bar last
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "2", "1", "mean"]
+    spectrogram = _bars(ax, "spectrogram, unique (mean 0.207)")
+    onsets = _bars(ax, "onsets, unique (mean 0.050)")
+    shared = _bars(ax, "shared (mean 0.050)")
+    np.testing.assert_allclose([b.get_height() for b in spectrogram], [0.30, 0.22, 0.10])
+    # positive parts stack up from 0, negative ones down from 0
+    np.testing.assert_allclose([b.get_y() for b in onsets], [0.30, 0.0, 0.10])
+    np.testing.assert_allclose([b.get_height() for b in onsets], [0.05, -0.02, 0.12])
+    np.testing.assert_allclose([b.get_y() for b in shared], [0.35, 0.22, 0.0])
+    np.testing.assert_allclose([b.get_height() for b in shared], [0.10, 0.08, -0.03])
+    total = _line(ax, "total (mean 0.307)")
+    np.testing.assert_allclose(total.get_ydata(), [0.45, 0.28, 0.19])
+    # the mean bar: each part's mean over the three neurons drawn
+    mean_heights = sorted(round(p.get_height(), 6) for p in ax.patches if p.get_x() + p.get_width() / 2 > 3)
+    np.testing.assert_allclose(mean_heights, sorted([0.62 / 3, 0.15 / 3, 0.15 / 3]), atol=1e-6)
+    assert ax.get_ylabel() == "share of the explainable (signal) variance"
+    assert ax.get_xlabel() == "neuron (sorted by total; 1 with a NaN total left out)"
+    assert ax.get_title() == "Explained variance: unique and shared parts"
+
+
+def test_plot_variance_partition_into_given_axes_unsorted_without_summary():
+    fig, given = plt.subplots()
+    result = _partition(normalization="psth_variance")
+    out_fig, ax = plot_variance_partition(result, given, sort=False, summary=False, title=None)
+    assert ax is given and out_fig is fig
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2"]
+    assert ax.get_ylabel() == "share of the PSTH variance" and ax.get_title() == ""
+
+
+def test_plot_variance_partition_of_partition_variance():
+    import warnings
+
+    from skstrf import STRFRegressor
+    from skstrf.inspection import partition_variance
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 100, 4))
+    y = (X[..., 0] + 0.5 * X[..., 3])[..., None, None] + rng.standard_normal((6, 100, 2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        part = partition_variance(STRFRegressor(n_lags=2, feature_spaces={"low": [0, 1], "high": [2, 3]}), X, y,
+                                  cv=3)
+    _, ax = plot_variance_partition(part)
+    labels = [c.get_label() for c in ax.containers]
+    assert labels[:2] == [f"low, unique (mean {np.mean(part.unique[0]):.3f})",
+                          f"high, unique (mean {np.mean(part.unique[1]):.3f})"]
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: plot_variance_partition(np.zeros((2, 3))), TypeError,
+     r"result must be the output of skstrf.inspection.partition_variance .*; got an array"),
+    (lambda: plot_variance_partition({"unique": np.zeros((2, 3))}), TypeError,
+     r"\(it has no shared, space_names, total\)"),
+    (lambda: plot_variance_partition(_partition(space_names="ab")), TypeError, r"result.space_names must be a list"),
+    (lambda: plot_variance_partition(_partition(space_names=["a"])), ValueError,
+     r"result.unique must have shape \(n_spaces, n_neurons\) = \(1, n_neurons\).*got shape \(2, 4\)"),
+    (lambda: plot_variance_partition(_partition(shared=np.zeros(3))), ValueError,
+     r"result.shared must have shape \(n_neurons,\) = \(4,\)"),
+    (lambda: plot_variance_partition(_partition(total=np.array([0.1, np.inf, 0.2, 0.3]))), ValueError,
+     r"result.total has infinite values"),
+    (lambda: plot_variance_partition(_partition(unique=[["a"] * 4] * 2)), TypeError, r"result.unique must be .*got text"),
+    (lambda: plot_variance_partition(_partition(total=np.full(4, np.nan))), ValueError,
+     r"every neuron's total is NaN"),
+    (lambda: plot_variance_partition(_partition(), "ax"), TypeError, r"ax must be a matplotlib Axes or None; got a str"),
+    (lambda: plot_variance_partition(_partition(), sort="yes"), TypeError, r"sort must be True or False"),
+    (lambda: plot_variance_partition(_partition(), summary=1), TypeError, r"summary must be True or False"),
+    (lambda: plot_variance_partition(_partition(), title=3), TypeError, r"title must be a str or None"),
+])
+def test_plot_variance_partition_refuses_bad_arguments(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
