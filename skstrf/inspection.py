@@ -584,7 +584,7 @@ _UNRELIABLE_OPTIONS = ("exclude", "warn", "ignore")
 
 
 def partition_variance(estimator, X, y, *, cv=5, groups=None, n_jobs: int | None = None,
-                       unreliable: str = "exclude") -> Bunch:
+                       unreliable: str = "warn") -> Bunch:
     """Held-out variance explained by every subset of the feature spaces, and each space's
     unique and shared part, as a share of the explainable (noise-free) variance.
 
@@ -642,12 +642,13 @@ def partition_variance(estimator, X, y, *, cv=5, groups=None, n_jobs: int | None
         folds then keep groups together too).
     n_jobs : int, default=None
         Refits run in parallel (joblib), over subsets and folds.
-    unreliable : {"exclude", "warn", "ignore"}, default="exclude"
+    unreliable : {"exclude", "warn", "ignore"}, default="warn"
         As in :func:`skstrf.metrics.cc_norm`: a neuron whose signal power is not
-        distinguishable from zero (:func:`skstrf.metrics.signal_power_reliability`) gets NaN
-        everywhere with an :class:`~skstrf.metrics.UnreliableNeuronWarning` ("exclude"),
-        keeps its shares with the warning ("warn"), or silently ("ignore"). A neuron whose
-        signal power is not positive gets NaN in any case.
+        distinguishable from zero (:func:`skstrf.metrics.signal_power_reliability`) keeps
+        its shares with an :class:`~skstrf.metrics.UnreliableNeuronWarning` ("warn"), gets
+        NaN everywhere with the warning ("exclude"), or keeps them silently ("ignore"); its
+        shares are of a denominator that may be noise. A neuron whose signal power is not
+        positive gets NaN in any case.
 
     Returns
     -------

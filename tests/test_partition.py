@@ -210,19 +210,19 @@ def test_one_repeat_falls_back_to_the_psth_variance_with_a_warning():
     assert ((part.total > 0) & (part.total < 1)).all()  # noise included: below 1
 
 
-def test_unreliable_neurons_are_excluded_like_cc_norm_does():
+def test_unreliable_neurons_are_flagged_or_excluded_like_cc_norm_does():
     X, y, lead, _ = _three_spaces(seed=4, n_stimuli=6, n_times=100, n_neurons=2)
     X = X[..., :8]
     rng = np.random.default_rng(0)
     y[:, :, 1] = rng.standard_normal(y[:, :, 1].shape)  # neuron 1: noise only
     est = STRFRegressor(n_lags=L, lead_in=lead, feature_spaces=[4, 4])
     with pytest.warns(UnreliableNeuronWarning, match="their shares are NaN") as caught:
-        part = partition_variance(est, X, y, cv=3)
+        part = partition_variance(est, X, y, cv=3, unreliable="exclude")
     assert [w.message.neurons.tolist() for w in caught if w.category is UnreliableNeuronWarning] == [[1]]
     assert np.isnan(part.scores[:, 1]).all() and np.isfinite(part.scores[:, 0]).all()
     assert part.reliable.tolist() == [True, False]
     with pytest.warns(UnreliableNeuronWarning, match="their shares are kept"):
-        kept = partition_variance(est, X, y, cv=3, unreliable="warn")
+        kept = partition_variance(est, X, y, cv=3)  # the default, as cc_norm's
     assert np.isfinite(kept.scores).all()
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnreliableNeuronWarning)
