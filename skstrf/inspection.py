@@ -774,7 +774,12 @@ def _partition_estimator(estimator):
             "partition_variance needs a STRFRegressor, or a Pipeline ending in one, with "
             f"feature_spaces; got {type(final).__name__}.")
     spaces = params["feature_spaces"]
-    n_spaces = 0 if spaces is None else len(spaces) if hasattr(spaces, "__len__") and not isinstance(spaces, str) else -1
+    if spaces is None:
+        n_spaces = 0
+    elif isinstance(spaces, (str, bytes)) or not hasattr(spaces, "__len__"):
+        n_spaces = -1  # not spaces at all: named below, as none
+    else:
+        n_spaces = len(spaces)
     if n_spaces < 2:
         raise ValueError(
             f"partition_variance splits the variance between the estimator's feature spaces, but its "
@@ -824,7 +829,8 @@ def _outer_folds(cv, X, groups) -> list[tuple[np.ndarray, np.ndarray]]:
             "the out-of-fold predictions of all stimuli. ShuffleSplit and repeated splitters do not.")
     for k, (train, test) in enumerate(folds):
         if train.size == 0 or np.isin(train, test).any():
-            raise ValueError(f"fold {k} of cv has {'no training stimulus' if train.size == 0 else 'stimuli in both its training and its test set'}")
+            problem = "no training stimulus" if train.size == 0 else "stimuli in both its training and its test set"
+            raise ValueError(f"fold {k} of cv has {problem}")
     return folds
 
 
