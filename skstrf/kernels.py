@@ -233,7 +233,7 @@ def peaks_and_troughs(weight: torch.Tensor, n_gaussians: int, width_freq: float,
     return tuple(torch.stack(v, dim=1) for v in out)
 
 
-def raised_cosine_basis(n_lags: int, n_basis: int, stretch: float = 1.0) -> np.ndarray:
+def raised_cosine_basis(n_lags: int, n_basis: int, stretch: float | None = None) -> np.ndarray:
     """Raised-cosine functions over lags, narrow at short lags and wide at long ones.
 
     Bumps ``0.5 (1 + cos(x))`` evenly spaced on a log-stretched time axis
@@ -248,8 +248,12 @@ def raised_cosine_basis(n_lags: int, n_basis: int, stretch: float = 1.0) -> np.n
     n_lags : int
     n_basis : int
         Number of functions, 1 to ``n_lags``.
-    stretch : float, default=1.0
-        Offset of the log axis: larger is closer to evenly spaced in lags.
+    stretch : float or None, default=None
+        Offset of the log axis, in lags: larger is closer to evenly spaced. None: the
+        smallest offset of at least 1 at which the first two functions peak one lag apart
+        or more. Closer peaks are finer than the lags can tell apart: sampled on the lags,
+        such functions are (nearly) linearly dependent, a basis of fewer functions than
+        it has.
 
     Returns
     -------
@@ -263,15 +267,39 @@ def raised_cosine_basis(n_lags: int, n_basis: int, stretch: float = 1.0) -> np.n
     """
     if isinstance(n_basis, bool) or not isinstance(n_basis, numbers.Integral) or not 1 <= n_basis <= n_lags:
         raise ValueError(f"the lag basis needs 1 to n_lags = {n_lags} functions; got {n_basis!r}")
-    if not stretch > 0:
+    if stretch is not None and not stretch > 0:
         raise ValueError(f"stretch must be positive; got {stretch!r}")
-    axis = np.log(np.arange(n_lags) + float(stretch))
     if n_basis == 1:
         return np.ones((n_lags, 1))
+    lags = np.arange(n_lags, dtype=np.float64)
+    if stretch is None:
+        stretch = _stretch_for_spacing(n_lags, n_basis)
+    axis = lags if np.isinf(stretch) else np.log(lags + float(stretch))
     centres = np.linspace(axis[0], axis[-1], n_basis)
     spacing = centres[1] - centres[0]
     arg = np.clip((axis[:, None] - centres[None, :]) * np.pi / (2 * spacing), -np.pi, np.pi)
     return 0.5 * (1.0 + np.cos(arg))
+
+
+def _stretch_for_spacing(n_lags: int, n_basis: int) -> float:
+    """The smallest log offset ``c >= 1`` at which the first two of ``n_basis`` raised
+    cosines over ``n_lags`` lags peak at least one lag apart; inf (evenly spaced in lags)
+    when no finite offset does (``n_basis == n_lags``)."""
+    def first_gap(c: float) -> float:  # lag of the second centre; grows with c
+        return c * ((n_lags - 1 + c) / c) ** (1.0 / (n_basis - 1)) - c
+
+    if first_gap(1.0) >= 1.0:
+        return 1.0
+    high = 2.0
+    while first_gap(high) < 1.0:
+        high *= 2.0
+        if high > 1e8:  # only evenly spaced functions are a lag apart
+            return np.inf
+    low = high / 2.0 if high > 2.0 else 1.0
+    for _ in range(60):  # bisection to the offset where the gap reaches one lag
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if first_gap(middle) < 1.0 else (low, middle)
+    return high
 
 
 def lag_basis(spec, n_lags: int) -> np.ndarray | None:

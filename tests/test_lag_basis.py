@@ -70,6 +70,20 @@ def test_raised_cosines_tile_the_lags_and_narrow_at_short_lags():
     np.testing.assert_array_equal(raised_cosine_basis(5, 1), np.ones((5, 1)))
 
 
+def test_every_count_of_raised_cosines_is_a_basis_of_that_many_functions():
+    # with the log axis starting at lag + 1, up to three functions peaked between lags 0 and
+    # 1 for 30 lags and 12 functions: sampled on the lags, they were linearly dependent
+    for n_lags in range(1, 61):
+        for n_basis in range(1, n_lags + 1):
+            singular = np.linalg.svd(raised_cosine_basis(n_lags, n_basis), compute_uv=False)
+            assert singular[-1] > 1e-4 * singular[0], (n_lags, n_basis)
+    peaks = raised_cosine_basis(30, 12).argmax(axis=0)
+    assert np.diff(peaks).min() >= 1 and peaks[0] == 0 and peaks[-1] == 29
+    np.testing.assert_allclose(raised_cosine_basis(10, 10).argmax(axis=0), np.arange(10))  # evenly spaced
+    with pytest.raises(ValueError, match="stretch must be positive"):
+        raised_cosine_basis(10, 3, stretch=0.0)
+
+
 def test_orthonormal_basis_keeps_the_span_and_the_place_of_each_function():
     basis = raised_cosine_basis(20, 6)
     frame = orthonormal_lag_basis(basis)
