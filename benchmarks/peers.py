@@ -52,6 +52,12 @@ sample speech, 128 bands at 10 ms, X as given, 30 lags, one repeat: ``cc``) and
 "auditory-nerve" (the Bruce-Zilany-Carney model's fibres, X from the case's front end, 20
 lags at 5 ms; skipped with a message while the front end is not available). Seconds:
 wall-clock time of one fit including its penalty search, mean over the outer folds.
+
+A library that cannot run a case says so in the table instead of a score: himalaya's
+``RidgeCV`` is skipped where :func:`himalaya_cost` estimates more than ``--max-gb`` or
+``--max-tflop`` (naplib). ``--work DIR`` keeps each library's predictions so that a long
+run resumes after an interruption (an entry is redone when the data, the folds or the
+library's code change).
 """
 
 from __future__ import annotations

@@ -348,9 +348,10 @@ def load_naplib_speech(path: str | os.PathLike | None = None) -> Bunch:
     """naplib's sample speech data in the skstrf data contract.
 
     Ten excerpts of an audiobook (52-85 s each, including 1 s of digital silence before
-    and after the speech), as naplib's 128-band auditory spectrograms at 100 Hz (the NSL
-    toolbox's ``wav2aud`` model: constant-Q cochlear filters, hair-cell compression,
-    lateral inhibition; non-negative, silence at 0), and 10 response channels that naplib's
+    and after the speech), as the 128-band auditory spectrograms at 100 Hz that naplib ships
+    (non-negative, silence at 0; the file does not say how they were made, naplib's own
+    ``auditory_spectrogram`` is the NSL toolbox's ``wav2aud`` model: constant-Q cochlear
+    filters, hair-cell compression, lateral inhibition), and 10 response channels that naplib's
     authors SIMULATED by adding noise to the predictions of 10 linear STRF models. One
     repeat per stimulus (score with ``cc``, not ``cc_norm``). It cannot judge the history
     before stimuli, nonlinearities or kernels (the responses are linear by construction);
@@ -411,16 +412,24 @@ def load_naplib_speech(path: str | os.PathLike | None = None) -> Bunch:
     for i, s in enumerate(sounds):
         waveforms[i, : len(s)] = s
     channels = _naplib_channel_names(path, n)
+    silence_s = np.array([b.ravel() for b in raw["befaft"]])
+    # naplib's befaft says how much silence pads each excerpt: check it rather than trust it.
+    pads = [(int(round(a * sound_rates[0])), int(round(b * sound_rates[0]))) for a, b in silence_s]
+    digital = all(np.all(s[:a] == 0) and np.all(s[len(s) - b:] == 0) for s, (a, b) in zip(sounds, pads))
+    span = (f"{silence_s.min():g}" if silence_s.min() == silence_s.max()
+            else f"{silence_s.min():g}-{silence_s.max():g}")
+    padding = (f"{span} s of digital silence before and after each"
+               if digital else "naplib's befaft padding is not digital silence")
     descr = (
         f"naplib sample data ({path.name}): {n} speech excerpts of "
-        f"{lengths.min() / 100:.1f}-{lengths.max() / 100:.1f} s (1 s of digital silence before and after "
-        f"each) as {X.shape[2]}-band auditory spectrograms (NSL wav2aud, non-negative, silence at 0) at "
+        f"{lengths.min() / 100:.1f}-{lengths.max() / 100:.1f} s ({padding}) "
+        f"as naplib's {X.shape[2]}-band auditory spectrograms (non-negative, silence at 0) at "
         f"100 Hz; {y.shape[2]} channels SIMULATED by naplib's authors from linear STRFs plus noise; "
         "one repeat (score with cc). Responses are linear in X by construction."
     )
     return Bunch(X=X, y=y, lengths=lengths, waveforms=waveforms, sample_rate=float(sound_rates[0]),
                  dt_ms=10.0, names=np.array(raw["name"]), channels=channels,
-                 silence_s=np.array([b.ravel() for b in raw["befaft"]]), source=str(path), DESCR=descr)
+                 silence_s=silence_s, source=str(path), DESCR=descr)
 
 
 def _naplib_channel_names(path: Path, n_trials: int) -> np.ndarray:
@@ -854,6 +863,20 @@ def self_test() -> None:
         got, extra, hit = cached("c", params, generate, folder, log=messages.append)
         assert not hit and len(calls) == 2 and any("regenerating" in m for m in messages), messages
     print("third_party cache self-test: OK")
+    try:  # the h5py reader against naplib's own loader, when naplib imports
+        from naplib.io import load_speech_task_data
+    except Exception as exc:  # noqa: BLE001 (naplib's imports can fail in many ways)
+        print(f"naplib check skipped: naplib does not import ({type(exc).__name__}: {exc})")
+        return
+    ours, theirs = load_naplib_speech(), load_speech_task_data()
+    assert len(theirs) == len(ours.X)
+    for i, trial in enumerate(theirs):
+        n = ours.lengths[i]
+        assert np.array_equal(ours.X[i, :n], trial["aud"]) and np.isnan(ours.X[i, n:]).all()
+        assert np.array_equal(ours.y[i, :n], trial["resp"])
+        wave = ours.waveforms[i][~np.isnan(ours.waveforms[i])]
+        assert np.array_equal(wave, np.ravel(trial["sound"])) and float(trial["soundf"]) == ours.sample_rate
+    print(f"naplib check: the h5py reader equals naplib.io.load_speech_task_data on all {len(theirs)} trials")
 
 
 def main(argv: list[str] | None = None) -> None:
