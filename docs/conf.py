@@ -87,6 +87,7 @@ USER_GUIDE_ORDER = [
     "kernels",
     "solvers",
     "model_selection",
+    "feature_spaces",
     "metrics",
     "uncertainty",
     "gpu",
