@@ -219,20 +219,21 @@ def test_train_valid_test_indices_needs_three_stimuli():
         train_valid_test_indices(2)
 
 
-def test_realistic_datasets_come_with_silence_at_zero():
-    """The compare job's realistic data are prepared as the user guide asks: log power minus
-    the level of silence, so that the history before each stimulus is what the cells heard."""
+def test_realistic_datasets_are_fitted_as_generated():
+    """The compare job fits the realistic data's X as generated (log power): no generator-only
+    level of silence is subtracted (a user has none), and the default history makes the fit
+    independent of where zero is."""
     from skstrf.cli import REALISTIC_N_NEURONS, load_comparison_data
     from skstrf.datasets import make_realistic_dataset
 
     songs = load_comparison_data("realistic", random_state=3)
     raw = make_realistic_dataset(n_neurons=REALISTIC_N_NEURONS, random_state=3)
-    np.testing.assert_array_equal(songs.X, raw.X - raw.silence)
-    assert any("silence at zero" in note for note in songs.notes)
+    np.testing.assert_array_equal(songs.X, raw.X)
+    assert any("as generated" in note for note in songs.notes)
     cont = load_comparison_data("continuous", random_state=3)
     raw = make_realistic_dataset("continuous", random_state=3)
-    np.testing.assert_allclose(np.nanmean(cont.X.reshape(-1, 2), axis=0), (raw.X - raw.silence).mean(axis=0))
-    assert any("silence at zero" in note for note in cont.notes)
+    np.testing.assert_allclose(np.nanmean(cont.X.reshape(-1, 2), axis=0), raw.X.mean(axis=0))
+    assert any("as generated" in note for note in cont.notes)
 
 
 # ------------------------------------------------------------- errors: one line for the input, a traceback for a bug (issue 27)
