@@ -3,7 +3,7 @@
 Run from the repository root (deepSTRF in its own environment, see ``README.md``)::
 
     DEEPSTRF_PYTHON=../bench-venv/bin/python python benchmarks/run_all.py            # everything
-    python benchmarks/run_all.py --skip-slow         # leave out the tuning grid, the 1000 x 200 point and the 8 GB fit
+    python benchmarks/run_all.py --skip-slow         # leave out the tuning grids, the 1000 x 200 point and the 8 GB fit
     python benchmarks/run_all.py --only docs-tables vs-deepstrf
     python benchmarks/run_all.py --quick             # tiny sizes, to check every script (no splicing)
 
@@ -11,7 +11,8 @@ Each section's script writes its markdown with ``--markdown`` into ``--out`` (de
 ``benchmarks/_out``); the text between ``<!-- BEGIN run_all: NAME -->`` and
 ``<!-- END run_all: NAME -->`` in ``RESULTS.md`` is then replaced by it. ``docs-tables``
 also rewrites the include files of the user guide's tables. A section whose script fails
-is reported and left as it was.
+is reported and left as it was, and so is a section that ``RESULTS.md`` has no markers for
+(its markdown stays in ``--out``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def sections(threads: int, repeats: int) -> list[Section]:
         Section("scaling", "scaling.py", t, minutes=10, slow=True, slow_args=[*t, "--skip-target"]),
         Section("beyond-linear", "beyond_linear.py", t, minutes=4),
         Section("realistic-failures", "realistic_failures.py", t, minutes=10),
-        Section("defaults-realistic", "defaults_realistic.py", t, minutes=6),
+        # every case, third-party ones included: the benchmark environment's interpreter
+        Section("defaults-cases", "defaults_cases.py", [*t, "--als"], minutes=150, slow=True,
+                python_env="PEERS_PYTHON"),
         Section("peers", "peers.py", t, minutes=8, python_env="PEERS_PYTHON"),
         Section("limits", "limits.py", t, minutes=1),
         Section("gradient-step", "gradient_step.py", t, minutes=2),
@@ -69,6 +72,25 @@ def splice(text: str, name: str, body: str) -> str:
     if not pattern.search(text):
         raise ValueError(f"RESULTS.md has no markers for section {name!r} ({begin} ... {end})")
     return pattern.sub(lambda _: f"{begin}\n{body.rstrip()}\n{end}", text, count=1)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` at once: a new file beside it (created exclusively, so a
+    planted file or link at that name is never followed), then ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "x", encoding="utf-8") as fh:  # raises if anything is there: not ours to remove
+        try:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _shown(path: Path) -> str:
@@ -124,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", metavar="SECTION", help="run only these sections")
     p.add_argument("--skip-slow", action="store_true",
-                   help="leave out the defaults grid, the scaling target point and the out-of-core fit")
+                   help="leave out the defaults grids, the scaling target point and the out-of-core fit")
     p.add_argument("--quick", action="store_true", help="tiny sizes to check the scripts; RESULTS.md untouched")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="timed fits per row of vs-deepstrf, both libraries")
@@ -154,10 +176,17 @@ def main(argv: list[str] | None = None) -> int:
             done[section.name] = markdown
     if done and not (args.quick or args.no_splice):
         text = RESULTS.read_text()
+        spliced = []
         for name, markdown in done.items():
-            text = splice(text, name, markdown.read_text())
-        RESULTS.write_text(text)
-        print(f"spliced {sorted(done)} into {RESULTS}")
+            try:
+                text = splice(text, name, markdown.read_text())
+                spliced.append(name)
+            except ValueError as exc:  # a new section: its markdown stays in --out
+                print(f"[{name}] not spliced: {exc}; its section is {markdown}", flush=True)
+                failed.append(name)
+        if spliced:
+            write_atomic(RESULTS, text)
+            print(f"spliced {sorted(spliced)} into {RESULTS}")
     if failed:
         print(f"not regenerated: {failed}")
     return 1 if failed else 0
