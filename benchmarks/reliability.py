@@ -47,6 +47,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -176,14 +177,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--neurons", type=int, default=1000, help="synthetic neurons per row")
     parser.add_argument("--quick", action="store_true", help="100 neurons per row")
     parser.add_argument("--designs", nargs="*", default=[d.name for d in DESIGNS])
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
     n = 100 if args.quick else args.neurons
-    print(f"# Reliability flag of cc_norm: one-sided test at level {RELIABILITY_ALPHA}, "
-          f"{n} synthetic neurons per row")
-    print(f"# load: {os.getloadavg()}  (1, 5, 15 min)\n")
-    print("| design | k0 = SP / SE0 | k = SP / sd(SP estimate) | flagged | mean reported SE / SE0 "
-          "| bias of SP / SE0 (corrected) | seed |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    lines: list[str] = []
+
+    def emit(line: str = "") -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    emit(f"Command: `python benchmarks/reliability.py{' --quick' if args.quick else ''}`; "
+         f"reliability flag of cc_norm: one-sided test at level {RELIABILITY_ALPHA}, "
+         f"{n} synthetic neurons per row. Load average (1/5/15 min) before: "
+         + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + ".")
+    emit()
+    emit("| design | k0 = SP / SE0 | k = SP / sd(SP estimate) | flagged | mean reported SE / SE0 "
+         "| bias of SP / SE0 (corrected) | seed |")
+    emit("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    seconds = []
     for index, design in enumerate(DESIGNS):
         if design.name not in args.designs:
             continue
@@ -199,9 +210,14 @@ def main(argv: list[str] | None = None) -> None:
             ratio = float(np.sqrt(np.mean(res["se"] ** 2))) / se0
             bias = float(np.mean(res["raw"] - res["truth"])) / se0
             corrected = float(np.mean(res["estimate"] - res["truth"])) / se0
-            print(f"| {design.name} | {k0:.2f} | {k:.2f} | {np.mean(res['flag']):.1%} | {ratio:.2f} "
-                  f"| {bias:+.2f} ({corrected:+.2f}) | {seed + level} |", flush=True)
-        print(f"<!-- {design.name}: {time.perf_counter() - start:.0f} s -->", flush=True)
+            emit(f"| {design.name} | {k0:.2f} | {k:.2f} | {np.mean(res['flag']):.1%} | {ratio:.2f} "
+                 f"| {bias:+.2f} ({corrected:+.2f}) | {seed + level} |")
+        seconds.append(f"{design.name} {time.perf_counter() - start:.0f} s")
+    emit()
+    emit("Seconds per design (shared machine, rough): " + ", ".join(seconds) + ". Load average after: "
+         + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + ".")
+    if args.markdown is not None:
+        args.markdown.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

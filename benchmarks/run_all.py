@@ -56,8 +56,13 @@ def sections(threads: int, repeats: int) -> list[Section]:
         # every case, third-party ones included: the benchmark environment's interpreter
         Section("defaults-cases", "defaults_cases.py", [*t, "--als"], minutes=150, slow=True,
                 python_env="PEERS_PYTHON"),
-        Section("peers", "peers.py", t, minutes=8, python_env="PEERS_PYTHON"),
-        Section("limits", "limits.py", t, minutes=1),
+        Section("peers", "peers.py", t, minutes=40, python_env="PEERS_PYTHON"),
+        # issue 25's priors and feature spaces; naplib's file and himalaya: the benchmark environment
+        Section("priors", "priors.py", [], minutes=120, slow=True, python_env="PEERS_PYTHON"),
+        Section("feature-spaces", "feature_spaces.py", [*t, "--himalaya"], minutes=30, python_env="PEERS_PYTHON"),
+        Section("silent-bands", "silent_bands.py", [], minutes=10),
+        Section("reliability", "reliability.py", [], minutes=5),
+        Section("limits", "limits.py", t, minutes=10),
         Section("gradient-step", "gradient_step.py", t, minutes=2),
         Section("defaults", "defaults.py", t, minutes=15, slow=True),
         # writes an 8 GB file (about 9 GB free disk needed) and fits it through dask

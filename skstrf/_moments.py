@@ -114,17 +114,6 @@ class FrameMoments:
         return self.mean, np.where(flat, 1.0, scale)
 
 
-#: Bytes of data that a blockwise pass over an array (:func:`_stimulus_blocks`) reads at a time.
-BLOCK_BYTES = 32 * 2**20
-
-
-def stimulus_blocks(a: np.ndarray) -> list[slice]:
-    """Slices of whole stimuli (axis 0) of ``a`` of about :data:`BLOCK_BYTES` each."""
-    per_stimulus = max(1, a[:1].nbytes)
-    step = max(1, BLOCK_BYTES // per_stimulus)
-    return [slice(i, i + step) for i in range(0, a.shape[0], step)]
-
-
 #: Bytes of data that a blockwise pass over an array (:func:`stimulus_blocks`) reads at a time.
 BLOCK_BYTES = 32 * 2**20
 
