@@ -248,3 +248,29 @@ def test_band_names_of_a_dataframe_are_checked_like_scikit_learn():
     # a refit without names forgets the old ones
     est.fit(X, y)
     assert not hasattr(est, "feature_names_in_")
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided", "float64"])
+def test_sum_over_repeats_is_torch_float64_sum(layout):
+    """The blockwise float64 sum over repeats equals torch's float64 reduction exactly,
+    whatever y's memory order, and NaN and inf propagate to the frame's sum."""
+    import torch
+
+    from skstrf._validation import SUM_FRAMES, _sum_repeats
+
+    rng = np.random.default_rng(3)
+    shape = (3, 2 * SUM_FRAMES + 5, 4, 6)
+    y = rng.standard_normal(shape).astype(np.float32) * 1e3
+    if layout == "F":
+        y = np.asfortranarray(y)
+    elif layout == "strided":
+        y = rng.standard_normal(shape[:-1] + (12,)).astype(np.float32)[..., ::2]
+    elif layout == "float64":
+        y = y.astype(np.float64)
+    y[0, 3, 1, 2] = np.nan
+    y[2, SUM_FRAMES + 1, 3, 0] = np.inf
+    part = torch.from_numpy(y)
+    got = _sum_repeats(part)
+    assert got.dtype == torch.float64 and got.shape == shape[:3]
+    torch.testing.assert_close(got, torch.sum(part, dim=-1, dtype=torch.float64), rtol=0, atol=0, equal_nan=True)
+    assert torch.isnan(got[0, 3, 1]) and torch.isinf(got[2, SUM_FRAMES + 1, 3])
