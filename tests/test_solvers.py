@@ -216,3 +216,70 @@ def test_a_singular_tridiagonal_solve_falls_back_to_the_eigendecomposition():
     weights = path.weights(torch.zeros(1, dtype=torch.float64))
     assert path.eigen is not None  # fell back
     assert weights.shape[0] == 1
+
+
+def _centred_case(n_weights, n_frames, n_neurons=5, seed=0):
+    """Centred statistics of a design with strongly correlated columns."""
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n_frames + 2, n_weights))
+    Z = Z[2:] + 0.9 * Z[1:-1] + 0.8 * Z[:-2]  # correlated frames
+    Z = Z + 0.7 * np.roll(Z, 1, axis=1)  # and correlated columns
+    Z -= Z.mean(0)
+    P = Z[:, :3] @ rng.standard_normal((3, n_neurons)) + rng.standard_normal((n_frames, n_neurons))
+    P -= P.mean(0)
+    f64 = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    return solvers.CentredStatistics(f64(Z.T @ Z), f64(Z.T @ P), f64(np.zeros(n_weights)),
+                                     f64(np.zeros(n_neurons)), f64(float(n_frames)))
+
+
+@pytest.mark.parametrize("n_frames", [2000, 60])  # well determined; fewer frames than weights (singular)
+def test_mixed_precision_path_gives_float64_weights(n_frames):
+    """Float32 reduction + float64 refinement: the float64 path's weights, to 1e-8 relative,
+    for every penalty of a grid down to 1e-6 of the mean eigenvalue (on a singular Gram)."""
+    m = _centred_case(120, n_frames)
+    alphas = torch.as_tensor(np.logspace(-6, 2, 9) * float(torch.trace(m.gram / m.count)) / 120)
+    reference = solvers.RidgePath(m).weights(alphas)
+    path = solvers.RidgePath(m, mixed=True)
+    assert path.mixed is not None and path.mixed[0].dtype == np.float32
+    got = path.weights(alphas)
+    assert got.dtype == torch.float64
+    scale = reference.abs().amax(dim=1, keepdim=True)
+    assert float(((got - reference).abs() / scale).max()) < 1e-8
+    # per-neuron penalties (a different alpha per column) too
+    per_neuron = alphas[[2, 5]][:, None].expand(2, 5).clone()
+    per_neuron[:, 0] *= 10.0
+    torch.testing.assert_close(path.weights(per_neuron), solvers.RidgePath(m).weights(per_neuron),
+                               rtol=1e-8, atol=1e-8 * float(scale.max()))
+
+
+def test_mixed_precision_falls_back_to_float64_when_refinement_does_not_converge(monkeypatch):
+    """A column refinement cannot finish is solved from a float64 reduction, made then."""
+    m = _centred_case(80, 1000)
+    alphas = torch.as_tensor([1e-3, 1.0])
+    reference = solvers.RidgePath(m).weights(alphas)
+    monkeypatch.setattr(solvers, "MAX_REFINEMENTS", 0)  # the float32 solve alone: not converged
+    path = solvers.RidgePath(m, mixed=True)
+    got = path.weights(alphas)
+    assert path.tridiagonal is not None  # the float64 reduction was made
+    torch.testing.assert_close(got, reference, rtol=1e-10, atol=1e-12)
+
+
+def test_cross_validation_of_a_wide_design_uses_mixed_precision(monkeypatch):
+    """Folds of MIXED_PRECISION_MIN weights or more reduce in float32; their scores equal
+    the float64 folds' scores."""
+    stats = _problem(seed=1, S=6, T=300, F=12, L=10, N=3)[0]  # 120 weights
+    folds = [(np.setdiff1d(np.arange(6), [k]), np.array([k])) for k in range(3)]
+    alphas = torch.as_tensor(np.logspace(-3, 2, 6))
+    exact, _, _ = solvers.cross_validated_scores(stats, folds, alphas)
+    made = []
+    original = solvers.RidgePath.__init__
+
+    def spy(self, m, mixed=False):
+        made.append(mixed)
+        original(self, m, mixed)
+
+    monkeypatch.setattr(solvers.RidgePath, "__init__", spy)
+    monkeypatch.setattr(solvers, "MIXED_PRECISION_MIN", 100)
+    mixed, _, _ = solvers.cross_validated_scores(stats, folds, alphas)
+    assert made == [True] * 3
+    np.testing.assert_allclose(mixed, exact, rtol=1e-9, atol=1e-12)
