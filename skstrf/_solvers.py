@@ -169,6 +169,7 @@ class RidgePath:
         self.tridiagonal = None
         self.eigen = None
         self.mixed = None
+        self._q = None
         if matrix.device.type == "cpu" and matrix.dtype == torch.float64 and matrix.shape[0] > 1:
             if mixed:
                 self.mixed = _tridiagonal(matrix.numpy().astype(np.float32))
@@ -176,6 +177,39 @@ class RidgePath:
                 self.tridiagonal = _tridiagonal(matrix.numpy())
         else:
             self.eigen = torch.linalg.eigh(matrix)
+
+    def basis(self) -> torch.Tensor:
+        """The orthogonal basis the solutions are found in (D, D): the eigenvectors, or the
+        ``Q`` of the float64 tridiagonal reduction (formed on the first call)."""
+        if self.eigen is not None:
+            return self.eigen[1]
+        if self._q is None:
+            size = self.tridiagonal[2].shape[0]
+            self._q = torch.from_numpy(np.ascontiguousarray(_apply_q(self.tridiagonal, np.eye(size), transpose=False)))
+        return self._q
+
+    def coefficients(self, alphas: torch.Tensor) -> torch.Tensor | None:
+        """The ridge weights in :meth:`basis`, ``basis' w``, for every penalty and neuron:
+        (D, n_alphas, n_neurons). None when a tridiagonal solve is singular (``alpha = 0``
+        on a singular design): the path then switches to an eigendecomposition, whose
+        :meth:`basis` is another. Not for the float32 reduction (``mixed``): its basis is
+        float32's."""
+        if self.mixed is not None:
+            raise ValueError("coefficients() needs a float64 reduction; this path was made with mixed=True")
+        rhs = self.m.cross / self.m.count
+        alphas = torch.as_tensor(alphas).to(rhs)
+        if alphas.ndim == 1:
+            alphas = alphas[:, None].expand(-1, rhs.shape[1])
+        if self.eigen is not None:
+            evals, evecs = self.eigen
+            rotated = evecs.T @ rhs
+            return rotated[:, None, :] / (evals.clamp(min=0.0)[:, None, None] + alphas[None])
+        solved = _tridiagonal_solve(self.tridiagonal, (self.basis().T @ rhs).numpy()[:, None, :], alphas.numpy())
+        if solved is None:
+            self.eigen = torch.linalg.eigh(self.m.gram / self.m.count)
+            self.tridiagonal = self._q = None
+            return None
+        return torch.from_numpy(solved)
 
     def weights(self, alphas) -> torch.Tensor:
         """Ridge weights for every penalty and neuron.
@@ -323,16 +357,28 @@ def _apply_q(reduction: tuple, C: np.ndarray, transpose: bool) -> np.ndarray:
 def _tridiagonal_weights(reduction: tuple, rhs: np.ndarray, alphas: np.ndarray) -> np.ndarray | None:
     """Ridge weights (A, D, N) from a tridiagonal reduction, in its dtype; None when a solve
     is singular. ``rhs``: (D, N), shared by the penalties, or (A, D, N), one per penalty."""
-    diagonal, off = reduction[2:]
     n_alphas, n_neurons = alphas.shape
-    size = diagonal.shape[0]
+    size = reduction[2].shape[0]
     if rhs.ndim == 2:
         projected = _apply_q(reduction, rhs, transpose=True)[:, None, :]  # (D, 1, N)
     else:  # (A, D, N) -> (D, A, N), all penalties in one application
         flat = np.ascontiguousarray(rhs.transpose(1, 0, 2)).reshape(size, -1)
         projected = _apply_q(reduction, flat, transpose=True).reshape(size, n_alphas, n_neurons)
+    solved = _tridiagonal_solve(reduction, projected, alphas)
+    if solved is None:
+        return None
+    weights = _apply_q(reduction, solved.reshape(size, -1), transpose=False)
+    return np.ascontiguousarray(weights.reshape(-1, n_alphas, n_neurons).transpose(1, 0, 2))
+
+
+def _tridiagonal_solve(reduction: tuple, projected: np.ndarray, alphas: np.ndarray) -> np.ndarray | None:
+    """``(T + alpha I) x = Q' b`` for every penalty and neuron: x of shape (D, A, N) in the
+    reduction's dtype (the ridge weights in the basis ``Q``); None when a solve is singular.
+    ``projected``: ``Q' b`` of shape (D, 1, N) (shared) or (D, A, N)."""
+    diagonal, off = reduction[2:]
+    n_alphas, n_neurons = alphas.shape
     ptsv = lapack.sptsv if diagonal.dtype == np.float32 else lapack.dptsv
-    solved = np.empty((size, n_alphas, n_neurons), dtype=diagonal.dtype)
+    solved = np.empty((diagonal.shape[0], n_alphas, n_neurons), dtype=diagonal.dtype)
     for a in range(n_alphas):
         columns_rhs = projected[:, 0 if projected.shape[1] == 1 else a]
         # neurons that share a penalty share one factorisation
@@ -343,8 +389,7 @@ def _tridiagonal_weights(reduction: tuple, rhs: np.ndarray, alphas: np.ndarray) 
             if info != 0:
                 return None
             solved[:, a, columns] = x
-    weights = _apply_q(reduction, solved.reshape(size, -1), transpose=False)
-    return np.ascontiguousarray(weights.reshape(-1, n_alphas, n_neurons).transpose(1, 0, 2))
+    return solved
 
 
 def ridge_weights(stats: DesignStatistics, rows, penalty: Penalty) -> torch.Tensor:
@@ -428,16 +473,29 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
 
     def fold_sums(train: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
         m = centred(stats, train)
-        path = RidgePath(m, mixed=m.gram.shape[0] >= MIXED_PRECISION_MIN)
-        if path.eigen is not None:  # in the eigenbasis, the path's weights are never formed
-            evals, evecs = path.eigen
-            return _held_out_sums(m, evals.clamp(min=0.0), evecs, alphas, stats.summed(test))
-        # penalties a few at a time: the weights of a group stay within PATH_BLOCK_BYTES
         D, N = m.cross.shape
-        step = max(1, PATH_BLOCK_BYTES // (8 * D * N))
+        path = RidgePath(m, mixed=D >= MIXED_PRECISION_MIN)
+        # penalties a few at a time: the weights of a group stay within PATH_BLOCK_BYTES
+        blocks = [alphas[start:start + max(1, PATH_BLOCK_BYTES // (8 * D * N))]
+                  for start in range(0, alphas.numel(), max(1, PATH_BLOCK_BYTES // (8 * D * N)))]
+        held_out = stats.summed(test)
+        if path.mixed is None and (path.eigen is not None or alphas.numel() * N >= D):
+            # in an orthogonal basis the weights are never formed: with more (penalty,
+            # neuron) columns than weights, forming Q once costs less than applying it to
+            # every column (and the eigenbasis comes for free)
+            for _ in range(2):  # a singular tridiagonal solve switches the path to eigh once
+                in_basis = _HeldOutSums(m, path.basis(), held_out)
+                sums = []
+                for block in blocks:
+                    coefficients = path.coefficients(block)
+                    if coefficients is None:
+                        break
+                    sums.append(in_basis.sums(coefficients))
+                else:
+                    return torch.cat(sums, dim=1)
         sums = []
-        for start in range(0, alphas.numel(), step):
-            weights = path.weights(alphas[start:start + step])
+        for block in blocks:
+            weights = path.weights(block)
             sums.append(prediction_sums(weights, m.intercept(weights), stats, test))
         return torch.cat(sums, dim=1)
 
@@ -487,38 +545,49 @@ def _threaded(matrix: torch.Tensor) -> int:
     return task_workers()
 
 
-def _held_out_sums(m: CentredStatistics, evals: torch.Tensor, evecs: torch.Tensor, alphas: torch.Tensor,
-                   test: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """:func:`prediction_sums` over held-out statistics ``test`` (summed gram, cross, sq,
-    count) of the ridge path of ``m`` (eigendecomposition ``evals``, ``evecs`` of
-    ``m.gram / m.count``), computed in the eigenbasis.
+class _HeldOutSums:
+    """:func:`prediction_sums` over held-out statistics of ridge solutions given by their
+    coefficients ``s`` in an orthogonal basis ``V`` (``w = V s``): the weights are never
+    formed.
 
-    With ``w_a = V s_a``, ``s_a = V' b / (e + a)``, the held-out sums need ``V' G V``
-    once (G the held-out Gram), then one (D, D) by (D, n_neurons) product per penalty:
-    ``w' G w = s' (V' G V) s``. Returns a Tensor of shape (6, n_alphas, n_neurons).
+    With ``G`` the held-out Gram, ``w' G w = |L' V s|^2`` (``G = L L'``; ``V' G V`` when
+    ``G`` is singular, fewer held-out frames than weights): ``L' V`` once, then one
+    (D, D) by (D, n_penalties * n_neurons) product per block of penalties.
+
+    Parameters
+    ----------
+    m : CentredStatistics
+        Of the fitting rows.
+    basis : Tensor of shape (D, D)
+        Orthogonal.
+    test : tuple of Tensor
+        Summed held-out statistics (gram, cross, sq, count).
     """
-    gram, cross, sq, n = test
-    rotated = evecs.T @ (m.cross / m.count)  # (D, N)
-    # s[:, a] = V' w_a, laid out (D, A, N) so that one product serves every penalty
-    s = rotated[:, None, :] / (evals[:, None, None] + alphas.to(rotated)[None, :, None])
-    flat = s.reshape(s.shape[0], -1)  # (D, A * N), a view
-    bias = m.p_mean - ((evecs.T @ m.z_mean) @ flat).view(s.shape[1:])  # (A, N)
-    rot_col = evecs.T @ gram[-1, :-1]  # held-out column sums, rotated (D,)
-    rot_cross = evecs.T @ cross[:-1]  # (D, N)
-    sum_qz = (rot_col @ flat).view_as(bias)  # sum over frames of z . w
-    sum_q = sum_qz + n * bias
-    factor, info = torch.linalg.cholesky_ex(gram[:-1, :-1])
-    if int(info) == 0:
-        # G = L L': w' G w = |L' V s|^2, and L' V costs half of V' G V
-        product = (factor.T @ evecs) @ flat
-        sum_ww = product.square_().sum(0).view_as(bias)
-    else:  # a singular held-out Gram (fewer held-out frames than weights)
-        product = (evecs.T @ (gram[:-1, :-1] @ evecs)) @ flat
-        sum_ww = (product.mul_(flat)).sum(0).view_as(bias)
-    sum_qq = sum_ww + 2.0 * bias * sum_qz + n * bias**2
-    sum_qp = (rot_cross[:, None, :] * s).sum(0) + cross[-1] * bias
-    shape = sum_q.shape
-    return torch.stack([n.expand(shape), sum_q, sum_qq, sum_qp, cross[-1].expand(shape), sq.expand(shape)])
+
+    def __init__(self, m: CentredStatistics, basis: torch.Tensor, test: tuple[torch.Tensor, ...]) -> None:
+        gram, cross, self.sq, self.n = test
+        self.p_mean, self.p_sum = m.p_mean, cross[-1]
+        self.rot_z = basis.T @ m.z_mean  # (D,)
+        self.rot_col = basis.T @ gram[-1, :-1]  # held-out column sums, rotated (D,)
+        self.rot_cross = basis.T @ cross[:-1]  # (D, N)
+        factor, info = torch.linalg.cholesky_ex(gram[:-1, :-1])
+        self.cholesky = int(info) == 0
+        # L' V costs half of V' G V
+        self.left = factor.T @ basis if self.cholesky else basis.T @ (gram[:-1, :-1] @ basis)
+
+    def sums(self, s: torch.Tensor) -> torch.Tensor:
+        """Sums (6, n_penalties, n_neurons) for coefficients ``s`` of shape (D, n_penalties, n_neurons)."""
+        s = s.contiguous()
+        flat = s.view(s.shape[0], -1)  # (D, A * N)
+        bias = self.p_mean - (self.rot_z @ flat).view(s.shape[1:])  # (A, N)
+        sum_qz = (self.rot_col @ flat).view_as(bias)  # sum over frames of z . w
+        sum_q = sum_qz + self.n * bias
+        product = self.left @ flat
+        sum_ww = (product.square_() if self.cholesky else product.mul_(flat)).sum(0).view_as(bias)
+        sum_qq = sum_ww + 2.0 * bias * sum_qz + self.n * bias**2
+        sum_qp = (self.rot_cross[:, None, :] * s).sum(0) + self.p_sum * bias
+        shape = sum_q.shape
+        return torch.stack([self.n.expand(shape), sum_q, sum_qq, sum_qp, self.p_sum.expand(shape), self.sq.expand(shape)])
 
 
 # ------------------------------------------------------------------------------ ALS

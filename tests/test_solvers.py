@@ -151,19 +151,26 @@ def _reference_cross_validated_path(stats, folds, alphas):
 
 @pytest.mark.parametrize("threaded_min", [0, solvers.THREADED_EIGH_MIN])  # threads / one by one
 @pytest.mark.parametrize("T", [40, 6])  # 6 frames: every held-out Gram is singular
-def test_cross_validated_scores_equal_the_direct_path(T, threaded_min, monkeypatch):
+# 7 penalties x 4 neurons >= 12 weights: held-out sums in the reduction's basis; 2 x 4 < 12:
+# from the weights
+@pytest.mark.parametrize("n_alphas", [7, 2])
+def test_cross_validated_scores_equal_the_direct_path(T, threaded_min, n_alphas, monkeypatch):
     # (the direct path below forms every fold's weights; the tridiagonal and the
     # eigendecomposition paths are compared in test_ridge_path_by_both_reductions)
     monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", threaded_min)
     stats, _, _, _ = _problem(S=6, T=T, N=4)
     folds = [(np.array([0, 1, 2, 3]), np.array([4, 5])), (np.array([2, 3, 4, 5]), np.array([0, 1])),
              (np.array([0, 1, 4, 5]), np.array([2])), (np.array([0, 5]), np.array([1, 3]))]
-    alphas = torch.logspace(-4, 2, 7, dtype=torch.float64)
+    alphas = torch.logspace(-4, 2, n_alphas, dtype=torch.float64)
     expected = _reference_cross_validated_path(stats, folds, alphas)
+    basis_made = []
+    original = solvers.RidgePath.basis
+    monkeypatch.setattr(solvers.RidgePath, "basis", lambda self: basis_made.append(1) or original(self))
     with limit_threads(2), task_workers_set(2):  # the folds' decompositions side by side
         actual, _, per_fold = solvers.cross_validated_scores(stats, folds, alphas)
-    assert per_fold.shape == (4, 7, 4)
-    assert actual.shape == (7, 4) and np.isfinite(expected).all()
+    assert bool(basis_made) == (n_alphas * 4 >= 12)
+    assert per_fold.shape == (4, n_alphas, 4)
+    assert actual.shape == (n_alphas, 4) and np.isfinite(expected).all()
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-10)
     # the refit's decomposition alongside the folds' gives the same scores and ridge_path
     m = solvers.centred(stats)
@@ -216,6 +223,24 @@ def test_a_singular_tridiagonal_solve_falls_back_to_the_eigendecomposition():
     weights = path.weights(torch.zeros(1, dtype=torch.float64))
     assert path.eigen is not None  # fell back
     assert weights.shape[0] == 1
+    # coefficients in the basis: None on the singular solve, then the eigenbasis's
+    path = solvers.RidgePath(solvers.centred(stats))
+    assert path.coefficients(torch.zeros(1, dtype=torch.float64)) is None
+    assert path.eigen is not None and path.tridiagonal is None
+    alphas = torch.tensor([0.1, 1.0], dtype=torch.float64)
+    in_basis = torch.einsum("de,ean->adn", path.basis(), path.coefficients(alphas))
+    torch.testing.assert_close(in_basis, solvers.RidgePath(solvers.centred(stats)).weights(alphas),
+                               rtol=1e-8, atol=1e-10)
+
+
+def test_coefficients_in_the_tridiagonal_basis_are_the_weights():
+    stats, _, _, _ = _problem(S=5, T=40, N=4)
+    path = solvers.RidgePath(solvers.centred(stats))
+    alphas = torch.tensor([1e-3, 0.1, 10.0], dtype=torch.float64)
+    basis = path.basis()
+    torch.testing.assert_close(basis.T @ basis, torch.eye(basis.shape[0], dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(torch.einsum("de,ean->adn", basis, path.coefficients(alphas)), path.weights(alphas),
+                               rtol=1e-10, atol=1e-12)
 
 
 def _centred_case(n_weights, n_frames, n_neurons=5, seed=0):
