@@ -105,3 +105,9 @@ def test_bad_ranks_are_named(rank, message):
     X, y, _ = _separable_cells([1], n_stimuli=4, n_times=50)
     with pytest.raises(ValueError, match=message):
         STRFRegressor(kernel="separable", n_lags=L, rank=rank).fit(X, y)
+
+
+def test_a_shared_penalty_shares_the_rank(mixed):
+    X, y, _ = mixed
+    est = _fit(X, y, rank="auto", alpha_per_neuron=False)
+    assert np.unique(est.rank_).size == 1 and np.unique(est.alpha_).size == 1
