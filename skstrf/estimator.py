@@ -214,7 +214,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         optimizer state (``history_`` grows, at most ``max_epochs`` more epochs, the current
         ``lr`` and routed parameters, validation on the new data's last stimuli) instead of
         starting anew; the model options (kernel, ``n_lags``, ...) must not change.
-        Closed-form solvers have no iterations to continue: they refit from scratch.
+        Closed-form solvers and "lbfgs" (a fit to convergence) refit from scratch.
     history : {"mean", "zero"}, float or array-like of shape (n_freqs,), default="mean"
         What the STRF reads before each stimulus (its first ``n_lags - 1`` frames reach
         back before it), and before each held-out block of a recording. "mean": each band's
