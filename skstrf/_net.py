@@ -14,15 +14,16 @@ from skorch.helper import predefined_split
 
 from ._design import DesignStatistics
 from ._losses import MaskedMSELoss, MaskedPoissonLoss, statistics_loss
-from ._model import STRFModel, calibrate_nonlinearity, net_inputs, net_targets
+from ._model import STRFModel, calibrate_nonlinearity, net_inputs, net_targets, stimulus_tensors
 from ._penalty import Penalty
+from ._solvers import penalty_refit
 from ._validation import StimulusSet, user_stacklevel
 from .metrics import ScoreSums, cc_norm_from_sums
 
 __all__ = ["STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
            "record_closed_form_epoch", "check_finite_model", "start_from_closed_form",
-           "default_callbacks", "listens_to_training_batches"]
+           "default_callbacks", "listens_to_training_batches", "refit_kept_start"]
 
 class DivergenceError(FloatingPointError):
     """Raised when training produced a non-finite loss before any finite best epoch."""
@@ -484,6 +485,45 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
     net.kept_start_ = bool(np.isfinite(start_score) and start_score > best)
     if net.kept_start_:
         net.module_.load_state_dict(start_state)
+
+
+def refit_kept_start(net: STRFNet, penalty: Penalty, train_stats: DesignStatistics,
+                     valid_stats: DesignStatistics, train: StimulusSet, valid: StimulusSet) -> None:
+    """When gradient training kept its closed-form start (no epoch beat it on the validation
+    stimuli), make that start again from every stimulus, the validation ones included.
+
+    The start is the ridge solution with its chosen penalty, then (for an LN model) the
+    output nonlinearity fitted to it: the two-stage model. Validation only chose it over
+    the trained epochs; refitted on all the stimuli, it is the two-stage model that a fit
+    without held-out stimuli would give, so the LN model never ends below it for lack of
+    the held-out data.
+
+    Parameters
+    ----------
+    penalty : Penalty
+        The closed form's penalty (chosen by cross-validation on the training stimuli).
+    train_stats, valid_stats : DesignStatistics
+        Statistics of the training and validation stimuli in the module's units (at the
+        start's prefilter, if any).
+    train, valid : StimulusSet
+    """
+    if not getattr(net, "kept_start_", False):
+        return
+    weight, moments = penalty_refit(train_stats.concat(valid_stats), penalty)
+    module = net.module_
+    module.load_closed_form_(weight, moments.z_mean, moments.p_mean)
+    if module.nonlinearity is None or getattr(module.nonlinearity, "calibrate_", None) is None:
+        return
+    device = str(net.device)
+    z, P = [], []
+    with torch.no_grad():
+        for data in (train, valid):
+            X, targets, mask = stimulus_tensors(data, device, module)
+            keep = mask.bool()
+            z.append(module.linear(X)[keep])
+            P.append(targets[keep])
+    loss = "poisson" if isinstance(net.criterion_, MaskedPoissonLoss) else "mse"
+    module.nonlinearity.calibrate_(torch.cat(z), torch.cat(P), loss)
 
 
 def _step_statistics(statistics: DesignStatistics | None, dtype: torch.dtype) -> DesignStatistics | None:

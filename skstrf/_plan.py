@@ -18,12 +18,13 @@ from ._history import check_history
 from ._layout import DataShape, is_one_recording
 from ._penalty import Penalty, PenaltyFamily, penalty_family, smoothness_grid
 from ._selection import alpha_grid
-from ._solvers import SOLVERS, resolve_solver
+from ._solvers import AUTO_RANKS, SOLVERS, resolve_solver
 from ._validation import validation_split
 from .kernels import lag_basis, orthonormal_lag_basis
 from .prefilters import PREFILTERS, check_dt_ms, make_prefilter
 
 __all__ = ["FitOptions", "FitPlan", "fit_options", "make_plan", "fold_groups", "check_groups", "is_linear",
+           "separable_ranks",
            "resolve_device", "NET_PARAM_PREFIXES", "check_net_params", "check_callbacks"]
 
 # skorch's routing prefixes that STRFRegressor passes through to its net.
@@ -91,7 +92,7 @@ def fit_options(est, y, net_params: dict) -> FitOptions:
         check_dt_ms(est.dt_ms, est.freq_range)  # checks freq_range too
     linear = is_linear(est)
     solver = resolve_solver(est.solver, est.kernel, linear)
-    if not linear and SOLVERS[solver].closed_form:
+    if not linear and SOLVERS[solver].from_statistics:
         raise ValueError(
             f"solver={est.solver!r} fits linear least-squares models only, but "
             f"nonlinearity={est.nonlinearity!r}, loss={est.loss!r}, "
@@ -100,7 +101,7 @@ def fit_options(est, y, net_params: dict) -> FitOptions:
         )
     init = est.init if est.init != "auto" else (
         "closed_form" if est.kernel == "parametric" or not linear else "random")
-    gradient = not SOLVERS[solver].closed_form
+    gradient = not SOLVERS[solver].from_statistics
     basis = lag_basis(est.lag_basis, est.n_lags)
     smoothness_grid(est.smooth_freq, est.smooth_lag)  # checked before any data are read
     return FitOptions(device, linear, solver, init == "closed_form", holds_out=gradient or est.cv is None,
@@ -116,8 +117,8 @@ class FitPlan:
     options : FitOptions
         The decisions made from the options alone (device, solver, ...).
     closed_form : bool
-        Whether a closed-form solution is computed: the fit itself (ridge, ALS) or the
-        start of gradient training.
+        Whether a closed-form solution is computed and loaded: the fit itself (ridge, ALS)
+        or the start of an iterative fit (L-BFGS, gradient training).
     alphas : ndarray of shape (n_alphas,)
         Penalty grid (one value for a single penalty).
     family : PenaltyFamily
@@ -135,8 +136,9 @@ class FitPlan:
         For one recording with a validation block: the frame where the training block ends
         (the recording becomes two stimuli); None otherwise.
     separable_shape : (n_freqs, n_lags, rank) or None
-        For ALS: the shape of the separable kernel (``n_basis`` in place of ``n_lags`` over
-        a lag basis: ALS solves for the coefficients).
+        For ALS (the fit, or gradient training's start): the shape of the separable kernel
+        (``n_basis`` in place of ``n_lags`` over a lag basis: ALS solves for the
+        coefficients); ``rank`` an int, or a tuple of candidate ranks to choose among.
     folds : list of (ndarray, ndarray) or None
         Cross-validation folds for the penalty, over the rows of the training statistics
         (stimuli, or blocks of one continuous recording); None: no cross-validation.
@@ -196,8 +198,11 @@ class FitPlan:
     @property
     def solve(self):
         """The closed-form solve of this fit (:data:`skstrf._solvers.SOLVERS`): the
-        solver's own, or ridge to start gradient training from."""
-        return (SOLVERS[self.solver] if SOLVERS[self.solver].closed_form else SOLVERS["ridge"]).solve
+        solver's own, or the one gradient training starts from (ALS for a separable kernel
+        of one input channel, whose rank it chooses; ridge otherwise)."""
+        if SOLVERS[self.solver].closed_form:
+            return SOLVERS[self.solver].solve
+        return SOLVERS["als" if self.separable_shape is not None else "ridge"].solve
 
     @property
     def penalty(self) -> Penalty:
@@ -267,9 +272,9 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
     FitPlan
     """
     _check_shape_options(est, shape)
-    gradient = not SOLVERS[options.solver].closed_form
-    # A closed-form solution does not depend on where it starts: only gradient training
-    # has a state to continue.
+    gradient = not SOLVERS[options.solver].from_statistics
+    # A fit on the statistics is made anew (a closed form does not depend on where it
+    # starts): only gradient training has a state to continue.
     warm = bool(est.warm_start) and hasattr(est, "net_") and gradient
     if warm and (shape.n_freqs != est.n_features_in_ or shape.n_neurons != est.n_neurons_):
         raise ValueError(
@@ -287,7 +292,12 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
     frame = None if basis is None else orthonormal_lag_basis(basis)
     family = penalty_family(est, (channels, shape.n_freqs, est.n_lags), names, frame)
     n_coefficients = est.n_lags if basis is None else basis.shape[1]
-    if est.alpha is not None and np.size(est.alpha) == 1 and len(family.forms) == 1:
+    ranks = separable_ranks(est.rank, shape.n_freqs, n_coefficients) if est.kernel == "separable" else (1,)
+    separable_shape = None
+    if options.solver == "als" or (est.kernel == "separable" and options.closed_start and channels == 1):
+        separable_shape = (shape.n_freqs, n_coefficients, ranks if len(ranks) > 1 else ranks[0])
+    choosing_rank = len(ranks) > 1 and separable_shape is not None
+    if est.alpha is not None and np.size(est.alpha) == 1 and len(family.forms) == 1 and not choosing_rank:
         folds, n_blocks = None, 1  # one penalty: nothing to cross-validate, cv is not used
     else:
         folds, n_blocks = _folds(est.cv, lengths[train], None if groups is None else groups[train])
@@ -300,9 +310,17 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
             "none is held out; pass cv, or a single form (one smoothness share, one candidate of "
             "space_penalties)."
         )
-    choosing = alphas.size > 1 or len(family.forms) > 1
+    if choosing_rank and not (folds is not None or valid.size > 0):
+        raise ValueError(
+            f"choosing the separable kernel's rank among {list(ranks)} needs cross-validation folds or "
+            "validation stimuli, but cv=None and none is held out; pass cv, or one rank (e.g. rank=1)."
+        )
+    choosing = alphas.size > 1 or len(family.forms) > 1 or choosing_rank
     seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
-    model = dict(kernel=est.kernel, n_lags=est.n_lags, rank=est.rank, n_gaussians=est.n_gaussians,
+    # ALS chooses among the ranks (the kernel holds the largest); with nothing to choose
+    # (gradient training from a random start) the lowest
+    rank = max(ranks) if separable_shape is not None else min(ranks)
+    model = dict(kernel=est.kernel, n_lags=est.n_lags, rank=rank, n_gaussians=est.n_gaussians,
                  nonlinearity=est.nonlinearity, prefilter=est.prefilter, dt_ms=est.dt_ms,
                  freq_range=est.freq_range, seed=seed, lag_basis=basis)
     net = dict(device=options.device, loss=est.loss, lr=est.lr, max_epochs=est.max_epochs,
@@ -310,7 +328,7 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
                verbose=est.verbose, net_params=net_params, seed=seed)
     return FitPlan(
         options=options,
-        closed_form=not warm and (not gradient or options.closed_start),
+        closed_form=not warm and (SOLVERS[options.solver].closed_form or options.closed_start),
         alphas=alphas,
         family=family,
         history=check_history(est.history, shape.n_freqs),
@@ -319,7 +337,7 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         train=train,
         valid=valid,
         cut=cut,
-        separable_shape=(shape.n_freqs, n_coefficients, est.rank) if options.solver == "als" else None,
+        separable_shape=separable_shape,
         folds=folds if choosing else None,
         n_blocks=n_blocks if choosing else 1,
         per_neuron=bool(est.alpha_per_neuron),
@@ -505,13 +523,45 @@ def _check_shape_options(est, shape: DataShape) -> None:
             f"{int(shape.lengths[s])} valid frames; use lead_in < {int(shape.lengths.min())} or "
             "give each stimulus its lead-in frames and more."
         )
-    max_rank = min(shape.n_freqs, est.n_lags)
-    if est.kernel == "separable" and est.rank > max_rank:
+    if est.kernel == "separable":
+        separable_ranks(est.rank, shape.n_freqs, est.n_lags)
+
+
+def separable_ranks(rank, n_freqs: int, n_lags: int) -> tuple[int, ...]:
+    """The candidate ranks of a separable kernel that ``rank`` names, checked.
+
+    Parameters
+    ----------
+    rank : int, "auto" or array-like of int
+        The estimator's ``rank``: one rank, "auto" (:data:`skstrf._solvers.AUTO_RANKS`, those
+        up to ``min(n_freqs, n_lags)``), or a grid.
+    n_freqs, n_lags : int
+        The kernel's bands and lags (lag-basis functions over a basis).
+
+    Returns
+    -------
+    tuple of int
+        Increasing, without duplicates.
+    """
+    max_rank = min(n_freqs, n_lags)
+    if isinstance(rank, str):
+        if rank != "auto":
+            raise ValueError(f"rank must be a positive int, 'auto' or a sequence of them; got {rank!r}")
+        return tuple(r for r in AUTO_RANKS if r <= max_rank) or (1,)
+    values = np.atleast_1d(np.asarray(rank, dtype=object))
+    if (values.ndim != 1 or values.size == 0
+            or not all(isinstance(r, numbers.Integral) and not isinstance(r, (bool, np.bool_)) and r >= 1
+                       for r in values)):
+        raise ValueError(f"rank must be a positive int, 'auto' or a non-empty 1-D sequence of positive "
+                         f"ints; got {rank!r}")
+    ranks = tuple(sorted({int(r) for r in values}))
+    if ranks[-1] > max_rank:
         raise ValueError(
-            f"rank={est.rank} exceeds min(n_freqs, n_lags) = {max_rank}: a separable "
+            f"rank={rank!r} exceeds min(n_freqs, n_lags) = {max_rank}: a separable "
             f"kernel of rank {max_rank} is already unconstrained; use rank <= {max_rank} "
             "or kernel='vanilla'."
         )
+    return ranks
 
 
 def is_linear(est) -> bool:

@@ -16,6 +16,7 @@ line read the registry.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,7 +25,7 @@ import torch
 from scipy.linalg import lapack
 
 from ._design import DesignStatistics
-from ._penalty import ALS_PENALTY_SCALE, Penalty, QuadraticForm, project_separable
+from ._penalty import ALS_PENALTY_SCALE, Penalty, QuadraticForm
 from ._selection import choose, choose_form
 from ._threads import side_by_side, task_workers
 from .metrics import ScoreSums
@@ -32,7 +33,7 @@ from .metrics import ScoreSums
 __all__ = ["Solver", "SOLVERS", "AUTO_SOLVERS", "resolve_solver", "CentredStatistics", "centred",
            "RidgePath", "ridge_path", "ridge_weights", "prediction_sums", "held_out_correlation",
            "cross_validated_scores", "fit_als", "ClosedFormSolution", "solve_ridge", "solve_als",
-           "eigh_many"]
+           "eigh_many", "fit_lbfgs", "AUTO_RANKS", "penalty_refit"]
 
 
 # ------------------------------------------------------------------------------ registry
@@ -52,11 +53,16 @@ class Solver:
     solve : callable or None
         For a closed-form solver, ``solve(train, valid, alphas, **options)`` returning a
         :class:`ClosedFormSolution` from statistics alone (so it also fits data larger than
-        memory); None for gradient training.
+        memory); None otherwise.
     refit : callable or None
         ``refit(stats, rows, penalty)`` giving the weights (D, N) of a fit on the rows
         ``rows`` of ``stats`` with a fixed ``penalty``, exactly and cheaply (the
         jackknife's refits); None when a refit needs the whole solver.
+    polish : callable or None
+        For a solver that fits a linear model's parameters iteratively on the statistics of
+        all training stimuli (no stimulus held out): ``polish(module, stats, penalty)``
+        minimises the penalised training loss from the module's start (the closed-form
+        ridge start, or a random one) in place. None for closed forms and gradient training.
     """
 
     name: str
@@ -64,10 +70,17 @@ class Solver:
     kernels: frozenset | None
     solve: Callable | None = None
     refit: Callable | None = None
+    polish: Callable | None = None
 
     @property
     def closed_form(self) -> bool:
         return self.solve is not None
+
+    @property
+    def from_statistics(self) -> bool:
+        """Whether the solver fits from the training stimuli's statistics alone (a closed
+        form, or an iterative fit on them), holding no stimulus out; else gradient training."""
+        return self.solve is not None or self.polish is not None
 
 
 def resolve_solver(solver: str, kernel: str, linear: bool) -> str:
@@ -85,7 +98,7 @@ def resolve_solver(solver: str, kernel: str, linear: bool) -> str:
         (:func:`skstrf._plan.is_linear`): only such a model has closed forms.
     """
     if not linear:
-        if solver != "auto" and SOLVERS[solver].closed_form:
+        if solver != "auto" and SOLVERS[solver].from_statistics:
             return solver  # the caller's message names the model's options
         return "gradient"
     if solver == "auto":
@@ -401,6 +414,19 @@ def ridge_weights(stats: DesignStatistics, rows, penalty: Penalty) -> torch.Tens
     return form.unwhiten(ridge_path(m, alpha[None])[0])
 
 
+def penalty_refit(stats: DesignStatistics, penalty: Penalty) -> tuple[torch.Tensor, CentredStatistics]:
+    """Ridge weights (D, N) of a fit on every row of ``stats`` with a fixed ``penalty`` (a
+    form per neuron, or one for all), and the centred statistics they were fitted on."""
+    m = centred(stats)
+    N = m.cross.shape[1]
+    alpha = torch.as_tensor(penalty.per_neuron(N), dtype=m.gram.dtype, device=m.gram.device)
+    weight = torch.empty_like(m.cross)
+    for form, neurons in penalty.groups(N):
+        columns = torch.as_tensor(neurons, device=m.gram.device)
+        weight[:, columns] = _ridge_start(m, form, alpha[None, columns], np.asarray(neurons))[0]
+    return weight, m
+
+
 def prediction_sums(weights: torch.Tensor, bias: torch.Tensor, stats: DesignStatistics,
                     index=None) -> torch.Tensor:
     """Sums over the frames of rows ``index`` of the prediction ``q`` and the PSTH ``p``.
@@ -592,6 +618,47 @@ class _HeldOutSums:
 
 # ------------------------------------------------------------------------------ ALS
 
+#: Memory of the partly projected Grams of the ALS problems solved at once (bytes): each
+#: problem's half-step reads the design's Gram through one (rank x bands, bands x lags)
+#: product, batched over problems so that the Gram is read once for all of them.
+ALS_BLOCK_BYTES = 64 * 2**20
+
+
+def _project_gram(gram: torch.Tensor, fixed: torch.Tensor, solve_freq: bool) -> torch.Tensor:
+    """``M' G M`` of a half-step for many problems sharing the Gram ``G`` (one channel).
+
+    ``M`` maps the free factor of ``W = sum_r freq_r time_r'`` to ``vec(W)`` with the other
+    factor ``fixed``. Every problem's first contraction is one batched product with ``G``
+    (``G`` read once for the whole batch, not once per problem).
+
+    Parameters
+    ----------
+    gram : Tensor of shape (F, L, F, L)
+    fixed : Tensor of shape (B, rank, L) when solving the band factors, else (B, rank, F)
+    solve_freq : bool
+
+    Returns
+    -------
+    Tensor of shape (B, F * rank, F * rank) or (B, L * rank, L * rank), unknowns ordered
+    (band, rank) or (lag, rank).
+    """
+    F, L = gram.shape[:2]
+    B, rank = fixed.shape[:2]
+    if solve_freq:
+        # H[f, (b, r), g, k] = sum_l fixed[b, r, l] G[f, l, g, k]: F products of (B r, L) by (L, F L)
+        H = torch.matmul(fixed.reshape(1, B * rank, L), gram.reshape(F, L, F * L))
+        H = H.reshape(F, B, rank, F, L).permute(1, 0, 2, 3, 4).reshape(B, F * rank * F, L)
+        out = H @ fixed.transpose(1, 2)  # sum over k with fixed[b, s, k]: (B, F r F, s)
+        size = F
+    else:
+        # H[(b, r), l, g, k] = sum_f fixed[b, r, f] G[f, l, g, k]: one (B r, F) by (F, L F L) product
+        H = (fixed.reshape(B * rank, F) @ gram.reshape(F, L * F * L)).reshape(B, rank, L, F, L)
+        H = H.permute(0, 2, 1, 4, 3).reshape(B, L * rank * L, F)
+        out = H @ fixed.transpose(1, 2)  # sum over g with fixed[b, s, g]: (B, L r L, s)
+        size = L
+    return out.reshape(B, size * rank, size * rank)
+
+
 def _separable_half_step(m: CentredStatistics, form: QuadraticForm, fixed: torch.Tensor, alpha: torch.Tensor,
                          n_freqs: int, n_lags: int, solve_freq: bool, neuron: torch.Tensor) -> torch.Tensor:
     """Solve for one factor of ``W = sum_r freq_r time_r'`` with the other fixed.
@@ -614,18 +681,17 @@ def _separable_half_step(m: CentredStatistics, form: QuadraticForm, fixed: torch
     C = m.gram.shape[0] // (n_freqs * n_lags)
     if C != 1:
         raise NotImplementedError("ALS supports a single input channel")
-    G = m.gram.reshape(C, n_freqs, n_lags, C, n_freqs, n_lags)
-    B = m.cross.reshape(C, n_freqs, n_lags, -1)
+    gram = m.gram.reshape(n_freqs, n_lags, n_freqs, n_lags)
+    B = m.cross.reshape(n_freqs, n_lags, -1)
     batch, rank = fixed.shape[:2]
-    Gp = project_separable(G, fixed, solve_freq)
-    if solve_freq:  # unknowns (c, f, r); project lags
-        Bp = torch.einsum("brl,cflb->bcfr", fixed, B[..., neuron])
-        size = C * n_freqs
-    else:  # unknowns (c, l, r); project frequencies
-        Bp = torch.einsum("brf,cflb->bclr", fixed, B[..., neuron])
-        size = C * n_lags
+    Gp = _project_gram(gram, fixed, solve_freq) / m.count
+    if solve_freq:  # unknowns (f, r); project lags
+        Bp = torch.einsum("brl,flb->bfr", fixed, B[..., neuron])
+        size = n_freqs
+    else:  # unknowns (l, r); project frequencies
+        Bp = torch.einsum("brf,flb->blr", fixed, B[..., neuron])
+        size = n_lags
     k = size * rank
-    Gp = Gp.reshape(batch, k, k) / m.count
     Bp = Bp.reshape(batch, k) / m.count
     penalty = alpha[:, None, None] * form.separable_half_step(fixed, solve_freq)
     jitter = 1e-10 * torch.eye(k, dtype=Gp.dtype, device=Gp.device)
@@ -634,11 +700,12 @@ def _separable_half_step(m: CentredStatistics, form: QuadraticForm, fixed: torch
 
 
 def fit_als(m: CentredStatistics, init: torch.Tensor, alphas: torch.Tensor, n_freqs: int, n_lags: int,
-            rank: int = 1, n_iter: int = 30, tol: float = 1e-6, chunk: int = 256,
+            rank: int = 1, n_iter: int = 30, tol: float = 1e-6, chunk: int | None = None,
             form: QuadraticForm | None = None, neurons=None) -> torch.Tensor:
     """Alternating least squares for rank-``rank`` separable weights, many problems at once.
 
-    Each half-step is an exact penalised least-squares solve for one factor with the other
+    Each problem starts from the rank-``rank`` truncated SVD of its ``init``; each
+    half-step is an exact penalised least-squares solve for one factor with the other
     fixed, so the penalised loss never increases.
 
     Parameters
@@ -649,6 +716,13 @@ def fit_als(m: CentredStatistics, init: torch.Tensor, alphas: torch.Tensor, n_fr
         Starting weights, one per problem.
     alphas : Tensor of shape (B,)
         Penalty of each problem.
+    rank : int, default=1
+    n_iter : int, default=30
+        Most sweeps (both factors) per problem.
+    tol : float, default=1e-6
+        A batch of problems stops when its weights change by less than this, relatively.
+    chunk : int or None, default=None
+        Problems solved at once; None: as many as :data:`ALS_BLOCK_BYTES` allows.
     form : QuadraticForm or None, default=None
         The penalty's shape; None: the identity.
     neurons : array-like of int of shape (B,) or None, default=None
@@ -663,7 +737,11 @@ def fit_als(m: CentredStatistics, init: torch.Tensor, alphas: torch.Tensor, n_fr
     neurons = (torch.arange(init.shape[0]) % n_neurons if neurons is None
                else torch.as_tensor(np.asarray(neurons), dtype=torch.long))
     neurons = neurons.to(m.cross.device)
-    # chunks of problems bound the memory of the projected Gram matrices
+    if chunk is None:  # the projected Grams of a chunk stay within ALS_BLOCK_BYTES
+        per_problem = 8 * rank * n_freqs * n_lags * max(n_freqs, n_lags)
+        chunk = max(1, ALS_BLOCK_BYTES // per_problem)
+    if init.shape[0] == 0:
+        return init.clone()
     return torch.cat([
         _als_chunk(m, form, init[i:i + chunk], alphas[i:i + chunk], n_freqs, n_lags, rank, n_iter, tol,
                    neurons[i:i + chunk])
@@ -688,6 +766,173 @@ def _als_chunk(m: CentredStatistics, form: QuadraticForm, init: torch.Tensor, al
     return weights
 
 
+#: The ranks ``rank="auto"`` chooses among, per neuron, by cross-validation.
+AUTO_RANKS = (1, 2, 3)
+
+#: The penalties ALS's own cross-validation tries, as multiples of the penalty chosen for
+#: the free kernel (per neuron). A rank constraint regularises too, so a separable kernel
+#: may want less shrinkage than the free one.
+ALS_PENALTY_FACTORS = (1.0,)
+
+
+def _als_candidates(evaluations, form: QuadraticForm, alphas: torch.Tensor, ranks: tuple[int, ...],
+                    n_freqs: int, n_lags: int, neurons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out scores of ALS fits for every candidate rank and penalty.
+
+    Parameters
+    ----------
+    evaluations : list of (CentredStatistics, DesignStatistics, index)
+        For each fold (or the validation split): the centred statistics fitted, and the
+        statistics (with the rows ``index`` of them, None for all) the fits are scored on.
+    form : QuadraticForm
+        The penalty's shape of these neurons.
+    alphas : Tensor of shape (n_alphas, n_neurons)
+        Candidate penalties of every neuron of the fit (the columns ``neurons`` are used).
+    ranks : tuple of int
+    neurons : ndarray of int
+        The neurons scored (those with ``form``).
+
+    Returns
+    -------
+    scores : ndarray of shape (n_ranks, n_alphas, len(neurons))
+        Correlation of the predictions pooled over the evaluations (NaN where a ridge start
+        was not finite: a singular design at ``alpha = 0``).
+    fold_scores : ndarray of shape (n_evaluations, n_ranks, n_alphas, len(neurons))
+    """
+    A, n = alphas.shape[0], neurons.size
+    columns = torch.as_tensor(neurons, device=alphas.device)
+    grid = alphas[:, columns]  # (A, n)
+    totals, per_fold = None, []
+    finite = torch.ones(A, n, dtype=torch.bool)
+    for fitted, held_out, index in evaluations:
+        start = _ridge_start(fitted, form, grid, neurons)  # (A, D, n)
+        ok = torch.isfinite(start).all(dim=1)
+        finite &= ok.cpu()
+        start = torch.where(ok[:, None, :], start, torch.zeros_like(start))
+        problems = start.permute(0, 2, 1).reshape(A * n, n_freqs, n_lags)
+        sums = []
+        for rank in ranks:
+            weights = fit_als(fitted, problems, grid.reshape(-1), n_freqs, n_lags, rank, form=form,
+                              neurons=np.tile(neurons, A))
+            weights = weights.reshape(A, n, n_freqs * n_lags).transpose(1, 2)  # (A, D, n)
+            sub = CentredStatistics(fitted.gram, fitted.cross[:, columns], fitted.z_mean, fitted.p_mean[columns],
+                                    fitted.count)
+            sums.append(prediction_sums(weights, sub.intercept(weights), _columns(held_out, columns), index))
+        fold = torch.stack(sums, dim=1)  # (6, R, A, n)
+        per_fold.append(held_out_correlation(fold))
+        totals = fold if totals is None else totals + fold
+    scores = held_out_correlation(totals)
+    mask = ~finite.numpy()[None]
+    scores[np.broadcast_to(mask, scores.shape)] = np.nan
+    fold_scores = np.stack(per_fold)
+    fold_scores[np.broadcast_to(mask[None], fold_scores.shape)] = np.nan
+    return scores, fold_scores
+
+
+def _columns(stats: DesignStatistics, columns: torch.Tensor) -> DesignStatistics:
+    """``stats`` of the neurons ``columns`` only."""
+    return DesignStatistics(stats.gram, stats.cross[..., columns], stats.sq[..., columns], stats.count)
+
+
+def _ridge_start(m: CentredStatistics, form: QuadraticForm, alphas: torch.Tensor, neurons: np.ndarray) -> torch.Tensor:
+    """Ridge weights (A, D, n) of the neurons ``neurons`` of ``m`` at penalties ``alphas``
+    (A, n) with the penalty's shape ``form`` (through its change of variables)."""
+    columns = torch.as_tensor(neurons, device=m.cross.device)
+    sub = CentredStatistics(m.gram, m.cross[:, columns], m.z_mean, m.p_mean[columns], m.count)
+    if form.is_identity:
+        return ridge_path(sub, alphas)
+    T = form.whitening(m.gram.device)
+    T = T.to(m.gram.dtype)
+    if form.diagonal is not None:
+        white = CentredStatistics(m.gram * T[:, None] * T[None, :], sub.cross * T[:, None], sub.z_mean * T,
+                                  sub.p_mean, sub.count)
+    else:
+        white = CentredStatistics(T.T @ m.gram @ T, T.T @ sub.cross, T.T @ sub.z_mean, sub.p_mean, sub.count)
+    return form.unwhiten(ridge_path(white, alphas))
+
+
+# ------------------------------------------------------------------------------ L-BFGS
+
+#: Most iterations of :func:`fit_lbfgs` (each one or a few evaluations of the loss and its
+#: gradient from the statistics).
+LBFGS_MAX_ITER = 500
+
+#: :func:`fit_lbfgs` stops when the loss changes by less than this between iterations
+#: (the loss is a mean squared error in units of each neuron's PSTH variance, about 1).
+LBFGS_TOL = 1e-12
+
+
+def fit_lbfgs(module, stats: DesignStatistics, penalty: Penalty, *, max_iter: int | None = None,
+              tol: float | None = None) -> dict:
+    """Minimise a linear model's penalised training loss from its statistics by L-BFGS.
+
+    The loss is the one gradient training minimises (the mean squared error of the
+    standardised PSTH over the training frames, averaged over neurons, plus the penalty
+    :meth:`skstrf._penalty.Penalty.value`), from the summed statistics of every row of
+    ``stats``: exact, with no frame read. The kernel's parameters and the intercept are
+    optimised in float64 from where the module holds them, by L-BFGS with a strong Wolfe
+    line search until the loss stops changing (:data:`LBFGS_TOL`) or
+    :data:`LBFGS_MAX_ITER` iterations; the module keeps the best parameters seen
+    (float32). Neurons are independent terms of one sum, so one run fits them all.
+
+    Parameters
+    ----------
+    module : STRFModel
+        A linear model (its ``kernel`` module and ``bias``; its ``standardized_weight``
+        in the statistics' columns).
+    stats : DesignStatistics
+        Statistics of the training stimuli (all rows are summed).
+    penalty : Penalty
+    max_iter, tol : int and float or None
+        None: :data:`LBFGS_MAX_ITER` and :data:`LBFGS_TOL`.
+
+    Returns
+    -------
+    info : dict
+        ``start_loss``, ``loss`` (penalised, the kept parameters') and ``iterations``.
+    """
+    from ._losses import statistics_loss  # the training loss itself, not a copy
+
+    max_iter = LBFGS_MAX_ITER if max_iter is None else int(max_iter)
+    tol = LBFGS_TOL if tol is None else float(tol)
+    summed = stats.summed(None)
+    params = [p for p in module.kernel.parameters() if p.requires_grad] + [module.bias]
+    originals = [p.data for p in params]
+    for p in params:  # optimised in float64; the module reads them in place
+        p.data = p.data.double()
+    state = {"calls": 0, "best": np.inf, "best_params": None}
+
+    def loss_now() -> torch.Tensor:
+        weight = module.standardized_weight()
+        return statistics_loss(weight, module.bias, *summed) + penalty.value(weight)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_now()
+        loss.backward()
+        state["calls"] += 1
+        value = float(loss.detach())
+        if np.isfinite(value) and value < state["best"]:
+            state["best"], state["best_params"] = value, [p.detach().clone() for p in params]
+        return loss
+
+    try:
+        with torch.enable_grad():
+            start = float(loss_now().detach())
+            state["best"], state["best_params"] = start, [p.detach().clone() for p in params]
+            optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, max_eval=2 * max_iter,
+                                          history_size=20, tolerance_grad=0.0, tolerance_change=tol,
+                                          line_search_fn="strong_wolfe")
+            optimizer.step(closure)
+            iterations = int(optimizer.state[params[0]].get("n_iter", 0))
+    finally:
+        best = state["best_params"]
+        for p, original, value in zip(params, originals, best if best is not None else [None] * len(params)):
+            p.data = original if value is None else value.to(original.dtype)
+            p.grad = None
+    return {"start_loss": start, "loss": state["best"], "iterations": iterations}
+
+
 # ------------------------------------------------------------------------------ solutions
 
 @dataclass(frozen=True)
@@ -706,12 +951,15 @@ class ClosedFormSolution:
     scores : ndarray of shape (n_alphas, n_neurons) or None
         The score of every penalty and neuron the choice was made on (pooled out-of-fold
         or validation correlation); None when there was no choice.
+    rank : ndarray of int of shape (n_neurons,) or None
+        A separable kernel's rank per neuron (ALS); None for other kernels.
     """
 
     weight: torch.Tensor
     penalty: Penalty
     moments: CentredStatistics
     scores: np.ndarray | None = None
+    rank: np.ndarray | None = None
 
     @property
     def intercept(self) -> torch.Tensor:
@@ -820,67 +1068,151 @@ def solve_ridge(train: DesignStatistics, valid: DesignStatistics | None, alphas:
 
 
 def solve_als(train: DesignStatistics, valid: DesignStatistics | None, alphas: torch.Tensor, *,
-              form, shape: tuple[int, int, int], folds=None, per_neuron: bool = True,
+              form, shape: tuple, folds=None, per_neuron: bool = True,
               pooling: float = 0.0, plain: int | None = None, **_) -> ClosedFormSolution:
-    """A rank-``rank`` separable kernel by ALS, started from the ridge solution.
+    """A separable kernel by ALS, its rank and penalty chosen per neuron by held-out scores.
 
-    With ``folds`` (or several candidate forms), the penalty and its form are those
-    cross-validation chose for the free kernel (times
-    :data:`skstrf._penalty.ALS_PENALTY_SCALE`); with validation stimuli and one form, ALS's
-    own fits on the grid are scored on them. See :func:`solve_ridge` for the other
-    parameters.
+    The free kernel's ridge (:func:`solve_ridge`) gives each neuron's penalty and its form,
+    and the start of every ALS fit (the truncated SVD of the ridge solution at the same
+    penalty). With several candidate ranks (or penalty factors,
+    :data:`ALS_PENALTY_FACTORS`), each candidate's ALS fit is scored by cross-validation
+    over the same folds (the pooled out-of-fold correlation), or on the validation stimuli,
+    and each neuron keeps its best candidate (:func:`_choose_rank`: the penalty with
+    partial pooling, the rank on the neuron's own score, ties to the lower rank and the
+    larger penalty), then ALS refits it on
+    all stimuli. With validation stimuli and one form, ALS's own fits on the whole penalty
+    grid are scored (its own curve); with folds, the candidate penalties are the free
+    kernel's choice times :data:`skstrf._penalty.ALS_PENALTY_SCALE` and each factor. See
+    :func:`solve_ridge` for the other parameters.
 
     Parameters
     ----------
     shape : (n_freqs, n_lags, rank)
-        The separable kernel's shape.
+        The separable kernel's shape; ``rank`` an int, or a tuple of candidate ranks.
+
+    Returns
+    -------
+    ClosedFormSolution
+        ``rank`` holds each neuron's rank.
     """
-    F, L, rank = shape
+    F, L, ranks = shape
+    ranks = (int(ranks),) if np.ndim(ranks) == 0 else tuple(int(r) for r in ranks)
+    folds = None if folds is None else list(folds)
     free = solve_ridge(train, valid, alphas, form=form, folds=folds, per_neuron=per_neuron, pooling=pooling,
                        plain=plain)
     penalty, scores, refit = free.penalty, free.scores, free.moments
-    chosen, weight = penalty.per_neuron(free.weight.shape[1]), free.weight
-    N = weight.shape[1]
+    N = free.weight.shape[1]
+    chosen = penalty.per_neuron(N)
     single = len(penalty.forms) == 1
-    if single and folds is None and valid is not None and alphas.numel() > 1:
-        form = penalty.forms[0]
-        m = centred(train)
-        white = centred(form.whiten(train))
-        path = form.unwhiten(ridge_path(white, alphas))  # (A, D, N)
-        # ALS's SVD would fail on a non-finite start (a singular design at alpha = 0):
-        # such penalties are left out of the choice
-        finite = torch.isfinite(path).flatten(1).all(dim=1)
-        _check_finite_solution(path[finite], alphas.cpu().numpy())
-        grid = alphas[finite]
-        start = path[finite].transpose(1, 2).reshape(-1, F, L)
-        fitted = fit_als(m, start, grid.repeat_interleave(N), F, L, rank, form=form)
-        fitted = fitted.reshape(grid.numel(), N, F * L).transpose(1, 2)
-        scores = np.full((alphas.numel(), N), np.nan)
-        scores[finite.cpu().numpy()] = held_out_correlation(prediction_sums(fitted, m.intercept(fitted), valid))
-        chosen = choose(scores, alphas.cpu().numpy(), N, per_neuron=per_neuron, pooling=pooling)
-        white_refit = centred(form.whiten(train.concat(valid)))
-        weight = form.unwhiten(ridge_path(white_refit, torch.as_tensor(chosen).to(white_refit.gram)[None])[0])
-        penalty = Penalty(form, chosen)
-    elif scores is not None and (folds is not None or not single):  # chosen on the free kernel's curve
+    if folds is not None:  # the free kernel's choice, scaled: a rank constraint regularises too
         chosen = chosen * ALS_PENALTY_SCALE
-        penalty = penalty.with_alpha(chosen)
-    alpha = torch.as_tensor(chosen).to(refit.gram)
-    start = weight.T.reshape(N, F, L)
-    separable = torch.empty_like(start)
+        candidates = chosen[None] * np.sort(np.asarray(ALS_PENALTY_FACTORS, dtype=np.float64))[:, None]
+        evaluations = ([(centred(train, torch.as_tensor(np.asarray(a))), train, torch.as_tensor(np.asarray(b)))
+                        for a, b in folds] if len(ranks) > 1 or candidates.shape[0] > 1 else None)
+    elif valid is not None and (alphas.numel() > 1 or len(ranks) > 1):
+        # ALS's own fits on the training stimuli, scored on the validation stimuli
+        own_curve = single and alphas.numel() > 1
+        candidates = (alphas.cpu().numpy()[:, None].repeat(N, axis=1) if own_curve else chosen[None])
+        evaluations = [(centred(train), valid, None)]
+    else:
+        candidates, evaluations = chosen[None], None
+    if evaluations is None:
+        rank, alpha = np.full(N, ranks[0]), candidates[0]
+    else:
+        grid = torch.as_tensor(candidates).to(refit.gram)
+        candidate_scores = np.full((len(ranks), grid.shape[0], N), np.nan)
+        fold_scores = np.full((len(evaluations),) + candidate_scores.shape, np.nan)
+        for group_form, neurons in penalty.groups(N):
+            candidate_scores[:, :, neurons], fold_scores[..., neurons] = _als_candidates(
+                evaluations, group_form, grid, ranks, F, L, np.asarray(neurons))
+        rank, which = _choose_rank(candidate_scores, candidates, ranks, per_neuron=per_neuron, pooling=pooling,
+                                   fold_scores=fold_scores if folds is not None else None)
+        alpha = candidates[which, np.arange(N)]
+    penalty = penalty.with_alpha(alpha)
+    alpha_t = torch.as_tensor(alpha).to(refit.gram)
+    weight = torch.empty_like(free.weight)
     for group_form, neurons in penalty.groups(N):
-        rows = torch.as_tensor(neurons, device=start.device)
-        separable[rows] = fit_als(refit, start[rows], alpha[rows], F, L, rank, form=group_form, neurons=neurons)
-    weight = separable.reshape(N, F * L).T
+        neurons = np.asarray(neurons)
+        start = (free.weight[:, neurons][None] if np.array_equal(alpha[neurons], free.penalty.per_neuron(N)[neurons])
+                 else _ridge_start(refit, group_form, alpha_t[None, neurons], neurons))[0]  # (D, n)
+        for r in np.unique(rank[neurons]):
+            subset = neurons[rank[neurons] == r]
+            rows = torch.as_tensor(np.searchsorted(neurons, subset), device=start.device)
+            init = start[:, rows].T.reshape(-1, F, L)
+            fitted = fit_als(refit, init, alpha_t[subset], F, L, int(r), form=group_form, neurons=subset)
+            weight[:, torch.as_tensor(subset, device=weight.device)] = fitted.reshape(-1, F * L).T
     _check_finite_solution(weight, alphas.cpu().numpy())
-    return ClosedFormSolution(weight, penalty, refit, scores)
+    return ClosedFormSolution(weight, penalty, refit, scores, rank=rank)
+
+
+def _choose_rank(scores: np.ndarray, candidates: np.ndarray, ranks: tuple[int, ...], *, per_neuron: bool,
+                 pooling: float, fold_scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each neuron's rank and candidate penalty from held-out scores.
+
+    Within each rank the penalty is chosen by the penalties' rule
+    (:func:`skstrf._selection.choose`: partial pooling, ties to the larger penalty). The rank
+    is then chosen on each neuron's own score at its penalty, not pooled: a rank is the
+    shape of one cell's STRF, and pooling would lend every cell the rank that the most
+    complex cells of the population need. A neuron moves to a higher rank only when it
+    scores better there and, with ``fold_scores`` of several folds, when its gain over the
+    lower rank exceeds the gain's standard error over the folds (the one-standard-error
+    rule of :func:`skstrf._selection.choose_form`: more candidates add selection noise,
+    which would otherwise give a rank-1 cell a second component fitted to noise). Ties
+    (and neurons with no finite score) go to the lower rank. Without ``per_neuron``, the
+    rank is chosen on the mean score over neurons, the same for every neuron.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_ranks, n_candidates, n_neurons)
+    candidates : ndarray of shape (n_candidates, n_neurons)
+        Each neuron's candidate penalties, in the same order for every neuron.
+    ranks : tuple of int
+        Increasing.
+    fold_scores : ndarray of shape (n_folds, n_ranks, n_candidates, n_neurons) or None
+        The same scores per cross-validation fold; None (validation stimuli): the better
+        score alone decides.
+
+    Returns
+    -------
+    rank : ndarray of int of shape (n_neurons,)
+    which : ndarray of int of shape (n_neurons,)
+        Index of each neuron's penalty among its candidates.
+    """
+    R, A, N = scores.shape
+    # the candidates' order (the same for every neuron) stands for their values
+    keys = np.argsort(np.argsort(candidates[:, 0], kind="stable"), kind="stable").astype(np.float64)
+    which = np.stack([np.searchsorted(np.sort(keys), choose(scores[r], keys, N, per_neuron=per_neuron,
+                                                            pooling=pooling)) for r in range(R)])
+    which = np.argsort(keys, kind="stable")[which]  # (R, N) indices into the candidates
+    neurons = np.arange(N)
+    own = scores[np.arange(R)[:, None], which, neurons[None]]  # (R, N)
+    folds = (None if fold_scores is None or fold_scores.shape[0] < 2
+             else np.asarray(fold_scores, dtype=np.float64)[:, np.arange(R)[:, None], which, neurons[None]])
+    with warnings.catch_warnings():  # a rank with no finite score: NaN, then -inf
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if not per_neuron:
+            own = np.broadcast_to(np.nanmean(own, axis=1, keepdims=True), own.shape)
+            if folds is not None:
+                folds = np.broadcast_to(np.nanmean(folds, axis=2, keepdims=True), folds.shape)
+        own = np.nan_to_num(own, nan=-np.inf)
+        best = np.zeros(N, dtype=np.int64)
+        for r in range(1, R):  # increasing ranks: up only for a better score, and a sure one
+            better = own[r] > own[best, neurons]
+            if folds is not None:
+                gain = folds[:, r] - folds[:, best, neurons]  # (n_folds, N)
+                error = np.nanstd(gain, axis=0, ddof=1) / np.sqrt(np.sum(np.isfinite(gain), axis=0))
+                better &= np.nanmean(gain, axis=0) > np.nan_to_num(error, nan=np.inf)
+            best = np.where(better, r, best)
+    return np.asarray(ranks, dtype=np.int64)[best], which[best, neurons]
 
 
 #: Every solver, by the name the estimator's ``solver`` option gives it.
 SOLVERS: dict[str, Solver] = {
     "ridge": Solver("ridge", "ridge", frozenset({"vanilla"}), solve=solve_ridge, refit=ridge_weights),
     "als": Solver("als", "ALS", frozenset({"separable"}), solve=solve_als),
+    "lbfgs": Solver("lbfgs", "L-BFGS", frozenset({"parametric"}), polish=fit_lbfgs),
     "gradient": Solver("gradient", "gradient", None),
 }
 
 #: The solver ``solver="auto"`` picks for a linear model of each kernel (gradient otherwise).
-AUTO_SOLVERS = {"vanilla": "ridge", "separable": "als"}
+AUTO_SOLVERS = {"vanilla": "ridge", "separable": "als", "parametric": "lbfgs"}

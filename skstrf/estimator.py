@@ -17,7 +17,8 @@ from ._data import fit_data
 from ._history import HISTORIES, check_history_level, linear_history
 from ._layout import to_user_layout
 from ._model import build_model, module_statistics, predict_in_blocks
-from ._net import build_net, check_finite_model, record_closed_form_epoch, start_from_closed_form, train_net
+from ._net import (build_net, check_finite_model, record_closed_form_epoch, refit_kept_start, start_from_closed_form,
+                   train_net)
 from ._plan import NET_PARAM_PREFIXES, check_groups, fit_options, make_plan
 from ._solvers import SOLVERS
 from ._threads import fit_threads
@@ -76,8 +77,17 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         Number of frames of history (lag 0 is the current frame).
     n_gaussians : int, default=8
         Number of Gaussians of the parametric kernel.
-    rank : int, default=1
-        Number of separable components of the separable kernel.
+    rank : int, "auto" or array-like of int, default=1
+        Number of separable components of the separable kernel. A sequence is a grid:
+        ALS fits every rank of it and each neuron keeps the rank its own held-out score
+        prefers (``cv``'s folds; with ``cv=None``, the validation stimuli), moving to a
+        higher rank only when the gain exceeds its standard error over the folds; the
+        choice is ``rank_``. "auto" is the grid ``(1, 2, 3)`` (ranks up to
+        ``min(n_freqs, n_lags)``). Gradient training from the closed-form start (the
+        default with a nonlinearity) starts from the ALS fit with the chosen ranks; from a
+        random start it has the grid's lowest rank. The kernel holds the largest rank of
+        the grid (a neuron of a lower rank has zero components). See the user guide,
+        :ref:`kernels`.
     nonlinearity : {"identity", "softplus", "exp"}, default="identity"
         Output nonlinearity applied to the linear stage, per neuron. "identity": the linear
         model. "softplus": ``s * gain * softplus(slope * z / s + offset)`` with learnable
@@ -108,17 +118,20 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         Centre frequencies in Hz of the lowest and the highest band (bands are taken evenly
         spaced on the mel scale in between); used by ``prefilter`` only, to initialise each
         band's adaptation time constant.
-    solver : {"auto", "gradient", "ridge", "als"}, default="auto"
+    solver : {"auto", "gradient", "ridge", "als", "lbfgs"}, default="auto"
         How the kernel is fitted. "gradient": AdamW through the skorch net (any kernel).
         "ridge": closed-form ridge regression (vanilla kernel). "als": alternating least
-        squares, each half-step a closed-form ridge (separable kernel). "auto" picks
-        "ridge" for vanilla, "als" for separable and "gradient" for parametric. The
-        closed-form solvers choose the penalty per neuron by cross-validation over all the
-        stimuli given (``cv``; with ``cv=None``, on the validation stimuli), then refit on
-        all stimuli with it. They fit linear least-squares models only (IC
-        adaptation included, a fixed linear prefilter): with a nonlinearity, AdapTrans or
-        the Poisson loss, "auto" is "gradient" (started from the closed-form linear
-        solution, see ``init``) and "ridge"/"als" raise a ValueError.
+        squares, each half-step a closed-form ridge (separable kernel). "lbfgs": the
+        penalised training loss minimised to convergence by L-BFGS from the statistics of
+        all the training stimuli, none held out, from the closed-form start (see ``init``)
+        (parametric kernel). "auto" picks "ridge" for vanilla, "als" for separable and
+        "lbfgs" for parametric. The closed-form solvers (and "lbfgs") choose the penalty
+        per neuron by cross-validation over all the stimuli given (``cv``; with
+        ``cv=None``, on the validation stimuli), then refit on all stimuli with it. They
+        fit linear least-squares models only (IC adaptation included, a fixed linear
+        prefilter): with a nonlinearity, AdapTrans or the Poisson loss, "auto" is
+        "gradient" (started from the closed-form linear solution, see ``init``) and
+        "ridge"/"als"/"lbfgs" raise a ValueError.
     alpha : float, array-like of float or None, default=None
         L2 penalty on the kernel weights in standardised units: the per-frame MSE of each
         neuron (in units of its PSTH variance) plus ``alpha`` times the squared norm of its
@@ -156,14 +169,16 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         own curve only (as ``RidgeCV(alpha_per_target=True)``), 1 is the shared penalty.
         Chosen on the tuning seeds of ``benchmarks/defaults_realistic.py``.
     init : {"auto", "random", "closed_form"}, default="auto"
-        Starting point of gradient training. "closed_form" starts from the ridge solution
-        (its rank-``rank`` SVD for separable kernels, a greedy Gaussian decomposition of
-        its peaks and troughs for parametric kernels); "random" from a random draw; "auto"
-        is "closed_form" for the parametric kernel and for every model that is not linear
-        (a nonlinearity, AdapTrans or the Poisson loss), "random" otherwise. With AdapTrans
-        the closed-form start is computed on the prefilter's initial output; from it,
-        gradient training keeps each neuron's closed-form penalty and the nonlinearity
-        starts fitted to the closed-form linear stage.
+        Starting point of gradient training (and of L-BFGS). "closed_form" starts from
+        the ridge solution (the ALS fit for separable kernels of one input channel, a
+        greedy Gaussian decomposition of the ridge solution's peaks and troughs for
+        parametric kernels); "random" from a random draw; "auto" is "closed_form" for the
+        parametric kernel and for every model that is not linear (a nonlinearity,
+        AdapTrans or the Poisson loss), "random" otherwise. With AdapTrans the
+        closed-form start is computed on the prefilter's initial output; from it, gradient
+        training keeps each neuron's closed-form penalty and the nonlinearity starts
+        fitted to the closed-form linear stage (its gain, slope and offset by least
+        squares, or by the Poisson likelihood: the two-stage model).
     lr : float, default=1e-3
         AdamW learning rate (the kernel lives in standardised units, so one value suits
         every dataset). 1e-3 gave the best test cc_norm for every kernel on the synthetic
@@ -199,7 +214,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         optimizer state (``history_`` grows, at most ``max_epochs`` more epochs, the current
         ``lr`` and routed parameters, validation on the new data's last stimuli) instead of
         starting anew; the model options (kernel, ``n_lags``, ...) must not change.
-        Closed-form solvers have no iterations to continue: they refit from scratch.
+        Closed-form solvers and "lbfgs" (a fit to convergence) refit from scratch.
     history : {"mean", "zero"}, float or array-like of shape (n_freqs,), default="mean"
         What the STRF reads before each stimulus (its first ``n_lags - 1`` frames reach
         back before it), and before each held-out block of a recording. "mean": each band's
@@ -310,7 +325,11 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         ``valid_loss`` and ``valid_cc_norm`` only when it held out validation stimuli
         (``cv=None``); with cross-validation inside ``fit`` its scores are ``cv_scores_``.
         Gradient training from a closed-form start never ends below that start on the
-        validation stimuli: when no epoch beats it, the start is kept (``net_.kept_start_``).
+        validation stimuli: when no epoch beats it, the start is kept (``net_.kept_start_``)
+        and made again from all the stimuli, the validation ones included (the ridge STRF
+        with its chosen penalty and, for an LN model, its fitted nonlinearity: the
+        two-stage model). An L-BFGS fit (``solver="lbfgs"``) records one epoch, like a
+        closed form.
     net_ : STRFNet
         The fitted skorch net holding the torch module (``net_.module_``).
     device_ : str
@@ -323,6 +342,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     alpha_ : ndarray of shape (n_neurons,)
         The penalty of each neuron (the separable kernel's, when chosen by cross-validation:
         a fixed share of the free kernel's choice, by default the same).
+    rank_ : ndarray of int of shape (n_neurons,)
+        Only with the separable kernel: each neuron's rank (chosen by ALS's
+        cross-validation from a grid of ``rank``; the kernel's rank otherwise).
     cv_scores_ : ndarray of shape (n_alphas, n_neurons)
         Only when the penalty was chosen by cross-validation: the pooled out-of-fold
         correlation of every penalty of ``cv_alphas_`` and neuron (the CV curve).
@@ -409,7 +431,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "n_lags": [Interval(numbers.Integral, 1, None, closed="left")],
         "lag_basis": [Interval(numbers.Integral, 1, None, closed="left"), "array-like", None],
         "n_gaussians": [Interval(numbers.Integral, 1, None, closed="left")],
-        "rank": [Interval(numbers.Integral, 1, None, closed="left")],
+        "rank": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"}), "array-like"],
         "nonlinearity": [StrOptions(set(NONLINEARITIES))],
         "loss": [StrOptions({"mse", "poisson"})],
         "prefilter": [StrOptions(set(PREFILTERS)), None],
@@ -599,7 +621,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous, **plan.net)
             groups, folds = plan.row_groups()  # a closed form sums the rows every fold treats alike
             stats = train.statistics(net.module_, plan.device, plan.n_blocks, groups) if plan.statistics else None
-            solution = None
+            solution = valid_stats = None
             if plan.closed_form or plan.choose_penalty:  # the fit itself, or gradient training's start
                 valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
                 solution = plan.solve(stats, valid_stats, torch.as_tensor(plan.alphas, device=plan.device),
@@ -610,7 +632,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
                 net.penalty = previous.penalty  # continue with the first fit's penalties
             if plan.solver == "gradient":
                 train_net(net, train.stimuli, stats if plan.linear else None, valid)
+                if plan.closed_form and valid_stats is not None and plan.separable_shape is None:
+                    # a kept ridge start is made again from every stimulus (the two-stage model)
+                    refit_kept_start(net, solution.penalty, stats, valid_stats, train.stimuli, valid)
             else:
+                if SOLVERS[plan.solver].polish is not None:  # an iterative fit on the statistics
+                    SOLVERS[plan.solver].polish(net.module_, stats, net.penalty)
                 record_closed_form_epoch(net, stats, valid)
         check_finite_model(net.module_, self.lr)  # nothing non-finite is stored: raise first
         self._store(net, plan, data.shape, solution, names, inputs.std)
@@ -631,6 +658,14 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         if solution is not None and solution.scores is not None and plan.folds is not None:
             self.cv_scores_ = np.asarray(solution.scores, dtype=np.float64)
             self.cv_alphas_ = np.asarray(plan.alphas, dtype=np.float64)
+        previous_rank = self.__dict__.pop("rank_", None)
+        if plan.model["kernel"] == "separable":
+            # the ranks of the ALS fit the model was loaded from (the fit, or gradient
+            # training's start); a warm start continues the first fit's
+            chosen = (solution.rank if solution is not None and plan.closed_form
+                      else previous_rank if plan.warm else None)
+            self.rank_ = (np.full(shape.n_neurons, plan.model["rank"], dtype=np.int64) if chosen is None
+                          else np.asarray(chosen, dtype=np.int64))
         self.train_stimuli_, self.valid_stimuli_ = plan.train, plan.valid
         self.y_layout_ = shape.y_layout
         self.n_features_in_ = shape.n_freqs

@@ -41,7 +41,8 @@ class Softplus(nn.Module):
     """
 
     n_params_per_neuron = 3
-    _slope_grid = torch.logspace(-0.5, 1.5, 9, dtype=torch.float64)
+    _slope_grid = torch.logspace(-1.0, 1.5, 11, dtype=torch.float64)
+    _offset_grid = torch.arange(-4.0, 5.0, dtype=torch.float64)  # exact integers: 0 among them
 
     #: The output is a positive rate.
     positive = True
@@ -64,7 +65,12 @@ class Softplus(nn.Module):
 
     @torch.no_grad()
     def calibrate_(self, z: torch.Tensor, y: torch.Tensor, loss: str = "mse") -> "Softplus":
-        """Fit ``slope`` (on a grid, ``offset = 0``) and ``gain`` (in closed form) to ``y`` given ``z``.
+        """Fit ``gain``, ``slope`` and ``offset`` to ``y`` given ``z``: the two-stage model.
+
+        The best of a grid of slopes and offsets (each with its optimal gain in closed
+        form) starts a joint L-BFGS refinement of all three (:func:`_refine`), per neuron:
+        the result is the least-squares (or maximum-likelihood) static softplus of the
+        linear stage, a start that gradient training of the LN model can only improve on.
 
         Parameters
         ----------
@@ -73,16 +79,25 @@ class Softplus(nn.Module):
         y : Tensor of shape (n_frames, n_neurons)
             Targets (PSTH); NaN entries are ignored.
         loss : {"mse", "poisson"}
-            Loss the gain is optimal for.
+            Loss the parameters are optimal for.
         """
-        grid = self._slope_grid.to(z.device)
         scale = self.scale.double()
         u = z.double() / scale
-        shapes = [scale * nn.functional.softplus(b * u) for b in grid]
+        slopes = self._slope_grid.to(u.device)
+        offsets = self._offset_grid.to(u.device)
+        pairs = [(b, c) for b in slopes for c in offsets]
+        shapes = (scale * nn.functional.softplus(b * u + c) for b, c in pairs)
         best, log_gain = _best_shape(shapes, y.double(), loss)
-        self.log_slope.copy_(grid[best].log().float())
-        self.log_gain.copy_(log_gain.float())
-        self.offset.zero_()
+        start = torch.stack([log_gain, slopes[best // len(offsets)].log(), offsets[best % len(offsets)]])
+
+        def rate(theta: torch.Tensor) -> torch.Tensor:
+            log_g, log_b, c = theta
+            return scale * log_g.exp() * nn.functional.softplus(log_b.exp() * u + c)
+
+        log_g, log_b, c = _refine(rate, start, y.double(), loss)
+        self.log_gain.copy_(log_g.float())
+        self.log_slope.copy_(log_b.float())
+        self.offset.copy_(c.float())
         return self
 
 
@@ -127,7 +142,10 @@ class Exponential(nn.Module):
 
     @torch.no_grad()
     def calibrate_(self, z: torch.Tensor, y: torch.Tensor, loss: str = "mse") -> "Exponential":
-        """Fit ``slope`` (on a grid) and ``offset`` (in closed form) to ``y`` given ``z``.
+        """Fit ``slope`` and ``offset`` to ``y`` given ``z``: the two-stage model.
+
+        The best slope of a grid (with its optimal offset in closed form) starts a joint
+        L-BFGS refinement of both (:func:`_refine`), per neuron.
 
         Parameters
         ----------
@@ -136,28 +154,85 @@ class Exponential(nn.Module):
         y : Tensor of shape (n_frames, n_neurons)
             Targets (PSTH); NaN entries are ignored.
         loss : {"mse", "poisson"}
-            Loss the gain is optimal for.
+            Loss the parameters are optimal for.
         """
         r0 = self.reference.double()
         u = (z.double() - r0) / r0
         grid = self._slope_grid.to(u.device)
         # Each candidate is scaled by its largest value so exp cannot overflow.
         peaks = torch.stack([(b * u).amax(0) for b in grid])  # (n_slopes, n_neurons)
-        best, log_gain = _best_shape([torch.exp(b * u - m) for b, m in zip(grid, peaks)], y.double(), loss)
+        best, log_gain = _best_shape((torch.exp(b * u - m) for b, m in zip(grid, peaks)), y.double(), loss)
         # rate = gain * exp(b u - m) = r0 * exp(b u + offset)
         offset = log_gain - peaks[best, torch.arange(u.shape[1], device=u.device)] - r0.log()
-        self.log_slope.copy_(grid[best].log().float())
-        self.offset.copy_(offset.float())
+        start = torch.stack([grid[best].log(), offset])
+
+        def rate(theta: torch.Tensor) -> torch.Tensor:
+            log_b, c = theta
+            return r0 * torch.exp(log_b.exp() * u + c)
+
+        log_b, c = _refine(rate, start, y.double(), loss)
+        self.log_slope.copy_(log_b.float())
+        self.offset.copy_(c.float())
         return self
 
 
-def _best_shape(shapes: list[torch.Tensor], y: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _loss_per_neuron(rate: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss: str) -> torch.Tensor:
+    """Squared error or Poisson negative log-likelihood of each neuron (masked sums)."""
+    if loss == "poisson":
+        tiny = torch.finfo(rate.dtype).tiny
+        value = rate - torch.xlogy(y, rate.clamp(min=tiny))
+    else:
+        value = (y - rate) ** 2
+    return torch.where(mask, value, 0.0).sum(0)
+
+
+def _refine(rate, start: torch.Tensor, y: torch.Tensor, loss: str, max_iter: int = 100) -> torch.Tensor:
+    """Refine per-neuron parameters ``start`` (n_params, n_neurons) of ``rate(theta)`` by
+    L-BFGS on the summed loss (neurons are independent terms), keeping for each neuron
+    the better of its start and the refined values (so a refinement never loses).
+
+    Returns
+    -------
+    theta : Tensor of shape (n_params, n_neurons)
+    """
+    mask = torch.isfinite(y)
+    y = torch.where(mask, y, 0.0)
+    with torch.no_grad():
+        before = _loss_per_neuron(rate(start), y, mask, loss)
+    # each neuron's loss in units of its start's, so that every neuron counts alike
+    unit = before.abs().clamp(min=torch.finfo(y.dtype).tiny)
+    theta = start.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([theta], lr=1.0, max_iter=max_iter, history_size=10, tolerance_grad=1e-12,
+                                  tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = (_loss_per_neuron(rate(theta), y, mask, loss) / unit).sum()
+        if not torch.isfinite(value):  # a step into overflow: the line search backs off
+            value = value.detach().new_tensor(torch.finfo(value.dtype).max).requires_grad_(True)
+        value.backward()
+        return value
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        refined = theta.detach()
+        after = _loss_per_neuron(rate(refined), y, mask, loss)
+        # a gain at the level of rounding (relative to the loss of a constant rate) is no
+        # gain: a start at the optimum stays as it is
+        mean = (y.sum(0) / mask.sum(0).clamp(min=1)).clamp(min=torch.finfo(y.dtype).tiny)
+        null = _loss_per_neuron(mean.expand_as(y), y, mask, loss).abs()
+        better = torch.isfinite(after) & (after < before - 1e-10 * (before.abs() + null))
+        return torch.where(better[None], refined, start)
+
+
+def _best_shape(shapes, y: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Best of candidate rate shapes per neuron, each with its optimal positive gain.
 
     Parameters
     ----------
-    shapes : list of Tensor of shape (n_frames, n_neurons)
-        Candidate rates up to a per-neuron gain, positive.
+    shapes : iterable of Tensor of shape (n_frames, n_neurons)
+        Candidate rates up to a per-neuron gain, positive (made one at a time).
     y : Tensor of shape (n_frames, n_neurons)
         Targets; NaN entries are ignored.
     loss : {"mse", "poisson"}
@@ -174,21 +249,21 @@ def _best_shape(shapes: list[torch.Tensor], y: torch.Tensor, loss: str) -> tuple
     mask = torch.isfinite(y)
     y = torch.where(mask, y, 0.0)
     tiny = torch.finfo(y.dtype).tiny
-    losses, log_gains = [], []
-    for q in shapes:
+    best_loss = torch.full(y.shape[1:], torch.inf, dtype=y.dtype, device=y.device)
+    best = torch.zeros(y.shape[1:], dtype=torch.long, device=y.device)
+    best_gain = torch.zeros(y.shape[1:], dtype=y.dtype, device=y.device)
+    for k, q in enumerate(shapes):
         q = torch.where(mask, q, 0.0)
         if loss == "poisson":
             gain = (y.sum(0) / q.sum(0).clamp(min=tiny)).clamp(min=tiny)
-            rate = gain * q
-            value = (rate - torch.xlogy(y, rate.clamp(min=tiny))).sum(0)
         else:
             gain = ((y * q).sum(0) / (q**2).sum(0).clamp(min=tiny)).clamp(min=tiny)
-            value = ((y - gain * q) ** 2).sum(0)
-        losses.append(torch.nan_to_num(value, nan=torch.inf))
-        log_gains.append(gain.log())
-    best = torch.stack(losses).argmin(0)
-    chosen = torch.arange(y.shape[1], device=y.device)
-    return best, torch.stack(log_gains)[best, chosen]
+        value = torch.nan_to_num(_loss_per_neuron(gain * q, y, mask, loss), nan=torch.inf)
+        better = value < best_loss
+        best_loss = torch.where(better, value, best_loss)
+        best = torch.where(better, torch.full_like(best, k), best)
+        best_gain = torch.where(better, gain, best_gain)
+    return best, best_gain.log()
 
 
 NONLINEARITIES = {"identity": None, "softplus": Softplus, "exp": Exponential}

@@ -50,7 +50,7 @@ def _valid_score(est, data) -> float:
     dict(kernel="vanilla", cv=None),  # closed-form ridge, penalty on the validation stimuli
     dict(kernel="separable", cv=None),  # ALS
     dict(kernel="vanilla", solver="gradient", init="random", max_epochs=5, patience=None),
-    dict(kernel="parametric", n_gaussians=2, max_epochs=4, patience=None),
+    dict(kernel="parametric", solver="gradient", n_gaussians=2, max_epochs=4, patience=None),
 ])
 def test_recorded_validation_cc_norm_equals_metrics_cc_norm(ragged, params):
     est = STRFRegressor(n_lags=L, validation_fraction=0.3, random_state=0, **params)

@@ -254,7 +254,7 @@ def test_groups_reach_a_group_splitter_and_are_checked(spiking):
     # stimuli held out for validation (gradient training) leave fewer groups: the message says so
     with pytest.raises(ValueError, match=r"could not split the 9 stimuli .*They hold 3 groups .*"
                                          r"validation_fraction"):
-        STRFRegressor(n_lags=8, kernel="parametric", validation_fraction=0.25,
+        STRFRegressor(n_lags=8, kernel="parametric", solver="gradient", validation_fraction=0.25,
                       cv=GroupKFold(4)).fit(X, y, groups=np.repeat(np.arange(4), 3))
     # with routing on, groups meant for an outer splitter only need no request (not routed)
     with sklearn.config_context(enable_metadata_routing=True):

@@ -136,7 +136,7 @@ def test_warm_start_refuses_a_changed_model(data):
 def test_warm_start_refuses_new_lags_of_a_gaussian_kernel(data):
     # Gaussian parameters do not depend on the lags: their state would load into a model of
     # other lags, so the kernel's shape is compared, not only the state's
-    est = STRFRegressor(n_lags=6, kernel="parametric", max_epochs=1, warm_start=True,
+    est = STRFRegressor(n_lags=6, kernel="parametric", solver="gradient", max_epochs=1, warm_start=True,
                         random_state=0).fit(data.X, data.y)
     before, n_epochs = est.strfs_.copy(), len(est.history_)
     est.set_params(n_lags=9)
