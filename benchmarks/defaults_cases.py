@@ -451,6 +451,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", help="cache folder of the auditory-nerve case (see third_party.py)")
     parser.add_argument("--quick", action="store_true", help="tiny versions, one seed per group")
+    parser.add_argument("--candidates", nargs="+", metavar="LABEL",
+                        help="only the candidates whose labels start with any of these (the defaults, the "
+                        "reference of every difference, are always run), e.g. \"history='zero'\" \"floor 1\"")
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
     if sorted(args.tuning_seeds) != sorted(TUNING_SEEDS):
@@ -466,6 +469,10 @@ def main(argv: list[str] | None = None) -> None:
     if not chosen:
         parser.error(f"no case matches {args.cases}")
     sets = [("Vanilla (closed-form ridge)", VANILLA)] + ([("Separable (rank-1 ALS)", ALS)] if args.als else [])
+    if args.candidates:  # the first candidate of a set is its reference: always kept
+        sets = [(title, [c for k, c in enumerate(group)
+                         if k == 0 or any(c.label.startswith(prefix) for prefix in args.candidates)])
+                for title, group in sets]
     before = machine_info()
     command = "python benchmarks/defaults_cases.py " + " ".join(argv if argv is not None else sys.argv[1:])
     parts = [f"Command: `{command.strip()}`",
