@@ -59,7 +59,8 @@ def sections(threads: int, repeats: int) -> list[Section]:
         Section("peers", "peers.py", t, minutes=40, python_env="PEERS_PYTHON"),
         # issue 25's priors and feature spaces; naplib's file and himalaya: the benchmark environment
         Section("priors", "priors.py", [], minutes=120, slow=True, python_env="PEERS_PYTHON"),
-        Section("feature-spaces", "feature_spaces.py", [*t, "--himalaya"], minutes=30, python_env="PEERS_PYTHON"),
+        Section("feature-spaces", "feature_spaces.py", [*t, "--himalaya"], minutes=60, slow=True,
+                python_env="PEERS_PYTHON"),
         Section("silent-bands", "silent_bands.py", [], minutes=10),
         Section("reliability", "reliability.py", [], minutes=5),
         Section("limits", "limits.py", t, minutes=10),
