@@ -769,11 +769,6 @@ def _als_chunk(m: CentredStatistics, form: QuadraticForm, init: torch.Tensor, al
 #: The ranks ``rank="auto"`` chooses among, per neuron, by cross-validation.
 AUTO_RANKS = (1, 2, 3)
 
-#: The penalties ALS's own cross-validation tries, as multiples of the penalty chosen for
-#: the free kernel (per neuron). A rank constraint regularises too, so a separable kernel
-#: may want less shrinkage than the free one.
-ALS_PENALTY_FACTORS = (1.0,)
-
 
 def _als_candidates(evaluations, form: QuadraticForm, alphas: torch.Tensor, ranks: tuple[int, ...],
                     n_freqs: int, n_lags: int, neurons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1074,15 +1069,14 @@ def solve_als(train: DesignStatistics, valid: DesignStatistics | None, alphas: t
 
     The free kernel's ridge (:func:`solve_ridge`) gives each neuron's penalty and its form,
     and the start of every ALS fit (the truncated SVD of the ridge solution at the same
-    penalty). With several candidate ranks (or penalty factors,
-    :data:`ALS_PENALTY_FACTORS`), each candidate's ALS fit is scored by cross-validation
+    penalty). With several candidate ranks, each candidate's ALS fit is scored by cross-validation
     over the same folds (the pooled out-of-fold correlation), or on the validation stimuli,
     and each neuron keeps its best candidate (:func:`_choose_rank`: the penalty with
     partial pooling, the rank on the neuron's own score, ties to the lower rank and the
     larger penalty), then ALS refits it on
     all stimuli. With validation stimuli and one form, ALS's own fits on the whole penalty
-    grid are scored (its own curve); with folds, the candidate penalties are the free
-    kernel's choice times :data:`skstrf._penalty.ALS_PENALTY_SCALE` and each factor. See
+    grid are scored (its own curve); with folds, the penalty is the free kernel's choice
+    times :data:`skstrf._penalty.ALS_PENALTY_SCALE`. See
     :func:`solve_ridge` for the other parameters.
 
     Parameters
@@ -1106,9 +1100,9 @@ def solve_als(train: DesignStatistics, valid: DesignStatistics | None, alphas: t
     single = len(penalty.forms) == 1
     if folds is not None:  # the free kernel's choice, scaled: a rank constraint regularises too
         chosen = chosen * ALS_PENALTY_SCALE
-        candidates = chosen[None] * np.sort(np.asarray(ALS_PENALTY_FACTORS, dtype=np.float64))[:, None]
+        candidates = chosen[None]
         evaluations = ([(centred(train, torch.as_tensor(np.asarray(a))), train, torch.as_tensor(np.asarray(b)))
-                        for a, b in folds] if len(ranks) > 1 or candidates.shape[0] > 1 else None)
+                        for a, b in folds] if len(ranks) > 1 else None)
     elif valid is not None and (alphas.numel() > 1 or len(ranks) > 1):
         # ALS's own fits on the training stimuli, scored on the validation stimuli
         own_curve = single and alphas.numel() > 1
