@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -346,7 +347,11 @@ def main() -> None:
         sizes = dict(n_stimuli=20, n_times=400, n_bands=8, n_lags=5, n_neurons=10)
         seeds = args.seeds or list(FRESH_SEEDS)
     before = machine_info()
-    results = [run_seed(seed, sizes, args.himalaya, args.noise) for seed in seeds]
+    results = []
+    for seed in seeds:  # one line per seed on stderr: a long run shows where it is
+        start = time.perf_counter()
+        results.append(run_seed(seed, sizes, args.himalaya, args.noise))
+        print(f"seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     text = (f"### Several feature spaces (`benchmarks/feature_spaces.py{' --quick' if args.quick else ''}"
             f"{' --himalaya' if args.himalaya else ''}`)\n\n"
             f"Three spaces of {sizes['n_bands']} bands (informative, weak and correlated with it, pure "
