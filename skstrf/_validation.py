@@ -525,8 +525,9 @@ def _read_responses(y: np.ndarray, lengths: np.ndarray, layout: str) -> np.ndarr
         part = tensor_to_read(values)
         valid = frames[None, :] < lengths[block, None]  # (s, T)
         valid_t = torch.from_numpy(valid)
-        total = _sum_repeats(part)  # NaN and inf propagate
-        if not bool(torch.isfinite(total[valid_t]).all()):
+        total, frame_peak = _sum_repeats(part)  # NaN and inf propagate
+        fast = bool(torch.isfinite(total[valid_t]).all())
+        if not fast:
             # NaN (missing repeats, or errors) or inf on valid frames: count per repeat
             infinite = infinite or bool(torch.isinf(part).any())
             nan = torch.isnan(part)
@@ -544,13 +545,20 @@ def _read_responses(y: np.ndarray, lengths: np.ndarray, layout: str) -> np.ndarr
             if pad_finite is None and not bool(torch.isnan(padding).all()):
                 s, t = np.argwhere(~valid & ~np.isnan(values).all(axis=(2, 3)))[0]
                 pad_finite = (int(s) + block.start, int(t))
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            # nanmax/nanmin read without an |y| copy; an all-NaN block (missing repeats
-            # only) gives NaN and its "All-NaN slice" warning, not a peak
-            warnings.simplefilter("ignore", RuntimeWarning)
-            high, low = np.nanmax(values), np.nanmin(values)
-        if not np.isnan(high):
-            peak = max(peak, float(high), -float(low))
+        if fast:
+            # every value of a valid frame is finite (its sum is), the padding is NaN or an
+            # error: the block's largest magnitude is its valid frames', found by the sum's
+            # own pass
+            if bool(valid.any()):
+                peak = max(peak, float(frame_peak[valid_t].max()))
+        else:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                # nanmax/nanmin read without an |y| copy; an all-NaN block (missing repeats
+                # only) gives NaN and its "All-NaN slice" warning, not a peak
+                warnings.simplefilter("ignore", RuntimeWarning)
+                high, low = np.nanmax(values), np.nanmin(values)
+            if not np.isnan(high):
+                peak = max(peak, float(high), -float(low))
     if infinite:
         raise ValueError("y contains infinite values; only NaN padding and NaN repeats are allowed.")
     _check_response_nans(n_valid_nan, lengths, layout, pad_finite)
@@ -565,13 +573,16 @@ def _read_responses(y: np.ndarray, lengths: np.ndarray, layout: str) -> np.ndarr
 SUM_FRAMES = 64
 
 
-def _sum_repeats(part: "torch.Tensor") -> "torch.Tensor":
-    """The sum over the last axis (repeats) of ``part`` in float64, NaN and inf propagating.
+def _sum_repeats(part: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """The sum over the last axis (repeats) of ``part`` in float64, NaN and inf propagating,
+    and each frame's largest magnitude, from one read of ``part``.
 
     ``torch.sum(part, dim=-1, dtype=torch.float64)`` converts as it reduces and, over a
     short last axis, is several times slower than reading ``part``; converting
     :data:`SUM_FRAMES` frames at a time and summing those gives the same sums (the same
-    float64 additions in the same order) at about the speed of the read.
+    float64 additions in the same order) at about the speed of the read. The extremes are
+    taken from the same converted frames while they are in cache (a strided ``y`` read a
+    second time by ``numpy.nanmax`` cost as much as the whole sum).
 
     Parameters
     ----------
@@ -580,15 +591,22 @@ def _sum_repeats(part: "torch.Tensor") -> "torch.Tensor":
 
     Returns
     -------
-    Tensor of shape (n_stimuli, n_times, n_neurons), float64
+    sums : Tensor of shape (n_stimuli, n_times, n_neurons), float64
+    frame_peak : Tensor of shape (n_stimuli, n_times), float64
+        The largest magnitude over the frame's neurons and repeats; NaN where the frame
+        holds a NaN.
     """
     import torch
 
     out = torch.empty(part.shape[:-1], dtype=torch.float64)
+    peak = torch.empty(part.shape[:2], dtype=torch.float64)
     for start in range(0, part.shape[1], SUM_FRAMES):
         frames = slice(start, start + SUM_FRAMES)
-        torch.sum(part[:, frames].double(), dim=-1, out=out[:, frames])
-    return out
+        chunk = part[:, frames].double()  # never written: it is y itself when y is float64
+        torch.sum(chunk, dim=-1, out=out[:, frames])
+        flat = chunk.reshape(*chunk.shape[:2], -1)  # a view, unless y is strided float64
+        torch.maximum(flat.amax(-1), flat.amin(-1).neg_(), out=peak[:, frames])
+    return out, peak
 
 
 def tensor_to_read(a: np.ndarray) -> "torch.Tensor":

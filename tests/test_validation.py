@@ -270,7 +270,35 @@ def test_sum_over_repeats_is_torch_float64_sum(layout):
     y[0, 3, 1, 2] = np.nan
     y[2, SUM_FRAMES + 1, 3, 0] = np.inf
     part = torch.from_numpy(y)
-    got = _sum_repeats(part)
+    before = y.copy()
+    got, peak = _sum_repeats(part)
     assert got.dtype == torch.float64 and got.shape == shape[:3]
     torch.testing.assert_close(got, torch.sum(part, dim=-1, dtype=torch.float64), rtol=0, atol=0, equal_nan=True)
     assert torch.isnan(got[0, 3, 1]) and torch.isinf(got[2, SUM_FRAMES + 1, 3])
+    # each frame's largest magnitude from the same pass; NaN marks a frame with a NaN
+    expected = np.abs(y.astype(np.float64)).max(axis=(2, 3))
+    np.testing.assert_array_equal(peak.numpy(), expected)
+    assert np.isnan(peak.numpy()[0, 3]) and np.isinf(peak.numpy()[2, SUM_FRAMES + 1])
+    np.testing.assert_array_equal(y, before)  # y itself (float64) is never written
+
+
+@pytest.mark.parametrize("layout", ["C", "strided", "float64"])
+def test_too_large_y_is_refused_in_every_layout(layout):
+    """The magnitude check reads its extremes from the one pass over y: a value beyond
+    float32's arithmetic is refused wherever it lies, positive or negative, whatever the
+    layout, and a valid y one step below the limit is accepted."""
+    from skstrf import STRFRegressor
+    from skstrf._validation import MAX_ABS_VALUE
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3, 40, 4))
+    y = rng.standard_normal((3, 40, 2, 6))
+    if layout == "strided":
+        y = np.repeat(y, 2, axis=-1)[..., ::2]
+    elif layout == "C":
+        y = y.astype(np.float32)
+    for sign, where in ((1.0, (2, 39, 1, 5)), (-1.0, (0, 0, 0, 0))):
+        bad = y.copy() if layout != "strided" else np.repeat(y, 2, axis=-1)[..., ::2]
+        bad[where] = sign * MAX_ABS_VALUE * 4
+        with pytest.raises(ValueError, match="in magnitude"):
+            STRFRegressor(n_lags=3, max_epochs=1).fit(X, bad)
