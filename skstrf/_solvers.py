@@ -158,8 +158,8 @@ class RidgePath:
     - elsewhere (a GPU), or when a tridiagonal solve fails (``alpha = 0`` on a singular
       design), an eigendecomposition ``G / n = V diag(e) V'``, ``w = V (V' B / n) / (e + alpha)``.
 
-    With ``mixed=True`` (the folds of a wide design, :data:`MIXED_PRECISION_MIN` weights or
-    more) the tridiagonal reduction is made in float32, about twice as fast as in float64
+    For a wide design (:data:`MIXED_PRECISION_MIN` weights or more: the folds of
+    cross-validation and the refit) the tridiagonal reduction is made in float32, about twice as fast as in float64
     (it is bound by memory traffic), and the float64 solutions are reached by iterative
     refinement: the residual ``B / n - (G / n + alpha I) w`` in float64, its correction
     from the float32 reduction, until the correction is below
@@ -172,13 +172,16 @@ class RidgePath:
     ----------
     m : CentredStatistics
         Centred statistics of the fitting stimuli.
-    mixed : bool, default=False
-        Reduce in float32 and refine (on the CPU in float64 only; ignored elsewhere).
+    mixed : bool or None, default=None
+        Reduce in float32 and refine (on the CPU in float64 only; ignored elsewhere); None:
+        from :data:`MIXED_PRECISION_MIN` weights.
     """
 
-    def __init__(self, m: CentredStatistics, mixed: bool = False) -> None:
+    def __init__(self, m: CentredStatistics, mixed: bool | None = None) -> None:
         self.m = m
         matrix = m.gram / m.count
+        if mixed is None:
+            mixed = matrix.shape[0] >= MIXED_PRECISION_MIN
         self.tridiagonal = None
         self.eigen = None
         self.mixed = None
@@ -265,8 +268,9 @@ class RidgePath:
         return evecs[None] @ shrunk
 
 
-#: Weights (columns of the design) from which the folds of cross-validation reduce their
-#: Gram matrices in float32 and refine the solutions in float64 (:class:`RidgePath`): below
+#: Weights (columns of the design) from which :class:`RidgePath` (the folds of
+#: cross-validation and the refit) reduces its Gram matrix in float32 and refines the
+#: solutions in float64: below
 #: it the refinement's products cost about what the float32 reduction saves (measured on one
 #: thread: break-even near 2,000 weights, 1.5x faster at 3,840).
 MIXED_PRECISION_MIN = 2048
@@ -500,7 +504,7 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
     def fold_sums(train: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
         m = centred(stats, train)
         D, N = m.cross.shape
-        path = RidgePath(m, mixed=D >= MIXED_PRECISION_MIN)
+        path = RidgePath(m)
         # penalties a few at a time: the weights of a group stay within PATH_BLOCK_BYTES
         blocks = [alphas[start:start + max(1, PATH_BLOCK_BYTES // (8 * D * N))]
                   for start in range(0, alphas.numel(), max(1, PATH_BLOCK_BYTES // (8 * D * N)))]

@@ -290,21 +290,26 @@ def test_mixed_precision_falls_back_to_float64_when_refinement_does_not_converge
 
 
 def test_cross_validation_of_a_wide_design_uses_mixed_precision(monkeypatch):
-    """Folds of MIXED_PRECISION_MIN weights or more reduce in float32; their scores equal
-    the float64 folds' scores."""
+    """Folds and the refit of MIXED_PRECISION_MIN weights or more reduce in float32; the
+    scores equal the float64 folds' scores and the refit's weights float64's."""
     stats = _problem(seed=1, S=6, T=300, F=12, L=10, N=3)[0]  # 120 weights
     folds = [(np.setdiff1d(np.arange(6), [k]), np.array([k])) for k in range(3)]
     alphas = torch.as_tensor(np.logspace(-3, 2, 6))
-    exact, _, _ = solvers.cross_validated_scores(stats, folds, alphas)
+    refit = solvers.centred(stats)
+    exact, (exact_path,), _ = solvers.cross_validated_scores(stats, folds, alphas, also=(refit,))
+    assert exact_path.mixed is None
     made = []
     original = solvers.RidgePath.__init__
 
-    def spy(self, m, mixed=False):
-        made.append(mixed)
+    def spy(self, m, mixed=None):
         original(self, m, mixed)
+        made.append(self.mixed is not None)
 
     monkeypatch.setattr(solvers.RidgePath, "__init__", spy)
     monkeypatch.setattr(solvers, "MIXED_PRECISION_MIN", 100)
-    mixed, _, _ = solvers.cross_validated_scores(stats, folds, alphas)
-    assert made == [True] * 3
+    mixed, (path,), _ = solvers.cross_validated_scores(stats, folds, alphas, also=(refit,))
+    assert made == [True] * 4  # three folds and the refit
     np.testing.assert_allclose(mixed, exact, rtol=1e-9, atol=1e-12)
+    reference = exact_path.weights(alphas)
+    scale = float(reference.abs().max())
+    torch.testing.assert_close(path.weights(alphas), reference, rtol=1e-8, atol=1e-8 * scale)
