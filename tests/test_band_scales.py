@@ -93,7 +93,9 @@ def _fit(X, y, **params):
     ({"prefilter": "ic_adaptation"}, 100.0),                 # a linear front end, closed form
     ({"prefilter": "adaptrans", "max_epochs": 5}, 100.0),    # a rectifying front end
     ({"kernel": "parametric"}, 128.0),                       # L-BFGS
-], ids=["ridge", "als", "gradient", "ln", "ic_adaptation", "adaptrans", "parametric"])
+    ({"smooth_freq": 0.5}, 100.0),                           # a smoothness penalty
+    ({"lag_basis": 3}, 100.0),                               # a lag basis
+], ids=["ridge", "als", "gradient", "ln", "ic_adaptation", "adaptrans", "parametric", "smooth", "lag_basis"])
 @pytest.mark.parametrize("scaled", [0, 1])
 def test_fit_does_not_depend_on_the_units_of_one_feature_space(params, factor, scaled):
     X, y = _data()
