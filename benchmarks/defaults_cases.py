@@ -22,8 +22,9 @@ option changed; the first candidate, today's defaults, is the reference:
   a wider penalty grid at the same density (``logspace(-6, 4, 21)`` against the default 13
   values ``logspace(-4, 2, 13)``; the tables also give the share of penalty choices at
   either end of the grid);
-- the band-scale floor ``skstrf._penalty.X_SCALE_FLOOR`` 0.01 or 1 (default 0.1), set for
-  the candidate's fits and restored after them;
+- the band-scale floor ``skstrf._penalty.X_SCALE_FLOOR`` 0.01 or 0.1 (the default before
+  issue 24.4; default 1, times the median band's of each band's feature space: every case here
+  has one space), set for the candidate's fits and restored after them;
 - a reference that is not a default candidate (a default cannot use data the user does not
   give): the real lead-in, i.e. what the cells heard just before each stimulus (the
   auditory nerve's ``X_lead_in``, the generator's ``history``; before a held-out block of the
@@ -115,8 +116,8 @@ class Candidate:
 
 
 VANILLA = [
-    Candidate("defaults (history='mean', cv=5, alpha per neuron, pooling 0.5, floor 0.1, "
-              "13 alphas 1e-4..1e2)"),
+    Candidate("defaults (history='mean', cv=5, alpha per neuron, pooling 0.5, floor 1 (median band of "
+              "its space), 13 alphas 1e-4..1e2)"),
     Candidate("history='zero'", {"history": "zero"}),
     Candidate("drop: first n_lags-1 frames of each stimulus out of the loss", frames="drop"),
     Candidate("cv=3", {"cv": 3}),
@@ -124,7 +125,7 @@ VANILLA = [
     Candidate("alpha_per_neuron=False (= alpha_pooling=1)", {"alpha_per_neuron": False}),
     Candidate("alpha_pooling=0", {"alpha_pooling": 0.0}),
     Candidate("floor 0.01", floor=0.01),
-    Candidate("floor 1", floor=1.0),
+    Candidate("floor 0.1", floor=0.1),
     Candidate("alpha grid logspace(-6, 4, 21)", {"alpha": WIDE_GRID}),
     Candidate("real lead-in (reference: what the cells heard before; not a default)", frames="lead-in",
               reference_only=True),
@@ -453,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny versions, one seed per group")
     parser.add_argument("--candidates", nargs="+", metavar="LABEL",
                         help="only the candidates whose labels start with any of these (the defaults, the "
-                        "reference of every difference, are always run), e.g. \"history='zero'\" \"floor 1\"")
+                        "reference of every difference, are always run), e.g. \"history='zero'\" \"floor 0.1\"")
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
     if sorted(args.tuning_seeds) != sorted(TUNING_SEEDS):

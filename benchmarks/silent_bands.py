@@ -23,7 +23,7 @@ floor instead of the cell. This script measures, for cells whose true STRFs are 
   and the whole figure of contributions against the true contributions (the true STRF times
   the same band standard deviations);
 - the test cc_norm (fitted on the 17 train + valid songs, scored on the 3 test songs);
-- the jackknife (:func:`skstrf.inspection.jackknife_strfs`, FDR 0.05, floor 0.1): the
+- the jackknife (:func:`skstrf.inspection.jackknife_strfs`, FDR 0.05, the default floor): the
   significant pixels on silent and on signal bands, and the share of the true STRF's strong
   pixels (true contribution at least half its largest) found, with every pixel tested
   (``min_contribution=0``) and with pixels whose contribution is below 0.001, 0.01 (the
@@ -41,7 +41,8 @@ lowest near-silent, 10 trials, 4 cells per seed, 15 lags):
 Each case is fitted with ``history="mean"`` (the default) and ``history="zero"`` (the rule
 that put 0.17 on the real cell's silent bands), with all bands and without the silent bands,
 and with the penalty's band-scale floor (:data:`skstrf._penalty.X_SCALE_FLOOR`, a module
-constant set here per row) at 0 (plain z-scoring), 0.01, 0.1 (the default) and 1.
+constant set here per row, times the median band's of each band's feature space: these cases
+have one) at 0 (plain z-scoring), 0.01, 0.1 (the default before issue 24.4) and 1 (the default).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ N_NEURONS = 4
 LEAK_SD = 1.4e-5
 CASES = ("songs", "onset leak", "level leak")
 HISTORIES = ("mean", "zero")
-FLOORS = (0.0, 0.01, DEFAULT_FLOOR, 1.0)
+FLOORS = tuple(sorted({0.0, 0.01, 0.1, 1.0, DEFAULT_FLOOR}))
 #: Thresholds of jackknife_strfs(min_contribution=...) compared (0 tests every pixel).
 MIN_CONTRIBUTIONS = (0.0, 0.001, MIN_CONTRIBUTION, 0.05)
 
@@ -188,7 +189,8 @@ def summarise(rows: list[dict[str, Any]]) -> str:
                     continue
                 groups = np.array([r["seed"] for r in sel])
                 ref = [reference[(r["seed"], r["neuron"])] for r in sel]
-                row = {"case": case, "history": history, "floor": f"{floor:g}",
+                row = {"case": case, "history": history,
+                       "floor": f"{floor:g}" + (" (default)" if floor == DEFAULT_FLOOR else ""),
                        "top_w": f"{values('top_w_signal', sel).mean():.2f}",
                        "top_c": f"{values('top_c_signal', sel).mean():.2f}",
                        "ratio": f"{np.median(values('silent_ratio', sel)):.2g}"}

@@ -199,7 +199,7 @@ class STRFModel(nn.Module):
 def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_lags: int, rank: int = 1,
                 n_gaussians: int = 8, nonlinearity: str = "identity", prefilter: nn.Module | None = None,
                 history: np.ndarray | None = None, seed: int = 0, previous: STRFModel | None = None,
-                lag_basis: np.ndarray | None = None) -> STRFModel:
+                lag_basis: np.ndarray | None = None, space_of_band: np.ndarray | None = None) -> STRFModel:
     """A new :class:`STRFModel` standardised on the training stimuli's moments.
 
     The linear stage sees the prefilter's initial output (if any), standardised per
@@ -223,9 +223,12 @@ def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_
     lag_basis : ndarray of shape (n_lags, n_basis) or None, default=None
         The kernel's lag profiles lie in the span of these functions
         (:class:`skstrf.kernels.LagBasis`); None: every lag is free.
+    space_of_band : ndarray of int of shape (n_freqs,) or None, default=None
+        The feature space of each band (the penalty family's ``space_of_band``): the
+        band-scale floor is taken within each space; None: one space.
     """
     x_moments, y_moments = moments
-    x_mean, x_scale = band_scales(x_moments)
+    x_mean, x_scale = band_scales(x_moments, n_freqs, space_of_band)
     y_mean, y_scale = y_moments.standardisation()
     # Centre in float64 where the model allows it (see STRFModel, "Offsets and precision").
     x_offset = y_offset = None

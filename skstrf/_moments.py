@@ -105,12 +105,36 @@ class FrameMoments:
         """Standard deviation of each entry (ddof=0)."""
         return np.sqrt(self.m2 / self.count)
 
-    def standardisation(self, relative_floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and scale of each entry, as :func:`masked_moments` returns them."""
+    def standardisation(self, relative_floor: float = 0.0, groups: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and scale of each entry: its standard deviation, 1 where it is flat.
+
+        Parameters
+        ----------
+        relative_floor : float, default=0.0
+            Raise each scale to at least this fraction of the median scale of the entries
+            of its group that vary (:func:`is_flat`); 0: no floor.
+        groups : ndarray of int of shape (n_entries,) or None, default=None
+            The group of each entry, e.g. the feature space of each band: entries are
+            compared only within their group (a group whose entries are all flat has no
+            floor). None: one group.
+
+        Returns
+        -------
+        mean, scale : ndarray of shape (n_entries,)
+        """
         scale = self.std
         flat = is_flat(self.mean, scale)
-        if relative_floor > 0 and not flat.all():
-            scale = np.maximum(scale, relative_floor * np.median(scale[~flat]))
+        if relative_floor > 0:
+            groups = np.zeros(scale.shape, dtype=np.int64) if groups is None else np.asarray(groups)
+            if groups.shape != scale.shape:
+                raise ValueError(f"groups must give the group of each of the {scale.size} entries; "
+                                 f"got shape {groups.shape}")
+            floor = np.zeros_like(scale)
+            for group in np.unique(groups[~flat]):  # a few groups (feature spaces), not entries
+                members = groups == group
+                floor[members] = relative_floor * np.median(scale[members & ~flat])
+            scale = np.maximum(scale, floor)
         return self.mean, np.where(flat, 1.0, scale)
 
 

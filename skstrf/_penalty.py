@@ -37,10 +37,13 @@ __all__ = ["smoothness_grid", "X_SCALE_FLOOR", "band_scales", "QuadraticForm", "
            "check_feature_spaces", "space_candidates", "PenaltyFamily", "penalty_family"]
 
 #: Each input band is standardised by its own standard deviation, but by no less than this
-#: fraction of the median band's: nearly silent bands (a log spectrogram's floor) are not
-#: amplified to the level of the informative ones, so their weights are penalised in units
-#: that do not make them cheap (see the user guide, "Solvers").
-X_SCALE_FLOOR = 0.1
+#: fraction of the median band's of its feature space (:func:`band_scales`): nearly silent
+#: bands (a log spectrogram's floor) are not amplified above the typical band of their space,
+#: so their weights are penalised in units that do not make them cheap (see the user guide,
+#: "Solvers"). 1: no band is scaled below its space's median band; on every case of
+#: ``benchmarks/defaults_cases.py`` it did at least as well as the former 0.1, and better on
+#: the auditory nerve (``benchmarks/RESULTS.md``, "Defaults on every case").
+X_SCALE_FLOOR = 1.0
 
 #: ALS's penalty as a fraction of the one cross-validation chose for the free kernel. The
 #: rank constraint regularises too, so a separable kernel might need less shrinkage; the
@@ -49,21 +52,49 @@ X_SCALE_FLOOR = 0.1
 ALS_PENALTY_SCALE = 1.0
 
 
-def band_scales(moments) -> tuple[np.ndarray, np.ndarray]:
+def band_scales(moments, n_freqs: int, space_of_band: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The mean and scale of each input band: the units its weights are penalised in.
+
+    Each band's scale is its standard deviation, floored at :data:`X_SCALE_FLOOR` times the
+    median standard deviation of the bands of its **feature space, in its channel**. The
+    bands of one space share units (a spectrogram's bands) while spaces may not (a
+    spectrogram in dB next to an envelope in pascals), so the floor is taken within each
+    space: multiplying one whole space by a constant multiplies its scales by that constant
+    and leaves every standardised band, and the fit, as they were. Each channel of a
+    prefilter (AdapTrans' ON and OFF) is its own transformation of the space, whose typical
+    size may differ from the other's, so its bands are compared with the same channel's: a
+    weaker channel is not floored as a whole to the other's median (a relative penalty
+    between channels that nothing chose), while a band silent in X is silent, and floored,
+    in every channel. The prefilters are positively homogeneous per band (linear filters,
+    rectified or not), so pooling the channels would keep the invariance too; without a
+    prefilter the two rules are the same.
 
     Parameters
     ----------
-    moments : skstrf._validation.FrameMoments
-        Of the linear stage's input over the training frames.
+    moments : skstrf._moments.FrameMoments
+        Of the linear stage's input over the training frames: ``n_channels * n_freqs``
+        entries, channel-major (all bands of channel 0, then of channel 1).
+    n_freqs : int
+        Bands of X (per channel).
+    space_of_band : ndarray of int of shape (n_freqs,) or None, default=None
+        The feature space of each band (:func:`check_feature_spaces`); None: one space.
 
     Returns
     -------
     mean, scale : ndarray of shape (n_channels * n_freqs,)
-        Each band's standard deviation, floored at :data:`X_SCALE_FLOOR` times the median
-        band's (a constant band gets 1).
+        Each band's mean and floored standard deviation (a constant band gets scale 1).
     """
-    return moments.standardisation(relative_floor=X_SCALE_FLOOR)
+    n_entries = np.size(moments.mean)
+    if n_freqs < 1 or n_entries % n_freqs:
+        raise ValueError(f"band_scales: {n_entries} entries are not whole channels of {n_freqs} bands")
+    space = np.zeros(n_freqs, dtype=np.int64) if space_of_band is None else np.asarray(space_of_band, dtype=np.int64)
+    if space.shape != (n_freqs,):
+        raise ValueError(f"space_of_band must give the space of each of the {n_freqs} bands; got shape {space.shape}")
+    n_spaces = int(space.max()) + 1
+    channel = np.arange(n_entries // n_freqs)[:, None]
+    groups = (channel * n_spaces + space[None, :]).ravel()  # one group per (channel, space)
+    return moments.standardisation(relative_floor=X_SCALE_FLOOR, groups=groups)
 
 
 class QuadraticForm:

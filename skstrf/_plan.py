@@ -322,7 +322,7 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
     rank = max(ranks) if separable_shape is not None else min(ranks)
     model = dict(kernel=est.kernel, n_lags=est.n_lags, rank=rank, n_gaussians=est.n_gaussians,
                  nonlinearity=est.nonlinearity, prefilter=est.prefilter, dt_ms=est.dt_ms,
-                 freq_range=est.freq_range, seed=seed, lag_basis=basis)
+                 freq_range=est.freq_range, seed=seed, lag_basis=basis, space_of_band=family.space_of_band)
     net = dict(device=options.device, loss=est.loss, lr=est.lr, max_epochs=est.max_epochs,
                batch_size=est.batch_size, patience=est.patience, callbacks=est.callbacks,
                verbose=est.verbose, net_params=net_params, seed=seed)

@@ -102,6 +102,18 @@ def test_the_parts_match_the_generators_truth(three):
     assert (part.scores[2] < 0.01).all()
 
 
+def test_the_parts_do_not_depend_on_the_units_of_each_space(three):
+    # The same sound and cells with every space in one unit (the generator draws the same
+    # numbers; the weights follow the units): each band's scale is floored within its own
+    # space, so every fit, and the partition, is the same up to rounding. (With one floor
+    # for all spaces, the bands of the space at scale 1 were floored against the others'.)
+    _, _, _, part = three
+    X, y, lead, _ = _three_spaces(scales=(1.0, 1.0, 1.0))
+    same = _quiet(partition_variance, STRFRegressor(n_lags=L, lead_in=lead, feature_spaces=[4, 4, 4]), X, y)
+    np.testing.assert_allclose(same.scores, part.scores, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(same.unique, part.unique, rtol=0, atol=1e-6)
+
+
 def test_the_parts_add_up(three):
     _, _, _, part = three
     np.testing.assert_allclose(part.total, part.scores[-1])

@@ -203,10 +203,14 @@ def test_plot_strfs_views_of_a_fitted_estimator():
     assert fig.axes[-1].get_ylabel() == "weight"
     for n, ax in enumerate(axes):
         np.testing.assert_array_equal(ax.images[0].get_array(), est.strfs_[n])
-    # what the weights view shows with zero history: the silent bands fill the colour scale
+    # what the weights view shows with zero history: the silent bands take a large part of
+    # the colour scale (largest silent / largest signal weight 0.36 and 0.73 for cells 1 and
+    # 3; with the band-scale floor at a tenth of the median band's it was 1.20 and 1.16, the
+    # largest weight of the figure; with the default history it is 0.001)
+    signal = np.setdiff1d(np.arange(est.strfs_.shape[1]), silent)
     for n in (1, 3):
         drawn = np.asarray(axes[n].images[0].get_array())
-        assert np.unravel_index(np.abs(drawn).argmax(), drawn.shape)[0] in silent
+        assert np.abs(drawn[silent]).max() > 0.25 * np.abs(drawn[signal]).max()
     # arrays are drawn as given, labelled as weights unless told
     fig, axes = plot_strfs(est.contributions_[:1])
     np.testing.assert_array_equal(axes[0].images[0].get_array(), est.contributions_[0])

@@ -8,8 +8,9 @@ from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+import skstrf._penalty
 from skstrf import STRFRegressor
 from skstrf.preprocessing import (
     BandPooling,
@@ -184,20 +185,30 @@ def test_pca_strfs_map_back_to_bands(data):
     assert_allclose(pipe.predict(data.X)[:, L - 1:], expected, rtol=1e-5, atol=1e-5)
 
 
-def test_scaling_and_centring_bands_change_nothing_but_with_zero_history(data):
-    """As the user guide says: a StandardScaler leaves the fit as it is (the STRF in other
-    units), with or without the mean, since the history before each stimulus is each band's
-    training mean; with history="zero", centring moves zero (the history) to the mean
-    spectrum, which changes the predictions of each stimulus's first frames."""
+def test_scaling_and_centring_bands_change_only_the_floor_and_zero_history(data, monkeypatch):
+    """As the user guide says: a StandardScaler gives every band the same standard
+    deviation, so no band is below the median band's and none is floored: the fit is the
+    one without the band-scale floor (the STRF in other units), with or without the mean,
+    since the history before each stimulus is each band's training mean; with
+    history="zero", centring moves zero (the history) to the mean spectrum, which changes
+    the predictions of each stimulus's first frames."""
     n_lags = 6
     est = STRFRegressor(n_lags=n_lags, alpha=1.0)
-    direct = est.fit(data.X, data.y).predict(data.X)
-    direct_strfs = est.strfs_
+    floored = est.fit(data.X, data.y).predict(data.X)
+    with monkeypatch.context() as patch:
+        patch.setattr(skstrf._penalty, "X_SCALE_FLOOR", 0.0)
+        direct = est.fit(data.X, data.y).predict(data.X)
+        direct_strfs = est.strfs_
+    # the default floor lifts the bands below the median band's: here it moves the predictions
+    assert np.abs(floored - direct).max() > 1e-3 * np.abs(direct).max()
     for with_mean in (False, True):
         scaled = make_pipeline(FrameTransformer(StandardScaler(with_mean=with_mean)), est).fit(data.X, data.y)
         assert_allclose(scaled.predict(data.X), direct, rtol=1e-5, atol=1e-6)
         sd = scaled[0].transformer_.scale_
         assert_allclose(scaled[-1].strfs_, direct_strfs * sd[None, :, None], rtol=1e-4, atol=1e-9)
+    # one factor for every band (one feature space) changes nothing but the units
+    same = make_pipeline(FrameTransformer(FunctionTransformer(lambda x: 1e3 * x)), est).fit(data.X, data.y)
+    assert_allclose(same.predict(data.X), floored, rtol=1e-5, atol=1e-6)
     zero = STRFRegressor(n_lags=n_lags, alpha=1.0, history="zero")
     plain = zero.fit(data.X, data.y).predict(data.X)
     centred = make_pipeline(FrameTransformer(StandardScaler()), zero).fit(data.X, data.y).predict(data.X)
