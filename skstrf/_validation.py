@@ -778,17 +778,20 @@ def masked_moments(a: np.ndarray, mask: np.ndarray, *, relative_floor: float = 0
 NEAR_CONSTANT_RATIO = 1e-3
 
 
-def check_variation(moments: "tuple[FrameMoments, FrameMoments]") -> None:
+def check_variation(moments: "tuple[FrameMoments, FrameMoments]", space_of_band: np.ndarray | None = None) -> None:
     """Reject training data with nothing to fit; warn about constant bands and neurons.
 
     A constant band or neuron is legal (a dead channel, a silent unit among many) and the
     others are still fitted, so it gets a warning; when every band or every neuron is
-    constant an STRF has nothing to explain, which is an error.
+    constant an STRF has nothing to explain, which is an error. A band is nearly constant
+    next to the median band of its own feature space (spaces may be in different units).
 
     Parameters
     ----------
     moments : (FrameMoments, FrameMoments)
         Of X and of the PSTH over the training frames.
+    space_of_band : ndarray of int of shape (n_freqs,) or None, default=None
+        The feature space of each band; None: one space.
     """
     x_moments, y_moments = moments
     flat_x = is_flat(x_moments.mean, x_moments.std)
@@ -816,14 +819,19 @@ def check_variation(moments: "tuple[FrameMoments, FrameMoments]") -> None:
             UserWarning,
             stacklevel=user_stacklevel(),
         )
-    quiet = (x_moments.std < NEAR_CONSTANT_RATIO * np.median(x_moments.std)) & ~flat_x
+    std = np.asarray(x_moments.std)
+    space = np.zeros(std.shape, dtype=np.int64) if space_of_band is None else np.asarray(space_of_band)
+    typical = np.zeros_like(std)
+    for k in np.unique(space):  # a few feature spaces, not bands
+        typical[space == k] = np.median(std[space == k])
+    quiet = (std < NEAR_CONSTANT_RATIO * typical) & ~flat_x
     if quiet.any():
         warnings.warn(
             f"X's frequency band(s) {np.flatnonzero(quiet).tolist()} are nearly constant over the "
             f"training frames: their standard deviation is below {NEAR_CONSTANT_RATIO:g} times "
-            "the median band's (e.g. a log spectrogram's floor, where a band holds only rounding "
-            "noise). They are kept; the model's standardisation does not amplify them above a "
-            "fraction of the other bands, but consider removing them (e.g. "
+            "the median band's of their feature space (e.g. a log spectrogram's floor, where a band "
+            "holds only rounding noise). They are kept; the model's standardisation does not amplify "
+            "them above the median band of their space, but consider removing them (e.g. "
             "sklearn.feature_selection.VarianceThreshold through skstrf.preprocessing."
             "FrameTransformer).",
             UserWarning,

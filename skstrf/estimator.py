@@ -611,7 +611,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             train, valid = data.split(plan)
             prefilter = plan.make_prefilter(data.shape.n_freqs)
             raw, inputs, psth = train.moments(prefilter)  # over the training frames
-            check_variation((raw, psth))
+            check_variation((raw, psth), plan.model.get("space_of_band"))
             check_history_level(plan.history, train.stimuli, self.n_lags, raw, prefilter)
             previous = self.net_ if plan.warm else None
             # Everything random draws from generators seeded with plan.seed, owned by this fit.

@@ -134,3 +134,19 @@ def test_the_fitted_scale_of_a_near_silent_band_is_its_spaces_median():
     # median (about 50) nor left at its own SD
     np.testing.assert_allclose(scale[3], np.median(sd[:4]), rtol=1e-5)
     np.testing.assert_allclose(scale[4:], np.maximum(sd[4:], np.median(sd[4:])), rtol=1e-5)
+
+
+def test_nearly_constant_warning_compares_bands_within_their_space():
+    """A whole space in small units is not 'nearly constant'; a quiet band within a space is."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((4, 80, 6))
+    X[..., 3:] *= 1e-5  # the second space in other units: not silent
+    y = X[..., :1].sum(-1, keepdims=True) + X[..., 3:4].sum(-1, keepdims=True) * 1e5
+    y = y + 0.1 * rng.standard_normal(y.shape)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        STRFRegressor(n_lags=3, feature_spaces=[3, 3], space_penalties=[1.0]).fit(X, y)
+    assert not [w for w in caught if "nearly constant" in str(w.message)]
+    X[..., 1] *= 1e-6  # a quiet band of the first space
+    with pytest.warns(UserWarning, match=r"band\(s\) \[1\] are nearly constant"):
+        STRFRegressor(n_lags=3, feature_spaces=[3, 3], space_penalties=[1.0]).fit(X, y)
