@@ -8,10 +8,14 @@ X or y is a dask array. A closed-form fit needs the data only through sums over 
 2. the cross-validation folds follow from the lengths alone, exactly as in memory, and
    :func:`skstrf._plan.fold_groups` merges the stimuli every fold treats alike;
 3. a second pass computes each chunk's :class:`~skstrf._model.DesignStatistics` where the
-   chunk lives, sums them by fold group and reduces them in a tree
+   chunk lives, summed by fold group as they are computed, and reduces them in a tree
    (:func:`grouped_statistics`), so that the client receives ``n_groups`` rows of
    ``(F·L + 1)²`` numbers, never the data;
 4. the penalty is chosen and the model solved from those sums, as in memory.
+
+Both passes run in waves of :data:`WAVE_TASKS` tasks (:func:`_in_waves`), each reduced
+before the next starts: the memory of a fit is set by the chunk size and the statistics,
+not by the number of stimuli (nothing is held per stimulus but its length).
 
 The tasks run on whichever dask scheduler is active (the default threads, or a
 ``dask.distributed`` client); nothing here starts one. dask is an optional dependency:
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,35 +228,84 @@ def _chunk_moments(X_block: np.ndarray, y_block: np.ndarray, start: int,
     return data.lengths, raw, inputs, psth
 
 
+def _chunks_moments(prefilter: torch.nn.Module | None, lead_in: int, *chunks: Any) -> tuple:
+    """Pass 1 on several chunks in one task (``chunks``: X block, y block and first stimulus
+    of each, flattened), merged here (:func:`_merge_moments`)."""
+    return _merge_moments(*(_chunk_moments(*chunks[i:i + 3], prefilter, lead_in) for i in range(0, len(chunks), 3)))
+
+
+def _merge_moments(*parts: tuple) -> tuple:
+    """Pass 1's results of consecutive chunks (in order) merged: the lengths one after the
+    other, the moments merged."""
+    if len(parts) == 1:
+        return parts[0]
+    return (np.concatenate([p[0] for p in parts]), *(_merged(*[p[k] for p in parts]) for k in (1, 2, 3)))
+
+
+def _fold_moments(total: tuple | None, wave: tuple) -> tuple:
+    """A wave's pass-1 results after the running ones."""
+    return wave if total is None else _merge_moments(total, wave)
+
+
 def _chunk_statistics(X_block: np.ndarray, y_block: np.ndarray, start: int, module: torch.nn.Module,
                       groups: np.ndarray, n_blocks: int, lead_in: int = 0) -> tuple[np.ndarray, DesignStatistics]:
-    """Pass 2 on one chunk: its statistics summed by fold group (``groups`` of its rows).
+    """Pass 2 on one chunk: its statistics summed by fold group (``groups`` of its rows) as
+    they are computed, never held per row.
 
-    Returns the groups present and their summed statistics (one row each).
+    Returns the groups present (sorted) and their summed statistics (one row each).
     """
     data = _checked_chunk(X_block, y_block, start, lead_in=lead_in)
-    with torch.no_grad():
-        stats = module_statistics(module, data, "cpu", n_blocks=n_blocks)
     present, local = np.unique(groups, return_inverse=True)
-    return present, stats.sum_rows(torch.as_tensor(local.reshape(-1)), present.size)
+    with torch.no_grad():
+        stats = module_statistics(module, data, "cpu", n_blocks=n_blocks, groups=local.reshape(-1),
+                                  n_groups=present.size)
+    return present, stats
 
 
 def _chunks_statistics(module: torch.nn.Module, n_blocks: int, lead_in: int, *chunks: Any
                        ) -> tuple[np.ndarray, DesignStatistics]:
     """Pass 2 on several chunks in one task (``chunks``: X block, y block, first stimulus
-    and row groups of each, flattened): their grouped statistics, summed here, so that one
-    result per :data:`SPLIT_EVERY` chunks leaves the worker."""
-    parts = [_chunk_statistics(*chunks[i:i + 3], module, chunks[i + 3], n_blocks, lead_in)
-             for i in range(0, len(chunks), 4)]
-    return parts[0] if len(parts) == 1 else _merge_grouped(*parts)
+    and row groups of each, flattened): their grouped statistics, added up here chunk after
+    chunk, so that one result per task leaves the worker and a task holds its running sum
+    and one chunk's statistics, however many chunks it reads."""
+    total = None
+    for i in range(0, len(chunks), 4):
+        part = _chunk_statistics(*chunks[i:i + 3], module, chunks[i + 3], n_blocks, lead_in)
+        if total is None:
+            total = part
+        elif np.isin(part[0], total[0]).all():
+            _add_into(total, part)  # the running sum is this task's own
+        else:
+            total = _merge_grouped(total, part)
+        del part
+    return total
+
+
+def _rows(stats: DesignStatistics) -> tuple[torch.Tensor, ...]:
+    return stats.gram, stats.cross, stats.sq, stats.count
+
+
+def _zero_rows(like: DesignStatistics, n_rows: int) -> DesignStatistics:
+    """Statistics of ``n_rows`` zero rows, shaped like ``like``'s rows."""
+    return DesignStatistics(*(torch.zeros((n_rows, *a.shape[1:]), dtype=a.dtype, device=a.device) for a in _rows(like)))
+
+
+def _add_into(total: tuple[np.ndarray, DesignStatistics], part: tuple[np.ndarray, DesignStatistics]) -> None:
+    """Add the grouped statistics ``part`` into ``total``'s rows, in place; ``part``'s groups
+    must be among ``total``'s (both sorted)."""
+    index = torch.as_tensor(np.searchsorted(total[0], part[0]))
+    for into, value in zip(_rows(total[1]), _rows(part[1])):
+        into.index_add_(0, index, value)
 
 
 def _merge_grouped(*parts: tuple[np.ndarray, DesignStatistics]) -> tuple[np.ndarray, DesignStatistics]:
-    """Sum partial grouped statistics (one tree-reduction step)."""
-    groups = np.concatenate([p[0] for p in parts])
-    present = np.unique(groups)
-    stats = functools.reduce(DesignStatistics.concat, (p[1] for p in parts))
-    return present, stats.sum_rows(torch.as_tensor(np.searchsorted(present, groups)), present.size)
+    """Sum partial grouped statistics (one tree-reduction step) into one new array of the
+    groups present: the parts are read, never modified, and never copied side by side."""
+    present = np.unique(np.concatenate([p[0] for p in parts]))
+    total = (present, _zero_rows(parts[0][1], present.size))
+    for part in parts:
+        _add_into(total, part)
+    return total
 
 
 def _tree(parts: list, merge) -> Any:
@@ -263,6 +317,38 @@ def _tree(parts: list, merge) -> Any:
     return parts[0]
 
 
+def _release_freed_memory() -> None:
+    """Hand the memory that the C allocator holds free back to the system (glibc's
+    ``malloc_trim``; nothing where the C library has none).
+
+    dask's threaded scheduler runs the chunk tasks on its worker threads, and glibc gives
+    each thread an arena of its own, which keeps what is freed in it: after a pass over the
+    chunks the process held 80 to 130 MiB more than its live memory (200 stimuli x 999
+    frames x 500 neurons), and the penalty's solve, run on the main thread, added its own
+    peak on top. Called once per pass: after every wave it bounded the pass's own peak a
+    little better, but faulted in some 400,000 fresh pages more per fit (about a tenth of
+    the fit's time).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim`` (through ctypes), or None where it is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # another C library (musl) or no symbol table
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
 def _compute(*delayed_objects) -> tuple:
     """Compute on the active dask scheduler (called inside :func:`skstrf._threads.fit_threads`,
     so that torch and the BLAS are capped as in a fit)."""
@@ -271,13 +357,77 @@ def _compute(*delayed_objects) -> tuple:
     return dask.compute(*delayed_objects)
 
 
+def _runs_in_process() -> bool:
+    """Whether ``dask.compute`` of delayed objects runs in this process: on dask's default
+    threads, or synchronously (not on a ``dask.distributed`` cluster or in processes)."""
+    import dask.local
+    import dask.threaded
+    from dask.base import get_scheduler
+    from dask.delayed import Delayed
+
+    return get_scheduler(cls=Delayed) in (dask.threaded.get, dask.local.get_sync)
+
+
+def _chunks_per_task(n_chunks: int) -> int:
+    """Chunks that one task reads, and holds at once (they are its inputs).
+
+    Where the results travel between processes (a ``dask.distributed`` cluster, the
+    processes scheduler): up to :data:`SPLIT_EVERY`, their statistics summed where they are
+    read, so that the statistics (megabytes) leave a worker once per task rather than once
+    per chunk; but at least :data:`MIN_TASKS` tasks, to spread over the workers. Where the
+    tasks run in this process nothing travels, and one chunk per task keeps a wave at
+    :data:`WAVE_TASKS` chunks, whatever the number of stimuli (with up to eight, the peak of
+    a fit grew with the stimuli until 512).
+    """
+    if _runs_in_process():
+        return 1
+    return int(np.clip(n_chunks // MIN_TASKS, 1, SPLIT_EVERY))
+
+
+def _in_waves(task, leaves: list, merge, fold, *args: Any) -> Any:
+    """``task(*args, *leaves' arguments)`` over the chunks ``leaves`` (one tuple of task
+    arguments each), in waves, folded into one result.
+
+    A task reads :func:`_chunks_per_task` chunks. The tasks run :data:`WAVE_TASKS` at a
+    time (a wave), reduced by ``merge`` in a tree; each wave's result is folded into the
+    running result with ``fold(total, wave)`` (``total`` None for the first wave) before the
+    next wave starts: the client holds the running result and one wave's, and the workers
+    one wave's chunks and partial results, however many chunks there are. At the end, the
+    memory freed in the waves is handed back to the system (:func:`_release_freed_memory`).
+    """
+    import dask
+
+    per_task = _chunks_per_task(len(leaves))
+    tasks = [[a for leaf in leaves[i:i + per_task] for a in leaf] for i in range(0, len(leaves), per_task)]
+    args = [dask.delayed(a, traverse=False) if isinstance(a, torch.nn.Module) else a for a in args]
+    total = None
+    for w in range(0, len(tasks), WAVE_TASKS):
+        parts = [dask.delayed(task)(*args, *leaf) for leaf in tasks[w:w + WAVE_TASKS]]
+        (wave,) = _compute(_tree(parts, merge))
+        total = fold(total, wave)
+        parts = wave = None  # freed before the trim
+    _release_freed_memory()  # before the next pass, or the solve, allocates
+    return total
+
+
+def _fold_into(n_groups: int, total: tuple | None, wave: tuple[np.ndarray, DesignStatistics]) -> tuple:
+    """Add a wave's grouped statistics into the client's running sum of all ``n_groups``
+    rows (allocated at the first wave), in place."""
+    if total is None:
+        total = (np.arange(n_groups), _zero_rows(wave[1], n_groups))
+    _add_into(total, wave)
+    return total
+
+
 def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np.ndarray, n_groups: int,
                        n_blocks: int = 1, lead_in: int = 0) -> DesignStatistics:
     """:class:`~skstrf._model.DesignStatistics` of dask data summed by group, chunk by chunk.
 
     Each chunk's statistics are computed where it lives (:func:`skstrf._model.module_statistics`),
-    summed over its rows by group and reduced over the chunks in a tree; only the
-    ``n_groups`` summed rows reach the caller.
+    summed over its rows by group as they are computed, added up over the chunks of a task,
+    reduced over a wave's tasks in a tree and added into the client's ``n_groups`` rows
+    (:func:`_in_waves`): only summed rows reach the caller, and the memory held at any time
+    is a wave's, not the data's.
 
     Parameters
     ----------
@@ -299,28 +449,14 @@ def grouped_statistics(module: torch.nn.Module, chunked: ChunkedData, groups: np
     DesignStatistics
         ``n_groups`` rows, float64, on the CPU.
     """
-    import dask
-
     groups = np.asarray(groups).reshape(-1)
-    module = dask.delayed(module, traverse=False)  # one key, sent once to the workers
-    leaves = []
-    for X_block, y_block, start, size in chunked.blocks():
-        leaves.append((X_block, y_block, start, groups[start * n_blocks:(start + size) * n_blocks]))
-    # Up to SPLIT_EVERY chunks per task, summed where they are read: the statistics
-    # (n_groups x (F*L+1) x (F*L+1+N) numbers, megabytes) then leave a worker once per
-    # task, not once per chunk; but at least MIN_TASKS tasks, to spread over the workers.
-    per_task = int(np.clip(len(leaves) // MIN_TASKS, 1, SPLIT_EVERY))
-    tasks = [[a for leaf in leaves[i:i + per_task] for a in leaf] for i in range(0, len(leaves), per_task)]
-    # In waves of WAVE_TASKS tasks, each reduced in a tree and added to a running total: the
-    # client holds the total and one wave's results, however many chunks there are.
-    total = None
-    for w in range(0, len(tasks), WAVE_TASKS):
-        parts = [dask.delayed(_chunks_statistics)(module, n_blocks, lead_in, *task) for task in tasks[w:w + WAVE_TASKS]]
-        (wave,) = _compute(_tree(parts, _merge_grouped))
-        total = wave if total is None else _merge_grouped(total, wave)
-    present, stats = total
-    if not np.array_equal(present, np.arange(n_groups)):
-        raise RuntimeError(f"groups {np.setdiff1d(np.arange(n_groups), present).tolist()} have no statistics")
+    missing = np.setdiff1d(np.arange(n_groups), groups)
+    if missing.size:  # before any chunk is read
+        raise RuntimeError(f"groups {missing.tolist()} have no statistics")
+    leaves = [(X_block, y_block, start, groups[start * n_blocks:(start + size) * n_blocks])
+              for X_block, y_block, start, size in chunked.blocks()]
+    _, stats = _in_waves(_chunks_statistics, leaves, _merge_grouped, functools.partial(_fold_into, n_groups),
+                         module, n_blocks, lead_in)
     return stats
 
 
@@ -380,12 +516,9 @@ class ChunkedFitData:
     def _first_pass(self) -> tuple:
         """Pass 1 (once): each stimulus's valid length and the moments, merged over chunks."""
         if self._first is None:
-            import dask
-
-            pieces = _compute(*[dask.delayed(_chunk_moments)(xb, yb, start, self.prefilter, self.lead_in)
-                                for xb, yb, start, _ in self.chunked.blocks()])
-            lengths = np.concatenate([p[0] for p in pieces])
-            self._first = (lengths, *(_merged(*[p[k] for p in pieces]) for k in (1, 2, 3)))
+            leaves = [(xb, yb, start) for xb, yb, start, _ in self.chunked.blocks()]
+            self._first = _in_waves(_chunks_moments, leaves, _merge_moments, _fold_moments,
+                                    self.prefilter, self.lead_in)
         return self._first
 
     @property

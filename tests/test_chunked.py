@@ -7,13 +7,14 @@ import warnings
 import h5py
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.model_selection import KFold
 
 from skstrf import STRFRegressor
 from skstrf._chunked import check_chunked, grouped_statistics, require_dask
 from skstrf.datasets import load_dataset, save_dataset, save_stimuli
-from skstrf._model import build_model, input_moments
+from skstrf._model import build_model, input_moments, module_statistics
 from skstrf._plan import fold_groups
 from skstrf._validation import check_X_y
 
@@ -89,6 +90,7 @@ def test_several_chunks_per_statistics_task_give_the_same_fit(ragged, monkeypatc
 
     X, y = ragged
     monkeypatch.setattr(skstrf._chunked, "MIN_TASKS", min_tasks)
+    monkeypatch.setattr(skstrf._chunked, "_runs_in_process", lambda: False)  # as on a cluster
     memory = STRFRegressor(n_lags=6, cv=KFold(4, shuffle=True, random_state=0)).fit(X, y)
     fitted = STRFRegressor(n_lags=6, cv=KFold(4, shuffle=True, random_state=0)).fit(_dask(X), _dask(y))
     assert_same_fit(fitted, memory)
@@ -191,6 +193,121 @@ def test_client_holds_one_row_per_fold_group(ragged):
     assert stats.gram.shape == (4, 12 * 6 + 1, 12 * 6 + 1)  # 4 folds, not 8 stimuli
     assert stats.cross.shape == (4, 12 * 6 + 1, y.shape[2])
     assert_array_equal(stats.count, [(~np.isnan(X[g, :, 0])).sum() for g in np.split(np.arange(8), 4)])
+
+
+def test_chunk_statistics_are_never_held_per_stimulus(ragged, monkeypatch):
+    # a chunk of several stimuli of one fold group gives one row of statistics, summed as
+    # computed; a task reading several chunks holds its running sum and one chunk's
+    import weakref
+
+    import skstrf._chunked
+
+    X, y = ragged
+    rows, alive = [], []
+    chunk_statistics = skstrf._chunked._chunk_statistics
+
+    def recording_module_statistics(*args, **kwargs):
+        stats = module_statistics(*args, **kwargs)
+        rows.append(stats.n_rows)
+        return stats
+
+    def recording_chunk_statistics(*args, **kwargs):
+        alive.append(sum(ref() is not None for ref in held))
+        part = chunk_statistics(*args, **kwargs)
+        held.append(weakref.ref(part[1].gram))
+        return part
+
+    held = []
+    monkeypatch.setattr(skstrf._chunked, "module_statistics", recording_module_statistics)
+    monkeypatch.setattr(skstrf._chunked, "_chunk_statistics", recording_chunk_statistics)
+    monkeypatch.setattr(skstrf._chunked, "MIN_TASKS", 1)  # one task reads all 8 chunks,
+    monkeypatch.setattr(skstrf._chunked, "_runs_in_process", lambda: False)  # as on a cluster
+    chunked = check_chunked(_dask(X, 4), _dask(y, 4))
+    data = check_X_y(X, y)
+    module = build_model(X.shape[2], y.shape[2], input_moments(data), kernel="vanilla", n_lags=6)
+    folds = [(np.asarray(a), np.asarray(b)) for a, b in KFold(2).split(np.zeros((len(X), 1)))]
+    groups, _ = fold_groups(folds, len(X))
+    stats = grouped_statistics(module, chunked, groups, 2)
+    assert rows == [1, 1]  # chunks of 4 stimuli, each in one fold group
+    expected = module_statistics(module, data, "cpu", groups=groups, n_groups=2)
+    assert_allclose(stats.gram, expected.gram, rtol=1e-12, atol=1e-9)
+    assert_allclose(stats.cross, expected.cross, rtol=1e-12, atol=1e-9)
+    rows.clear()
+    chunked = check_chunked(_dask(X), _dask(y))  # 8 chunks of one stimulus in one task
+    shuffled, _ = fold_groups([(np.asarray(a), np.asarray(b)) for a, b in
+                               KFold(4, shuffle=True, random_state=0).split(np.zeros((len(X), 1)))], len(X))
+    held.clear()
+    alive.clear()
+    stats = grouped_statistics(module, chunked, shuffled, 4)
+    assert len(alive) == 8 and max(alive) <= 2  # the running sum and the chunk before
+    expected = module_statistics(module, data, "cpu", groups=shuffled, n_groups=4)
+    assert_allclose(stats.gram, expected.gram, rtol=1e-12, atol=1e-9)
+    assert_array_equal(stats.count, expected.count)
+
+
+def test_tasks_in_this_process_read_one_chunk_each(ragged, monkeypatch):
+    # on dask's threads nothing travels between workers: a task holding several chunks at
+    # once would only make a wave's memory grow with the number of stimuli
+    import dask
+
+    import skstrf._chunked
+
+    X, y = ragged
+    chunks_per_task = []
+    statistics_task = skstrf._chunked._chunks_statistics
+
+    def recording_task(module, n_blocks, lead_in, *chunks):
+        chunks_per_task.append(len(chunks) // 4)
+        return statistics_task(module, n_blocks, lead_in, *chunks)
+
+    monkeypatch.setattr(skstrf._chunked, "_chunks_statistics", recording_task)
+    monkeypatch.setattr(skstrf._chunked, "MIN_TASKS", 1)
+    for scheduler in ("threads", "sync"):
+        chunks_per_task.clear()
+        with dask.config.set(scheduler=scheduler):
+            STRFRegressor(n_lags=6).fit(_dask(X), _dask(y))
+        assert chunks_per_task == [1] * len(X), scheduler
+    with dask.config.set(scheduler="processes"):
+        assert skstrf._chunked._chunks_per_task(len(X)) == len(X)  # up to SPLIT_EVERY where results travel
+
+
+def test_freed_memory_is_handed_back_after_each_pass(ragged, monkeypatch):
+    # glibc's per-thread arenas keep what dask's worker threads free: handed back once per
+    # pass over the chunks (moments, statistics), before the solve allocates
+    import platform
+
+    import skstrf._chunked
+
+    X, y = ragged
+    calls = []
+    monkeypatch.setattr(skstrf._chunked, "_release_freed_memory", lambda: calls.append(1))
+    STRFRegressor(n_lags=6).fit(_dask(X), _dask(y))
+    assert len(calls) == 2
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert skstrf._chunked._malloc_trim() is not None
+
+
+def test_merging_grouped_statistics_leaves_the_parts_unchanged():
+    from skstrf._chunked import _merge_grouped
+    from skstrf._design import DesignStatistics
+
+    rng = np.random.default_rng(0)
+
+    def part(groups):
+        n = len(groups)
+        return np.asarray(groups), DesignStatistics(*(torch.as_tensor(rng.normal(size=s)) for s in
+                                                     ((n, 3, 3), (n, 3, 2), (n, 2), (n,))))
+
+    parts = [part([0, 2]), part([1]), part([2, 3])]
+    before = [[a.clone() for a in (p[1].gram, p[1].cross, p[1].sq, p[1].count)] for p in parts]
+    present, merged = _merge_grouped(*parts)
+    assert_array_equal(present, [0, 1, 2, 3])
+    for p, saved in zip(parts, before):
+        for a, b in zip((p[1].gram, p[1].cross, p[1].sq, p[1].count), saved):
+            assert torch.equal(a, b)
+    assert_allclose(merged.gram[2], parts[0][1].gram[1] + parts[2][1].gram[0])
+    assert_allclose(merged.cross[1], parts[1][1].cross[0])
+    assert_allclose(merged.count[3], parts[2][1].count[1])
 
 
 @pytest.mark.parametrize("params, match", [
