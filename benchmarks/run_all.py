@@ -59,7 +59,7 @@ def sections(threads: int, repeats: int) -> list[Section]:
         Section("peers", "peers.py", t, minutes=40, python_env="PEERS_PYTHON"),
         # issue 25's priors and feature spaces; naplib's file and himalaya: the benchmark environment
         Section("priors", "priors.py", [], minutes=120, slow=True, python_env="PEERS_PYTHON"),
-        Section("feature-spaces", "feature_spaces.py", [*t, "--himalaya"], minutes=60, slow=True,
+        Section("feature-spaces", "feature_spaces.py", [*t, "--himalaya", "--himalaya-seeds", "3"], minutes=50, slow=True,
                 python_env="PEERS_PYTHON"),
         Section("silent-bands", "silent_bands.py", [], minutes=10),
         Section("reliability", "reliability.py", [], minutes=5),
