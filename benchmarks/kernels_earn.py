@@ -81,6 +81,7 @@ VARIANTS: dict[str, dict | None] = {
     "parametric": {"kernel": "parametric"},
     "parametric gradient": {"kernel": "parametric", "solver": "gradient"},
     "LN softplus": {"nonlinearity": "softplus"},
+    "LN softplus lr 1e-4": {"nonlinearity": "softplus", "lr": 1e-4},
     "two-stage": None,
 }
 DEFAULT_VARIANTS = ("vanilla", "separable", "separable rank 2", "separable rank auto",
@@ -224,7 +225,7 @@ def rows_of(name: str, result: dict, variants) -> list[dict]:
         if v != "vanilla" and "vanilla" in scores:
             mean, low, high, n = interval(scores[v] - scores["vanilla"], rng)
             row.update(diff=f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]", vs_vanilla=verdict(low, high), neurons=n)
-        if v == "LN softplus" and "two-stage" in scores:
+        if v.startswith("LN") and "two-stage" in scores:
             mean, low, high, _ = interval(scores[v] - scores["two-stage"], rng)
             row.update(ln_vs_two=f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]", ln_verdict=verdict(low, high))
         rows.append(row)

@@ -71,9 +71,6 @@ class STRFNet(NeuralNetRegressor):
     #: optimum that float64 reaches (``benchmarks/gradient_step.py`` measures both).
     statistics_dtype: torch.dtype = torch.float64
 
-    #: Whether a training batch's loss counts its frames (see :meth:`get_loss`).
-    weigh_frames: bool = True
-
     def __init__(self, *args, penalty: Penalty | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.penalty = penalty
@@ -96,7 +93,7 @@ class STRFNet(NeuralNetRegressor):
         the same length).
         """
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        if training and self.weigh_frames and self.values_per_stimulus is not None:
+        if training and self.values_per_stimulus is not None:
             counted = torch.isfinite(torch.as_tensor(y_true)).sum()
             loss = loss * (counted / (self.values_per_stimulus * y_true.shape[0]))
         return loss
@@ -112,7 +109,7 @@ class STRFNet(NeuralNetRegressor):
         module = self.module_
         gram, cross, sq, count = stats.summed(index)
         data = statistics_loss(module.standardized_weight(), module.bias, gram, cross, sq, count)
-        if index is not None and self.weigh_frames and self.frames_per_stimulus is not None:
+        if index is not None and self.frames_per_stimulus is not None:
             # a sum over the batch's frames in units of a mean stimulus, as get_loss
             data = data * (count / (self.frames_per_stimulus * torch.as_tensor(index).numel()))
         return (data + self.penalty_value()).float()
