@@ -23,8 +23,7 @@ from .metrics import ScoreSums, cc_norm_from_sums
 __all__ = ["STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
            "record_closed_form_epoch", "check_finite_model", "start_from_closed_form",
-           "default_callbacks", "listens_to_training_batches", "refit_kept_start",
-           "NeuronCheckpoint", "mix_neurons"]
+           "default_callbacks", "listens_to_training_batches", "refit_kept_start"]
 
 class DivergenceError(FloatingPointError):
     """Raised when training produced a non-finite loss before any finite best epoch."""
@@ -267,7 +266,6 @@ class ValidCCNorm(Callback):
 
     def initialize(self):
         self._preds: list[torch.Tensor] = []
-        self.neuron_scores_ = None
         return self
 
     def on_epoch_begin(self, net, **kwargs):
@@ -279,31 +277,17 @@ class ValidCCNorm(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         if self._preds:
-            self.neuron_scores_ = self.neuron_scores(torch.cat(self._preds))
-            net.history.record("valid_cc_norm", _mean_score(self.neuron_scores_))
+            net.history.record("valid_cc_norm", self.score(torch.cat(self._preds)))
 
     def score(self, pred: torch.Tensor) -> float:
         """Mean validation cc_norm of predictions of shape (n_stimuli, n_times, n_neurons);
         NaN when a prediction is not finite (a diverging model) or no neuron has a score."""
-        return _mean_score(self.neuron_scores(pred))
-
-    def neuron_scores(self, pred: torch.Tensor) -> np.ndarray:
-        """Each neuron's validation cc_norm of predictions of shape (n_stimuli, n_times,
-        n_neurons), as an array of shape (n_neurons,): NaN where it is undefined, and for
-        every neuron when a prediction is not finite (a diverging model)."""
         pred = pred.detach().double().cpu().numpy()
         if not np.isfinite(pred[~np.isnan(self.psth)]).all():
-            return np.full(pred.shape[-1], np.nan)
+            return float("nan")
         with warnings.catch_warnings():  # its caveats are score()'s, said when the user scores
             warnings.simplefilter("ignore")
-            return np.asarray(cc_norm_from_sums(self.responses.with_predictions(pred, self.psth),
-                                                multioutput="raw_values"), dtype=float)
-
-
-def _mean_score(scores: np.ndarray) -> float:
-    """The mean of the defined per-neuron scores (NaN when none is): ``score``'s average."""
-    defined = ~np.isnan(scores)
-    return float(scores[defined].mean()) if defined.any() else float("nan")
+            return float(cc_norm_from_sums(self.responses.with_predictions(pred, self.psth)))
 
 
 class StopOnNonFinite(Callback):
@@ -371,91 +355,6 @@ class LastEpochCheckpoint(Callback):
         self.epoch_ = net.history[-1, "epoch"]
 
 
-class NeuronCheckpoint(Callback):
-    """Keep each neuron's best validated state: early stopping per neuron.
-
-    Every parameter of an STRF model without a prefilter belongs to one neuron (its
-    kernel, intercept and nonlinearity, each with the neurons along its first axis), and
-    every training loss is a sum of per-neuron terms, so each neuron's parameters follow
-    their own path whatever the others do. Keeping, for each neuron, the epoch of its own
-    best validation cc_norm is therefore the fit that would stop each neuron at its own
-    best epoch. A model whose parameters are shared between neurons (a prefilter) cannot be
-    split this way: :attr:`applies` is False and the whole model's best epoch is used.
-
-    Place it after :class:`ValidCCNorm` (whose scores it reads) and
-    :class:`StopOnNonFinite` (so that a diverged epoch is never kept), before early stopping
-    (which ends training from its own ``on_epoch_end``, and the last epoch must count).
-
-    Parameters
-    ----------
-    threshold : float, default=1e-4
-        Gain in a neuron's validation cc_norm that counts as better (early stopping's).
-
-    Attributes
-    ----------
-    scores_ : ndarray of shape (n_neurons,) or None
-        Each neuron's best validation cc_norm so far (-inf before its first defined one).
-    epochs_ : ndarray of int of shape (n_neurons,) or None
-        The epoch (as in ``net.history``) of each neuron's best state; 0 for the state given
-        to :meth:`start` (the starting model).
-    state_ : dict or None
-        ``state_dict`` holding each neuron's best state; None before the first.
-    """
-
-    def __init__(self, threshold: float = 1e-4) -> None:
-        self.threshold = threshold
-
-    def initialize(self):
-        self.scores_ = self.epochs_ = self.state_ = None
-        return self
-
-    @staticmethod
-    def applies(module: torch.nn.Module) -> bool:
-        """Whether every trainable parameter of ``module`` belongs to one neuron."""
-        n = module.bias.shape[0]
-        return all(p.ndim >= 1 and p.shape[0] == n and not name.startswith("prefilter.")
-                   for name, p in module.named_parameters() if p.requires_grad)
-
-    def start(self, module: torch.nn.Module, scores: np.ndarray) -> None:
-        """Take ``module``'s current state, of validation scores ``scores`` (one per neuron,
-        NaN where undefined), as every neuron's best so far (epoch 0). Without it the
-        callback keeps nothing."""
-        self.scores_ = np.where(np.isnan(scores), -np.inf, scores)
-        self.epochs_ = np.zeros(scores.shape, dtype=np.int64)
-        self.state_ = _copy_state(module)
-
-    def on_train_begin(self, net, **kwargs):
-        if self.scores_ is not None and len(self.scores_) != net.module_.bias.shape[0]:
-            self.initialize()
-
-    def on_epoch_end(self, net, **kwargs):
-        scores = dict(net.callbacks_)["valid_cc_norm"].neuron_scores_
-        if scores is None or self.state_ is None or not self.applies(net.module_):
-            return  # nothing to compare with (no start given), or neurons that cannot be split
-        better = np.isfinite(scores) & (scores > self.scores_ + self.threshold)
-        if not better.any():
-            return
-        self.scores_ = np.where(better, scores, self.scores_)
-        self.epochs_ = np.where(better, net.history[-1, "epoch"], self.epochs_)
-        self.state_ = mix_neurons(self.state_, net.module_.state_dict(), better)
-
-
-def mix_neurons(state: dict[str, torch.Tensor], other: dict[str, torch.Tensor],
-                take: np.ndarray) -> dict[str, torch.Tensor]:
-    """``state`` with the neurons ``take`` (a boolean array of shape (n_neurons,)) taken from
-    ``other``: every entry with the neurons along its first axis is mixed row by row; the
-    others (the data's units, equal in both) are ``state``'s. Copies, on their device."""
-    mixed = {}
-    for key, value in state.items():
-        new = other[key]
-        if value.ndim >= 1 and value.shape[0] == take.shape[0]:
-            rows = torch.as_tensor(take, device=value.device).reshape(-1, *([1] * (value.ndim - 1)))
-            mixed[key] = torch.where(rows, new.detach(), value)
-        else:
-            mixed[key] = value.detach().clone()
-    return mixed
-
-
 def _copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
@@ -467,8 +366,7 @@ def _silent(*args, **kwargs) -> None:
 def default_callbacks(valid: StimulusSet | None, patience: int | None,
                       max_epochs: int) -> list[tuple[str, Callback]]:
     """The callbacks every STRF fit has, in order: validation score, divergence guard,
-    each neuron's best state and early stopping with best-epoch restore (with validation
-    stimuli), last-epoch copy."""
+    early stopping with best-epoch restore (with validation stimuli), last-epoch copy."""
     callbacks: list[tuple[str, Callback]] = [("stop_on_non_finite", StopOnNonFinite())]
     if valid is not None:
         callbacks.insert(0, ("valid_cc_norm", ValidCCNorm.from_responses(valid)))
@@ -476,8 +374,6 @@ def default_callbacks(valid: StimulusSet | None, patience: int | None,
             monitor="valid_cc_norm", lower_is_better=False,
             patience=patience if patience is not None else max_epochs + 1,
             threshold=1e-4, threshold_mode="abs", load_best=True, sink=_silent)))
-        # before early stopping, whose on_epoch_end may end training: the last epoch counts
-        callbacks.insert(2, ("neuron_checkpoint", NeuronCheckpoint()))
     callbacks.append(("last_epoch", LastEpochCheckpoint()))
     return callbacks
 
@@ -586,30 +482,22 @@ def start_from_closed_form(net: STRFNet, solution, train: StimulusSet | None, *,
 
 
 def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | None,
-              valid: StimulusSet | None = None, *, per_neuron: bool = False) -> None:
+              valid: StimulusSet | None = None) -> None:
     """Train ``net`` on ``train`` by gradient, then settle it.
 
     With ``statistics`` (a linear least-squares model) every step is frame-free. With
-    validation stimuli ``valid``, the fit never ends below where it started on them: the
-    model is the best epoch (early stopping on the mean validation cc_norm), or the start
-    when it scores higher than every epoch; ``net.kept_start_`` (a boolean per neuron) is
-    True where the start was kept. With ``per_neuron``, each neuron keeps the state of its
-    own best validation cc_norm among the start and the trained epochs instead
-    (:class:`NeuronCheckpoint`), except neurons without a defined validation score and
-    models whose parameters are shared between neurons (a prefilter), which are judged as
-    a whole.
+    validation stimuli ``valid``, the fit never ends below where it started: when the
+    starting model scores a higher validation cc_norm than every trained epoch, it is
+    restored (``net.kept_start_`` is then True).
     """
     device = str(net.device)
-    callbacks = dict(net.callbacks_)
-    start_state, start_scores = None, None
+    start_state, start_score = None, float("nan")
     if valid is not None:
         # the validation loader draws from its own generator, not the training shuffle's
         with torch.no_grad():
             pred = net.forward(net_inputs(valid, device, net.module_), training=False, device=device)
-        start_scores = callbacks["valid_cc_norm"].neuron_scores(pred)
+        start_score = dict(net.callbacks_)["valid_cc_norm"].score(pred)
         start_state = _copy_state(net.module_)
-        if per_neuron:
-            callbacks["neuron_checkpoint"].start(net.module_, start_scores)
     first = len(net.history)
     targets = net_targets(train, device, net.module_)
     net.statistics = _step_statistics(statistics, net.statistics_dtype)
@@ -620,39 +508,24 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
     finally:
         net.statistics = net.values_per_stimulus = net.frames_per_stimulus = None
     _settle_training(net)
-    module = net.module_
-    n_neurons = module.bias.shape[0]
-    net.start_valid_cc_norm_ = float("nan") if start_scores is None else _mean_score(start_scores)
-    net.kept_start_ = np.zeros(n_neurons, dtype=bool)
-    if start_state is None:
-        return
     run = np.array([epoch.get("valid_cc_norm", np.nan) for epoch in list(net.history)[first:]], dtype=float)
     best = np.nanmax(run) if np.isfinite(run).any() else -np.inf
-    # as a whole: the settled model (the best epoch), or the start when it scores higher
-    whole_kept = bool(np.isfinite(net.start_valid_cc_norm_) and net.start_valid_cc_norm_ > best)
-    whole = start_state if whole_kept else _copy_state(module)
-    checkpoint = callbacks["neuron_checkpoint"]
-    if checkpoint.state_ is None or not checkpoint.applies(module):
-        module.load_state_dict(whole)
-        net.kept_start_[:] = whole_kept
-        return
-    scored = np.isfinite(checkpoint.scores_)
-    module.load_state_dict(mix_neurons(whole, checkpoint.state_, scored))
-    net.kept_start_ = np.where(scored, checkpoint.epochs_ == 0, whole_kept)
+    net.start_valid_cc_norm_ = start_score
+    net.kept_start_ = bool(np.isfinite(start_score) and start_score > best)
+    if net.kept_start_:
+        net.module_.load_state_dict(start_state)
 
 
 def refit_kept_start(net: STRFNet, penalty: Penalty, train_stats: DesignStatistics,
                      valid_stats: DesignStatistics, train: StimulusSet, valid: StimulusSet) -> None:
-    """Make the closed-form start again from every stimulus, the validation ones included,
-    for the neurons whose gradient training kept it (``net.kept_start_``: no epoch beat it
-    on the validation stimuli).
+    """When gradient training kept its closed-form start (no epoch beat it on the validation
+    stimuli), make that start again from every stimulus, the validation ones included.
 
     The start is the ridge solution with its chosen penalty, then (for an LN model) the
     output nonlinearity fitted to it: the two-stage model. Validation only chose it over
     the trained epochs; refitted on all the stimuli, it is the two-stage model that a fit
     without held-out stimuli would give, so the LN model never ends below it for lack of
-    the held-out data. The refit is made for every neuron at once (one solve); the neurons
-    that kept a trained epoch keep it.
+    the held-out data.
 
     Parameters
     ----------
@@ -663,26 +536,23 @@ def refit_kept_start(net: STRFNet, penalty: Penalty, train_stats: DesignStatisti
         start's prefilter, if any).
     train, valid : StimulusSet
     """
-    kept = np.asarray(getattr(net, "kept_start_", False), dtype=bool)
-    if not kept.any():
+    if not getattr(net, "kept_start_", False):
         return
-    module = net.module_
-    trained = _copy_state(module)
     weight, moments = penalty_refit(train_stats.concat(valid_stats), penalty)
+    module = net.module_
     module.load_closed_form_(weight, moments.z_mean, moments.p_mean)
-    if module.nonlinearity is not None and getattr(module.nonlinearity, "calibrate_", None) is not None:
-        device = str(net.device)
-        z, P = [], []
-        with torch.no_grad():
-            for data in (train, valid):
-                X, targets, mask = stimulus_tensors(data, device, module)
-                keep = mask.bool()
-                z.append(module.linear(X)[keep])
-                P.append(targets[keep])
-        loss = "poisson" if isinstance(net.criterion_, MaskedPoissonLoss) else "mse"
-        module.nonlinearity.calibrate_(torch.cat(z), torch.cat(P), loss)
-    if not kept.all():
-        module.load_state_dict(mix_neurons(trained, module.state_dict(), np.broadcast_to(kept, module.bias.shape)))
+    if module.nonlinearity is None or getattr(module.nonlinearity, "calibrate_", None) is None:
+        return
+    device = str(net.device)
+    z, P = [], []
+    with torch.no_grad():
+        for data in (train, valid):
+            X, targets, mask = stimulus_tensors(data, device, module)
+            keep = mask.bool()
+            z.append(module.linear(X)[keep])
+            P.append(targets[keep])
+    loss = "poisson" if isinstance(net.criterion_, MaskedPoissonLoss) else "mse"
+    module.nonlinearity.calibrate_(torch.cat(z), torch.cat(P), loss)
 
 
 def _step_statistics(statistics: DesignStatistics | None, dtype: torch.dtype) -> DesignStatistics | None:

@@ -631,9 +631,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             elif previous is not None and not plan.linear:
                 net.penalty = previous.penalty  # continue with the first fit's penalties
             if plan.solver == "gradient":
-                # an LN model chooses between its start and its epochs neuron by neuron
-                train_net(net, train.stimuli, stats if plan.linear else None, valid,
-                          per_neuron=net.module_.nonlinearity is not None)
+                train_net(net, train.stimuli, stats if plan.linear else None, valid)
                 if plan.closed_form and valid_stats is not None and plan.separable_shape is None:
                     # a kept ridge start is made again from every stimulus (the two-stage model)
                     refit_kept_start(net, solution.penalty, stats, valid_stats, train.stimuli, valid)

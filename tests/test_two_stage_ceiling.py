@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from skstrf import STRFRegressor
-from skstrf.metrics import cc_norm
 from skstrf.nonlinearities import Exponential, Softplus
 
 F, L, N, S, T = 6, 4, 3, 10, 200
@@ -37,7 +36,7 @@ def test_a_kept_start_is_the_two_stage_model_of_all_stimuli():
         # which is kept
         ln = STRFRegressor(n_lags=L, nonlinearity="softplus", history="zero", max_epochs=1, lr=1.0,
                            random_state=0).fit(X, y)
-        assert np.all(ln.net_.kept_start_) and ln.valid_stimuli_.size > 0
+        assert ln.net_.kept_start_ and ln.valid_stimuli_.size > 0
         # the two-stage model of all stimuli: each neuron's ridge STRF at the LN's penalty...
         ridge = [STRFRegressor(n_lags=L, history="zero", alpha=a).fit(X, y[..., [n]]) for n, a in enumerate(ln.alpha_)]
     strfs = np.concatenate([r.strfs_ for r in ridge])
@@ -90,47 +89,3 @@ def test_exponential_calibration_recovers_slope_and_offset():
     exp.calibrate_(z, y, "poisson")
     np.testing.assert_allclose(exp.log_slope.detach().exp(), slope, rtol=0.05)
     np.testing.assert_allclose(exp.offset.detach(), offset, atol=0.05)
-
-
-def _two_stage(ridge, X_train, y_train, X_test):
-    """The two-stage model's predictions: ``ridge``'s STRF, then the least-squares softplus of
-    its training output, per neuron."""
-    psth = y_train.mean(-1).reshape(-1, y_train.shape[2])
-    z = ridge.predict(X_train).reshape(psth.shape)
-    softplus = Softplus(torch.as_tensor(psth.std(0), dtype=torch.float32))
-    softplus.calibrate_(torch.as_tensor(z), torch.as_tensor(psth), "mse")
-    with torch.no_grad():
-        return softplus(torch.as_tensor(ridge.predict(X_test), dtype=torch.float32)).double().numpy()
-
-
-def test_each_neuron_keeps_its_start_or_its_trained_model():
-    """Two thresholded cells, which gradient training helps, and two linear ones, for which
-    the two-stage start is already the right model and training only adds noise. A choice
-    made once for the whole model (the mean validation score, which the first two carry)
-    trains every neuron and leaves the linear ones below their two-stage model on new
-    stimuli; each neuron's own choice keeps their start (made again from all stimuli)."""
-    rng = np.random.default_rng(0)
-    n_stimuli, n_times, n_freqs, n_lags = 16, 200, 8, 6
-    X = rng.standard_normal((n_stimuli, n_times, n_freqs))
-    W = rng.standard_normal((4, n_freqs, n_lags)) / np.sqrt(n_freqs * n_lags)
-    padded = np.concatenate([np.zeros((n_stimuli, n_lags - 1, n_freqs)), X], axis=1)
-    lagged = np.stack([padded[:, n_lags - 1 - lag:n_lags - 1 - lag + n_times] for lag in range(n_lags)], axis=-1)
-    z = np.einsum("stfl,nfl->stn", lagged, W)
-    rate = np.concatenate([np.log1p(np.exp(6 * (z[..., :2] - 1.5))), 5 + z[..., 2:]], axis=-1)
-    y = rate[..., None] + np.array([0.3, 0.3, 0.6, 0.6])[:, None] * rng.standard_normal(rate.shape + (4,))
-    train, test = np.arange(12), np.arange(12, 16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ln = STRFRegressor(n_lags=n_lags, nonlinearity="softplus", lr=0.05, max_epochs=20, patience=None,
-                           validation_fraction=0.3, random_state=0).fit(X[train], y[train])
-        ridge = STRFRegressor(n_lags=n_lags).fit(X[train], y[train])
-        ln_scores = cc_norm(y[test], ln.predict(X[test]), multioutput="raw_values")
-        two_scores = cc_norm(y[test], _two_stage(ridge, X[train], y[train], X[test]), multioutput="raw_values")
-    # the trained epochs win on the mean validation score...
-    assert np.nanmax(ln.history_[:, "valid_cc_norm"]) > ln.net_.start_valid_cc_norm_
-    # ... but only the thresholded cells gain from them; the linear cells are their
-    # two-stage model of all twelve stimuli (up to the units: the LN model standardises
-    # with its eight training stimuli)
-    assert np.all(ln_scores[:2] > two_scores[:2] + 0.02), (ln_scores, two_scores)
-    np.testing.assert_allclose(ln_scores[2:], two_scores[2:], atol=5e-4)
-    np.testing.assert_array_equal(ln.net_.kept_start_, [False, False, True, True])
