@@ -74,6 +74,28 @@ class STRFNet(NeuralNetRegressor):
         super().__init__(*args, **kwargs)
         self.penalty = penalty
         self.statistics: DesignStatistics | None = None
+        # the mean number of scored targets (frames times neurons) and of frames of a
+        # training stimulus, while train_net trains (None otherwise)
+        self.values_per_stimulus: float | None = None
+        self.frames_per_stimulus: float | None = None
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The batch's loss; in training, a sum over its frames in units of a mean stimulus.
+
+        The criterion averages over the batch's frames, so that with batches of one
+        stimulus every stimulus would weigh the same in an epoch whatever its length: the
+        frames of a short stimulus would count several times more than those of a long one,
+        unlike in the closed form, the nonlinearity's calibration and the score, which
+        count every frame alike. Scaled by the batch's frames over those of as many
+        average training stimuli, an epoch's batches sum to the mean loss over every
+        training frame: every frame counts alike (nothing changes when all stimuli have
+        the same length).
+        """
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if training and self.values_per_stimulus is not None:
+            counted = torch.isfinite(torch.as_tensor(y_true)).sum()
+            loss = loss * (counted / (self.values_per_stimulus * y_true.shape[0]))
+        return loss
 
     def penalty_value(self) -> torch.Tensor:
         """The penalty of the module's current kernels (0 without a penalty)."""
@@ -84,7 +106,11 @@ class STRFNet(NeuralNetRegressor):
         """The penalised training loss of the rows ``index`` of ``stats`` (all by default),
         from the statistics: exact for a linear model (:func:`skstrf._losses.statistics_loss`)."""
         module = self.module_
-        data = statistics_loss(module.standardized_weight(), module.bias, *stats.summed(index))
+        gram, cross, sq, count = stats.summed(index)
+        data = statistics_loss(module.standardized_weight(), module.bias, gram, cross, sq, count)
+        if index is not None and self.frames_per_stimulus is not None:
+            # a sum over the batch's frames in units of a mean stimulus, as get_loss
+            data = data * (count / (self.frames_per_stimulus * torch.as_tensor(index).numel()))
         return (data + self.penalty_value()).float()
 
     def statistics_step(self, index: torch.Tensor) -> torch.Tensor:
@@ -473,11 +499,14 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
         start_score = dict(net.callbacks_)["valid_cc_norm"].score(pred)
         start_state = _copy_state(net.module_)
     first = len(net.history)
+    targets = net_targets(train, device, net.module_)
     net.statistics = _step_statistics(statistics, net.statistics_dtype)
+    net.values_per_stimulus = float(torch.isfinite(targets).sum()) / train.n_stimuli
+    net.frames_per_stimulus = None if statistics is None else float(statistics.count.sum()) / len(statistics.count)
     try:
-        net.partial_fit(net_inputs(train, device, net.module_), net_targets(train, device, net.module_))
+        net.partial_fit(net_inputs(train, device, net.module_), targets)
     finally:
-        net.statistics = None
+        net.statistics = net.values_per_stimulus = net.frames_per_stimulus = None
     _settle_training(net)
     run = np.array([epoch.get("valid_cc_norm", np.nan) for epoch in list(net.history)[first:]], dtype=float)
     best = np.nanmax(run) if np.isfinite(run).any() else -np.inf

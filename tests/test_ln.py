@@ -279,3 +279,27 @@ def test_plot_strfs_draws_on_and_off_channels_side_by_side():
     plt.close(fig)
     with pytest.raises(ValueError, match="3 channel names for STRFs with 2 channels"):
         plot_strfs(strfs, channels=["a", "b", "c"])
+
+
+@pytest.mark.parametrize("options", [dict(solver="gradient"), dict(nonlinearity="softplus")],
+                         ids=["linear statistics step", "LN forward step"])
+def test_every_training_frame_counts_alike_in_batches_of_one_stimulus(options):
+    # Stimuli of very different lengths (as sounds of a few hundred ms among 3 s excerpts):
+    # batches of one stimulus must weigh each stimulus by its frames, so that an epoch's
+    # batches sum to the loss over all training frames, the closed form's and the score's
+    # objective, not to a mean over stimuli that counts a short stimulus's frames more.
+    rng = np.random.default_rng(3)
+    lengths = [40, 300, 80, 250, 60, 200]
+    X = np.full((len(lengths), max(lengths), 5), np.nan)
+    y = np.full((len(lengths), max(lengths), 2), np.nan)
+    for s, length in enumerate(lengths):
+        X[s, :length] = rng.standard_normal((length, 5))
+        # short stimuli respond more loudly: their losses differ from the long ones'
+        y[s, :length] = (1 + 4 * (length < 100)) * rng.gamma(2.0, 1.0, (length, 2))
+    losses = {}
+    for batch_size in (1, None):
+        # a vanishing learning rate: every batch is scored at the starting model
+        est = STRFRegressor(n_lags=4, lr=1e-12, max_epochs=1, batch_size=batch_size, validation_fraction=None,
+                            random_state=0, **options).fit(X, y)
+        losses[batch_size] = est.history_[-1, "train_loss"]
+    np.testing.assert_allclose(losses[1], losses[None], rtol=1e-5)
