@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["merge_means", "FrameMoments", "is_flat", "stimulus_blocks", "BLOCK_BYTES"]
+__all__ = ["merge_means", "FrameMoments", "is_flat", "group_median", "stimulus_blocks", "BLOCK_BYTES"]
 
 
 def merge_means(count_a, mean_a, count_b, mean_b):
@@ -130,16 +130,31 @@ class FrameMoments:
             if groups.shape != scale.shape:
                 raise ValueError(f"groups must give the group of each of the {scale.size} entries; "
                                  f"got shape {groups.shape}")
-            floor = np.zeros_like(scale)
-            for group in np.unique(groups[~flat]):  # a few groups (feature spaces), not entries
-                members = groups == group
-                floor[members] = relative_floor * np.median(scale[members & ~flat])
-            scale = np.maximum(scale, floor)
+            scale = np.maximum(scale, relative_floor * group_median(scale, groups, ~flat))
         return self.mean, np.where(flat, 1.0, scale)
 
 
 #: Bytes of data that a blockwise pass over an array (:func:`stimulus_blocks`) reads at a time.
 BLOCK_BYTES = 32 * 2**20
+
+
+def group_median(values: np.ndarray, groups: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
+    """For each entry, the median of ``values`` over the counted entries of its group (0
+    where its group has none counted): "the typical band of its feature space".
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_entries,)
+    groups : ndarray of int of shape (n_entries,)
+    counted : ndarray of bool of shape (n_entries,) or None, default=None
+        Entries that take part in their group's median; None: all.
+    """
+    counted = np.ones(values.shape, dtype=bool) if counted is None else counted
+    out = np.zeros_like(values, dtype=np.float64)
+    for group in np.unique(groups[counted]):  # a few groups (feature spaces), not entries
+        members = groups == group
+        out[members] = np.median(values[members & counted])
+    return out
 
 
 def stimulus_blocks(a: np.ndarray) -> list[slice]:

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from sklearn.utils import check_array
 
 from ._layout import DataShape, responses_layout
-from ._moments import FrameMoments, is_flat, stimulus_blocks
+from ._moments import FrameMoments, group_median, is_flat, stimulus_blocks
 
 if TYPE_CHECKING:  # torch is imported where a check needs it: reading the data stays light
     import torch
@@ -821,10 +821,7 @@ def check_variation(moments: "tuple[FrameMoments, FrameMoments]", space_of_band:
         )
     std = np.asarray(x_moments.std)
     space = np.zeros(std.shape, dtype=np.int64) if space_of_band is None else np.asarray(space_of_band)
-    typical = np.zeros_like(std)
-    for k in np.unique(space):  # a few feature spaces, not bands
-        typical[space == k] = np.median(std[space == k])
-    quiet = (std < NEAR_CONSTANT_RATIO * typical) & ~flat_x
+    quiet = (std < NEAR_CONSTANT_RATIO * group_median(std, space)) & ~flat_x
     if quiet.any():
         warnings.warn(
             f"X's frequency band(s) {np.flatnonzero(quiet).tolist()} are nearly constant over the "
