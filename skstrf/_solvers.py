@@ -275,19 +275,32 @@ class RidgePath:
 #: thread: break-even near 2,000 weights, 1.5x faster at 3,840).
 MIXED_PRECISION_MIN = 2048
 
-#: Refinement stops when the largest correction of a (penalty, neuron) column is below this
-#: fraction of the column's largest weight; the error left is about that correction times
-#: the step's contraction (``eps32 * cond``, below 1e-2 wherever refinement converges), so
-#: about 1e-9 or less: far below what a cross-validation score can tell apart.
+#: Refinement stops when the error left in a (penalty, neuron) column is below this fraction
+#: of the column's largest weight: far below what a cross-validation score can tell apart.
+#: The error is estimated from the last correction ``c`` and the contraction ``rho`` between
+#: the last two corrections (each step multiplies the error by about
+#: ``rho ~ eps32 * cond(G / n + alpha I)``): ``|c| rho / (1 - rho)``; after the first step,
+#: whose contraction is not known yet, ``|c|`` itself.
 REFINEMENT_TOLERANCE = 1e-7
 
 #: Refinement steps before a column is handed to a float64 reduction.
-MAX_REFINEMENTS = 6
+MAX_REFINEMENTS = 12
+
+#: A column whose corrections shrink by less than this factor per step is handed to a
+#: float64 reduction at once: its refinement would take more steps than the reduction costs
+#: (a step costs about a tenth of a float32 reduction, a float64 reduction about two).
+MAX_CONTRACTION = 0.5
 
 
 def _refined_weights(reduction: tuple, matrix: np.ndarray, rhs: np.ndarray,
                      alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ridge weights from a float32 tridiagonal reduction of ``matrix``, refined in float64.
+
+    Each step adds the correction of the float64 residual ``B / n - (G / n + alpha I) w``
+    solved with the float32 reduction; a column stops when its estimated error is below
+    :data:`REFINEMENT_TOLERANCE`, and is given up (left not ``done``) when its corrections
+    shrink by less than :data:`MAX_CONTRACTION` per step or after
+    :data:`MAX_REFINEMENTS` steps.
 
     Parameters
     ----------
@@ -313,6 +326,8 @@ def _refined_weights(reduction: tuple, matrix: np.ndarray, rhs: np.ndarray,
         return np.zeros((n_alphas, size, n_neurons)), np.zeros((n_alphas, n_neurons), dtype=bool)
     weights = weights.astype(np.float64)
     done = np.zeros((n_alphas, n_neurons), dtype=bool)
+    given_up = np.zeros((n_alphas, n_neurons), dtype=bool)
+    previous = np.full((n_alphas, n_neurons), np.inf)  # relative size of the last correction
     active = np.arange(n_alphas)  # penalties with a column still refined (large ones finish first)
     for _ in range(MAX_REFINEMENTS):
         w = weights[active]
@@ -326,8 +341,15 @@ def _refined_weights(reduction: tuple, matrix: np.ndarray, rhs: np.ndarray,
         w += correction
         weights[active] = w
         scale = np.abs(w).max(axis=1)
-        done[active] = np.abs(correction).max(axis=1) <= REFINEMENT_TOLERANCE * np.where(scale > 0, scale, 1.0)
-        active = np.flatnonzero(~done.all(axis=1))
+        size_now = np.abs(correction).max(axis=1) / np.where(scale > 0, scale, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where(previous[active] > 0, size_now / previous[active], 0.0)
+        error = np.where(rho < 1.0, size_now * rho / np.maximum(1.0 - rho, 1e-300), np.inf)
+        error = np.where(np.isinf(previous[active]), size_now, error)  # first step: rho unknown
+        done[active] |= (error <= REFINEMENT_TOLERANCE) | (size_now == 0)
+        given_up[active] |= ~done[active] & np.isfinite(previous[active]) & (rho > MAX_CONTRACTION)
+        previous[active] = size_now
+        active = np.flatnonzero((~done & ~given_up).any(axis=1))
         if active.size == 0:
             break
     return weights, done
@@ -341,7 +363,10 @@ def ridge_path(m: CentredStatistics, alphas, path: RidgePath | None = None) -> t
 
 def _tridiagonal(matrix: np.ndarray) -> tuple:
     """LAPACK's tridiagonal reduction of a symmetric matrix, in its dtype (float32 or
-    float64): (reflectors, tau, diagonal, off-diagonal)."""
+    float64): (reflectors, tau, diagonal, off-diagonal). ``reflectors``: the Householder
+    vectors of ``sytrd``'s lower form, the trailing (D - 1, D - 1) block that
+    :func:`_apply_q` hands to ``ormqr`` (copied once, Fortran-ordered, rather than at every
+    application)."""
     size = matrix.shape[0]
     single = matrix.dtype == np.float32
     sytrd, sytrd_lwork = (lapack.ssytrd, lapack.ssytrd_lwork) if single else (lapack.dsytrd, lapack.dsytrd_lwork)
@@ -349,22 +374,21 @@ def _tridiagonal(matrix: np.ndarray) -> tuple:
     reflectors, diagonal, off, tau, info = sytrd(matrix, lower=1, lwork=max(lwork, 1))
     if info != 0:
         raise np.linalg.LinAlgError(f"tridiagonal reduction failed (LAPACK {'s' if single else 'd'}sytrd info={info})")
-    return reflectors, tau, diagonal, off
+    return np.asfortranarray(reflectors[1:, :-1]), tau, diagonal, off
 
 
 def _apply_q(reduction: tuple, C: np.ndarray, transpose: bool) -> np.ndarray:
     """``Q C`` (or ``Q' C``) for the orthogonal ``Q`` of a tridiagonal reduction, from its
     reflectors (``sytrd``'s lower form: a QR factorisation of the trailing block), in the
     reduction's dtype."""
-    reflectors, tau = reduction[:2]
-    size = reflectors.shape[0]
+    reflectors, tau, diagonal = reduction[:3]
+    size = diagonal.shape[0]
     out = np.array(C, dtype=reflectors.dtype, order="F", copy=True)
     if size < 2:
         return out
     lwork = max(1, 64 * out.shape[1])
     ormqr = lapack.sormqr if reflectors.dtype == np.float32 else lapack.dormqr
-    applied, _, info = ormqr("L", "T" if transpose else "N", np.asfortranarray(reflectors[1:, :-1]),
-                             tau[: size - 1], out[1:], lwork=lwork)
+    applied, _, info = ormqr("L", "T" if transpose else "N", reflectors, tau[: size - 1], out[1:], lwork=lwork)
     if info != 0:
         raise np.linalg.LinAlgError(f"applying the reduction failed (LAPACK ormqr info={info})")
     out[1:] = applied
@@ -475,8 +499,10 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
     is the correlation of the out-of-fold predictions pooled over all folds with the PSTH,
     as :func:`skstrf.metrics.cc` pools frames over stimuli.
 
-    On the CPU the folds run side by side, one thread each (each fold's reduction and its
-    held-out products: :func:`skstrf._threads.side_by_side`).
+    On the CPU the folds run side by side, one thread each (their held-out products and the
+    refinement of float32 solutions: :func:`skstrf._threads.side_by_side`). Their
+    reductions are made first, one after the other on all the fit's threads, when the fit
+    has several (:func:`reduce_one_by_one`).
 
     Parameters
     ----------
@@ -486,9 +512,9 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
         Rows of ``stats`` fitted and held out in each fold.
     alphas : Tensor of shape (n_alphas,)
     also : tuple of CentredStatistics, default=()
-        Further statistics whose :class:`RidgePath` to make side by side with the folds'
-        (e.g. the refit's): with K folds on 2 threads, an odd K leaves a thread idle that one
-        more reduction fills.
+        Further statistics whose :class:`RidgePath` to make with the folds' (e.g. the
+        refit's): with K folds on 2 threads, an odd K leaves a thread idle that one more
+        reduction fills.
 
     Returns
     -------
@@ -501,10 +527,10 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
     """
     folds = [(torch.as_tensor(np.asarray(train)), torch.as_tensor(np.asarray(test))) for train, test in folds]
 
-    def fold_sums(train: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
-        m = centred(stats, train)
+    def fold_sums(train: torch.Tensor, test: torch.Tensor, path: RidgePath | None = None) -> torch.Tensor:
+        path = RidgePath(centred(stats, train)) if path is None else path
+        m = path.m
         D, N = m.cross.shape
-        path = RidgePath(m)
         # penalties a few at a time: the weights of a group stay within PATH_BLOCK_BYTES
         blocks = [alphas[start:start + max(1, PATH_BLOCK_BYTES // (8 * D * N))]
                   for start in range(0, alphas.numel(), max(1, PATH_BLOCK_BYTES // (8 * D * N)))]
@@ -529,12 +555,50 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
             sums.append(prediction_sums(weights, m.intercept(weights), stats, test))
         return torch.cat(sums, dim=1)
 
-    results = side_by_side([functools.partial(fold_sums, *fold) for fold in folds]
-                           + [functools.partial(RidgePath, m) for m in also],
-                           _threaded(stats.gram))
+    workers = _threaded(stats.gram)
+    tasks = [(train, test) for train, test in folds] + [(m, None) for m in also]
+    if not reduce_one_by_one(stats.gram, workers):
+        results = side_by_side([functools.partial(fold_sums, *task) if task[1] is not None
+                                else functools.partial(RidgePath, task[0]) for task in tasks], workers)
+    else:
+        # a group of `workers` tasks at a time, so that no more statistics are held at once
+        # than side by side: its reductions one by one on all threads, then the rest side by side
+        results = []
+        for start in range(0, len(tasks), workers):
+            group = tasks[start:start + workers]
+            paths = [RidgePath(centred(stats, first) if test is not None else first) for first, test in group]
+            results += side_by_side([functools.partial(fold_sums, first, test, path) if test is not None
+                                     else functools.partial(lambda p: p, path)
+                                     for (first, test), path in zip(group, paths)], workers)
     sums = torch.stack(results[:len(folds)])
     fold_scores = np.stack([held_out_correlation(fold) for fold in sums])
     return held_out_correlation(sums.sum(0)), results[len(folds):], fold_scores
+
+
+def reduce_one_by_one(matrix: torch.Tensor, workers: int) -> bool:
+    """Whether :func:`cross_validated_scores` makes the reductions of matrices like
+    ``matrix`` one after the other on all the fit's threads rather than side by side, one
+    thread each: on the CPU, from :data:`ONE_BY_ONE_MIN` rows, with several task
+    ``workers`` and several threads for the fit (which
+    :func:`skstrf._threads.capped_threads` leaves at one on a busy machine).
+
+    A large tridiagonal reduction is bound by memory traffic (each step reads the trailing
+    matrix): two side by side share the memory bandwidth and take about as long as one
+    after the other on one thread each, while one reduction on two threads takes half as
+    long or less (2 cores, quiet machine: two float32 reductions of 3840 x 3840 side by
+    side 4.5 s, one after the other on 2 threads 2.2 s). On a busy machine a thread that
+    loses its core stalls its team at every step, so the fit has one thread and the
+    reductions stay side by side.
+    """
+    return (matrix.device.type == "cpu" and matrix.shape[-1] >= ONE_BY_ONE_MIN and workers > 1
+            and torch.get_num_threads() > 1)
+
+
+#: Rows from which :func:`reduce_one_by_one` holds: below it a fold's other work (its
+#: held-out products, the basis) dominates and the folds run faster wholly side by side
+#: (default fits on 2 quiet cores, 8 stimuli x 4000 frames, 20 neurons, 30 lags: 960
+#: weights 0.56 s side by side vs 0.73 s; 1500 weights 1.62 vs 1.46 s; 1920: 3.0 vs 2.4 s).
+ONE_BY_ONE_MIN = 1280
 
 
 #: Memory of the weights of the penalties a fold's held-out sums are computed for at once

@@ -16,7 +16,10 @@ measurements behind them are in the user guide ("Solvers", threads) and
   decomposition and its held-out products) and the refit's decomposition therefore run
   side by side, one thread each (:func:`skstrf._solvers.cross_validated_scores`,
   :func:`skstrf._solvers.eigh_many`); the other large matrix products, which synchronise
-  rarely, keep the thread count;
+  rarely, keep the thread count. Large tridiagonal reductions are the exception on a
+  machine that leaves the fit several threads: bound by memory traffic, two side by side
+  take as long as one after the other on one thread each, so they run one after the other
+  on all threads (:func:`skstrf._solvers.reduce_one_by_one`);
 - independent tasks (threads that never wait for each other, such as those folds or the
   chunks of stimuli of :func:`skstrf._design.lagged_statistics`) run side by side
   (:func:`side_by_side`) on every CPU this process may use (:func:`allowed_threads`, the

@@ -1,5 +1,7 @@
 """Tests of the closed-form solvers against direct numpy computations."""
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -181,6 +183,41 @@ def test_cross_validated_scores_equal_the_direct_path(T, threaded_min, n_alphas,
                                rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("one_by_one_min", [0, 10**9])
+def test_reductions_one_by_one_give_the_side_by_side_scores(one_by_one_min, monkeypatch):
+    """With the reductions made one after the other on all threads (large matrices on a
+    fit with several threads), a group of folds at a time, the scores, fold scores and the
+    refit's path are those of the folds wholly side by side; with one thread the
+    reductions are never taken out of the tasks."""
+    monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", 0)
+    monkeypatch.setattr(solvers, "ONE_BY_ONE_MIN", one_by_one_min)
+    stats, _, _, _ = _problem(S=7, T=60, N=4)
+    folds = [(np.setdiff1d(np.arange(7), [k]), np.array([k])) for k in range(5)]  # odd: a partial group
+    alphas = torch.logspace(-4, 2, 5, dtype=torch.float64)
+    expected = _reference_cross_validated_path(stats, folds, alphas)
+    m = solvers.centred(stats)
+    made_here = []
+    original = solvers.RidgePath.__init__
+
+    def spy(self, *args, **kwargs):
+        made_here.append(threading.current_thread() is threading.main_thread())
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(solvers.RidgePath, "__init__", spy)
+    with limit_threads(2), task_workers_set(2):
+        scores, (path,), per_fold = solvers.cross_validated_scores(stats, folds, alphas, also=(m,))
+    assert made_here == [one_by_one_min == 0] * 6  # five folds and the refit
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-10)
+    assert per_fold.shape == (5, 5, 4)
+    torch.testing.assert_close(solvers.ridge_path(m, alphas, path), solvers.ridge_path(m, alphas),
+                               rtol=0, atol=1e-12)
+    made_here.clear()
+    with limit_threads(1), task_workers_set(2):  # a busy machine: one thread for the fit
+        again, _, _ = solvers.cross_validated_scores(stats, folds, alphas)
+    assert not any(made_here)
+    np.testing.assert_allclose(again, expected, rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("threaded_min", [0, solvers.THREADED_EIGH_MIN])
 def test_eigh_many_equals_eigh_in_threads(threaded_min, monkeypatch):
     monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", threaded_min)
@@ -287,6 +324,51 @@ def test_mixed_precision_falls_back_to_float64_when_refinement_does_not_converge
     got = path.weights(alphas)
     assert path.tridiagonal is not None  # the float64 reduction was made
     torch.testing.assert_close(got, reference, rtol=1e-10, atol=1e-12)
+
+
+def test_mixed_precision_gives_up_a_slowly_contracting_column(monkeypatch):
+    """A column whose corrections shrink by less than MAX_CONTRACTION per step is handed to
+    the float64 reduction at once (after two steps, not MAX_REFINEMENTS), and the weights
+    are float64's."""
+    m = _centred_case(120, 60)  # fewer frames than weights: a singular Gram, slow contraction
+    alphas = torch.as_tensor([1e-5 * float(torch.trace(m.gram / m.count)) / 120])  # about 0.16 per step
+    reference = solvers.RidgePath(m).weights(alphas)
+    monkeypatch.setattr(solvers, "MAX_CONTRACTION", 1e-30)  # every column contracts too slowly
+    steps = []
+    original = solvers._tridiagonal_weights
+    monkeypatch.setattr(solvers, "_tridiagonal_weights", lambda *a: steps.append(1) or original(*a))
+    path = solvers.RidgePath(m, mixed=True)
+    got = path.weights(alphas)
+    assert path.tridiagonal is not None  # the float64 reduction was made
+    assert len(steps) == 1 + 2 + 1  # the float32 solve, two refinement steps, the float64 solve
+    torch.testing.assert_close(got, reference, rtol=1e-10, atol=1e-12)
+
+
+def test_mixed_precision_stops_at_the_estimated_error(monkeypatch):
+    """Refinement stops when the error estimated from the contraction, not the last
+    correction itself, is below the tolerance: here after fewer steps than a rule on the
+    correction alone needs, with the float64 path's weights to the tolerance."""
+    m = _centred_case(120, 60)  # fewer frames than weights: a singular Gram, slow contraction
+    alphas = torch.as_tensor([1e-5 * float(torch.trace(m.gram / m.count)) / 120])  # about 0.16 per step
+    reference = solvers.RidgePath(m).weights(alphas)
+    sizes = []
+    original = solvers._tridiagonal_weights
+
+    def spy(reduction, rhs, a):
+        out = original(reduction, rhs, a)
+        if rhs.ndim == 3:  # a refinement step: its correction's size
+            sizes.append(float(np.abs(out).max()))
+        return out
+
+    monkeypatch.setattr(solvers, "_tridiagonal_weights", spy)
+    path = solvers.RidgePath(m, mixed=True)
+    got = path.weights(alphas)
+    assert path.tridiagonal is None  # no float64 reduction
+    assert len(sizes) > 6  # more steps than the six a fixed budget allowed before
+    scale = reference.abs().amax(dim=1)
+    assert float(((got - reference).abs().amax(dim=1) / scale).max()) < 2 * solvers.REFINEMENT_TOLERANCE
+    # the last correction was above the tolerance: the estimate, not the correction, stopped it
+    assert sizes[-1] / float(scale.max()) > solvers.REFINEMENT_TOLERANCE
 
 
 def test_cross_validation_of_a_wide_design_uses_mixed_precision(monkeypatch):

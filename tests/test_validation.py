@@ -280,6 +280,12 @@ def test_sum_over_repeats_is_torch_float64_sum(layout):
     np.testing.assert_array_equal(peak.numpy(), expected)
     assert np.isnan(peak.numpy()[0, 3]) and np.isinf(peak.numpy()[2, SUM_FRAMES + 1])
     np.testing.assert_array_equal(y, before)  # y itself (float64) is never written
+    # the mean written into given memory (the PSTH's), the same values as the sum / repeats
+    out = torch.full(shape[:3], -1.0, dtype=torch.float64)
+    mean, peak_again = _sum_repeats(part, out, shape[-1])
+    assert mean is out
+    torch.testing.assert_close(out, got / shape[-1], rtol=0, atol=0, equal_nan=True)
+    np.testing.assert_array_equal(peak_again.numpy(), peak.numpy())
 
 
 @pytest.mark.parametrize("layout", ["C", "strided", "float64"])
