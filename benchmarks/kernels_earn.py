@@ -83,6 +83,8 @@ VARIANTS: dict[str, dict | None] = {
     "separable rank auto": {"kernel": "separable", "rank": "auto"},
     "parametric": {"kernel": "parametric"},
     "parametric gradient": {"kernel": "parametric", "solver": "gradient"},
+    "parametric 16": {"kernel": "parametric", "n_gaussians": 16},
+    "parametric 24": {"kernel": "parametric", "n_gaussians": 24},
     "LN softplus": {"nonlinearity": "softplus"},
     "LN softplus lr 1e-4": {"nonlinearity": "softplus", "lr": 1e-4},
     "two-stage": None,
