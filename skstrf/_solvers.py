@@ -16,7 +16,6 @@ line read the registry.
 from __future__ import annotations
 
 import functools
-import threading
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -187,10 +186,6 @@ class RidgePath:
         self.eigen = None
         self.mixed = None
         self._q = None
-        self._rotated = None  # basis' B / n, made by the first coefficients()
-        # blocks of penalties may be solved from several threads: a fallback reduction
-        # (float64, or an eigendecomposition) is made once, by the first that needs it
-        self._fallback = threading.Lock()
         if matrix.device.type == "cpu" and matrix.dtype == torch.float64 and matrix.shape[0] > 1:
             if mixed:
                 self.mixed = _tridiagonal(matrix.numpy().astype(np.float32))
@@ -198,21 +193,6 @@ class RidgePath:
                 self.tridiagonal = _tridiagonal(matrix.numpy())
         else:
             self.eigen = torch.linalg.eigh(matrix)
-
-    def _eigen_fallback(self) -> None:
-        """The eigendecomposition of ``G / n``, made once (whichever thread needs it first)."""
-        with self._fallback:
-            if self.eigen is None:
-                self.eigen = torch.linalg.eigh(self.m.gram / self.m.count)
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_fallback")
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._fallback = threading.Lock()
 
     def basis(self) -> torch.Tensor:
         """The orthogonal basis the solutions are found in (D, D): the eigenvectors, or the
@@ -236,14 +216,14 @@ class RidgePath:
         alphas = torch.as_tensor(alphas).to(rhs)
         if alphas.ndim == 1:
             alphas = alphas[:, None].expand(-1, rhs.shape[1])
-        if self._rotated is None:
-            self._rotated = self.basis().T @ rhs
         if self.eigen is not None:
-            return self._rotated[:, None, :] / (self.eigen[0].clamp(min=0.0)[:, None, None] + alphas[None])
-        solved = _tridiagonal_solve(self.tridiagonal, self._rotated.numpy()[:, None, :], alphas.numpy())
+            evals, evecs = self.eigen
+            rotated = evecs.T @ rhs
+            return rotated[:, None, :] / (evals.clamp(min=0.0)[:, None, None] + alphas[None])
+        solved = _tridiagonal_solve(self.tridiagonal, (self.basis().T @ rhs).numpy()[:, None, :], alphas.numpy())
         if solved is None:
-            self._eigen_fallback()
-            self.tridiagonal = self._q = self._rotated = None
+            self.eigen = torch.linalg.eigh(self.m.gram / self.m.count)
+            self.tridiagonal = self._q = None
             return None
         return torch.from_numpy(solved)
 
@@ -269,20 +249,19 @@ class RidgePath:
             if done.all():
                 return torch.from_numpy(weights)
             # a penalty too small for float32's reduction: float64's, made now
-            with self._fallback:
-                if self.tridiagonal is None:
-                    self.tridiagonal = _tridiagonal(matrix)
+            if self.tridiagonal is None:
+                self.tridiagonal = _tridiagonal(matrix)
             redo = np.flatnonzero(~done.all(axis=1))
             exact = _tridiagonal_weights(self.tridiagonal, rhs.numpy(), alphas.numpy()[redo])
             if exact is not None:
                 weights[redo] = exact
                 return torch.from_numpy(weights)
-            self._eigen_fallback()  # a singular solve: exact fallback
-        elif self.tridiagonal is not None and self.eigen is None:
+            self.eigen = torch.linalg.eigh(self.m.gram / self.m.count)  # a singular solve: exact fallback
+        elif self.tridiagonal is not None:
             weights = _tridiagonal_weights(self.tridiagonal, rhs.numpy(), alphas.numpy())
             if weights is not None:
                 return torch.from_numpy(weights)
-            self._eigen_fallback()  # a singular solve: exact fallback
+            self.eigen = torch.linalg.eigh(self.m.gram / self.m.count)  # a singular solve: exact fallback
         evals, evecs = self.eigen
         rotated = evecs.T @ rhs
         shrunk = rotated[None] / (evals.clamp(min=0.0)[None, :, None] + alphas[:, None, :])
@@ -520,13 +499,10 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
     is the correlation of the out-of-fold predictions pooled over all folds with the PSTH,
     as :func:`skstrf.metrics.cc` pools frames over stimuli.
 
-    On the CPU the work runs side by side, one thread each
-    (:func:`skstrf._threads.side_by_side`), in two steps: each fold's reduction (with its
-    basis and held-out factor), then each fold's held-out sums, its penalties cut into a
-    block per worker so that an odd number of folds keeps every worker busy. Large
-    reductions are made one after the other on all the fit's threads instead, when the fit
-    has several (:func:`reduce_one_by_one`), and large designs hold only as many folds at
-    once as there are workers (:data:`GROUP_FOLDS_MIN`).
+    On the CPU the folds run side by side, one thread each (their held-out products and the
+    refinement of float32 solutions: :func:`skstrf._threads.side_by_side`). Their
+    reductions are made first, one after the other on all the fit's threads, when the fit
+    has several (:func:`reduce_one_by_one`).
 
     Parameters
     ----------
@@ -550,102 +526,53 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
         Each fold's held-out correlation (for the noise of the choice).
     """
     folds = [(torch.as_tensor(np.asarray(train)), torch.as_tensor(np.asarray(test))) for train, test in folds]
+
+    def fold_sums(train: torch.Tensor, test: torch.Tensor, path: RidgePath | None = None) -> torch.Tensor:
+        path = RidgePath(centred(stats, train)) if path is None else path
+        m = path.m
+        D, N = m.cross.shape
+        # penalties a few at a time: the weights of a group stay within PATH_BLOCK_BYTES
+        blocks = [alphas[start:start + max(1, PATH_BLOCK_BYTES // (8 * D * N))]
+                  for start in range(0, alphas.numel(), max(1, PATH_BLOCK_BYTES // (8 * D * N)))]
+        held_out = stats.summed(test)
+        if path.mixed is None and (path.eigen is not None or alphas.numel() * N >= D):
+            # in an orthogonal basis the weights are never formed: with more (penalty,
+            # neuron) columns than weights, forming Q once costs less than applying it to
+            # every column (and the eigenbasis comes for free)
+            for _ in range(2):  # a singular tridiagonal solve switches the path to eigh once
+                in_basis = _HeldOutSums(m, path.basis(), held_out)
+                sums = []
+                for block in blocks:
+                    coefficients = path.coefficients(block)
+                    if coefficients is None:
+                        break
+                    sums.append(in_basis.sums(coefficients))
+                else:
+                    return torch.cat(sums, dim=1)
+        sums = []
+        for block in blocks:
+            weights = path.weights(block)
+            sums.append(prediction_sums(weights, m.intercept(weights), stats, test))
+        return torch.cat(sums, dim=1)
+
     workers = _threaded(stats.gram)
-    one_by_one = reduce_one_by_one(stats.gram, workers)
-    size = stats.gram.shape[-1]
-    # tasks: ("fold", train, test) or ("path", m) for the entries of `also`
-    tasks = [("fold", train, test) for train, test in folds] + [("path", m, None) for m in also]
-    # a group's folds are held at once (statistics, basis, held-out factor: three D x D each):
-    # all of them for small designs, else as many as there are workers
-    per_group = workers if one_by_one or size >= GROUP_FOLDS_MIN else len(tasks)
-    results = []
-    for start in range(0, len(tasks), max(1, per_group)):
-        group = tasks[start:start + max(1, per_group)]
-        # the reductions one after the other on all threads (large matrices), else in the tasks
-        paths = [RidgePath(centred(stats, first) if kind == "fold" else first) if one_by_one else None
-                 for kind, first, _ in group]
-        prepared = side_by_side([functools.partial(_prepare_fold, stats, alphas, first, test, path)
-                                 if kind == "fold" else functools.partial(_made_path, first, path)
-                                 for (kind, first, test), path in zip(group, paths)], workers)
-        # then each fold's held-out sums, its penalties cut into `workers` blocks (or more,
-        # for memory) so that an odd number of folds still keeps every worker busy
-        pieces = [(k, block) for k, fold in enumerate(prepared) if isinstance(fold, _PreparedFold)
-                  for block in fold.blocks(workers)]
-        sums = side_by_side([functools.partial(prepared[k].sums, block) for k, block in pieces], workers)
-        for k, item in enumerate(prepared):
-            results.append(torch.cat([s for (j, _), s in zip(pieces, sums) if j == k], dim=1)
-                           if isinstance(item, _PreparedFold) else item)
+    tasks = [(train, test) for train, test in folds] + [(m, None) for m in also]
+    if not reduce_one_by_one(stats.gram, workers):
+        results = side_by_side([functools.partial(fold_sums, *task) if task[1] is not None
+                                else functools.partial(RidgePath, task[0]) for task in tasks], workers)
+    else:
+        # a group of `workers` tasks at a time, so that no more statistics are held at once
+        # than side by side: its reductions one by one on all threads, then the rest side by side
+        results = []
+        for start in range(0, len(tasks), workers):
+            group = tasks[start:start + workers]
+            paths = [RidgePath(centred(stats, first) if test is not None else first) for first, test in group]
+            results += side_by_side([functools.partial(fold_sums, first, test, path) if test is not None
+                                     else functools.partial(lambda p: p, path)
+                                     for (first, test), path in zip(group, paths)], workers)
     sums = torch.stack(results[:len(folds)])
     fold_scores = np.stack([held_out_correlation(fold) for fold in sums])
     return held_out_correlation(sums.sum(0)), results[len(folds):], fold_scores
-
-
-#: Weights (rows of the Gram) from which :func:`cross_validated_scores` holds only as many
-#: folds' matrices at once as it has workers (below, all of them: a few MB each).
-GROUP_FOLDS_MIN = 1024
-
-
-def _made_path(m: CentredStatistics, path: "RidgePath | None") -> "RidgePath":
-    """``path``, or the :class:`RidgePath` of ``m`` made now."""
-    return RidgePath(m) if path is None else path
-
-
-class _PreparedFold:
-    """One fold of :func:`cross_validated_scores` with its reduction made: the held-out
-    sums of any block of its penalties (:meth:`sums`), safe to call from several threads at
-    once (nothing of the path changes after :func:`_prepare_fold`).
-
-    Parameters
-    ----------
-    path : RidgePath
-        Of the fold's training statistics.
-    in_basis : _HeldOutSums or None
-        The held-out sums in the path's basis; None: from the weights (a float32 reduction,
-        or fewer (penalty, neuron) columns than weights).
-    stats : DesignStatistics
-    test : Tensor
-        Held-out rows of ``stats``.
-    alphas : Tensor of shape (n_alphas,)
-    """
-
-    def __init__(self, path: RidgePath, in_basis: "_HeldOutSums | None", stats: DesignStatistics,
-                 test: torch.Tensor, alphas: torch.Tensor) -> None:
-        self.path, self.in_basis, self.stats, self.test, self.alphas = path, in_basis, stats, test, alphas
-
-    def blocks(self, workers: int) -> list[torch.Tensor]:
-        """The penalties cut into consecutive blocks: at least ``workers`` (in the basis)
-        and small enough that a block's weights stay within :data:`PATH_BLOCK_BYTES`."""
-        D, N = self.path.m.cross.shape
-        per_block = max(1, PATH_BLOCK_BYTES // (8 * D * N))
-        if self.in_basis is not None:
-            per_block = min(per_block, -(-self.alphas.numel() // max(1, workers)))
-        return list(torch.split(self.alphas, per_block))
-
-    def sums(self, block: torch.Tensor) -> torch.Tensor:
-        """:func:`prediction_sums` (6, n_block, n_neurons) of the held-out rows."""
-        if self.in_basis is not None:
-            return self.in_basis.sums(self.path.coefficients(block))
-        weights = self.path.weights(block)
-        return prediction_sums(weights, self.path.m.intercept(weights), self.stats, self.test)
-
-
-def _prepare_fold(stats: DesignStatistics, alphas: torch.Tensor, train: torch.Tensor, test: torch.Tensor,
-                  path: "RidgePath | None" = None) -> _PreparedFold:
-    """A fold's :class:`RidgePath` (``path``, or made now) and, where the (penalty, neuron)
-    columns outnumber the weights, its held-out sums in the path's orthogonal basis: the
-    weights are then never formed (forming ``Q`` once costs less than applying it to every
-    column, and an eigenbasis comes for free)."""
-    path = RidgePath(centred(stats, train)) if path is None else path
-    D, N = path.m.cross.shape
-    in_basis = None
-    if path.mixed is None and (path.eigen is not None or alphas.numel() * N >= D):
-        # a singular tridiagonal solve (alpha = 0 on a singular design) switches the path
-        # to an eigendecomposition: found here, on the smallest penalty, before the blocks
-        # share the path between threads
-        if path.coefficients(alphas.min()[None]) is None:
-            path.coefficients(alphas.min()[None])
-        in_basis = _HeldOutSums(path.m, path.basis(), stats.summed(test))
-    return _PreparedFold(path, in_basis, stats, test, alphas)
 
 
 def reduce_one_by_one(matrix: torch.Tensor, workers: int) -> bool:

@@ -218,59 +218,6 @@ def test_reductions_one_by_one_give_the_side_by_side_scores(one_by_one_min, monk
     np.testing.assert_allclose(again, expected, rtol=0, atol=1e-10)
 
 
-def test_an_odd_number_of_folds_keeps_every_worker_busy(monkeypatch):
-    """After the folds' reductions, each fold's penalties are cut into one block per worker
-    (held-out sums in the basis), so that five folds on two workers make ten equal tasks
-    rather than a last round with one worker idle; the scores are unchanged."""
-    monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", 0)
-    stats, _, _, _ = _problem(S=7, T=60, N=4)
-    folds = [(np.setdiff1d(np.arange(7), [k]), np.array([k])) for k in range(5)]
-    alphas = torch.logspace(-4, 2, 7, dtype=torch.float64)  # 7 x 4 columns >= 12 weights: in the basis
-    expected = _reference_cross_validated_path(stats, folds, alphas)
-    calls = []
-    original = solvers.side_by_side
-    monkeypatch.setattr(solvers, "side_by_side", lambda tasks, workers: calls.append(len(tasks)) or original(tasks, workers))
-    with limit_threads(2), task_workers_set(2):
-        scores, _, per_fold = solvers.cross_validated_scores(stats, folds, alphas, also=(solvers.centred(stats),))
-    assert calls == [6, 10]  # five folds and the refit's path, then two blocks of penalties per fold
-    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-10)
-    assert per_fold.shape == (5, 7, 4)
-
-
-def test_a_singular_path_makes_its_fallback_once_from_several_threads(monkeypatch):
-    """Blocks of penalties solved from several threads at once: a singular tridiagonal
-    solve (alpha = 0 on a singular Gram) makes the eigendecomposition once, and every
-    thread gets the exact weights."""
-    m = _centred_case(40, 20)  # fewer frames than weights: singular
-    reference = solvers.RidgePath(m).weights(torch.as_tensor([0.0, 1.0]))
-    made = []
-    original = torch.linalg.eigh
-    gate = threading.Barrier(2)
-
-    def slow_eigh(a):
-        made.append(1)
-        return original(a)
-
-    path = solvers.RidgePath(m)
-    assert path.tridiagonal is not None
-    monkeypatch.setattr(torch.linalg, "eigh", slow_eigh)
-    results = [None, None]
-
-    def solve(k):
-        gate.wait()
-        results[k] = path.weights(torch.as_tensor([0.0, 1.0]))
-
-    threads = [threading.Thread(target=solve, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(made) == 1
-    assert torch.isfinite(reference[1]).all()
-    for got in results:  # alpha = 0 divides by the zero eigenvalues: compared where defined
-        torch.testing.assert_close(got, reference, rtol=1e-9, atol=1e-9, equal_nan=True)
-
-
 @pytest.mark.parametrize("threaded_min", [0, solvers.THREADED_EIGH_MIN])
 def test_eigh_many_equals_eigh_in_threads(threaded_min, monkeypatch):
     monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", threaded_min)
