@@ -17,8 +17,8 @@ from ._data import fit_data
 from ._history import HISTORIES, check_history_level, linear_history
 from ._layout import to_user_layout
 from ._model import build_model, module_statistics, predict_in_blocks
-from ._net import (build_net, check_finite_model, record_closed_form_epoch, refit_kept_start, start_from_closed_form,
-                   train_net)
+from ._net import (build_net, check_finite_model, record_closed_form_epoch, refit_on_every_stimulus,
+                   start_from_closed_form, train_net)
 from ._plan import NET_PARAM_PREFIXES, check_groups, fit_options, make_plan
 from ._solvers import SOLVERS
 from ._threads import fit_threads
@@ -179,13 +179,20 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         training keeps each neuron's closed-form penalty and the nonlinearity starts
         fitted to the closed-form linear stage (its gain, slope and offset by least
         squares, or by the Poisson likelihood: the two-stage model).
-    lr : float, default=1e-3
+    lr : float or "auto", default="auto"
         AdamW learning rate (the kernel lives in standardised units, so one value suits
-        every dataset). 1e-3 gave the best test cc_norm for every kernel on the synthetic
-        benchmark, from random and from closed-form starts (``benchmarks/RESULTS.md``,
-        "Defaults").
+        every dataset). "auto" is 1e-4 when gradient training fine-tunes a model whose every
+        parameter starts fitted: a model that is not linear (a nonlinearity or the Poisson
+        loss) without a learnable front end, from its closed-form start (the two-stage
+        model); from it, 1e-3 throws the auditory nerve's LN model off its start within
+        three epochs, while 1e-4 rises smoothly (``benchmarks/kernels_earn.py``). "auto" is
+        1e-3 otherwise (linear models, random starts, AdapTrans, whose front end starts at
+        its literature values), which gave the best test cc_norm for every kernel on the
+        synthetic benchmark (``benchmarks/RESULTS.md``, "Defaults"). A number is used as
+        given; ``get_params`` returns "auto", ``net_.lr`` the rate the fit used.
     max_epochs : int, default=100
-        Maximum number of passes over the training stimuli.
+        Maximum number of passes over the training stimuli (of the validated run, for a
+        model trained again on every stimulus: see ``validation_fraction``).
     batch_size : int or None, default=1
         Number of stimuli per gradient step; ``None`` uses all training stimuli at once.
     validation_fraction : float or None, default=0.15
@@ -194,7 +201,11 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         the order given. For one continuous recording, the last fraction of its frames is
         held out as a contiguous block (its first frames see the ``history``). ``None``
         disables validation and early stopping. "ridge" and "als" with ``cv`` hold nothing
-        out.
+        out. A model fine-tuned from its closed-form start (see ``lr``) is then trained
+        again on every stimulus, the validation ones included, for the number of epochs
+        early stopping chose, from the start made again from them all
+        (``n_refit_epochs_``): validation chooses how long to train, and the final model
+        reads every stimulus.
     patience : int or None, default=10
         Stop after this many epochs without improvement of the validation cc_norm;
         ``None`` trains for ``max_epochs``. In both cases the best epoch is restored.
@@ -328,8 +339,19 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         validation stimuli: when no epoch beats it, the start is kept (``net_.kept_start_``)
         and made again from all the stimuli, the validation ones included (the ridge STRF
         with its chosen penalty and, for an LN model, its fitted nonlinearity: the
-        two-stage model). An L-BFGS fit (``solver="lbfgs"``) records one epoch, like a
-        closed form.
+        two-stage model). A fine-tuned model (see ``lr``) with validation stimuli is then
+        trained again on every stimulus: its validated epochs come first, then the
+        ``n_refit_epochs_`` epochs of that final training, which carry ``refit=True`` and
+        no validation entries (``history_[:, "valid_cc_norm"]`` lists the validated run's).
+        An L-BFGS fit (``solver="lbfgs"``) records one epoch, like a closed form.
+    n_refit_epochs_ : int or None
+        Only for a model fine-tuned from its closed-form start (see ``lr``) with
+        validation stimuli: the number of epochs of its final training on every stimulus,
+        the validation ones included, from the start made again from them all; early
+        stopping's best epoch of the validated run (``max_epochs``, ``patience``), 0 when no
+        epoch beat the start (the final model is then the two-stage model of every
+        stimulus). None when that final training diverged or was interrupted: the
+        validated model (of the training stimuli) was kept, with a warning.
     net_ : STRFNet
         The fitted skorch net holding the torch module (``net_.module_``).
     device_ : str
@@ -380,7 +402,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     the best validated epoch before it is restored with a :class:`RuntimeWarning`; without
     such an epoch (no validation stimuli, or divergence in the first epoch) ``fit`` raises
     :class:`skstrf.DivergenceError`. A fitted estimator never holds non-finite
-    ``strfs_`` or ``intercept_``.
+    ``strfs_`` or ``intercept_``. When the final training of a fine-tuned model on every
+    stimulus (see ``validation_fraction``) diverges or is interrupted, the validated model
+    is kept, with a warning, and ``n_refit_epochs_`` is None.
 
     **Interruption** (``KeyboardInterrupt``, e.g. Ctrl-C, during gradient training): as in
     skorch, training ends and ``fit`` returns, with a :class:`UserWarning`. The estimator
@@ -444,7 +468,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "alpha_pooling": [Interval(numbers.Real, 0, 1, closed="both")],
         "init": [StrOptions({"auto", "random", "closed_form"})],
         # beyond float32's range a step overflows before the first epoch can be judged
-        "lr": [Interval(numbers.Real, 0, float(np.finfo(np.float32).max), closed="neither")],
+        "lr": [Interval(numbers.Real, 0, float(np.finfo(np.float32).max), closed="neither"), StrOptions({"auto"})],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
@@ -479,7 +503,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         alpha_per_neuron: bool = True,
         alpha_pooling: float = 0.5,
         init: str = "auto",
-        lr: float = 1e-3,
+        lr: float | str = "auto",
         max_epochs: int = 100,
         batch_size: int | None = 1,
         validation_fraction: float | None = 0.15,
@@ -631,15 +655,15 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             elif previous is not None and not plan.linear:
                 net.penalty = previous.penalty  # continue with the first fit's penalties
             if plan.solver == "gradient":
-                train_net(net, train.stimuli, stats if plan.linear else None, valid)
-                if plan.closed_form and valid_stats is not None and plan.separable_shape is None:
-                    # a kept ridge start is made again from every stimulus (the two-stage model)
-                    refit_kept_start(net, solution.penalty, stats, valid_stats, train.stimuli, valid)
+                start = train_net(net, train.stimuli, stats if plan.linear else None, valid)
+                if plan.closed_form and valid is not None:  # on every stimulus: a kept start, or the validated epochs
+                    refit_on_every_stimulus(net, start, data.fitted(plan), self.batch_size, solution.penalty, None
+                                            if plan.separable_shape else (stats, valid_stats), train_again=plan.refits)
             else:
                 if SOLVERS[plan.solver].polish is not None:  # an iterative fit on the statistics
                     SOLVERS[plan.solver].polish(net.module_, stats, net.penalty)
                 record_closed_form_epoch(net, stats, valid)
-        check_finite_model(net.module_, self.lr)  # nothing non-finite is stored: raise first
+        check_finite_model(net.module_, net.lr)  # nothing non-finite is stored: raise first
         self._store(net, plan, data.shape, solution, names, inputs.std)
         return self
 
@@ -666,6 +690,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
                       else previous_rank if plan.warm else None)
             self.rank_ = (np.full(shape.n_neurons, plan.model["rank"], dtype=np.int64) if chosen is None
                           else np.asarray(chosen, dtype=np.int64))
+        self.__dict__.pop("n_refit_epochs_", None)
+        if plan.refits:
+            self.n_refit_epochs_ = net.refit_epochs_
         self.train_stimuli_, self.valid_stimuli_ = plan.train, plan.valid
         self.y_layout_ = shape.y_layout
         self.n_features_in_ = shape.n_freqs
