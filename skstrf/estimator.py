@@ -219,7 +219,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         1 prints skorch's per-epoch table.
     callbacks : list of skorch callbacks or None, default=None
         Extra callbacks passed to the skorch net (instances, or ``(name, callback)``
-        pairs); skorch calls them during training as in any skorch net.
+        pairs); skorch calls them during training as in any skorch net, and again during
+        the final training of a fine-tuned model on every stimulus (``n_refit_epochs_``),
+        which has no validation stimuli: its epochs record no validation entries.
     warm_start : bool, default=False
         With gradient training, the next ``fit`` continues from the fitted model and its
         optimizer state (``history_`` grows, at most ``max_epochs`` more epochs, the current

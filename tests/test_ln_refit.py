@@ -139,30 +139,54 @@ def test_every_kernel_loss_and_layout_is_trained_again(cells, params):
     assert np.all(np.isfinite(est.predict(X)))
 
 
-def test_an_interrupted_final_training_keeps_the_validated_model(cells):
-    class Record(Callback):
-        def initialize(self):
-            self.states = []
-            return self
+class _RecordValidated(Callback):
+    """The linear stage after every validated epoch."""
 
-        def on_epoch_end(self, net, **kwargs):
-            if not net.history[-1].get("refit", False) and "valid_cc_norm" in net.history[-1]:
-                self.states.append(net.module_.strf().detach().clone().numpy())
+    def initialize(self):
+        self.states = []
+        return self
 
-    class InterruptFinal(Callback):
-        def on_batch_begin(self, net, training=False, **kwargs):
-            if training and net.train_split is None:  # only the final training has no split
-                raise KeyboardInterrupt
+    def on_epoch_end(self, net, **kwargs):
+        if "valid_cc_norm" in net.history[-1]:
+            self.states.append(net.module_.strf().detach().clone().numpy())
 
-    record = Record()
+
+class _InFinalTraining(Callback):
+    """Call ``action(net)`` before the final training's first batch (the only run
+    without a validation split)."""
+
+    def __init__(self, action):
+        self.action = action
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training and net.train_split is None:
+            self.action(net)
+
+
+def _interrupt(net):
+    raise KeyboardInterrupt
+
+
+def _poison(net):
+    with torch.no_grad():
+        net.module_.bias.fill_(float("nan"))
+
+
+@pytest.mark.parametrize("action, warning, message", [
+    (_interrupt, UserWarning, r"was interrupted during epoch 6"),
+    (_poison, RuntimeWarning, r"diverged at epoch 6 \(its training loss became non-finite\)"),
+], ids=["interrupted", "diverged"])
+def test_a_failed_final_training_keeps_the_validated_model(cells, action, warning, message):
+    record = _RecordValidated()
     est = STRFRegressor(n_lags=L, nonlinearity="softplus", lr=1e-2, max_epochs=5, patience=None,
-                        random_state=0, callbacks=[record, InterruptFinal()])
-    with pytest.warns(UserWarning, match=r"the final training on every stimulus .* was interrupted "
-                                         r"during epoch 6; keeping the validated model"):
+                        random_state=0, callbacks=[record, _InFinalTraining(action)])
+    with pytest.warns(warning, match=r"the final training on every stimulus .* " + message
+                      + r".*keeping the validated model"):
         est.fit(cells.X, cells.y)
     assert est.n_refit_epochs_ is None and not est.net_.kept_start_
     epochs = _best_epoch(est.history_[:5, "valid_cc_norm"])
     np.testing.assert_array_equal(est.net_.module_.strf().detach().numpy(), record.states[epochs - 1])
+    assert np.all(np.isfinite(est.predict(cells.X)))
 
 
 def _two_stage(X, y, X_test):
