@@ -4,7 +4,6 @@
 
 - ``shape``: the :class:`~skstrf._layout.DataShape` that planning reads;
 - ``split(plan)``: the training source and the validation stimuli (in memory, or None);
-- in memory only, ``fitted(plan)``: the training and validation stimuli together;
 - ``moments(prefilter)``: :class:`~skstrf._moments.FrameMoments` of X, of the linear
   stage's input and of the PSTH over the training frames;
 - ``statistics(module, device, n_blocks, groups)``: the training stimuli's sufficient
@@ -58,13 +57,6 @@ class InMemoryData:
         data = self.stimuli if plan.cut is None else self.stimuli.cut(plan.cut, context=plan.model["n_lags"] - 1)
         valid = data.subset(plan.valid) if plan.valid.size else None
         return InMemoryData(data.subset(plan.train)), valid
-
-    def fitted(self, plan) -> StimulusSet:
-        """Every stimulus ``plan`` fits on, the training ones then the validation ones (the
-        two blocks of a recording split in time, the second with its lead-in, as in
-        :meth:`split`): what a final training on all of them reads."""
-        data = self.stimuli if plan.cut is None else self.stimuli.cut(plan.cut, context=plan.model["n_lags"] - 1)
-        return data.subset(np.concatenate([plan.train, plan.valid]))
 
     def moments(self, prefilter: torch.nn.Module | None) -> tuple[FrameMoments, FrameMoments, FrameMoments]:
         """Moments over the valid frames of X, of the linear stage's input (the output of

@@ -14,7 +14,7 @@ from skorch.helper import predefined_split
 
 from ._design import DesignStatistics
 from ._losses import MaskedMSELoss, MaskedPoissonLoss, statistics_loss
-from ._model import STRFModel, calibrate_nonlinearity, net_inputs, net_targets
+from ._model import STRFModel, calibrate_nonlinearity, net_inputs, net_targets, stimulus_tensors
 from ._penalty import Penalty
 from ._solvers import penalty_refit
 from ._validation import StimulusSet, user_stacklevel
@@ -23,7 +23,7 @@ from .metrics import ScoreSums, cc_norm_from_sums
 __all__ = ["STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
            "record_closed_form_epoch", "check_finite_model", "start_from_closed_form",
-           "default_callbacks", "listens_to_training_batches", "refit_on_every_stimulus"]
+           "default_callbacks", "listens_to_training_batches", "refit_kept_start"]
 
 class DivergenceError(FloatingPointError):
     """Raised when training produced a non-finite loss before any finite best epoch."""
@@ -482,7 +482,7 @@ def start_from_closed_form(net: STRFNet, solution, train: StimulusSet | None, *,
 
 
 def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | None,
-              valid: StimulusSet | None = None) -> dict[str, torch.Tensor] | None:
+              valid: StimulusSet | None = None) -> None:
     """Train ``net`` on ``train`` by gradient, then settle it.
 
     With ``statistics`` (a linear least-squares model) every step is frame-free. With
@@ -492,11 +492,6 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
     epochs of this run the kept model was trained for: early stopping's best epoch, 0 for a
     kept start, the last epoch when no epoch had a validation score (None without
     validation stimuli, or after an interruption).
-
-    Returns
-    -------
-    start : dict of str to Tensor or None
-        The module's state before training (with validation stimuli; None without).
     """
     device = str(net.device)
     start_state, start_score = None, float("nan")
@@ -507,7 +502,14 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
         start_score = dict(net.callbacks_)["valid_cc_norm"].score(pred)
         start_state = _copy_state(net.module_)
     first = len(net.history)
-    _partial_fit(net, train, statistics)
+    targets = net_targets(train, device, net.module_)
+    net.statistics = _step_statistics(statistics, net.statistics_dtype)
+    net.values_per_stimulus = float(torch.isfinite(targets).sum()) / train.n_stimuli
+    net.frames_per_stimulus = None if statistics is None else float(statistics.count.sum()) / len(statistics.count)
+    try:
+        net.partial_fit(net_inputs(train, device, net.module_), targets)
+    finally:
+        net.statistics = net.values_per_stimulus = net.frames_per_stimulus = None
     _settle_training(net)
     run = np.array([epoch.get("valid_cc_norm", np.nan) for epoch in list(net.history)[first:]], dtype=float)
     best = np.nanmax(run) if np.isfinite(run).any() else -np.inf
@@ -521,109 +523,45 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
         else 0 if net.kept_start_
         else early.best_epoch_ - first if early is not None and early.best_model_weights_ is not None
         else len(net.history) - first)
-    return start_state
 
 
-def _partial_fit(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | None) -> None:
-    """One training run of ``net`` on ``train`` (skorch's ``partial_fit``: ``max_epochs``
-    epochs at most, its callbacks), every training frame counting alike."""
-    device = str(net.device)
-    targets = net_targets(train, device, net.module_)
-    net.statistics = _step_statistics(statistics, net.statistics_dtype)
-    net.values_per_stimulus = float(torch.isfinite(targets).sum()) / train.n_stimuli
-    net.frames_per_stimulus = None if statistics is None else float(statistics.count.sum()) / len(statistics.count)
-    try:
-        net.partial_fit(net_inputs(train, device, net.module_), targets)
-    finally:
-        net.statistics = net.values_per_stimulus = net.frames_per_stimulus = None
+def refit_kept_start(net: STRFNet, penalty: Penalty, train_stats: DesignStatistics,
+                     valid_stats: DesignStatistics, train: StimulusSet, valid: StimulusSet) -> None:
+    """When gradient training kept its closed-form start (no epoch beat it on the validation
+    stimuli), make that start again from every stimulus, the validation ones included.
 
-
-def _remake_start(net: STRFNet, penalty: Penalty, statistics: DesignStatistics, stimuli: StimulusSet) -> None:
-    """Load the ridge solution of ``statistics`` at ``penalty`` (the module's closed-form
-    start) and fit the output nonlinearity, if any, to it over the frames of ``stimuli``."""
-    weight, moments = penalty_refit(statistics, penalty)
-    module = net.module_
-    module.load_closed_form_(weight, moments.z_mean, moments.p_mean)
-    if module.nonlinearity is not None:
-        loss = "poisson" if isinstance(net.criterion_, MaskedPoissonLoss) else "mse"
-        calibrate_nonlinearity(module, stimuli, str(net.device), loss)
-
-
-def refit_on_every_stimulus(net: STRFNet, start: dict[str, torch.Tensor], stimuli: StimulusSet,
-                            batch_size: int | None, penalty: Penalty,
-                            statistics: tuple[DesignStatistics, DesignStatistics] | None, *,
-                            train_again: bool) -> None:
-    """After gradient training from a closed-form start with validation stimuli
-    (:func:`train_net`), make the model again from every stimulus, the validation ones
-    included: validation only chose how long to train (as ``GridSearchCV(refit=True)``
-    fits the chosen setting again on all the data).
-
-    The start is made again from them all: the ridge solution of ``statistics`` at
-    ``penalty`` with the output nonlinearity, if any, fitted to it over ``stimuli`` (for an
-    LN model, the two-stage model of every stimulus); without ``statistics`` (the ALS start
-    of a separable kernel) it stays ``start``. With ``train_again`` (a fine-tuned model,
-    :attr:`skstrf._plan.FitPlan.refits`) it is then trained on every stimulus for the
-    validated number of epochs (``net.validated_epochs_``; none for a kept start), the
-    optimizer starting afresh, the epochs appended to ``net.history`` with ``refit=True``;
-    ``net.refit_epochs_`` is their number. When that training diverges or is interrupted,
-    the validated model is restored with a warning and ``net.refit_epochs_`` is None.
-    Without ``train_again`` only a kept start (``net.kept_start_``) is made again; trained
-    epochs are kept as validated.
+    The start is the ridge solution with its chosen penalty, then (for an LN model) the
+    output nonlinearity fitted to it: the two-stage model. Validation only chose it over
+    the trained epochs; refitted on all the stimuli, it is the two-stage model that a fit
+    without held-out stimuli would give, so the LN model never ends below it for lack of
+    the held-out data.
 
     Parameters
     ----------
-    start : dict of str to Tensor
-        The module's state before the validated run.
-    stimuli : StimulusSet
-        Every training stimulus, the validation ones included.
-    batch_size : int or None
-        The estimator's ``batch_size`` (None: all the stimuli at once).
     penalty : Penalty
         The closed form's penalty (chosen by cross-validation on the training stimuli).
-    statistics : (DesignStatistics, DesignStatistics) or None
-        The statistics of the training and of the validation stimuli in the module's units
-        at the start (at the start's prefilter, if any).
-    train_again : bool
+    train_stats, valid_stats : DesignStatistics
+        Statistics of the training and validation stimuli in the module's units (at the
+        start's prefilter, if any).
+    train, valid : StimulusSet
     """
-    epochs = net.validated_epochs_ if train_again else 0 if net.kept_start_ else None
-    net.refit_epochs_ = None
-    if epochs is None:  # a validated epoch kept as it is, or an interrupted run (the user stopped it)
+    if not getattr(net, "kept_start_", False):
         return
-    validated = _copy_state(net.module_)
-    net.module_.load_state_dict(start)
-    if statistics is not None:
-        _remake_start(net, penalty, statistics[0].concat(statistics[1]), stimuli)
-    if epochs == 0:
-        net.refit_epochs_ = 0
+    weight, moments = penalty_refit(train_stats.concat(valid_stats), penalty)
+    module = net.module_
+    module.load_closed_form_(weight, moments.z_mean, moments.p_mean)
+    if module.nonlinearity is None or getattr(module.nonlinearity, "calibrate_", None) is None:
         return
-    saved = net.callbacks_, net.train_split, net.max_epochs, net.batch_size
-    # no stimulus left to validate on: the epoch count is the validated one
-    net.callbacks_ = [(name, cb) for name, cb in net.callbacks_ if name not in ("valid_cc_norm", "early_stopping")]
-    net.train_split, net.max_epochs = None, epochs
-    net.batch_size = stimuli.n_stimuli if batch_size is None else min(batch_size, stimuli.n_stimuli)
-    net.initialize_optimizer()
-    first = len(net.history)
-    try:
-        _partial_fit(net, stimuli, None)
-    finally:
-        net.callbacks_, net.train_split, net.max_epochs, net.batch_size = saved
-    for epoch in list(net.history)[first:]:
-        epoch["refit"] = True
-    guard = dict(net.callbacks_)["stop_on_non_finite"]
-    interrupted = getattr(net, "interrupted_epoch_", None)
-    if guard.diverged_epoch_ is None and interrupted is None:
-        net.refit_epochs_ = epochs
-        return
-    net.module_.load_state_dict(validated)
-    what = (f"diverged at epoch {guard.diverged_epoch_} (its training loss {guard.reason_})"
-            if guard.diverged_epoch_ is not None else f"was interrupted during epoch {interrupted}")
-    warnings.warn(
-        f"the final training on every stimulus (validation ones included) {what}; keeping the "
-        f"validated model, trained on the training stimuli for {epochs} epoch(s)."
-        + (f" Consider a lower lr (now {net.lr})." if guard.diverged_epoch_ is not None else ""),
-        RuntimeWarning if guard.diverged_epoch_ is not None else UserWarning,
-        stacklevel=user_stacklevel(),
-    )
+    device = str(net.device)
+    z, P = [], []
+    with torch.no_grad():
+        for data in (train, valid):
+            X, targets, mask = stimulus_tensors(data, device, module)
+            keep = mask.bool()
+            z.append(module.linear(X)[keep])
+            P.append(targets[keep])
+    loss = "poisson" if isinstance(net.criterion_, MaskedPoissonLoss) else "mse"
+    module.nonlinearity.calibrate_(torch.cat(z), torch.cat(P), loss)
 
 
 def _step_statistics(statistics: DesignStatistics | None, dtype: torch.dtype) -> DesignStatistics | None:

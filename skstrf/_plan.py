@@ -72,8 +72,8 @@ class FitOptions:
         the data: a model that is not linear (an output nonlinearity or the Poisson loss)
         without a learnable front end, from its closed-form start (the two-stage model).
         Such a fit takes :data:`FINE_TUNING_LR` for ``lr="auto"`` and, with validation
-        stimuli, is trained again on every training stimulus for the validated number of
-        epochs (:attr:`FitPlan.refits`). AdapTrans's front end starts at its literature
+        stimuli, is made again on every stimulus for the validated number of epochs
+        (:attr:`FitPlan.refits`). AdapTrans's front end starts at its literature
         values, not fitted: its models keep :data:`DEFAULT_LR` and the validated model.
     """
 
@@ -216,10 +216,10 @@ class FitPlan:
 
     @property
     def refits(self) -> bool:
-        """Whether gradient training, once its number of epochs is validated, is made again
-        on every training stimulus (the validation ones included) for that number of epochs
-        from the start made again from them all: a fine-tuned model (:attr:`FitOptions.fine_tunes`)
-        with validation stimuli, not continuing a previous fit."""
+        """Whether the fit, once validation has chosen its number of epochs, is made again on
+        every stimulus for that many (``make_plan(..., final_epochs=...)``): a fine-tuned
+        model (:attr:`FitOptions.fine_tunes`) with validation stimuli, not continuing a
+        previous fit."""
         return self.options.fine_tunes and self.closed_form and self.valid.size > 0
 
     @property
@@ -286,7 +286,8 @@ class FitPlan:
         return fold_groups(self.folds, n_rows)
 
 
-def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, groups=None, names=None) -> FitPlan:
+def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, groups=None, names=None,
+              final_epochs: int | None = None) -> FitPlan:
     """Check ``est``'s options against the data's shape, and decide everything else.
 
     Parameters
@@ -303,6 +304,10 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         The group of each stimulus for ``est.cv``'s splitter, checked by :func:`check_groups`.
     names : ndarray of str or None, default=None
         X's band names (a DataFrame's columns), for ``feature_spaces`` given by name.
+    final_epochs : int or None, default=None
+        The plan of a fine-tuned model's final fit (:attr:`FitPlan.refits`): every stimulus
+        trains (none is held out, the penalty is cross-validated over them all) for this
+        many epochs (0: the closed-form start alone). None: the fit as ``est`` says.
 
     Returns
     -------
@@ -319,7 +324,7 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
             f"previous fit ({est.n_features_in_} and {est.n_neurons_}); got "
             f"{shape.n_freqs} and {shape.n_neurons}."
         )
-    if options.holds_out:
+    if options.holds_out and final_epochs is None:
         train, valid, cut = validation_split(shape.lengths, est.validation_fraction)
     else:  # cross-validation chooses the penalty: no stimulus needs to be held out
         train, valid, cut = np.arange(shape.n_stimuli), np.arange(0), None
@@ -361,7 +366,7 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
                  nonlinearity=est.nonlinearity, prefilter=est.prefilter, dt_ms=est.dt_ms,
                  freq_range=est.freq_range, seed=seed, lag_basis=basis, space_of_band=family.space_of_band)
     net = dict(device=options.device, loss=est.loss, lr=learning_rate(est.lr, options.fine_tunes),
-               max_epochs=est.max_epochs,
+               max_epochs=est.max_epochs if final_epochs is None else final_epochs,
                batch_size=est.batch_size, patience=est.patience, callbacks=est.callbacks,
                verbose=est.verbose, net_params=net_params, seed=seed)
     return FitPlan(

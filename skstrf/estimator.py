@@ -17,7 +17,7 @@ from ._data import fit_data
 from ._history import HISTORIES, check_history_level, linear_history
 from ._layout import to_user_layout
 from ._model import build_model, module_statistics, predict_in_blocks
-from ._net import (build_net, check_finite_model, record_closed_form_epoch, refit_on_every_stimulus,
+from ._net import (DivergenceError, build_net, check_finite_model, record_closed_form_epoch, refit_kept_start,
                    start_from_closed_form, train_net)
 from ._plan import NET_PARAM_PREFIXES, check_groups, fit_options, make_plan
 from ._solvers import SOLVERS
@@ -634,40 +634,76 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         with fit_threads():
             data = fit_data(X, y, self, options)  # in memory, or in dask chunks (out of core)
             plan = make_plan(self, options, data.shape, self._net_params(), groups, names)
-            train, valid = data.split(plan)
-            prefilter = plan.make_prefilter(data.shape.n_freqs)
-            raw, inputs, psth = train.moments(prefilter)  # over the training frames
-            check_variation((raw, psth), plan.model.get("space_of_band"))
-            check_history_level(plan.history, train.stimuli, self.n_lags, raw, prefilter)
-            previous = self.net_ if plan.warm else None
-            # Everything random draws from generators seeded with plan.seed, owned by this fit.
-            module = build_model(data.shape.n_freqs, data.shape.n_neurons, (inputs, psth), prefilter=prefilter,
-                                 history=linear_history(plan.history, inputs.mean, prefilter),
-                                 previous=None if previous is None else previous.module_, **plan.model_options)
-            net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous, **plan.net)
-            groups, folds = plan.row_groups()  # a closed form sums the rows every fold treats alike
-            stats = train.statistics(net.module_, plan.device, plan.n_blocks, groups) if plan.statistics else None
-            solution = valid_stats = None
-            if plan.closed_form or plan.choose_penalty:  # the fit itself, or gradient training's start
-                valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
-                solution = plan.solve(stats, valid_stats, torch.as_tensor(plan.alphas, device=plan.device),
-                                      folds=folds, **plan.solve_options)
-                start_from_closed_form(net, solution, train.stimuli, load=plan.closed_form)
-                stats = stats.merge_blocks(plan.n_blocks) if groups is None else stats
-            elif previous is not None and not plan.linear:
-                net.penalty = previous.penalty  # continue with the first fit's penalties
-            if plan.solver == "gradient":
-                start = train_net(net, train.stimuli, stats if plan.linear else None, valid)
-                if plan.closed_form and valid is not None:  # on every stimulus: a kept start, or the validated epochs
-                    refit_on_every_stimulus(net, start, data.fitted(plan), self.batch_size, solution.penalty, None
-                                            if plan.separable_shape else (stats, valid_stats), train_again=plan.refits)
-            else:
-                if SOLVERS[plan.solver].polish is not None:  # an iterative fit on the statistics
-                    SOLVERS[plan.solver].polish(net.module_, stats, net.penalty)
-                record_closed_form_epoch(net, stats, valid)
+            net, solution, band_std = self._fit_plan(data, plan)
+            if plan.refits and net.validated_epochs_ is not None:  # the fit again on every stimulus
+                final = make_plan(self, options, data.shape, self._net_params(), groups, names,
+                                  final_epochs=net.validated_epochs_)
+                net, solution, band_std, plan = self._fit_final(data, final, net, (solution, band_std, plan))
         check_finite_model(net.module_, net.lr)  # nothing non-finite is stored: raise first
-        self._store(net, plan, data.shape, solution, names, inputs.std)
+        self._store(net, plan, data.shape, solution, names, band_std)
         return self
+
+    def _fit_plan(self, data, plan):
+        """One fit of ``plan`` on ``data``: the settled net, its closed-form solution (or
+        None) and the standard deviation of each input band over the training frames."""
+        train, valid = data.split(plan)
+        prefilter = plan.make_prefilter(data.shape.n_freqs)
+        raw, inputs, psth = train.moments(prefilter)  # over the training frames
+        check_variation((raw, psth), plan.model.get("space_of_band"))
+        check_history_level(plan.history, train.stimuli, self.n_lags, raw, prefilter)
+        previous = self.net_ if plan.warm else None
+        # Everything random draws from generators seeded with plan.seed, owned by this fit.
+        module = build_model(data.shape.n_freqs, data.shape.n_neurons, (inputs, psth), prefilter=prefilter,
+                             history=linear_history(plan.history, inputs.mean, prefilter),
+                             previous=None if previous is None else previous.module_, **plan.model_options)
+        net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous, **plan.net)
+        groups, folds = plan.row_groups()  # a closed form sums the rows every fold treats alike
+        stats = train.statistics(net.module_, plan.device, plan.n_blocks, groups) if plan.statistics else None
+        solution = valid_stats = None
+        # the fit itself, or gradient training's start (a warm LN model keeps its penalties)
+        if plan.closed_form or (plan.choose_penalty and (previous is None or plan.linear)):
+            valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
+            solution = plan.solve(stats, valid_stats, torch.as_tensor(plan.alphas, device=plan.device),
+                                  folds=folds, **plan.solve_options)
+            start_from_closed_form(net, solution, train.stimuli, load=plan.closed_form)
+            stats = stats.merge_blocks(plan.n_blocks) if groups is None else stats
+        elif previous is not None and not plan.linear:
+            net.penalty = previous.penalty  # continue with the first fit's penalties
+        if plan.solver == "gradient":
+            train_net(net, train.stimuli, stats if plan.linear else None, valid)
+            if plan.closed_form and valid_stats is not None and plan.separable_shape is None:
+                # a kept ridge start is made again from every stimulus (the two-stage model)
+                refit_kept_start(net, solution.penalty, stats, valid_stats, train.stimuli, valid)
+        else:
+            if SOLVERS[plan.solver].polish is not None:  # an iterative fit on the statistics
+                SOLVERS[plan.solver].polish(net.module_, stats, net.penalty)
+            record_closed_form_epoch(net, stats, valid)
+        return net, solution, inputs.std
+
+    def _fit_final(self, data, plan, validated, kept):
+        """The final fit of a fine-tuned model on every stimulus (``plan``, from
+        ``make_plan(..., final_epochs=...)``), its history after the ``validated`` net's;
+        when it diverges or is interrupted before an epoch completes, the validated fit
+        (``validated`` and ``kept``: its solution, band scales and plan) with a warning."""
+        epochs = validated.validated_epochs_
+        try:
+            net, solution, band_std = self._fit_plan(data, plan)
+        except (DivergenceError, KeyboardInterrupt) as exc:
+            warnings.warn(
+                f"the final training on every stimulus (validation ones included, {epochs} epoch(s)) "
+                f"{'diverged' if isinstance(exc, DivergenceError) else 'was interrupted'} ({exc}); "
+                "keeping the validated model, trained on the training stimuli.",
+                RuntimeWarning if isinstance(exc, DivergenceError) else UserWarning, stacklevel=user_stacklevel())
+            validated.refit_epochs_ = None
+            return (validated, *kept)
+        rows = [dict(row) for row in validated.history]
+        for row in net.history:
+            rows.append({**row, "epoch": len(rows) + 1, "refit": True})
+        net.history_ = type(net.history)(rows)
+        net.refit_epochs_, net.kept_start_ = epochs, validated.kept_start_
+        net.start_valid_cc_norm_ = validated.start_valid_cc_norm_
+        net.validation_split_ = (kept[2].train, kept[2].valid)  # the stimuli that chose the epochs
+        return net, solution, band_std, plan
 
     def _store(self, net, plan, shape, solution, names, band_std) -> None:
         """Set the fitted attributes from a settled net and its closed-form solution (if any);
@@ -693,9 +729,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
             self.rank_ = (np.full(shape.n_neurons, plan.model["rank"], dtype=np.int64) if chosen is None
                           else np.asarray(chosen, dtype=np.int64))
         self.__dict__.pop("n_refit_epochs_", None)
-        if plan.refits:
+        if hasattr(net, "refit_epochs_"):
             self.n_refit_epochs_ = net.refit_epochs_
-        self.train_stimuli_, self.valid_stimuli_ = plan.train, plan.valid
+        self.train_stimuli_, self.valid_stimuli_ = getattr(net, "validation_split_", (plan.train, plan.valid))
         self.y_layout_ = shape.y_layout
         self.n_features_in_ = shape.n_freqs
         self.n_neurons_ = shape.n_neurons

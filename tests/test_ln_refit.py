@@ -140,11 +140,11 @@ def test_every_kernel_loss_and_layout_is_trained_again(cells, params):
 
 
 class _RecordValidated(Callback):
-    """The linear stage after every validated epoch."""
+    """The linear stage after every validated epoch (kept when the final fit's net
+    initialises its callbacks again)."""
 
-    def initialize(self):
+    def __init__(self):
         self.states = []
-        return self
 
     def on_epoch_end(self, net, **kwargs):
         if "valid_cc_norm" in net.history[-1]:
@@ -173,14 +173,15 @@ def _poison(net):
 
 
 @pytest.mark.parametrize("action, warning, message", [
-    (_interrupt, UserWarning, r"was interrupted during epoch 6"),
-    (_poison, RuntimeWarning, r"diverged at epoch 6 \(its training loss became non-finite\)"),
+    (_interrupt, UserWarning, r"was interrupted \(fit interrupted during epoch 1"),
+    (_poison, RuntimeWarning, r"diverged \(training diverged: the training loss became non-finite at epoch 1"),
 ], ids=["interrupted", "diverged"])
 def test_a_failed_final_training_keeps_the_validated_model(cells, action, warning, message):
     record = _RecordValidated()
     est = STRFRegressor(n_lags=L, nonlinearity="softplus", lr=1e-2, max_epochs=5, patience=None,
                         random_state=0, callbacks=[record, _InFinalTraining(action)])
-    with pytest.warns(warning, match=r"the final training on every stimulus .* " + message
+    with pytest.warns(warning, match=r"the final training on every stimulus \(validation ones included, \d "
+                      r"epoch\(s\)\) " + message
                       + r".*keeping the validated model"):
         est.fit(cells.X, cells.y)
     assert est.n_refit_epochs_ is None and not est.net_.kept_start_
