@@ -201,11 +201,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         the order given. For one continuous recording, the last fraction of its frames is
         held out as a contiguous block (its first frames see the ``history``). ``None``
         disables validation and early stopping. "ridge" and "als" with ``cv`` hold nothing
-        out. A model fine-tuned from its closed-form start (see ``lr``) is then trained
+        out. A model fine-tuned from its closed-form start (see ``lr``) is then fitted
         again on every stimulus, the validation ones included, for the number of epochs
-        early stopping chose, from the start made again from them all
-        (``n_refit_epochs_``): validation chooses how long to train, and the final model
-        reads every stimulus.
+        early stopping chose (``n_refit_epochs_``), as ``validation_fraction=None`` with
+        that ``max_epochs`` would fit it: the penalty cross-validated over every stimulus,
+        the two-stage start of them all, then that many epochs. Validation chooses how long
+        to train; the final model reads every stimulus.
     patience : int or None, default=10
         Stop after this many epochs without improvement of the validation cc_norm;
         ``None`` trains for ``max_epochs``. In both cases the best epoch is restored.
@@ -220,8 +221,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     callbacks : list of skorch callbacks or None, default=None
         Extra callbacks passed to the skorch net (instances, or ``(name, callback)``
         pairs); skorch calls them during training as in any skorch net, and again during
-        the final training of a fine-tuned model on every stimulus (``n_refit_epochs_``),
-        which has no validation stimuli: its epochs record no validation entries.
+        the final fit of a fine-tuned model on every stimulus (``n_refit_epochs_``), which
+        has no validation stimuli: its epochs record no validation entries.
     warm_start : bool, default=False
         With gradient training, the next ``fit`` continues from the fitted model and its
         optimizer state (``history_`` grows, at most ``max_epochs`` more epochs, the current
@@ -342,18 +343,18 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         and made again from all the stimuli, the validation ones included (the ridge STRF
         with its chosen penalty and, for an LN model, its fitted nonlinearity: the
         two-stage model). A fine-tuned model (see ``lr``) with validation stimuli is then
-        trained again on every stimulus: its validated epochs come first, then the
-        ``n_refit_epochs_`` epochs of that final training, which carry ``refit=True`` and
-        no validation entries (``history_[:, "valid_cc_norm"]`` lists the validated run's).
+        fitted again on every stimulus: its validated epochs come first, then the
+        ``n_refit_epochs_`` epochs of that final fit, which carry ``refit=True`` and no
+        validation entries (``history_[:, "valid_cc_norm"]`` lists the validated run's).
         An L-BFGS fit (``solver="lbfgs"``) records one epoch, like a closed form.
     n_refit_epochs_ : int or None
         Only for a model fine-tuned from its closed-form start (see ``lr``) with
-        validation stimuli: the number of epochs of its final training on every stimulus,
-        the validation ones included, from the start made again from them all; early
-        stopping's best epoch of the validated run (``max_epochs``, ``patience``), 0 when no
-        epoch beat the start (the final model is then the two-stage model of every
-        stimulus). None when that final training diverged or was interrupted: the
-        validated model (of the training stimuli) was kept, with a warning.
+        validation stimuli: the number of epochs of its final fit on every stimulus, the
+        validation ones included (see ``validation_fraction``); early stopping's best epoch
+        of the validated run (``max_epochs``, ``patience``), 0 when no epoch beat the start
+        (the final model is then the two-stage model of every stimulus). None when that
+        final fit diverged or was interrupted before an epoch completed: the validated
+        model (of the training stimuli) was kept, with a warning.
     net_ : STRFNet
         The fitted skorch net holding the torch module (``net_.module_``).
     device_ : str
@@ -362,7 +363,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     train_stimuli_, valid_stimuli_ : ndarray of int
         Indices (into the fitted X) of the training and validation stimuli; for one
         continuous recording split in time, ``[0]`` and ``[1]`` name its training and
-        validation blocks.
+        validation blocks. For a model fitted again on every stimulus
+        (``n_refit_epochs_``), the split that chose its number of epochs.
     alpha_ : ndarray of shape (n_neurons,)
         The penalty of each neuron (the separable kernel's, when chosen by cross-validation:
         a fixed share of the free kernel's choice, by default the same).
@@ -404,9 +406,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     the best validated epoch before it is restored with a :class:`RuntimeWarning`; without
     such an epoch (no validation stimuli, or divergence in the first epoch) ``fit`` raises
     :class:`skstrf.DivergenceError`. A fitted estimator never holds non-finite
-    ``strfs_`` or ``intercept_``. When the final training of a fine-tuned model on every
-    stimulus (see ``validation_fraction``) diverges or is interrupted, the validated model
-    is kept, with a warning, and ``n_refit_epochs_`` is None.
+    ``strfs_`` or ``intercept_``. When the final fit of a fine-tuned model on every
+    stimulus (see ``validation_fraction``) diverges, or is interrupted before an epoch
+    completes, the validated model is kept, with a warning, and ``n_refit_epochs_`` is None.
 
     **Interruption** (``KeyboardInterrupt``, e.g. Ctrl-C, during gradient training): as in
     skorch, training ends and ``fit`` returns, with a :class:`UserWarning`. The estimator
