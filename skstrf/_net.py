@@ -488,7 +488,10 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
     With ``statistics`` (a linear least-squares model) every step is frame-free. With
     validation stimuli ``valid``, the fit never ends below where it started: when the
     starting model scores a higher validation cc_norm than every trained epoch, it is
-    restored (``net.kept_start_`` is then True).
+    restored (``net.kept_start_`` is then True). ``net.validated_epochs_`` is the number of
+    epochs of this run the kept model was trained for: early stopping's best epoch, 0 for a
+    kept start, the last epoch when no epoch had a validation score (None without
+    validation stimuli, or after an interruption).
     """
     device = str(net.device)
     start_state, start_score = None, float("nan")
@@ -514,6 +517,12 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
     net.kept_start_ = bool(np.isfinite(start_score) and start_score > best)
     if net.kept_start_:
         net.module_.load_state_dict(start_state)
+    early = dict(net.callbacks_).get("early_stopping")
+    net.validated_epochs_ = (
+        None if valid is None or getattr(net, "interrupted_epoch_", None) is not None
+        else 0 if net.kept_start_
+        else early.best_epoch_ - first if early is not None and early.best_model_weights_ is not None
+        else len(net.history) - first)
 
 
 def refit_kept_start(net: STRFNet, penalty: Penalty, train_stats: DesignStatistics,

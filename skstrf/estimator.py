@@ -17,8 +17,8 @@ from ._data import fit_data
 from ._history import HISTORIES, check_history_level, linear_history
 from ._layout import to_user_layout
 from ._model import build_model, module_statistics, predict_in_blocks
-from ._net import (build_net, check_finite_model, record_closed_form_epoch, refit_kept_start, start_from_closed_form,
-                   train_net)
+from ._net import (DivergenceError, build_net, check_finite_model, record_closed_form_epoch, refit_kept_start,
+                   start_from_closed_form, train_net)
 from ._plan import NET_PARAM_PREFIXES, check_groups, fit_options, make_plan
 from ._solvers import SOLVERS
 from ._threads import fit_threads
@@ -179,13 +179,20 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         training keeps each neuron's closed-form penalty and the nonlinearity starts
         fitted to the closed-form linear stage (its gain, slope and offset by least
         squares, or by the Poisson likelihood: the two-stage model).
-    lr : float, default=1e-3
+    lr : float or "auto", default="auto"
         AdamW learning rate (the kernel lives in standardised units, so one value suits
-        every dataset). 1e-3 gave the best test cc_norm for every kernel on the synthetic
-        benchmark, from random and from closed-form starts (``benchmarks/RESULTS.md``,
-        "Defaults").
+        every dataset). "auto" is 1e-4 when gradient training fine-tunes a model whose every
+        parameter starts fitted: a model that is not linear (a nonlinearity or the Poisson
+        loss) without a learnable front end, from its closed-form start (the two-stage
+        model); from it, 1e-3 throws the auditory nerve's LN model off its start within
+        three epochs, while 1e-4 rises smoothly (``benchmarks/kernels_earn.py``). "auto" is
+        1e-3 otherwise (linear models, random starts, AdapTrans, whose front end starts at
+        its literature values), which gave the best test cc_norm for every kernel on the
+        synthetic benchmark (``benchmarks/RESULTS.md``, "Defaults"). A number is used as
+        given; ``get_params`` returns "auto", ``net_.lr`` the rate the fit used.
     max_epochs : int, default=100
-        Maximum number of passes over the training stimuli.
+        Maximum number of passes over the training stimuli (of the validated run, for a
+        model trained again on every stimulus: see ``validation_fraction``).
     batch_size : int or None, default=1
         Number of stimuli per gradient step; ``None`` uses all training stimuli at once.
     validation_fraction : float or None, default=0.15
@@ -194,7 +201,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         the order given. For one continuous recording, the last fraction of its frames is
         held out as a contiguous block (its first frames see the ``history``). ``None``
         disables validation and early stopping. "ridge" and "als" with ``cv`` hold nothing
-        out.
+        out. A model fine-tuned from its closed-form start (see ``lr``) is then fitted
+        again on every stimulus, the validation ones included, for the number of epochs
+        early stopping chose (``n_refit_epochs_``), as ``validation_fraction=None`` with
+        that ``max_epochs`` would fit it: the penalty cross-validated over every stimulus,
+        the two-stage start of them all, then that many epochs. Validation chooses how long
+        to train; the final model reads every stimulus.
     patience : int or None, default=10
         Stop after this many epochs without improvement of the validation cc_norm;
         ``None`` trains for ``max_epochs``. In both cases the best epoch is restored.
@@ -208,7 +220,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         1 prints skorch's per-epoch table.
     callbacks : list of skorch callbacks or None, default=None
         Extra callbacks passed to the skorch net (instances, or ``(name, callback)``
-        pairs); skorch calls them during training as in any skorch net.
+        pairs); skorch calls them during training as in any skorch net, and again during
+        the final fit of a fine-tuned model on every stimulus (``n_refit_epochs_``), which
+        has no validation stimuli: its epochs record no validation entries.
     warm_start : bool, default=False
         With gradient training, the next ``fit`` continues from the fitted model and its
         optimizer state (``history_`` grows, at most ``max_epochs`` more epochs, the current
@@ -328,8 +342,19 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         validation stimuli: when no epoch beats it, the start is kept (``net_.kept_start_``)
         and made again from all the stimuli, the validation ones included (the ridge STRF
         with its chosen penalty and, for an LN model, its fitted nonlinearity: the
-        two-stage model). An L-BFGS fit (``solver="lbfgs"``) records one epoch, like a
-        closed form.
+        two-stage model). A fine-tuned model (see ``lr``) with validation stimuli is then
+        fitted again on every stimulus: its validated epochs come first, then the
+        ``n_refit_epochs_`` epochs of that final fit, which carry ``refit=True`` and no
+        validation entries (``history_[:, "valid_cc_norm"]`` lists the validated run's).
+        An L-BFGS fit (``solver="lbfgs"``) records one epoch, like a closed form.
+    n_refit_epochs_ : int or None
+        Only for a model fine-tuned from its closed-form start (see ``lr``) with
+        validation stimuli: the number of epochs of its final fit on every stimulus, the
+        validation ones included (see ``validation_fraction``); early stopping's best epoch
+        of the validated run (``max_epochs``, ``patience``), 0 when no epoch beat the start
+        (the final model is then the two-stage model of every stimulus). None when that
+        final fit diverged or was interrupted before an epoch completed: the validated
+        model (of the training stimuli) was kept, with a warning.
     net_ : STRFNet
         The fitted skorch net holding the torch module (``net_.module_``).
     device_ : str
@@ -338,7 +363,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     train_stimuli_, valid_stimuli_ : ndarray of int
         Indices (into the fitted X) of the training and validation stimuli; for one
         continuous recording split in time, ``[0]`` and ``[1]`` name its training and
-        validation blocks.
+        validation blocks. For a model fitted again on every stimulus
+        (``n_refit_epochs_``), the split that chose its number of epochs.
     alpha_ : ndarray of shape (n_neurons,)
         The penalty of each neuron (the separable kernel's, when chosen by cross-validation:
         a fixed share of the free kernel's choice, by default the same).
@@ -380,7 +406,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     the best validated epoch before it is restored with a :class:`RuntimeWarning`; without
     such an epoch (no validation stimuli, or divergence in the first epoch) ``fit`` raises
     :class:`skstrf.DivergenceError`. A fitted estimator never holds non-finite
-    ``strfs_`` or ``intercept_``.
+    ``strfs_`` or ``intercept_``. When the final fit of a fine-tuned model on every
+    stimulus (see ``validation_fraction``) diverges, or is interrupted before an epoch
+    completes, the validated model is kept, with a warning, and ``n_refit_epochs_`` is None.
 
     **Interruption** (``KeyboardInterrupt``, e.g. Ctrl-C, during gradient training): as in
     skorch, training ends and ``fit`` returns, with a :class:`UserWarning`. The estimator
@@ -444,7 +472,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "alpha_pooling": [Interval(numbers.Real, 0, 1, closed="both")],
         "init": [StrOptions({"auto", "random", "closed_form"})],
         # beyond float32's range a step overflows before the first epoch can be judged
-        "lr": [Interval(numbers.Real, 0, float(np.finfo(np.float32).max), closed="neither")],
+        "lr": [Interval(numbers.Real, 0, float(np.finfo(np.float32).max), closed="neither"), StrOptions({"auto"})],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
@@ -479,7 +507,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         alpha_per_neuron: bool = True,
         alpha_pooling: float = 0.5,
         init: str = "auto",
-        lr: float = 1e-3,
+        lr: float | str = "auto",
         max_epochs: int = 100,
         batch_size: int | None = 1,
         validation_fraction: float | None = 0.15,
@@ -608,40 +636,76 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         with fit_threads():
             data = fit_data(X, y, self, options)  # in memory, or in dask chunks (out of core)
             plan = make_plan(self, options, data.shape, self._net_params(), groups, names)
-            train, valid = data.split(plan)
-            prefilter = plan.make_prefilter(data.shape.n_freqs)
-            raw, inputs, psth = train.moments(prefilter)  # over the training frames
-            check_variation((raw, psth), plan.model.get("space_of_band"))
-            check_history_level(plan.history, train.stimuli, self.n_lags, raw, prefilter)
-            previous = self.net_ if plan.warm else None
-            # Everything random draws from generators seeded with plan.seed, owned by this fit.
-            module = build_model(data.shape.n_freqs, data.shape.n_neurons, (inputs, psth), prefilter=prefilter,
-                                 history=linear_history(plan.history, inputs.mean, prefilter),
-                                 previous=None if previous is None else previous.module_, **plan.model_options)
-            net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous, **plan.net)
-            groups, folds = plan.row_groups()  # a closed form sums the rows every fold treats alike
-            stats = train.statistics(net.module_, plan.device, plan.n_blocks, groups) if plan.statistics else None
-            solution = valid_stats = None
-            if plan.closed_form or plan.choose_penalty:  # the fit itself, or gradient training's start
-                valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
-                solution = plan.solve(stats, valid_stats, torch.as_tensor(plan.alphas, device=plan.device),
-                                      folds=folds, **plan.solve_options)
-                start_from_closed_form(net, solution, train.stimuli, load=plan.closed_form)
-                stats = stats.merge_blocks(plan.n_blocks) if groups is None else stats
-            elif previous is not None and not plan.linear:
-                net.penalty = previous.penalty  # continue with the first fit's penalties
-            if plan.solver == "gradient":
-                train_net(net, train.stimuli, stats if plan.linear else None, valid)
-                if plan.closed_form and valid_stats is not None and plan.separable_shape is None:
-                    # a kept ridge start is made again from every stimulus (the two-stage model)
-                    refit_kept_start(net, solution.penalty, stats, valid_stats, train.stimuli, valid)
-            else:
-                if SOLVERS[plan.solver].polish is not None:  # an iterative fit on the statistics
-                    SOLVERS[plan.solver].polish(net.module_, stats, net.penalty)
-                record_closed_form_epoch(net, stats, valid)
-        check_finite_model(net.module_, self.lr)  # nothing non-finite is stored: raise first
-        self._store(net, plan, data.shape, solution, names, inputs.std)
+            net, solution, band_std = self._fit_plan(data, plan)
+            if plan.refits and net.validated_epochs_ is not None:  # the fit again on every stimulus
+                final = make_plan(self, options, data.shape, self._net_params(), groups, names,
+                                  final_epochs=net.validated_epochs_)
+                net, solution, band_std, plan = self._fit_final(data, final, net, (solution, band_std, plan))
+        check_finite_model(net.module_, net.lr)  # nothing non-finite is stored: raise first
+        self._store(net, plan, data.shape, solution, names, band_std)
         return self
+
+    def _fit_plan(self, data, plan):
+        """One fit of ``plan`` on ``data``: the settled net, its closed-form solution (or
+        None) and the standard deviation of each input band over the training frames."""
+        train, valid = data.split(plan)
+        prefilter = plan.make_prefilter(data.shape.n_freqs)
+        raw, inputs, psth = train.moments(prefilter)  # over the training frames
+        check_variation((raw, psth), plan.model.get("space_of_band"))
+        check_history_level(plan.history, train.stimuli, self.n_lags, raw, prefilter)
+        previous = self.net_ if plan.warm else None
+        # Everything random draws from generators seeded with plan.seed, owned by this fit.
+        module = build_model(data.shape.n_freqs, data.shape.n_neurons, (inputs, psth), prefilter=prefilter,
+                             history=linear_history(plan.history, inputs.mean, prefilter),
+                             previous=None if previous is None else previous.module_, **plan.model_options)
+        net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous, **plan.net)
+        groups, folds = plan.row_groups()  # a closed form sums the rows every fold treats alike
+        stats = train.statistics(net.module_, plan.device, plan.n_blocks, groups) if plan.statistics else None
+        solution = valid_stats = None
+        # the fit itself, or gradient training's start (a warm LN model keeps its penalties)
+        if plan.closed_form or (plan.choose_penalty and (previous is None or plan.linear)):
+            valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
+            solution = plan.solve(stats, valid_stats, torch.as_tensor(plan.alphas, device=plan.device),
+                                  folds=folds, **plan.solve_options)
+            start_from_closed_form(net, solution, train.stimuli, load=plan.closed_form)
+            stats = stats.merge_blocks(plan.n_blocks) if groups is None else stats
+        elif previous is not None and not plan.linear:
+            net.penalty = previous.penalty  # continue with the first fit's penalties
+        if plan.solver == "gradient":
+            train_net(net, train.stimuli, stats if plan.linear else None, valid)
+            if plan.closed_form and valid_stats is not None and plan.separable_shape is None:
+                # a kept ridge start is made again from every stimulus (the two-stage model)
+                refit_kept_start(net, solution.penalty, stats, valid_stats, train.stimuli, valid)
+        else:
+            if SOLVERS[plan.solver].polish is not None:  # an iterative fit on the statistics
+                SOLVERS[plan.solver].polish(net.module_, stats, net.penalty)
+            record_closed_form_epoch(net, stats, valid)
+        return net, solution, inputs.std
+
+    def _fit_final(self, data, plan, validated, kept):
+        """The final fit of a fine-tuned model on every stimulus (``plan``, from
+        ``make_plan(..., final_epochs=...)``), its history after the ``validated`` net's;
+        when it diverges or is interrupted before an epoch completes, the validated fit
+        (``validated`` and ``kept``: its solution, band scales and plan) with a warning."""
+        epochs = validated.validated_epochs_
+        try:
+            net, solution, band_std = self._fit_plan(data, plan)
+        except (DivergenceError, KeyboardInterrupt) as exc:
+            warnings.warn(
+                f"the final training on every stimulus (validation ones included, {epochs} epoch(s)) "
+                f"{'diverged' if isinstance(exc, DivergenceError) else 'was interrupted'} ({exc}); "
+                "keeping the validated model, trained on the training stimuli.",
+                RuntimeWarning if isinstance(exc, DivergenceError) else UserWarning, stacklevel=user_stacklevel())
+            validated.refit_epochs_ = None
+            return (validated, *kept)
+        rows = [dict(row) for row in validated.history]
+        for row in net.history:
+            rows.append({**row, "epoch": len(rows) + 1, "refit": True})
+        net.history_ = type(net.history)(rows)
+        net.refit_epochs_, net.kept_start_ = epochs, validated.kept_start_
+        net.start_valid_cc_norm_ = validated.start_valid_cc_norm_
+        net.validation_split_ = (kept[2].train, kept[2].valid)  # the stimuli that chose the epochs
+        return net, solution, band_std, plan
 
     def _store(self, net, plan, shape, solution, names, band_std) -> None:
         """Set the fitted attributes from a settled net and its closed-form solution (if any);
@@ -666,7 +730,10 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
                       else previous_rank if plan.warm else None)
             self.rank_ = (np.full(shape.n_neurons, plan.model["rank"], dtype=np.int64) if chosen is None
                           else np.asarray(chosen, dtype=np.int64))
-        self.train_stimuli_, self.valid_stimuli_ = plan.train, plan.valid
+        self.__dict__.pop("n_refit_epochs_", None)
+        if hasattr(net, "refit_epochs_"):
+            self.n_refit_epochs_ = net.refit_epochs_
+        self.train_stimuli_, self.valid_stimuli_ = getattr(net, "validation_split_", (plan.train, plan.valid))
         self.y_layout_ = shape.y_layout
         self.n_features_in_ = shape.n_freqs
         self.n_neurons_ = shape.n_neurons

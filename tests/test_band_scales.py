@@ -99,6 +99,12 @@ def _fit(X, y, **params):
 @pytest.mark.parametrize("scaled", [0, 1])
 def test_fit_does_not_depend_on_the_units_of_one_feature_space(params, factor, scaled):
     X, y = _data()
+    if "nonlinearity" in params:
+        # rectified cells: on linear ones the best static softplus is a flat valley (gain to 0,
+        # slope to infinity) where L-BFGS ends wherever float32 rounding takes it (predictions
+        # 7e-5 apart on main with validation_fraction=None, 6e-4 once the final training
+        # calibrates it on every stimulus); on rectified ones it is identifiable (3e-7)
+        y = np.maximum(y, 0.0)
     bands = slice(0, 4) if scaled == 0 else slice(4, 8)
     Xs = X.copy()
     Xs[..., bands] *= factor
