@@ -12,10 +12,11 @@ the interval: "below" when the whole interval lies below zero, "above" when it l
 "n.s." otherwise. Variants: ``separable`` (the default, rank 1), ``separable rank 2``,
 ``separable rank auto`` (each neuron's rank chosen by cross-validation among 1, 2 and 3),
 ``parametric`` (the default, L-BFGS on the training statistics) and ``parametric gradient``
-(AdamW with early stopping, the previous default), ``LN softplus`` and ``LN softplus lr 1e-4``
-(the same at a tenth of the default learning rate: from its closed-form start the LN model
-is fine-tuned, and at ``lr=1e-3`` AdamW's first steps throw it off that start on the auditory
-nerve, not run by default). The LN model is also
+(AdamW with early stopping, the previous default), ``parametric 16`` and ``parametric 24``
+(more Gaussians), ``LN softplus`` (the defaults: ``lr="auto"``, 1e-4 for a model fine-tuned
+from its closed-form start, then a final fit on every stimulus for the validated number of
+epochs) and ``LN softplus lr 1e-4`` (the learning rate pinned; since ``lr="auto"`` it differs
+from the defaults only for models that are not fine-tuned, not run by default). The LN model is also
 compared with the **two-stage model**: the vanilla
 STRF of the same fold (the closed form) followed by a static softplus ``s g softplus(b z / s
 + c)`` whose gain, slope and offset are fitted to the training PSTH given the STRF's
