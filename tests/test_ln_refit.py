@@ -14,6 +14,7 @@ from skstrf import STRFRegressor
 from skstrf.datasets import make_strf_dataset
 from skstrf.metrics import cc_norm
 from skstrf.nonlinearities import Softplus
+from softplus_cells import standardised_cells
 
 F, L, N, S, T = 6, 4, 3, 10, 200
 
@@ -22,21 +23,6 @@ F, L, N, S, T = 6, 4, 3, 10, 200
 def cells():
     return make_strf_dataset(n_stimuli=S, n_times=T, n_freqs=F, n_neurons=N, n_repeats=4, n_lags=L,
                              nonlinearity="softplus", random_state=1)
-
-
-def _standardised_cells(seed=0):
-    """Stimuli and responses standardised within every stimulus, so that the statistics of
-    any subset of stimuli (means and scales per band and per neuron) equal those of all: a
-    fit on some stimuli and one on all then share their units."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((S, T, F))
-    X = (X - X.mean(1, keepdims=True)) / X.std(1, keepdims=True)
-    W = rng.standard_normal((N, F, L))
-    padded = np.concatenate([np.zeros((S, L - 1, F)), X], axis=1)
-    lagged = np.stack([padded[:, L - 1 - lag:L - 1 - lag + T] for lag in range(L)], axis=-1)
-    z = np.einsum("stfl,nfl->stn", lagged, W)
-    y = np.log1p(np.exp(z - 1.0)) + 0.5 * rng.standard_normal(z.shape)
-    return X, (y - y.mean(1, keepdims=True)) / y.std(1, keepdims=True)
 
 
 def _quiet_fit(est, X, y):
@@ -56,7 +42,7 @@ def _best_epoch(scores, threshold=1e-4):
 
 
 def test_the_final_model_is_trained_on_every_stimulus_for_the_validated_epochs():
-    X, y = _standardised_cells()
+    X, y = standardised_cells()
     common = dict(n_lags=L, nonlinearity="softplus", history="zero", alpha=0.1, batch_size=None,
                   lr=3e-2, random_state=0)
     est = _quiet_fit(STRFRegressor(**common, max_epochs=6, patience=None), X, y)

@@ -9,27 +9,13 @@ import torch
 
 from skstrf import STRFRegressor
 from skstrf.nonlinearities import Exponential, Softplus
+from softplus_cells import standardised_cells
 
-F, L, N, S, T = 6, 4, 3, 10, 200
-
-
-def _standardised_cells(seed=0):
-    """Stimuli and responses standardised within every stimulus (mean 0, SD 1 per band and
-    per neuron), so that statistics of any subset of stimuli equal those of all: a fit on
-    the training stimuli and one on all stimuli then differ only by the frames they read."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((S, T, F))
-    X = (X - X.mean(1, keepdims=True)) / X.std(1, keepdims=True)
-    W = rng.standard_normal((N, F, L))
-    padded = np.concatenate([np.zeros((S, L - 1, F)), X], axis=1)
-    lagged = np.stack([padded[:, L - 1 - lag:L - 1 - lag + T] for lag in range(L)], axis=-1)
-    z = np.einsum("stfl,nfl->stn", lagged, W)
-    y = np.log1p(np.exp(z - 1.0)) + 0.5 * rng.standard_normal(z.shape)
-    return X, (y - y.mean(1, keepdims=True)) / y.std(1, keepdims=True)
+L, N = 4, 3  # as in softplus_cells.standardised_cells
 
 
 def test_a_kept_start_is_the_two_stage_model_of_all_stimuli():
-    X, y = _standardised_cells()
+    X, y = standardised_cells()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # one epoch at a learning rate far too large: the epoch is worse than the start,
