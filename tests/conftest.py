@@ -9,7 +9,8 @@ import torch
 from skstrf.datasets import make_strf_dataset
 
 # The suite's problems are small: one torch thread is as fast as two on a quiet 2-core
-# machine, and avoids oversubscription when loky/dask workers or other jobs share the cores.
+# machine, and avoids oversubscription when pytest-xdist's workers (one per core, see
+# pyproject.toml), loky/dask workers or other jobs share the cores.
 torch.set_num_threads(1)
 
 
