@@ -692,10 +692,11 @@ ALS_BLOCK_BYTES = 64 * 2**20
 
 #: Memory of the partial products of :func:`_project_gram` made at once (bytes): a block of
 #: the free factor's rows at a time, so that its partial products are still in the cache
-#: when they are contracted again. Measured on 2 cores (AMD EPYC, 1 MiB L2 per core, 32 MiB
-#: L3), 120 problems of 32 bands x 30 lags: the whole product at once (B * rank * F * F * L
-#: values, 88 MB at rank 3) took 0.55, 1.9 and 3.6 ms per problem and sweep at ranks 1, 2
-#: and 3; blocks of 2 MiB 0.27, 0.42 and 0.70 ms.
+#: when they are contracted again. Measured on one thread of 2 busy cores (AMD EPYC, 1 MiB
+#: L2 per core, 32 MiB L3), 120 problems of 32 bands x 30 lags, best of 3: the whole product
+#: at once (B * rank * F * F * L values, 88 MB at rank 3) took 0.37, 1.3 and 2.0 ms per
+#: problem and sweep at ranks 1, 2 and 3; blocks of 2 MiB with the upper triangle only
+#: 0.09, 0.16 and 0.26 ms.
 ALS_CACHE_BYTES = 2 * 2**20
 
 
