@@ -137,6 +137,7 @@ def test_an_als_problem_stops_on_its_own():
     both = solvers.fit_als(m, init, alphas, 6, 5, rank=2)
     alone = solvers.fit_als(m, init[:1], alphas[:1], 6, 5, rank=2, neurons=[0])
     torch.testing.assert_close(both[:1], alone, rtol=1e-12, atol=0)
+    torch.testing.assert_close(solvers.fit_als(m, init, alphas, 6, 5, rank=2, chunk=1), both, rtol=1e-12, atol=0)
     for rank, fitted in ((1, solvers.fit_als(m, init, alphas, 6, 5)), (2, both)):
         converged = solvers.fit_als(m, init, alphas, 6, 5, rank=rank, n_iter=5000, tol=1e-13)
         # 1e-6 per sweep: 8e-5 and 3e-4 from the end where ALS contracts slowly
