@@ -9,8 +9,9 @@ has repeats, cc where it has one), and every variant is compared with the vanill
 neuron by neuron: the mean paired difference with a 95 % bootstrap interval over neurons
 (the neurons of every seed pooled for the generated cases). A verdict is given only outside
 the interval: "below" when the whole interval lies below zero, "above" when it lies above,
-"n.s." otherwise. Variants: ``separable`` (the default, rank 1), ``separable rank 2``,
-``separable rank auto`` (each neuron's rank chosen by cross-validation among 1, 2 and 3),
+"n.s." otherwise. Variants: ``separable`` (the default: each neuron's rank chosen by
+cross-validation among 1, 2 and 3, ``rank="auto"``; rank 1 before December 2026),
+``separable rank 1``, ``separable rank 2``, ``separable rank auto`` (the same as the default),
 ``parametric`` (the default, L-BFGS on the training statistics) and ``parametric gradient``
 (AdamW with early stopping, the previous default), ``parametric 16`` and ``parametric 24``
 (more Gaussians), ``LN softplus`` (the defaults: ``lr="auto"``, 1e-4 for a model fine-tuned
@@ -90,7 +91,7 @@ VARIANTS: dict[str, dict | None] = {
     "LN softplus lr 1e-4": {"nonlinearity": "softplus", "lr": 1e-4},
     "two-stage": None,
 }
-DEFAULT_VARIANTS = ("vanilla", "separable", "separable rank 2", "separable rank auto",
+DEFAULT_VARIANTS = ("vanilla", "separable", "separable rank 1", "separable rank 2",
                     "parametric", "parametric gradient", "LN softplus", "two-stage")
 CASES = ("naplib", "auditory-nerve", "auditory-nerve-3", "songs-previous", "songs-background", "songs-low-snr")
 SONGS = {

@@ -57,7 +57,8 @@ else:
 # neuron's cross-validated ``cc_norm``.
 scores = {}
 for kernel in ("vanilla", "separable"):
-    cv = cross_validate_neurons(STRFRegressor(kernel=kernel, n_lags=n_lags, random_state=0),
+    # rank=1: the classic separable STRF, one frequency profile times one time course
+    cv = cross_validate_neurons(STRFRegressor(kernel=kernel, n_lags=n_lags, rank=1, random_state=0),
                                 data.X, data.y, cv=KFold(n_folds))
     scores[kernel] = np.nanmean(cv["test_cc_norm"], axis=0)
     print(f"{kernel:<9s} cc_norm per fold {cv['test_cc_norm'].shape}: mean over neurons and folds "

@@ -66,7 +66,7 @@ param_grid = [
     {"kernel": ["parametric"], "n_gaussians": n_gaussians},
 ]
 search = GridSearchCV(
-    STRFRegressor(n_lags=n_lags, max_epochs=5 if args.quick else 100, random_state=0),
+    STRFRegressor(n_lags=n_lags, rank=1, max_epochs=5 if args.quick else 100, random_state=0),
     param_grid,
     cv=KFold(n_folds),  # folds of whole stimuli: KFold splits axis 0
 )

@@ -353,10 +353,14 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
             "space_penalties)."
         )
     if choosing_rank and not (folds is not None or valid.size > 0):
-        raise ValueError(
-            f"choosing the separable kernel's rank among {list(ranks)} needs cross-validation folds or "
-            "validation stimuli, but cv=None and none is held out; pass cv, or one rank (e.g. rank=1)."
-        )
+        if isinstance(est.rank, str):  # "auto", the default, with nothing to choose on: its lowest rank
+            ranks, choosing_rank = ranks[:1], False
+            separable_shape = separable_shape[:2] + (ranks[0],)
+        else:
+            raise ValueError(
+                f"choosing the separable kernel's rank among {list(ranks)} needs cross-validation folds or "
+                "validation stimuli, but cv=None and none is held out; pass cv, or one rank (e.g. rank=1)."
+            )
     choosing = alphas.size > 1 or len(family.forms) > 1 or choosing_rank
     seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
     # ALS chooses among the ranks (the kernel holds the largest); with nothing to choose

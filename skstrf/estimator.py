@@ -77,17 +77,19 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         Number of frames of history (lag 0 is the current frame).
     n_gaussians : int, default=8
         Number of Gaussians of the parametric kernel.
-    rank : int, "auto" or array-like of int, default=1
+    rank : int, "auto" or array-like of int, default="auto"
         Number of separable components of the separable kernel. A sequence is a grid:
         ALS fits every rank of it and each neuron keeps the rank its own held-out score
         prefers (``cv``'s folds; with ``cv=None``, the validation stimuli), moving to a
         higher rank only when the gain exceeds its standard error over the folds; the
         choice is ``rank_``. "auto" is the grid ``(1, 2, 3)`` (ranks up to
-        ``min(n_freqs, n_lags)``). Gradient training from the closed-form start (the
-        default with a nonlinearity) starts from the ALS fit with the chosen ranks; from a
-        random start it has the grid's lowest rank. The kernel holds the largest rank of
-        the grid (a neuron of a lower rank has zero components). See the user guide,
-        :ref:`kernels`.
+        ``min(n_freqs, n_lags)``); with neither folds nor validation stimuli (``cv=None``
+        and none held out, as in the final fit of a fine-tuned model) it is rank 1, where
+        a grid raises. Gradient training from the closed-form start (the default with a
+        nonlinearity) starts from the ALS fit with the chosen ranks; from a random start it
+        has the grid's lowest rank. The kernel holds the largest rank of the grid (a neuron
+        of a lower rank has zero components). ``rank=1`` fixes the classic separable
+        STRF, in a fifth to a half of the fit time. See the user guide, :ref:`kernels`.
     nonlinearity : {"identity", "softplus", "exp"}, default="identity"
         Output nonlinearity applied to the linear stage, per neuron. "identity": the linear
         model. "softplus": ``s * gain * softplus(slope * z / s + offset)`` with learnable
@@ -495,7 +497,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         kernel: str = "vanilla",
         n_lags: int = 15,
         n_gaussians: int = 8,
-        rank: int = 1,
+        rank: int | str = "auto",
         nonlinearity: str = "identity",
         loss: str = "mse",
         prefilter: str | None = None,

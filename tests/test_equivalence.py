@@ -85,7 +85,7 @@ def test_validation_cc_norm_equals_metrics_cc_norm_along_training(ragged):
 
 def _fit_pair(data, closed: dict, alpha: float, epochs: int, lr: float):
     common = dict(n_lags=L, alpha=alpha, validation_fraction=None, random_state=0)
-    ref = STRFRegressor(**common, **closed).fit(data.X, data.y)
+    ref = STRFRegressor(**common, **{"rank": 1, **closed}).fit(data.X, data.y)  # the rank of both
     grad = STRFRegressor(**common, kernel=closed["kernel"], rank=closed.get("rank", 1), solver="gradient",
                          init="random", batch_size=None, max_epochs=epochs, lr=lr).fit(data.X, data.y)
     return ref, grad
@@ -109,7 +109,7 @@ def test_gradient_training_converges_to_the_closed_form_with_the_same_alpha(line
     np.testing.assert_allclose(grad.intercept_, ref.intercept_, rtol=1e-3,
                                atol=1e-4 * np.abs(ref.intercept_).max())
     # The penalty is not a no-op at this size: doubling it moves the solution.
-    stronger = STRFRegressor(n_lags=L, kernel=kernel, solver=solver, alpha=2 * alpha,
+    stronger = STRFRegressor(n_lags=L, kernel=kernel, rank=1, solver=solver, alpha=2 * alpha,
                              validation_fraction=None).fit(linear.X, linear.y)
     assert _relative_error(stronger.strfs_, ref.strfs_) > 1e-2
 

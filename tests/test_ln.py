@@ -154,7 +154,7 @@ def test_ln_beats_linear_on_rectified_data_and_recovers_the_strf(rectified, strf
                                                 ("parametric", 5 * 3 + 1)])
 @pytest.mark.parametrize("nonlinearity, extra", [("softplus", 3), ("exp", 2)])
 def test_every_kernel_works_with_every_nonlinearity(rectified, kernel, per_neuron, nonlinearity, extra):
-    est = STRFRegressor(kernel=kernel, n_lags=L, n_gaussians=3, nonlinearity=nonlinearity,
+    est = STRFRegressor(kernel=kernel, n_lags=L, n_gaussians=3, rank=1, nonlinearity=nonlinearity,
                         loss="poisson", max_epochs=2, random_state=0).fit(rectified.X, rectified.y)
     pred = est.predict(rectified.X)
     assert pred.shape == (10, 300, N) and np.all(np.isfinite(pred)) and np.all(pred >= 0)

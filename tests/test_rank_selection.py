@@ -111,3 +111,21 @@ def test_a_shared_penalty_shares_the_rank(mixed):
     X, y, _ = mixed
     est = _fit(X, y, rank="auto", alpha_per_neuron=False)
     assert np.unique(est.rank_).size == 1 and np.unique(est.alpha_).size == 1
+
+
+def test_the_separable_kernel_chooses_each_neurons_rank_by_default(mixed):
+    X, y, _ = mixed
+    assert STRFRegressor().rank == "auto"
+    est = _fit(X, y)
+    np.testing.assert_array_equal(est.rank_, [1, 2, 1, 2, 3])
+
+
+def test_auto_with_nothing_to_choose_on_is_rank_one():
+    # the final fit of a fine-tuned model trains on every stimulus: with cv=None it has
+    # neither folds nor validation stimuli, so "auto" (the default) is rank 1, where a grid
+    # is an error the user asked for
+    X, y, _ = _separable_cells([1, 2], n_stimuli=6, n_times=200)
+    est = _fit(X, y, rank="auto", cv=None, alpha=1.0, nonlinearity="softplus", max_epochs=2)
+    np.testing.assert_array_equal(est.rank_, [1, 1])
+    with pytest.raises(ValueError, match=r"choosing the separable kernel's rank among \[1, 2\] needs"):
+        _fit(X, y, rank=[1, 2], cv=None, alpha=1.0, nonlinearity="softplus", max_epochs=2)

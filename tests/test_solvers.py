@@ -119,6 +119,110 @@ def test_als_rank_two():
     assert torch.all(s[:, 2:] < 1e-8 * s[:, :1])
 
 
+def _penalised_loss(m, w, alphas):
+    """``w' G w / n - 2 w' c / n + alpha |w|^2`` of weights (B, F, L), problem b fitting neuron b."""
+    flat = w.reshape(w.shape[0], -1)
+    gram, cross = m.gram / m.count, (m.cross / m.count).T[:w.shape[0]]
+    return ((flat @ gram) * flat).sum(1) - 2 * (flat * cross).sum(1) + alphas * (flat * flat).sum(1)
+
+
+def test_an_als_problem_stops_on_its_own():
+    # Each problem stops at its own convergence: batched with a slower one it gives the
+    # weights it gives alone (the whole batch used to sweep until its slowest problem had
+    # converged, 1e-6 away), and those are within the tolerance of running it to the end.
+    stats, _, _, _ = _problem(seed=7, F=6, L=5, N=2, noise=0.5)
+    m = solvers.centred(stats)
+    alphas = torch.full((2,), 1e-3, dtype=torch.float64)
+    init = solvers.ridge_path(m, alphas[:1])[0].T.reshape(2, 6, 5)
+    both = solvers.fit_als(m, init, alphas, 6, 5, rank=2)
+    alone = solvers.fit_als(m, init[:1], alphas[:1], 6, 5, rank=2, neurons=[0])
+    torch.testing.assert_close(both[:1], alone, rtol=1e-12, atol=0)
+    torch.testing.assert_close(solvers.fit_als(m, init, alphas, 6, 5, rank=2, chunk=1), both, rtol=1e-12, atol=0)
+    for rank, fitted in ((1, solvers.fit_als(m, init, alphas, 6, 5)), (2, both)):
+        converged = solvers.fit_als(m, init, alphas, 6, 5, rank=rank, n_iter=5000, tol=1e-13)
+        # 1e-6 per sweep: 8e-5 and 3e-4 from the end where ALS contracts slowly
+        distance = (fitted - converged).flatten(1).norm(dim=1) / converged.flatten(1).norm(dim=1)
+        assert bool((distance < 1e-3).all())
+
+
+@pytest.mark.parametrize("cache_bytes", [1, 2**30])  # a row of the free factor per block; one block
+def test_projected_gram_equals_the_direct_product(cache_bytes, monkeypatch):
+    monkeypatch.setattr(solvers, "ALS_CACHE_BYTES", cache_bytes)
+    rng = np.random.default_rng(8)
+    F, L, B, rank = 5, 4, 3, 2
+    A = torch.tensor(rng.standard_normal((50, F * L)))
+    gram = (A.T @ A).reshape(F, L, F, L)
+    time, freq = torch.tensor(rng.standard_normal((B, rank, L))), torch.tensor(rng.standard_normal((B, rank, F)))
+    k = torch.arange(F * rank)
+    upper = k[:, None] <= k[None, :]
+    expected = torch.einsum("brl,flgk,bsk->bfrgs", time, gram, time).reshape(B, F * rank, F * rank)
+    actual = solvers._project_gram(gram, time)
+    torch.testing.assert_close(actual[:, upper], expected[:, upper], rtol=1e-12, atol=1e-12)
+    # the lag factors' half-step reads the Gram in the order (lag, band, lag, band)
+    grams = solvers._als_grams(solvers.CentredStatistics(gram.reshape(F * L, F * L), None, None, None, 1), F, L)
+    k = torch.arange(L * rank)
+    upper = k[:, None] <= k[None, :]
+    expected = torch.einsum("brf,flgk,bsg->blrks", freq, gram, freq).reshape(B, L * rank, L * rank)
+    torch.testing.assert_close(solvers._project_gram(grams[1], freq)[:, upper], expected[:, upper],
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("identity", [True, False])
+def test_half_step_returns_its_penalised_loss(identity):
+    # The loss that the loss criterion reads costs nothing: -b'x at the half-step's solution
+    stats, _, _, _ = _problem(seed=9, F=4, L=3, N=3)
+    m = solvers.centred(stats)
+    form = (QuadraticForm((1, 4, 3)) if identity
+            else QuadraticForm((1, 4, 3), diagonal=np.linspace(0.5, 2.0, 12)))
+    rng = np.random.default_rng(9)
+    time = torch.tensor(rng.standard_normal((3, 2, 3)))
+    alphas = torch.tensor([1e-3, 1e-1, 1.0], dtype=torch.float64)
+    freq, loss = solvers._separable_half_step(m, form, time, alphas, 4, 3, True, torch.arange(3))
+    w = torch.einsum("brf,brl->bfl", freq, time).reshape(3, -1)
+    penalty = (w * (w * form.diagonal if not identity else w)).sum(1)
+    direct = ((w @ m.gram) * w).sum(1) / m.count - 2 * (w * m.cross.T).sum(1) / m.count + alphas * penalty
+    torch.testing.assert_close(loss, direct, rtol=1e-9, atol=1e-12)
+
+
+def test_a_higher_rank_starts_where_the_lower_rank_ended():
+    # Rank r + 1 starts from rank r's factors and the next component of what they leave of
+    # the start: after one sweep its penalised loss is already no higher than rank r's
+    # (the first half-step can keep rank r's fit), so the candidates are nested.
+    stats, _, _, _ = _problem(seed=10, F=6, L=5, N=3, noise=1.0)
+    m = solvers.centred(stats)
+    alphas = torch.full((3,), 1e-2, dtype=torch.float64)
+    init = solvers.ridge_path(m, alphas[:1])[0].T.reshape(3, 6, 5)
+    one = solvers.als_factors(m, solvers._svd_factors(init, 1), alphas, 6, 5)
+    start = solvers._next_rank_start(*one, init, 2)
+    torch.testing.assert_close(start[0][:, :1], one[0])
+    two = solvers.als_factors(m, start, alphas, 6, 5, n_iter=1)
+    loss_one = _penalised_loss(m, torch.einsum("brf,brl->bfl", *one), alphas)
+    loss_two = _penalised_loss(m, torch.einsum("brf,brl->bfl", *two), alphas)
+    assert bool((loss_two <= loss_one + 1e-12).all())
+
+
+def test_als_candidates_side_by_side_and_with_the_loss_criterion(monkeypatch):
+    # the folds' fits side by side give the folds' fits one after the other, and the loss
+    # criterion of the candidates (ALS_SCORE_LOSS_TOL) moves no score by more than 1e-4
+    monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", 0)
+    stats, _, _, _ = _problem(seed=11, S=6, F=5, L=4, N=4, noise=1.0)
+    folds = [(np.array([0, 1, 2, 3]), np.array([4, 5])), (np.array([2, 3, 4, 5]), np.array([0, 1])),
+             (np.array([0, 1, 4, 5]), np.array([2, 3]))]
+    evaluations = [(solvers.centred(stats, torch.as_tensor(a)), stats, torch.as_tensor(b)) for a, b in folds]
+    alphas = torch.tensor([[1e-3] * 4, [1e-1] * 4], dtype=torch.float64)
+    form, neurons = QuadraticForm((1, 5, 4)), np.arange(4)
+    with limit_threads(1), task_workers_set(1):
+        scores, fold_scores = solvers._als_candidates(evaluations, form, alphas, (1, 2, 3), 5, 4, neurons)
+    with limit_threads(2), task_workers_set(2):
+        both = solvers._als_candidates(evaluations, form, alphas, (1, 2, 3), 5, 4, neurons)
+    np.testing.assert_allclose(both[0], scores, rtol=1e-12)
+    np.testing.assert_allclose(both[1], fold_scores, rtol=1e-12)
+    monkeypatch.setattr(solvers, "ALS_SCORE_LOSS_TOL", None)
+    weights_only, _ = solvers._als_candidates(evaluations, form, alphas, (1, 2, 3), 5, 4, neurons)
+    assert scores.shape == (3, 2, 4) and np.isfinite(scores).all()
+    np.testing.assert_allclose(scores, weights_only, rtol=0, atol=1e-4)
+
+
 def test_als_grid_with_a_singular_penalty_chooses_among_the_others():
     # A duplicated band makes the design singular: alpha = 0 has no unique solution, so it
     # is left out of the ALS choice instead of failing the whole grid.
