@@ -482,7 +482,7 @@ def start_from_closed_form(net: STRFNet, solution, train: StimulusSet | None, *,
 
 
 def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | None,
-              valid: StimulusSet | None = None) -> None:
+              valid: StimulusSet | None = None, *, fitted_start: bool = False) -> None:
     """Train ``net`` on ``train`` by gradient, then settle it.
 
     With ``statistics`` (a linear least-squares model) every step is frame-free. With
@@ -492,6 +492,11 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
     epochs of this run the kept model was trained for: early stopping's best epoch, 0 for a
     kept start, the last epoch when no epoch had a validation score (None without
     validation stimuli, or after an interruption).
+
+    ``fitted_start``: the model starts as a fit of its own (the closed-form start, its
+    penalty cross-validated), which training that diverges before any validated epoch falls
+    back to, with a warning, instead of raising :class:`DivergenceError` (see
+    :func:`_settle_training`).
     """
     device = str(net.device)
     start_state, start_score = None, float("nan")
@@ -500,6 +505,7 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
         with torch.no_grad():
             pred = net.forward(net_inputs(valid, device, net.module_), training=False, device=device)
         start_score = dict(net.callbacks_)["valid_cc_norm"].score(pred)
+    if valid is not None or fitted_start:
         start_state = _copy_state(net.module_)
     first = len(net.history)
     targets = net_targets(train, device, net.module_)
@@ -510,11 +516,11 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
         net.partial_fit(net_inputs(train, device, net.module_), targets)
     finally:
         net.statistics = net.values_per_stimulus = net.frames_per_stimulus = None
-    _settle_training(net)
+    fell_back = _settle_training(net, start_state if fitted_start else None)
     run = np.array([epoch.get("valid_cc_norm", np.nan) for epoch in list(net.history)[first:]], dtype=float)
     best = np.nanmax(run) if np.isfinite(run).any() else -np.inf
     net.start_valid_cc_norm_ = start_score
-    net.kept_start_ = bool(np.isfinite(start_score) and start_score > best)
+    net.kept_start_ = fell_back or bool(np.isfinite(start_score) and start_score > best)
     if net.kept_start_:
         net.module_.load_state_dict(start_state)
     early = dict(net.callbacks_).get("early_stopping")
@@ -574,14 +580,22 @@ def _step_statistics(statistics: DesignStatistics | None, dtype: torch.dtype) ->
     return DesignStatistics(statistics.gram.to(dtype), cross, statistics.sq, statistics.count)
 
 
-def _settle_training(net: STRFNet) -> None:
+def _settle_training(net: STRFNet, start_state: dict | None = None) -> bool:
     """Settle the model after a divergence or an interruption of gradient training.
 
     skorch ends training on both as if it were complete; here the model is set to the
     best validated epoch of this run (early stopping has already restored it) or, after
-    an interruption without one, to the last complete epoch, with a warning. When no
-    such epoch exists, :class:`DivergenceError` or ``KeyboardInterrupt`` is raised
-    before the estimator stores anything, so it keeps its previous state.
+    an interruption without one, to the last complete epoch, with a warning. A divergence
+    without a validated epoch falls back to ``start_state`` (a fitted start: the
+    closed-form model, whose penalty was chosen by cross-validation) when it is given and
+    its loss was finite, with a warning. When no such model exists,
+    :class:`DivergenceError` or ``KeyboardInterrupt`` is raised before the estimator
+    stores anything, so it keeps its previous state.
+
+    Returns
+    -------
+    fell_back : bool
+        Whether the model was set to ``start_state``.
     """
     callbacks = dict(net.callbacks_)
     early = callbacks.get("early_stopping")
@@ -592,6 +606,18 @@ def _settle_training(net: STRFNet) -> None:
     diverged = guard.diverged_epoch_
     interrupted = getattr(net, "interrupted_epoch_", None)
     if diverged is not None:
+        start_finite = guard.start_loss_ is not None and bool(np.isfinite(guard.start_loss_))
+        if best is None and start_state is not None and start_finite:
+            net.module_.load_state_dict(start_state)
+            calibrated = " and its calibrated nonlinearity" if net.module_.nonlinearity is not None else ""
+            warnings.warn(
+                f"training diverged: the training loss {guard.reason_} at epoch {diverged}, before "
+                f"any validated epoch; the fitted start (the closed-form model with its "
+                f"cross-validated penalty{calibrated}) was kept. Consider a lower lr (now {net.lr}).",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
+            )
+            return True
         if best is None:
             raise DivergenceError(
                 f"training diverged: the training loss {guard.reason_} at epoch "
@@ -632,6 +658,7 @@ def _settle_training(net: STRFNet) -> None:
             UserWarning,
             stacklevel=user_stacklevel(),
         )
+    return False
 
 
 def record_closed_form_epoch(net: STRFNet, train_stats: DesignStatistics, valid: StimulusSet | None) -> None:

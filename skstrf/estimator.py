@@ -403,8 +403,13 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
 
     **Divergence.** When the training loss becomes non-finite, or grows more than 1e6 times
     above the loss of the run's first batch, training stops. The model of
-    the best validated epoch before it is restored with a :class:`RuntimeWarning`; without
-    such an epoch (no validation stimuli, or divergence in the first epoch) ``fit`` raises
+    the best validated epoch before it is restored with a :class:`RuntimeWarning`. Without
+    such an epoch (no validation stimuli, or divergence in the first epoch), a model that
+    started fitted (the closed-form start of ``init``, its penalty cross-validated, with
+    its calibrated nonlinearity: the two-stage model of an LN model) keeps that start, with
+    a :class:`RuntimeWarning` (``net_.kept_start_`` is True; with validation stimuli it is
+    made again from every stimulus, ``n_refit_epochs_`` 0), as it keeps it when no epoch
+    beats it; any other start (random, or a warm start) makes ``fit`` raise
     :class:`skstrf.DivergenceError`. A fitted estimator never holds non-finite
     ``strfs_`` or ``intercept_``. When the final fit of a fine-tuned model on every
     stimulus (see ``validation_fraction``) diverges, or is interrupted before an epoch
@@ -636,7 +641,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         with fit_threads():
             data = fit_data(X, y, self, options)  # in memory, or in dask chunks (out of core)
             plan = make_plan(self, options, data.shape, self._net_params(), groups, names)
-            net, solution, band_std = self._fit_plan(data, plan)
+            net, solution, band_std = self._fit_plan(data, plan, final=False)
             if plan.refits and net.validated_epochs_ is not None:  # the fit again on every stimulus
                 final = make_plan(self, options, data.shape, self._net_params(), groups, names,
                                   final_epochs=net.validated_epochs_)
@@ -645,9 +650,11 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self._store(net, plan, data.shape, solution, names, band_std)
         return self
 
-    def _fit_plan(self, data, plan):
+    def _fit_plan(self, data, plan, *, final: bool):
         """One fit of ``plan`` on ``data``: the settled net, its closed-form solution (or
-        None) and the standard deviation of each input band over the training frames."""
+        None) and the standard deviation of each input band over the training frames.
+        ``final``: the final fit of a fine-tuned model on every stimulus, whose divergence
+        falls back to the validated model (:meth:`_fit_final`), not to its own start."""
         train, valid = data.split(plan)
         prefilter = plan.make_prefilter(data.shape.n_freqs)
         raw, inputs, psth = train.moments(prefilter)  # over the training frames
@@ -672,7 +679,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         elif previous is not None and not plan.linear:
             net.penalty = previous.penalty  # continue with the first fit's penalties
         if plan.solver == "gradient":
-            train_net(net, train.stimuli, stats if plan.linear else None, valid)
+            train_net(net, train.stimuli, stats if plan.linear else None, valid,
+                      fitted_start=plan.closed_form and not final)
             if plan.closed_form and valid_stats is not None and plan.separable_shape is None:
                 # a kept ridge start is made again from every stimulus (the two-stage model)
                 refit_kept_start(net, solution.penalty, stats, valid_stats, train.stimuli, valid)
@@ -689,7 +697,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         (``validated`` and ``kept``: its solution, band scales and plan) with a warning."""
         epochs = validated.validated_epochs_
         try:
-            net, solution, band_std = self._fit_plan(data, plan)
+            net, solution, band_std = self._fit_plan(data, plan, final=True)
         except (DivergenceError, KeyboardInterrupt) as exc:
             warnings.warn(
                 f"the final training on every stimulus (validation ones included, {epochs} epoch(s)) "
