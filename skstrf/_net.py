@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 
@@ -23,7 +24,8 @@ from .metrics import ScoreSums, cc_norm_from_sums
 __all__ = ["STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
            "record_closed_form_epoch", "check_finite_model", "start_from_closed_form",
-           "default_callbacks", "listens_to_training_batches", "refit_kept_start"]
+           "default_callbacks", "listens_to_training_batches", "refit_kept_start", "MarkRefit",
+           "user_callbacks"]
 
 class DivergenceError(FloatingPointError):
     """Raised when training produced a non-finite loss before any finite best epoch."""
@@ -355,6 +357,41 @@ class LastEpochCheckpoint(Callback):
         self.epoch_ = net.history[-1, "epoch"]
 
 
+class MarkRefit(Callback):
+    """Record ``refit=True`` in every epoch of a final training on every stimulus, as the
+    epoch begins, so that the other callbacks can tell its epochs from the validated run's."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        net.history.record("refit", True)
+
+
+#: Names of the callbacks that :func:`default_callbacks` may add.
+_OWN_CALLBACKS = ("refit", "valid_cc_norm", "stop_on_non_finite", "early_stopping", "last_epoch")
+
+
+def user_callbacks(net: STRFNet) -> list[tuple[str, Callback]]:
+    """The callbacks of ``net`` that the user gave, as ``(name, instance)`` pairs in order:
+    all but skorch's defaults and :func:`default_callbacks`'."""
+    own = {name for name, _ in net.get_default_callbacks()} | set(_OWN_CALLBACKS)
+    return [(name, cb) for name, cb in net.callbacks_ if name not in own]
+
+
+@contextlib.contextmanager
+def _initialised(callbacks):
+    """Within the block, ``initialize()`` of each of ``callbacks`` leaves it as it is (an
+    instance attribute shadows the method; removed on exit)."""
+    shadowed = []
+    try:
+        for cb in callbacks:
+            if "initialize" not in vars(cb):
+                cb.initialize = (lambda cb=cb: cb)
+                shadowed.append(cb)
+        yield
+    finally:
+        for cb in shadowed:
+            del cb.initialize
+
+
 def _copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
@@ -364,10 +401,14 @@ def _silent(*args, **kwargs) -> None:
 
 
 def default_callbacks(valid: StimulusSet | None, patience: int | None,
-                      max_epochs: int) -> list[tuple[str, Callback]]:
+                      max_epochs: int, final: bool = False) -> list[tuple[str, Callback]]:
     """The callbacks every STRF fit has, in order: validation score, divergence guard,
-    early stopping with best-epoch restore (with validation stimuli), last-epoch copy."""
+    early stopping with best-epoch restore (with validation stimuli), last-epoch copy;
+    with ``final`` (the final training of a fine-tuned model on every stimulus), first the
+    marker of its epochs (:class:`MarkRefit`)."""
     callbacks: list[tuple[str, Callback]] = [("stop_on_non_finite", StopOnNonFinite())]
+    if final:
+        callbacks.insert(0, ("refit", MarkRefit()))
     if valid is not None:
         callbacks.insert(0, ("valid_cc_norm", ValidCCNorm.from_responses(valid)))
         callbacks.append(("early_stopping", EarlyStopping(
@@ -396,7 +437,7 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
               loss: str, lr: float, max_epochs: int, batch_size: int | None, patience: int | None,
               penalty: Penalty, callbacks: list | None = None, verbose: int = 0,
               net_params: dict | None = None, previous: STRFNet | None = None,
-              seed: int = 0) -> STRFNet:
+              seed: int = 0, continues: STRFNet | None = None) -> STRFNet:
     """An initialised :class:`STRFNet` that trains ``module`` on ``n_train`` stimuli.
 
     The validation stimuli ``valid`` (if any) drive early stopping on cc_norm. The loss is
@@ -405,6 +446,13 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
     history carry over. The stimulus shuffling draws from a generator of the net's own,
     seeded with ``seed`` (as do the data loaders' worker seeds): never from torch's global
     generator, so that fits in parallel threads do not disturb each other.
+
+    With ``continues`` (the validated net of the same ``fit``, for its final training on
+    every stimulus) the user's ``callbacks`` are that net's instances, under the same
+    names, and are not initialised again: one ``fit`` of the estimator initialises them
+    once, as skorch's ``fit`` does, and the final training continues them as skorch's
+    ``partial_fit`` would (``on_train_begin`` and ``on_train_end`` again, no
+    ``initialize``). Its epochs record ``refit=True`` as they begin.
     """
     y_mean, y_scale = module.y_mean.double().cpu().numpy(), module.y_scale.double().cpu().numpy()
     if loss == "poisson":
@@ -417,6 +465,7 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
         criterion, weight = MaskedMSELoss, 1.0 / y_scale**2
     train_split = None if valid is None else predefined_split(
         Dataset(net_inputs(valid, device, module), net_targets(valid, device, module)))
+    user = list(callbacks or []) if continues is None else user_callbacks(continues)
     net = STRFNet(
         module,
         criterion=criterion,
@@ -426,7 +475,7 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
         max_epochs=max_epochs,
         batch_size=n_train if batch_size is None else min(batch_size, n_train),
         train_split=train_split,
-        callbacks=default_callbacks(valid, patience, max_epochs) + list(callbacks or []),
+        callbacks=default_callbacks(valid, patience, max_epochs, final=continues is not None) + user,
         device=device,
         verbose=verbose,
         penalty=penalty,
@@ -436,7 +485,8 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
            **(net_params or {})},
     )
     try:
-        net.initialize()
+        with _initialised(cb for _, cb in (user if continues is not None else [])):
+            net.initialize()
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"the skorch net could not be set up with lr={lr!r} and the routed parameters "
