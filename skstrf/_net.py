@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 
@@ -23,7 +24,8 @@ from .metrics import ScoreSums, cc_norm_from_sums
 __all__ = ["STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
            "record_closed_form_epoch", "check_finite_model", "start_from_closed_form",
-           "default_callbacks", "listens_to_training_batches", "refit_kept_start"]
+           "default_callbacks", "listens_to_training_batches", "refit_kept_start", "MarkRefit",
+           "user_callbacks"]
 
 class DivergenceError(FloatingPointError):
     """Raised when training produced a non-finite loss before any finite best epoch."""
@@ -355,6 +357,41 @@ class LastEpochCheckpoint(Callback):
         self.epoch_ = net.history[-1, "epoch"]
 
 
+class MarkRefit(Callback):
+    """Record ``refit=True`` in every epoch of a final training on every stimulus, as the
+    epoch begins, so that the other callbacks can tell its epochs from the validated run's."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        net.history.record("refit", True)
+
+
+#: Names of the callbacks that :func:`default_callbacks` may add.
+_OWN_CALLBACKS = ("refit", "valid_cc_norm", "stop_on_non_finite", "early_stopping", "last_epoch")
+
+
+def user_callbacks(net: STRFNet) -> list[tuple[str, Callback]]:
+    """The callbacks of ``net`` that the user gave, as ``(name, instance)`` pairs in order:
+    all but skorch's defaults and :func:`default_callbacks`'."""
+    own = {name for name, _ in net.get_default_callbacks()} | set(_OWN_CALLBACKS)
+    return [(name, cb) for name, cb in net.callbacks_ if name not in own]
+
+
+@contextlib.contextmanager
+def _initialised(callbacks):
+    """Within the block, ``initialize()`` of each of ``callbacks`` leaves it as it is (an
+    instance attribute shadows the method; removed on exit)."""
+    shadowed = []
+    try:
+        for cb in callbacks:
+            if "initialize" not in vars(cb):
+                cb.initialize = (lambda cb=cb: cb)
+                shadowed.append(cb)
+        yield
+    finally:
+        for cb in shadowed:
+            del cb.initialize
+
+
 def _copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
@@ -364,10 +401,14 @@ def _silent(*args, **kwargs) -> None:
 
 
 def default_callbacks(valid: StimulusSet | None, patience: int | None,
-                      max_epochs: int) -> list[tuple[str, Callback]]:
+                      max_epochs: int, final: bool = False) -> list[tuple[str, Callback]]:
     """The callbacks every STRF fit has, in order: validation score, divergence guard,
-    early stopping with best-epoch restore (with validation stimuli), last-epoch copy."""
+    early stopping with best-epoch restore (with validation stimuli), last-epoch copy;
+    with ``final`` (the final training of a fine-tuned model on every stimulus), first the
+    marker of its epochs (:class:`MarkRefit`)."""
     callbacks: list[tuple[str, Callback]] = [("stop_on_non_finite", StopOnNonFinite())]
+    if final:
+        callbacks.insert(0, ("refit", MarkRefit()))
     if valid is not None:
         callbacks.insert(0, ("valid_cc_norm", ValidCCNorm.from_responses(valid)))
         callbacks.append(("early_stopping", EarlyStopping(
@@ -396,7 +437,7 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
               loss: str, lr: float, max_epochs: int, batch_size: int | None, patience: int | None,
               penalty: Penalty, callbacks: list | None = None, verbose: int = 0,
               net_params: dict | None = None, previous: STRFNet | None = None,
-              seed: int = 0) -> STRFNet:
+              seed: int = 0, continues: STRFNet | None = None) -> STRFNet:
     """An initialised :class:`STRFNet` that trains ``module`` on ``n_train`` stimuli.
 
     The validation stimuli ``valid`` (if any) drive early stopping on cc_norm. The loss is
@@ -405,6 +446,13 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
     history carry over. The stimulus shuffling draws from a generator of the net's own,
     seeded with ``seed`` (as do the data loaders' worker seeds): never from torch's global
     generator, so that fits in parallel threads do not disturb each other.
+
+    With ``continues`` (the validated net of the same ``fit``, for its final training on
+    every stimulus) the user's ``callbacks`` are that net's instances, under the same
+    names, and are not initialised again: one ``fit`` of the estimator initialises them
+    once, as skorch's ``fit`` does, and the final training continues them as skorch's
+    ``partial_fit`` would (``on_train_begin`` and ``on_train_end`` again, no
+    ``initialize``). Its epochs record ``refit=True`` as they begin.
     """
     y_mean, y_scale = module.y_mean.double().cpu().numpy(), module.y_scale.double().cpu().numpy()
     if loss == "poisson":
@@ -417,6 +465,7 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
         criterion, weight = MaskedMSELoss, 1.0 / y_scale**2
     train_split = None if valid is None else predefined_split(
         Dataset(net_inputs(valid, device, module), net_targets(valid, device, module)))
+    user = list(callbacks or []) if continues is None else user_callbacks(continues)
     net = STRFNet(
         module,
         criterion=criterion,
@@ -426,7 +475,7 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
         max_epochs=max_epochs,
         batch_size=n_train if batch_size is None else min(batch_size, n_train),
         train_split=train_split,
-        callbacks=default_callbacks(valid, patience, max_epochs) + list(callbacks or []),
+        callbacks=default_callbacks(valid, patience, max_epochs, final=continues is not None) + user,
         device=device,
         verbose=verbose,
         penalty=penalty,
@@ -436,7 +485,8 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
            **(net_params or {})},
     )
     try:
-        net.initialize()
+        with _initialised(cb for _, cb in (user if continues is not None else [])):
+            net.initialize()
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"the skorch net could not be set up with lr={lr!r} and the routed parameters "
@@ -482,7 +532,7 @@ def start_from_closed_form(net: STRFNet, solution, train: StimulusSet | None, *,
 
 
 def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | None,
-              valid: StimulusSet | None = None) -> None:
+              valid: StimulusSet | None = None, *, fitted_start: bool = False) -> None:
     """Train ``net`` on ``train`` by gradient, then settle it.
 
     With ``statistics`` (a linear least-squares model) every step is frame-free. With
@@ -492,6 +542,11 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
     epochs of this run the kept model was trained for: early stopping's best epoch, 0 for a
     kept start, the last epoch when no epoch had a validation score (None without
     validation stimuli, or after an interruption).
+
+    ``fitted_start``: the model starts as a fit of its own (the closed-form start, its
+    penalty cross-validated), which training that diverges before any validated epoch falls
+    back to, with a warning, instead of raising :class:`DivergenceError` (see
+    :func:`_settle_training`).
     """
     device = str(net.device)
     start_state, start_score = None, float("nan")
@@ -500,6 +555,7 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
         with torch.no_grad():
             pred = net.forward(net_inputs(valid, device, net.module_), training=False, device=device)
         start_score = dict(net.callbacks_)["valid_cc_norm"].score(pred)
+    if valid is not None or fitted_start:
         start_state = _copy_state(net.module_)
     first = len(net.history)
     targets = net_targets(train, device, net.module_)
@@ -510,11 +566,11 @@ def train_net(net: STRFNet, train: StimulusSet, statistics: DesignStatistics | N
         net.partial_fit(net_inputs(train, device, net.module_), targets)
     finally:
         net.statistics = net.values_per_stimulus = net.frames_per_stimulus = None
-    _settle_training(net)
+    fell_back = _settle_training(net, start_state if fitted_start else None)
     run = np.array([epoch.get("valid_cc_norm", np.nan) for epoch in list(net.history)[first:]], dtype=float)
     best = np.nanmax(run) if np.isfinite(run).any() else -np.inf
     net.start_valid_cc_norm_ = start_score
-    net.kept_start_ = bool(np.isfinite(start_score) and start_score > best)
+    net.kept_start_ = fell_back or bool(np.isfinite(start_score) and start_score > best)
     if net.kept_start_:
         net.module_.load_state_dict(start_state)
     early = dict(net.callbacks_).get("early_stopping")
@@ -574,14 +630,22 @@ def _step_statistics(statistics: DesignStatistics | None, dtype: torch.dtype) ->
     return DesignStatistics(statistics.gram.to(dtype), cross, statistics.sq, statistics.count)
 
 
-def _settle_training(net: STRFNet) -> None:
+def _settle_training(net: STRFNet, start_state: dict | None = None) -> bool:
     """Settle the model after a divergence or an interruption of gradient training.
 
     skorch ends training on both as if it were complete; here the model is set to the
     best validated epoch of this run (early stopping has already restored it) or, after
-    an interruption without one, to the last complete epoch, with a warning. When no
-    such epoch exists, :class:`DivergenceError` or ``KeyboardInterrupt`` is raised
-    before the estimator stores anything, so it keeps its previous state.
+    an interruption without one, to the last complete epoch, with a warning. A divergence
+    without a validated epoch falls back to ``start_state`` (a fitted start: the
+    closed-form model, whose penalty was chosen by cross-validation) when it is given and
+    its loss was finite, with a warning. When no such model exists,
+    :class:`DivergenceError` or ``KeyboardInterrupt`` is raised before the estimator
+    stores anything, so it keeps its previous state.
+
+    Returns
+    -------
+    fell_back : bool
+        Whether the model was set to ``start_state``.
     """
     callbacks = dict(net.callbacks_)
     early = callbacks.get("early_stopping")
@@ -592,6 +656,18 @@ def _settle_training(net: STRFNet) -> None:
     diverged = guard.diverged_epoch_
     interrupted = getattr(net, "interrupted_epoch_", None)
     if diverged is not None:
+        start_finite = guard.start_loss_ is not None and bool(np.isfinite(guard.start_loss_))
+        if best is None and start_state is not None and start_finite:
+            net.module_.load_state_dict(start_state)
+            calibrated = " and its calibrated nonlinearity" if net.module_.nonlinearity is not None else ""
+            warnings.warn(
+                f"training diverged: the training loss {guard.reason_} at epoch {diverged}, before "
+                f"any validated epoch; the fitted start (the closed-form model with its "
+                f"cross-validated penalty{calibrated}) was kept. Consider a lower lr (now {net.lr}).",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
+            )
+            return True
         if best is None:
             raise DivergenceError(
                 f"training diverged: the training loss {guard.reason_} at epoch "
@@ -632,6 +708,7 @@ def _settle_training(net: STRFNet) -> None:
             UserWarning,
             stacklevel=user_stacklevel(),
         )
+    return False
 
 
 def record_closed_form_epoch(net: STRFNet, train_stats: DesignStatistics, valid: StimulusSet | None) -> None:

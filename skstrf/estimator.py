@@ -222,9 +222,14 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         1 prints skorch's per-epoch table.
     callbacks : list of skorch callbacks or None, default=None
         Extra callbacks passed to the skorch net (instances, or ``(name, callback)``
-        pairs); skorch calls them during training as in any skorch net, and again during
-        the final fit of a fine-tuned model on every stimulus (``n_refit_epochs_``), which
-        has no validation stimuli: its epochs record no validation entries.
+        pairs); skorch calls them during training as in any skorch net. Each ``fit``
+        initialises them once (their ``initialize()``, as skorch's ``fit`` does). The final
+        fit of a fine-tuned model on every stimulus (``n_refit_epochs_``) continues the same
+        instances, as skorch's ``partial_fit`` would: ``on_train_begin`` and
+        ``on_train_end`` are called again, ``initialize()`` is not, so what a callback
+        recorded during the validated run stays. That net's ``history`` holds only the
+        final fit's epochs, numbered from 1, each with ``refit=True`` from its start and no
+        validation entries (``history_`` then lists them after the validated ones).
     warm_start : bool, default=False
         With gradient training, the next ``fit`` continues from the fitted model and its
         optimizer state (``history_`` grows, at most ``max_epochs`` more epochs, the current
@@ -405,8 +410,13 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
 
     **Divergence.** When the training loss becomes non-finite, or grows more than 1e6 times
     above the loss of the run's first batch, training stops. The model of
-    the best validated epoch before it is restored with a :class:`RuntimeWarning`; without
-    such an epoch (no validation stimuli, or divergence in the first epoch) ``fit`` raises
+    the best validated epoch before it is restored with a :class:`RuntimeWarning`. Without
+    such an epoch (no validation stimuli, or divergence in the first epoch), a model that
+    started fitted (the closed-form start of ``init``, its penalty cross-validated, with
+    its calibrated nonlinearity: the two-stage model of an LN model) keeps that start, with
+    a :class:`RuntimeWarning` (``net_.kept_start_`` is True; with validation stimuli it is
+    made again from every stimulus, ``n_refit_epochs_`` 0), as it keeps it when no epoch
+    beats it; any other start (random, or a warm start) makes ``fit`` raise
     :class:`skstrf.DivergenceError`. A fitted estimator never holds non-finite
     ``strfs_`` or ``intercept_``. When the final fit of a fine-tuned model on every
     stimulus (see ``validation_fraction``) diverges, or is interrupted before an epoch
@@ -647,9 +657,12 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self._store(net, plan, data.shape, solution, names, band_std)
         return self
 
-    def _fit_plan(self, data, plan):
+    def _fit_plan(self, data, plan, *, continues=None):
         """One fit of ``plan`` on ``data``: the settled net, its closed-form solution (or
-        None) and the standard deviation of each input band over the training frames."""
+        None) and the standard deviation of each input band over the training frames.
+        ``continues``: the validated net, when this is the final fit of a fine-tuned model
+        on every stimulus, which continues its callbacks and whose divergence falls back to
+        it (:meth:`_fit_final`), not to its own start."""
         train, valid = data.split(plan)
         prefilter = plan.make_prefilter(data.shape.n_freqs)
         raw, inputs, psth = train.moments(prefilter)  # over the training frames
@@ -660,7 +673,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         module = build_model(data.shape.n_freqs, data.shape.n_neurons, (inputs, psth), prefilter=prefilter,
                              history=linear_history(plan.history, inputs.mean, prefilter),
                              previous=None if previous is None else previous.module_, **plan.model_options)
-        net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous, **plan.net)
+        net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous,
+                        continues=continues, **plan.net)
         groups, folds = plan.row_groups()  # a closed form sums the rows every fold treats alike
         stats = train.statistics(net.module_, plan.device, plan.n_blocks, groups) if plan.statistics else None
         solution = valid_stats = None
@@ -674,7 +688,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         elif previous is not None and not plan.linear:
             net.penalty = previous.penalty  # continue with the first fit's penalties
         if plan.solver == "gradient":
-            train_net(net, train.stimuli, stats if plan.linear else None, valid)
+            train_net(net, train.stimuli, stats if plan.linear else None, valid,
+                      fitted_start=plan.closed_form and continues is None)
             if plan.closed_form and valid_stats is not None and plan.separable_shape is None:
                 # a kept ridge start is made again from every stimulus (the two-stage model)
                 refit_kept_start(net, solution.penalty, stats, valid_stats, train.stimuli, valid)
@@ -691,7 +706,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         (``validated`` and ``kept``: its solution, band scales and plan) with a warning."""
         epochs = validated.validated_epochs_
         try:
-            net, solution, band_std = self._fit_plan(data, plan)
+            net, solution, band_std = self._fit_plan(data, plan, continues=validated)
         except (DivergenceError, KeyboardInterrupt) as exc:
             warnings.warn(
                 f"the final training on every stimulus (validation ones included, {epochs} epoch(s)) "

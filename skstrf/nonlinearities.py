@@ -41,6 +41,16 @@ class Softplus(nn.Module):
     """
 
     n_params_per_neuron = 3
+    #: Bound of :meth:`calibrate_` on the knee: ``slope * SD(z) / s <= max_relative_slope``,
+    #: a knee at least 1 % of the linear drive's standard deviation wide, within
+    #: ``0.007 * gain * slope * s`` of a hard rectifier (which a sharper knee cannot beat by
+    #: more), and an exponential tail up to ``exp(100 * z / SD(z))``.
+    max_relative_slope = 100.0
+    #: Bound of :meth:`calibrate_` on the gain: ``gain <= max_tail_gain * max(1, max(y) / s)``,
+    #: so that the largest response is reached no deeper than ``softplus = 1e-3`` in the
+    #: exponential tail, where the curve is within 0.05 % of an exponential (which a deeper
+    #: tail cannot beat by more).
+    max_tail_gain = 1e3
     _slope_grid = torch.logspace(-1.0, 1.5, 11, dtype=torch.float64)
     _offset_grid = torch.arange(-4.0, 5.0, dtype=torch.float64)  # exact integers: 0 among them
 
@@ -72,6 +82,18 @@ class Softplus(nn.Module):
         the result is the least-squares (or maximum-likelihood) static softplus of the
         linear stage, a start that gradient training of the LN model can only improve on.
 
+        The refinement keeps ``slope`` and ``gain`` within bounds set by the data
+        (:attr:`max_relative_slope`, :attr:`max_tail_gain`; smoothly, by a change of
+        variables). Without them it may not end: the softplus family only approaches the
+        best fit of two kinds of cells, a linear or rectified one (a hard knee: ``slope``
+        to infinity and ``gain`` to zero, for a cell that is linear over the data's range
+        with its knee at or below the lowest drive) and an exponential one (``offset`` to
+        minus infinity and ``gain`` to infinity). Along those valleys the loss keeps
+        falling by ever smaller amounts, and L-BFGS followed them until the parameters
+        overflowed float32 (a slope of ``inf``: a non-finite loss at the first training
+        epoch whatever the learning rate). Within the bounds such a cell gets a finite
+        curve as close to the limit as the bounds say.
+
         Parameters
         ----------
         z : Tensor of shape (n_frames, n_neurons)
@@ -88,17 +110,34 @@ class Softplus(nn.Module):
         pairs = [(b, c) for b in slopes for c in offsets]
         shapes = (scale * nn.functional.softplus(b * u + c) for b, c in pairs)
         best, log_gain = _best_shape(shapes, y.double(), loss)
+        limits = self._limits(u, y.double())
         start = torch.stack([log_gain, slopes[best // len(offsets)].log(), offsets[best % len(offsets)]])
+        # the refinement runs on unbounded values that map below the limits
+        start[:2] = _below_inverse(torch.minimum(start[:2], limits - _BOUND_MARGIN), limits)
 
         def rate(theta: torch.Tensor) -> torch.Tensor:
-            log_g, log_b, c = theta
-            return scale * log_g.exp() * nn.functional.softplus(log_b.exp() * u + c)
+            log_g, log_b = _below(theta[:2], limits)
+            return scale * log_g.exp() * nn.functional.softplus(log_b.exp() * u + theta[2])
 
-        log_g, log_b, c = _refine(rate, start, y.double(), loss)
+        theta = _refine(rate, start, y.double(), loss)
+        (log_g, log_b), c = _below(theta[:2], limits), theta[2]
         self.log_gain.copy_(log_g.float())
         self.log_slope.copy_(log_b.float())
         self.offset.copy_(c.float())
         return self
+
+    def _limits(self, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Upper bounds of ``log(gain)`` and ``log(slope)`` of each neuron (2, n_neurons)
+        for the drive ``u = z / s`` and the responses ``y`` (NaN ignored)."""
+        mask = torch.isfinite(y)
+        count = mask.sum(0).clamp(min=1)
+        mean = torch.where(mask, u, 0.0).sum(0) / count
+        spread = (torch.where(mask, (u - mean) ** 2, 0.0).sum(0) / count).sqrt()
+        # a drive that hardly varies leaves the slope unidentified: 1e5 at most keeps it finite
+        log_slope = math.log(self.max_relative_slope) - spread.clamp(min=1e-3).log()
+        top = torch.where(mask, y, -torch.inf).amax(0) / self.scale.double()
+        log_gain = math.log(self.max_tail_gain) + top.clamp(min=1.0).log()
+        return torch.stack([log_gain, log_slope])
 
 
 class Exponential(nn.Module):
@@ -174,6 +213,23 @@ class Exponential(nn.Module):
         self.log_slope.copy_(log_b.float())
         self.offset.copy_(c.float())
         return self
+
+
+# how far below a bound the grid's start is placed (its inverse map is finite there)
+_BOUND_MARGIN = 1e-3
+
+
+def _below(t: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
+    """``limit - softplus(limit - t)``: a smooth, increasing map of ``t`` below ``limit``,
+    the identity well below it."""
+    return limit - nn.functional.softplus(limit - t)
+
+
+def _below_inverse(v: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
+    """The ``t`` that :func:`_below` maps to ``v < limit``."""
+    gap = limit - v
+    # log(expm1(gap)), which is gap itself to double precision for a large gap
+    return limit - torch.where(gap > 30.0, gap, torch.log(torch.expm1(gap.clamp(max=30.0))))
 
 
 def _loss_per_neuron(rate: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss: str) -> torch.Tensor:

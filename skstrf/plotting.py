@@ -592,23 +592,54 @@ def _column(records: list[dict], key: str, name: str) -> np.ndarray | None:
     return np.array(values, dtype=float)
 
 
-def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
-    """Training and validation loss and validation cc_norm per epoch, several fits overlaid.
+def _stored_model(history, records: list[dict]) -> tuple[int | None, float | None, bool]:
+    """Which model a fit stored, from its history (and, for a fitted estimator, its
+    attributes): the number of the validated epoch that chose the final fit's length (its
+    count of ``refit`` rows, or ``n_refit_epochs_``; None without a final fit), for an
+    estimator that kept its start the start's validation cc_norm (else None), and whether
+    it is known to be a gradient fit (an estimator whose net records ``kept_start_``)."""
+    n_refit = sum(1 for row in records if row.get("refit") is True)
+    chosen = getattr(history, "n_refit_epochs_", None) if hasattr(history, "fit") else None
+    chosen = chosen if chosen else (n_refit or None)
+    net = getattr(history, "net_", None) if hasattr(history, "fit") else None
+    kept = getattr(net, "kept_start_", False) is True
+    start = getattr(net, "start_valid_cc_norm_", None) if kept else None
+    start = float(start) if isinstance(start, numbers.Real) and np.isfinite(start) else None
+    return (None if kept else chosen), start, hasattr(net, "kept_start_")
 
-    Each fit gets one colour: its training loss dashed, its validation loss solid, and a
-    star on the epoch with the best validation cc_norm (the one early stopping restores).
-    A fit with a single epoch (a closed-form solver) is drawn as markers at epoch 1 (hollow
-    for training, filled for validation) with dotted horizontal lines across the plot, a
-    reference level for the gradient fits. One legend, right of the panels, names the
-    fits and the line styles.
+
+def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
+    """Training and validation loss and validation cc_norm per epoch, several fits overlaid,
+    with the model each fit stored marked.
+
+    Each fit gets one colour: its training loss dashed, its validation loss solid. What the
+    fit stored is marked:
+
+    * a filled star on the epoch with the best validation cc_norm, the one early stopping
+      restores, for a fit that stored it;
+    * for a model fitted again on every stimulus after validation (``history_`` rows with
+      ``refit=True``, see :class:`~skstrf.STRFRegressor`'s ``n_refit_epochs_``): a hollow
+      star on the validated epoch whose number of epochs the final fit repeated (the stored
+      model is not that epoch's weights), the final fit's training loss dash-dotted after
+      the validated epochs (it has no validation entries), and a diamond on its last epoch,
+      the stored model;
+    * for a fitted estimator that kept its start (``net_.kept_start_``: no epoch beat it on
+      the validation stimuli), no star, and a diamond at epoch 0 on the start's validation
+      cc_norm.
+
+    A fit with a single epoch (a closed-form solver; not a gradient-trained estimator) is
+    drawn as markers at epoch 1 (hollow for training, filled for validation) with dotted
+    horizontal lines across the plot, a reference level for the gradient fits. One legend, right of the panels, names the
+    fits, the line styles and the markers drawn.
 
     Parameters
     ----------
     histories : mapping of str to history, or one history
         Label -> a fitted :class:`~skstrf.STRFRegressor`, its ``history_`` or a list of
         per-epoch dicts with keys ``epoch``, ``train_loss``, ``valid_loss`` and
-        ``valid_cc_norm`` (keys missing from some epoch are not drawn). A single history
-        is labelled "fit".
+        ``valid_cc_norm``, and ``refit`` (True on the epochs of a final fit on every
+        stimulus). Keys missing from some epoch of the validated run (the epochs without
+        ``refit=True``) are not drawn. A single history is labelled "fit".
     figsize : (float, float), default=(12, 4)
         Figure size in inches.
 
@@ -618,8 +649,9 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
         The figure.
     axes : ndarray of 2 matplotlib.axes.Axes
         Loss and validation cc_norm. Each drawn line is labelled "<fit> (train)",
-        "<fit> (valid)" (loss) or "<fit>" (cc_norm); the best-epoch stars
-        "_best epoch of <fit>" (hidden from legends).
+        "<fit> (valid)", "<fit> (final fit)" (loss) or "<fit>" (cc_norm); the markers
+        "_best epoch of <fit>", "_validated epoch of <fit>" and "_stored model of <fit>"
+        (hidden from legends).
     """
     plt = _pyplot()
     from matplotlib.lines import Line2D
@@ -641,14 +673,22 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
     fits = {}
     for label, history in histories.items():
         records = _history_records(history, names[label])
-        fits[label] = {key: _column(records, key, names[label]) for key in keys}
-        if fits[label]["epoch"] is None:
-            fits[label]["epoch"] = np.arange(1, len(records) + 1, dtype=float)
+        positions = np.arange(1, len(records) + 1, dtype=float)
+        final = [row.get("refit") is True for row in records]
+        runs = {}
+        for run, rows in (("validated", [r for r, f in zip(records, final) if not f]),
+                          ("final", [r for r, f in zip(records, final) if f])):
+            columns = {key: _column(rows, key, names[label]) if rows else None for key in keys}
+            if rows and columns["epoch"] is None:
+                columns["epoch"] = positions[[f == (run == "final") for f in final]]
+            runs[run] = columns
+        fits[label] = (runs, *_stored_model(history, records))
     fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
-    handles, closed_form, iterative = [], set(), False
-    for i, (label, columns) in enumerate(fits.items()):
+    handles, closed_form, iterative, drawn = [], set(), False, set()
+    for i, (label, (runs, chosen, start, gradient)) in enumerate(fits.items()):
         color = f"C{i}"
         handles.append(Line2D([], [], color=color, lw=2.5, label=label))
+        columns = runs["validated"]
         epochs = columns["epoch"]
         panels = [(0, "train_loss", "--", "none", f"{label} (train)"),
                   (0, "valid_loss", "-", color, f"{label} (valid)"),
@@ -658,29 +698,54 @@ def plot_history(histories, *, figsize: tuple[float, float] = (12, 4)):
             if values is None:
                 continue
             ax = axes[panel]
-            if len(values) == 1:
+            if len(values) == 1 and runs["final"]["train_loss"] is None and not gradient:
                 closed_form.add("\u25cb training" if key == "train_loss" else "\u25cf validation")
                 ax.axhline(values[0], color=color, ls=":", lw=1)
                 ax.plot(epochs, values, color=color, mfc=face, marker="o", ls="none", label=name)
             else:
                 iterative = True
-                ax.plot(epochs, values, color=color, ls=ls, lw=1 if ls == "--" else 1.5, label=name)
+                ax.plot(epochs, values, color=color, ls=ls, lw=1 if ls == "--" else 1.5, label=name,
+                        marker="o" if len(values) == 1 else None, mfc=face)  # one epoch: a point
         scores = columns["valid_cc_norm"]
-        if scores is not None and len(scores) > 1 and np.isfinite(scores).any():
+        star = dict(color=color, marker="*", ms=12, ls="none", markeredgecolor="black", markeredgewidth=0.5)
+        diamond = dict(color=color, marker="D", ms=7, ls="none", markeredgecolor="black", markeredgewidth=0.5)
+        refit = runs["final"]
+        if refit["train_loss"] is not None:
+            axes[0].plot(refit["epoch"], refit["train_loss"], color=color, ls="-.", lw=1.2, label=f"{label} (final fit)")
+            # "_" keeps the markers out of any legend a caller adds to the panel
+            axes[0].plot(refit["epoch"][-1:], refit["train_loss"][-1:], **diamond, label=f"_stored model of {label}")
+            drawn.update({"final", "stored"})
+        if start is not None:
+            axes[1].plot([0], [start], **diamond, label=f"_stored model of {label}")
+            drawn.add("start")
+        elif scores is not None and chosen is not None and 0 < chosen <= len(scores):
+            axes[1].plot(epochs[chosen - 1], scores[chosen - 1], **{**star, "mfc": "white"},
+                         label=f"_validated epoch of {label}")
+            drawn.add("validated")
+        elif scores is not None and len(scores) > 1 and np.isfinite(scores).any():
             best = int(np.nanargmax(scores))
-            axes[1].plot(epochs[best], scores[best], color=color, marker="*", ms=12, ls="none",
-                         markeredgecolor="black", markeredgewidth=0.5,
-                         # "_" keeps the stars out of any legend a caller adds to the panel
-                         label=f"_best epoch of {label}")
+            axes[1].plot(epochs[best], scores[best], **star, label=f"_best epoch of {label}")
+            drawn.add("best")
     if iterative:
         handles += [Line2D([], [], color="0.3", ls="--", lw=1, label="training loss"),
-                    Line2D([], [], color="0.3", ls="-", lw=1.5, label="validation"),
-                    Line2D([], [], color="0.3", marker="*", ms=10, ls="none", label="best epoch (restored)")]
+                    Line2D([], [], color="0.3", ls="-", lw=1.5, label="validation")]
+    marker = dict(color="0.3", ls="none", markeredgecolor="black", markeredgewidth=0.5)
+    if "best" in drawn:
+        handles.append(Line2D([], [], marker="*", ms=10, label="best epoch (restored)", **marker))
+    if "validated" in drawn:
+        handles.append(Line2D([], [], marker="*", ms=10, mfc="white",
+                              label="best validated epoch\n(its number of epochs\nrepeated by the final fit)", **marker))
+    if "final" in drawn:
+        handles.append(Line2D([], [], color="0.3", ls="-.", lw=1.2, label="final fit on every stimulus\n(training loss)"))
+    if "stored" in drawn or "start" in drawn:
+        stored = [text for key, text in (("stored", "end of the final fit"), ("start", "kept start, epoch 0"))
+                  if key in drawn]
+        handles.append(Line2D([], [], marker="D", ms=6, label=f"stored model\n({'; '.join(stored)})", **marker))
     if closed_form:
         # only the markers drawn are named (a cross-validated fit records no validation)
-        drawn = ", ".join(sorted(closed_form))  # training (U+25CB) first
+        shown = ", ".join(sorted(closed_form))  # training (U+25CB) first
         handles.append(Line2D([], [], color="0.3", ls=":", marker="o", mfc="0.3", lw=1,
-                              label=f"closed form (one solve;\n{drawn})"))
+                              label=f"closed form (one solve;\n{shown})"))
     axes[0].set(xlabel="epoch", ylabel="MSE (units of PSTH variance)", title="Loss")
     axes[1].set(xlabel="epoch", ylabel="validation cc_norm", title="Validation cc_norm")
     for ax in axes:

@@ -1,6 +1,8 @@
 """Tests of the LN output, the Poisson loss and the prefilters inside STRFRegressor."""
 
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -130,6 +132,48 @@ def test_ln_starts_from_the_closed_form_linear_strf(rectified):
     linear = STRFRegressor(n_lags=L, random_state=0).fit(rectified.X, rectified.y)
     np.testing.assert_allclose(ln.strfs_, linear.strfs_, rtol=1e-4, atol=1e-6 * np.abs(linear.strfs_).max())
     np.testing.assert_allclose(ln.alpha_, linear.alpha_)
+
+
+def _linear_cells(seed, base=0.0, n_stimuli=6, n_times=120, n_freqs=8, n_neurons=2):
+    """Exactly linear cells around ``base`` (some responses below zero) plus noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_stimuli, n_times, n_freqs))
+    w = rng.standard_normal((n_neurons, n_freqs, 4))
+    psth = np.full((n_stimuli, n_times, n_neurons), base)
+    for k in range(4):
+        psth[:, k:] += np.einsum("stf,nf->stn", X[:, :n_times - k], w[:, :, k])
+    return X, psth + rng.standard_normal(psth.shape)
+
+
+@pytest.mark.parametrize("kernel, seed, base, validation_fraction", [
+    ({"kernel": "separable", "rank": 1}, 2, 0.0, 0.15),  # rank 1: the fit that raised
+    ({"kernel": "vanilla"}, 3, 3.0, None),
+])
+def test_a_tiny_ln_fit_of_linear_cells_starts_finite(kernel, seed, base, validation_fraction):
+    # The best softplus of a linear cell is a limit (a hard knee); the calibration followed it
+    # until the slope overflowed float32 and the first epoch's loss was NaN even at lr=1e-12
+    # (DivergenceError on these data before the bounds of Softplus.calibrate_).
+    X, y = _linear_cells(seed, base)
+    est = STRFRegressor(**kernel, nonlinearity="softplus", n_lags=4, max_epochs=2, lr=1e-12,
+                        validation_fraction=validation_fraction, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    assert not [w for w in caught if "diverged" in str(w.message)]
+    assert np.isfinite(est.history_[:, "train_loss"]).all()
+    pred = est.predict(X)
+    assert np.isfinite(pred).all()
+    nonlinearity = est.net_.module_.nonlinearity
+    for parameter in (nonlinearity.log_gain, nonlinearity.log_slope, nonlinearity.offset):
+        assert torch.isfinite(parameter.exp() if parameter is not nonlinearity.offset else parameter).all()
+    # lr=1e-12 leaves the start: the calibrated softplus of the linear stage, a straight line
+    # above its knee, so where the linear model predicts well above zero the LN model's
+    # prediction is a linear function of it
+    linear = STRFRegressor(**kernel, n_lags=4, validation_fraction=validation_fraction,
+                           random_state=0).fit(X, y).predict(X)
+    for n in range(y.shape[-1]):
+        above = linear[..., n] > 0.5 * linear[..., n].std()
+        assert np.corrcoef(pred[..., n][above], linear[..., n][above])[0, 1] > 0.9999
 
 
 def test_ln_beats_linear_on_rectified_data_and_recovers_the_strf(rectified, strf_corr):

@@ -125,9 +125,45 @@ def test_every_kernel_loss_and_layout_is_trained_again(cells, params):
     assert np.all(np.isfinite(est.predict(X)))
 
 
+class _Epochs(Callback):
+    """Counts its initialisations and training runs, and records for every epoch whether it
+    is one of the final training's (state reset by ``initialize``, as skorch's own do)."""
+
+    def __init__(self):
+        self.n_initialized = 0
+
+    def initialize(self):
+        self.n_initialized += 1
+        self.refit, self.train_begins = [], 0
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.train_begins += 1
+
+    def on_epoch_end(self, net, **kwargs):
+        self.refit.append(bool(net.history[-1].get("refit", False)))
+
+
+def test_callbacks_are_initialised_once_per_fit_and_continue_in_the_final_training(cells):
+    # One fit, one initialize() (skorch's fit); the final training on every stimulus
+    # continues the same instances as skorch's partial_fit would: a callback that resets its
+    # records in initialize() keeps the validated run's (it lost them before).
+    record = _Epochs()
+    est = STRFRegressor(n_lags=L, nonlinearity="softplus", lr=1e-2, max_epochs=4, patience=None,
+                        random_state=0, callbacks=[record])
+    for n_fits in (1, 2):
+        _quiet_fit(est, cells.X, cells.y)
+        assert est.n_refit_epochs_ > 0
+        assert record.n_initialized == n_fits  # again at the next fit only
+        assert record.train_begins == 2  # the validated run, then the final training
+        # every epoch of history_, in order, the final training's marked as they ran
+        assert record.refit == [bool(row.get("refit", False)) for row in est.history_]
+        assert record.refit == [False] * 4 + [True] * est.n_refit_epochs_
+        assert dict(est.net_.callbacks_)["_Epochs"] is record
+
+
 class _RecordValidated(Callback):
-    """The linear stage after every validated epoch (kept when the final fit's net
-    initialises its callbacks again)."""
+    """The linear stage after every validated epoch."""
 
     def __init__(self):
         self.states = []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from skstrf.nonlinearities import Exponential, Softplus, _best_shape, make_nonlinearity
+from skstrf.nonlinearities import Exponential, Softplus, _best_shape, _loss_per_neuron, make_nonlinearity
 
 
 def test_softplus_formula_and_positivity():
@@ -92,6 +92,47 @@ def test_softplus_calibration_recovers_slope_and_gain(loss):
     np.testing.assert_allclose(nl.log_slope.exp().detach().numpy(), slope.numpy(), rtol=1e-5)
     np.testing.assert_allclose(nl.log_gain.exp().detach().numpy(), gain.numpy(), rtol=1e-4)
     assert (nl.offset.detach() == 0).all()
+
+
+def _cells(n=2000, seed=0):
+    """Drives ``z`` and responses ``y`` (n, 4) of cells whose best softplus lies at infinity:
+    linear with zero mean (a hard knee at 0), linear just above zero (a knee at or below the
+    lowest drive), rectified (a hard knee), exponential (the softplus's exponential tail)."""
+    u = torch.as_tensor(np.random.default_rng(seed).standard_normal((n, 1)), dtype=torch.float64)
+    z = torch.cat([u, 3.0 + u, u, u + 10.0], dim=1)
+    y = torch.cat([u, 3.0 + u, u.clamp(min=0.0), torch.exp(2.0 * u)], dim=1)
+    return z, y
+
+
+@pytest.mark.parametrize("loss", ["mse", "poisson"])
+@pytest.mark.parametrize("cell", range(4))
+def test_softplus_calibration_stays_finite_and_bounded_where_the_best_fit_is_a_limit(cell, loss):
+    z, y = _cells()
+    if loss == "poisson" and cell == 0:
+        pytest.skip("the Poisson loss needs y >= 0")
+    z, y = z[:, [cell]], y[:, [cell]]
+    scale = y.std(0).float()
+    nl = Softplus(scale).calibrate_(z.float(), y.float(), loss)
+    gain, slope = nl.log_gain.detach().double().exp(), nl.log_slope.detach().double().exp()
+    # before the bounds: slopes of 1e5 to 1e9 (gains 1e-9) for the linear and rectified cells
+    # (inf in float32 on a fit's data), gains of 1e5 to 1e18 for the exponential one
+    assert torch.isfinite(gain).all() and torch.isfinite(slope).all() and torch.isfinite(nl.offset).all()
+    # the bounds: a knee at least 1 % of the drive's SD wide, the top response at most 1e3
+    # times deeper in the exponential tail than at softplus = 1
+    sharpness = slope * z.std(0, correction=0) / scale.double()
+    assert (sharpness <= Softplus.max_relative_slope * (1 + 1e-5)).all(), sharpness
+    depth = gain / (y.amax(0) / scale.double()).clamp(min=1.0)
+    assert (depth <= Softplus.max_tail_gain * (1 + 1e-5)).all(), depth
+    with torch.no_grad():
+        rate = nl(z.float()).double()
+    assert torch.isfinite(rate).all()
+    # ...and the bounded curve is still as good as the limit (the best positive rate, here the
+    # positive part of y) to within 1e-3 of what the limit explains over a constant rate
+    mask = torch.ones_like(y, dtype=torch.bool)
+    best = _loss_per_neuron(y.clamp(min=1e-12), y, mask, loss)
+    explained = _loss_per_neuron(y.mean(0).expand_as(y), y, mask, loss) - best
+    excess = _loss_per_neuron(rate, y, mask, loss) - best
+    assert (excess <= 1e-3 * explained).all(), excess / explained
 
 
 def test_make_nonlinearity():

@@ -1,5 +1,6 @@
 """Tests of skstrf.plotting: what each figure draws (panels, colour limits, labels, line data)."""
 
+import warnings
 from types import SimpleNamespace
 
 import matplotlib
@@ -361,6 +362,60 @@ def test_plot_history_of_fitted_estimators():
     np.testing.assert_allclose(_line(score_ax, "sep").get_ydata(), est.history_[:, "valid_cc_norm"])
     np.testing.assert_allclose(_line(loss_ax, "sep (valid)").get_ydata(), est.history_[:, "valid_loss"])
     np.testing.assert_array_equal(_line(loss_ax, "sep (train)").get_xdata(), [1, 2, 3, 4])
+
+
+def test_plot_history_marks_the_final_fit_on_every_stimulus_and_the_stored_model():
+    # 4 validated epochs, then a final fit on every stimulus for 2 of them (refit=True rows,
+    # no validation entries): the stored model is the final fit's last epoch, not epoch 3
+    # (the best validation cc_norm) nor epoch 2's weights
+    records = _records([1.0, 0.6, 0.5, 0.45], [1.1, 0.8, 0.7, 0.75], [0.2, 0.6, 0.62, 0.61])
+    records += [{"epoch": 5, "train_loss": 0.9, "refit": True}, {"epoch": 6, "train_loss": 0.55, "refit": True}]
+    fig, (loss_ax, score_ax) = plot_history({"ln": records})
+    # the validated run is drawn (it was not at all: the final fit's rows lack its keys)
+    np.testing.assert_array_equal(_line(score_ax, "ln").get_xdata(), [1, 2, 3, 4])
+    np.testing.assert_array_equal(_line(loss_ax, "ln (valid)").get_ydata(), [1.1, 0.8, 0.7, 0.75])
+    np.testing.assert_array_equal(_line(loss_ax, "ln (train)").get_xdata(), [1, 2, 3, 4])
+    final = _line(loss_ax, "ln (final fit)")
+    assert (list(final.get_xdata()), list(final.get_ydata()), final.get_linestyle()) == ([5, 6], [0.9, 0.55], "-.")
+    # the final fit repeated 2 epochs: the hollow star is on validated epoch 2, no "restored" star
+    star = _line(score_ax, "_validated epoch of ln")
+    assert (list(star.get_xdata()), list(star.get_ydata()), star.get_markerfacecolor()) == ([2], [0.6], "white")
+    assert "_best epoch of ln" not in [line.get_label() for line in score_ax.lines]
+    stored = _line(loss_ax, "_stored model of ln")
+    assert (list(stored.get_xdata()), list(stored.get_ydata()), stored.get_marker()) == ([6], [0.55], "D")
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "best epoch (restored)" not in legend
+    assert "best validated epoch\n(its number of epochs\nrepeated by the final fit)" in legend
+    assert "final fit on every stimulus\n(training loss)" in legend
+    assert "stored model\n(end of the final fit)" in legend
+
+
+def test_plot_history_of_fitted_ln_estimators_marks_what_they_stored():
+    from skstrf import STRFRegressor
+    from softplus_cells import standardised_cells
+
+    X, y = standardised_cells()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tuned = STRFRegressor(n_lags=4, nonlinearity="softplus", history="zero", alpha=0.1, batch_size=None,
+                              lr=3e-2, max_epochs=6, patience=None, random_state=0).fit(X, y)
+        # one epoch at a learning rate far too large: the start is kept (and refitted, 0 epochs)
+        kept = STRFRegressor(n_lags=4, nonlinearity="softplus", history="zero", max_epochs=1, lr=1.0,
+                             random_state=0).fit(X, y)
+    assert 0 < tuned.n_refit_epochs_ < 6 and kept.net_.kept_start_
+    fig, (loss_ax, score_ax) = plot_history({"tuned": tuned, "kept": kept})
+    k = tuned.n_refit_epochs_
+    star = _line(score_ax, "_validated epoch of tuned")
+    assert (list(star.get_xdata()), list(star.get_ydata())) == ([k], [tuned.history_[k - 1, "valid_cc_norm"]])
+    stored = _line(loss_ax, "_stored model of tuned")
+    assert list(stored.get_xdata()) == [len(tuned.history_)]
+    # the kept start: no star, a diamond at epoch 0 on its validation score
+    labels = [line.get_label() for line in score_ax.lines]
+    assert "_best epoch of kept" not in labels and "_validated epoch of kept" not in labels
+    start = _line(score_ax, "_stored model of kept")
+    assert (list(start.get_xdata()), list(start.get_ydata())) == ([0], [kept.net_.start_valid_cc_norm_])
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "stored model\n(end of the final fit; kept start, epoch 0)" in legend
 
 
 # ------------------------------------------------------------------- plot_score_hist

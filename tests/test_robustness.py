@@ -89,12 +89,45 @@ def test_learning_rate_blow_up_raises_and_stores_nothing(data):
     assert issubclass(DivergenceError, FloatingPointError)
 
 
-def test_blow_up_of_a_nonlinear_poisson_model_raises(data):
-    est = STRFRegressor(n_lags=4, max_epochs=4, nonlinearity="softplus", loss="poisson",
-                        lr=1e10, random_state=0)
+@pytest.mark.parametrize("validation_fraction", [0.15, None])
+def test_blow_up_from_a_fitted_start_keeps_the_start(data, validation_fraction):
+    # A model that starts fitted (the closed-form STRF with its cross-validated penalty and
+    # the nonlinearity calibrated to it: the two-stage model) and diverges before any
+    # validated epoch keeps that start with a warning, as a later divergence keeps the best
+    # validated epoch; it raised DivergenceError before, discarding a good model.
+    X, y = data
+    options = dict(n_lags=4, max_epochs=4, nonlinearity="softplus", loss="poisson", random_state=0,
+                   validation_fraction=validation_fraction)
+    est = STRFRegressor(**options, lr=1e10)
+    with pytest.warns(RuntimeWarning, match=r"training diverged: the training loss (became non-finite|grew to "
+                                            r".*,) at epoch 1, before any validated epoch; the fitted start \(the "
+                                            r"closed-form model with its cross-validated penalty and its calibrated "
+                                            r"nonlinearity\) was kept. Consider a lower lr \(now 10000000000\.0\)"):
+        est.fit(X, y)
+    assert est.net_.kept_start_
+    assert getattr(est, "n_refit_epochs_", 0) == 0  # with validation: the start, made again from every stimulus
+    assert not np.isfinite(est.history_[0, "train_loss"]) or est.history_[0, "train_loss"] > 1e6
+    # the start is what a vanishing learning rate leaves
+    start = STRFRegressor(**options, lr=1e-12).fit(X, y)
+    pred = est.predict(X)
+    assert np.isfinite(pred).all()
+    np.testing.assert_allclose(pred, start.predict(X), rtol=1e-4, atol=1e-6 * np.abs(pred).max())
+
+
+def test_blow_up_from_a_random_or_warm_start_still_raises(data):
+    # no fitted start to fall back to: a random start, and a warm start (its previous fit is
+    # kept by raising, as for the linear model)
+    X, y = data
+    est = STRFRegressor(n_lags=4, max_epochs=2, nonlinearity="softplus", init="random", lr=1e10, random_state=0)
     with pytest.raises(DivergenceError, match=r"(became non-finite|grew to .*,) at epoch 1"):
-        est.fit(*data)
+        est.fit(X, y)
     assert _fitted_attributes(est) == []
+    est = STRFRegressor(n_lags=4, max_epochs=2, nonlinearity="softplus", warm_start=True, random_state=0).fit(X, y)
+    before = est.predict(X)
+    est.set_params(lr=1e10)
+    with pytest.raises(DivergenceError, match=r"(became non-finite|grew to .*,) at epoch \d+ and no earlier"):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), before)
 
 
 def test_divergence_after_a_validated_epoch_falls_back_to_it(data):
