@@ -335,7 +335,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         Trainable parameters per neuron, intercept included (511, 50 and 41 for the three
         kernels with 34 bands, 15 lags and 8 Gaussians), plus 3 with the softplus and 2
         with the exponential nonlinearity; twice the kernel's with AdapTrans (two input
-        channels). The
+        channels). With a rank grid (``rank="auto"``), the separable kernel's count is at
+        the largest rank a neuron chose (``rank_.max()``); a neuron of rank ``r`` uses
+        ``r * (n_freqs + n_lags)`` kernel weights per input channel. The
         prefilter's own parameters are shared by all neurons and not counted
         (``3 * n_freqs`` for AdapTrans: the ON and OFF time constants and ``w`` of each
         band; none for IC adaptation).
@@ -770,6 +772,13 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.n_params_per_neuron_ = sum(
             p.numel() for name, p in module.named_parameters() if not name.startswith("prefilter.")
         ) // self.n_neurons_
+        held = getattr(module.kernel, "rank", None)
+        if held is not None and hasattr(self, "rank_") and len(self.rank_):
+            # a rank grid's kernel holds its largest rank; components beyond every neuron's
+            # chosen rank are zero, not parameters of the fitted model
+            unused = held - int(self.rank_.max())
+            self.n_params_per_neuron_ -= max(unused, 0) * module.kernel.freq.shape[1] * (
+                module.kernel.freq.shape[-1] + module.kernel.time.shape[-1])
         if names is None:
             self.__dict__.pop("feature_names_in_", None)
         else:

@@ -195,7 +195,7 @@ FIT_CASES = [
     ("rank grid above min(n_freqs, n_lags)", "fit", {"kernel": "separable", "rank": [1, 5]}, None,
      ValueError, r"rank=\[1, 5\] exceeds min\(n_freqs, n_lags\) = 4"),
     ("rank grid without validation", "fit",
-     {"kernel": "separable", "rank": "auto", "validation_fraction": None, "cv": None}, None, ValueError,
+     {"kernel": "separable", "rank": [1, 2, 3], "validation_fraction": None, "cv": None}, None, ValueError,
      r"choosing the separable kernel's rank among \[1, 2, 3\] needs cross-validation folds or validation stimuli"),
     ("negative alpha", "fit", {"alpha": -1.0}, None, ValueError,
      r"The 'alpha' parameter .* Got -1.0"),

@@ -36,7 +36,11 @@ def test_compare_on_synthetic_data_prints_the_table_and_writes_figures(tmp_path,
     for name in ("history.png", "paired_scores.png", "best_cell_strfs.png", "results.json"):
         assert (tmp_path / name).stat().st_size > 0
     summary = json.loads((tmp_path / "results.json").read_text())
-    assert [r["params_per_neuron"] for r in summary["rows"]] == [6 * 34 + 1, 34 + 6 + 1, 41] * 2
+    params = [r["params_per_neuron"] for r in summary["rows"]]
+    # separable with rank="auto": (largest rank a cell chose) x (bands + lags) + intercept;
+    # the seed's method trains rank 1 from a random start
+    assert params[0] == params[3] == 6 * 34 + 1 and params[2] == params[5] == 41
+    assert params[1] in {r * (34 + 6) + 1 for r in (1, 2, 3)} and params[4] == 34 + 6 + 1
     # the printed means are the means of the saved per-cell scores
     for row in summary["rows"]:
         scores = np.array(summary["test_cc_norm"][row["name"]], dtype=float)

@@ -73,6 +73,9 @@ def test_a_rank_one_truth_gets_rank_one():
     X, y, _ = _separable_cells([1, 1, 1], seed=3)
     est = _fit(X, y, rank=[1, 2, 3])
     np.testing.assert_array_equal(est.rank_, [1, 1, 1])
+    # the kernel holds rank 3, but the fitted model has rank-1 STRFs: bands + lags + intercept
+    n_freqs, n_lags = est.strfs_.shape[1:]
+    assert est.n_params_per_neuron_ == n_freqs + n_lags + 1
 
 
 def test_a_fixed_rank_is_every_neurons_rank(mixed):
