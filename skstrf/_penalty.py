@@ -46,9 +46,11 @@ __all__ = ["smoothness_grid", "X_SCALE_FLOOR", "band_scales", "QuadraticForm", "
 X_SCALE_FLOOR = 1.0
 
 #: ALS's penalty as a fraction of the one cross-validation chose for the free kernel. The
-#: rank constraint regularises too, so a separable kernel might need less shrinkage; the
-#: tuning seeds of ``benchmarks/defaults_realistic.py`` gave no reason to change it
-#: (``benchmarks/RESULTS.md``), so the default keeps the free kernel's penalty.
+#: rank constraint regularises too, so a separable kernel might need less shrinkage. On
+#: every case of ``benchmarks/defaults_cases.py --als`` (rank 1 and rank "auto") half the
+#: penalty won on the auditory nerve (+0.005) but lost up to 0.004 on continuous recordings
+#: (``benchmarks/RESULTS.md``, "The remaining candidates"), so the default keeps the free
+#: kernel's penalty.
 ALS_PENALTY_SCALE = 1.0
 
 

@@ -169,7 +169,8 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         the mean score over neurons. A single neuron's curve is noisy at low SNR; partial
         pooling keeps the choice per neuron while damping that noise. 0 uses each neuron's
         own curve only (as ``RidgeCV(alpha_per_target=True)``), 1 is the shared penalty.
-        Chosen on the tuning seeds of ``benchmarks/defaults_realistic.py``.
+        Kept on every case of ``benchmarks/defaults_cases.py`` (third-party sound
+        included): no pooling and full pooling each lost somewhere.
     init : {"auto", "random", "closed_form"}, default="auto"
         Starting point of gradient training (and of L-BFGS). "closed_form" starts from
         the ridge solution (the ALS fit for separable kernels of one input channel, a
