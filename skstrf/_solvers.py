@@ -28,6 +28,7 @@ from ._design import DesignStatistics
 from ._penalty import ALS_PENALTY_SCALE, Penalty, QuadraticForm
 from ._selection import choose, choose_form
 from ._threads import side_by_side, task_workers
+from .kernels import separable_factors
 from .metrics import ScoreSums
 
 __all__ = ["Solver", "SOLVERS", "AUTO_SOLVERS", "resolve_solver", "CentredStatistics", "centred",
@@ -838,17 +839,9 @@ def fit_als(m: CentredStatistics, init: torch.Tensor, alphas: torch.Tensor, n_fr
     -------
     weights : Tensor of shape (B, n_freqs, n_lags)
     """
-    freq, time = als_factors(m, _svd_factors(init, rank), alphas, n_freqs, n_lags, n_iter=n_iter, tol=tol,
+    freq, time = als_factors(m, separable_factors(init, rank), alphas, n_freqs, n_lags, n_iter=n_iter, tol=tol,
                              chunk=chunk, form=form, neurons=neurons)
     return torch.einsum("brf,brl->bfl", freq, time)
-
-
-def _svd_factors(init: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The rank-``rank`` truncated SVD of each (n_freqs, n_lags) matrix of ``init`` as
-    factors (B, rank, n_freqs) and (B, rank, n_lags), the singular value split evenly."""
-    u, s, vh = torch.linalg.svd(init, full_matrices=False)
-    root = s[:, :rank].sqrt()
-    return u[:, :, :rank].transpose(1, 2) * root[..., None], vh[:, :rank, :] * root[..., None]
 
 
 def _next_rank_start(freq: torch.Tensor, time: torch.Tensor, init: torch.Tensor,
@@ -857,7 +850,7 @@ def _next_rank_start(freq: torch.Tensor, time: torch.Tensor, init: torch.Tensor,
     leading components of what it leaves of ``init`` (the residual's truncated SVD)."""
     extra = rank - freq.shape[1]
     residual = init - torch.einsum("brf,brl->bfl", freq, time)
-    more_freq, more_time = _svd_factors(residual, extra)
+    more_freq, more_time = separable_factors(residual, extra)
     return torch.cat([freq, more_freq], 1), torch.cat([time, more_time], 1)
 
 
@@ -1008,7 +1001,7 @@ def _als_fold(fitted: CentredStatistics, held_out: DesignStatistics, index, form
         # each rank from the previous rank's fit and the next components of the ridge start
         # that it leaves (the first from the start's truncated SVD): the higher rank starts
         # where the lower one ended, so its fit is never worse on the fitted stimuli
-        factors = als_factors(fitted, _svd_factors(problems, rank) if factors is None
+        factors = als_factors(fitted, separable_factors(problems, rank) if factors is None
                               else _next_rank_start(*factors, problems, rank),
                               grid.reshape(-1), n_freqs, n_lags, loss_tol=ALS_SCORE_LOSS_TOL, form=form,
                               neurons=np.tile(neurons, A))

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 __all__ = ["VanillaKernel", "SeparableKernel", "ParametricKernel", "LagBasis", "KERNELS", "make_kernel",
-           "raised_cosine_basis", "lag_basis", "orthonormal_lag_basis", "peaks_and_troughs"]
+           "raised_cosine_basis", "lag_basis", "orthonormal_lag_basis", "peaks_and_troughs",
+           "separable_factors"]
 
 
 class _Kernel(nn.Module):
@@ -96,11 +97,32 @@ class SeparableKernel(_Kernel):
 
     @torch.no_grad()
     def set_weight(self, weight: torch.Tensor) -> None:
-        """Best rank-``rank`` approximation of ``weight`` (truncated SVD), balanced factors."""
-        u, s, vh = torch.linalg.svd(weight, full_matrices=False)
-        root = s[..., : self.rank].sqrt()
-        self.freq.copy_((u[..., :, : self.rank] * root[..., None, :]).transpose(-1, -2))
-        self.time.copy_(vh[..., : self.rank, :] * root[..., :, None])
+        """Best rank-``rank`` approximation of ``weight`` (:func:`separable_factors`)."""
+        freq, time = separable_factors(weight, self.rank)
+        self.freq.copy_(freq)
+        self.time.copy_(time)
+
+
+def separable_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best rank-``rank`` approximation of each (n_freqs, n_lags) matrix as factors.
+
+    The truncated SVD ``sum_r s_r u_r v_r'``, each singular value split evenly between the
+    two factors (``sqrt(s_r) u_r`` and ``sqrt(s_r) v_r``), so that neither starts larger
+    than the other (unequal scales slow one factor's training down).
+
+    Parameters
+    ----------
+    weight : Tensor of shape (..., n_freqs, n_lags)
+    rank : int
+
+    Returns
+    -------
+    freq : Tensor of shape (..., rank, n_freqs)
+    time : Tensor of shape (..., rank, n_lags)
+    """
+    u, s, vh = torch.linalg.svd(weight, full_matrices=False)
+    root = s[..., :rank].sqrt()
+    return (u[..., :, :rank] * root[..., None, :]).transpose(-1, -2), vh[..., :rank, :] * root[..., :, None]
 
 
 class ParametricKernel(_Kernel):

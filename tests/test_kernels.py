@@ -63,3 +63,20 @@ def test_peaks_and_troughs_finds_planted_gaussians():
     cf, cl, amp = peaks_and_troughs(w, 2, 2.0, 1.5)
     assert cf.tolist() == [[5.0, 14.0]] and cl.tolist() == [[2.0, 6.0]]
     np.testing.assert_allclose(amp.numpy(), [[2.0, -1.0]], atol=1e-3)
+
+
+def test_separable_factors_are_the_balanced_truncated_svd():
+    from skstrf.kernels import separable_factors
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(3, 6, 2, generator=g, dtype=torch.float64)
+    v = torch.randn(3, 2, 5, generator=g, dtype=torch.float64)
+    weight = u @ v + 1e-3 * torch.randn(3, 6, 5, generator=g, dtype=torch.float64)
+    freq, time = separable_factors(weight, 2)
+    assert freq.shape == (3, 2, 6) and time.shape == (3, 2, 5)
+    U, s, Vh = torch.linalg.svd(weight)
+    best = U[..., :2] @ torch.diag_embed(s[:, :2]) @ Vh[:, :2]  # Eckart-Young: the best rank 2
+    torch.testing.assert_close(torch.einsum("brf,brl->bfl", freq, time), best)
+    # each component's singular value split evenly: equal norms of its two factors
+    torch.testing.assert_close(freq.norm(dim=-1), time.norm(dim=-1))
+    torch.testing.assert_close(freq.norm(dim=-1) ** 2, s[:, :2])

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from skstrf import _solvers as solvers
+from skstrf.kernels import separable_factors
 from skstrf._penalty import QuadraticForm
 from skstrf._design import DesignStatistics, design_statistics, standardized_design
 from skstrf._threads import limit_threads, task_workers_set
@@ -192,7 +193,7 @@ def test_a_higher_rank_starts_where_the_lower_rank_ended():
     m = solvers.centred(stats)
     alphas = torch.full((3,), 1e-2, dtype=torch.float64)
     init = solvers.ridge_path(m, alphas[:1])[0].T.reshape(3, 6, 5)
-    one = solvers.als_factors(m, solvers._svd_factors(init, 1), alphas, 6, 5)
+    one = solvers.als_factors(m, separable_factors(init, 1), alphas, 6, 5)
     start = solvers._next_rank_start(*one, init, 2)
     torch.testing.assert_close(start[0][:, :1], one[0])
     two = solvers.als_factors(m, start, alphas, 6, 5, n_iter=1)
