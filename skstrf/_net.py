@@ -190,6 +190,39 @@ class STRFNet(NeuralNetRegressor):
         state["statistics"] = None  # training data, not model state
         return state
 
+    def initialize_optimizer(self, triggered_directly=None):
+        """skorch's optimizer, unless this net was made for a fit that takes no step
+        (``defer_optimizer_``, set by :func:`build_net`): then it is made on first use
+        (:meth:`ensure_optimizer`: training, ``optimizer_``, a warm start).
+
+        The first optimizer a process makes imports ``torch._dynamo`` (torch's optimizers
+        are wrapped to be skipped by ``torch.compile``): 1.3-1.5 s on 2 cores, three times a
+        default closed-form fit of NS1's size, which never steps.
+        """
+        if self.__dict__.get("defer_optimizer_") and "optimizer_" not in self.__dict__:
+            if "optimizer" not in self.prefixes_:
+                # registered as skorch registers a made one (routed parameters, virtual
+                # ``lr``, the optimizers its loops step), so that every use of
+                # ``optimizer_`` makes it (:meth:`__getattr__`)
+                self._register_attribute("optimizer_", None)
+            return self
+        return super().initialize_optimizer(triggered_directly)
+
+    def ensure_optimizer(self) -> None:
+        """Make the optimizer now if its making was deferred (see :meth:`initialize_optimizer`),
+        as skorch's ``initialize`` would have made it, its virtual parameters (``lr``)
+        registered."""
+        if self.__dict__.get("defer_optimizer_") and "optimizer_" not in self.__dict__:
+            self.defer_optimizer_ = False
+            self._initialize_optimizer()
+
+    def __getattr__(self, name):
+        # only reached when normal lookup fails: a deferred optimizer is made when asked for
+        if name == "optimizer_" and self.__dict__.get("defer_optimizer_") and self.__dict__.get("initialized_"):
+            self.ensure_optimizer()
+            return self.__dict__["optimizer_"]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def notify(self, method_name, **cb_kwargs):
         try:
             super().notify(method_name, **cb_kwargs)
@@ -209,6 +242,7 @@ class STRFNet(NeuralNetRegressor):
         skorch then ends training as if it were complete.
         """
         self.interrupted_epoch_ = None
+        self.ensure_optimizer()  # skorch steps the optimizers it has registered
         try:
             return super().fit_loop(*args, **kwargs)
         except _StopTraining:
@@ -437,7 +471,7 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
               loss: str, lr: float, max_epochs: int, batch_size: int | None, patience: int | None,
               penalty: Penalty, callbacks: list | None = None, verbose: int = 0,
               net_params: dict | None = None, previous: STRFNet | None = None,
-              seed: int = 0, continues: STRFNet | None = None) -> STRFNet:
+              seed: int = 0, continues: STRFNet | None = None, steps: bool = True) -> STRFNet:
     """An initialised :class:`STRFNet` that trains ``module`` on ``n_train`` stimuli.
 
     The validation stimuli ``valid`` (if any) drive early stopping on cc_norm. The loss is
@@ -453,6 +487,10 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
     once, as skorch's ``fit`` does, and the final training continues them as skorch's
     ``partial_fit`` would (``on_train_begin`` and ``on_train_end`` again, no
     ``initialize``). Its epochs record ``refit=True`` as they begin.
+
+    ``steps=False`` (a closed-form fit: no gradient step) defers the optimizer's making to
+    its first use (:meth:`STRFNet.initialize_optimizer`), unless optimizer parameters were
+    routed (``optimizer__...``): those are checked by making it, as for a fit that steps.
     """
     y_mean, y_scale = module.y_mean.double().cpu().numpy(), module.y_scale.double().cpu().numpy()
     if loss == "poisson":
@@ -484,6 +522,8 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
            "iterator_valid__generator": torch.Generator().manual_seed(seed),
            **(net_params or {})},
     )
+    routed = any(key.startswith("optimizer__") for key in (net_params or {}))
+    net.defer_optimizer_ = not steps and not routed
     try:
         with _initialised(cb for _, cb in (user if continues is not None else [])):
             net.initialize()
@@ -494,12 +534,13 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
         ) from exc
     _check_routed_callbacks(net, net_params or {})
     if previous is not None:
-        # Only the per-parameter state (e.g. AdamW's moments) is carried: the hyperparameters
-        # (lr, routed optimizer__ values) are this fit's. Deep copies, so that a fit that
-        # fails leaves the previous net exactly as it was.
-        state = net.optimizer_.state_dict()
-        state["state"] = copy.deepcopy(previous.optimizer_.state_dict()["state"])
-        net.optimizer_.load_state_dict(state)
+        if "optimizer_" in vars(previous):  # an optimizer never made has no state to carry
+            # Only the per-parameter state (e.g. AdamW's moments) is carried: the
+            # hyperparameters (lr, routed optimizer__ values) are this fit's. Deep copies, so
+            # that a fit that fails leaves the previous net exactly as it was.
+            state = net.optimizer_.state_dict()
+            state["state"] = copy.deepcopy(previous.optimizer_.state_dict()["state"])
+            net.optimizer_.load_state_dict(state)
         net.history_ = copy.deepcopy(previous.history_)
     return net
 

@@ -677,7 +677,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
                              history=linear_history(plan.history, inputs.mean, prefilter),
                              previous=None if previous is None else previous.module_, **plan.model_options)
         net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous,
-                        continues=continues, **plan.net)
+                        continues=continues, steps=plan.solver == "gradient", **plan.net)
         groups, folds = plan.row_groups()  # a closed form sums the rows every fold treats alike
         stats = train.statistics(net.module_, plan.device, plan.n_blocks, groups) if plan.statistics else None
         solution = valid_stats = None
