@@ -230,11 +230,20 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         ``on_train_end`` are called again, ``initialize()`` is not, so what a callback
         recorded during the validated run stays. That net's ``history`` holds only the
         final fit's epochs, numbered from 1, each with ``refit=True`` from its start and no
-        validation entries (``history_`` then lists them after the validated ones).
+        validation entries (``history_`` then lists them after the validated ones); the
+        routed settings of early stopping (``callbacks__early_stopping__...``) act on the
+        validated run only. With ``warm_start=True`` the next ``fit`` continues the
+        instances the previous fit held, without ``initialize()``, as skorch's
+        ``warm_start`` does. A callback may not take a name of the net's own callbacks
+        (skorch's ``epoch_timer``, ``train_loss``, ``valid_loss``, ``print_log``; skstrf's
+        ``refit``, ``valid_cc_norm``, ``stop_on_non_finite``, ``early_stopping``,
+        ``last_epoch``): ``fit`` raises before reading the data. Route settings to change
+        one of those (``callbacks__early_stopping__patience=20``).
     warm_start : bool, default=False
         With gradient training, the next ``fit`` continues from the fitted model and its
         optimizer state (``history_`` grows, at most ``max_epochs`` more epochs, the current
-        ``lr`` and routed parameters, validation on the new data's last stimuli) instead of
+        ``lr`` and routed parameters, validation on the new data's last stimuli, the same
+        callback instances without a new ``initialize()``) instead of
         starting anew; the model options (kernel, ``n_lags``, ...) must not change.
         Closed-form solvers and "lbfgs" (a fit to convergence) refit from scratch.
     history : {"mean", "zero"}, float or array-like of shape (n_freqs,), default="mean"

@@ -162,6 +162,43 @@ def test_callbacks_are_initialised_once_per_fit_and_continue_in_the_final_traini
         assert dict(est.net_.callbacks_)["_Epochs"] is record
 
 
+class _Named(Callback):
+    """A callback class named like one of the net's own (skorch names an unnamed callback
+    by its class)."""
+
+
+_Named.__name__ = "last_epoch"
+
+
+@pytest.mark.parametrize("entry", [("refit", _Epochs()), ("early_stopping", _Epochs()), ("train_loss", _Epochs()),
+                                   _Named()], ids=["refit", "early_stopping", "train_loss", "class name"])
+def test_a_users_callback_named_like_one_of_the_nets_own_is_refused_before_any_work(cells, entry):
+    # A user's callback named "refit" was dropped from the final training on every
+    # stimulus without a word (the estimator's MarkRefit took its place); the other names
+    # failed inside skorch, once the data were read, with an error about lr.
+    est = STRFRegressor(n_lags=L, nonlinearity="softplus", max_epochs=2, callbacks=[entry])
+    with pytest.raises(ValueError, match=r"callbacks\[0\] is named '\w+', a name of the net's own callbacks "
+                       r"\['epoch_timer', 'train_loss', 'valid_loss', 'print_log', 'refit', 'valid_cc_norm', "
+                       r"'stop_on_non_finite', 'early_stopping', 'last_epoch'\]; give yours another name"):
+        est.fit(cells.X, cells.y[..., :1, :] * np.nan)  # raised before y is read (all-NaN y would raise)
+
+
+def test_routed_early_stopping_settings_set_the_validated_run_and_the_final_training_runs(cells):
+    # callbacks__early_stopping__... configure the validated run's early stopping; the final
+    # training on every stimulus has no validation stimuli, hence no early stopping, and
+    # raised ("addresses a callback named 'early_stopping', but this fit has no such
+    # callback") after the validated run.
+    record = _Epochs()
+    est = STRFRegressor(n_lags=L, nonlinearity="softplus", lr=1e-2, max_epochs=30, random_state=0,
+                        callbacks=[record], callbacks__early_stopping__patience=2)
+    _quiet_fit(est, cells.X, cells.y)
+    validated = [row["valid_cc_norm"] for row in est.history_ if not row.get("refit")]
+    best = _best_epoch(validated)
+    assert len(validated) == best + 2 < 30  # stopped by patience 2
+    assert not est.net_.kept_start_ and est.n_refit_epochs_ == best == len(est.history_) - len(validated) > 0
+    assert record.train_begins == 2  # the final training ran
+
+
 class _RecordValidated(Callback):
     """The linear stage after every validated epoch."""
 
