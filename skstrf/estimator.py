@@ -84,8 +84,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         higher rank only when the gain exceeds its standard error over the folds; the
         choice is ``rank_``. "auto" is the grid ``(1, 2, 3)`` (ranks up to
         ``min(n_freqs, n_lags)``); with neither folds nor validation stimuli (``cv=None``
-        and none held out, as in the final fit of a fine-tuned model) it is rank 1, where
-        a grid raises. Gradient training from the closed-form start (the default with a
+        and none held out) it is rank 1, where a grid raises. (The final fit of a
+        fine-tuned model with ``cv=None`` chooses on the validated run's validation
+        stimuli: see ``validation_fraction``.) Gradient training from the closed-form start (the default with a
         nonlinearity) starts from the ALS fit with the chosen ranks; from a random start it
         has the grid's lowest rank. The kernel holds the largest rank of the grid (a neuron
         of a lower rank has zero components). ``rank=1`` fixes the classic separable
@@ -208,8 +209,11 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         again on every stimulus, the validation ones included, for the number of epochs
         early stopping chose (``n_refit_epochs_``), as ``validation_fraction=None`` with
         that ``max_epochs`` would fit it: the penalty cross-validated over every stimulus,
-        the two-stage start of them all, then that many epochs. Validation chooses how long
-        to train; the final model reads every stimulus.
+        the two-stage start of them all, then that many epochs. With ``cv=None`` the
+        penalty (its form, and a separable kernel's rank) is chosen again on the same
+        validation stimuli, as in the validated run, in the final model's units (its bands'
+        and neurons' scales over every stimulus), then refitted on every stimulus.
+        Validation chooses how long to train; the final model reads every stimulus.
     patience : int or None, default=10
         Stop after this many epochs without improvement of the validation cc_norm;
         ``None`` trains for ``max_epochs``. In both cases the best epoch is restored.
@@ -669,12 +673,13 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self._store(net, plan, data.shape, solution, names, band_std)
         return self
 
-    def _fit_plan(self, data, plan, *, continues=None):
+    def _fit_plan(self, data, plan, *, continues=None, validated=None):
         """One fit of ``plan`` on ``data``: the settled net, its closed-form solution (or
         None) and the standard deviation of each input band over the training frames.
         ``continues``: the validated net, when this is the final fit of a fine-tuned model
         on every stimulus, which continues its callbacks and whose divergence falls back to
-        it (:meth:`_fit_final`), not to its own start."""
+        it (:meth:`_fit_final`), not to its own start; ``validated``: that run's plan, whose
+        validation stimuli make the closed form's choices when ``plan.on_validated``."""
         train, valid = data.split(plan)
         prefilter = plan.make_prefilter(data.shape.n_freqs)
         raw, inputs, psth = train.moments(prefilter)  # over the training frames
@@ -688,15 +693,24 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous,
                         continues=continues, **plan.net)
         groups, folds = plan.row_groups()  # a closed form sums the rows every fold treats alike
-        stats = train.statistics(net.module_, plan.device, plan.n_blocks, groups) if plan.statistics else None
+        stats = (train.statistics(net.module_, plan.device, plan.n_blocks, groups)
+                 if plan.statistics and not (plan.on_validated and not plan.linear) else None)
         solution = valid_stats = None
         # the fit itself, or gradient training's start (a warm LN model keeps its penalties)
         if plan.closed_form or (plan.choose_penalty and (previous is None or plan.linear)):
-            valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
-            solution = plan.solve(stats, valid_stats, torch.as_tensor(plan.alphas, device=plan.device),
-                                  folds=folds, **plan.solve_options)
+            alphas = torch.as_tensor(plan.alphas, device=plan.device)
+            if plan.on_validated:
+                # cv=None: the choices of the validated run, made again in this module's
+                # units on its validation stimuli; the solve refits on them all
+                chosen_on = data.split(validated)
+                solution = plan.solve(chosen_on[0].statistics(net.module_, plan.device),
+                                      module_statistics(net.module_, chosen_on[1], plan.device), alphas,
+                                      folds=None, **plan.solve_options)
+            else:
+                valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
+                solution = plan.solve(stats, valid_stats, alphas, folds=folds, **plan.solve_options)
             start_from_closed_form(net, solution, train.stimuli, load=plan.closed_form)
-            stats = stats.merge_blocks(plan.n_blocks) if groups is None else stats
+            stats = stats.merge_blocks(plan.n_blocks) if groups is None and stats is not None else stats
         elif previous is not None and not plan.linear:
             net.penalty = previous.penalty  # continue with the first fit's penalties
         if plan.solver == "gradient":
@@ -718,7 +732,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         (``validated`` and ``kept``: its solution, band scales and plan) with a warning."""
         epochs = validated.validated_epochs_
         try:
-            net, solution, band_std = self._fit_plan(data, plan, continues=validated)
+            net, solution, band_std = self._fit_plan(data, plan, continues=validated, validated=kept[2])
         except (DivergenceError, KeyboardInterrupt) as exc:
             warnings.warn(
                 f"the final training on every stimulus (validation ones included, {epochs} epoch(s)) "

@@ -199,6 +199,44 @@ def test_routed_early_stopping_settings_set_the_validated_run_and_the_final_trai
     assert record.train_begins == 2  # the final training ran
 
 
+@pytest.fixture(scope="module")
+def wider_cells():
+    """Cells of several STRF shapes, some not separable (ranks 1 to 3 chosen)."""
+    return make_strf_dataset(n_stimuli=12, n_times=300, n_freqs=8, n_neurons=4, n_repeats=4, n_lags=6,
+                             nonlinearity="softplus", random_state=1)
+
+
+@pytest.mark.parametrize("options", [dict(kernel="separable"), dict(kernel="separable", rank=(1, 2)),
+                                     dict(feature_spaces=[4, 4])], ids=["rank auto", "rank grid", "feature spaces"])
+def test_with_cv_none_the_final_fit_chooses_on_the_validation_stimuli(wider_cells, options):
+    # With cv=None the validated run chooses the penalty (its form, a separable kernel's
+    # rank) on the validation stimuli. The final fit on every stimulus has none held out:
+    # it fell back to alpha=1e-3 and rank 1 (rank_ said 1 for every neuron), and an
+    # explicit rank grid or feature spaces raised after the validated run. It now chooses on
+    # the same validation stimuli, as the validated run did (in its own units: the bands'
+    # and neurons' scales over every stimulus). Ground truth: the linear closed form with
+    # cv=None chooses on the same validation stimuli, by the same solver, in the units of
+    # the training stimuli; a near-tie may go one step of the grid (half a decade) apart.
+    d = wider_cells
+    common = dict(n_lags=6, cv=None, random_state=0, **options)
+    linear = _quiet_fit(STRFRegressor(**common), d.X, d.y)
+    est = _quiet_fit(STRFRegressor(**common, nonlinearity="softplus", max_epochs=3, patience=None), d.X, d.y)
+    assert est.n_refit_epochs_ is not None and any(row.get("refit") for row in est.history_)
+    np.testing.assert_array_equal(est.valid_stimuli_, linear.valid_stimuli_)
+    assert np.abs(np.log10(est.alpha_ / linear.alpha_)).max() <= 0.5 + 1e-9
+    assert len(np.unique(linear.alpha_)) > 1  # chosen per neuron, not one fixed value
+    if options.get("kernel") == "separable":
+        np.testing.assert_array_equal(est.rank_, linear.rank_)
+        assert linear.rank_.max() > 1
+        # rank_ describes the stored model: each STRF has that many components (those a
+        # neuron does not use start at zero; a few AdamW steps leave them below 1e-3)
+        sv = np.linalg.svd(est.strfs_, compute_uv=False)
+        sv = sv / sv[:, :1]
+        ranks = est.rank_
+        assert all(sv[n, ranks[n] - 1] > 1e-2 and (sv[n, ranks[n]:] < 1e-3).all() for n in range(len(ranks)))
+        assert est.n_params_per_neuron_ == linear.n_params_per_neuron_ + 3  # the softplus's 3
+
+
 class _RecordValidated(Callback):
     """The linear stage after every validated epoch."""
 
