@@ -84,13 +84,14 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         higher rank only when the gain exceeds its standard error over the folds; the
         choice is ``rank_``. "auto" is the grid ``(1, 2, 3)`` (ranks up to
         ``min(n_freqs, n_lags)``); with neither folds nor validation stimuli (``cv=None``
-        and none held out) it is rank 1, where a grid raises. (The final fit of a
+        and none held out) it is rank 1, where a grid raises (the final fit of a
         fine-tuned model with ``cv=None`` chooses on the validated run's validation
-        stimuli: see ``validation_fraction``.) Gradient training from the closed-form start (the default with a
-        nonlinearity) starts from the ALS fit with the chosen ranks; from a random start it
-        has the grid's lowest rank. The kernel holds the largest rank of the grid (a neuron
-        of a lower rank has zero components). ``rank=1`` fixes the classic separable
-        STRF, in a fifth to a half of the fit time. See the user guide, :ref:`kernels`.
+        stimuli: see ``validation_fraction``). Gradient training from the closed-form start
+        (the default with a nonlinearity) starts from the ALS fit with the chosen ranks;
+        from a random start it has the grid's lowest rank. The kernel holds the largest
+        rank of the grid (a neuron of a lower rank has zero components). ``rank=1`` fixes
+        the classic separable STRF, in a fifth to a half of the fit time. See the user
+        guide, :ref:`kernels`.
     nonlinearity : {"identity", "softplus", "exp"}, default="identity"
         Output nonlinearity applied to the linear stage, per neuron. "identity": the linear
         model. "softplus": ``s * gain * softplus(slope * z / s + offset)`` with learnable
