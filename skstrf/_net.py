@@ -25,7 +25,7 @@ __all__ = ["STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
            "record_closed_form_epoch", "check_finite_model", "start_from_closed_form",
            "default_callbacks", "listens_to_training_batches", "refit_kept_start", "MarkRefit",
-           "user_callbacks", "reserved_callback_names", "callback_name"]
+           "user_callbacks", "reserved_callback_names", "callback_name", "check_callback_names"]
 
 class DivergenceError(FloatingPointError):
     """Raised when training produced a non-finite loss before any finite best epoch."""
@@ -386,6 +386,20 @@ def callback_name(entry) -> str:
     if isinstance(entry, (tuple, list)):
         return entry[0]
     return entry.__name__ if isinstance(entry, type) else type(entry).__name__
+
+
+def check_callback_names(callbacks: list | None) -> None:
+    """Raise a ValueError when an entry of the user's ``callbacks`` (checked by
+    :func:`skstrf._plan.check_callbacks`) is named like one of the net's own callbacks
+    (:func:`reserved_callback_names`)."""
+    reserved = reserved_callback_names()
+    for i, entry in enumerate(callbacks or []):
+        if callback_name(entry) in reserved:
+            raise ValueError(
+                f"callbacks[{i}] is named {callback_name(entry)!r}, a name of the net's own callbacks "
+                f"{list(reserved)}; give yours another name. To change one of the net's own, route "
+                "its settings (e.g. callbacks__early_stopping__patience=20)."
+            )
 
 
 def user_callbacks(net: STRFNet) -> list[tuple[str, Callback]]:

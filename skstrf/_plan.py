@@ -16,7 +16,6 @@ from sklearn.utils.validation import check_random_state
 
 from ._history import check_history
 from ._layout import DataShape, is_one_recording
-from ._net import callback_name, reserved_callback_names
 from ._penalty import Penalty, PenaltyFamily, penalty_family, smoothness_grid
 from ._selection import alpha_grid
 from ._solvers import AUTO_RANKS, SOLVERS, resolve_solver
@@ -459,11 +458,8 @@ def check_callbacks(callbacks: list | None) -> None:
     skorch takes callback instances, callback classes and ``(name, callback)`` pairs. An
     ``EpochScoring`` whose scoring is a scikit-learn scorer's name is refused too: skorch
     calls it with the net's inputs (stimuli of three dimensions), which those scorers reject.
-    So is one named like a callback of the net's own (:func:`skstrf._net.reserved_callback_names`):
-    skorch refuses a duplicate of its defaults' names, and the estimator tells its own
-    callbacks from the user's by name.
+    (Their names are checked by :func:`skstrf._net.check_callback_names`.)
     """
-    reserved = reserved_callback_names()
     for i, entry in enumerate(callbacks or []):
         named = isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
         callback = entry[1] if named else entry
@@ -476,12 +472,6 @@ def check_callbacks(callbacks: list | None) -> None:
                 "every fit with validation stimuli records (history_[:, 'valid_cc_norm'])."
             )
         if isinstance(callback, Callback) or (isinstance(callback, type) and issubclass(callback, Callback)):
-            if callback_name(entry) in reserved:
-                raise ValueError(
-                    f"callbacks[{i}] is named {callback_name(entry)!r}, a name of the net's own callbacks "
-                    f"{list(reserved)}; give yours another name. To change one of the net's own, route "
-                    "its settings (e.g. callbacks__early_stopping__patience=20)."
-                )
             continue
         raise ValueError(
             f"callbacks[{i}] is {entry!r}, which is not a skorch callback: pass instances (or "

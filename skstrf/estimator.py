@@ -17,8 +17,8 @@ from ._data import fit_data
 from ._history import HISTORIES, check_history_level, linear_history
 from ._layout import to_user_layout
 from ._model import build_model, module_statistics, predict_in_blocks
-from ._net import (DivergenceError, build_net, check_finite_model, record_closed_form_epoch, refit_kept_start,
-                   start_from_closed_form, train_net)
+from ._net import (DivergenceError, build_net, check_callback_names, check_finite_model, record_closed_form_epoch,
+                   refit_kept_start, start_from_closed_form, train_net)
 from ._plan import NET_PARAM_PREFIXES, check_groups, fit_options, make_plan
 from ._solvers import SOLVERS
 from ._threads import fit_threads
@@ -661,6 +661,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         """
         names = feature_names(X)  # a DataFrame's band names, read before X is converted
         options = fit_options(self, y, self._net_params())  # the options alone, before any data
+        check_callback_names(self.callbacks)
         groups = check_groups(groups, self.cv, getattr(X, "shape", None))
         with fit_threads():
             data = fit_data(X, y, self, options)  # in memory, or in dask chunks (out of core)
