@@ -25,7 +25,7 @@ __all__ = ["STRFNet", "ValidCCNorm", "StopOnNonFinite",
            "LastEpochCheckpoint", "DivergenceError", "build_net", "train_net",
            "record_closed_form_epoch", "check_finite_model", "start_from_closed_form",
            "default_callbacks", "listens_to_training_batches", "refit_kept_start", "MarkRefit",
-           "user_callbacks"]
+           "user_callbacks", "reserved_callback_names", "callback_name", "check_callback_names"]
 
 class DivergenceError(FloatingPointError):
     """Raised when training produced a non-finite loss before any finite best epoch."""
@@ -401,13 +401,53 @@ class MarkRefit(Callback):
 
 #: Names of the callbacks that :func:`default_callbacks` may add.
 _OWN_CALLBACKS = ("refit", "valid_cc_norm", "stop_on_non_finite", "early_stopping", "last_epoch")
+#: ... of those that exist only with validation stimuli.
+_VALIDATION_CALLBACKS = ("valid_cc_norm", "early_stopping")
+
+
+def reserved_callback_names() -> tuple[str, ...]:
+    """The names a user's callback may not take: skorch's default callbacks of the net
+    (``epoch_timer``, ``train_loss``, ``valid_loss``, ``print_log``) and those of
+    :func:`default_callbacks`. skorch refuses a user callback named like one of its defaults
+    (a duplicate name); the final training on every stimulus tells the user's callbacks from
+    the estimator's by these names (:func:`user_callbacks`), so none may be taken."""
+    return tuple(name for name, _ in STRFNet(torch.nn.Identity).get_default_callbacks()) + _OWN_CALLBACKS
+
+
+def callback_name(entry) -> str:
+    """The name skorch gives a ``callbacks`` entry: the name of a ``(name, callback)`` pair,
+    else the class name of the callback (or of the class given)."""
+    if isinstance(entry, (tuple, list)):
+        return entry[0]
+    return entry.__name__ if isinstance(entry, type) else type(entry).__name__
+
+
+def check_callback_names(callbacks: list | None) -> None:
+    """Raise a ValueError when an entry of the user's ``callbacks`` (checked by
+    :func:`skstrf._plan.check_callbacks`) is named like one of the net's own callbacks
+    (:func:`reserved_callback_names`)."""
+    reserved = reserved_callback_names()
+    for i, entry in enumerate(callbacks or []):
+        if callback_name(entry) in reserved:
+            raise ValueError(
+                f"callbacks[{i}] is named {callback_name(entry)!r}, a name of the net's own callbacks "
+                f"{list(reserved)}; give yours another name. To change one of the net's own, route "
+                "its settings (e.g. callbacks__early_stopping__patience=20)."
+            )
 
 
 def user_callbacks(net: STRFNet) -> list[tuple[str, Callback]]:
     """The callbacks of ``net`` that the user gave, as ``(name, instance)`` pairs in order:
-    all but skorch's defaults and :func:`default_callbacks`'."""
-    own = {name for name, _ in net.get_default_callbacks()} | set(_OWN_CALLBACKS)
+    all but skorch's defaults and :func:`default_callbacks`'. Exact because a user's
+    callback never bears one of their names (:func:`reserved_callback_names`, which the
+    estimator checks before any work)."""
+    own = set(reserved_callback_names())
     return [(name, cb) for name, cb in net.callbacks_ if name not in own]
+
+
+def _addresses(key: str, names) -> bool:
+    """Whether the routed parameter ``key`` sets (or replaces) one of the callbacks ``names``."""
+    return any(key == f"callbacks__{name}" or key.startswith(f"callbacks__{name}__") for name in names)
 
 
 @contextlib.contextmanager
@@ -486,7 +526,11 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
     names, and are not initialised again: one ``fit`` of the estimator initialises them
     once, as skorch's ``fit`` does, and the final training continues them as skorch's
     ``partial_fit`` would (``on_train_begin`` and ``on_train_end`` again, no
-    ``initialize``). Its epochs record ``refit=True`` as they begin.
+    ``initialize``). Its epochs record ``refit=True`` as they begin. The routed settings
+    of early stopping (``callbacks__early_stopping__...``) are not passed to it: they chose
+    the validated run's epochs, and it has no validation stimuli. Likewise, with
+    ``previous``, the instances among ``callbacks`` that the previous net held continue
+    without a new ``initialize()``, as with skorch's ``warm_start``.
 
     ``steps=False`` (a closed-form fit: no gradient step) defers the optimizer's making to
     its first use (:meth:`STRFNet.initialize_optimizer`), unless optimizer parameters were
@@ -504,6 +548,14 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
     train_split = None if valid is None else predefined_split(
         Dataset(net_inputs(valid, device, module), net_targets(valid, device, module)))
     user = list(callbacks or []) if continues is None else user_callbacks(continues)
+    # instances that a run of this fit (continues) or the previous fit (a warm start, as
+    # skorch's warm_start) already initialised continue: not initialised again
+    given = [entry[1] if isinstance(entry, (tuple, list)) else entry for entry in user]
+    held = [] if (continues or previous) is None else [cb for _, cb in (continues or previous).callbacks_]
+    kept = [cb for cb in given if any(cb is other for other in held)]
+    if continues is not None and valid is None:
+        # routed settings of early stopping chose the validated run's epochs; this run has none
+        net_params = {k: v for k, v in (net_params or {}).items() if not _addresses(k, _VALIDATION_CALLBACKS)}
     net = STRFNet(
         module,
         criterion=criterion,
@@ -525,7 +577,7 @@ def build_net(module: STRFModel, n_train: int, valid: StimulusSet | None, *, dev
     routed = any(key.startswith("optimizer__") for key in (net_params or {}))
     net.defer_optimizer_ = not steps and not routed
     try:
-        with _initialised(cb for _, cb in (user if continues is not None else [])):
+        with _initialised(kept):
             net.initialize()
     except (TypeError, ValueError) as exc:
         raise ValueError(

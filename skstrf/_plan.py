@@ -182,6 +182,12 @@ class FitPlan:
         Keyword arguments of :func:`skstrf._model.build_model`.
     net : dict
         Keyword arguments of :func:`skstrf._net.build_net` (routed skorch parameters included).
+    on_validated : bool
+        Only in the final fit of a fine-tuned model without cross-validation folds
+        (``cv=None``; :attr:`refits`): the closed form makes its choices (penalty, its form,
+        a separable kernel's rank) on the validated run's validation stimuli, as that run
+        did, and refits on every stimulus. Without it such a fit had nothing to choose on,
+        and fell back to a fixed penalty and rank 1.
     """
 
     options: FitOptions
@@ -201,6 +207,7 @@ class FitPlan:
     pooling: float
     model: dict
     net: dict
+    on_validated: bool = False
 
     @property
     def solver(self) -> str:
@@ -306,8 +313,10 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         X's band names (a DataFrame's columns), for ``feature_spaces`` given by name.
     final_epochs : int or None, default=None
         The plan of a fine-tuned model's final fit (:attr:`FitPlan.refits`): every stimulus
-        trains (none is held out, the penalty is cross-validated over them all) for this
-        many epochs (0: the closed-form start alone). None: the fit as ``est`` says.
+        trains (none is held out, the penalty is cross-validated over them all; with
+        ``cv=None``, chosen on the validated run's validation stimuli:
+        :attr:`FitPlan.on_validated`) for this many epochs (0: the closed-form start alone).
+        None: the fit as ``est`` says.
 
     Returns
     -------
@@ -343,16 +352,19 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         folds, n_blocks = None, 1  # one penalty: nothing to cross-validate, cv is not used
     else:
         folds, n_blocks = _folds(est.cv, lengths[train], None if groups is None else groups[train])
+    # a final fit without folds (cv=None) chooses on the validated run's validation stimuli
+    # (FitPlan.on_validated), as that run did
+    on_valid = valid.size > 0 or final_epochs is not None
     alphas = alpha_grid(est.alpha, gradient=gradient, closed_start=options.closed_start,
-                        has_valid=valid.size > 0, has_folds=folds is not None)
-    if len(family.forms) > 1 and not (folds is not None or valid.size > 0):
+                        has_valid=on_valid, has_folds=folds is not None)
+    if len(family.forms) > 1 and not (folds is not None or on_valid):
         raise ValueError(
             f"choosing among {len(family.forms)} penalty forms (feature spaces' relative penalties, "
             "smoothness shares) needs cross-validation folds or validation stimuli, but cv=None and "
             "none is held out; pass cv, or a single form (one smoothness share, one candidate of "
             "space_penalties)."
         )
-    if choosing_rank and not (folds is not None or valid.size > 0):
+    if choosing_rank and not (folds is not None or on_valid):
         if isinstance(est.rank, str):  # "auto", the default, with nothing to choose on: its lowest rank
             ranks, choosing_rank = ranks[:1], False
             separable_shape = separable_shape[:2] + (ranks[0],)
@@ -391,6 +403,7 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         pooling=float(est.alpha_pooling),
         model=model,
         net=net,
+        on_validated=final_epochs is not None and folds is None and choosing,
     )
 
 
@@ -445,6 +458,7 @@ def check_callbacks(callbacks: list | None) -> None:
     skorch takes callback instances, callback classes and ``(name, callback)`` pairs. An
     ``EpochScoring`` whose scoring is a scikit-learn scorer's name is refused too: skorch
     calls it with the net's inputs (stimuli of three dimensions), which those scorers reject.
+    (Their names are checked by :func:`skstrf._net.check_callback_names`.)
     """
     for i, entry in enumerate(callbacks or []):
         named = isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)

@@ -17,8 +17,8 @@ from ._data import fit_data
 from ._history import HISTORIES, check_history_level, linear_history
 from ._layout import to_user_layout
 from ._model import build_model, module_statistics, predict_in_blocks
-from ._net import (DivergenceError, build_net, check_finite_model, record_closed_form_epoch, refit_kept_start,
-                   start_from_closed_form, train_net)
+from ._net import (DivergenceError, build_net, check_callback_names, check_finite_model, record_closed_form_epoch,
+                   refit_kept_start, start_from_closed_form, train_net)
 from ._plan import NET_PARAM_PREFIXES, check_groups, fit_options, make_plan
 from ._solvers import SOLVERS
 from ._threads import fit_threads
@@ -84,12 +84,14 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         higher rank only when the gain exceeds its standard error over the folds; the
         choice is ``rank_``. "auto" is the grid ``(1, 2, 3)`` (ranks up to
         ``min(n_freqs, n_lags)``); with neither folds nor validation stimuli (``cv=None``
-        and none held out, as in the final fit of a fine-tuned model) it is rank 1, where
-        a grid raises. Gradient training from the closed-form start (the default with a
-        nonlinearity) starts from the ALS fit with the chosen ranks; from a random start it
-        has the grid's lowest rank. The kernel holds the largest rank of the grid (a neuron
-        of a lower rank has zero components). ``rank=1`` fixes the classic separable
-        STRF, in a fifth to a half of the fit time. See the user guide, :ref:`kernels`.
+        and none held out) it is rank 1, where a grid raises (the final fit of a
+        fine-tuned model with ``cv=None`` chooses on the validated run's validation
+        stimuli: see ``validation_fraction``). Gradient training from the closed-form start
+        (the default with a nonlinearity) starts from the ALS fit with the chosen ranks;
+        from a random start it has the grid's lowest rank. The kernel holds the largest
+        rank of the grid (a neuron of a lower rank has zero components). ``rank=1`` fixes
+        the classic separable STRF, in a fifth to a half of the fit time. See the user
+        guide, :ref:`kernels`.
     nonlinearity : {"identity", "softplus", "exp"}, default="identity"
         Output nonlinearity applied to the linear stage, per neuron. "identity": the linear
         model. "softplus": ``s * gain * softplus(slope * z / s + offset)`` with learnable
@@ -208,8 +210,11 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         again on every stimulus, the validation ones included, for the number of epochs
         early stopping chose (``n_refit_epochs_``), as ``validation_fraction=None`` with
         that ``max_epochs`` would fit it: the penalty cross-validated over every stimulus,
-        the two-stage start of them all, then that many epochs. Validation chooses how long
-        to train; the final model reads every stimulus.
+        the two-stage start of them all, then that many epochs. With ``cv=None`` the
+        penalty (its form, and a separable kernel's rank) is chosen again on the same
+        validation stimuli, as in the validated run, in the final model's units (its bands'
+        and neurons' scales over every stimulus), then refitted on every stimulus.
+        Validation chooses how long to train; the final model reads every stimulus.
     patience : int or None, default=10
         Stop after this many epochs without improvement of the validation cc_norm;
         ``None`` trains for ``max_epochs``. In both cases the best epoch is restored.
@@ -230,11 +235,20 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         ``on_train_end`` are called again, ``initialize()`` is not, so what a callback
         recorded during the validated run stays. That net's ``history`` holds only the
         final fit's epochs, numbered from 1, each with ``refit=True`` from its start and no
-        validation entries (``history_`` then lists them after the validated ones).
+        validation entries (``history_`` then lists them after the validated ones); the
+        routed settings of early stopping (``callbacks__early_stopping__...``) act on the
+        validated run only. With ``warm_start=True`` the next ``fit`` continues the
+        instances the previous fit held, without ``initialize()``, as skorch's
+        ``warm_start`` does. A callback may not take a name of the net's own callbacks
+        (skorch's ``epoch_timer``, ``train_loss``, ``valid_loss``, ``print_log``; skstrf's
+        ``refit``, ``valid_cc_norm``, ``stop_on_non_finite``, ``early_stopping``,
+        ``last_epoch``): ``fit`` raises before reading the data. Route settings to change
+        one of those (``callbacks__early_stopping__patience=20``).
     warm_start : bool, default=False
         With gradient training, the next ``fit`` continues from the fitted model and its
         optimizer state (``history_`` grows, at most ``max_epochs`` more epochs, the current
-        ``lr`` and routed parameters, validation on the new data's last stimuli) instead of
+        ``lr`` and routed parameters, validation on the new data's last stimuli, the same
+        callback instances without a new ``initialize()``) instead of
         starting anew; the model options (kernel, ``n_lags``, ...) must not change.
         Closed-form solvers and "lbfgs" (a fit to convergence) refit from scratch.
     history : {"mean", "zero"}, float or array-like of shape (n_freqs,), default="mean"
@@ -647,6 +661,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         """
         names = feature_names(X)  # a DataFrame's band names, read before X is converted
         options = fit_options(self, y, self._net_params())  # the options alone, before any data
+        check_callback_names(self.callbacks)
         groups = check_groups(groups, self.cv, getattr(X, "shape", None))
         with fit_threads():
             data = fit_data(X, y, self, options)  # in memory, or in dask chunks (out of core)
@@ -660,12 +675,13 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self._store(net, plan, data.shape, solution, names, band_std)
         return self
 
-    def _fit_plan(self, data, plan, *, continues=None):
+    def _fit_plan(self, data, plan, *, continues=None, validated=None):
         """One fit of ``plan`` on ``data``: the settled net, its closed-form solution (or
         None) and the standard deviation of each input band over the training frames.
         ``continues``: the validated net, when this is the final fit of a fine-tuned model
         on every stimulus, which continues its callbacks and whose divergence falls back to
-        it (:meth:`_fit_final`), not to its own start."""
+        it (:meth:`_fit_final`), not to its own start; ``validated``: that run's plan, whose
+        validation stimuli make the closed form's choices when ``plan.on_validated``."""
         train, valid = data.split(plan)
         prefilter = plan.make_prefilter(data.shape.n_freqs)
         raw, inputs, psth = train.moments(prefilter)  # over the training frames
@@ -679,15 +695,24 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         net = build_net(module, train.n_stimuli, valid, penalty=plan.penalty, previous=previous,
                         continues=continues, steps=plan.solver == "gradient", **plan.net)
         groups, folds = plan.row_groups()  # a closed form sums the rows every fold treats alike
-        stats = train.statistics(net.module_, plan.device, plan.n_blocks, groups) if plan.statistics else None
+        stats = (train.statistics(net.module_, plan.device, plan.n_blocks, groups)
+                 if plan.statistics and not (plan.on_validated and not plan.linear) else None)
         solution = valid_stats = None
         # the fit itself, or gradient training's start (a warm LN model keeps its penalties)
         if plan.closed_form or (plan.choose_penalty and (previous is None or plan.linear)):
-            valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
-            solution = plan.solve(stats, valid_stats, torch.as_tensor(plan.alphas, device=plan.device),
-                                  folds=folds, **plan.solve_options)
+            alphas = torch.as_tensor(plan.alphas, device=plan.device)
+            if plan.on_validated:
+                # cv=None: the choices of the validated run, made again in this module's
+                # units on its validation stimuli; the solve refits on them all
+                chosen_on = data.split(validated)
+                solution = plan.solve(chosen_on[0].statistics(net.module_, plan.device),
+                                      module_statistics(net.module_, chosen_on[1], plan.device), alphas,
+                                      folds=None, **plan.solve_options)
+            else:
+                valid_stats = None if valid is None else module_statistics(net.module_, valid, plan.device)
+                solution = plan.solve(stats, valid_stats, alphas, folds=folds, **plan.solve_options)
             start_from_closed_form(net, solution, train.stimuli, load=plan.closed_form)
-            stats = stats.merge_blocks(plan.n_blocks) if groups is None else stats
+            stats = stats.merge_blocks(plan.n_blocks) if groups is None and stats is not None else stats
         elif previous is not None and not plan.linear:
             net.penalty = previous.penalty  # continue with the first fit's penalties
         if plan.solver == "gradient":
@@ -709,7 +734,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         (``validated`` and ``kept``: its solution, band scales and plan) with a warning."""
         epochs = validated.validated_epochs_
         try:
-            net, solution, band_std = self._fit_plan(data, plan, continues=validated)
+            net, solution, band_std = self._fit_plan(data, plan, continues=validated, validated=kept[2])
         except (DivergenceError, KeyboardInterrupt) as exc:
             warnings.warn(
                 f"the final training on every stimulus (validation ones included, {epochs} epoch(s)) "

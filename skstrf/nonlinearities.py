@@ -78,9 +78,10 @@ class Softplus(nn.Module):
         """Fit ``gain``, ``slope`` and ``offset`` to ``y`` given ``z``: the two-stage model.
 
         The best of a grid of slopes and offsets (each with its optimal gain in closed
-        form) starts a joint L-BFGS refinement of all three (:func:`_refine`), per neuron:
-        the result is the least-squares (or maximum-likelihood) static softplus of the
-        linear stage, a start that gradient training of the LN model can only improve on.
+        form) starts a damped Newton refinement of all three (:func:`_refine`), per neuron
+        (all neurons at once): the result is the least-squares (or maximum-likelihood)
+        static softplus of the linear stage, a start that gradient training of the LN model
+        can only improve on.
 
         The refinement keeps ``slope`` and ``gain`` within bounds set by the data
         (:attr:`max_relative_slope`, :attr:`max_tail_gain`; smoothly, by a change of
@@ -89,8 +90,8 @@ class Softplus(nn.Module):
         to infinity and ``gain`` to zero, for a cell that is linear over the data's range
         with its knee at or below the lowest drive) and an exponential one (``offset`` to
         minus infinity and ``gain`` to infinity). Along those valleys the loss keeps
-        falling by ever smaller amounts, and L-BFGS followed them until the parameters
-        overflowed float32 (a slope of ``inf``: a non-finite loss at the first training
+        falling by ever smaller amounts, and the refinement (then L-BFGS) followed them
+        until the parameters overflowed float32 (a slope of ``inf``: a non-finite loss at the first training
         epoch whatever the learning rate). Within the bounds such a cell gets a finite
         curve as close to the limit as the bounds say.
 
@@ -183,8 +184,8 @@ class Exponential(nn.Module):
     def calibrate_(self, z: torch.Tensor, y: torch.Tensor, loss: str = "mse") -> "Exponential":
         """Fit ``slope`` and ``offset`` to ``y`` given ``z``: the two-stage model.
 
-        The best slope of a grid (with its optimal offset in closed form) starts a joint
-        L-BFGS refinement of both (:func:`_refine`), per neuron.
+        The best slope of a grid (with its optimal offset in closed form) starts a damped
+        Newton refinement of both (:func:`_refine`), per neuron (all neurons at once).
 
         Parameters
         ----------
@@ -243,9 +244,32 @@ def _loss_per_neuron(rate: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, lo
 
 
 def _refine(rate, start: torch.Tensor, y: torch.Tensor, loss: str, max_iter: int = 100) -> torch.Tensor:
-    """Refine per-neuron parameters ``start`` (n_params, n_neurons) of ``rate(theta)`` by
-    L-BFGS on the summed loss (neurons are independent terms), keeping for each neuron
-    the better of its start and the refined values (so a refinement never loses).
+    """Refine per-neuron parameters ``start`` (n_params, n_neurons) of ``rate(theta)`` by a
+    damped Newton method per neuron, all neurons at once, keeping for each neuron the better
+    of its start and the refined values (so a refinement never loses).
+
+    Neurons are independent terms of the loss, so its Hessian is block-diagonal: one
+    (n_params, n_params) block per neuron, whose columns are the Hessian-vector products
+    with each parameter's unit direction for every neuron at once (``n_params`` second
+    backward passes). Each neuron steps by its own Newton step, the Hessian's eigenvalues
+    taken in absolute value (a saddle or a concave region sends it downhill) and damped
+    Levenberg-Marquardt style: a step that does not lower that neuron's loss is refused and
+    its damping raised tenfold; one that does is taken and its damping lowered. Near its
+    optimum every neuron converges quadratically, whatever the others' scales: a joint
+    L-BFGS on the summed loss, its line search shared by all neurons, ended 100 iterations
+    up to 0.4 % of the reducible loss (the constant rate's minus the optimum's) above the
+    per-neuron optimum of softplus cells (``tests/calibration_reference.py``).
+
+    Parameters
+    ----------
+    rate : callable
+        Maps parameters of shape (n_params, n_neurons) to rates of ``y``'s shape.
+    start : Tensor of shape (n_params, n_neurons)
+    y : Tensor of shape (n_frames, n_neurons)
+        Targets; NaN entries are ignored.
+    loss : {"mse", "poisson"}
+    max_iter : int, default=100
+        Number of Newton trials (taken or refused steps).
 
     Returns
     -------
@@ -253,33 +277,53 @@ def _refine(rate, start: torch.Tensor, y: torch.Tensor, loss: str, max_iter: int
     """
     mask = torch.isfinite(y)
     y = torch.where(mask, y, 0.0)
-    with torch.no_grad():
-        before = _loss_per_neuron(rate(start), y, mask, loss)
-    # each neuron's loss in units of its start's, so that every neuron counts alike
-    unit = before.abs().clamp(min=torch.finfo(y.dtype).tiny)
-    theta = start.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([theta], lr=1.0, max_iter=max_iter, history_size=10, tolerance_grad=1e-12,
-                                  tolerance_change=1e-14, line_search_fn="strong_wolfe")
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        value = (_loss_per_neuron(rate(theta), y, mask, loss) / unit).sum()
-        if not torch.isfinite(value):  # a step into overflow: the line search backs off
-            value = value.detach().new_tensor(torch.finfo(value.dtype).max).requires_grad_(True)
-        value.backward()
-        return value
+    def losses(theta: torch.Tensor) -> torch.Tensor:
+        value = _loss_per_neuron(rate(theta), y, mask, loss)
+        return torch.where(torch.isnan(value), torch.inf, value)
 
-    with torch.enable_grad():
-        optimizer.step(closure)
     with torch.no_grad():
-        refined = theta.detach()
-        after = _loss_per_neuron(rate(refined), y, mask, loss)
-        # a gain at the level of rounding (relative to the loss of a constant rate) is no
-        # gain: a start at the optimum stays as it is
+        before = losses(start)
+        # the loss of a constant rate: the scale of a neuron's loss (Newton steps do not
+        # depend on it; the test of convergence does)
         mean = (y.sum(0) / mask.sum(0).clamp(min=1)).clamp(min=torch.finfo(y.dtype).tiny)
         null = _loss_per_neuron(mean.expand_as(y), y, mask, loss).abs()
+    n_params, n_neurons = start.shape
+    theta, current = start.clone(), before.clone()
+    damping = torch.full((n_neurons,), 1e-3, dtype=start.dtype, device=start.device)
+    tiny = torch.finfo(start.dtype).tiny
+    for _ in range(max_iter):
+        with torch.enable_grad():
+            t = theta.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(losses(t).sum(), t, create_graph=True)
+            hess = torch.stack([torch.autograd.grad(grad[k].sum(), t, retain_graph=k < n_params - 1)[0]
+                                for k in range(n_params)])  # (k, j, neuron): d2 / d theta_k d theta_j
+        g, h = grad.detach().T, hess.permute(2, 0, 1)  # (neuron, k), (neuron, k, j)
+        # a neuron whose derivatives overflow makes no step
+        finite = torch.isfinite(g).all(1) & torch.isfinite(h).flatten(1).all(1)
+        g = torch.where(finite[:, None], g, 0.0)
+        h = torch.where(finite[:, None, None], (h + h.transpose(1, 2)) / 2, torch.eye(n_params).to(h))
+        values, vectors = torch.linalg.eigh(h)
+        size = values.abs()
+        size = size + damping[:, None] * size.amax(1, keepdim=True) + tiny
+        step = -(vectors @ ((vectors.transpose(1, 2) @ g[..., None]) / size[..., None]))[..., 0]
+        step = torch.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0)
+        with torch.no_grad():
+            trial = losses(theta + step.T)
+        better = torch.isfinite(trial) & (trial < current)
+        theta = torch.where(better[None], theta + step.T, theta)
+        current = torch.where(better, trial, current)
+        damping = torch.where(better, damping / 3, damping * 10).clamp(1e-12, 1e12)
+        # converged: the step's predicted decrease is at rounding level for every neuron
+        decrease = -(g * step).sum(1)
+        if bool(((decrease <= 1e-14 * (current.abs() + null)) | (damping >= 1e12)).all()):
+            break
+    with torch.no_grad():
+        after = losses(theta)
+        # a gain at the level of rounding (relative to the loss of a constant rate) is no
+        # gain: a start at the optimum stays as it is
         better = torch.isfinite(after) & (after < before - 1e-10 * (before.abs() + null))
-        return torch.where(better[None], refined, start)
+        return torch.where(better[None], theta, start)
 
 
 def _best_shape(shapes, y: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,7 +23,7 @@ from skstrf import STRFRegressor
 from skstrf.datasets import load_dataset, make_strf_dataset, save_dataset
 from skstrf.metrics import cc_norm
 from skstrf._net import STRFNet
-from skorch.callbacks import EpochScoring
+from skorch.callbacks import EarlyStopping, EpochScoring
 
 S, T, F, N, R, L = 6, 40, 5, 3, 4, 4
 BASE = dict(n_lags=L, max_epochs=3, random_state=0)
@@ -252,6 +252,10 @@ FIT_CASES = [
      r"parameter 'callbacks__valid_cc_norm__psth' would change a callback whose settings skstrf makes itself"),
     ("EpochScoring by a scorer's name", "fit", {"solver": "gradient", "callbacks": [EpochScoring("r2")]}, None,
      ValueError, r"callbacks\[0\] is EpochScoring\(scoring='r2'\): skorch calls the scikit-learn scorer"),
+    ("callback named like one of the net's own", "fit",
+     {"nonlinearity": "softplus", "callbacks": [("early_stopping", EarlyStopping(patience=20))]}, None, ValueError,
+     r"callbacks\[0\] is named 'early_stopping', a name of the net's own callbacks \['epoch_timer', .*, "
+     r"'last_epoch'\]; give yours another name. To change one of the net's own, route its settings"),
     ("pandas NA as padding", "fit", {}, lambda X, y: (_pandas_na(X), y), ValueError,
      r"X holds pandas' missing value <NA> at X\[1, 30, 0\]; skstrf marks padding .* with NaN \(np.nan\)"),
     # --- Poisson loss: spike counts are expected

@@ -162,6 +162,81 @@ def test_callbacks_are_initialised_once_per_fit_and_continue_in_the_final_traini
         assert dict(est.net_.callbacks_)["_Epochs"] is record
 
 
+class _Named(Callback):
+    """A callback class named like one of the net's own (skorch names an unnamed callback
+    by its class)."""
+
+
+_Named.__name__ = "last_epoch"
+
+
+@pytest.mark.parametrize("entry", [("refit", _Epochs()), ("early_stopping", _Epochs()), ("train_loss", _Epochs()),
+                                   _Named()], ids=["refit", "early_stopping", "train_loss", "class name"])
+def test_a_users_callback_named_like_one_of_the_nets_own_is_refused_before_any_work(cells, entry):
+    # A user's callback named "refit" was dropped from the final training on every
+    # stimulus without a word (the estimator's MarkRefit took its place); the other names
+    # failed inside skorch, once the data were read, with an error about lr.
+    est = STRFRegressor(n_lags=L, nonlinearity="softplus", max_epochs=2, callbacks=[entry])
+    with pytest.raises(ValueError, match=r"callbacks\[0\] is named '\w+', a name of the net's own callbacks "
+                       r"\['epoch_timer', 'train_loss', 'valid_loss', 'print_log', 'refit', 'valid_cc_norm', "
+                       r"'stop_on_non_finite', 'early_stopping', 'last_epoch'\]; give yours another name"):
+        est.fit(cells.X, cells.y[..., :1, :] * np.nan)  # raised before y is read (all-NaN y would raise)
+
+
+def test_routed_early_stopping_settings_set_the_validated_run_and_the_final_training_runs(cells):
+    # callbacks__early_stopping__... configure the validated run's early stopping; the final
+    # training on every stimulus has no validation stimuli, hence no early stopping, and
+    # raised ("addresses a callback named 'early_stopping', but this fit has no such
+    # callback") after the validated run.
+    record = _Epochs()
+    est = STRFRegressor(n_lags=L, nonlinearity="softplus", lr=1e-2, max_epochs=30, random_state=0,
+                        callbacks=[record], callbacks__early_stopping__patience=2)
+    _quiet_fit(est, cells.X, cells.y)
+    validated = [row["valid_cc_norm"] for row in est.history_ if not row.get("refit")]
+    best = _best_epoch(validated)
+    assert len(validated) == best + 2 < 30  # stopped by patience 2
+    assert not est.net_.kept_start_ and est.n_refit_epochs_ == best == len(est.history_) - len(validated) > 0
+    assert record.train_begins == 2  # the final training ran
+
+
+@pytest.fixture(scope="module")
+def wider_cells():
+    """Cells of several STRF shapes, some not separable (ranks 1 to 3 chosen)."""
+    return make_strf_dataset(n_stimuli=12, n_times=300, n_freqs=8, n_neurons=4, n_repeats=4, n_lags=6,
+                             nonlinearity="softplus", random_state=1)
+
+
+@pytest.mark.parametrize("options", [dict(kernel="separable"), dict(kernel="separable", rank=(1, 2)),
+                                     dict(feature_spaces=[4, 4])], ids=["rank auto", "rank grid", "feature spaces"])
+def test_with_cv_none_the_final_fit_chooses_on_the_validation_stimuli(wider_cells, options):
+    # With cv=None the validated run chooses the penalty (its form, a separable kernel's
+    # rank) on the validation stimuli. The final fit on every stimulus has none held out:
+    # it fell back to alpha=1e-3 and rank 1 (rank_ said 1 for every neuron), and an
+    # explicit rank grid or feature spaces raised after the validated run. It now chooses on
+    # the same validation stimuli, as the validated run did (in its own units: the bands'
+    # and neurons' scales over every stimulus). Ground truth: the linear closed form with
+    # cv=None chooses on the same validation stimuli, by the same solver, in the units of
+    # the training stimuli; a near-tie may go one step of the grid (half a decade) apart.
+    d = wider_cells
+    common = dict(n_lags=6, cv=None, random_state=0, **options)
+    linear = _quiet_fit(STRFRegressor(**common), d.X, d.y)
+    est = _quiet_fit(STRFRegressor(**common, nonlinearity="softplus", max_epochs=3, patience=None), d.X, d.y)
+    assert est.n_refit_epochs_ is not None and any(row.get("refit") for row in est.history_)
+    np.testing.assert_array_equal(est.valid_stimuli_, linear.valid_stimuli_)
+    assert np.abs(np.log10(est.alpha_ / linear.alpha_)).max() <= 0.5 + 1e-9
+    assert len(np.unique(linear.alpha_)) > 1  # chosen per neuron, not one fixed value
+    if options.get("kernel") == "separable":
+        np.testing.assert_array_equal(est.rank_, linear.rank_)
+        assert linear.rank_.max() > 1
+        # rank_ describes the stored model: each STRF has that many components (those a
+        # neuron does not use start at zero; a few AdamW steps leave them below 1e-3)
+        sv = np.linalg.svd(est.strfs_, compute_uv=False)
+        sv = sv / sv[:, :1]
+        ranks = est.rank_
+        assert all(sv[n, ranks[n] - 1] > 1e-2 and (sv[n, ranks[n]:] < 1e-3).all() for n in range(len(ranks)))
+        assert est.n_params_per_neuron_ == linear.n_params_per_neuron_ + 3  # the softplus's 3
+
+
 class _RecordValidated(Callback):
     """The linear stage after every validated epoch."""
 

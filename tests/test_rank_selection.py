@@ -124,11 +124,14 @@ def test_the_separable_kernel_chooses_each_neurons_rank_by_default(mixed):
 
 
 def test_auto_with_nothing_to_choose_on_is_rank_one():
-    # the final fit of a fine-tuned model trains on every stimulus: with cv=None it has
-    # neither folds nor validation stimuli, so "auto" (the default) is rank 1, where a grid
-    # is an error the user asked for
+    # with cv=None and no validation stimuli there are neither folds nor held-out stimuli,
+    # so "auto" (the default) is rank 1, where a grid is an error the user asked for (the
+    # final fit of a fine-tuned model with cv=None chooses on the validated run's validation
+    # stimuli: test_ln_refit)
     X, y, _ = _separable_cells([1, 2], n_stimuli=6, n_times=200)
-    est = _fit(X, y, rank="auto", cv=None, alpha=1.0, nonlinearity="softplus", max_epochs=2)
+    est = _fit(X, y, rank="auto", cv=None, alpha=1.0, nonlinearity="softplus", max_epochs=2,
+               validation_fraction=None)
     np.testing.assert_array_equal(est.rank_, [1, 1])
     with pytest.raises(ValueError, match=r"choosing the separable kernel's rank among \[1, 2\] needs"):
-        _fit(X, y, rank=[1, 2], cv=None, alpha=1.0, nonlinearity="softplus", max_epochs=2)
+        _fit(X, y, rank=[1, 2], cv=None, alpha=1.0, nonlinearity="softplus", max_epochs=2,
+             validation_fraction=None)

@@ -110,6 +110,41 @@ def test_warm_start_continues_training(data):
     assert losses[-1] < cold.history_[-1, "train_loss"]  # better than 3 epochs from scratch
 
 
+class _Seen(Callback):
+    """Records the history length at every epoch end; ``initialize`` resets the records, as
+    skorch's own callbacks reset their state, and counts itself."""
+
+    def initialize(self):
+        self.epochs, self.n_initialized = [], getattr(self, "n_initialized", 0) + 1
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs.append(len(net.history))
+
+
+def test_warm_start_continues_the_users_callbacks_as_skorch_does(data):
+    # skorch's warm_start: a second fit continues the same callbacks (no initialize()), so a
+    # callback keeps what it recorded. skstrf's warm start initialised them again, and its
+    # records of the first fit were lost without a word.
+    from skorch import NeuralNetRegressor
+
+    X = np.random.default_rng(0).standard_normal((32, 3)).astype(np.float32)
+    reference = _Seen()
+    net = NeuralNetRegressor(torch.nn.Linear, module__in_features=3, module__out_features=1, max_epochs=2,
+                             warm_start=True, callbacks=[reference], train_split=None, verbose=0)
+    net.fit(X, X[:, :1]).fit(X, X[:, :1])
+    assert reference.epochs == [1, 2, 3, 4] and reference.n_initialized == 1
+
+    seen = _Seen()
+    est = _gradient(warm_start=True, max_epochs=2, callbacks=[("seen", seen)])
+    est.fit(data.X, data.y).fit(data.X, data.y)
+    assert seen.epochs == reference.epochs and seen.n_initialized == reference.n_initialized
+    assert dict(est.net_.callbacks_)["seen"] is seen
+    # a fit without warm start starts anew, as skorch's fit does
+    _gradient(max_epochs=2, callbacks=[seen]).fit(data.X, data.y)
+    assert seen.epochs == [1, 2] and seen.n_initialized == 2
+
+
 def test_warm_start_false_starts_anew(data):
     est = _gradient(max_epochs=3)
     est.fit(data.X, data.y)
