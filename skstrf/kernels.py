@@ -166,54 +166,53 @@ class ParametricKernel(_Kernel):
 
         Several starts, each a greedy decomposition of the peaks and troughs of ``weight``
         (:func:`peaks_and_troughs`) with Gaussians of a different initial width, are refined
-        by ``n_iter`` Adam steps on the squared error, all neurons at once; each neuron keeps
-        the start whose refined fit is closest to its ``weight``.
+        by ``n_iter`` Adam steps on the squared error, every start of every neuron in one
+        batch; each neuron keeps the start whose refined fit is closest to its ``weight``.
         """
         N, C, F, L = weight.shape
         K = self.amplitude.shape[-1]
+        factors = (0.5, 1.0, 2.0)
         target = weight.detach().to(self.amplitude)
         scale = target.pow(2).sum(dim=(1, 2, 3)).clamp(min=1e-30)  # per neuron
-        params = [self.centre_freq, self.centre_lag, self.width_freq_raw, self.width_lag_raw,
-                  self.amplitude]
-        best_error, best = None, None
-        for factor in (0.5, 1.0, 2.0):
-            (lf, hf), (ll, hl) = self.width_bounds
+        (lf, hf), (ll, hl) = self.width_bounds
+        starts = [], [], [], [], []  # centre_freq, centre_lag, width_freq_raw, width_lag_raw, amplitude
+        for factor in factors:
             wf = min(max(factor * max(F / 10.0, 1.0), lf), hf)
             wl = min(max(factor * max(L / 8.0, 1.0), ll), hl)
-            with torch.no_grad():
-                self.width_freq_raw.fill_(_bounded_inverse(wf, lf, hf))
-                self.width_lag_raw.fill_(_bounded_inverse(wl, ll, hl))
-                cf, cl, amp = peaks_and_troughs(target.reshape(N * C, F, L), K, wf, wl)
-                self.centre_freq.copy_(cf.reshape(N, C, K))
-                self.centre_lag.copy_(cl.reshape(N, C, K))
-                self.amplitude.copy_(amp.reshape(N, C, K))
-            with torch.enable_grad():
-                optimizer = torch.optim.Adam(params, lr=0.05)
-                for _ in range(n_iter):
-                    optimizer.zero_grad()
-                    loss = ((self.forward() - target).pow(2).sum(dim=(1, 2, 3)) / scale).sum()
-                    loss.backward()
-                    optimizer.step()
-            with torch.no_grad():
-                error = (self.forward() - target).pow(2).sum(dim=(1, 2, 3)) / scale
-                state = [p.detach().clone() for p in params]
-                if best is None:
-                    best_error, best = error, state
-                else:
-                    better = error < best_error
-                    best_error = torch.where(better, error, best_error)
-                    best = [torch.where(better[:, None, None], new, old) for new, old in zip(state, best)]
+            cf, cl, amp = peaks_and_troughs(target.reshape(N * C, F, L), K, wf, wl)
+            for values, value in zip(starts, (cf, cl, torch.full_like(cf, _bounded_inverse(wf, lf, hf)),
+                                               torch.full_like(cf, _bounded_inverse(wl, ll, hl)), amp)):
+                values.append(value.reshape(N, C, K))
+        params = [torch.stack(values).requires_grad_(True) for values in starts]  # (n_starts, N, C, K)
+        with torch.enable_grad():
+            optimizer = torch.optim.Adam(params, lr=0.05)
+            for _ in range(n_iter):
+                optimizer.zero_grad()
+                loss = ((self._gaussians(*params) - target).pow(2).sum(dim=(2, 3, 4)) / scale).sum()
+                loss.backward()
+                optimizer.step()
         with torch.no_grad():
-            for p, value in zip(params, best):
-                p.copy_(value)
+            error = (self._gaussians(*params) - target).pow(2).sum(dim=(2, 3, 4))  # (n_starts, N)
+            best = error.argmin(dim=0)  # ties to the earlier start
+            neurons = torch.arange(N, device=best.device)
+            for p, value in zip((self.centre_freq, self.centre_lag, self.width_freq_raw, self.width_lag_raw,
+                                 self.amplitude), params):
+                p.copy_(value[best, neurons])
                 p.grad = None
 
+    def _gaussians(self, centre_freq: torch.Tensor, centre_lag: torch.Tensor, width_freq_raw: torch.Tensor,
+                   width_lag_raw: torch.Tensor, amplitude: torch.Tensor) -> torch.Tensor:
+        """The kernel's weight (..., F, L) for parameters of shape (..., K)."""
+        (lf, hf), (ll, hl) = self.width_bounds
+        width_freq = lf + (hf - lf) * torch.sigmoid(width_freq_raw)
+        width_lag = ll + (hl - ll) * torch.sigmoid(width_lag_raw)
+        gf = torch.exp(-0.5 * ((self.freq_grid - centre_freq[..., None]) / width_freq[..., None]) ** 2)  # (..., K, F)
+        gl = torch.exp(-0.5 * ((self.lag_grid - centre_lag[..., None]) / width_lag[..., None]) ** 2)  # (..., K, L)
+        return torch.einsum("...k,...kf,...kl->...fl", amplitude, gf, gl)
+
     def forward(self) -> torch.Tensor:
-        df = (self.freq_grid - self.centre_freq[..., None]) / self.width_freq[..., None]
-        dl = (self.lag_grid - self.centre_lag[..., None]) / self.width_lag[..., None]
-        gf = torch.exp(-0.5 * df**2)  # (N, C, K, F)
-        gl = torch.exp(-0.5 * dl**2)  # (N, C, K, L)
-        return torch.einsum("nck,nckf,nckl->ncfl", self.amplitude, gf, gl)
+        return self._gaussians(self.centre_freq, self.centre_lag, self.width_freq_raw, self.width_lag_raw,
+                               self.amplitude)
 
 
 def _bounded_inverse(x: float, low: float, high: float) -> float:

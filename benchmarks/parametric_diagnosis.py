@@ -1,0 +1,238 @@
+"""Why the parametric kernel loses to vanilla on the auditory nerve (issue 24 item 5):
+under-optimisation, its start, its penalty, or its family.
+
+On the outer folds of ``kernels_earn.py``'s cases (the same training and held-out stimuli),
+each variant below is fitted with skstrf's defaults except what its name says, and scored
+on the held-out stimuli with the same code (pooled out-of-fold predictions, cc_norm with
+repeats); every variant is compared with the vanilla kernel neuron by neuron (mean paired
+difference, 95 % bootstrap interval over neurons). The L-BFGS step of the parametric fit
+(:func:`skstrf._solvers.fit_lbfgs`) is replaced by a wrapper that records, on the fold's
+training statistics:
+
+- ``excess``: the penalised training loss the fit reached minus that of the free kernel
+  with the same penalty (the ridge solution: the lowest loss any kernel can reach, the
+  parametric kernel being a subset of the free one), in units of the PSTH's variance,
+  mean over neurons; ``start excess``: the same for the L-BFGS start (Gaussians fitted to
+  the ridge STRF, :meth:`skstrf.kernels.ParametricKernel.set_weight`);
+- ``iterations``: L-BFGS's iterations (its cap: 500 by default).
+
+Variants (``--variants``):
+
+- ``parametric``: the default (8 Gaussians, from the Gaussians fitted to the ridge STRF,
+  each neuron's own L-BFGS run to at most 500 iterations, the free kernel's
+  cross-validated penalty);
+- ``parametric, start only``: the start, no L-BFGS (what the family gives from the ridge
+  STRF alone);
+- ``parametric, joint L-BFGS (before)``: one L-BFGS over every neuron's parameters at once,
+  500 iterations (the default before December 2026), and ``..., 5000 iterations``;
+- ``parametric, 5000 iterations``: the default's runs to 5000 iterations;
+- ``parametric, penalty x1/4`` and ``x0``: the L-BFGS penalty scaled;
+- ``parametric 16`` and ``parametric 24``: more Gaussians.
+
+The family table (``--family``): each fold's vanilla (ridge) STRF in standardised units
+approximated by ``K`` Gaussians (``set_weight`` with 300 Adam steps per start, the default,
+and with 3000) and by its best rank-1 and rank-2 approximations (truncated SVD): the
+relative squared residual ``|w - approx|^2 / |w|^2``, median and 90th percentile over
+neurons and folds. The ridge STRF holds noise, so this is an upper bound of how far the
+truth lies from the family.
+
+Run in the benchmark environment (the auditory nerve's cache, see ``benchmarks/README.md``)::
+
+    OMP_NUM_THREADS=1 nice -n 19 /work/peers-venv/bin/python benchmarks/parametric_diagnosis.py \\
+        --cases auditory-nerve-3 auditory-nerve --n-folds 1 --markdown /tmp/parametric_diagnosis.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import format_machine, machine_info, markdown_table, test_scores  # noqa: E402
+from kernels_earn import interval, load_case, verdict  # noqa: E402
+from run_all import write_atomic  # noqa: E402
+
+from skstrf import STRFRegressor  # noqa: E402
+from skstrf import _solvers  # noqa: E402
+from skstrf._losses import statistics_loss  # noqa: E402
+from skstrf.kernels import ParametricKernel  # noqa: E402
+
+#: L-BFGS's iterations in the converged variants.
+CONVERGED = 5000
+
+#: Each variant: estimator options, and the wrapper's (L-BFGS ``max_iter``, penalty scale,
+#: whether L-BFGS runs at all).
+VARIANTS = {
+    "vanilla": ({}, None),
+    "parametric": ({"kernel": "parametric"}, dict(max_iter=None, scale=1.0, polish=True, per_neuron=True)),
+    "parametric, start only": ({"kernel": "parametric"}, dict(max_iter=None, scale=1.0, polish=False)),
+    "parametric, joint L-BFGS (before)": ({"kernel": "parametric"},
+                                          dict(max_iter=None, scale=1.0, polish=True, per_neuron=False)),
+    "parametric, joint L-BFGS, 5000 iterations": ({"kernel": "parametric"},
+                                                  dict(max_iter=CONVERGED, scale=1.0, polish=True, per_neuron=False)),
+    "parametric, 5000 iterations": ({"kernel": "parametric"},
+                                    dict(max_iter=CONVERGED, scale=1.0, polish=True, per_neuron=True)),
+    "parametric, penalty x1/4": ({"kernel": "parametric"}, dict(max_iter=None, scale=0.25, polish=True, per_neuron=True)),
+    "parametric, penalty x0": ({"kernel": "parametric"}, dict(max_iter=None, scale=0.0, polish=True, per_neuron=True)),
+    "parametric 16": ({"kernel": "parametric", "n_gaussians": 16},
+                      dict(max_iter=None, scale=1.0, polish=True, per_neuron=True)),
+    "parametric 24": ({"kernel": "parametric", "n_gaussians": 24},
+                      dict(max_iter=None, scale=1.0, polish=True, per_neuron=True)),
+}
+DEFAULT_VARIANTS = ("vanilla", "parametric", "parametric, start only", "parametric, joint L-BFGS (before)",
+                    "parametric, joint L-BFGS, 5000 iterations", "parametric 16")
+
+_HOOK: dict = {"settings": None, "records": []}
+_ORIGINAL = _solvers.SOLVERS["lbfgs"]
+
+
+def _penalised_loss(weight: torch.Tensor, bias: torch.Tensor, summed, penalty) -> np.ndarray:
+    """Per-neuron penalised training loss of standardised kernels ``weight`` (N, D)."""
+    gram, cross, sq, count = (a.double() for a in summed)
+    weight, bias = weight.double(), bias.double()
+    theta = torch.cat([weight, bias[:, None]], dim=1)  # (N, D+1)
+    quad = ((theta @ gram) * theta).sum(1) - 2 * (theta * cross.T).sum(1) + sq
+    alpha = torch.as_tensor(penalty.per_neuron(weight.shape[0]), dtype=torch.float64)
+    return (quad / count + alpha * penalty.form.quadratic(weight)).detach().cpu().numpy()
+
+
+def _polish(module, stats, penalty) -> None:
+    """fit_lbfgs as the variant says, recording the loss gaps and iterations."""
+    settings = _HOOK["settings"]
+    N = module.bias.shape[0]
+    if settings["scale"] != 1.0:
+        penalty = penalty.with_alpha(penalty.per_neuron(N) * settings["scale"])
+    summed = stats.summed(None)
+    free = _solvers.ridge_weights(stats, None, penalty)  # (D, N): the lowest penalised loss
+    free_bias = _solvers.centred(stats).intercept(free)
+    floor = _penalised_loss(free.T, free_bias, summed, penalty)
+    with torch.no_grad():
+        start = _penalised_loss(module.standardized_weight().double(), module.bias.double(), summed, penalty)
+    iterations = 0
+    if settings["polish"]:
+        iterations = _solvers.fit_lbfgs(module, stats, penalty, max_iter=settings["max_iter"],
+                                        per_neuron=settings.get("per_neuron", True))["iterations"]
+    with torch.no_grad():
+        end = _penalised_loss(module.standardized_weight().double(), module.bias.double(), summed, penalty)
+    _HOOK["records"].append({"start": start - floor, "end": end - floor, "iterations": iterations})
+
+
+def fold_fits(X, y, n_lags, folds, variants, family: bool, log):
+    """Out-of-fold scores, fit times and L-BFGS records of every variant; family rows."""
+    repeats = y.ndim == 4
+    y4 = y if repeats else y[..., None]
+    predictions = {v: np.full(y4.shape[:3], np.nan) for v in variants}
+    times = {v: [] for v in variants}
+    records = {v: [] for v in variants}
+    residuals: dict[str, list] = {}
+    _solvers.SOLVERS["lbfgs"] = dataclasses.replace(_ORIGINAL, polish=_polish)
+    try:
+        for test in folds:
+            train = np.setdiff1d(np.arange(len(X)), test)
+            for v in variants:
+                options, settings = VARIANTS[v]
+                _HOOK["settings"], _HOOK["records"] = settings, []
+                est = STRFRegressor(n_lags=n_lags, random_state=0, **options)
+                start = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    est.fit(X[train], y[train])
+                times[v].append(time.perf_counter() - start)
+                predictions[v][test] = est.predict(X[test])
+                records[v].extend(_HOOK["records"])
+                log(f"    {v}: {times[v][-1]:.1f} s"
+                    + "".join(f", {r['iterations']} iterations, excess {np.mean(r['end']):.2e}" for r in _HOOK["records"]))
+                if v == "vanilla" and family:
+                    for key, value in family_residuals(est).items():
+                        residuals.setdefault(key, []).append(value)
+            log(f"  fold {test.tolist()} done")
+    finally:
+        _solvers.SOLVERS["lbfgs"] = _ORIGINAL
+    used = np.concatenate(list(folds))  # the held-out stimuli of the folds run
+    scores = {v: test_scores(y4[used], predictions[v][used])[1 if repeats else 0] for v in variants}
+    return scores, times, records, {k: np.concatenate(v) for k, v in residuals.items()}
+
+
+def family_residuals(est: STRFRegressor) -> dict[str, np.ndarray]:
+    """Relative squared residual of each neuron's standardised ridge STRF approximated by
+    Gaussians (8 and 24; 300 and 3000 Adam steps per start) and by rank 1 and 2."""
+    kernel = est.net_.module_.kernel
+    N, C, F, L = kernel.shape
+    with torch.no_grad():
+        w = kernel().detach().double()
+    norm = w.pow(2).sum(dim=(1, 2, 3))
+    out = {}
+    s = torch.linalg.svdvals(w[:, 0])  # (N, min(F, L))
+    total = s.pow(2).sum(1)
+    for r in (1, 2):
+        out[f"rank {r}"] = (s[:, r:].pow(2).sum(1) / total).numpy()
+    for k, n_iter in ((8, 300), (8, 3000), (24, 300), (24, 3000)):
+        gaussians = ParametricKernel(N, C, F, L, n_gaussians=k)
+        gaussians.set_weight(w.float(), n_iter=n_iter)
+        with torch.no_grad():
+            out[f"{k} Gaussians, {n_iter} steps"] = ((gaussians().double() - w).pow(2).sum(dim=(1, 2, 3)) / norm).numpy()
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=["auditory-nerve", "auditory-nerve-3"])
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seed", type=int, default=500, help="seed of a generated (songs) case")
+    parser.add_argument("--n-folds", type=int, default=None, help="only the first outer folds (all by default)")
+    parser.add_argument("--family", action="store_true", help="also the family table (from the vanilla fits)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args(argv)
+    variants = list(dict.fromkeys(["vanilla", *args.variants]))
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    before = machine_info()
+    rows, family_rows = [], []
+    rng = np.random.default_rng(0)
+    for name in args.cases:
+        X, y, n_lags, folds, description = load_case(name, args.seed, args.quick)
+        folds = folds[:args.n_folds] if args.n_folds else folds
+        log(f"{name}: X {X.shape}, y {y.shape}, {len(folds)} outer folds")
+        scores, times, records, residuals = fold_fits(X, y, n_lags, folds, variants, args.family, log)
+        for v in variants:
+            row = {"case": description, "variant": v, "score": float(np.nanmean(scores[v])),
+                   "fit_s": f"{np.median(times[v]):.1f}"}
+            if v != "vanilla":
+                mean, low, high, n = interval(scores[v] - scores["vanilla"], rng)
+                row.update(diff=f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]", verdict=verdict(low, high), neurons=n)
+            if records[v]:
+                start = np.concatenate([r["start"] for r in records[v]])
+                end = np.concatenate([r["end"] for r in records[v]])
+                row.update(start_excess=f"{np.mean(start):.2e}", excess=f"{np.mean(end):.2e}",
+                           iterations="/".join(str(r["iterations"]) for r in records[v]))
+            rows.append(row)
+        for key, value in residuals.items():
+            family_rows.append({"case": description, "approximation": key, "median": float(np.median(value)),
+                                "p90": float(np.percentile(value, 90)), "neurons": value.size})
+    text = markdown_table(rows, [
+        ("case", "case", ""), ("variant", "model", ""), ("score", "held-out score", ".4f"),
+        ("diff", "minus vanilla [95 % CI]", ""), ("verdict", "vs vanilla", ""),
+        ("start_excess", "start: loss above the free optimum", ""), ("excess", "fit: loss above the free optimum", ""),
+        ("iterations", "L-BFGS iterations per fold", ""), ("neurons", "neurons", ""), ("fit_s", "fit s (median)", "")])
+    if family_rows:
+        text += "\n\nThe vanilla (ridge) STRFs of every outer fold approximated (relative squared residual over neurons and folds):\n\n"
+        text += markdown_table(family_rows, [("case", "case", ""), ("approximation", "approximation", ""),
+                                             ("median", "median", ".4f"), ("p90", "90th percentile", ".4f"),
+                                             ("neurons", "STRFs", "")])
+    text += ("\n\nLoss above the free optimum: penalised training loss (MSE in units of each neuron's PSTH variance "
+             "plus the penalty) minus the ridge solution's with the same penalty, mean over neurons and folds.\n\n"
+             + format_machine(before, machine_info()))
+    print(text)
+    if args.markdown:
+        write_atomic(args.markdown, text + "\n")
+
+
+if __name__ == "__main__":
+    main()
