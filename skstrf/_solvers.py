@@ -1174,8 +1174,11 @@ def _lbfgs_per_neuron(module, params: list, stats: DesignStatistics, penalty: Pe
     """L-BFGS run for every neuron on its own problem, all neurons in one batch.
 
     Neurons are independent problems: each keeps its own curvature pairs, its own step
-    (backtracking on Armijo's condition) and its own stop (its loss falls by less than
-    ``tol`` times its size, or its line search fails), so that a slow neuron neither holds
+    (Armijo's condition; after a failed trial, the minimum of the quadratic through the
+    loss, its slope and that trial, within 0.1 to 0.5 of the failed step: halving alone
+    took 6.7 evaluations per iteration on the auditory nerve, as each iteration some neuron
+    needed a step near 1/64) and its own stop (its loss falls by less than ``tol`` times its
+    size, or its line search fails), so that a slow neuron neither holds
     the others back nor sets their step; every evaluation is one product of the active
     neurons' parameters with the Gram. Every accepted step lowers its neuron's loss, so
     the parameters left in the module are the best seen. Returns the mean start and end
@@ -1238,7 +1241,15 @@ def _lbfgs_per_neuron(module, params: list, stats: DesignStatistics, penalty: Pe
             ok[rows] = torch.isfinite(f_try[rows]) & (f_try[rows] <= f[rows] + 1e-4 * step[rows] * slope[rows])
             x_new[ok], f_new[ok], g_new[ok] = trial[ok], f_try[ok], g_try[ok]
             pending &= ~ok
-            step = torch.where(pending, 0.5 * step, step)
+            # the next trial: the minimum of the quadratic through f, its slope and the
+            # failed trial, kept within [0.1, 0.5] of the failed step (a halving would need
+            # several rounds where the quadratic's minimum is far below half)
+            tried = torch.full((N,), float("nan"), dtype=torch.float64, device=device)
+            tried[rows] = f_try[rows]
+            excess = tried - f - slope * step
+            quadratic = torch.where(torch.isfinite(excess) & (excess > 0),
+                                    -slope * step / (2.0 * excess.clamp(min=1e-300)) * step, 0.1 * step)
+            step = torch.where(pending, torch.minimum(torch.maximum(quadratic, 0.1 * step), 0.5 * step), step)
         failed = active & pending  # no decrease found: this neuron is done
         moved = active & ~pending
         s_new, y_new = x_new - x, g_new - g
