@@ -210,6 +210,16 @@ def matmul_gflops(dtype: Any = None, n: int = 2048, repeats: int = 3) -> float:
     return 2 * n**3 / timing["seconds_min"] / 1e9
 
 
+def fit_quietly(est: Any, X: np.ndarray, y: np.ndarray) -> float:
+    """Fit ``est`` on ``X, y`` with its warnings silenced (a benchmark's fits of many cases
+    would repeat them); return the fit's wall-clock seconds."""
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    return time.perf_counter() - start
+
+
 def summarize_times(wall: Sequence[float], cpu: Sequence[float]) -> dict[str, float]:
     """Median, minimum and maximum of wall times and the median CPU time (see :func:`timed`)."""
     return {"seconds": statistics.median(wall), "seconds_min": min(wall), "seconds_max": max(wall),

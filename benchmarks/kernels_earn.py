@@ -63,13 +63,12 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import format_machine, machine_info, markdown_table, test_scores  # noqa: E402
+from _common import fit_quietly, format_machine, machine_info, markdown_table, test_scores  # noqa: E402
 from run_all import write_atomic  # noqa: E402
 
 import skstrf  # noqa: E402
@@ -168,11 +167,7 @@ def out_of_fold(X, y, n_lags: int, folds, variants, log) -> tuple[dict, dict]:
             if options is None:
                 continue
             est = STRFRegressor(n_lags=n_lags, random_state=0, **options)
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                est.fit(X[train], y[train])
-            times[v].append(time.perf_counter() - start)
+            times[v].append(fit_quietly(est, X[train], y[train]))
             predictions[v][test] = est.predict(X[test])
             fitted[v] = est
         if "two-stage" in variants:

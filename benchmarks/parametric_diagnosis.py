@@ -47,21 +47,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import format_machine, machine_info, markdown_table, test_scores  # noqa: E402
+from _common import fit_quietly, format_machine, machine_info, markdown_table, test_scores  # noqa: E402
 from kernels_earn import interval, load_case, verdict  # noqa: E402
 from run_all import write_atomic  # noqa: E402
 
 from skstrf import STRFRegressor  # noqa: E402
 from skstrf import _solvers  # noqa: E402
-from skstrf._losses import statistics_loss  # noqa: E402
 from skstrf.kernels import ParametricKernel  # noqa: E402
 
 #: L-BFGS's iterations in the converged variants.
@@ -140,11 +137,7 @@ def fold_fits(X, y, n_lags, folds, variants, family: bool, log):
                 options, settings = VARIANTS[v]
                 _HOOK["settings"], _HOOK["records"] = settings, []
                 est = STRFRegressor(n_lags=n_lags, random_state=0, **options)
-                start = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    est.fit(X[train], y[train])
-                times[v].append(time.perf_counter() - start)
+                times[v].append(fit_quietly(est, X[train], y[train]))
                 predictions[v][test] = est.predict(X[test])
                 records[v].extend(_HOOK["records"])
                 log(f"    {v}: {times[v][-1]:.1f} s"
