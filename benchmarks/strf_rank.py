@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import format_machine, machine_info, markdown_table  # noqa: E402
 from kernels_earn import CASES, SONGS, load_case  # noqa: E402
+from run_all import write_atomic  # noqa: E402
 
 from skstrf import STRFRegressor  # noqa: E402
 from skstrf.datasets import make_realistic_dataset  # noqa: E402
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     ])
     print(text)
     if args.markdown:
-        args.markdown.write_text(text + "\n")
+        write_atomic(args.markdown, text + "\n")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import warnings
 
 import numpy as np
@@ -199,7 +200,7 @@ class STRFNet(NeuralNetRegressor):
         are wrapped to be skipped by ``torch.compile``): 1.3-1.5 s on 2 cores, three times a
         default closed-form fit of NS1's size, which never steps.
         """
-        if self.__dict__.get("defer_optimizer_") and "optimizer_" not in self.__dict__:
+        if self._optimizer_deferred():
             if "optimizer" not in self.prefixes_:
                 # registered as skorch registers a made one (routed parameters, virtual
                 # ``lr``, the optimizers its loops step), so that every use of
@@ -208,17 +209,22 @@ class STRFNet(NeuralNetRegressor):
             return self
         return super().initialize_optimizer(triggered_directly)
 
+    def _optimizer_deferred(self) -> bool:
+        """Whether the optimizer's making is deferred and it is not made yet (read from the
+        instance's dict: :meth:`__getattr__` must not recurse)."""
+        return bool(self.__dict__.get("defer_optimizer_")) and "optimizer_" not in self.__dict__
+
     def ensure_optimizer(self) -> None:
         """Make the optimizer now if its making was deferred (see :meth:`initialize_optimizer`),
         as skorch's ``initialize`` would have made it, its virtual parameters (``lr``)
         registered."""
-        if self.__dict__.get("defer_optimizer_") and "optimizer_" not in self.__dict__:
+        if self._optimizer_deferred():
             self.defer_optimizer_ = False
             self._initialize_optimizer()
 
     def __getattr__(self, name):
         # only reached when normal lookup fails: a deferred optimizer is made when asked for
-        if name == "optimizer_" and self.__dict__.get("defer_optimizer_") and self.__dict__.get("initialized_"):
+        if name == "optimizer_" and self.__dict__.get("initialized_") and self._optimizer_deferred():
             self.ensure_optimizer()
             return self.__dict__["optimizer_"]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -405,6 +411,7 @@ _OWN_CALLBACKS = ("refit", "valid_cc_norm", "stop_on_non_finite", "early_stoppin
 _VALIDATION_CALLBACKS = ("valid_cc_norm", "early_stopping")
 
 
+@functools.cache
 def reserved_callback_names() -> tuple[str, ...]:
     """The names a user's callback may not take: skorch's default callbacks of the net
     (``epoch_timer``, ``train_loss``, ``valid_loss``, ``print_log``) and those of

@@ -91,8 +91,8 @@ class Softplus(nn.Module):
         with its knee at or below the lowest drive) and an exponential one (``offset`` to
         minus infinity and ``gain`` to infinity). Along those valleys the loss keeps
         falling by ever smaller amounts, and the refinement (then L-BFGS) followed them
-        until the parameters overflowed float32 (a slope of ``inf``: a non-finite loss at the first training
-        epoch whatever the learning rate). Within the bounds such a cell gets a finite
+        until the parameters overflowed float32 (a slope of ``inf``: a non-finite loss at
+        the first training epoch whatever the learning rate). Within the bounds such a cell gets a finite
         curve as close to the limit as the bounds say.
 
         Parameters
