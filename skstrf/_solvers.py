@@ -27,7 +27,7 @@ from scipy.linalg import lapack
 from ._design import DesignStatistics
 from ._penalty import ALS_PENALTY_SCALE, Penalty, QuadraticForm
 from ._selection import choose, choose_form
-from ._threads import side_by_side, task_workers
+from ._threads import blas_threads, side_by_side, task_workers
 from .kernels import separable_factors
 from .metrics import ScoreSums
 
@@ -423,6 +423,12 @@ def _tridiagonal_solve(reduction: tuple, projected: np.ndarray, alphas: np.ndarr
     solved = np.empty((diagonal.shape[0], n_alphas, n_neurons), dtype=diagonal.dtype)
     for a in range(n_alphas):
         columns_rhs = projected[:, 0 if projected.shape[1] == 1 else a]
+        if (alphas[a] == alphas[a, 0]).all():  # one penalty for every neuron: one solve, no copies
+            *_, x, info = ptsv(diagonal + diagonal.dtype.type(alphas[a, 0]), off, columns_rhs)
+            if info != 0:
+                return None
+            solved[:, a] = x
+            continue
         # neurons that share a penalty share one factorisation
         values, groups = np.unique(alphas[a], return_inverse=True)
         for k, value in enumerate(values):
@@ -567,7 +573,8 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
         results = []
         for start in range(0, len(tasks), workers):
             group = tasks[start:start + workers]
-            paths = [RidgePath(centred(stats, first) if test is not None else first) for first, test in group]
+            with blas_threads():
+                paths = [RidgePath(centred(stats, first) if test is not None else first) for first, test in group]
             results += side_by_side([functools.partial(fold_sums, first, test, path) if test is not None
                                      else functools.partial(lambda p: p, path)
                                      for (first, test), path in zip(group, paths)], workers)

@@ -20,6 +20,13 @@ measurements behind them are in the user guide ("Solvers", threads) and
   machine that leaves the fit several threads: bound by memory traffic, two side by side
   take as long as one after the other on one thread each, so they run one after the other
   on all threads (:func:`skstrf._solvers.reduce_one_by_one`);
+- numpy's and scipy's BLAS (OpenBLAS) run on one thread in a fit, except the large
+  reductions above: after each call on several threads OpenBLAS's idle threads spin for
+  about 2^28 cycles (0.1 s) before they sleep, taking a core from torch's threads (2 cores,
+  NS1-size default fit: median 0.34-0.38 s with two BLAS threads, 0.30 s with one; the
+  response pass right after a fit 0.095 s instead of 0.045 s); its calls in a fit are the
+  LAPACK steps of the ridge path, which gain nothing from a second thread at those sizes
+  (:func:`fit_threads`, :func:`blas_threads`);
 - independent tasks (threads that never wait for each other, such as those folds or the
   chunks of stimuli of :func:`skstrf._design.lagged_statistics`) run side by side
   (:func:`side_by_side`) on every CPU this process may use (:func:`allowed_threads`, the
@@ -45,7 +52,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["n_threads", "cpu_quota", "runnable_elsewhere", "allowed_threads", "capped_threads",
-           "limit_threads", "fit_threads", "task_workers", "task_workers_set", "side_by_side"]
+           "limit_threads", "blas_threads", "fit_threads", "task_workers", "task_workers_set", "side_by_side"]
 
 #: cgroup v2, then v1 files holding the CPU quota of this process's group.
 CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
@@ -198,7 +205,7 @@ def capped_threads() -> int:
 
 
 @contextmanager
-def limit_threads(n: int | None = None) -> Iterator[int]:
+def limit_threads(n: int | None = None, *, blas: int | None = None) -> Iterator[int]:
     """Run a block with ``n`` threads in torch (intra-op) and in the BLAS, then restore them.
 
     The BLAS limit is applied through threadpoolctl when it is importable (numpy's and
@@ -208,6 +215,9 @@ def limit_threads(n: int | None = None) -> Iterator[int]:
     ----------
     n : int or None, default=None
         Threads to use; None means :func:`n_threads`'s choice.
+    blas : int or None, default=None
+        Threads for numpy's and scipy's BLAS when not ``n`` (a fit's: 1, see the module's
+        rules).
 
     Yields
     ------
@@ -232,10 +242,29 @@ def limit_threads(n: int | None = None) -> Iterator[int]:
         if controller is None:
             yield n
         else:
-            with controller.limit(limits=n, user_api="blas"):
+            with controller.limit(limits=n if blas is None else max(1, int(blas)), user_api="blas"):
                 yield n
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def blas_threads() -> Iterator[int]:
+    """Run a block with numpy's and scipy's BLAS on as many threads as torch has now.
+
+    For the LAPACK work inside a :func:`fit_threads` block that gains from several threads
+    (large tridiagonal reductions, :func:`skstrf._solvers.reduce_one_by_one`); elsewhere in
+    a fit the BLAS keeps one thread (see the module's rules).
+
+    Yields
+    ------
+    int
+        The number of threads in effect.
+    """
+    import torch
+
+    with limit_threads(torch.get_num_threads()) as n:
+        yield n
 
 
 #: Threads for independent tasks in the enclosing :func:`fit_threads` (None outside one).
@@ -246,17 +275,18 @@ _TASK_WORKERS: ContextVar[int | None] = ContextVar("skstrf_task_workers", defaul
 def fit_threads() -> Iterator[int]:
     """The thread settings of a fit, a prediction or a score, for the block it encloses.
 
-    Torch and the BLAS run with :func:`capped_threads` (never more than the CPUs this
-    process may use, nor than other processes leave free), restored afterwards; independent
+    Torch runs with :func:`capped_threads` (never more than the CPUs this process may use,
+    nor than other processes leave free) and numpy's and scipy's BLAS with one thread
+    (:func:`blas_threads` gives it torch's where that pays), restored afterwards; independent
     tasks (:func:`side_by_side`) run on :func:`allowed_threads` workers, read by
     :func:`task_workers` anywhere inside the block, so that no signature carries them.
 
     Yields
     ------
     int
-        The number of threads torch and the BLAS use.
+        The number of threads torch uses.
     """
-    with task_workers_set(allowed_threads()), limit_threads(capped_threads()) as n:
+    with task_workers_set(allowed_threads()), limit_threads(capped_threads(), blas=1) as n:
         yield n
 
 

@@ -68,6 +68,61 @@ def test_limit_threads_sets_and_restores():
     assert torch.get_num_threads() == before
 
 
+def _blas_threads_now() -> list[int]:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    counts = [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    if not counts:
+        pytest.skip("no BLAS library seen by threadpoolctl")
+    return counts
+
+
+def test_a_fit_runs_the_blas_on_one_thread_and_large_reductions_on_torch_s(monkeypatch):
+    """Inside fit_threads numpy's and scipy's BLAS keep one thread (OpenBLAS's idle threads
+    spin after a threaded call, taking a core from torch's); blas_threads gives them
+    torch's count for the large reductions; both are restored."""
+    monkeypatch.setattr(threads, "capped_threads", lambda: 2)
+    before_torch, before_blas = torch.get_num_threads(), _blas_threads_now()
+    with threads.fit_threads() as n:
+        assert n == 2 and torch.get_num_threads() == 2
+        assert _blas_threads_now() == [1] * len(before_blas)
+        with threads.blas_threads() as m:
+            assert m == 2 and _blas_threads_now() == [2] * len(before_blas)
+        assert _blas_threads_now() == [1] * len(before_blas)
+    assert torch.get_num_threads() == before_torch and _blas_threads_now() == before_blas
+
+
+def test_large_reductions_one_by_one_run_with_the_fit_s_threads_in_the_blas(monkeypatch):
+    """The reductions that cross_validated_scores makes one after the other (large matrices)
+    run with torch's threads in the BLAS, the rest of the fit with one."""
+    import numpy as np
+
+    from skstrf import _solvers as solvers
+    from skstrf._design import DesignStatistics
+
+    monkeypatch.setattr(threads, "capped_threads", lambda: 2)
+    monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", 0)
+    monkeypatch.setattr(solvers, "ONE_BY_ONE_MIN", 0)
+    seen = []
+    original = solvers.RidgePath.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append(_blas_threads_now()[0])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(solvers.RidgePath, "__init__", spy)
+    rng = np.random.default_rng(0)
+    Z = torch.as_tensor(rng.standard_normal((4, 30, 6)))
+    P = torch.as_tensor(rng.standard_normal((4, 30, 2)))
+    ones = torch.ones(4, 30, 1, dtype=torch.float64)
+    Zc = torch.cat([Z, ones], dim=-1)
+    stats = DesignStatistics(torch.einsum("std,ste->sde", Zc, Zc), torch.einsum("std,stn->sdn", Zc, P),
+                             (P**2).sum(1), torch.full((4,), 30.0, dtype=torch.float64))
+    folds = [(np.array([0, 1, 2]), np.array([3])), (np.array([1, 2, 3]), np.array([0]))]
+    with threads.fit_threads(), threads.task_workers_set(2):
+        solvers.cross_validated_scores(stats, folds, torch.tensor([0.1, 1.0], dtype=torch.float64))
+    assert seen == [2, 2]
+
+
 def test_limit_threads_restores_after_an_error():
     before = torch.get_num_threads()
     with pytest.raises(RuntimeError), limit_threads(1):
