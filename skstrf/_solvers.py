@@ -205,6 +205,16 @@ class RidgePath:
             self._q = torch.from_numpy(np.ascontiguousarray(_apply_q(self.tridiagonal, np.eye(size), transpose=False)))
         return self._q
 
+    def rotate(self, C: torch.Tensor) -> torch.Tensor:
+        """``basis' C`` for C of shape (D, k), without forming the basis of a tridiagonal
+        reduction (its reflectors applied in one LAPACK call: about the work of one
+        (D, D) by (D, k) product, against two for forming ``Q`` and multiplying by it)."""
+        if self.eigen is not None:
+            return self.eigen[1].T @ C
+        if self.mixed is not None:
+            raise ValueError("rotate() needs a float64 reduction; this path was made with mixed=True")
+        return torch.from_numpy(_apply_q(self.tridiagonal, C.numpy(), transpose=True))
+
     def coefficients(self, alphas: torch.Tensor) -> torch.Tensor | None:
         """The ridge weights in :meth:`basis`, ``basis' w``, for every penalty and neuron:
         (D, n_alphas, n_neurons). None when a tridiagonal solve is singular (``alpha = 0``
@@ -221,7 +231,7 @@ class RidgePath:
             evals, evecs = self.eigen
             rotated = evecs.T @ rhs
             return rotated[:, None, :] / (evals.clamp(min=0.0)[:, None, None] + alphas[None])
-        solved = _tridiagonal_solve(self.tridiagonal, (self.basis().T @ rhs).numpy()[:, None, :], alphas.numpy())
+        solved = _tridiagonal_solve(self.tridiagonal, self.rotate(rhs).numpy()[:, None, :], alphas.numpy())
         if solved is None:
             self.eigen = torch.linalg.eigh(self.m.gram / self.m.count)
             self.tridiagonal = self._q = None
@@ -544,10 +554,10 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
         held_out = stats.summed(test)
         if path.mixed is None and (path.eigen is not None or alphas.numel() * N >= D):
             # in an orthogonal basis the weights are never formed: with more (penalty,
-            # neuron) columns than weights, forming Q once costs less than applying it to
-            # every column (and the eigenbasis comes for free)
+            # neuron) columns than weights, rotating the held-out statistics once costs
+            # less than applying the basis to every column
             for _ in range(2):  # a singular tridiagonal solve switches the path to eigh once
-                in_basis = _HeldOutSums(m, path.basis(), held_out)
+                in_basis = _HeldOutSums(m, path, held_out)
                 sums = []
                 for block in blocks:
                     coefficients = path.coefficients(block)
@@ -653,29 +663,35 @@ class _HeldOutSums:
     formed.
 
     With ``G`` the held-out Gram, ``w' G w = |L' V s|^2`` (``G = L L'``; ``V' G V`` when
-    ``G`` is singular, fewer held-out frames than weights): ``L' V`` once, then one
-    (D, D) by (D, n_penalties * n_neurons) product per block of penalties.
+    ``G`` is singular, fewer held-out frames than weights): ``V' L`` once (with the other
+    held-out statistics in the basis, in one :meth:`RidgePath.rotate`: a tridiagonal
+    reduction's ``V`` is never formed), then one (D, D) by (D, n_penalties * n_neurons)
+    product per block of penalties.
 
     Parameters
     ----------
     m : CentredStatistics
         Of the fitting rows.
-    basis : Tensor of shape (D, D)
-        Orthogonal.
+    path : RidgePath
+        The fitting rows' path, whose basis the coefficients are in (float64).
     test : tuple of Tensor
         Summed held-out statistics (gram, cross, sq, count).
     """
 
-    def __init__(self, m: CentredStatistics, basis: torch.Tensor, test: tuple[torch.Tensor, ...]) -> None:
+    def __init__(self, m: CentredStatistics, path: RidgePath, test: tuple[torch.Tensor, ...]) -> None:
         gram, cross, self.sq, self.n = test
         self.p_mean, self.p_sum = m.p_mean, cross[-1]
-        self.rot_z = basis.T @ m.z_mean  # (D,)
-        self.rot_col = basis.T @ gram[-1, :-1]  # held-out column sums, rotated (D,)
-        self.rot_cross = basis.T @ cross[:-1]  # (D, N)
-        factor, info = torch.linalg.cholesky_ex(gram[:-1, :-1])
+        held = gram[:-1, :-1]
+        D = held.shape[0]
+        factor, info = torch.linalg.cholesky_ex(held)
         self.cholesky = int(info) == 0
-        # L' V costs half of V' G V
-        self.left = factor.T @ basis if self.cholesky else basis.T @ (gram[:-1, :-1] @ basis)
+        stacked = torch.cat([factor if self.cholesky else held, m.z_mean[:, None], gram[-1, :-1, None], cross[:-1]],
+                            dim=1)
+        rotated = path.rotate(stacked)  # V' [L or G, z mean, held-out column sums, cross-products]
+        self.rot_z, self.rot_col, self.rot_cross = rotated[:, D], rotated[:, D + 1], rotated[:, D + 2:]
+        # L' V = (V' L)'; V' G V = V' (V' G)' as G is symmetric
+        self.left = (rotated[:, :D].T.contiguous() if self.cholesky
+                     else path.rotate(rotated[:, :D].T.contiguous()))
 
     def sums(self, s: torch.Tensor) -> torch.Tensor:
         """Sums (6, n_penalties, n_neurons) for coefficients ``s`` of shape (D, n_penalties, n_neurons)."""

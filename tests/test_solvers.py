@@ -270,9 +270,9 @@ def test_cross_validated_scores_equal_the_direct_path(T, threaded_min, n_alphas,
              (np.array([0, 1, 4, 5]), np.array([2])), (np.array([0, 5]), np.array([1, 3]))]
     alphas = torch.logspace(-4, 2, n_alphas, dtype=torch.float64)
     expected = _reference_cross_validated_path(stats, folds, alphas)
-    basis_made = []
-    original = solvers.RidgePath.basis
-    monkeypatch.setattr(solvers.RidgePath, "basis", lambda self: basis_made.append(1) or original(self))
+    basis_made = []  # the held-out statistics rotated into the path's basis
+    original = solvers.RidgePath.rotate
+    monkeypatch.setattr(solvers.RidgePath, "rotate", lambda self, C: basis_made.append(1) or original(self, C))
     with limit_threads(2), task_workers_set(2):  # the folds' decompositions side by side
         actual, _, per_fold = solvers.cross_validated_scores(stats, folds, alphas)
     assert bool(basis_made) == (n_alphas * 4 >= 12)
@@ -381,6 +381,8 @@ def test_coefficients_in_the_tridiagonal_basis_are_the_weights():
     alphas = torch.tensor([1e-3, 0.1, 10.0], dtype=torch.float64)
     basis = path.basis()
     torch.testing.assert_close(basis.T @ basis, torch.eye(basis.shape[0], dtype=torch.float64), rtol=0, atol=1e-12)
+    C = torch.as_tensor(np.random.default_rng(1).standard_normal((basis.shape[0], 3)))
+    torch.testing.assert_close(path.rotate(C), basis.T @ C, rtol=0, atol=1e-12)  # the basis never formed
     torch.testing.assert_close(torch.einsum("de,ean->adn", basis, path.coefficients(alphas)), path.weights(alphas),
                                rtol=1e-10, atol=1e-12)
 
