@@ -18,6 +18,7 @@ from ._design import DesignStatistics
 from ._losses import MaskedMSELoss, MaskedPoissonLoss, statistics_loss
 from ._model import STRFModel, calibrate_nonlinearity, net_inputs, net_targets, stimulus_tensors
 from ._penalty import Penalty
+from ._plan import SWITCHABLE_CALLBACKS
 from ._solvers import penalty_refit
 from ._validation import StimulusSet, user_stacklevel
 from .metrics import ScoreSums, cc_norm_from_sums
@@ -501,11 +502,16 @@ def default_callbacks(valid: StimulusSet | None, patience: int | None,
 
 
 def _check_routed_callbacks(net: STRFNet, params: dict) -> None:
-    """Raise if a ``callbacks__<name>__...`` parameter names no callback of ``net``."""
+    """Raise if a ``callbacks__<name>__...`` parameter names no callback of ``net``; a
+    callback switched off (``callbacks__<name>=None``: skorch's way, for the user's own
+    and :data:`skstrf._plan.SWITCHABLE_CALLBACKS`) is known too."""
     known = [name for name, _ in net.callbacks_]
+    switchable = set(SWITCHABLE_CALLBACKS) | {callback_name(entry) for entry in net.callbacks or []}
     for key in sorted(params):
         if key.startswith("callbacks__"):
             name = key[len("callbacks__"):].split("__")[0]
+            if key == f"callbacks__{name}" and params[key] is None and name in switchable:
+                continue
             if name not in known:
                 raise ValueError(
                     f"parameter {key!r} addresses a callback named {name!r}, but this fit has "

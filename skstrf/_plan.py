@@ -500,6 +500,22 @@ ROUTED_CONSTRAINTS: dict[str, list] = {
 #: Default callbacks whose settings are skstrf's own and may not be routed.
 _FIXED_CALLBACKS = ("valid_cc_norm", "last_epoch")
 
+#: The net's own callbacks that ``callbacks__<name>=None`` may switch off (skorch's way):
+#: they print and time epochs, and nothing in a fit reads what they record.
+SWITCHABLE_CALLBACKS = ("print_log", "epoch_timer")
+
+#: The net's own callbacks that may be neither switched off nor replaced
+#: (``callbacks__<name>=...``), and what each does for the fit.
+_KEPT_CALLBACKS = {
+    "train_loss": "records the training loss the fit reports and plots",
+    "valid_loss": "records the validation loss the fit reports and plots",
+    "valid_cc_norm": "scores the validation stimuli that early stopping and the final fit follow",
+    "stop_on_non_finite": "stops a training whose loss is no longer finite",
+    "early_stopping": "stops the training and restores its best epoch; set patience instead",
+    "last_epoch": "keeps the last epoch's model",
+    "refit": "marks the final training's epochs",
+}
+
 
 def check_net_params(params: dict) -> dict:
     """Return ``params`` after checking every name is routed to the net by a skorch prefix,
@@ -511,6 +527,19 @@ def check_net_params(params: dict) -> dict:
             f"passed to the skorch net and must start with one of {list(NET_PARAM_PREFIXES)}."
         )
     for key, value in sorted(params.items()):
+        name = key[len("callbacks__"):] if key.startswith("callbacks__") else None
+        if name in _KEPT_CALLBACKS:
+            raise ValueError(
+                f"parameter {key}={value!r} would {'switch off' if value is None else 'replace'} the net's "
+                f"callback {name!r}, which {_KEPT_CALLBACKS[name]}; skstrf relies on it. Only "
+                f"{list(SWITCHABLE_CALLBACKS)} may be switched off (e.g. callbacks__print_log=None); "
+                f"route a callback's settings instead (callbacks__{name}__<setting>) where it takes them."
+            )
+        if name in SWITCHABLE_CALLBACKS and value is not None:
+            raise ValueError(
+                f"parameter {key}={value!r} would replace the net's callback {name!r}; it can only be "
+                f"switched off ({key}=None). Pass another callback under a name of its own in callbacks=[...]."
+            )
         if any(key.startswith(f"callbacks__{name}__") for name in _FIXED_CALLBACKS):
             raise ValueError(f"parameter {key!r} would change a callback whose settings skstrf makes "
                              "itself (from the validation stimuli, or to restore a model); it takes none.")

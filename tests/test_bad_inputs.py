@@ -256,6 +256,15 @@ FIT_CASES = [
      {"nonlinearity": "softplus", "callbacks": [("early_stopping", EarlyStopping(patience=20))]}, None, ValueError,
      r"callbacks\[0\] is named 'early_stopping', a name of the net's own callbacks \['epoch_timer', .*, "
      r"'last_epoch'\]; give yours another name. To change one of the net's own, route its settings"),
+    ("callback the fit relies on switched off", "fit", {"solver": "gradient", "callbacks__stop_on_non_finite": None},
+     None, ValueError, r"parameter callbacks__stop_on_non_finite=None would switch off the net's callback "
+                       r"'stop_on_non_finite', which stops a training whose loss is no longer finite; skstrf "
+                       r"relies on it. Only \['print_log', 'epoch_timer'\] may be switched off"),
+    ("callback the fit relies on replaced", "fit", {"callbacks__early_stopping": EarlyStopping(patience=3)},
+     None, ValueError, r"would replace the net's callback 'early_stopping', which stops the training and "
+                       r"restores its best epoch; set patience instead"),
+    ("switchable callback replaced", "fit", {"callbacks__print_log": EarlyStopping()}, None, ValueError,
+     r"would replace the net's callback 'print_log'; it can only be switched off \(callbacks__print_log=None\)"),
     ("pandas NA as padding", "fit", {}, lambda X, y: (_pandas_na(X), y), ValueError,
      r"X holds pandas' missing value <NA> at X\[1, 30, 0\]; skstrf marks padding .* with NaN \(np.nan\)"),
     # --- Poisson loss: spike counts are expected
@@ -502,6 +511,33 @@ def test_routed_parameter_for_an_unknown_callback_is_an_error():
     # the right name is routed (and validated) as before
     est = STRFRegressor(**BASE, solver="gradient", callbacks__early_stopping__patience=1).fit(X, y)
     assert dict(est.net_.callbacks_)["early_stopping"].patience == 1
+
+
+@pytest.mark.parametrize("solver", ["gradient", "ridge"])
+def test_print_log_epoch_timer_and_own_callbacks_can_be_switched_off(solver):
+    """skorch's way of switching a callback off (``callbacks__<name>=None``) works for the
+    net's printing and timing callbacks and for the user's own; the others are refused
+    (FIT_CASES), and every one of the net's own callbacks is in one of the two lists."""
+    from skorch.callbacks import Callback
+
+    from skstrf._net import reserved_callback_names
+    from skstrf._plan import _KEPT_CALLBACKS, SWITCHABLE_CALLBACKS
+
+    assert set(_KEPT_CALLBACKS) | set(SWITCHABLE_CALLBACKS) == set(reserved_callback_names())
+    assert not set(_KEPT_CALLBACKS) & set(SWITCHABLE_CALLBACKS)
+
+    class Mine(Callback):
+        pass
+
+    X, y = _data()
+    est = STRFRegressor(**BASE, solver=solver, callbacks=[("mine", Mine())], callbacks__print_log=None,
+                        callbacks__epoch_timer=None, callbacks__mine=None).fit(X, y)
+    names = [name for name, _ in est.net_.callbacks_]
+    assert "print_log" not in names and "epoch_timer" not in names and "mine" not in names
+    assert "stop_on_non_finite" in names and "train_loss" in names
+    assert np.isfinite(est.strfs_).all()
+    with pytest.raises(ValueError, match=r"addresses a callback named 'prin_log'"):  # a typo is still an error
+        STRFRegressor(**BASE, solver=solver, callbacks__prin_log=None).fit(X, y)
 
 
 def test_routed_optimizer_parameter_of_the_wrong_type_is_a_clear_error():
