@@ -32,7 +32,7 @@ def test_a_closed_form_fit_in_a_fresh_process_does_not_import_dynamo():
         from skstrf.datasets import make_strf_dataset
         d = make_strf_dataset(n_stimuli=6, n_times=80, n_freqs=5, n_neurons=3, n_repeats=3, n_lags=4,
                               random_state=0)
-        for kernel in ("vanilla", "separable"):
+        for kernel in ("vanilla", "separable", "parametric"):  # parametric: L-BFGS from a fitted start
             STRFRegressor(kernel=kernel, n_lags=4).fit(d.X, d.y)
         print("torch._dynamo" in sys.modules)
     """)
@@ -76,3 +76,32 @@ def test_a_pickled_closed_form_fit_makes_its_optimizer_after_loading(data):
     assert isinstance(loaded.net_.optimizer_, torch.optim.AdamW)
     assert {id(p) for p in loaded.net_.optimizer_.param_groups[0]["params"]} == {
         id(p) for p in loaded.net_.module_.parameters() if p.requires_grad}
+
+
+def test_the_parametric_start_s_adam_steps_are_torch_s_adam():
+    """kernels.adam_step (the parametric kernel's start, fitted without a torch optimizer)
+    takes the steps of torch.optim.Adam: the same parameters after 50 steps on a
+    least-squares problem."""
+    from skstrf.kernels import adam_step
+
+    g = torch.Generator().manual_seed(0)
+    A, b = torch.randn(12, 5, generator=g), torch.randn(12, generator=g)
+    ours = [torch.randn(5, generator=g).requires_grad_(True), torch.randn(3, generator=g).requires_grad_(True)]
+    theirs = [p.detach().clone().requires_grad_(True) for p in ours]
+
+    def loss(params):
+        return (A @ params[0] - b).pow(2).sum() + params[1].pow(4).sum()
+
+    start = float(loss(ours))
+    optimizer = torch.optim.Adam(theirs, lr=0.05)
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in ours]
+    for step in range(1, 51):
+        optimizer.zero_grad()
+        loss(theirs).backward()
+        optimizer.step()
+        grads = torch.autograd.grad(loss(ours), ours)
+        with torch.no_grad():
+            adam_step(ours, grads, moments, step, lr=0.05)
+    for mine, reference in zip(ours, theirs):
+        torch.testing.assert_close(mine, reference, rtol=1e-6, atol=1e-7)
+    assert float(loss(ours)) < 0.5 * start  # and they descend
