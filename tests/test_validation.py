@@ -308,3 +308,28 @@ def test_too_large_y_is_refused_in_every_layout(layout):
         bad[where] = sign * MAX_ABS_VALUE * 4
         with pytest.raises(ValueError, match="in magnitude"):
             STRFRegressor(n_lags=3, max_epochs=1).fit(X, bad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_negative_y_is_checked_against_its_true_peak(dtype):
+    """For non-negative y the one pass bounds each frame's peak by its largest sum over
+    repeats; a bound beyond the limit is not an error by itself: values just below the limit,
+    whose sums exceed it, are accepted, and a value beyond it is refused with its own size."""
+    from skstrf._validation import MAX_ABS_VALUE
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((3, 30, 4))
+    y = rng.poisson(2.0, size=(3, 30, 2, 8)).astype(dtype)
+    near = np.float64(dtype(0.9 * MAX_ABS_VALUE))
+    high = y.copy()
+    high[1, 7, 0, :] = near  # 8 repeats: their sum is 7.2 times the limit
+    data = check_X_y(X, high)
+    assert data.psth()[1, 7, 0] == pytest.approx(near, rel=1e-6)
+    signed = high.copy()
+    signed[0, 0, 1, 0] = -near  # a negative value: the exact extremes
+    check_X_y(X, signed)
+    for value in (np.float64(dtype(2.5 * MAX_ABS_VALUE)), -np.float64(dtype(2.5 * MAX_ABS_VALUE))):
+        bad = high.copy()
+        bad[2, 3, 1, 4] = value
+        with pytest.raises(ValueError, match=r"y has values up to 4\.6\de\+19 in magnitude"):
+            check_X_y(X, bad)
