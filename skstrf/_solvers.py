@@ -15,6 +15,7 @@ line read the registry.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from dataclasses import dataclass
@@ -344,7 +345,8 @@ def _refined_weights(reduction: tuple, matrix: np.ndarray, rhs: np.ndarray,
         w = weights[active]
         # residuals of the active penalties' columns: one (D, D) x (D, a * N) product
         flat = np.ascontiguousarray(w.transpose(1, 0, 2)).reshape(size, -1)
-        product = (matrix @ flat).reshape(size, active.size, n_neurons).transpose(1, 0, 2)
+        with _blas_for(size):
+            product = (matrix @ flat).reshape(size, active.size, n_neurons).transpose(1, 0, 2)
         residual = rhs[None] - product - alphas[active, None, :] * w
         correction = _tridiagonal_weights(reduction, residual, alphas[active])
         if correction is None or not np.isfinite(correction).all():
@@ -372,6 +374,15 @@ def ridge_path(m: CentredStatistics, alphas, path: RidgePath | None = None) -> t
     return (RidgePath(m) if path is None else path).weights(alphas)
 
 
+def _blas_for(size: int):
+    """A context in which numpy's and scipy's BLAS run on torch's threads for the work on a
+    matrix of ``size`` rows from :data:`ONE_BY_ONE_MIN` (where a second thread pays: a
+    tridiagonal reduction of 3840 rows 2.2 s on 2 threads, 4.5 s on one), else as they are
+    (one thread in a fit: :mod:`skstrf._threads`). Inside side-by-side tasks torch has one
+    thread, and so has the BLAS."""
+    return blas_threads() if size >= ONE_BY_ONE_MIN else contextlib.nullcontext()
+
+
 def _tridiagonal(matrix: np.ndarray) -> tuple:
     """LAPACK's tridiagonal reduction of a symmetric matrix, in its dtype (float32 or
     float64): (reflectors, tau, diagonal, off-diagonal). ``reflectors``: the Householder
@@ -382,7 +393,8 @@ def _tridiagonal(matrix: np.ndarray) -> tuple:
     single = matrix.dtype == np.float32
     sytrd, sytrd_lwork = (lapack.ssytrd, lapack.ssytrd_lwork) if single else (lapack.dsytrd, lapack.dsytrd_lwork)
     lwork = int(sytrd_lwork(size, lower=1)[0])
-    reflectors, diagonal, off, tau, info = sytrd(matrix, lower=1, lwork=max(lwork, 1))
+    with _blas_for(size):
+        reflectors, diagonal, off, tau, info = sytrd(matrix, lower=1, lwork=max(lwork, 1))
     if info != 0:
         raise np.linalg.LinAlgError(f"tridiagonal reduction failed (LAPACK {'s' if single else 'd'}sytrd info={info})")
     return np.asfortranarray(reflectors[1:, :-1]), tau, diagonal, off
@@ -399,7 +411,8 @@ def _apply_q(reduction: tuple, C: np.ndarray, transpose: bool) -> np.ndarray:
         return out
     lwork = max(1, 64 * out.shape[1])
     ormqr = lapack.sormqr if reflectors.dtype == np.float32 else lapack.dormqr
-    applied, _, info = ormqr("L", "T" if transpose else "N", reflectors, tau[: size - 1], out[1:], lwork=lwork)
+    with _blas_for(size):
+        applied, _, info = ormqr("L", "T" if transpose else "N", reflectors, tau[: size - 1], out[1:], lwork=lwork)
     if info != 0:
         raise np.linalg.LinAlgError(f"applying the reduction failed (LAPACK ormqr info={info})")
     out[1:] = applied
@@ -583,8 +596,7 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
         results = []
         for start in range(0, len(tasks), workers):
             group = tasks[start:start + workers]
-            with blas_threads():
-                paths = [RidgePath(centred(stats, first) if test is not None else first) for first, test in group]
+            paths = [RidgePath(centred(stats, first) if test is not None else first) for first, test in group]
             results += side_by_side([functools.partial(fold_sums, first, test, path) if test is not None
                                      else functools.partial(lambda p: p, path)
                                      for (first, test), path in zip(group, paths)], workers)

@@ -20,8 +20,9 @@ measurements behind them are in the user guide ("Solvers", threads) and
   machine that leaves the fit several threads: bound by memory traffic, two side by side
   take as long as one after the other on one thread each, so they run one after the other
   on all threads (:func:`skstrf._solvers.reduce_one_by_one`);
-- numpy's and scipy's BLAS (OpenBLAS) run on one thread in a fit, except the large
-  reductions above: after each call on several threads OpenBLAS's idle threads spin for
+- numpy's and scipy's BLAS (OpenBLAS) run on one thread in a fit, except for the work on
+  matrices of 1,280 rows or more (the large reductions above, their products:
+  :func:`skstrf._solvers._blas_for`): after each call on several threads OpenBLAS's idle threads spin for
   about 2^28 cycles (0.1 s) before they sleep, taking a core from torch's threads (2 cores,
   NS1-size default fit: median 0.34-0.38 s with two BLAS threads, 0.30 s with one; the
   response pass right after a fit 0.095 s instead of 0.045 s); its calls in a fit are the
@@ -253,8 +254,8 @@ def blas_threads() -> Iterator[int]:
     """Run a block with numpy's and scipy's BLAS on as many threads as torch has now.
 
     For the LAPACK work inside a :func:`fit_threads` block that gains from several threads
-    (large tridiagonal reductions, :func:`skstrf._solvers.reduce_one_by_one`); elsewhere in
-    a fit the BLAS keeps one thread (see the module's rules).
+    (large tridiagonal reductions and their products, :func:`skstrf._solvers._blas_for`);
+    elsewhere in a fit the BLAS keeps one thread (see the module's rules).
 
     Yields
     ------

@@ -91,9 +91,10 @@ def test_a_fit_runs_the_blas_on_one_thread_and_large_reductions_on_torch_s(monke
     assert torch.get_num_threads() == before_torch and _blas_threads_now() == before_blas
 
 
-def test_large_reductions_one_by_one_run_with_the_fit_s_threads_in_the_blas(monkeypatch):
-    """The reductions that cross_validated_scores makes one after the other (large matrices)
-    run with torch's threads in the BLAS, the rest of the fit with one."""
+def test_large_reductions_run_with_the_fit_s_threads_in_the_blas(monkeypatch):
+    """The tridiagonal reductions of large matrices (those cross_validated_scores makes one
+    after the other, and any other) run with torch's threads in the BLAS; small ones with
+    the fit's one BLAS thread."""
     import numpy as np
 
     from skstrf import _solvers as solvers
@@ -103,13 +104,13 @@ def test_large_reductions_one_by_one_run_with_the_fit_s_threads_in_the_blas(monk
     monkeypatch.setattr(solvers, "THREADED_EIGH_MIN", 0)
     monkeypatch.setattr(solvers, "ONE_BY_ONE_MIN", 0)
     seen = []
-    original = solvers.RidgePath.__init__
+    original = solvers.lapack.dsytrd
 
-    def spy(self, *args, **kwargs):
+    def spy(*args, **kwargs):
         seen.append(_blas_threads_now()[0])
-        original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(solvers.RidgePath, "__init__", spy)
+    monkeypatch.setattr(solvers.lapack, "dsytrd", spy)
     rng = np.random.default_rng(0)
     Z = torch.as_tensor(rng.standard_normal((4, 30, 6)))
     P = torch.as_tensor(rng.standard_normal((4, 30, 2)))
@@ -120,7 +121,14 @@ def test_large_reductions_one_by_one_run_with_the_fit_s_threads_in_the_blas(monk
     folds = [(np.array([0, 1, 2]), np.array([3])), (np.array([1, 2, 3]), np.array([0]))]
     with threads.fit_threads(), threads.task_workers_set(2):
         solvers.cross_validated_scores(stats, folds, torch.tensor([0.1, 1.0], dtype=torch.float64))
-    assert seen == [2, 2]
+        assert seen == [2, 2]  # the reductions one by one, on the fit's threads
+        seen.clear()
+        solvers.RidgePath(solvers.centred(stats))  # e.g. the jackknife's refits
+        assert seen == [2]
+        monkeypatch.setattr(solvers, "ONE_BY_ONE_MIN", 10**9)  # a small matrix: one thread
+        seen.clear()
+        solvers.RidgePath(solvers.centred(stats))
+        assert seen == [1]
 
 
 def test_limit_threads_restores_after_an_error():
