@@ -18,7 +18,7 @@ training statistics:
 
 Variants (``--variants``):
 
-- ``parametric``: the default (8 Gaussians, from the Gaussians fitted to the ridge STRF,
+- ``parametric``: the default (24 Gaussians, from the Gaussians fitted to the ridge STRF,
   each neuron's own L-BFGS run to at most 500 iterations, the free kernel's
   cross-validated penalty);
 - ``parametric, start only``: the start, no L-BFGS (what the family gives from the ridge
@@ -27,19 +27,31 @@ Variants (``--variants``):
   500 iterations (the default before December 2026), and ``..., 5000 iterations``;
 - ``parametric, 5000 iterations``: the default's runs to 5000 iterations;
 - ``parametric, penalty x1/4`` and ``x0``: the L-BFGS penalty scaled;
-- ``parametric 16`` and ``parametric 24``: more Gaussians.
+- ``parametric 8`` (the default before December 2026) and ``parametric 16``: fewer
+  Gaussians; ``parametric 24``: the default's number, named;
+- ``parametric, truth start (oracle)`` and ``parametric 8, truth start (oracle)``, generated
+  (songs) cases only: L-BFGS from Gaussians fitted to the generator's true STRF (in
+  standardised units, scaled by least squares onto the ridge STRF) instead of the ridge
+  STRF: what a perfect start would give. Diagnosis only (no user has the truth).
 
 The family table (``--family``): each fold's vanilla (ridge) STRF in standardised units
 approximated by ``K`` Gaussians (``set_weight`` with 300 Adam steps per start, the default,
 and with 3000) and by its best rank-1 and rank-2 approximations (truncated SVD): the
 relative squared residual ``|w - approx|^2 / |w|^2``, median and 90th percentile over
 neurons and folds. The ridge STRF holds noise, so this is an upper bound of how far the
-truth lies from the family.
+truth lies from the family. On a generated (songs) case the table also has the generator's
+true STRFs (standardised with the fold's band scales) approximated by 8, 16 and 24
+Gaussians (3000 steps) and ranks 1-3, and ``ridge vs truth``: ``1 - cos^2`` of the ridge
+and true STRFs (what the best gain of the ridge STRF leaves of the truth). Diagnosis only.
+
+``--seeds`` pools the neurons of several seeds of a generated case (one row per case).
 
 Run in the benchmark environment (the auditory nerve's cache, see ``benchmarks/README.md``)::
 
     OMP_NUM_THREADS=1 nice -n 19 /work/peers-venv/bin/python benchmarks/parametric_diagnosis.py \\
         --cases auditory-nerve-3 auditory-nerve --n-folds 1 --markdown /tmp/parametric_diagnosis.md
+    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/parametric_diagnosis.py --cases songs-previous \
+        --seeds 500 501 502 --family --variants "parametric 8" "parametric 8, truth start (oracle)"
 """
 
 from __future__ import annotations
@@ -54,11 +66,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fit_quietly, format_machine, machine_info, markdown_table, test_scores  # noqa: E402
-from kernels_earn import interval, load_case, verdict  # noqa: E402
+from kernels_earn import SONGS, interval, load_case, verdict  # noqa: E402
 from run_all import write_atomic  # noqa: E402
 
 from skstrf import STRFRegressor  # noqa: E402
 from skstrf import _solvers  # noqa: E402
+from skstrf.datasets import make_realistic_dataset  # noqa: E402
+from skstrf.datasets._synthetic import _true_drive  # noqa: E402
 from skstrf.kernels import ParametricKernel  # noqa: E402
 
 #: L-BFGS's iterations in the converged variants.
@@ -78,15 +92,21 @@ VARIANTS = {
                                     dict(max_iter=CONVERGED, scale=1.0, polish=True, per_neuron=True)),
     "parametric, penalty x1/4": ({"kernel": "parametric"}, dict(max_iter=None, scale=0.25, polish=True, per_neuron=True)),
     "parametric, penalty x0": ({"kernel": "parametric"}, dict(max_iter=None, scale=0.0, polish=True, per_neuron=True)),
+    "parametric 8": ({"kernel": "parametric", "n_gaussians": 8},
+                     dict(max_iter=None, scale=1.0, polish=True, per_neuron=True)),
     "parametric 16": ({"kernel": "parametric", "n_gaussians": 16},
                       dict(max_iter=None, scale=1.0, polish=True, per_neuron=True)),
     "parametric 24": ({"kernel": "parametric", "n_gaussians": 24},
                       dict(max_iter=None, scale=1.0, polish=True, per_neuron=True)),
+    "parametric, truth start (oracle)": ({"kernel": "parametric"},
+                                         dict(max_iter=None, scale=1.0, polish=True, per_neuron=True, truth=True)),
+    "parametric 8, truth start (oracle)": ({"kernel": "parametric", "n_gaussians": 8},
+                                           dict(max_iter=None, scale=1.0, polish=True, per_neuron=True, truth=True)),
 }
 DEFAULT_VARIANTS = ("vanilla", "parametric", "parametric, start only", "parametric, joint L-BFGS (before)",
                     "parametric, joint L-BFGS, 5000 iterations", "parametric 16")
 
-_HOOK: dict = {"settings": None, "records": []}
+_HOOK: dict = {"settings": None, "records": [], "truth": None}
 _ORIGINAL = _solvers.SOLVERS["lbfgs"]
 
 
@@ -110,6 +130,8 @@ def _polish(module, stats, penalty) -> None:
     free = _solvers.ridge_weights(stats, None, penalty)  # (D, N): the lowest penalised loss
     free_bias = _solvers.centred(stats).intercept(free)
     floor = _penalised_loss(free.T, free_bias, summed, penalty)
+    if settings.get("truth"):
+        _start_from_truth(module, stats, free)
     with torch.no_grad():
         start = _penalised_loss(module.standardized_weight().double(), module.bias.double(), summed, penalty)
     iterations = 0
@@ -119,6 +141,33 @@ def _polish(module, stats, penalty) -> None:
     with torch.no_grad():
         end = _penalised_loss(module.standardized_weight().double(), module.bias.double(), summed, penalty)
     _HOOK["records"].append({"start": start - floor, "end": end - floor, "iterations": iterations})
+
+
+def _standardised_truth(module) -> torch.Tensor:
+    """The generator's true STRFs (N, C, F, L) in the module's standardised units."""
+    if _HOOK["truth"] is None:
+        raise ValueError("the truth-start variants need a generated (songs) case")
+    truth = torch.as_tensor(_HOOK["truth"], dtype=torch.float64)[:, None]
+    return truth * module.x_scale.double().reshape(1, *truth.shape[1:3], 1)
+
+
+def _start_from_truth(module, stats, free: torch.Tensor) -> None:
+    """Oracle start: Gaussians fitted to the true STRF, scaled by least squares onto the
+    ridge STRF ``free`` (D, N), and the intercept that goes with them."""
+    truth = _standardised_truth(module)
+    free = free.T.reshape(truth.shape).double()
+    gain = (truth * free).sum(dim=(1, 2, 3)) / truth.pow(2).sum(dim=(1, 2, 3))
+    module.kernel.set_weight((gain[:, None, None, None] * truth).float())
+    with torch.no_grad():
+        weight = module.standardized_weight().double()
+        module.bias.copy_(_solvers.centred(stats).intercept(weight.T.to(free.dtype)).to(module.bias))
+
+
+def song_truth(name: str, seed: int, quick: bool) -> np.ndarray | None:
+    """The true STRFs (N, F, L) of a generated case as ``load_case`` makes it; None for others."""
+    if name not in SONGS:
+        return None
+    return make_realistic_dataset("stimuli", n_neurons=8 if not quick else 2, random_state=seed, **SONGS[name]).strfs
 
 
 def fold_fits(X, y, n_lags, folds, variants, family: bool, log):
@@ -143,7 +192,7 @@ def fold_fits(X, y, n_lags, folds, variants, family: bool, log):
                 log(f"    {v}: {times[v][-1]:.1f} s"
                     + "".join(f", {r['iterations']} iterations, excess {np.mean(r['end']):.2e}" for r in _HOOK["records"]))
                 if v == "vanilla" and family:
-                    for key, value in family_residuals(est).items():
+                    for key, value in family_residuals(est, _HOOK["truth"], X[train]).items():
                         residuals.setdefault(key, []).append(value)
             log(f"  fold {test.tolist()} done")
     finally:
@@ -153,32 +202,68 @@ def fold_fits(X, y, n_lags, folds, variants, family: bool, log):
     return scores, times, records, {k: np.concatenate(v) for k, v in residuals.items()}
 
 
-def family_residuals(est: STRFRegressor) -> dict[str, np.ndarray]:
+def family_residuals(est: STRFRegressor, truth: np.ndarray | None = None, X=None) -> dict[str, np.ndarray]:
     """Relative squared residual of each neuron's standardised ridge STRF approximated by
-    Gaussians (8 and 24; 300 and 3000 Adam steps per start) and by rank 1 and 2."""
-    kernel = est.net_.module_.kernel
-    N, C, F, L = kernel.shape
+    Gaussians (8 and 24; 300 and 3000 Adam steps per start) and by rank 1 and 2; with
+    ``truth`` (N, F, L), also the true STRFs' (8, 16, 24 Gaussians, 3000 steps; ranks 1-3),
+    ``1 - cos^2`` of the ridge and true STRFs, and ``1 - corr`` of the drives (zero
+    history) that the true STRF and its Gaussian approximations give on the stimuli ``X``."""
+    module = est.net_.module_
     with torch.no_grad():
-        w = kernel().detach().double()
+        w = module.kernel().detach().double()
+    out, _ = _approximations(w, ((8, 300), (8, 3000), (24, 300), (24, 3000)), (1, 2))
+    if truth is not None:
+        t = _standardised_truth(module)
+        residuals, approximations = _approximations(t, ((8, 3000), (16, 3000), (24, 3000)), (1, 2, 3))
+        out.update({f"truth: {k}": v for k, v in residuals.items()})
+        cos = (w * t).sum(dim=(1, 2, 3)) ** 2 / (w.pow(2).sum(dim=(1, 2, 3)) * t.pow(2).sum(dim=(1, 2, 3)))
+        out["ridge vs truth: 1 - cos^2"] = (1 - cos).numpy()
+        scale = module.x_scale.double().reshape(1, *t.shape[1:3], 1)
+        true_drive = _drive(X, truth)
+        for key, approx in approximations.items():
+            out[f"truth: {key}, drive 1 - corr"] = 1 - _correlation(true_drive, _drive(X, (approx / scale)[:, 0]))
+    return out
+
+
+def _drive(X, strfs) -> np.ndarray:
+    """The drives (frames, N) of STRFs (N, F, L) in X's units on the stimuli X, valid frames."""
+    drive = _true_drive(X, np.asarray(strfs, dtype=np.float64), np.zeros(len(strfs))).reshape(-1, len(strfs))
+    return drive[np.isfinite(drive).all(1)]
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the columns of ``a`` and ``b`` (frames, N)."""
+    a, b = a - a.mean(0), b - b.mean(0)
+    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+def _approximations(w: torch.Tensor, gaussians, ranks) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor]]:
+    """Relative squared residual of kernels ``w`` (N, C, F, L) approximated by ``(K, n_iter)``
+    Gaussians (:meth:`ParametricKernel.set_weight`) and by truncated SVDs of ``ranks``; and
+    the Gaussian approximations themselves."""
+    N, C, F, L = w.shape
     norm = w.pow(2).sum(dim=(1, 2, 3))
-    out = {}
+    out, approximations = {}, {}
     s = torch.linalg.svdvals(w[:, 0])  # (N, min(F, L))
     total = s.pow(2).sum(1)
-    for r in (1, 2):
+    for r in ranks:
         out[f"rank {r}"] = (s[:, r:].pow(2).sum(1) / total).numpy()
-    for k, n_iter in ((8, 300), (8, 3000), (24, 300), (24, 3000)):
-        gaussians = ParametricKernel(N, C, F, L, n_gaussians=k)
-        gaussians.set_weight(w.float(), n_iter=n_iter)
+    for k, n_iter in gaussians:
+        key = f"{k} Gaussians, {n_iter} steps"
+        approx = ParametricKernel(N, C, F, L, n_gaussians=k)
+        approx.set_weight(w.float(), n_iter=n_iter)
         with torch.no_grad():
-            out[f"{k} Gaussians, {n_iter} steps"] = ((gaussians().double() - w).pow(2).sum(dim=(1, 2, 3)) / norm).numpy()
-    return out
+            approximations[key] = approx().double()
+        out[key] = ((approximations[key] - w).pow(2).sum(dim=(1, 2, 3)) / norm).numpy()
+    return out, approximations
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=["auditory-nerve", "auditory-nerve-3"])
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--seed", type=int, default=500, help="seed of a generated (songs) case")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[500],
+                        help="seeds of a generated (songs) case, their neurons pooled")
     parser.add_argument("--n-folds", type=int, default=None, help="only the first outer folds (all by default)")
     parser.add_argument("--family", action="store_true", help="also the family table (from the vanilla fits)")
     parser.add_argument("--quick", action="store_true")
@@ -190,10 +275,21 @@ def main(argv: list[str] | None = None) -> None:
     rows, family_rows = [], []
     rng = np.random.default_rng(0)
     for name in args.cases:
-        X, y, n_lags, folds, description = load_case(name, args.seed, args.quick)
-        folds = folds[:args.n_folds] if args.n_folds else folds
-        log(f"{name}: X {X.shape}, y {y.shape}, {len(folds)} outer folds")
-        scores, times, records, residuals = fold_fits(X, y, n_lags, folds, variants, args.family, log)
+        scores, times, records, residuals = {}, {}, {}, {}
+        for seed in (args.seeds if name in SONGS else args.seeds[:1]):
+            X, y, n_lags, folds, description = load_case(name, seed, args.quick)
+            if name in SONGS:
+                description = description.replace(f"seed {seed}", "seeds " + ", ".join(map(str, args.seeds)))
+            folds = folds[:args.n_folds] if args.n_folds else folds
+            log(f"{name} (seed {seed}): X {X.shape}, y {y.shape}, {len(folds)} outer folds")
+            _HOOK["truth"] = song_truth(name, seed, args.quick)
+            for pooled, new in zip((scores, times, records, residuals),
+                                   fold_fits(X, y, n_lags, folds, variants, args.family, log)):
+                for key, value in new.items():
+                    pooled.setdefault(key, []).append(value)
+        scores = {v: np.concatenate(s) for v, s in scores.items()}
+        times, records = ({v: sum(lists, []) for v, lists in d.items()} for d in (times, records))
+        residuals = {k: np.concatenate(v) for k, v in residuals.items()}
         for v in variants:
             row = {"case": description, "variant": v, "score": float(np.nanmean(scores[v])),
                    "fit_s": f"{np.median(times[v]):.1f}"}
@@ -204,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
                 start = np.concatenate([r["start"] for r in records[v]])
                 end = np.concatenate([r["end"] for r in records[v]])
                 row.update(start_excess=f"{np.mean(start):.2e}", excess=f"{np.mean(end):.2e}",
-                           iterations="/".join(str(r["iterations"]) for r in records[v]))
+                           iterations="/".join(sorted({str(r["iterations"]) for r in records[v]}, key=int)))
             rows.append(row)
         for key, value in residuals.items():
             family_rows.append({"case": description, "approximation": key, "median": float(np.median(value)),
@@ -213,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         ("case", "case", ""), ("variant", "model", ""), ("score", "held-out score", ".4f"),
         ("diff", "minus vanilla [95 % CI]", ""), ("verdict", "vs vanilla", ""),
         ("start_excess", "start: loss above the free optimum", ""), ("excess", "fit: loss above the free optimum", ""),
-        ("iterations", "L-BFGS iterations per fold", ""), ("neurons", "neurons", ""), ("fit_s", "fit s (median)", "")])
+        ("iterations", "L-BFGS iterations per fold (the values seen)", ""), ("neurons", "neurons", ""), ("fit_s", "fit s (median)", "")])
     if family_rows:
         text += "\n\nThe vanilla (ridge) STRFs of every outer fold approximated (relative squared residual over neurons and folds):\n\n"
         text += markdown_table(family_rows, [("case", "case", ""), ("approximation", "approximation", ""),

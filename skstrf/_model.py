@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .kernels import make_kernel
+from .kernels import N_GAUSSIANS, make_kernel
 from .nonlinearities import make_nonlinearity
 from ._design import DesignStatistics, lagged_design, lagged_statistics
 from ._moments import FrameMoments
@@ -197,7 +197,7 @@ class STRFModel(nn.Module):
         return z if self.nonlinearity is None else self.nonlinearity(z)
 
 def build_model(n_freqs: int, n_neurons: int, moments: tuple, *, kernel: str, n_lags: int, rank: int = 1,
-                n_gaussians: int = 8, nonlinearity: str = "identity", prefilter: nn.Module | None = None,
+                n_gaussians: int = N_GAUSSIANS, nonlinearity: str = "identity", prefilter: nn.Module | None = None,
                 history: np.ndarray | None = None, seed: int = 0, previous: STRFModel | None = None,
                 lag_basis: np.ndarray | None = None, space_of_band: np.ndarray | None = None) -> STRFModel:
     """A new :class:`STRFModel` standardised on the training stimuli's moments.

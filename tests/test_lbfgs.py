@@ -56,6 +56,47 @@ def test_lbfgs_is_the_parametric_default_and_at_least_matches_gradient_training(
     assert np.all(lbfgs >= gradient - 0.005), (lbfgs, gradient)
 
 
+@pytest.fixture(scope="module")
+def many_lobes():
+    """Cells whose STRFs have 16 small lobes of either sign (more features than the 8
+    Gaussians of the default before December 2026, fewer than today's 24), white noise,
+    Gaussian noise of half the signal's standard deviation; one repeat."""
+    rng = np.random.default_rng(0)
+    f, lag = np.arange(F)[:, None], np.arange(L)[None]
+    strfs = np.zeros((N, F, L))
+    for n in range(N):
+        for _ in range(16):
+            cf, cl = rng.uniform(1, F - 2), rng.uniform(0, L - 2)
+            strfs[n] += (rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0)
+                         * np.exp(-(f - cf) ** 2 / (2 * 0.8**2) - (lag - cl) ** 2 / (2 * 0.8**2)))
+    X = rng.standard_normal((S, T, F))
+    padded = np.concatenate([np.zeros((S, L - 1, F)), X], axis=1)
+    lagged = np.stack([padded[:, L - 1 - k:L - 1 - k + T] for k in range(L)], axis=-1)
+    y = np.einsum("stfl,nfl->stn", lagged, strfs)
+    y += 0.5 * y.std() * rng.standard_normal(y.shape)
+    return X, y, strfs
+
+
+def test_the_default_gaussians_follow_an_strf_of_many_lobes(many_lobes):
+    """The default number of Gaussians (24) recovers a 16-lobe STRF (correlation with the
+    truth above 0.98) and predicts held-out stimuli as well as the free kernel; 8 Gaussians
+    (the default before) cannot follow every lobe (below 0.97) and predict worse."""
+    X, y, strfs = many_lobes
+    train, test = slice(0, 8), slice(8, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = {name: STRFRegressor(n_lags=L, random_state=0, **options).fit(X[train], y[train])
+                for name, options in (("default", {"kernel": "parametric"}), ("vanilla", {}),
+                                      ("8 Gaussians", {"kernel": "parametric", "n_gaussians": 8}))}
+    assert fits["default"].n_gaussians == 24
+    recovered = {name: _correlation(est.strfs_, strfs) for name, est in fits.items()}
+    held_out = {name: _held_out(est, X[test], y[test]) for name, est in fits.items()}
+    assert np.all(recovered["default"] > 0.98), recovered
+    assert np.all(held_out["default"] >= held_out["vanilla"] - 0.002), held_out
+    assert np.all(recovered["8 Gaussians"] < 0.97), recovered
+    assert np.all(held_out["8 Gaussians"] < held_out["default"] - 0.01), held_out
+
+
 def test_lbfgs_does_not_depend_on_the_random_state(bumps):
     X, y, _ = bumps
     with warnings.catch_warnings():
