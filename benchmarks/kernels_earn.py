@@ -12,6 +12,8 @@ the interval: "below" when the whole interval lies below zero, "above" when it l
 "n.s." otherwise. Variants: ``separable`` (the default: each neuron's rank chosen by
 cross-validation among 1, 2 and 3, ``rank="auto"``; rank 1 before December 2026),
 ``separable rank 1``, ``separable rank 2``, ``separable rank auto`` (the same as the default),
+``separable rank 3``/``4``/``6`` (fixed ranks) and ``separable ranks 1-4``/``1-6`` (wider
+grids; the JSON keeps each fold's ``rank_``, see ``separable_diagnosis.py``),
 ``parametric`` (the default, L-BFGS on the training statistics) and ``parametric gradient``
 (AdamW with early stopping, the previous default), ``parametric 16`` and ``parametric 24``
 (more Gaussians), ``LN softplus`` (the defaults: ``lr="auto"``, 1e-4 for a model fine-tuned

@@ -21,10 +21,21 @@ bootstrap interval over the neurons of every seed), and the table counts the ran
 rule chose over neurons and outer folds, and how often one neuron's rank changed between
 the outer folds (a rank choice that moves with the training stimuli is noisy).
 
-Settings are diagnosed on the tuning seeds 500-502 of the songs::
+The columns "minus the default rule" pair each variant with the default, neuron by neuron.
+``--worst JSON N`` reads a ``--json`` run and lists, per case, the ``N`` neurons that lose
+most to vanilla under the default, their rank in each outer fold, every other variant's
+difference for them, and (songs only, a diagnosis: no user has it) the share of the
+generator's true STRF's energy in its first 2-5 singular components
+(``strf_rank.energy_shares``).
+
+Settings are diagnosed on the tuning seeds 500-502 of the songs; the third-party cases do
+not depend on the seed (run them in the benchmark environment)::
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/separable_diagnosis.py \\
-        --cases songs-previous songs-low-snr --seeds 500 501 502 --markdown /tmp/separable_diagnosis.md
+        --cases songs-previous songs-background songs-low-snr --seeds 500 501 502 --json /tmp/tune.json
+    OMP_NUM_THREADS=1 nice -n 19 /work/peers-venv/bin/python benchmarks/separable_diagnosis.py \\
+        --cases auditory-nerve auditory-nerve-3 naplib --json /tmp/peers.json
+    python benchmarks/separable_diagnosis.py --worst /tmp/tune.json 4
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -41,8 +53,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fit_quietly, format_machine, machine_info, markdown_table, test_scores  # noqa: E402
 from kernels_earn import CASES, SONGS, interval, load_case, verdict  # noqa: E402
 from run_all import write_atomic  # noqa: E402
+from strf_rank import energy_shares  # noqa: E402
 
 from skstrf import STRFRegressor, _solvers  # noqa: E402
+from skstrf.datasets import make_realistic_dataset  # noqa: E402
 
 _ORIGINAL = _solvers._choose_rank
 
@@ -155,6 +169,47 @@ COLUMNS = [("case", "case", ""), ("variant", "separable: ranks, rule", ""),
            ("fit_s", "fit s (median, rough)", "")]
 
 
+def _true_shares(name: str, description: str) -> np.ndarray | None:
+    """The generator's true STRFs' energy shares in their first components (songs cases; a
+    quantity no user has, for diagnosis), neurons of every seed of ``description`` in order."""
+    if name not in SONGS:
+        return None
+    seeds = [int(s) for s in re.search(r"seeds? ([\d, ]+)\)", description).group(1).split(",")]
+    strfs = np.concatenate([make_realistic_dataset("stimuli", n_neurons=8, random_state=seed, **SONGS[name]).strfs
+                            for seed in seeds])
+    return energy_shares(strfs)
+
+
+def worst_neurons(path: Path, n_worst: int) -> str:
+    """From a ``--json`` run: for each case, the share of the default rule's mean gap to
+    vanilla that its ``n_worst`` worst neurons make, their ranks per outer fold and the other
+    variants' differences for them, and the mean gap of the neurons given rank 1 in some
+    outer fold against the others."""
+    rows = []
+    for name, result in json.loads(Path(path).read_text())["cases"].items():
+        truth = _true_shares(name, result["description"])
+        scores = {v: np.asarray(s, dtype=float) for v, s in result["scores"].items()}
+        gap = scores[DEFAULT] - scores["vanilla"]
+        ranks = np.asarray(result["ranks"][DEFAULT])
+        once = (ranks == 1).any(axis=1)
+        worst = np.argsort(gap)[:n_worst]
+        rows.append({"case": result["description"], "neuron": "mean of all",
+                     "gap": f"{gap.mean():+.4f} (worst {n_worst}: {gap[worst].sum() / gap.size:+.4f})",
+                     "ranks": f"rank 1 in some fold: {once.sum()} neurons, {gap[once].mean():+.4f}; "
+                              f"others {gap[~once].mean():+.4f}"})
+        for i in worst:
+            rows.append({"case": result["description"], "neuron": int(i), "gap": f"{gap[i]:+.4f}",
+                         "ranks": " ".join(map(str, ranks[i])),
+                         "truth": None if truth is None else " / ".join(f"{x:.3f}" for x in truth[i, 1:5]),
+                         **{v: f"{scores[v][i] - scores['vanilla'][i]:+.4f}" for v in scores
+                            if v not in ("vanilla", DEFAULT)}})
+    others = [v for v in rows[1] if v not in ("case", "neuron", "gap", "ranks", "truth")]
+    return markdown_table(rows, [("case", "case", ""), ("neuron", "neuron", ""),
+                                 ("gap", "default minus vanilla", ""), ("ranks", "default's ranks per outer fold", ""),
+                                 ("truth", "generator's truth: energy in ranks 2 / 3 / 4 / 5 (diagnosis only)", "")]
+                          + [(v, f"{v} minus vanilla", "") for v in others])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=["songs-previous", "songs-low-snr"], choices=CASES)
@@ -162,7 +217,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--json", type=Path, help="per-neuron scores and per-fold ranks")
+    parser.add_argument("--worst", nargs=2, metavar=("JSON", "N"),
+                        help="print the N neurons of each case of a --json run that lose most under the default")
     args = parser.parse_args(argv)
+    if args.worst:
+        print(worst_neurons(Path(args.worst[0]), int(args.worst[1])))
+        return
     variants = list(dict.fromkeys(["vanilla", *args.variants]))
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     before = machine_info()
