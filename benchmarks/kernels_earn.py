@@ -12,6 +12,8 @@ the interval: "below" when the whole interval lies below zero, "above" when it l
 "n.s." otherwise. Variants: ``separable`` (the default: each neuron's rank chosen by
 cross-validation among 1, 2 and 3, ``rank="auto"``; rank 1 before December 2026),
 ``separable rank 1``, ``separable rank 2``, ``separable rank auto`` (the same as the default),
+``separable rank 3``/``4``/``6`` (fixed ranks) and ``separable ranks 1-4``/``1-6`` (wider
+grids; the JSON keeps each fold's ``rank_``, see ``separable_diagnosis.py``),
 ``parametric`` (the default, L-BFGS on the training statistics) and ``parametric gradient``
 (AdamW with early stopping, the previous default), ``parametric 8`` and ``parametric 16``
 (fewer Gaussians than the default 24; 8 was the default before December 2026) and
@@ -83,6 +85,11 @@ VARIANTS: dict[str, dict | None] = {
     "separable rank 1": {"kernel": "separable", "rank": 1},
     "separable rank 2": {"kernel": "separable", "rank": 2},
     "separable rank auto": {"kernel": "separable", "rank": "auto"},
+    "separable rank 3": {"kernel": "separable", "rank": 3},
+    "separable rank 4": {"kernel": "separable", "rank": 4},
+    "separable rank 6": {"kernel": "separable", "rank": 6},
+    "separable ranks 1-4": {"kernel": "separable", "rank": (1, 2, 3, 4)},
+    "separable ranks 1-6": {"kernel": "separable", "rank": (1, 2, 3, 4, 5, 6)},
     "parametric": {"kernel": "parametric"},
     "parametric gradient": {"kernel": "parametric", "solver": "gradient"},
     "parametric 8": {"kernel": "parametric", "n_gaussians": 8},
@@ -155,12 +162,14 @@ def two_stage(est: STRFRegressor, X_train, y_train, X_test) -> np.ndarray:
     return out
 
 
-def out_of_fold(X, y, n_lags: int, folds, variants, log) -> tuple[dict, dict]:
-    """Per-neuron held-out scores and fit times of every variant on one dataset."""
+def out_of_fold(X, y, n_lags: int, folds, variants, log) -> tuple[dict, dict, dict]:
+    """Per-neuron held-out scores, fit times and separable ranks (per fold) of every variant
+    on one dataset."""
     repeats = y.ndim == 4
     y4 = y if repeats else y[..., None]
     predictions = {v: np.full(y4.shape[:3], np.nan) for v in variants}
     times = {v: [] for v in variants}
+    ranks = {v: [] for v in variants}
     for test in folds:
         train = np.setdiff1d(np.arange(len(X)), test)
         fitted = {}
@@ -171,6 +180,8 @@ def out_of_fold(X, y, n_lags: int, folds, variants, log) -> tuple[dict, dict]:
             est = STRFRegressor(n_lags=n_lags, random_state=0, **options)
             times[v].append(fit_quietly(est, X[train], y[train]))
             predictions[v][test] = est.predict(X[test])
+            if hasattr(est, "rank_"):
+                ranks[v].append(est.rank_.tolist())
             fitted[v] = est
         if "two-stage" in variants:
             vanilla = fitted.get("vanilla")
@@ -180,7 +191,7 @@ def out_of_fold(X, y, n_lags: int, folds, variants, log) -> tuple[dict, dict]:
             predictions["two-stage"][test] = two_stage(vanilla, X[train], y[train], X[test])
             times["two-stage"].append(time.perf_counter() - start + (times["vanilla"][-1] if times.get("vanilla") else 0))
         log(f"  fold {test.tolist()} done")
-    return {v: test_scores(y4, predictions[v])[1 if repeats else 0] for v in variants}, times
+    return {v: test_scores(y4, predictions[v])[1 if repeats else 0] for v in variants}, times, ranks
 
 
 def interval(diff: np.ndarray, rng: np.random.Generator, n_boot: int = 2000) -> tuple[float, float, float, int]:
@@ -203,19 +214,22 @@ def run_case(name: str, seeds, quick: bool, variants, log) -> dict:
     """Per-neuron scores (neurons of every seed pooled) and fit times of one case."""
     scores = {v: [] for v in variants}
     times = {v: [] for v in variants}
+    ranks = {v: [] for v in variants}
     description = ""
     used = seeds if name in SONGS else seeds[:1]
     for seed in used:
         X, y, n_lags, folds, description = load_case(name, seed, quick)
         log(f"{name} (seed {seed}): X {X.shape}, y {y.shape}")
-        case_scores, case_times = out_of_fold(X, y, n_lags, folds, variants, log)
+        case_scores, case_times, case_ranks = out_of_fold(X, y, n_lags, folds, variants, log)
         for v in variants:
             scores[v].append(case_scores[v])
             times[v].extend(case_times[v])
+            ranks[v].append(case_ranks[v])
     if name in SONGS:
         description = description.replace(f"seed {used[-1]}", f"seeds {', '.join(map(str, used))}")
     return {"description": description, "n_lags": n_lags,
-            "scores": {v: np.concatenate(s).tolist() for v, s in scores.items()}, "times": times}
+            "scores": {v: np.concatenate(s).tolist() for v, s in scores.items()}, "times": times,
+            "ranks": ranks}
 
 
 def rows_of(name: str, result: dict, variants) -> list[dict]:
