@@ -11,6 +11,7 @@ import pytest
 
 from skstrf.cli import main
 from skstrf.datasets import _ns1, make_strf_dataset, save_dataset
+from skstrf.kernels import N_GAUSSIANS
 
 
 def _table_rows(out):
@@ -39,7 +40,7 @@ def test_compare_on_synthetic_data_prints_the_table_and_writes_figures(tmp_path,
     params = [r["params_per_neuron"] for r in summary["rows"]]
     # separable with rank="auto": (largest rank a cell chose) x (bands + lags) + intercept;
     # the seed's method trains rank 1 from a random start
-    assert params[0] == params[3] == 6 * 34 + 1 and params[2] == params[5] == 41
+    assert params[0] == params[3] == 6 * 34 + 1 and params[2] == params[5] == 5 * N_GAUSSIANS + 1
     assert params[1] in {r * (34 + 6) + 1 for r in (1, 2, 3)} and params[4] == 34 + 6 + 1
     # the printed means are the means of the saved per-cell scores
     for row in summary["rows"]:
