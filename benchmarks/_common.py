@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from run_all import write_atomic
 
 __all__ = [
     "NS1_SHAPE",
@@ -26,6 +27,7 @@ __all__ = [
     "seed_note",
     "machine_info",
     "format_machine",
+    "publish",
     "set_threads",
     "peak_rss_mib",
     "timed",
@@ -402,6 +404,12 @@ def finish_section(text: str, args: Any, before: dict[str, Any], after: dict[str
     text += f"\n\n{format_machine(before, after)} Threads: {args.threads}. Data seed {args.seed}."
     if args.quick:
         text += " QUICK RUN: tiny sizes, numbers mean nothing."
+    publish(text, args.markdown)
+
+
+def publish(text: str, markdown: Path | str | None) -> None:
+    """Print a benchmark's report and, when ``markdown`` (a path) is given, write it there:
+    atomically, never through a file or link planted at that name (``run_all.write_atomic``)."""
     print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
+    if markdown:
+        write_atomic(Path(markdown), text + "\n")

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from run_all import write_atomic
 from _common import (HEADLINE_SEED, format_machine, format_range, machine_info, markdown_table, penalty_choice,
-                     seed_note, set_threads, summarize_times, timed)
+                     seed_note, set_threads, summarize_times, timed, publish)
 
 KERNELS = ("vanilla", "separable", "parametric")
 # The seed notebook's settings for deepSTRF: AdamW lr 1e-3 without weight decay, one stimulus
@@ -576,12 +577,10 @@ def main(argv: list[str] | None = None) -> None:
                      args.repeats, python)
     command = "python benchmarks/bench_vs_deepstrf.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = report_markdown(result, data, args.epochs, args.repeats, command.strip(), args.seed)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    publish(text, args.markdown)
     if args.json:
         rows = [{k: v for k, v in r.items()} for r in result["rows"]]
-        args.json.write_text(json.dumps(
+        write_atomic(args.json, json.dumps(
             {**result, "rows": rows}, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 

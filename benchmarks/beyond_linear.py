@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_all import write_atomic
 from _common import (HEADLINE_SEED, format_machine, machine_info, markdown_table, ns1_like, seed_note,  # noqa: E402
                      set_threads, strf_correlation, test_scores)
 
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ])
     print("\n" + text)
     if args.markdown is not None:
-        args.markdown.write_text(text + "\n")
+        write_atomic(args.markdown, text + "\n")
         print(f"\nwrote {args.markdown}")
     return 0
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _common import HEADLINE_SEED, machine_info, markdown_table, format_machine
+from _common import HEADLINE_SEED, machine_info, markdown_table, format_machine, publish
 
 from skstrf.datasets import make_realistic_dataset, make_strf_dataset
 from skstrf.metrics import noise_ceiling, noise_power, signal_power
@@ -134,9 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         ("ceiling", "noise ceiling", ""), ("explainable", "explainable variance", ""),
         ("seconds", "build/load s", ".1f"), ("source", "source", "")])
     text += "\n\n" + format_machine(before, machine_info())
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

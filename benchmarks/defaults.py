@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from _common import (HEADLINE_SEED, TUNING_SEEDS, format_machine, machine_info, markdown_table, ns1_like,
-                     set_threads, test_scores)
+                     set_threads, test_scores, publish)
 
 LRS = (1e-3, 3e-3, 1e-2, 3e-2)
 BATCH_SIZES = (1, None)
@@ -151,9 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     text = "\n\n".join([f"Command: `{command.strip()}`", format_machine(before, machine_info()), protocol,
                         *sections])
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

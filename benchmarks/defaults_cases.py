@@ -85,7 +85,7 @@ from typing import Any
 
 import numpy as np
 from _common import (REALISTIC_VARIANTS, TUNING_SEEDS, format_machine, machine_info, markdown_table,
-                     mean_interval, ns1_like, set_threads, test_scores)
+                     mean_interval, ns1_like, set_threads, test_scores, publish)
 from sklearn.model_selection import KFold
 
 import skstrf._penalty
@@ -501,9 +501,7 @@ def main(argv: list[str] | None = None) -> None:
     parts.append(format_machine(before, machine_info()) + f" Threads: {args.threads}."
                  + (" QUICK RUN: tiny sizes, the numbers mean nothing." if args.quick else ""))
     text = "\n\n".join(parts)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

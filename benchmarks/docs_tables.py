@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_all import write_atomic
 from _common import (HEADLINE_SEED, machine_info, ns1_like, penalty_choice, seed_note, set_threads,  # noqa: E402
                      strf_correlation)
 
@@ -180,15 +181,15 @@ def main(argv: list[str] | None = None) -> int:
                                   len(data.test))
     synthetic = synthetic_facts(data, args.quick, generation, args.seed, command)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "kernels_table.inc").write_text(kernels)
-    (args.out / "synthetic_measured.inc").write_text(synthetic)
+    write_atomic(args.out / "kernels_table.inc", kernels)
+    write_atomic(args.out / "synthetic_measured.inc", synthetic)
     text = kernels + "\n" + synthetic
     print(text)
     if args.markdown:
         out = args.out.resolve()
         root = GENERATED.parent.parent.parent
         shown_out = out.relative_to(root) if out.is_relative_to(root) else out
-        args.markdown.write_text(f"Command: `{command}`\n\nWritten to `{shown_out}`:\n\n```rst\n{text}```\n")
+        write_atomic(args.markdown, f"Command: `{command}`\n\nWritten to `{shown_out}`:\n\n```rst\n{text}```\n")
     return 0
 
 

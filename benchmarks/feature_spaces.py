@@ -67,7 +67,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _common import format_machine, machine_info, markdown_table, set_threads
+from _common import format_machine, machine_info, markdown_table, set_threads, publish
 from scipy import stats
 from sklearn.base import clone
 from sklearn.model_selection import KFold
@@ -370,9 +370,7 @@ def main() -> None:
     text += f"\n\n{format_machine(before, machine_info())} Threads: {args.threads}."
     if args.quick:
         text += " QUICK RUN: tiny sizes, numbers mean nothing."
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

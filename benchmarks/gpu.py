@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import HEADLINE_SEED, format_machine, machine_info, markdown_table, ns1_like, peak_rss_mib, set_threads
+from _common import HEADLINE_SEED, format_machine, machine_info, markdown_table, ns1_like, peak_rss_mib, set_threads, publish
 from bench_vs_deepstrf import KERNELS, compare, find_deepstrf_python, report_markdown
 
 
@@ -97,9 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             ("solver", "solver", ""), ("seconds", "fit (s)", ".2f"),
             ("gpu_peak_mib", "peak GPU memory (MiB)", ".0f"), ("rss_peak_mib", "peak RSS (MiB)", ".0f"),
         ]) + "\n\nOne run (no repeats). " + format_machine(before, machine_info())
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

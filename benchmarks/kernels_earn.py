@@ -71,7 +71,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fit_quietly, format_machine, machine_info, markdown_table, test_scores  # noqa: E402
+from _common import fit_quietly, format_machine, machine_info, markdown_table, test_scores, publish  # noqa: E402
 from run_all import write_atomic  # noqa: E402
 
 import skstrf  # noqa: E402
@@ -309,9 +309,7 @@ def main(argv: list[str] | None = None) -> None:
              "every outer fold. Differences are paired per neuron; 'below'/'above' only where the whole "
              "interval lies below/above zero. Seeds of the songs: "
              f"{', '.join(map(str, args.seeds))}.\n\n" + format_machine(before, machine_info()))
-    print(text)
-    if args.markdown:
-        write_atomic(args.markdown, text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

@@ -65,9 +65,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fit_quietly, format_machine, machine_info, markdown_table, test_scores  # noqa: E402
+from _common import fit_quietly, format_machine, machine_info, markdown_table, test_scores, publish  # noqa: E402
 from kernels_earn import SONGS, interval, load_case, verdict  # noqa: E402
-from run_all import write_atomic  # noqa: E402
 
 from skstrf import STRFRegressor  # noqa: E402
 from skstrf import _solvers  # noqa: E402
@@ -318,9 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     text += ("\n\nLoss above the free optimum: penalised training loss (MSE in units of each neuron's PSTH variance "
              "plus the penalty) minus the ridge solution's with the same penalty, mean over neurons and folds.\n\n"
              + format_machine(before, machine_info()))
-    print(text)
-    if args.markdown:
-        write_atomic(args.markdown, text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

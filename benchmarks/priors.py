@@ -62,7 +62,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _common import format_machine, machine_info, markdown_table, test_scores
+from run_all import write_atomic
+from _common import format_machine, machine_info, markdown_table, test_scores, publish
 
 from skstrf import STRFRegressor
 from skstrf.datasets import make_realistic_dataset, make_strf_dataset
@@ -245,11 +246,9 @@ def main(argv: list[str] | None = None) -> None:
              "stimuli, history='mean'), on the outer fold's training stimuli; the scores pool "
              "the out-of-fold predictions of every outer fold. FAIL only where the interval lies "
              "below zero.\n\n" + format_machine(before, machine_info()))
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    publish(text, args.markdown)
     if args.rst:
-        args.rst.write_text(rst_table(rows, " ".join(["python benchmarks/priors.py"] + (argv or sys.argv[1:])),
+        write_atomic(args.rst, rst_table(rows, " ".join(["python benchmarks/priors.py"] + (argv or sys.argv[1:])),
                                       format_machine(before, machine_info())))
 
 

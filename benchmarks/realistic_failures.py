@@ -47,7 +47,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _common import format_machine, machine_info, markdown_table, out_of_fold, pooled_score, set_threads
+from _common import format_machine, machine_info, markdown_table, out_of_fold, pooled_score, set_threads, publish
 from sklearn.model_selection import KFold
 
 from skstrf.datasets import make_realistic_dataset
@@ -182,9 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         "Continuous: 5 units, 5 contiguous time blocks, pooled out-of-fold cc_norm.",
         table(continuous, args.seeds),
         "Issue 12's targets (means over the seeds):\n\n" + "\n".join(checks(songs, "songs") + checks(continuous, "continuous"))])
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from run_all import write_atomic
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     emit("Seconds per design (shared machine, rough): " + ", ".join(seconds) + ". Load average after: "
          + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + ".")
     if args.markdown is not None:
-        args.markdown.write_text("\n".join(lines) + "\n")
+        write_atomic(args.markdown, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import HEADLINE_SEED, format_machine, machine_info, markdown_table, peak_rss_mib, set_threads
+from _common import HEADLINE_SEED, format_machine, machine_info, markdown_table, peak_rss_mib, set_threads, publish
 
 # (sweep, n_stimuli, n_neurons, n_lags, kernel); NS1's size is 20 stimuli x 119 neurons x 15 lags.
 POINTS = [
@@ -199,9 +199,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{TARGET_SECONDS:.0f} s), peak {r['rss_peak_mib'] / 1024:.2f} GiB (target < {TARGET_GIB:g} GiB)"
         )
     text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fit_quietly, format_machine, machine_info, markdown_table, test_scores  # noqa: E402
+from _common import fit_quietly, format_machine, machine_info, markdown_table, test_scores, publish  # noqa: E402
 from kernels_earn import CASES, SONGS, interval, load_case, verdict  # noqa: E402
 from run_all import write_atomic  # noqa: E402
 from strf_rank import energy_shares  # noqa: E402
@@ -237,9 +237,7 @@ def main(argv: list[str] | None = None) -> None:
             write_atomic(args.json, json.dumps({"machine": before, "cases": results}))
     text = (markdown_table(rows, COLUMNS) + f"\n\nSeeds of the songs: {', '.join(map(str, args.seeds))}.\n\n"
             + format_machine(before, machine_info()))
-    print(text)
-    if args.markdown:
-        write_atomic(args.markdown, text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

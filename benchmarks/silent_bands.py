@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import format_machine, machine_info, markdown_table, set_threads, strf_correlation
+from _common import format_machine, machine_info, markdown_table, set_threads, strf_correlation, publish
 
 import skstrf._penalty
 from skstrf import STRFRegressor
@@ -279,9 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     text = "\n\n".join([f"Command: `{command.strip()}`", *sections, format_machine(before, machine_info())])
     if args.quick:
         text += "\n\nQUICK RUN: two seeds, 8 songs; numbers mean little."
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

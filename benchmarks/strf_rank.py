@@ -31,9 +31,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import format_machine, machine_info, markdown_table  # noqa: E402
+from _common import format_machine, machine_info, markdown_table, publish  # noqa: E402
 from kernels_earn import CASES, SONGS, load_case  # noqa: E402
-from run_all import write_atomic  # noqa: E402
 
 from skstrf import STRFRegressor  # noqa: E402
 from skstrf.datasets import make_realistic_dataset  # noqa: E402
@@ -86,9 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         format_machine(before, machine_info()) + (" QUICK RUN: tiny sizes, numbers mean nothing." if args.quick else ""),
     ])
-    print(text)
-    if args.markdown:
-        write_atomic(args.markdown, text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":
