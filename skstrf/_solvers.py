@@ -187,7 +187,6 @@ class RidgePath:
         self.tridiagonal = None
         self.eigen = None
         self.mixed = None
-        self._q = None
         if matrix.device.type == "cpu" and matrix.dtype == torch.float64 and matrix.shape[0] > 1:
             if mixed:
                 self.mixed = _tridiagonal(matrix.numpy().astype(np.float32))
@@ -198,13 +197,12 @@ class RidgePath:
 
     def basis(self) -> torch.Tensor:
         """The orthogonal basis the solutions are found in (D, D): the eigenvectors, or the
-        ``Q`` of the float64 tridiagonal reduction (formed on the first call)."""
+        ``Q`` of the float64 tridiagonal reduction, formed (the fit never forms it: it
+        works through :meth:`rotate`)."""
         if self.eigen is not None:
             return self.eigen[1]
-        if self._q is None:
-            size = self.tridiagonal[2].shape[0]
-            self._q = torch.from_numpy(np.ascontiguousarray(_apply_q(self.tridiagonal, np.eye(size), transpose=False)))
-        return self._q
+        size = self.tridiagonal[2].shape[0]
+        return torch.from_numpy(np.ascontiguousarray(_apply_q(self.tridiagonal, np.eye(size), transpose=False)))
 
     def rotate(self, C: torch.Tensor) -> torch.Tensor:
         """``basis' C`` for C of shape (D, k), without forming the basis of a tridiagonal
@@ -235,7 +233,7 @@ class RidgePath:
         solved = _tridiagonal_solve(self.tridiagonal, self.rotate(rhs).numpy()[:, None, :], alphas.numpy())
         if solved is None:
             self.eigen = torch.linalg.eigh(self.m.gram / self.m.count)
-            self.tridiagonal = self._q = None
+            self.tridiagonal = None
             return None
         return torch.from_numpy(solved)
 
