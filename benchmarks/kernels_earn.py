@@ -162,9 +162,20 @@ def two_stage(est: STRFRegressor, X_train, y_train, X_test) -> np.ndarray:
     return out
 
 
-def out_of_fold(X, y, n_lags: int, folds, variants, log) -> tuple[dict, dict, dict]:
+def fit_variant(variant: str, n_lags: int, X, y) -> tuple[STRFRegressor, float] | None:
+    """The fitted estimator of ``variant`` (:data:`VARIANTS`) and its fit's seconds; None for
+    the two-stage model, which :func:`out_of_fold` makes from the vanilla fit."""
+    options = VARIANTS[variant]
+    if options is None:
+        return None
+    est = STRFRegressor(n_lags=n_lags, random_state=0, **options)
+    return est, fit_quietly(est, X, y)
+
+
+def out_of_fold(X, y, n_lags: int, folds, variants, log, fit=fit_variant) -> tuple[dict, dict, dict]:
     """Per-neuron held-out scores, fit times and separable ranks (per fold) of every variant
-    on one dataset."""
+    on one dataset; ``fit(variant, n_lags, X, y)`` fits each (:func:`fit_variant`'s
+    signature: another script's variants)."""
     repeats = y.ndim == 4
     y4 = y if repeats else y[..., None]
     predictions = {v: np.full(y4.shape[:3], np.nan) for v in variants}
@@ -174,11 +185,11 @@ def out_of_fold(X, y, n_lags: int, folds, variants, log) -> tuple[dict, dict, di
         train = np.setdiff1d(np.arange(len(X)), test)
         fitted = {}
         for v in variants:
-            options = VARIANTS[v]
-            if options is None:
+            made = fit(v, n_lags, X[train], y[train])
+            if made is None:
                 continue
-            est = STRFRegressor(n_lags=n_lags, random_state=0, **options)
-            times[v].append(fit_quietly(est, X[train], y[train]))
+            est, seconds = made
+            times[v].append(seconds)
             predictions[v][test] = est.predict(X[test])
             if hasattr(est, "rank_"):
                 ranks[v].append(est.rank_.tolist())
@@ -210,8 +221,9 @@ def verdict(low: float, high: float) -> str:
     return "below" if high < 0 else "above" if low > 0 else "n.s."
 
 
-def run_case(name: str, seeds, quick: bool, variants, log) -> dict:
-    """Per-neuron scores (neurons of every seed pooled) and fit times of one case."""
+def run_case(name: str, seeds, quick: bool, variants, log, fit=fit_variant) -> dict:
+    """Per-neuron scores (neurons of every seed pooled), fit times and each seed's per-fold
+    separable ranks of one case (``fit``: :func:`out_of_fold`'s)."""
     scores = {v: [] for v in variants}
     times = {v: [] for v in variants}
     ranks = {v: [] for v in variants}
@@ -220,7 +232,7 @@ def run_case(name: str, seeds, quick: bool, variants, log) -> dict:
     for seed in used:
         X, y, n_lags, folds, description = load_case(name, seed, quick)
         log(f"{name} (seed {seed}): X {X.shape}, y {y.shape}")
-        case_scores, case_times, case_ranks = out_of_fold(X, y, n_lags, folds, variants, log)
+        case_scores, case_times, case_ranks = out_of_fold(X, y, n_lags, folds, variants, log, fit)
         for v in variants:
             scores[v].append(case_scores[v])
             times[v].extend(case_times[v])

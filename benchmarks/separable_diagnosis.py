@@ -50,8 +50,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fit_quietly, format_machine, machine_info, markdown_table, test_scores, publish  # noqa: E402
-from kernels_earn import CASES, SONGS, interval, load_case, verdict  # noqa: E402
+from _common import fit_quietly, format_machine, machine_info, markdown_table, publish  # noqa: E402
+import kernels_earn  # noqa: E402
+from kernels_earn import CASES, SONGS, interval, verdict  # noqa: E402
 from run_all import write_atomic  # noqa: E402
 from strf_rank import energy_shares  # noqa: E402
 
@@ -99,38 +100,24 @@ def rank_rule(name: str):
         _solvers._choose_rank = _ORIGINAL
 
 
+def fit_with_rule(variant: str, n_lags: int, X, y) -> tuple[STRFRegressor, float]:
+    """``variant`` (:data:`VARIANTS`) fitted under its rank rule, and its fit's seconds."""
+    spec = VARIANTS[variant]
+    options, rule = ({}, "one-SE") if spec is None else ({"kernel": "separable", **spec[0]}, spec[1])
+    est = STRFRegressor(n_lags=n_lags, random_state=0, **options)
+    with rank_rule(rule):
+        return est, fit_quietly(est, X, y)
+
+
 def run_case(name: str, seeds, variants, log) -> dict:
-    """Per-neuron scores, per-fold ranks and fit times of every variant, seeds pooled."""
-    scores = {v: [] for v in variants}
-    ranks = {v: [] for v in variants}
-    times = {v: [] for v in variants}
-    description = ""
-    used = seeds if name in SONGS else seeds[:1]
-    for seed in used:
-        X, y, n_lags, folds, description = load_case(name, seed, False)
-        y4 = y if y.ndim == 4 else y[..., None]
-        predictions = {v: np.full(y4.shape[:3], np.nan) for v in variants}
-        fold_ranks = {v: [] for v in variants}
-        for test in folds:
-            train = np.setdiff1d(np.arange(len(X)), test)
-            for v in variants:
-                spec = VARIANTS[v]
-                options, rule = ({}, "one-SE") if spec is None else ({"kernel": "separable", **spec[0]}, spec[1])
-                est = STRFRegressor(n_lags=n_lags, random_state=0, **options)
-                with rank_rule(rule):
-                    times[v].append(fit_quietly(est, X[train], y[train]))
-                predictions[v][test] = est.predict(X[test])
-                if hasattr(est, "rank_"):
-                    fold_ranks[v].append(np.asarray(est.rank_))
-            log(f"{name} seed {seed}: fold {test.tolist()} done")
-        for v in variants:
-            scores[v].append(test_scores(y4, predictions[v])[1 if y.ndim == 4 else 0])
-            if fold_ranks[v]:
-                ranks[v].append(np.stack(fold_ranks[v], axis=1))  # (neurons, outer folds)
-    if name in SONGS:
-        description = description.replace(f"seed {used[-1]}", f"seeds {', '.join(map(str, used))}")
-    return {"description": description, "scores": {v: np.concatenate(s) for v, s in scores.items()},
-            "ranks": {v: np.concatenate(r) for v, r in ranks.items() if r}, "times": times}
+    """Per-neuron scores, per-fold ranks (neurons x outer folds, seeds pooled) and fit times of
+    every variant: ``kernels_earn.run_case`` with the variants fitted under their rules."""
+    result = kernels_earn.run_case(name, seeds, False, variants, log, fit=fit_with_rule)
+    ranks = {v: np.concatenate([np.asarray(folds).T for folds in per_seed])
+             for v, per_seed in result["ranks"].items() if all(per_seed)}
+    return {"description": result["description"],
+            "scores": {v: np.asarray(s, dtype=float) for v, s in result["scores"].items()},
+            "ranks": ranks, "times": result["times"]}
 
 
 DEFAULT = "ranks 1-3, one-SE (default)"

@@ -22,12 +22,7 @@ def bumps():
         bump = lambda c, d, a, sf, sl: a * np.exp(-(f - c) ** 2 / (2 * sf**2) - (lag - d) ** 2 / (2 * sl**2))  # noqa: E731
         strfs.append(bump(f0, l0, 1.0, 1.5, 1.0) + bump(f0 + rng.uniform(-2, 2), l0 + 3, -0.6, 2.0, 1.5))
     strfs = np.stack(strfs)
-    X = rng.standard_normal((S, T, F))
-    padded = np.concatenate([np.zeros((S, L - 1, F)), X], axis=1)
-    lagged = np.stack([padded[:, L - 1 - k:L - 1 - k + T] for k in range(L)], axis=-1)
-    y = np.einsum("stfl,nfl->stn", lagged, strfs)
-    y += 1.0 * y.std() * rng.standard_normal(y.shape)
-    return X, y, strfs
+    return (*_linear_responses(rng, strfs, S, T, noise=1.0), strfs)
 
 
 def _correlation(a, b):
@@ -69,12 +64,7 @@ def many_lobes():
             cf, cl = rng.uniform(1, F - 2), rng.uniform(0, L - 2)
             strfs[n] += (rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0)
                          * np.exp(-(f - cf) ** 2 / (2 * 0.8**2) - (lag - cl) ** 2 / (2 * 0.8**2)))
-    X = rng.standard_normal((S, T, F))
-    padded = np.concatenate([np.zeros((S, L - 1, F)), X], axis=1)
-    lagged = np.stack([padded[:, L - 1 - k:L - 1 - k + T] for k in range(L)], axis=-1)
-    y = np.einsum("stfl,nfl->stn", lagged, strfs)
-    y += 0.5 * y.std() * rng.standard_normal(y.shape)
-    return X, y, strfs
+    return (*_linear_responses(rng, strfs, S, T, noise=0.5), strfs)
 
 
 def test_the_default_gaussians_follow_an_strf_of_many_lobes(many_lobes):
@@ -157,3 +147,14 @@ def test_lbfgs_reaches_each_neurons_optimum_on_a_quadratic():
     error = ((model.standardized_weight().detach().double() - truth) ** 2).sum(1) / (truth**2).sum(1)
     assert info["loss"] < info["start_loss"]
     assert np.all(error[4:].numpy() < 1e-7), error  # penalties from 3e-3 up
+
+
+def _linear_responses(rng: np.random.Generator, strfs: np.ndarray, S: int, T: int, noise: float):
+    """White-noise stimuli (S, T, F) and the responses (S, T, N) of linear cells with ``strfs``
+    (N, F, L), zero before each stimulus, plus Gaussian noise of ``noise`` times their SD."""
+    F, L = strfs.shape[1:]
+    X = rng.standard_normal((S, T, F))
+    padded = np.concatenate([np.zeros((S, L - 1, F)), X], axis=1)
+    lagged = np.stack([padded[:, L - 1 - k:L - 1 - k + T] for k in range(L)], axis=-1)
+    y = np.einsum("stfl,nfl->stn", lagged, strfs)
+    return X, y + noise * y.std() * rng.standard_normal(y.shape)
