@@ -497,7 +497,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "freq_range": ["array-like"],
         "solver": [StrOptions({"auto", *SOLVERS})],
         "alpha": [Interval(numbers.Real, 0, None, closed="left"), "array-like", None],
-        "cv": [Interval(numbers.Integral, 2, None, closed="left"), "cv_object", None],
+        "cv": ["cv_object"],  # an int >= 2, a splitter, an iterable of splits or None
         "alpha_per_neuron": ["boolean"],
         "alpha_pooling": [Interval(numbers.Real, 0, 1, closed="both")],
         "init": [StrOptions({"auto", "random", "closed_form"})],

@@ -170,6 +170,9 @@ FIT_CASES = [
      r"The 'n_lags' parameter .* Got 2.5"),
     ("n_lags longer than every stimulus", "fit", {"n_lags": 41}, None, ValueError,
      r"n_lags=41 is longer than every stimulus: the longest has 40 valid frames"),
+    ("one fold", "fit", {"cv": 1}, None, ValueError,  # each option named once, not twice
+     r"The 'cv' parameter of STRFRegressor must be an int in the range \[2, inf\), an object "
+     r"implementing 'split' and 'get_n_splits', an iterable or None\. Got 1 instead"),
     ("unknown kernel", "fit", {"kernel": "gabor"}, None, ValueError,
      r"The 'kernel' parameter of STRFRegressor must be a str among .* Got 'gabor'"),
     ("unknown solver", "fit", {"solver": "newton"}, None, ValueError,
