@@ -3,8 +3,9 @@ Comparing three STRF parameterisations
 ======================================
 
 The analysis of the seed notebook: the same linear STRF model, fitted on the same stimuli
-with three kernel parameterisations (a free "vanilla" kernel, a rank-1 separable kernel
-and a sum of 8 Gaussians), each with skstrf's default solver and with the seed's method
+with three kernel parameterisations (a free "vanilla" kernel, a separable kernel whose
+rank each neuron chooses by cross-validation, and a sum of 24 Gaussians), each with
+skstrf's defaults and with the seed's method
 (AdamW from a random start for 100 epochs), scored on the same held-out stimuli.
 
 The fits, the table and the first three figures come from the functions behind the

@@ -348,8 +348,9 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     n_neurons_ : int
         Number of neurons seen in ``fit``.
     n_params_per_neuron_ : int
-        Trainable parameters per neuron, intercept included (511, 50 and 41 for the three
-        kernels with 34 bands, 15 lags and 8 Gaussians), plus 3 with the softplus and 2
+        Trainable parameters per neuron, intercept included (with 34 bands and 15 lags: 511
+        for vanilla, 50 for separable at rank 1, 121 for parametric with its default 24
+        Gaussians of 5 parameters each), plus 3 with the softplus and 2
         with the exponential nonlinearity; twice the kernel's with AdapTrans (two input
         channels). With a rank grid (``rank="auto"``), the separable kernel's count is at
         the largest rank a neuron chose (``rank_.max()``); a neuron of rank ``r`` uses

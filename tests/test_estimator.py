@@ -72,6 +72,10 @@ def test_parameter_counts_match_the_seed():
         est = STRFRegressor(kernel=kernel, solver="gradient", init="random", max_epochs=1, n_gaussians=8,
                             random_state=0).fit(data.X, data.y)
         assert est.n_params_per_neuron_ == count
+    # the default of 24 Gaussians: 5 parameters each (two centres, two widths, an amplitude)
+    est = STRFRegressor(kernel="parametric", solver="gradient", init="random", max_epochs=1,
+                        random_state=0).fit(data.X, data.y)
+    assert est.n_params_per_neuron_ == 24 * 5 + 1
 
 
 def test_history_early_stopping_restores_the_best_epoch(spiking):
