@@ -10,10 +10,13 @@ neuron by neuron: the mean paired difference with a 95 % bootstrap interval over
 (the neurons of every seed pooled for the generated cases). A verdict is given only outside
 the interval: "below" when the whole interval lies below zero, "above" when it lies above,
 "n.s." otherwise. Variants: ``separable`` (the default: each neuron's rank chosen by
-cross-validation among 1, 2 and 3, ``rank="auto"``; rank 1 before December 2026),
+cross-validation among 1, 2, 3 and 4, the best inner score, ``rank="auto"``; rank 1 before
+7 December 2026, then ranks 1-3 under the one-standard-error rule until 8 December),
+``separable ranks 1-3, one-SE`` (that rule: ``rank=(1, 2, 3), rank_rule="one_se"``),
 ``separable rank 1``, ``separable rank 2``, ``separable rank auto`` (the same as the default),
-``separable rank 3``/``4``/``6`` (fixed ranks) and ``separable ranks 1-4``/``1-6`` (wider
-grids; the JSON keeps each fold's ``rank_``, see ``separable_diagnosis.py``),
+``separable rank 3``/``4``/``6`` (fixed ranks) and ``separable ranks 1-4``/``1-6`` (grids
+under the default rule; 1-4 is the default's; the JSON keeps each fold's ``rank_``, see
+``separable_diagnosis.py``),
 ``parametric`` (the default, L-BFGS on the training statistics) and ``parametric gradient``
 (AdamW with early stopping, the previous default), ``parametric 8`` and ``parametric 16``
 (fewer Gaussians than the default 24; 8 was the default before December 2026) and
@@ -82,6 +85,7 @@ from skstrf.datasets import make_realistic_dataset  # noqa: E402
 VARIANTS: dict[str, dict | None] = {
     "vanilla": {},
     "separable": {"kernel": "separable"},
+    "separable ranks 1-3, one-SE": {"kernel": "separable", "rank": (1, 2, 3), "rank_rule": "one_se"},
     "separable rank 1": {"kernel": "separable", "rank": 1},
     "separable rank 2": {"kernel": "separable", "rank": 2},
     "separable rank auto": {"kernel": "separable", "rank": "auto"},
