@@ -10,10 +10,13 @@ neuron by neuron: the mean paired difference with a 95 % bootstrap interval over
 (the neurons of every seed pooled for the generated cases). A verdict is given only outside
 the interval: "below" when the whole interval lies below zero, "above" when it lies above,
 "n.s." otherwise. Variants: ``separable`` (the default: each neuron's rank chosen by
-cross-validation among 1, 2 and 3, ``rank="auto"``; rank 1 before December 2026),
+cross-validation among 1, 2, 3 and 4, the best inner score, ``rank="auto"``; rank 1 before
+7 December 2026, then ranks 1-3 under the one-standard-error rule until 8 December),
+``separable ranks 1-3, one-SE`` (that rule: ``rank=(1, 2, 3), rank_rule="one_se"``),
 ``separable rank 1``, ``separable rank 2``, ``separable rank auto`` (the same as the default),
-``separable rank 3``/``4``/``6`` (fixed ranks) and ``separable ranks 1-4``/``1-6`` (wider
-grids; the JSON keeps each fold's ``rank_``, see ``separable_diagnosis.py``),
+``separable rank 3``/``4``/``6`` (fixed ranks) and ``separable ranks 1-4``/``1-6`` (grids
+under the default rule; 1-4 is the default's; the JSON keeps each fold's ``rank_``, see
+``separable_diagnosis.py``),
 ``parametric`` (the default, L-BFGS on the training statistics) and ``parametric gradient``
 (AdamW with early stopping, the previous default), ``parametric 8`` and ``parametric 16``
 (fewer Gaussians than the default 24; 8 was the default before December 2026) and
@@ -57,7 +60,8 @@ before and after (fit times are rough indications only)::
 
 ``--compare BEFORE.json AFTER.json`` prints, for every case and variant present in both, the
 paired difference of the two runs' per-neuron scores (e.g. a run of the previous commit,
-``git archive HEAD | tar -x -C /tmp/before`` with ``PYTHONPATH=/tmp/before``, against this one).
+``git archive HEAD | tar -x -C /tmp/before`` with ``PYTHONPATH=/tmp/before``, against this one);
+``--pair A B`` pairs variant ``A`` of BEFORE with variant ``B`` of AFTER instead.
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ from skstrf.datasets import make_realistic_dataset  # noqa: E402
 VARIANTS: dict[str, dict | None] = {
     "vanilla": {},
     "separable": {"kernel": "separable"},
+    "separable ranks 1-3, one-SE": {"kernel": "separable", "rank": (1, 2, 3), "rank_rule": "one_se"},
     "separable rank 1": {"kernel": "separable", "rank": 1},
     "separable rank 2": {"kernel": "separable", "rank": 2},
     "separable rank auto": {"kernel": "separable", "rank": "auto"},
@@ -268,8 +273,9 @@ COLUMNS = [("case", "case", ""), ("variant", "model", ""), ("score", "held-out s
            ("neurons", "neurons", ""), ("fit_s", "fit s (median, rough)", "")]
 
 
-def compare(before_path: Path, after_path: Path) -> str:
-    """Paired differences after minus before of every case and variant both runs hold."""
+def compare(before_path: Path, after_path: Path, pair: tuple[str, str] | None = None) -> str:
+    """Paired differences after minus before of every case and variant both runs hold; with
+    ``pair`` (before's variant, after's variant), of those two variants only."""
     before, after = (json.loads(Path(p).read_text()) for p in (before_path, after_path))
     rng = np.random.default_rng(0)
     rows = []
@@ -278,11 +284,13 @@ def compare(before_path: Path, after_path: Path) -> str:
             continue
         old = before["cases"][case]["scores"]
         for v, s in result["scores"].items():
-            if v not in old:
+            was = v if pair is None else pair[0]
+            if was not in old or (pair is not None and v != pair[1]):
                 continue
-            a, b = np.asarray(s, dtype=float), np.asarray(old[v], dtype=float)
+            a, b = np.asarray(s, dtype=float), np.asarray(old[was], dtype=float)
             mean, low, high, n = interval(a - b, rng)
-            rows.append({"case": result["description"], "variant": v, "before": float(np.nanmean(b)),
+            rows.append({"case": result["description"], "variant": v if pair is None else f"{v} minus {was}",
+                         "before": float(np.nanmean(b)),
                          "after": float(np.nanmean(a)), "diff": f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]",
                          "verdict": verdict(low, high), "neurons": n})
     return markdown_table(rows, [("case", "case", ""), ("variant", "model", ""), ("before", "before", ".4f"),
@@ -302,9 +310,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--json", type=Path, help="per-neuron scores, for --compare")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--pair", nargs=2, metavar=("BEFORE_VARIANT", "AFTER_VARIANT"),
+                        help="with --compare: pair these two variants (e.g. two rank grids of different runs)")
     args = parser.parse_args(argv)
     if args.compare:
-        print(compare(*args.compare))
+        print(compare(*args.compare, pair=None if args.pair is None else tuple(args.pair)))
         return
     variants = list(dict.fromkeys(args.variants))
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731

@@ -4,14 +4,15 @@ item 5): too few candidate ranks, a noisy rank choice, or a family that cannot h
 On the outer folds of ``kernels_earn.py``'s cases (the same training and held-out stimuli,
 the same scoring), each variant is a separable kernel fitted with skstrf's defaults except
 the candidate ranks and the rule that picks each neuron's rank from the inner
-cross-validation's scores (:func:`skstrf._solvers._choose_rank`, replaced for the fit by
-the rule named; the penalty is the free kernel's cross-validated one throughout):
+cross-validation's scores (:func:`skstrf._solvers._choose_rank`: the estimator's
+``rank_rule``, and for ``pooled`` the function replaced for the fit; the penalty is the free
+kernel's cross-validated one throughout):
 
-- ``one-SE`` (the default): per neuron, a higher rank only when its pooled held-out score
-  is better and its gain over the lower rank exceeds its standard error over the inner
-  folds;
-- ``best``: per neuron, the rank with the best pooled held-out score (no standard-error
-  test);
+- ``one-SE`` (``rank_rule="one_se"``; on ranks 1-3 the default before December 2026): per
+  neuron, a higher rank only when its pooled held-out score is better and its gain over the
+  lower rank exceeds its standard error over the inner folds;
+- ``best`` (``rank_rule="best"``; on ranks 1-4 the default, ``rank="auto"``): per neuron,
+  the rank with the best pooled held-out score (no standard-error test);
 - ``pooled``: one rank for every neuron of the fit, the best mean score over neurons,
   with the one-standard-error test on the mean per-fold gain;
 - ``fixed r``: rank ``r`` for every neuron (no choice).
@@ -21,9 +22,10 @@ bootstrap interval over the neurons of every seed), and the table counts the ran
 rule chose over neurons and outer folds, and how often one neuron's rank changed between
 the outer folds (a rank choice that moves with the training stimuli is noisy).
 
-The columns "minus the default rule" pair each variant with the default, neuron by neuron.
-``--worst JSON N`` reads a ``--json`` run and lists, per case, the ``N`` neurons that lose
-most to vanilla under the default, their rank in each outer fold, every other variant's
+The columns "minus the one-SE rule" pair each variant with the rule this script diagnosed
+(ranks 1-3, one-SE: the default before December 2026), neuron by neuron. ``--worst JSON N``
+reads a ``--json`` run and lists, per case, the ``N`` neurons that lose most to vanilla under
+that rule, their rank in each outer fold, every other variant's
 difference for them, and (songs only, a diagnosis: no user has it) the share of the
 generator's true STRF's energy in its first 2-5 singular components
 (``strf_rank.energy_shares``).
@@ -61,12 +63,13 @@ from skstrf.datasets import make_realistic_dataset  # noqa: E402
 
 _ORIGINAL = _solvers._choose_rank
 
-#: Each variant: (options of the separable kernel, rank rule); None: vanilla.
+#: Each variant: (options of the separable kernel, rank rule); None: vanilla. Before the
+#: default changed (December 2026), "ranks 1-3, one-SE" was named "ranks 1-3, one-SE (default)".
 VARIANTS: dict[str, tuple[dict, str] | None] = {
     "vanilla": None,
-    "ranks 1-3, one-SE (default)": ({"rank": "auto"}, "one-SE"),
-    "ranks 1-3, best": ({"rank": "auto"}, "best"),
-    "ranks 1-3, pooled": ({"rank": "auto"}, "pooled"),
+    "ranks 1-3, one-SE": ({"rank": (1, 2, 3)}, "one-SE"),
+    "ranks 1-3, best": ({"rank": (1, 2, 3)}, "best"),
+    "ranks 1-3, pooled": ({"rank": (1, 2, 3)}, "pooled"),
     "ranks 1-4, one-SE": ({"rank": (1, 2, 3, 4)}, "one-SE"),
     "ranks 1-4, best": ({"rank": (1, 2, 3, 4)}, "best"),
     "ranks 1-4, pooled": ({"rank": (1, 2, 3, 4)}, "pooled"),
@@ -78,22 +81,21 @@ VARIANTS: dict[str, tuple[dict, str] | None] = {
 }
 
 
-def _rule(name: str):
-    """:func:`skstrf._solvers._choose_rank` under the rule ``name``."""
-    def choose(scores, candidates, ranks, *, per_neuron, pooling, fold_scores=None):
-        if name == "best":
-            fold_scores = None
-        if name == "pooled":
-            per_neuron = False
-        return _ORIGINAL(scores, candidates, ranks, per_neuron=per_neuron, pooling=pooling,
-                         fold_scores=fold_scores)
-    return choose
+#: The estimator's ``rank_rule`` of each rule (``pooled``: the one-SE rule on the mean score).
+RANK_RULE = {"one-SE": "one_se", "best": "best", "pooled": "one_se", "fixed": "best"}
+
+
+def _pooled(scores, candidates, ranks, *, per_neuron, pooling, fold_scores=None, rule="one_se"):
+    """:func:`skstrf._solvers._choose_rank` with one rank for every neuron (the penalty
+    still per neuron)."""
+    return _ORIGINAL(scores, candidates, ranks, per_neuron=False, pooling=pooling,
+                     fold_scores=fold_scores, rule=rule)
 
 
 @contextlib.contextmanager
-def rank_rule(name: str):
-    """Fits inside use the rank rule ``name``."""
-    _solvers._choose_rank = _rule(name)
+def pooled_ranks(pooled: bool):
+    """Fits inside choose one rank for all neurons when ``pooled``."""
+    _solvers._choose_rank = _pooled if pooled else _ORIGINAL
     try:
         yield
     finally:
@@ -103,9 +105,9 @@ def rank_rule(name: str):
 def fit_with_rule(variant: str, n_lags: int, X, y) -> tuple[STRFRegressor, float]:
     """``variant`` (:data:`VARIANTS`) fitted under its rank rule, and its fit's seconds."""
     spec = VARIANTS[variant]
-    options, rule = ({}, "one-SE") if spec is None else ({"kernel": "separable", **spec[0]}, spec[1])
-    est = STRFRegressor(n_lags=n_lags, random_state=0, **options)
-    with rank_rule(rule):
+    options, rule = ({}, "fixed") if spec is None else ({"kernel": "separable", **spec[0]}, spec[1])
+    est = STRFRegressor(n_lags=n_lags, random_state=0, rank_rule=RANK_RULE[rule], **options)
+    with pooled_ranks(rule == "pooled"):
         return est, fit_quietly(est, X, y)
 
 
@@ -120,11 +122,12 @@ def run_case(name: str, seeds, variants, log) -> dict:
             "ranks": ranks, "times": result["times"]}
 
 
-DEFAULT = "ranks 1-3, one-SE (default)"
+#: The rule the other variants are paired with: the default before December 2026.
+DEFAULT = "ranks 1-3, one-SE"
 
 
 def rows_of(result: dict, variants) -> list[dict]:
-    """Table rows of one case: each variant against vanilla and against the default rule."""
+    """Table rows of one case: each variant against vanilla and against the one-SE rule on ranks 1-3."""
     rng = np.random.default_rng(0)
     vanilla = result["scores"].get("vanilla")
     default = result["scores"].get(DEFAULT)
@@ -150,8 +153,8 @@ def rows_of(result: dict, variants) -> list[dict]:
 
 COLUMNS = [("case", "case", ""), ("variant", "separable: ranks, rule", ""),
            ("score", "held-out score", ".4f"), ("diff", "minus vanilla [95 % CI over neurons]", ""),
-           ("vs", "vs vanilla", ""), ("gain", "minus the default rule [95 % CI]", ""),
-           ("vs_default", "vs the default", ""), ("ranks", "ranks chosen (count of rank 1 / 2 / ...)", ""),
+           ("vs", "vs vanilla", ""), ("gain", "minus ranks 1-3, one-SE [95 % CI]", ""),
+           ("vs_default", "vs ranks 1-3, one-SE", ""), ("ranks", "ranks chosen (count of rank 1 / 2 / ...)", ""),
            ("moved", "neurons whose rank differs between outer folds", ""), ("neurons", "neurons", ""),
            ("fit_s", "fit s (median, rough)", "")]
 
@@ -168,7 +171,7 @@ def _true_shares(name: str, description: str) -> np.ndarray | None:
 
 
 def worst_neurons(path: Path, n_worst: int) -> str:
-    """From a ``--json`` run: for each case, the share of the default rule's mean gap to
+    """From a ``--json`` run: for each case, the share of the one-SE rule's (ranks 1-3) mean gap to
     vanilla that its ``n_worst`` worst neurons make, their ranks per outer fold and the other
     variants' differences for them, and the mean gap of the neurons given rank 1 in some
     outer fold against the others."""
@@ -192,7 +195,7 @@ def worst_neurons(path: Path, n_worst: int) -> str:
                             if v not in ("vanilla", DEFAULT)}})
     others = [v for v in rows[1] if v not in ("case", "neuron", "gap", "ranks", "truth")]
     return markdown_table(rows, [("case", "case", ""), ("neuron", "neuron", ""),
-                                 ("gap", "default minus vanilla", ""), ("ranks", "default's ranks per outer fold", ""),
+                                 ("gap", "ranks 1-3, one-SE minus vanilla", ""), ("ranks", "its ranks per outer fold", ""),
                                  ("truth", "generator's truth: energy in ranks 2 / 3 / 4 / 5 (diagnosis only)", "")]
                           + [(v, f"{v} minus vanilla", "") for v in others])
 
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--json", type=Path, help="per-neuron scores and per-fold ranks")
     parser.add_argument("--worst", nargs=2, metavar=("JSON", "N"),
-                        help="print the N neurons of each case of a --json run that lose most under the default")
+                        help="print the N neurons of each case of a --json run that lose most under ranks 1-3, one-SE")
     args = parser.parse_args(argv)
     if args.worst:
         print(worst_neurons(Path(args.worst[0]), int(args.worst[1])))

@@ -178,6 +178,9 @@ class FitPlan:
         Whether each neuron gets its own penalty.
     pooling : float
         Weight of the mean score over neurons in each neuron's penalty choice.
+    rank_rule : {"best", "one_se"}
+        How ALS chooses a separable kernel's rank among candidates
+        (:func:`skstrf._solvers._choose_rank`).
     model : dict
         Keyword arguments of :func:`skstrf._model.build_model`.
     net : dict
@@ -205,6 +208,7 @@ class FitPlan:
     n_blocks: int
     per_neuron: bool
     pooling: float
+    rank_rule: str
     model: dict
     net: dict
     on_validated: bool = False
@@ -258,7 +262,7 @@ class FitPlan:
     def solve_options(self) -> dict:
         """Keyword arguments of the closed-form solve (:data:`skstrf._solvers.SOLVERS`)."""
         return dict(form=self.family.forms, plain=self.family.plain, per_neuron=self.per_neuron,
-                    pooling=self.pooling, shape=self.separable_shape)
+                    pooling=self.pooling, shape=self.separable_shape, rank_rule=self.rank_rule)
 
     def make_prefilter(self, n_freqs: int):
         """A new front end of this fit (None without one), at its initial parameters."""
@@ -401,6 +405,7 @@ def make_plan(est, options: FitOptions, shape: DataShape, net_params: dict, grou
         n_blocks=n_blocks if choosing else 1,
         per_neuron=bool(est.alpha_per_neuron),
         pooling=float(est.alpha_pooling),
+        rank_rule=est.rank_rule,
         model=model,
         net=net,
         on_validated=final_epochs is not None and folds is None and choosing,

@@ -35,7 +35,7 @@ from .metrics import ScoreSums
 __all__ = ["Solver", "SOLVERS", "AUTO_SOLVERS", "resolve_solver", "CentredStatistics", "centred",
            "RidgePath", "ridge_path", "ridge_weights", "prediction_sums", "held_out_correlation",
            "cross_validated_scores", "fit_als", "ClosedFormSolution", "solve_ridge", "solve_als",
-           "eigh_many", "fit_lbfgs", "AUTO_RANKS", "penalty_refit", "als_factors"]
+           "eigh_many", "fit_lbfgs", "AUTO_RANKS", "RANK_RULES", "penalty_refit", "als_factors"]
 
 
 # ------------------------------------------------------------------------------ registry
@@ -963,8 +963,14 @@ def _als_chunk(m: CentredStatistics, form: QuadraticForm, grams: tuple[torch.Ten
     return freq, time
 
 
-#: The ranks ``rank="auto"`` chooses among, per neuron, by cross-validation.
-AUTO_RANKS = (1, 2, 3)
+#: The ranks ``rank="auto"`` chooses among, per neuron, by cross-validation (1, 2 and 3
+#: before December 2026: some nearly-but-not-exactly separable cells want rank 4,
+#: benchmarks/RESULTS.md "Why the separable kernel trails vanilla on some songs").
+AUTO_RANKS = (1, 2, 3, 4)
+
+#: The rules that choose a neuron's rank from held-out scores (:func:`_choose_rank`), by the
+#: estimator's ``rank_rule``.
+RANK_RULES = ("best", "one_se")
 
 
 def _als_candidates(evaluations, form: QuadraticForm, alphas: torch.Tensor, ranks: tuple[int, ...],
@@ -1438,7 +1444,8 @@ def solve_ridge(train: DesignStatistics, valid: DesignStatistics | None, alphas:
 
 def solve_als(train: DesignStatistics, valid: DesignStatistics | None, alphas: torch.Tensor, *,
               form, shape: tuple, folds=None, per_neuron: bool = True,
-              pooling: float = 0.0, plain: int | None = None, **_) -> ClosedFormSolution:
+              pooling: float = 0.0, plain: int | None = None, rank_rule: str = "best",
+              **_) -> ClosedFormSolution:
     """A separable kernel by ALS, its rank and penalty chosen per neuron by held-out scores.
 
     The free kernel's ridge (:func:`solve_ridge`) gives each neuron's penalty and its form,
@@ -1446,8 +1453,8 @@ def solve_als(train: DesignStatistics, valid: DesignStatistics | None, alphas: t
     penalty). With several candidate ranks, each candidate's ALS fit is scored by cross-validation
     over the same folds (the pooled out-of-fold correlation), or on the validation stimuli,
     and each neuron keeps its best candidate (:func:`_choose_rank`: the penalty with
-    partial pooling, the rank on the neuron's own score, ties to the lower rank and the
-    larger penalty), then ALS refits it on
+    partial pooling, the rank on the neuron's own score by ``rank_rule``, ties to the lower
+    rank and the larger penalty), then ALS refits it on
     all stimuli. With validation stimuli and one form, ALS's own fits on the whole penalty
     grid are scored (its own curve); with folds, the penalty is the free kernel's choice
     times :data:`skstrf._penalty.ALS_PENALTY_SCALE`. See
@@ -1457,6 +1464,8 @@ def solve_als(train: DesignStatistics, valid: DesignStatistics | None, alphas: t
     ----------
     shape : (n_freqs, n_lags, rank)
         The separable kernel's shape; ``rank`` an int, or a tuple of candidate ranks.
+    rank_rule : {"best", "one_se"}, default="best"
+        How a neuron's rank is chosen among the candidates (:func:`_choose_rank`).
 
     Returns
     -------
@@ -1494,7 +1503,7 @@ def solve_als(train: DesignStatistics, valid: DesignStatistics | None, alphas: t
             candidate_scores[:, :, neurons], fold_scores[..., neurons] = _als_candidates(
                 evaluations, group_form, grid, ranks, F, L, np.asarray(neurons))
         rank, which = _choose_rank(candidate_scores, candidates, ranks, per_neuron=per_neuron, pooling=pooling,
-                                   fold_scores=fold_scores if folds is not None else None)
+                                   fold_scores=fold_scores if folds is not None else None, rule=rank_rule)
         alpha = candidates[which, np.arange(N)]
     penalty = penalty.with_alpha(alpha)
     alpha_t = torch.as_tensor(alpha).to(refit.gram)
@@ -1514,19 +1523,27 @@ def solve_als(train: DesignStatistics, valid: DesignStatistics | None, alphas: t
 
 
 def _choose_rank(scores: np.ndarray, candidates: np.ndarray, ranks: tuple[int, ...], *, per_neuron: bool,
-                 pooling: float, fold_scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 pooling: float, fold_scores: np.ndarray | None = None,
+                 rule: str = "best") -> tuple[np.ndarray, np.ndarray]:
     """Each neuron's rank and candidate penalty from held-out scores.
 
     Within each rank the penalty is chosen by the penalties' rule
     (:func:`skstrf._selection.choose`: partial pooling, ties to the larger penalty). The rank
     is then chosen on each neuron's own score at its penalty, not pooled: a rank is the
     shape of one cell's STRF, and pooling would lend every cell the rank that the most
-    complex cells of the population need. A neuron moves to a higher rank only when it
-    scores better there and, with ``fold_scores`` of several folds, when its gain over the
-    lower rank exceeds the gain's standard error over the folds (the one-standard-error
-    rule of :func:`skstrf._selection.choose_form`: more candidates add selection noise,
-    which would otherwise give a rank-1 cell a second component fitted to noise). Ties
-    (and neurons with no finite score) go to the lower rank. Without ``per_neuron``, the
+    complex cells of the population need. ``rule``:
+
+    - ``"best"``: the rank with the best score (scikit-learn's ``GridSearchCV`` convention).
+      Too low a rank costs a nearly-but-not-exactly separable cell far more than a
+      component too many costs an exactly separable one (benchmarks/RESULTS.md, "Why the
+      separable kernel trails vanilla on some songs").
+    - ``"one_se"``: the parsimonious rule of :func:`skstrf._selection.choose_form`: a neuron
+      moves to a higher rank only when it scores better there and, with ``fold_scores`` of
+      several folds, when its gain over the lower rank exceeds the gain's standard error over
+      the folds (a second component fitted to noise then rarely wins; without folds it is
+      ``"best"``).
+
+    Ties (and neurons with no finite score) go to the lower rank. Without ``per_neuron``, the
     rank is chosen on the mean score over neurons, the same for every neuron.
 
     Parameters
@@ -1537,8 +1554,9 @@ def _choose_rank(scores: np.ndarray, candidates: np.ndarray, ranks: tuple[int, .
     ranks : tuple of int
         Increasing.
     fold_scores : ndarray of shape (n_folds, n_ranks, n_candidates, n_neurons) or None
-        The same scores per cross-validation fold; None (validation stimuli): the better
-        score alone decides.
+        The same scores per cross-validation fold (used by ``"one_se"`` only); None
+        (validation stimuli): the better score alone decides.
+    rule : {"best", "one_se"}, default="best"
 
     Returns
     -------
@@ -1546,6 +1564,8 @@ def _choose_rank(scores: np.ndarray, candidates: np.ndarray, ranks: tuple[int, .
     which : ndarray of int of shape (n_neurons,)
         Index of each neuron's penalty among its candidates.
     """
+    if rule not in RANK_RULES:
+        raise ValueError(f"rank_rule must be one of {RANK_RULES}; got {rule!r}")
     R, A, N = scores.shape
     # the candidates' order (the same for every neuron) stands for their values
     keys = np.argsort(np.argsort(candidates[:, 0], kind="stable"), kind="stable").astype(np.float64)
@@ -1554,7 +1574,7 @@ def _choose_rank(scores: np.ndarray, candidates: np.ndarray, ranks: tuple[int, .
     which = np.argsort(keys, kind="stable")[which]  # (R, N) indices into the candidates
     neurons = np.arange(N)
     own = scores[np.arange(R)[:, None], which, neurons[None]]  # (R, N)
-    folds = (None if fold_scores is None or fold_scores.shape[0] < 2
+    folds = (None if rule == "best" or fold_scores is None or fold_scores.shape[0] < 2
              else np.asarray(fold_scores, dtype=np.float64)[:, np.arange(R)[:, None], which, neurons[None]])
     with warnings.catch_warnings():  # a rank with no finite score: NaN, then -inf
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -1564,7 +1584,7 @@ def _choose_rank(scores: np.ndarray, candidates: np.ndarray, ranks: tuple[int, .
                 folds = np.broadcast_to(np.nanmean(folds, axis=2, keepdims=True), folds.shape)
         own = np.nan_to_num(own, nan=-np.inf)
         best = np.zeros(N, dtype=np.int64)
-        for r in range(1, R):  # increasing ranks: up only for a better score, and a sure one
+        for r in range(1, R):  # increasing ranks: up only for a better score ("one_se": a sure one)
             better = own[r] > own[best, neurons]
             if folds is not None:
                 gain = folds[:, r] - folds[:, best, neurons]  # (n_folds, N)

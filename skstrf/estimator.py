@@ -20,7 +20,7 @@ from ._model import build_model, module_statistics, predict_in_blocks
 from ._net import (DivergenceError, build_net, check_callback_names, check_finite_model, record_closed_form_epoch,
                    refit_kept_start, start_from_closed_form, train_net)
 from ._plan import NET_PARAM_PREFIXES, check_groups, fit_options, make_plan
-from ._solvers import SOLVERS
+from ._solvers import RANK_RULES, SOLVERS
 from ._threads import fit_threads
 from ._validation import (StimulusSet, check_feature_names, check_responses, check_stimuli, check_variation,
                           feature_names, user_stacklevel)
@@ -81,18 +81,18 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
     rank : int, "auto" or array-like of int, default="auto"
         Number of separable components of the separable kernel. A sequence is a grid:
         ALS fits every rank of it and each neuron keeps the rank its own held-out score
-        prefers (``cv``'s folds; with ``cv=None``, the validation stimuli), moving to a
-        higher rank only when the gain exceeds its standard error over the folds; the
-        choice is ``rank_``. "auto" is the grid ``(1, 2, 3)`` (ranks up to
-        ``min(n_freqs, n_lags)``); with neither folds nor validation stimuli (``cv=None``
-        and none held out) it is rank 1, where a grid raises (the final fit of a
-        fine-tuned model with ``cv=None`` chooses on the validated run's validation
-        stimuli: see ``validation_fraction``). Gradient training from the closed-form start
-        (the default with a nonlinearity) starts from the ALS fit with the chosen ranks;
-        from a random start it has the grid's lowest rank. The kernel holds the largest
-        rank of the grid (a neuron of a lower rank has zero components). ``rank=1`` fixes
-        the classic separable STRF, in a fifth to a half of the fit time. See the user
-        guide, :ref:`kernels`.
+        prefers (``cv``'s folds; with ``cv=None``, the validation stimuli) by
+        ``rank_rule``: by default the best score; the choice is ``rank_``. "auto" is the
+        grid ``(1, 2, 3, 4)`` (ranks up to ``min(n_freqs, n_lags)``; ``(1, 2, 3)`` with
+        the one-standard-error rule before December 2026); with neither folds nor
+        validation stimuli (``cv=None`` and none held out) it is rank 1, where a grid
+        raises (the final fit of a fine-tuned model with ``cv=None`` chooses on the
+        validated run's validation stimuli: see ``validation_fraction``). Gradient training
+        from the closed-form start (the default with a nonlinearity) starts from the ALS fit
+        with the chosen ranks; from a random start it has the grid's lowest rank. The
+        kernel holds the largest rank of the grid (a neuron of a lower rank has zero
+        components). ``rank=1`` fixes the classic separable STRF, in a fifth to a half of
+        the fit time. See the user guide, :ref:`kernels`.
     nonlinearity : {"identity", "softplus", "exp"}, default="identity"
         Output nonlinearity applied to the linear stage, per neuron. "identity": the linear
         model. "softplus": ``s * gain * softplus(slope * z / s + offset)`` with learnable
@@ -308,6 +308,15 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         smaller, faster and smoother fit with many lags); the penalty is the STRF's
         (the basis is orthonormalised, same span), and ``strfs_`` stays in lags.
         None: every lag is free.
+    rank_rule : {"best", "one_se"}, default="best"
+        How each neuron's rank is chosen from a grid of ``rank`` (separable kernel only).
+        "best": the rank with the best held-out score (ties to the lower rank), as
+        scikit-learn's ``GridSearchCV`` chooses. "one_se": the parsimonious rule, the
+        smallest adequate rank for interpretation: a neuron moves to a higher rank only
+        when its gain over the lower rank exceeds the gain's standard error over ``cv``'s
+        folds (on validation stimuli, without folds, it is "best"). "one_se" keeps
+        exactly separable cells at their rank more often; "best" loses less on cells that
+        are nearly but not exactly separable (user guide, :ref:`kernels`).
     **net_params
         skorch-style routed parameters passed to the net, such as ``optimizer__betas``,
         ``optimizer__weight_decay``, ``iterator_train__num_workers`` or
@@ -491,6 +500,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         "lag_basis": [Interval(numbers.Integral, 1, None, closed="left"), "array-like", None],
         "n_gaussians": [Interval(numbers.Integral, 1, None, closed="left")],
         "rank": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"}), "array-like"],
+        "rank_rule": [StrOptions(set(RANK_RULES))],
         "nonlinearity": [StrOptions(set(NONLINEARITIES))],
         "loss": [StrOptions({"mse", "poisson"})],
         "prefilter": [StrOptions(set(PREFILTERS)), None],
@@ -555,6 +565,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         feature_spaces=None,
         space_penalties=None,
         lag_basis=None,
+        rank_rule: str = "best",
         **net_params,
     ) -> None:
         self.kernel = kernel
@@ -589,6 +600,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         self.feature_spaces = feature_spaces
         self.space_penalties = space_penalties
         self.lag_basis = lag_basis
+        self.rank_rule = rank_rule
         # Kept in one private dict (scikit-learn allows no other public attribute in
         # __init__); get_params lists them, so clone and repr see them. Validated at fit.
         self._net_kwargs = dict(net_params)

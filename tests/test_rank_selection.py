@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from skstrf import STRFRegressor
+from skstrf._solvers import _choose_rank
 
 F, L = 8, 6
 
@@ -69,13 +70,92 @@ def test_auto_rank_predicts_as_well_as_the_best_fixed_rank(mixed):
     assert np.all(score(auto)[[1, 3, 4]] > score(fixed[1])[[1, 3, 4]] + 0.05)
 
 
-def test_a_rank_one_truth_gets_rank_one():
+def test_the_one_se_rule_keeps_a_rank_one_truth_at_rank_one():
     X, y, _ = _separable_cells([1, 1, 1], seed=3)
-    est = _fit(X, y, rank=[1, 2, 3])
+    est = _fit(X, y, rank=[1, 2, 3], rank_rule="one_se")
     np.testing.assert_array_equal(est.rank_, [1, 1, 1])
     # the kernel holds rank 3, but the fitted model has rank-1 STRFs: bands + lags + intercept
     n_freqs, n_lags = est.strfs_.shape[1:]
     assert est.n_params_per_neuron_ == n_freqs + n_lags + 1
+
+
+def test_a_rank_too_many_costs_a_rank_one_truth_little():
+    # the best score may give an exactly separable cell a second component fitted to noise
+    # (here one cell of three); its STRF stays as close to the truth as rank 1's
+    X, y, strfs = _separable_cells([1, 1, 1], seed=3)
+    best = _fit(X, y, rank=[1, 2, 3])
+    rank_one = _fit(X, y, rank=1)
+
+    def match(est):  # correlation of each fitted STRF with the true one
+        return np.array([np.corrcoef(est.strfs_[n].ravel(), strfs[n].ravel())[0, 1] for n in range(len(strfs))])
+
+    assert np.all(best.rank_ <= 2), best.rank_
+    assert np.all(match(best) >= match(rank_one) - 1e-3), (match(best), match(rank_one))
+
+
+def test_auto_recovers_rank_four():
+    # STRFs of 4 orthogonal products with singular values 1, 0.9, 0.8, 0.7: every component
+    # carries at least a fifth of the energy, at a good SNR; "auto" reached rank 3 at most
+    # before December 2026
+    X, y, strfs = _separable_cells([4, 4], seed=1)
+    assert np.all(np.linalg.matrix_rank(strfs, tol=1e-9) == 4)
+    for rule in ("best", "one_se"):
+        est = _fit(X, y, rank="auto", rank_rule=rule)
+        np.testing.assert_array_equal(est.rank_, [4, 4])
+        s = np.linalg.svd(est.strfs_, compute_uv=False)
+        assert np.all(s[:, 3] > 0.5 * s[:, 0]), s
+
+
+def _scores_of(gains, spread, n_folds=5, base=0.5):
+    """Held-out scores of ranks 1 and 2 (one candidate penalty): per fold, rank 2 scores
+    ``base + gains[n] + spread[n] * d[k]`` with deviations ``d`` of mean 0 and standard
+    deviation 1, rank 1 ``base``; the pooled score is the mean over folds."""
+    d = np.linspace(-1.0, 1.0, n_folds)
+    d /= d.std(ddof=1)
+    gains, spread = np.asarray(gains, dtype=float), np.asarray(spread, dtype=float)
+    folds = np.empty((n_folds, 2, 1, gains.size))
+    folds[:, 0, 0] = base
+    folds[:, 1, 0] = base + gains + spread * d[:, None]
+    return folds.mean(0), folds
+
+
+def test_the_rules_on_known_scores():
+    # neuron 0: rank 2 better by 0.01 with a fold-to-fold spread of 0.1 (standard error 0.045);
+    # neuron 1: better by 0.01, spread 0.001 (standard error 0.0004); neuron 2: worse by 0.01
+    scores, folds = _scores_of([0.01, 0.01, -0.01], [0.1, 0.001, 0.001])
+    candidates = np.ones((1, 3))
+    options = dict(per_neuron=True, pooling=0.0, fold_scores=folds)
+    best, _ = _choose_rank(scores, candidates, (1, 2), rule="best", **options)
+    one_se, _ = _choose_rank(scores, candidates, (1, 2), rule="one_se", **options)
+    np.testing.assert_array_equal(best, [2, 2, 1])
+    np.testing.assert_array_equal(one_se, [1, 2, 1])
+    # without folds (validation stimuli) both rules take the better score
+    alone, _ = _choose_rank(scores, candidates, (1, 2), per_neuron=True, pooling=0.0, rule="one_se")
+    np.testing.assert_array_equal(alone, [2, 2, 1])
+    with pytest.raises(ValueError, match=r"rank_rule must be one of \('best', 'one_se'\); got 'smallest'"):
+        _choose_rank(scores, candidates, (1, 2), rule="smallest", **options)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_best_rule_takes_the_best_held_out_score(seed):
+    # what "best" promises: no candidate rank scores better than the chosen one (at each
+    # rank's chosen penalty), ties to the lower rank; "one_se" never above it
+    rng = np.random.default_rng(seed)
+    R, A, N, K = 4, 3, 50, 5
+    folds = rng.uniform(0.3, 0.6, (K, R, A, N)).round(2)  # rounded: ties happen
+    scores = folds.mean(0)
+    candidates = np.geomspace(0.1, 10.0, A)[:, None].repeat(N, axis=1)
+    options = dict(per_neuron=True, pooling=0.0, fold_scores=folds)
+    ranks = (1, 2, 3, 4)
+    best, which = _choose_rank(scores, candidates, ranks, rule="best", **options)
+    one_se, _ = _choose_rank(scores, candidates, ranks, rule="one_se", **options)
+    # each rank's penalty is chosen alone (its best score, with pooling 0)
+    own = scores.max(axis=1)  # (R, N)
+    chosen = own[best - 1, np.arange(N)]
+    np.testing.assert_array_equal(chosen, own.max(0))
+    np.testing.assert_array_equal(best - 1, own.argmax(0))  # the first maximum: ties to the lower rank
+    np.testing.assert_array_equal(scores[best - 1, which, np.arange(N)], chosen)
+    assert np.all(own[one_se - 1, np.arange(N)] <= chosen)
 
 
 def test_a_fixed_rank_is_every_neurons_rank(mixed):
@@ -94,6 +174,13 @@ def test_gradient_training_starts_from_the_chosen_ranks(mixed):
     X, y, _ = mixed
     est = _fit(X, y, rank="auto", solver="gradient", init="closed_form", max_epochs=1)
     np.testing.assert_array_equal(est.rank_, [1, 2, 1, 2, 3])
+
+
+def test_a_bad_rank_rule_is_named():
+    X, y, _ = _separable_cells([1], n_stimuli=4, n_times=50)
+    with pytest.raises(ValueError, match=r"The 'rank_rule' parameter of STRFRegressor must be a str among "
+                                         r"\{.*'one_se'.*\}. Got 'smallest'"):
+        STRFRegressor(kernel="separable", n_lags=L, rank_rule="smallest").fit(X, y)
 
 
 @pytest.mark.parametrize("rank, message", [
@@ -118,7 +205,7 @@ def test_a_shared_penalty_shares_the_rank(mixed):
 
 def test_the_separable_kernel_chooses_each_neurons_rank_by_default(mixed):
     X, y, _ = mixed
-    assert STRFRegressor().rank == "auto"
+    assert STRFRegressor().rank == "auto" and STRFRegressor().rank_rule == "best"
     est = _fit(X, y)
     np.testing.assert_array_equal(est.rank_, [1, 2, 1, 2, 3])
 
