@@ -15,6 +15,7 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
 from ._design import DesignStatistics
+from .kernels import keep_ranks
 from ._losses import MaskedMSELoss, MaskedPoissonLoss, statistics_loss
 from ._model import STRFModel, calibrate_nonlinearity, net_inputs, net_targets, stimulus_tensors
 from ._penalty import Penalty
@@ -631,6 +632,8 @@ def start_from_closed_form(net: STRFNet, solution, train: StimulusSet | None, *,
     if not load:
         return
     module = net.module_
+    if solution.rank is not None:  # each neuron keeps the rank chosen for it, trained or not
+        keep_ranks(module.kernel, solution.rank)
     module.load_closed_form_(solution.weight, solution.moments.z_mean, solution.moments.p_mean)
     if module.nonlinearity is not None:
         loss = "poisson" if isinstance(net.criterion_, MaskedPoissonLoss) else "mse"

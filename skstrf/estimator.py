@@ -91,7 +91,7 @@ class STRFRegressor(RegressorMixin, BaseEstimator):
         from the closed-form start (the default with a nonlinearity) starts from the ALS fit
         with the chosen ranks; from a random start it has the grid's lowest rank. The
         kernel holds the largest rank of the grid (a neuron of a lower rank has zero
-        components). ``rank=1`` fixes the classic separable STRF, in a fifth to a half of
+        components, which training leaves at zero). ``rank=1`` fixes the classic separable STRF, in a fifth to a half of
         the fit time. See the user guide, :ref:`kernels`.
     nonlinearity : {"identity", "softplus", "exp"}, default="identity"
         Output nonlinearity applied to the linear stage, per neuron. "identity": the linear

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 __all__ = ["VanillaKernel", "SeparableKernel", "ParametricKernel", "LagBasis", "KERNELS", "N_GAUSSIANS",
-           "make_kernel", "raised_cosine_basis", "lag_basis", "orthonormal_lag_basis", "peaks_and_troughs",
+           "keep_ranks", "make_kernel", "raised_cosine_basis", "lag_basis", "orthonormal_lag_basis", "peaks_and_troughs",
            "separable_factors"]
 
 
@@ -90,6 +90,10 @@ class SeparableKernel(_Kernel):
     Rank 1 is the classic separable STRF. Parameters per neuron: ``rank * C * (F + L)``.
     Both factors start from small random values of equal scale: a zero start is a saddle
     point of the product, and unequal scales slow one factor down.
+
+    A neuron may use fewer components than ``rank`` (:meth:`keep_components`: the rank
+    chosen for it from a grid): the others are left out of its kernel, so that training
+    cannot give it components beyond its rank.
     """
 
     def __init__(self, n_neurons: int, n_channels: int, n_freqs: int, n_lags: int,
@@ -101,16 +105,48 @@ class SeparableKernel(_Kernel):
             scale * torch.randn(n_neurons, n_channels, rank, n_freqs, generator=generator))
         self.time = nn.Parameter(
             scale * torch.randn(n_neurons, n_channels, rank, n_lags, generator=generator))
+        # 1.0 for the components each neuron uses, 0.0 for those beyond its rank
+        self.register_buffer("components", torch.ones(n_neurons, rank))
 
     def forward(self) -> torch.Tensor:
-        return torch.einsum("ncrf,ncrl->ncfl", self.freq, self.time)
+        used = self._buffers.get("components")  # absent from a model pickled before December 2026
+        if used is None:
+            return torch.einsum("ncrf,ncrl->ncfl", self.freq, self.time)
+        return torch.einsum("ncrf,ncrl,nr->ncfl", self.freq, self.time, used.to(self.freq))
+
+    @torch.no_grad()
+    def keep_components(self, ranks) -> None:
+        """Give neuron ``n`` its first ``ranks[n]`` components only.
+
+        The components beyond a neuron's rank are set to zero and left out of its kernel
+        (and so out of its gradient): a neuron given rank 1 from a grid keeps a rank-1 STRF
+        however long it is trained.
+
+        Parameters
+        ----------
+        ranks : array-like of int of shape (n_neurons,)
+            From 1 to ``rank``.
+        """
+        ranks = torch.as_tensor(np.asarray(ranks), device=self.freq.device)
+        if ranks.shape != (self.freq.shape[0],) or bool((ranks < 1).any()) or bool((ranks > self.rank).any()):
+            raise ValueError(f"ranks must hold one rank from 1 to {self.rank} per neuron "
+                             f"({self.freq.shape[0]}); got {ranks.tolist()}")
+        used = (torch.arange(self.rank, device=ranks.device)[None, :] < ranks[:, None]).to(self.freq)
+        self._buffers["components"] = used
+        self.freq.mul_(used[:, None, :, None])
+        self.time.mul_(used[:, None, :, None])
 
     @torch.no_grad()
     def set_weight(self, weight: torch.Tensor) -> None:
-        """Best rank-``rank`` approximation of ``weight`` (:func:`separable_factors`)."""
+        """Best rank-``rank`` approximation of ``weight`` (:func:`separable_factors`), in
+        the components each neuron uses (:meth:`keep_components`)."""
         freq, time = separable_factors(weight, self.rank)
         self.freq.copy_(freq)
         self.time.copy_(time)
+        used = self._buffers.get("components")
+        if used is not None:
+            self.freq.mul_(used[:, None, :, None].to(self.freq))
+            self.time.mul_(used[:, None, :, None].to(self.time))
 
 
 def separable_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -460,6 +496,21 @@ class LagBasis(_Kernel):
         """The inner kernel's best approximation of ``weight``'s projection onto the basis
         (the coefficients of its least-squares approximation)."""
         self.inner.set_weight((weight.double() @ self.lag_frame.to(weight.device)).to(weight.dtype))
+
+
+def keep_ranks(kernel: nn.Module, ranks) -> None:
+    """Give each neuron of a separable ``kernel`` (bare, or over a lag basis) its own rank
+    (:meth:`SeparableKernel.keep_components`).
+
+    Parameters
+    ----------
+    kernel : SeparableKernel or a kernel over a lag basis whose inner kernel is one
+    ranks : array-like of int of shape (n_neurons,)
+    """
+    inner = getattr(kernel, "inner", kernel)
+    if not isinstance(inner, SeparableKernel):
+        raise TypeError(f"ranks are given per neuron to a separable kernel, not to {type(inner).__name__}")
+    inner.keep_components(ranks)
 
 
 KERNELS = {

@@ -222,3 +222,22 @@ def test_auto_with_nothing_to_choose_on_is_rank_one():
     with pytest.raises(ValueError, match=r"choosing the separable kernel's rank among \[1, 2\] needs"):
         _fit(X, y, rank=[1, 2], cv=None, alpha=1.0, nonlinearity="softplus", max_epochs=2,
              validation_fraction=None)
+
+
+@pytest.mark.parametrize("options", [
+    dict(nonlinearity="softplus"),
+    dict(solver="gradient", init="closed_form"),
+    dict(lag_basis=4, nonlinearity="softplus"),
+], ids=["LN", "gradient", "lag basis, LN"])
+def test_training_keeps_each_neurons_chosen_rank(mixed, options):
+    """Gradient training from the ALS start cannot give a neuron components beyond the rank
+    chosen for it: each STRF keeps exactly ``rank_`` singular values (before, 30 LN epochs
+    grew a rank-1 neuron's second singular value to 24 % of its first here)."""
+    X, y, _ = mixed
+    est = _fit(np.abs(X), np.abs(y), rank="auto", random_state=0, max_epochs=30, validation_fraction=None,
+               **options)
+    assert est.rank_.min() < est.rank_.max()  # the kernel holds components some neurons do not use
+    s = np.linalg.svd(est.strfs_, compute_uv=False)
+    for n, r in enumerate(est.rank_):
+        assert s[n, r - 1] > 1e-3 * s[n, 0], (n, r, s[n])
+        assert np.all(s[n, r:] <= 1e-6 * s[n, 0]), (n, r, s[n])
