@@ -32,10 +32,11 @@ KINDS = (("separable", "separable cells"), ("excitation_inhibition", "excitation
          ("fm_sweep", "frequency sweeps"))
 KERNEL_MODELS = [
     ("vanilla", {"kernel": "vanilla"}),
+    ("separable (default: rank per neuron)", {"kernel": "separable"}),
     ("separable, rank 1", {"kernel": "separable", "rank": 1}),
     ("separable, rank 2", {"kernel": "separable", "rank": 2}),
+    ("parametric (default: 24 Gaussians)", {"kernel": "parametric"}),
     ("parametric, 8 Gaussians", {"kernel": "parametric", "n_gaussians": 8}),
-    ("parametric, 4 Gaussians", {"kernel": "parametric", "n_gaussians": 4}),
 ]
 
 
