@@ -34,6 +34,8 @@ Variants (``--variants``):
   500 iterations (the default before December 2026), and ``..., 5000 iterations``;
 - ``parametric, 5000 iterations``: the default's runs to 5000 iterations (no stop);
 - ``parametric, penalty x1/4`` and ``x0``: the L-BFGS penalty scaled;
+- ``parametric, start 0/30/100 steps``: the start's Adam steps (:data:`skstrf.kernels.START_STEPS`,
+  300 by default; 0: the greedy peaks and troughs alone, the closest of their three widths);
 - ``parametric 8`` (the default before December 2026) and ``parametric 16``: fewer
   Gaussians; ``parametric 24``: the default's number, named; ``parametric 48``: more;
 - ``parametric, truth start (oracle)`` and ``parametric 8, truth start (oracle)``, generated
@@ -76,7 +78,7 @@ from _common import fit_quietly, format_machine, machine_info, markdown_table, t
 from kernels_earn import SONGS, interval, load_case, verdict  # noqa: E402
 
 from skstrf import STRFRegressor  # noqa: E402
-from skstrf import _solvers  # noqa: E402
+from skstrf import _solvers, kernels  # noqa: E402
 from skstrf.datasets import make_realistic_dataset  # noqa: E402
 from skstrf.datasets._synthetic import _true_drive  # noqa: E402
 from skstrf.kernels import ParametricKernel  # noqa: E402
@@ -122,6 +124,9 @@ VARIANTS = {
     "parametric, unscaled, to the cap (before)": ({"kernel": "parametric"},
                                                    dict(max_iter=None, scale=1.0, polish=True, per_neuron=True,
                                                         scaled=False, tol=0.0)),
+    **{f"parametric, start {n} steps": ({"kernel": "parametric"},
+                                        dict(max_iter=None, scale=1.0, polish=True, per_neuron=True, start_steps=n))
+       for n in (0, 30, 100)},
     "parametric 48": ({"kernel": "parametric", "n_gaussians": 48},
                       dict(max_iter=None, scale=1.0, polish=True, per_neuron=True)),
     "parametric, truth start (oracle)": ({"kernel": "parametric"},
@@ -215,7 +220,12 @@ def fold_fits(X, y, n_lags, folds, variants, family: bool, log):
                 options, settings = VARIANTS[v]
                 _HOOK["settings"], _HOOK["records"] = settings, []
                 est = STRFRegressor(n_lags=n_lags, random_state=0, **options)
-                times[v].append(fit_quietly(est, X[train], y[train]))
+                steps = kernels.START_STEPS
+                kernels.START_STEPS = (settings or {}).get("start_steps", steps)
+                try:
+                    times[v].append(fit_quietly(est, X[train], y[train]))
+                finally:
+                    kernels.START_STEPS = steps
                 predictions[v][test] = est.predict(X[test])
                 records[v].extend(_HOOK["records"])
                 log(f"    {v}: {times[v][-1]:.1f} s" + "".join(

@@ -23,6 +23,10 @@ __all__ = ["VanillaKernel", "SeparableKernel", "ParametricKernel", "LagBasis", "
 #: per-neuron L-BFGS reaches a lower training loss in its iterations (``benchmarks/RESULTS.md``).
 N_GAUSSIANS = 24
 
+#: Adam steps of the parametric kernel's start (:meth:`ParametricKernel.set_weight`: its
+#: Gaussians fitted to the ridge STRF, before L-BFGS fits them to the training loss).
+START_STEPS = 300
+
 
 class _Kernel(nn.Module):
     """Base class: a kernel maps its parameters to a weight of shape (N, C, F, L).
@@ -182,14 +186,16 @@ class ParametricKernel(_Kernel):
         low, high = self.width_bounds[1]
         return low + (high - low) * torch.sigmoid(self.width_lag_raw)
 
-    def set_weight(self, weight: torch.Tensor, n_iter: int = 300) -> None:
+    def set_weight(self, weight: torch.Tensor, n_iter: int | None = None) -> None:
         """Fit the Gaussians to ``weight`` (N, C, F, L) by least squares.
 
         Several starts, each a greedy decomposition of the peaks and troughs of ``weight``
         (:func:`peaks_and_troughs`) with Gaussians of a different initial width, are refined
-        by ``n_iter`` Adam steps on the squared error, every start of every neuron in one
-        batch; each neuron keeps the start whose refined fit is closest to its ``weight``.
+        by ``n_iter`` Adam steps on the squared error (None: :data:`START_STEPS`), every
+        start of every neuron in one batch; each neuron keeps the start whose refined fit is
+        closest to its ``weight``.
         """
+        n_iter = START_STEPS if n_iter is None else int(n_iter)
         N, C, F, L = weight.shape
         K = self.amplitude.shape[-1]
         factors = (0.5, 1.0, 2.0)
