@@ -19,9 +19,9 @@ training statistics:
 
 Variants (``--variants``):
 
-- ``parametric``: the default (24 Gaussians, from the Gaussians fitted to the ridge STRF,
-  each neuron's own L-BFGS run in scaled parameters until its loss falls by less than 3e-5
-  over 10 iterations, at most 500, the free kernel's cross-validated penalty);
+- ``parametric``: the default (24 Gaussians, from the Gaussians fitted to the ridge STRF by
+  100 Adam steps, each neuron's own L-BFGS run in scaled parameters until its loss falls by
+  less than 3e-5 over 10 iterations, at most 500, the free kernel's cross-validated penalty);
 - ``parametric, unscaled, to the cap (before)``: each neuron's run in the kernel's own
   parameters, 500 iterations (the default before December 2026's scaling and stop);
   ``parametric, unscaled, 100/200/1000/2000 iterations`` and ``..., history 30`` (30
@@ -34,8 +34,9 @@ Variants (``--variants``):
   500 iterations (the default before December 2026), and ``..., 5000 iterations``;
 - ``parametric, 5000 iterations``: the default's runs to 5000 iterations (no stop);
 - ``parametric, penalty x1/4`` and ``x0``: the L-BFGS penalty scaled;
-- ``parametric, start 0/30/100 steps``: the start's Adam steps (:data:`skstrf.kernels.START_STEPS`,
-  300 by default; 0: the greedy peaks and troughs alone, the closest of their three widths);
+- ``parametric, start 0/30/100/300 steps``: the start's Adam steps (:data:`skstrf.kernels.START_STEPS`,
+  100 by default, 300 before December 2026; 0: the greedy peaks and troughs alone, the
+  closest of their three widths);
 - ``parametric 8`` (the default before December 2026) and ``parametric 16``: fewer
   Gaussians; ``parametric 24``: the default's number, named; ``parametric 48``: more;
 - ``parametric, truth start (oracle)`` and ``parametric 8, truth start (oracle)``, generated
@@ -126,7 +127,7 @@ VARIANTS = {
                                                         scaled=False, tol=0.0)),
     **{f"parametric, start {n} steps": ({"kernel": "parametric"},
                                         dict(max_iter=None, scale=1.0, polish=True, per_neuron=True, start_steps=n))
-       for n in (0, 30, 100)},
+       for n in (0, 30, 100, 300)},
     "parametric 48": ({"kernel": "parametric", "n_gaussians": 48},
                       dict(max_iter=None, scale=1.0, polish=True, per_neuron=True)),
     "parametric, truth start (oracle)": ({"kernel": "parametric"},

@@ -1078,8 +1078,8 @@ LBFGS_MAX_ITER = 500
 #: to the response's variance (to the loss itself where the loss is above 1). Chosen on the
 #: generated songs' tuning seeds of ``benchmarks/kernels_earn.py`` (500-502) with
 #: ``benchmarks/parametric_diagnosis.py``: the same held-out score as running every neuron
-#: to the cap (within 0.0004), in 60-80 % of its time; 1e-12 before December 2026 (every
-#: neuron ran to the cap: its loss was still falling there).
+#: to the cap (within 0.0004), in less time (rough: 1.6-2.0 s per fold against 2.2-4.2 s);
+#: 1e-12 before December 2026 (every neuron ran to the cap: its loss was still falling there).
 LBFGS_TOL = 3e-5
 
 #: The iterations over which :data:`LBFGS_TOL` measures a run's progress (L-BFGS's loss
@@ -1133,10 +1133,10 @@ def fit_lbfgs(module, stats: DesignStatistics, penalty: Penalty, *, max_iter: in
         Each neuron's run in its parameters divided by the square roots of its loss's
         Gauss-Newton diagonal (:func:`_parameter_scales`; where the kernel gives its
         Jacobian's norms). Unscaled, the parametric kernel's centres and widths, whose
-        curvature is their Gaussian's amplitude squared, move a thousand times slower than
-        the amplitudes: on the generated songs 500 unscaled iterations left the loss 0.025
-        above the free kernel's, 50 scaled ones 0.024 and 500 scaled ones 0.016
-        (``benchmarks/RESULTS.md``).
+        curvature is the amplitudes' times their Gaussian's amplitude squared (1e-4 to 1e-2
+        in standardised units), crawl: on one fold of the generated songs 500 unscaled
+        iterations left the loss 0.029 above the free kernel's, 50 scaled ones 0.024 and
+        500 scaled ones 0.019 (``benchmarks/RESULTS.md``).
     window : int or None
         The iterations over which ``tol`` measures progress; None: :data:`LBFGS_WINDOW`.
 
