@@ -14,21 +14,31 @@ training statistics:
   parametric kernel being a subset of the free one), in units of the PSTH's variance,
   mean over neurons; ``start excess``: the same for the L-BFGS start (Gaussians fitted to
   the ridge STRF, :meth:`skstrf.kernels.ParametricKernel.set_weight`);
-- ``iterations``: L-BFGS's iterations (its cap: 500 by default).
+- ``iterations``: each neuron's L-BFGS iterations (mean, 90th percentile, most; cap 500 by
+  default).
 
 Variants (``--variants``):
 
-- ``parametric``: the default (24 Gaussians, from the Gaussians fitted to the ridge STRF,
-  each neuron's own L-BFGS run to at most 500 iterations, the free kernel's
-  cross-validated penalty);
+- ``parametric``: the default (24 Gaussians, from the Gaussians fitted to the ridge STRF by
+  100 Adam steps, each neuron's own L-BFGS run in scaled parameters until its loss falls by
+  less than 3e-5 over 10 iterations, at most 500, the free kernel's cross-validated penalty);
+- ``parametric, unscaled, to the cap (before)``: each neuron's run in the kernel's own
+  parameters, 500 iterations (the default before December 2026's scaling and stop);
+  ``parametric, unscaled, 100/200/1000/2000 iterations`` and ``..., history 30`` (30
+  curvature pairs instead of 10; ``, 1000 iterations``): the same with other caps;
+- ``parametric, scaled`` (to the cap, no stop), ``..., 200``/``1000 iterations``, and
+  ``parametric, scaled, stop TOL over W``: the stop's candidates (the default: 3e-05 over 10);
 - ``parametric, start only``: the start, no L-BFGS (what the family gives from the ridge
   STRF alone);
 - ``parametric, joint L-BFGS (before)``: one L-BFGS over every neuron's parameters at once,
   500 iterations (the default before December 2026), and ``..., 5000 iterations``;
-- ``parametric, 5000 iterations``: the default's runs to 5000 iterations;
+- ``parametric, 5000 iterations``: the default's runs to 5000 iterations (no stop);
 - ``parametric, penalty x1/4`` and ``x0``: the L-BFGS penalty scaled;
+- ``parametric, start 0/30/100/300 steps``: the start's Adam steps (:data:`skstrf.kernels.START_STEPS`,
+  100 by default, 300 before December 2026; 0: the greedy peaks and troughs alone, the
+  closest of their three widths);
 - ``parametric 8`` (the default before December 2026) and ``parametric 16``: fewer
-  Gaussians; ``parametric 24``: the default's number, named;
+  Gaussians; ``parametric 24``: the default's number, named; ``parametric 48``: more;
 - ``parametric, truth start (oracle)`` and ``parametric 8, truth start (oracle)``, generated
   (songs) cases only: L-BFGS from Gaussians fitted to the generator's true STRF (in
   standardised units, scaled by least squares onto the ridge STRF) instead of the ridge
@@ -69,7 +79,7 @@ from _common import fit_quietly, format_machine, machine_info, markdown_table, t
 from kernels_earn import SONGS, interval, load_case, verdict  # noqa: E402
 
 from skstrf import STRFRegressor  # noqa: E402
-from skstrf import _solvers  # noqa: E402
+from skstrf import _solvers, kernels  # noqa: E402
 from skstrf.datasets import make_realistic_dataset  # noqa: E402
 from skstrf.datasets._synthetic import _true_drive  # noqa: E402
 from skstrf.kernels import ParametricKernel  # noqa: E402
@@ -88,7 +98,7 @@ VARIANTS = {
     "parametric, joint L-BFGS, 5000 iterations": ({"kernel": "parametric"},
                                                   dict(max_iter=CONVERGED, scale=1.0, polish=True, per_neuron=False)),
     "parametric, 5000 iterations": ({"kernel": "parametric"},
-                                    dict(max_iter=CONVERGED, scale=1.0, polish=True, per_neuron=True)),
+                                    dict(max_iter=CONVERGED, scale=1.0, polish=True, per_neuron=True, tol=0.0)),
     "parametric, penalty x1/4": ({"kernel": "parametric"}, dict(max_iter=None, scale=0.25, polish=True, per_neuron=True)),
     "parametric, penalty x0": ({"kernel": "parametric"}, dict(max_iter=None, scale=0.0, polish=True, per_neuron=True)),
     "parametric 8": ({"kernel": "parametric", "n_gaussians": 8},
@@ -96,6 +106,29 @@ VARIANTS = {
     "parametric 16": ({"kernel": "parametric", "n_gaussians": 16},
                       dict(max_iter=None, scale=1.0, polish=True, per_neuron=True)),
     "parametric 24": ({"kernel": "parametric", "n_gaussians": 24},
+                      dict(max_iter=None, scale=1.0, polish=True, per_neuron=True)),
+    **{f"parametric, unscaled, {n} iterations": ({"kernel": "parametric"},
+                                                 dict(max_iter=n, scale=1.0, polish=True, per_neuron=True,
+                                                      scaled=False, tol=0.0))
+       for n in (100, 200, 1000, 2000)},
+    **{f"parametric, unscaled, history {h}{'' if n is None else f', {n} iterations'}": (
+        {"kernel": "parametric"},
+        dict(max_iter=n, scale=1.0, polish=True, per_neuron=True, history=h, scaled=False, tol=0.0))
+       for h in (30,) for n in (None, 1000)},
+    **{f"parametric, scaled{'' if n is None else f', {n} iterations'}": (
+        {"kernel": "parametric"}, dict(max_iter=n, scale=1.0, polish=True, per_neuron=True, scaled=True, tol=0.0))
+       for n in (None, 200, 1000)},
+    **{f"parametric, scaled, stop {tol:g} over {w}": (
+        {"kernel": "parametric"},
+        dict(max_iter=None, scale=1.0, polish=True, per_neuron=True, scaled=True, tol=tol, window=w))
+       for tol, w in ((3e-5, 10), (1e-5, 10), (1e-4, 20))},
+    "parametric, unscaled, to the cap (before)": ({"kernel": "parametric"},
+                                                   dict(max_iter=None, scale=1.0, polish=True, per_neuron=True,
+                                                        scaled=False, tol=0.0)),
+    **{f"parametric, start {n} steps": ({"kernel": "parametric"},
+                                        dict(max_iter=None, scale=1.0, polish=True, per_neuron=True, start_steps=n))
+       for n in (0, 30, 100, 300)},
+    "parametric 48": ({"kernel": "parametric", "n_gaussians": 48},
                       dict(max_iter=None, scale=1.0, polish=True, per_neuron=True)),
     "parametric, truth start (oracle)": ({"kernel": "parametric"},
                                          dict(max_iter=None, scale=1.0, polish=True, per_neuron=True, truth=True)),
@@ -133,10 +166,13 @@ def _polish(module, stats, penalty) -> None:
         _start_from_truth(module, stats, free)
     with torch.no_grad():
         start = _penalised_loss(module.standardized_weight().double(), module.bias.double(), summed, penalty)
-    iterations = 0
+    iterations = np.zeros(N, dtype=int)
     if settings["polish"]:
         iterations = _solvers.fit_lbfgs(module, stats, penalty, max_iter=settings["max_iter"],
-                                        per_neuron=settings.get("per_neuron", True))["iterations"]
+                                        per_neuron=settings.get("per_neuron", True),
+                                        history=settings.get("history"),
+                                        **{k: settings[k] for k in ("scaled", "tol", "window") if k in settings}
+                                        )["neuron_iterations"]
     with torch.no_grad():
         end = _penalised_loss(module.standardized_weight().double(), module.bias.double(), summed, penalty)
     _HOOK["records"].append({"start": start - floor, "end": end - floor, "iterations": iterations})
@@ -185,11 +221,17 @@ def fold_fits(X, y, n_lags, folds, variants, family: bool, log):
                 options, settings = VARIANTS[v]
                 _HOOK["settings"], _HOOK["records"] = settings, []
                 est = STRFRegressor(n_lags=n_lags, random_state=0, **options)
-                times[v].append(fit_quietly(est, X[train], y[train]))
+                steps = kernels.START_STEPS
+                kernels.START_STEPS = (settings or {}).get("start_steps", steps)
+                try:
+                    times[v].append(fit_quietly(est, X[train], y[train]))
+                finally:
+                    kernels.START_STEPS = steps
                 predictions[v][test] = est.predict(X[test])
                 records[v].extend(_HOOK["records"])
-                log(f"    {v}: {times[v][-1]:.1f} s"
-                    + "".join(f", {r['iterations']} iterations, excess {np.mean(r['end']):.2e}" for r in _HOOK["records"]))
+                log(f"    {v}: {times[v][-1]:.1f} s" + "".join(
+                    f", {np.mean(r['iterations']):.0f} (max {np.max(r['iterations'])}) iterations, "
+                    f"excess {np.mean(r['end']):.2e}" for r in _HOOK["records"]))
                 if v == "vanilla" and family:
                     for key, value in family_residuals(est, _HOOK["truth"], X[train]).items():
                         residuals.setdefault(key, []).append(value)
@@ -298,8 +340,9 @@ def main(argv: list[str] | None = None) -> None:
             if records[v]:
                 start = np.concatenate([r["start"] for r in records[v]])
                 end = np.concatenate([r["end"] for r in records[v]])
+                counts = np.concatenate([r["iterations"] for r in records[v]])
                 row.update(start_excess=f"{np.mean(start):.2e}", excess=f"{np.mean(end):.2e}",
-                           iterations="/".join(sorted({str(r["iterations"]) for r in records[v]}, key=int)))
+                           iterations=f"{np.mean(counts):.0f} / {np.percentile(counts, 90):.0f} / {np.max(counts)}")
             rows.append(row)
         for key, value in residuals.items():
             family_rows.append({"case": description, "approximation": key, "median": float(np.median(value)),
@@ -308,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
         ("case", "case", ""), ("variant", "model", ""), ("score", "held-out score", ".4f"),
         ("diff", "minus vanilla [95 % CI]", ""), ("verdict", "vs vanilla", ""),
         ("start_excess", "start: loss above the free optimum", ""), ("excess", "fit: loss above the free optimum", ""),
-        ("iterations", "L-BFGS iterations per fold (the values seen)", ""), ("neurons", "neurons", ""), ("fit_s", "fit s (median)", "")])
+        ("iterations", "L-BFGS iterations per neuron: mean / 90th percentile / max", ""), ("neurons", "neurons", ""), ("fit_s", "fit s (median)", "")])
     if family_rows:
         text += "\n\nThe vanilla (ridge) STRFs of every outer fold approximated (relative squared residual over neurons and folds):\n\n"
         text += markdown_table(family_rows, [("case", "case", ""), ("approximation", "approximation", ""),

@@ -23,6 +23,14 @@ __all__ = ["VanillaKernel", "SeparableKernel", "ParametricKernel", "LagBasis", "
 #: per-neuron L-BFGS reaches a lower training loss in its iterations (``benchmarks/RESULTS.md``).
 N_GAUSSIANS = 24
 
+#: Adam steps of the parametric kernel's start (:meth:`ParametricKernel.set_weight`: its
+#: Gaussians fitted to the ridge STRF, before L-BFGS fits them to the training loss). 100
+#: since December 2026 (300 before): once L-BFGS worked in scaled parameters, a closer
+#: start no longer paid (``benchmarks/kernels_earn.py``, 100 against 300 steps, every case
+#: within 0.001 of the other but naplib's +0.003, n.s.) and the start was a third of a fit
+#: on the auditory nerve (5.3 of 15.3 s).
+START_STEPS = 100
+
 
 class _Kernel(nn.Module):
     """Base class: a kernel maps its parameters to a weight of shape (N, C, F, L).
@@ -58,6 +66,14 @@ class _Kernel(nn.Module):
         """The weight in the design statistics' columns, (N,) + :attr:`coefficient_shape`."""
         return self()
 
+    def jacobian_norms(self, curvature: torch.Tensor) -> list[torch.Tensor] | None:
+        """For each parameter (in :meth:`parameters` order), ``sum_d curvature[n, d] (d
+        coefficients_nd / d theta)^2``: the squared norm of the coefficients' derivative with
+        respect to each of a neuron's parameters, weighted by ``curvature`` (N, size of
+        :attr:`coefficient_shape`), shaped like the parameter; None: not given (the
+        per-neuron L-BFGS then runs unscaled, :func:`skstrf._solvers._parameter_scales`)."""
+        return None
+
     def set_coefficients(self, coefficients: torch.Tensor) -> None:
         """Set the parameters from weights in the design statistics' columns (see
         :meth:`coefficients`)."""
@@ -82,6 +98,9 @@ class VanillaKernel(_Kernel):
     @torch.no_grad()
     def set_weight(self, weight: torch.Tensor) -> None:
         self.weight.copy_(weight)
+
+    def jacobian_norms(self, curvature: torch.Tensor) -> list[torch.Tensor]:
+        return [curvature.reshape(self.weight.shape).to(self.weight)]
 
 
 class SeparableKernel(_Kernel):
@@ -207,14 +226,16 @@ class ParametricKernel(_Kernel):
         low, high = self.width_bounds[1]
         return low + (high - low) * torch.sigmoid(self.width_lag_raw)
 
-    def set_weight(self, weight: torch.Tensor, n_iter: int = 300) -> None:
+    def set_weight(self, weight: torch.Tensor, n_iter: int | None = None) -> None:
         """Fit the Gaussians to ``weight`` (N, C, F, L) by least squares.
 
         Several starts, each a greedy decomposition of the peaks and troughs of ``weight``
         (:func:`peaks_and_troughs`) with Gaussians of a different initial width, are refined
-        by ``n_iter`` Adam steps on the squared error, every start of every neuron in one
-        batch; each neuron keeps the start whose refined fit is closest to its ``weight``.
+        by ``n_iter`` Adam steps on the squared error (None: :data:`START_STEPS`), every
+        start of every neuron in one batch; each neuron keeps the start whose refined fit is
+        closest to its ``weight``.
         """
+        n_iter = START_STEPS if n_iter is None else int(n_iter)
         N, C, F, L = weight.shape
         K = self.amplitude.shape[-1]
         factors = (0.5, 1.0, 2.0)
@@ -259,6 +280,32 @@ class ParametricKernel(_Kernel):
     def forward(self) -> torch.Tensor:
         return self._gaussians(self.centre_freq, self.centre_lag, self.width_freq_raw, self.width_lag_raw,
                                self.amplitude)
+
+    @torch.no_grad()
+    def jacobian_norms(self, curvature: torch.Tensor) -> list[torch.Tensor]:
+        """The weighted squared norms of the weight's derivatives (see
+        :meth:`_Kernel.jacobian_norms`), in closed form. Gaussian ``k`` is ``a_k u_k(f)
+        v_k(l)``; each derivative is an outer product ``p(f) q(l)``, whose weighted squared
+        norm is ``sum_fl c_fl p(f)^2 q(l)^2``: ``(u, v)`` for the amplitude, ``a u (f - c) /
+        w^2`` for a centre, ``a u (f - c)^2 / w^3 dw/draw`` for a width's raw value."""
+        (lf, hf), (ll, hl) = self.width_bounds
+        c = curvature.reshape(self.shape).to(self.amplitude)
+        amp = self.amplitude[..., None]
+
+        def axis(centre, raw, grid, low, high):
+            width = low + (high - low) * torch.sigmoid(raw)
+            offset = (grid - centre[..., None]) / width[..., None]  # (N, C, K, n)
+            g = torch.exp(-0.5 * offset**2)
+            slope = (high - low) * torch.sigmoid(raw) * torch.sigmoid(-raw)
+            return g, amp * g * offset / width[..., None], amp * g * offset**2 / width[..., None] * slope[..., None]
+
+        u, du_centre, du_width = axis(self.centre_freq, self.width_freq_raw, self.freq_grid, lf, hf)
+        v, dv_centre, dv_width = axis(self.centre_lag, self.width_lag_raw, self.lag_grid, ll, hl)
+
+        def norm(p, q):
+            return torch.einsum("nckf,ncfl,nckl->nck", p * p, c, q * q)
+
+        return [norm(du_centre, v), norm(u, dv_centre), norm(du_width, v), norm(u, dv_width), norm(u, v)]
 
 
 def adam_step(params: list[torch.Tensor], grads: tuple[torch.Tensor, ...],
@@ -487,6 +534,9 @@ class LagBasis(_Kernel):
 
     def coefficients(self) -> torch.Tensor:
         return self.inner()
+
+    def jacobian_norms(self, curvature: torch.Tensor) -> list[torch.Tensor] | None:
+        return self.inner.jacobian_norms(curvature)
 
     def set_coefficients(self, coefficients: torch.Tensor) -> None:
         self.inner.set_weight(coefficients)

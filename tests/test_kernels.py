@@ -80,3 +80,40 @@ def test_separable_factors_are_the_balanced_truncated_svd():
     # each component's singular value split evenly: equal norms of its two factors
     torch.testing.assert_close(freq.norm(dim=-1), time.norm(dim=-1))
     torch.testing.assert_close(freq.norm(dim=-1) ** 2, s[:, :2])
+
+
+@pytest.mark.parametrize("basis", [False, True])
+def test_parametric_jacobian_norms_are_autograds(basis):
+    """The closed-form weighted norms of the parametric kernel's derivatives (the per-neuron
+    L-BFGS's parameter scales) equal ``sum_d c_nd (d w_nd / d theta_nj)^2`` from autograd's
+    Jacobian, for every parameter of every neuron; over a lag basis, of its coefficients."""
+    from skstrf.kernels import LagBasis, raised_cosine_basis
+
+    g = torch.Generator().manual_seed(0)
+    N, F, L, K = 3, 7, 6, 4
+    inner = ParametricKernel(N, 2, F, 4 if basis else L, n_gaussians=K, generator=g).double()
+    with torch.no_grad():  # widths and amplitudes away from their start values
+        for p in (inner.width_freq_raw, inner.width_lag_raw, inner.amplitude):
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    kernel = LagBasis(inner, raised_cosine_basis(L, 4)) if basis else inner
+    curvature = torch.rand(N, 2 * F * kernel.coefficient_shape[-1], generator=g, dtype=torch.float64)
+    names = [name for name, _ in kernel.named_parameters()]
+    values = tuple(p.detach() for p in kernel.parameters())
+
+    class Coefficients(torch.nn.Module):  # the kernel's coefficients as a module's output
+        def __init__(self):
+            super().__init__()
+            self.kernel = kernel
+
+        def forward(self):
+            return self.kernel.coefficients().reshape(N, -1)
+
+    def coefficients(*params):
+        return torch.func.functional_call(Coefficients(), {f"kernel.{n}": p for n, p in zip(names, params)}, ())
+
+    jacobians = torch.autograd.functional.jacobian(coefficients, values)
+    for name, jacobian, norm in zip(names, jacobians, kernel.jacobian_norms(curvature)):
+        own = torch.stack([jacobian[n, :, n] for n in range(N)])  # (N, D, C, K): each neuron's own parameters
+        expected = (own**2 * curvature[:, :, None, None]).sum(1)
+        assert norm.shape == values[names.index(name)].shape
+        torch.testing.assert_close(norm, expected, rtol=1e-12, atol=1e-14, msg=name)

@@ -118,7 +118,7 @@ def test_lbfgs_reaches_each_neurons_optimum_on_a_quadratic():
 
     from skstrf._design import DesignStatistics
     from skstrf._penalty import Penalty, QuadraticForm
-    from skstrf._solvers import fit_lbfgs, ridge_weights
+    from skstrf._solvers import centred, fit_lbfgs, ridge_weights
     from skstrf.kernels import VanillaKernel
 
     D, n, frames = 40, 12, 2000
@@ -142,11 +142,21 @@ def test_lbfgs_reaches_each_neurons_optimum_on_a_quadratic():
             return self.kernel().reshape(n, -1)
 
     model = Linear()
-    info = fit_lbfgs(model, stats, penalty)
+    info = fit_lbfgs(model, stats, penalty, tol=0.0)  # no stop before the cap
     truth = ridge_weights(stats, None, penalty).T
     error = ((model.standardized_weight().detach().double() - truth) ** 2).sum(1) / (truth**2).sum(1)
     assert info["loss"] < info["start_loss"]
     assert np.all(error[4:].numpy() < 1e-7), error  # penalties from 3e-3 up
+    # the default stop (the loss's fall over 10 iterations below 3e-5) ends every run before
+    # the cap (13-75 iterations here), at a mean loss within 1e-4 of the optimum's (in units of
+    # each neuron's variance; 5e-5 here: the fall still to come is a few times the last window's)
+    optimum = Linear()
+    with torch.no_grad():
+        optimum.kernel.weight.copy_(truth.reshape(optimum.kernel.weight.shape))
+        optimum.bias.copy_(centred(stats).intercept(truth.T))
+    best = fit_lbfgs(optimum, stats, penalty, max_iter=0)["start_loss"]
+    stopped = fit_lbfgs(Linear(), stats, penalty)
+    assert stopped["iterations"] < 500 and 0 <= stopped["loss"] - best < 1e-4, (stopped, best)
 
 
 def _linear_responses(rng: np.random.Generator, strfs: np.ndarray, S: int, T: int, noise: float):
@@ -158,3 +168,74 @@ def _linear_responses(rng: np.random.Generator, strfs: np.ndarray, S: int, T: in
     lagged = np.stack([padded[:, L - 1 - k:L - 1 - k + T] for k in range(L)], axis=-1)
     y = np.einsum("stfl,nfl->stn", lagged, strfs)
     return X, y + noise * y.std() * rng.standard_normal(y.shape)
+
+
+def _planted_gaussians(n: int = 4, K: int = 4, F: int = 10, L: int = 8, frames: int = 3000):
+    """Noise-free statistics of cells whose standardised STRFs are ``K`` Gaussians of small
+    amplitude (0.015-0.03, the scale of standardised STRFs), on a design with correlated
+    neighbouring columns; the true parametric kernel; and a model started near it (centres
+    one bin and 0.7 lag off, wider in frequency, amplitudes halved)."""
+    import torch
+    from torch import nn
+
+    from skstrf._design import DesignStatistics
+    from skstrf.kernels import ParametricKernel
+
+    rng = np.random.default_rng(0)
+    g = torch.Generator().manual_seed(0)
+    truth = ParametricKernel(n, 1, F, L, n_gaussians=K, generator=g).double()
+    with torch.no_grad():
+        for p, values in zip(truth.parameters(), (rng.uniform(2, 7, (n, 1, K)), rng.uniform(1, 5, (n, 1, K)),
+                                                  rng.uniform(-2, -1, (n, 1, K)), rng.uniform(-2, -1, (n, 1, K)),
+                                                  rng.choice([-1.0, 1.0], (n, 1, K)) * rng.uniform(0.015, 0.03, (n, 1, K)))):
+            p.copy_(torch.tensor(values))
+        w = truth().reshape(n, -1)
+    Z = torch.tensor(rng.standard_normal((frames, F * L)) @ (np.eye(F * L) + 0.5 * np.eye(F * L, k=1)))
+    Zt = torch.cat([Z, torch.ones(frames, 1, dtype=Z.dtype)], 1)
+    P = Z @ w.T
+    stats = DesignStatistics((Zt.T @ Zt)[None], (Zt.T @ P)[None], (P**2).sum(0)[None],
+                             torch.tensor([float(frames)]))
+
+    class Model(nn.Module):  # what fit_lbfgs reads of a model
+        def __init__(self):
+            super().__init__()
+            self.kernel = ParametricKernel(n, 1, F, L, n_gaussians=K, generator=g)
+            self.bias = nn.Parameter(torch.zeros(n))
+            with torch.no_grad():
+                for p, q in zip(self.kernel.parameters(), truth.parameters()):
+                    p.copy_(q)
+                self.kernel.centre_freq.add_(1.0)
+                self.kernel.centre_lag.sub_(0.7)
+                self.kernel.width_freq_raw.add_(0.5)
+                self.kernel.amplitude.mul_(0.5)
+
+        def standardized_weight(self):
+            return self.kernel.coefficients().reshape(n, -1)
+
+    return stats, w, Model
+
+
+@pytest.mark.parametrize("window", [1, 10])
+def test_scaled_lbfgs_reaches_planted_gaussians_where_unscaled_crawls(window):
+    """Cells that are exactly a few Gaussians, no noise: the optimum is the truth (loss 0 up
+    to a 1e-10 penalty). Each neuron's L-BFGS in its parameters scaled by the Gauss-Newton
+    diagonal (the default) recovers every neuron's STRF to a relative squared error below
+    1e-5 within 200 iterations, and its stop on the loss's relative change ends every run
+    before the 2000-iteration cap at an STRF as close; unscaled, the centres' curvature (the
+    amplitude squared) is ~1e-3 of the amplitudes' and 500 iterations leave errors above 1e-4."""
+    from skstrf._penalty import Penalty, QuadraticForm
+    from skstrf._solvers import fit_lbfgs
+
+    stats, w, Model = _planted_gaussians()
+    penalty = Penalty(QuadraticForm((1, 10, 8)), 1e-10)
+
+    def error(model):
+        return (((model.standardized_weight().detach().double() - w) ** 2).sum(1) / (w**2).sum(1)).numpy()
+
+    scaled, unscaled, stopped = Model(), Model(), Model()
+    fit_lbfgs(scaled, stats, penalty, max_iter=200, tol=0.0, window=window)
+    fit_lbfgs(unscaled, stats, penalty, max_iter=500, tol=0.0, window=window, scaled=False)
+    info = fit_lbfgs(stopped, stats, penalty, max_iter=2000, tol=1e-10, window=window)
+    assert np.all(error(scaled) < 1e-5), error(scaled)
+    assert np.all(error(unscaled) > 1e-4), error(unscaled)
+    assert info["iterations"] < 2000 and np.all(error(stopped) < 1e-5), (info, error(stopped))
