@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 __all__ = ["VanillaKernel", "SeparableKernel", "ParametricKernel", "LagBasis", "KERNELS", "N_GAUSSIANS",
-           "keep_ranks", "make_kernel", "raised_cosine_basis", "lag_basis", "orthonormal_lag_basis", "peaks_and_troughs",
-           "separable_factors"]
+           "keep_ranks", "make_kernel", "raised_cosine_basis", "lag_basis", "orthonormal_lag_basis",
+           "peaks_and_troughs", "separable_factors"]
 
 
 #: The parametric kernel's number of Gaussians by default (``STRFRegressor(n_gaussians=...)``).
