@@ -28,13 +28,12 @@ depends on where zero is).
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 import torch
 
 from ._moments import stimulus_blocks
-from ._validation import user_stacklevel
+from ._warnings import warn_once_per_line
 
 __all__ = ["HISTORIES", "check_history", "linear_history", "check_history_level"]
 
@@ -132,13 +131,12 @@ def check_history_level(history, data, n_lags: int, moments, prefilter: torch.nn
     prefilter : nn.Module or None
     """
     if prefilter is not None and not getattr(prefilter, "is_linear", False):
-        warnings.warn(
+        warn_once_per_line(UserWarning(
             f"prefilter={type(prefilter).__name__!r} rectifies the output of its filters, so the "
             "fit depends on where zero is in X's units (adding a constant to X changes the "
             "model): give X in units whose zero means something for the cell (e.g. a log "
-            "spectrogram relative to the level of silence, or a linear power spectrogram).",
-            UserWarning, stacklevel=user_stacklevel(),
-        )
+            "spectrogram relative to the level of silence, or a linear power spectrogram)."
+        ))
         return
     if n_lags < 2 or prefilter is not None or not (isinstance(history, str) and history == "zero"):
         return
@@ -146,23 +144,21 @@ def check_history_level(history, data, n_lags: int, moments, prefilter: torch.nn
     mean, std = moments.standardisation()
     ratio = float(np.median(np.abs(mean) / std))
     if ratio > LEVEL_RATIO:
-        warnings.warn(
+        warn_once_per_line(UserWarning(
             f"X's level is far from zero: the mean of its bands is {ratio:.3g} times their "
             "standard deviation (median over bands). With history='zero' the STRF's history "
             "before each stimulus is zero in X's units, so every stimulus starts with a step "
             f"from 0 to that level, which dominates the first n_lags - 1 = {n_lags - 1} frames "
             "of each stimulus and the fit. Use history='mean' (the default: the training mean "
-            "of each band, which moves with X), or give the level that precedes the stimuli.",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
+            "of each band, which moves with X), or give the level that precedes the stimuli."
+        ))
         return
     depth = float(np.median(-mean / std))
     # The share of frames needs the values (not at hand for data that arrive in chunks).
     below = float(np.median(_share_below_zero(data))) if in_memory else None
     if depth > ZERO_ABOVE_MEAN and (below is None or below > BELOW_ZERO_SHARE):
         share = "" if below is None else f" and {below:.1%} of its frames are below zero"
-        warnings.warn(
+        warn_once_per_line(UserWarning(
             f"Zero in X's units is louder than nearly all of X: in the median band (median "
             f"over bands) the mean is {depth:.3g} standard deviations below zero{share}. "
             "With history='zero' the STRF's history before each stimulus is zero in X's units, "
@@ -170,10 +166,8 @@ def check_history_level(history, data, n_lags: int, moments, prefilter: torch.nn
             f"the data, which shapes the first n_lags - 1 = {n_lags - 1} frames of each stimulus "
             "and the fit. Use history='mean' (the default: the training mean of each band), or "
             "give the level that precedes the stimuli (e.g. history=floor, the log of the power "
-            "floor or of the background noise in each band).",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
+            "floor or of the background noise in each band)."
+        ))
 
 
 def _share_below_zero(data: StimulusSet) -> np.ndarray:

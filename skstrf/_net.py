@@ -21,7 +21,8 @@ from ._model import STRFModel, calibrate_nonlinearity, net_inputs, net_targets, 
 from ._penalty import Penalty
 from ._plan import SWITCHABLE_CALLBACKS
 from ._solvers import penalty_refit
-from ._validation import StimulusSet, user_stacklevel
+from ._validation import StimulusSet
+from ._warnings import user_stacklevel
 from .metrics import ScoreSums, cc_norm_from_sums
 
 __all__ = ["STRFNet", "ValidCCNorm", "StopOnNonFinite",

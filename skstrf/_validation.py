@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import os
-import sys
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,6 +13,7 @@ from sklearn.utils import check_array
 
 from ._layout import DataShape, responses_layout
 from ._moments import FrameMoments, group_median, is_flat, stimulus_blocks
+from ._warnings import user_stacklevel, warn_once_per_line
 
 if TYPE_CHECKING:  # torch is imported where a check needs it: reading the data stays light
     import torch
@@ -22,7 +21,7 @@ if TYPE_CHECKING:  # torch is imported where a check needs it: reading the data 
 __all__ = ["StimulusSet", "check_stimuli", "check_responses", "check_X_y", "check_variation",
            "check_non_negative", "check_signed_for_positive_output", "validation_split", "masked_moments", "check_stimuli_shape",
            "check_responses_shape", "check_dtype", "tensor_to_read", "feature_names",
-           "check_feature_names", "user_stacklevel"]
+           "check_feature_names"]
 
 
 
@@ -755,32 +754,6 @@ def validation_split(lengths: np.ndarray, fraction: float | None
     return np.arange(n_stimuli - n_valid), np.arange(n_stimuli - n_valid, n_stimuli), None
 
 
-def user_stacklevel() -> int:
-    """The ``stacklevel`` that points a warning raised by the caller of this function at the
-    first frame outside skstrf and scikit-learn: the user's line, whatever the call depth
-    (scikit-learn wraps ``fit``, and a check sits at different depths in ``fit``,
-    ``predict`` and the out-of-core path).
-
-    Returns
-    -------
-    int
-
-    Examples
-    --------
-    >>> import warnings
-    >>> from skstrf._validation import user_stacklevel
-    >>> def check():  # in skstrf, the warning would name the line that called into skstrf
-    ...     warnings.warn("careful", UserWarning, stacklevel=user_stacklevel())
-    """
-    import sklearn
-
-    inside = tuple(os.path.dirname(path) + os.sep for path in (__file__, sklearn.__file__))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(inside):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
 def masked_moments(a: np.ndarray, mask: np.ndarray, *, relative_floor: float = 0.0
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of ``a`` over the valid frames, per entry of its last axis.
@@ -841,38 +814,32 @@ def check_variation(moments: "tuple[FrameMoments, FrameMoments]", space_of_band:
             "responses (units, binning, the selection of neurons)."
         )
     if flat_x.any():
-        warnings.warn(
+        warn_once_per_line(UserWarning(
             f"X is constant over the training frames in frequency band(s) "
             f"{np.flatnonzero(flat_x).tolist()}: they carry no stimulus information, and their "
             "STRF weights are not tuning (with history='zero' they see only stimulus onsets, "
             "the step from zero to the band's level; gradient training leaves their lag-0 weight "
-            "where it started).",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
+            "where it started)."
+        ))
     std = np.asarray(x_moments.std)
     space = np.zeros(std.shape, dtype=np.int64) if space_of_band is None else np.asarray(space_of_band)
     quiet = (std < NEAR_CONSTANT_RATIO * group_median(std, space)) & ~flat_x
     if quiet.any():
-        warnings.warn(
+        warn_once_per_line(UserWarning(
             f"X's frequency band(s) {np.flatnonzero(quiet).tolist()} are nearly constant over the "
             f"training frames: their standard deviation is below {NEAR_CONSTANT_RATIO:g} times "
             "the median band's of their feature space (e.g. a log spectrogram's floor, where a band "
             "holds only rounding noise). They are kept; the model's standardisation does not amplify "
             "them above the median band of their space, but consider removing them (e.g. "
             "sklearn.feature_selection.VarianceThreshold through skstrf.preprocessing."
-            "FrameTransformer).",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
+            "FrameTransformer)."
+        ))
     if flat_y.any():
-        warnings.warn(
+        warn_once_per_line(UserWarning(
             f"y is constant over the training frames for neuron(s) "
             f"{np.flatnonzero(flat_y).tolist()} (zero variance): there is no response for their "
-            "STRF to explain, and cc / cc_norm are undefined (NaN) for a constant response.",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
+            "STRF to explain, and cc / cc_norm are undefined (NaN) for a constant response."
+        ))
 
 
 def check_signed_for_positive_output(data: StimulusSet, nonlinearity: str) -> None:
@@ -883,14 +850,12 @@ def check_signed_for_positive_output(data: StimulusSet, nonlinearity: str) -> No
     low = float(np.nanmin(psth, initial=np.inf, where=data.scored_mask[..., None]))
     if low < 0:
         share = float(np.mean(psth[data.scored_mask] < 0))
-        warnings.warn(
+        warn_once_per_line(UserWarning(
             f"nonlinearity={nonlinearity!r} predicts positive rates only, but the PSTH goes below "
             f"zero ({share:.1%} of its values, down to {low:.3g}): the model cannot reach those "
             "responses. Give y as spike counts or rates (not centred or baseline-subtracted), or "
-            "use nonlinearity='identity'.",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
+            "use nonlinearity='identity'."
+        ))
 
 
 def check_non_negative(y: np.ndarray) -> None:

@@ -23,7 +23,8 @@ from ._plan import NET_PARAM_PREFIXES, check_groups, fit_options, make_plan
 from ._solvers import RANK_RULES, SOLVERS
 from ._threads import fit_threads
 from ._validation import (StimulusSet, check_feature_names, check_responses, check_stimuli, check_variation,
-                          feature_names, user_stacklevel)
+                          feature_names)
+from ._warnings import user_stacklevel
 from .kernels import KERNELS, N_GAUSSIANS
 from .metrics import cc_norm
 from .nonlinearities import NONLINEARITIES

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import numbers
-import os
-import sys
-import threading
 import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import joblib
 import numpy as np
-import sklearn
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 from sklearn.exceptions import UndefinedMetricWarning
@@ -20,7 +15,7 @@ from sklearn.utils import Bunch, check_random_state
 
 from ._layout import responses_layout
 from ._moments import merge_means
-from ._validation import user_stacklevel
+from ._warnings import user_stacklevel, warn_once_per_line
 
 __all__ = [
     "cc", "cc_norm", "noise_ceiling", "noise_ceiling_interval", "noise_power", "signal_power",
@@ -34,8 +29,6 @@ _CC_NORM_METHODS = ("schoppe", "hsu")
 _DEFAULT_N_SPLITS = 100
 _REPEATS_SHAPES = "(n_times, n_neurons, n_repeats) or (n_stimuli, n_times, n_neurons, n_repeats)"
 _UNRELIABLE = ("exclude", "warn", "ignore")
-# Frames a warning is not attributed to: ours, and those of the search that calls a scorer.
-_LIBRARY_DIRS = tuple(os.path.dirname(path) + os.sep for path in (__file__, sklearn.__file__, joblib.__file__))
 #: Level of the one-sided test by which a neuron's signal power counts as distinguishable
 #: from zero (:func:`signal_power_reliability`): about 2 standard errors with many repeats.
 RELIABILITY_ALPHA = 0.025
@@ -676,56 +669,13 @@ class UnreliableNeuronWarning(UserWarning):
         self.neurons = np.zeros(0, dtype=np.int64) if neurons is None else neurons
 
 
-_SHOWN: set[tuple] = set()
-_SHOWN_LOCK = threading.Lock()
-
-
-def _warn_once_per_line(warning: Warning) -> None:
-    """Emit ``warning`` at the user's line, shown as Python's filters say but remembered here.
-
-    Python shows a warning once per (text, category, line) under its "default" action, but
-    forgets what it has shown whenever the filters change, and scikit-learn's searches and
-    cross_validate change them around every fit and score (``catch_warnings`` in
-    ``sklearn.utils.parallel``): a stable text alone would still be shown once per fold and
-    candidate. Under the "default", "module" and "once" actions the shown warnings are
-    therefore remembered here too (never forgotten, as in a Python session without filter
-    changes); "always", "error" and "ignore" are left to Python. The user's line is the first
-    frame outside skstrf, scikit-learn and joblib (the search's ``fit``, not joblib's loop).
-    """
-    level = user_stacklevel()
-    frame = sys._getframe(level - 1)
-    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
-        frame, level = frame.f_back, level + 1
-    text, category = str(warning), type(warning)
-    if frame is None:
-        filename, lineno, module = "sys", 1, "sys"
-    else:
-        filename, lineno = frame.f_code.co_filename, frame.f_lineno
-        module = frame.f_globals.get("__name__", "<string>")
-    get_filters = getattr(warnings, "_get_filters", None)  # context-local filters (Python >= 3.14)
-    action = warnings.defaultaction
-    for act, msg, cat, mod, line in (get_filters() if get_filters is not None else warnings.filters):
-        if ((msg is None or msg.match(text)) and issubclass(category, cat)
-                and (mod is None or mod.match(module)) and (line == 0 or line == lineno)):
-            action = act
-            break
-    keys = {"default": (text, category, filename, lineno), "module": (text, category, filename),
-            "once": (text, category)}
-    if action in keys:
-        with _SHOWN_LOCK:
-            if keys[action] in _SHOWN:
-                return
-            _SHOWN.add(keys[action])
-    warnings.warn(warning, stacklevel=level)
-
-
 def _warn_unreliable(flagged: NDArray[np.bool_], option: str) -> None:
     """The :class:`UnreliableNeuronWarning` of one call (``flagged``: the neurons, (n_neurons,))."""
     if option == "ignore" or not flagged.any():
         return
     what = ("they are left out (NaN); pass unreliable='warn' to keep their scores"
             if option == "exclude" else "their scores are kept; pass unreliable='exclude' to leave them out")
-    _warn_once_per_line(UnreliableNeuronWarning(
+    warn_once_per_line(UnreliableNeuronWarning(
         "cc_norm: the signal power of some neurons is not distinguishable from zero (one-sided "
         f"test at level {RELIABILITY_ALPHA}, about 2 standard errors; see "
         "skstrf.metrics.signal_power_reliability), so their cc_norm is unreliable and can be far "

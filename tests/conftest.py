@@ -14,6 +14,15 @@ from skstrf.datasets import make_strf_dataset
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _forget_shown_warnings(monkeypatch):
+    """Each test starts with no warning shown: skstrf remembers the warnings it showed once
+    per line of the user's code for as long as the process lives (skstrf._warnings)."""
+    import skstrf._warnings
+
+    monkeypatch.setattr(skstrf._warnings, "_SHOWN", set())
+
+
 @pytest.fixture(scope="module")
 def data():
     """A small synthetic dataset (8 stimuli x 200 frames x 12 bands, 4 neurons, 6 repeats)."""

@@ -156,3 +156,27 @@ def test_nearly_constant_warning_compares_bands_within_their_space():
     X[..., 1] *= 1e-6  # a quiet band of the first space
     with pytest.warns(UserWarning, match=r"band\(s\) \[1\] are nearly constant"):
         STRFRegressor(n_lags=3, feature_spaces=[3, 3], space_penalties=[1.0]).fit(X, y)
+
+
+def test_a_data_warning_is_shown_once_per_line_in_a_search():
+    """The same data give the same warning in every fit of a search (here 3 candidates x 3
+    folds + the refit): it is shown once, at the user's line, as Python shows a warning under
+    its default action, although scikit-learn resets Python's record around every fit (it
+    was shown 10 times); a warning whose text differs (other bands) is shown again."""
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 60, 4))
+    X[..., 1] *= 1e-5  # a nearly constant band
+    y = X[..., 0] + 0.5 * rng.standard_normal((6, 60))
+    search = GridSearchCV(STRFRegressor(n_lags=3), {"alpha": [1.0, 10.0, 100.0]}, cv=KFold(3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        search.fit(X, y)  # the search's line
+        X[..., 1] /= 1e-5
+        X[..., 2] *= 1e-5
+        STRFRegressor(n_lags=3).fit(X, y)
+    quiet = [w for w in caught if "nearly constant" in str(w.message)]
+    assert [str(w.message).split(" are ")[0] for w in quiet] == ["X's frequency band(s) [1]",
+                                                                 "X's frequency band(s) [2]"]
+    assert quiet[0].filename == __file__

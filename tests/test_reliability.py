@@ -27,12 +27,6 @@ from skstrf.metrics import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_record(monkeypatch):
-    """Forget the warnings shown by earlier tests (the record lives as long as the process)."""
-    monkeypatch.setattr(metrics, "_SHOWN", set())
-
-
 def _ar1(rng, shape, rho):
     """Unit-variance AR(1) processes along axis 1."""
     e = rng.normal(size=shape)
