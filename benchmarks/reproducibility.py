@@ -55,7 +55,7 @@ def cases(quick: bool, seeds: list[int]) -> list[tuple[str, Any, int, slice, sli
     return out
 
 
-def measure(quick: bool, seeds: list[int]) -> list[dict[str, Any]]:
+def measure(quick: bool, seeds: list[int], kernels: tuple[str, ...] = KERNELS) -> list[dict[str, Any]]:
     """Per (kernel, change): every neuron's relative STRF change and |cc_norm change|."""
     from skstrf import STRFRegressor
     from skstrf.metrics import cc_norm
@@ -63,7 +63,7 @@ def measure(quick: bool, seeds: list[int]) -> list[dict[str, Any]]:
     found: dict[tuple[str, str], dict[str, list]] = {}
     for name, data, n_lags, train, test in cases(quick, seeds):
         X, y = data.X, data.y
-        for kernel in KERNELS:
+        for kernel in kernels:
             params = dict(kernel=kernel, n_lags=n_lags, random_state=0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -100,10 +100,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that the script runs")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the report there")
+    parser.add_argument("--kernels", nargs="+", choices=KERNELS, default=list(KERNELS))
+    parser.add_argument("--lbfgs-tol", type=float, default=None,
+                        help="the parametric kernel's L-BFGS stop (skstrf._solvers.LBFGS_TOL), to see whether "
+                             "a tighter fit moves less (default: the library's)")
+    parser.add_argument("--lbfgs-max-iter", type=int, default=None, help="its iteration cap (LBFGS_MAX_ITER)")
     args = parser.parse_args(argv)
     set_threads(args.threads)
+    import skstrf._solvers as solvers
+
+    settings = []
+    if args.lbfgs_tol is not None:
+        solvers.LBFGS_TOL = args.lbfgs_tol
+        settings.append(f"LBFGS_TOL={args.lbfgs_tol:g}")
+    if args.lbfgs_max_iter is not None:
+        solvers.LBFGS_MAX_ITER = args.lbfgs_max_iter
+        settings.append(f"LBFGS_MAX_ITER={args.lbfgs_max_iter}")
     before = machine_info()
-    rows = measure(args.quick, args.seeds[:1] if args.quick else args.seeds)
+    rows = measure(args.quick, args.seeds[:1] if args.quick else args.seeds, tuple(args.kernels))
     after = machine_info()
     table = markdown_table(rows, [
         ("kernel", "kernel (defaults)", ""), ("change", "X changed by", ""), ("neurons", "neurons", "d"),
@@ -114,7 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     ])
     text = (f"### Reproducibility: each kernel's fit after a rounding-level change of X\n\n"
             f"`OMP_NUM_THREADS={args.threads} python benchmarks/reproducibility.py"
-            f"{' --quick' if args.quick else ''} --seeds {' '.join(map(str, args.seeds))}`\n\n{table}\n\n"
+            f"{' --quick' if args.quick else ''} --seeds {' '.join(map(str, args.seeds))}"
+            f"{'' if list(args.kernels) == list(KERNELS) else ' --kernels ' + ' '.join(args.kernels)}"
+            f"{'' if args.lbfgs_tol is None else f' --lbfgs-tol {args.lbfgs_tol:g}'}"
+            f"{'' if args.lbfgs_max_iter is None else f' --lbfgs-max-iter {args.lbfgs_max_iter}'}`"
+            f"{' (' + ', '.join(settings) + ')' if settings else ''}\n\n{table}\n\n"
             "STRF change: |w(X) - w(X changed)| / |w(X)| per neuron (Frobenius norms); "
             "cc_norm on the held-out stimuli.\n\n" + format_machine(before, after))
     if args.quick:
