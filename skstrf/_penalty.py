@@ -148,6 +148,14 @@ class QuadraticForm:
         size = int(np.prod(self.shape))
         return torch.diag(self.diagonal) if self.diagonal is not None else torch.eye(size, dtype=torch.float64)
 
+    def main_diagonal(self) -> torch.Tensor:
+        """The diagonal of ``Q`` (D,), float64, without forming ``Q``."""
+        if self.matrix is not None:
+            return torch.diagonal(self.matrix)
+        if self.diagonal is not None:
+            return self.diagonal
+        return torch.ones(int(np.prod(self.shape)), dtype=torch.float64)
+
     def __repr__(self) -> str:
         return f"QuadraticForm({self.name}, shape={self.shape})"
 

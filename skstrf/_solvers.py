@@ -1095,6 +1095,10 @@ LBFGS_WINDOW = 10
 #: Curvature pairs each neuron's L-BFGS run keeps (:func:`_lbfgs_per_neuron`).
 LBFGS_HISTORY = 10
 
+#: The stop of the joint run over every neuron (``fit_lbfgs(per_neuron=False)``, the
+#: default before December 2026): the loss changes by less than this between iterations.
+JOINT_LBFGS_TOL = 1e-12
+
 
 def fit_lbfgs(module, stats: DesignStatistics, penalty: Penalty, *, max_iter: int | None = None,
               tol: float | None = None, per_neuron: bool = True, history: int | None = None,
@@ -1119,7 +1123,7 @@ def fit_lbfgs(module, stats: DesignStatistics, penalty: Penalty, *, max_iter: in
     stopped at 500 iterations far from their optima (``benchmarks/parametric_diagnosis.py``:
     the penalised loss 0.025 above the free kernel's where per-neuron runs reached 0.018,
     held-out cc_norm 0.006 to 0.007 lower); it was the default before December 2026, and
-    keeps its stop of then (a change below 1e-12 between iterations) unless ``tol`` is given.
+    keeps its stop of then (:data:`JOINT_LBFGS_TOL`) unless ``tol`` is given.
 
     Parameters
     ----------
@@ -1195,7 +1199,7 @@ def fit_lbfgs(module, stats: DesignStatistics, penalty: Penalty, *, max_iter: in
             state["best"], state["best_params"] = start, [p.detach().clone() for p in params]
             optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, max_eval=2 * max_iter,
                                           history_size=20, tolerance_grad=0.0,
-                                          tolerance_change=1e-12 if tol is None else float(tol),
+                                          tolerance_change=JOINT_LBFGS_TOL if tol is None else float(tol),
                                           line_search_fn="strong_wolfe")
             optimizer.step(closure)
             iterations = int(optimizer.state[params[0]].get("n_iter", 0))
@@ -1261,7 +1265,7 @@ def _parameter_scales(module, params: list, gram: torch.Tensor, count: torch.Ten
     alpha = torch.as_tensor(penalty.per_neuron(N), dtype=torch.float64, device=gram.device)
     for form, neurons in penalty.groups(N):
         index = torch.as_tensor(neurons, device=gram.device)
-        q = 1.0 if form.is_identity else torch.diagonal(form.dense()).to(curvature)
+        q = 1.0 if form.is_identity else form.main_diagonal().to(curvature)
         curvature[index] += 2.0 * alpha[index, None] * q
     norms = getattr(module.kernel, "jacobian_norms", lambda _: None)(curvature)
     if norms is None:

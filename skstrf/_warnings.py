@@ -18,8 +18,10 @@ import sklearn
 
 __all__ = ["user_stacklevel", "warn_once_per_line"]
 
-# Frames a warning is not attributed to: ours, and those of the search that calls a scorer.
-_LIBRARY_DIRS = tuple(os.path.dirname(path) + os.sep for path in (__file__, sklearn.__file__, joblib.__file__))
+# Frames a warning is never attributed to: skstrf's and scikit-learn's (which wraps fit);
+# a remembered warning also skips joblib's (the loop of a search that calls a scorer).
+_INSIDE = tuple(os.path.dirname(path) + os.sep for path in (__file__, sklearn.__file__))
+_LIBRARY_DIRS = _INSIDE + (os.path.dirname(joblib.__file__) + os.sep,)
 
 
 def user_stacklevel() -> int:
@@ -39,11 +41,8 @@ def user_stacklevel() -> int:
     >>> def check():  # in skstrf, the warning would name the line that called into skstrf
     ...     warnings.warn("careful", UserWarning, stacklevel=user_stacklevel())
     """
-    import sklearn
-
-    inside = tuple(os.path.dirname(path) + os.sep for path in (__file__, sklearn.__file__))
     frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(inside):
+    while frame is not None and frame.f_code.co_filename.startswith(_INSIDE):
         frame, level = frame.f_back, level + 1
     return level
 

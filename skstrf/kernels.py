@@ -219,12 +219,12 @@ class ParametricKernel(_Kernel):
     @property
     def width_freq(self) -> torch.Tensor:
         low, high = self.width_bounds[0]
-        return low + (high - low) * torch.sigmoid(self.width_freq_raw)
+        return _bounded(self.width_freq_raw, low, high)
 
     @property
     def width_lag(self) -> torch.Tensor:
         low, high = self.width_bounds[1]
-        return low + (high - low) * torch.sigmoid(self.width_lag_raw)
+        return _bounded(self.width_lag_raw, low, high)
 
     def set_weight(self, weight: torch.Tensor, n_iter: int | None = None) -> None:
         """Fit the Gaussians to ``weight`` (N, C, F, L) by least squares.
@@ -271,8 +271,8 @@ class ParametricKernel(_Kernel):
                    width_lag_raw: torch.Tensor, amplitude: torch.Tensor) -> torch.Tensor:
         """The kernel's weight (..., F, L) for parameters of shape (..., K)."""
         (lf, hf), (ll, hl) = self.width_bounds
-        width_freq = lf + (hf - lf) * torch.sigmoid(width_freq_raw)
-        width_lag = ll + (hl - ll) * torch.sigmoid(width_lag_raw)
+        width_freq = _bounded(width_freq_raw, lf, hf)
+        width_lag = _bounded(width_lag_raw, ll, hl)
         gf = torch.exp(-0.5 * ((self.freq_grid - centre_freq[..., None]) / width_freq[..., None]) ** 2)  # (..., K, F)
         gl = torch.exp(-0.5 * ((self.lag_grid - centre_lag[..., None]) / width_lag[..., None]) ** 2)  # (..., K, L)
         return torch.einsum("...k,...kf,...kl->...fl", amplitude, gf, gl)
@@ -293,7 +293,7 @@ class ParametricKernel(_Kernel):
         amp = self.amplitude[..., None]
 
         def axis(centre, raw, grid, low, high):
-            width = low + (high - low) * torch.sigmoid(raw)
+            width = _bounded(raw, low, high)
             offset = (grid - centre[..., None]) / width[..., None]  # (N, C, K, n)
             g = torch.exp(-0.5 * offset**2)
             slope = (high - low) * torch.sigmoid(raw) * torch.sigmoid(-raw)
@@ -338,6 +338,11 @@ def adam_step(params: list[torch.Tensor], grads: tuple[torch.Tensor, ...],
         first.lerp_(g, 1.0 - beta1)
         second.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
         p.addcdiv_(first, (second.sqrt() / correction2).add_(eps), value=-step_size)
+
+
+def _bounded(raw: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """``low + (high - low) * sigmoid(raw)``: a Gaussian's width from its raw parameter."""
+    return low + (high - low) * torch.sigmoid(raw)
 
 
 def _bounded_inverse(x: float, low: float, high: float) -> float:
