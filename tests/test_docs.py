@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +19,9 @@ def _sphinx_runs() -> bool:
     return importlib.util.find_spec("sphinx") is not None and importlib.util.find_spec("sphinx.__main__") is not None
 
 
-pytestmark = [
-    pytest.mark.skipif(not _sphinx_runs(), reason="sphinx is not installed (it comes with the 'docs' and 'test' extras)"),
-    # one worker builds the docs: sphinx-gallery and autosummary write into docs/ itself
-    # (docs/generated, docs/auto_examples), and two builds at once (pytest-xdist handing this
-    # module's tests to two workers) raced there: 1 run in 3 failed on missing backreferences
-    pytest.mark.xdist_group("sphinx-build"),
-]
+pytestmark = pytest.mark.skipif(
+    not _sphinx_runs(), reason="sphinx is not installed (it comes with the 'docs' and 'test' extras)",
+)
 
 # Every public name of the public modules must have its page in the API reference; the
 # private modules (names starting with an underscore) have none.
@@ -35,11 +33,20 @@ DOCUMENTED_MODULES = ["skstrf.metrics", "skstrf.model_selection", "skstrf.prepro
 @pytest.fixture(scope="module")
 def html(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("docs")
+    # The build runs on a copy of docs/ and examples/: sphinx-gallery and autosummary write
+    # into the source tree (generated/, auto_examples/), and pytest-xdist may give this
+    # module's tests to several workers, whose builds then raced there (1 run in 3 failed on
+    # missing backreferences with two workers). The copy's conf.py finds the examples beside
+    # it; skstrf is imported from this repository.
+    root = out / "src"
+    shutil.copytree(DOCS, root / "docs", ignore=shutil.ignore_patterns("generated", "auto_examples", "_build"))
+    shutil.copytree(DOCS.parent / "examples", root / "examples")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(DOCS.parent), os.environ.get("PYTHONPATH")]))}
     # -W: any warning fails; -E: no stale environment; -q: only warnings are printed.
     result = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-b", "html",
-         "-d", str(out / "doctrees"), str(DOCS), str(out / "html")],
-        capture_output=True, text=True, timeout=600,
+         "-d", str(out / "doctrees"), str(root / "docs"), str(out / "html")],
+        capture_output=True, text=True, timeout=600, env=env,
     )
     assert result.returncode == 0, f"sphinx-build failed:\n{result.stdout}\n{result.stderr}"
     assert "WARNING" not in result.stderr, result.stderr
