@@ -30,7 +30,7 @@ from skstrf import STRFRegressor
 from skstrf.datasets import make_strf_dataset
 
 PHASES = ("check_X_y", "_read_responses", "check_stimuli", "input_moments", "module_statistics",
-          "lagged_statistics", "cross_validated_scores", "solve_ridge", "ridge_path", "record_closed_form_epoch",
+          "lagged_statistics", "cross_validated_scores", "_checked_ties", "solve_ridge", "ridge_path", "record_closed_form_epoch",
           "check_finite_model", "make_plan", "start_from_closed_form")
 
 

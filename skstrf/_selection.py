@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["DEFAULT_ALPHAS", "MAX_GRADIENT_ALPHA", "alpha_grid", "choose", "choose_form"]
+__all__ = ["DEFAULT_ALPHAS", "MAX_GRADIENT_ALPHA", "alpha_grid", "choose", "choose_form", "near_ties", "blended_scores"]
 
 #: The penalty grid searched when ``alpha=None``.
 DEFAULT_ALPHAS = np.logspace(-4, 2, 13)
@@ -101,18 +101,62 @@ def choose(scores: np.ndarray | None, alphas: np.ndarray, n_neurons: int, *, per
         if alphas.size != 1:
             raise ValueError("choosing among several penalties needs validation stimuli or folds")
         return np.full(n_neurons, alphas[0])
+    objective = blended_scores(scores, per_neuron=per_neuron, pooling=pooling)
+    if objective.shape[1] == 1 and (not per_neuron or pooling >= 1):
+        return np.full(n_neurons, alphas[_best(objective, alphas)[0]])
+    return alphas[_best(objective, alphas)]
+
+
+def _blended(scores: np.ndarray, pooling: float) -> np.ndarray:
+    """The scores a neuron's penalty maximises with partial ``pooling`` (:func:`choose`)."""
+    if pooling <= 0:
+        return scores
+    # NaN (a constant prediction) stays NaN in the neuron's own term and is left out of
+    # the population's mean, so that one silent neuron does not move the others' choice
+    with warnings.catch_warnings():  # a neuron-less row: NaN, said by the scores themselves
+        warnings.simplefilter("ignore", RuntimeWarning)
+        population = np.nanmean(scores, axis=1, keepdims=True)
+    return (1 - pooling) * scores + pooling * population
+
+
+def blended_scores(scores: np.ndarray, *, per_neuron: bool = True, pooling: float = 0.0) -> np.ndarray:
+    """What :func:`choose` maximises for each neuron: (n_alphas, n_neurons), or
+    (n_alphas, 1) with one penalty for all neurons (the mean over neurons, NaN as -inf)."""
     scores = np.asarray(scores, dtype=np.float64)
     if not per_neuron or pooling >= 1:
-        mean = np.nan_to_num(scores, nan=-np.inf).mean(axis=1, keepdims=True)
-        return np.full(n_neurons, alphas[_best(mean, alphas)[0]])
-    if pooling > 0:
-        # NaN (a constant prediction) stays NaN in the neuron's own term and is left out of
-        # the population's mean, so that one silent neuron does not move the others' choice
-        with warnings.catch_warnings():  # a neuron-less row: NaN, said by the scores themselves
-            warnings.simplefilter("ignore", RuntimeWarning)
-            population = np.nanmean(scores, axis=1, keepdims=True)
-        scores = (1 - pooling) * scores + pooling * population
-    return alphas[_best(scores, alphas)]
+        return np.nan_to_num(scores, nan=-np.inf).mean(axis=1, keepdims=True)
+    return _blended(scores, pooling)
+
+
+def near_ties(scores: np.ndarray, alphas: np.ndarray, *, per_neuron: bool = True, pooling: float = 0.0,
+              tolerance: float) -> np.ndarray:
+    """The neurons whose :func:`choose` could change with errors of the scores below
+    ``tolerance / 2``: where the best two penalties' objectives (the scores as
+    :func:`choose` weighs them) differ by less than ``tolerance``.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_alphas, n_neurons)
+    alphas : ndarray of shape (n_alphas,)
+    per_neuron, pooling :
+        As for :func:`choose`.
+    tolerance : float
+
+    Returns
+    -------
+    ndarray of bool of shape (n_neurons,)
+        With one penalty for all neurons (``per_neuron=False`` or ``pooling >= 1``): all
+        True when the mean scores are near a tie, else all False.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    n_neurons = scores.shape[1]
+    if scores.shape[0] < 2:
+        return np.zeros(n_neurons, dtype=bool)
+    objective = np.nan_to_num(blended_scores(scores, per_neuron=per_neuron, pooling=pooling), nan=-np.inf)
+    top = np.sort(objective, axis=0)[-2:]
+    with np.errstate(invalid="ignore"):  # -inf - -inf: all undefined, nothing to tie
+        tied = top[1] - top[0] < tolerance
+    return np.broadcast_to(tied, (n_neurons,)).copy()
 
 
 def choose_form(scores: np.ndarray, fold_scores: np.ndarray | None, alphas: np.ndarray, plain: int | None,

@@ -524,10 +524,11 @@ def _read_responses(y: np.ndarray, lengths: np.ndarray, layout: str) -> np.ndarr
         part = tensor_to_read(values)
         valid = frames[None, :] < lengths[block, None]  # (s, T)
         valid_t = torch.from_numpy(valid)
-        # the PSTH's block written in place (the mean over repeats), NaN and inf propagating
-        total, frame_peak = _sum_repeats(part, None if single else torch.from_numpy(psth[block]), n_repeats)
-        # a frame's peak is NaN or inf where one of its values is
-        fast = bool(torch.isfinite(frame_peak[valid_t]).all())
+        # the PSTH's block written in place (the mean over repeats) over the valid frames, and
+        # the block's largest magnitude (or a bound of it) where every value there is finite
+        _, block_peak = _sum_repeats(part, None if single else torch.from_numpy(psth[block]), n_repeats,
+                                     lengths[block])
+        fast = bool(np.isfinite(block_peak))  # NaN or inf on a valid frame: counted below
         if not fast:
             # NaN (missing repeats, or errors) or inf on valid frames: count per repeat
             infinite = infinite or bool(torch.isinf(part).any())
@@ -545,11 +546,9 @@ def _read_responses(y: np.ndarray, lengths: np.ndarray, layout: str) -> np.ndarr
                 s, t = np.argwhere(~valid & ~np.isnan(values).all(axis=(2, 3)))[0]
                 pad_finite = (int(s) + block.start, int(t))
         if fast:
-            # every value of a valid frame is finite (its sum is), the padding is NaN or an
-            # error: the block's largest magnitude is its valid frames', found by the sum's
-            # own pass
-            if bool(valid.any()):
-                peak = max(peak, float(frame_peak[valid_t].max()))
+            # every value of a valid frame is finite, the padding is NaN or an error: the
+            # block's largest magnitude is its valid frames', found by the sum's own pass
+            peak = max(peak, block_peak)
         else:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 # nanmax/nanmin read without an |y| copy; an all-NaN block (missing repeats
@@ -567,75 +566,88 @@ def _read_responses(y: np.ndarray, lengths: np.ndarray, layout: str) -> np.ndarr
     return psth
 
 
-#: Frames of a block of y converted to float64 at a time by :func:`_sum_repeats`: a few MB,
-#: so that the converted part stays in cache (NS1's 119 neurons x 20 repeats: 2.4 MB per
-#: stimulus; 64 frames cost about 20 % more in per-chunk calls).
-SUM_FRAMES = 128
+#: Bytes of float64 values that :func:`_sum_repeats` sums at a time: a chunk of frames small
+#: enough to stay in a core's cache between its sum and its sign test, large enough that the
+#: per-call cost of the reductions is small (NS1's 119 neurons x 20 repeats: 110 frames of
+#: one stimulus).
+SUM_CHUNK_BYTES = 2**21
 
 
-def _sum_repeats(part: "torch.Tensor", out: "torch.Tensor | None" = None,
-                 divisor: int = 1) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """The sum over the last axis (repeats) of ``part`` in float64 divided by ``divisor``,
-    NaN and inf propagating, and each frame's largest magnitude, from one read of ``part``.
+def _sum_repeats(part: "torch.Tensor", out: "torch.Tensor | None" = None, divisor: int = 1,
+                 lengths: np.ndarray | None = None) -> tuple["torch.Tensor", float]:
+    """The sum over the last axis (repeats) of ``part`` in float64 divided by ``divisor``
+    over each stimulus's valid frames, and the largest magnitude there (or a bound of it),
+    from one read of ``part``, a chunk of frames of one stimulus at a time.
 
-    ``torch.sum(part, dim=-1, dtype=torch.float64)`` converts as it reduces and, over a
-    short last axis, is several times slower than reading ``part``; converting
-    :data:`SUM_FRAMES` frames at a time and summing those gives the same sums (the same
-    float64 additions in the same order) at about the speed of the read. The extremes and
-    the division are taken from the same frames while they are in cache (a strided ``y``
-    read a second time by ``numpy.nanmax`` cost as much as the whole sum).
+    Each chunk is summed as a matrix-vector product, rows (frame, neuron) by a vector of
+    ones in float64: torch's reduction over a short last axis (``torch.sum(...,
+    dtype=torch.float64)``) is bound by its per-row cost, about twice as slow here. A chunk
+    of float32 values, or of a strided or Fortran-ordered ``part``, is first converted into
+    one contiguous float64 buffer (a new one per chunk costs its page faults), so that every
+    layout and float dtype of the same values gives the same sums to the last bit. The
+    chunk is then read once more, while in cache, for its smallest value: a chunk with no
+    negative value (spike counts) has its largest magnitude bounded by its largest sum over
+    repeats, free from the sums; a chunk with a negative value takes its exact extremes.
+    Nothing is returned per frame: every reduction is over a whole chunk, as each call costs
+    about as much as reading a few thousand values.
 
     Parameters
     ----------
     part : Tensor of shape (n_stimuli, n_times, n_neurons, n_repeats)
         Any float dtype and strides.
     out : Tensor of shape (n_stimuli, n_times, n_neurons), float64, default=None
-        Where to write the result (e.g. the PSTH's memory); a new tensor by default.
+        Where to write the result (e.g. the PSTH's memory); a new tensor by default. Its
+        frames beyond each stimulus's length are not written.
     divisor : int, default=1
         The sums are divided by it (the number of repeats: the mean).
+    lengths : ndarray of int of shape (n_stimuli,), default=None
+        Valid frames of each stimulus (the first ones); None: all.
 
     Returns
     -------
     sums : Tensor of shape (n_stimuli, n_times, n_neurons), float64
-        ``out`` when given.
-    frame_peak : Tensor of shape (n_stimuli, n_times), float64
-        The largest magnitude over the frame's neurons and repeats; NaN where the frame
-        holds a NaN. Where a chunk of frames holds no negative value, the largest sum of
-        repeats instead (an upper bound of it), unless that exceeds
-        :data:`MAX_ABS_VALUE`: what the magnitude check needs.
+        ``out`` when given. NaN and inf propagate.
+    peak : float
+        The largest magnitude of the valid values, or an upper bound of it (the largest sum
+        over repeats) where a chunk holds no negative value, unless that bound exceeds
+        :data:`MAX_ABS_VALUE`: what the magnitude check needs. NaN when a valid value is
+        NaN; inf when one is infinite or a sum overflows.
     """
     import torch
 
     out = torch.empty(part.shape[:-1], dtype=torch.float64) if out is None else out
-    peak = torch.empty(part.shape[:2], dtype=torch.float64)
-    # one float64 buffer for the converted frames (a new one per chunk costs its page faults)
-    buffer = None if part.dtype == torch.float64 else torch.empty(
-        (part.shape[0], min(SUM_FRAMES, part.shape[1]), *part.shape[2:]), dtype=torch.float64)
-    for start in range(0, part.shape[1], SUM_FRAMES):
-        frames = slice(start, start + SUM_FRAMES)
-        if buffer is None:
-            chunk = part[:, frames]  # y itself, never written
-        else:
-            chunk = buffer[:, :min(SUM_FRAMES, part.shape[1] - start)]
-            chunk.copy_(part[:, frames])
-        sums = out[:, frames]
-        torch.sum(chunk, dim=-1, out=sums)
-        flat = chunk.reshape(*chunk.shape[:2], -1)  # a view, unless y is strided float64
-        low = flat.amin(-1)  # NaN where the frame holds one
-        bound = None
-        if not bool((low < 0).any()):
-            # non-negative values (spike counts): none exceeds the sum of its repeats, so the
-            # largest sum bounds the frame's peak, and only a bound beyond the check's limit
-            # needs the exact peak (one pass less over the frames)
-            bound = sums.amax(-1)
-            if bool((bound > MAX_ABS_VALUE).any()):
-                bound = None
-        if bound is None:
-            torch.maximum(flat.amax(-1), low.neg_(), out=peak[:, frames])
-        else:
-            peak[:, frames] = bound
-        if divisor != 1:
-            sums.div_(divisor)
+    n_stimuli, n_times, n_neurons, n_repeats = part.shape
+    lengths = np.full(n_stimuli, n_times) if lengths is None else np.asarray(lengths)
+    step = max(1, min(n_times, SUM_CHUNK_BYTES // max(1, 8 * n_neurons * n_repeats)))
+    ones = torch.ones(n_repeats, dtype=torch.float64)
+    buffer = None  # float64 copies of the chunks that are not already contiguous float64
+    row = torch.empty(0, dtype=torch.float64)  # the sums of a chunk when out is not contiguous
+    peak = 0.0
+    for stimulus in range(n_stimuli):  # chunks of one stimulus: contiguous in a C-ordered part
+        for start in range(0, int(lengths[stimulus]), step):
+            frames = slice(start, min(start + step, int(lengths[stimulus])))
+            chunk = part[stimulus, frames]
+            if chunk.dtype != torch.float64 or not chunk.is_contiguous():
+                if buffer is None:
+                    buffer = torch.empty((step, n_neurons, n_repeats), dtype=torch.float64)
+                chunk = buffer[:chunk.shape[0]].copy_(chunk)
+            sums = out[stimulus, frames]
+            if sums.is_contiguous():
+                torch.mv(chunk.view(-1, n_repeats), ones, out=sums.view(-1))
+            else:
+                row = torch.mv(chunk.view(-1, n_repeats), ones, out=row.resize_(sums.numel()))
+                sums.copy_(row.view(sums.shape))
+            low = float(chunk.amin())  # NaN where a value is NaN
+            if np.isnan(low):
+                return out, float("nan")  # the caller counts the NaN values
+            high = float(sums.amax()) if low >= 0 else np.inf
+            if not high <= MAX_ABS_VALUE:
+                # a negative value (no bound from the sums), a bound beyond the check's limit,
+                # or a sum that overflowed: the exact extremes
+                high = max(float(chunk.amax()), -low)
+            peak = max(peak, high)
+            if divisor != 1:
+                sums.div_(divisor)
     return out, peak
 
 

@@ -490,8 +490,8 @@ def test_cross_validation_of_a_wide_design_uses_mixed_precision(monkeypatch):
     made = []
     original = solvers.RidgePath.__init__
 
-    def spy(self, m, mixed=None):
-        original(self, m, mixed)
+    def spy(self, m, mixed=None, single=False):
+        original(self, m, mixed, single)
         made.append(self.mixed is not None)
 
     monkeypatch.setattr(solvers.RidgePath, "__init__", spy)
@@ -502,3 +502,113 @@ def test_cross_validation_of_a_wide_design_uses_mixed_precision(monkeypatch):
     reference = exact_path.weights(alphas)
     scale = float(reference.abs().max())
     torch.testing.assert_close(path.weights(alphas), reference, rtol=1e-8, atol=1e-8 * scale)
+
+
+def _smooth_problem(seed=0, S=6, T=300, F=16, L=16, N=6):
+    """A design of F * L >= SINGLE_FOLDS_MIN weights from noise smoothed over frames and
+    bands (correlated columns: an ill-conditioned Gram, as spectrograms give), responses
+    of random STRFs plus noise."""
+    from scipy.ndimage import uniform_filter
+
+    from skstrf._design import lagged_design
+
+    rng = np.random.default_rng(seed)
+    X = torch.tensor(uniform_filter(rng.standard_normal((S, T, F)), size=(1, 7, 3)))
+    W = rng.standard_normal((N, F, L))
+    signal = np.einsum("stfl,nfl->stn", lagged_design(X, L).numpy(), W)
+    P = signal + signal.std() * rng.standard_normal((S, T, N))
+    zeros, ones = torch.zeros(F, dtype=torch.float64), torch.ones(F, dtype=torch.float64)
+    return design_statistics(X, torch.tensor(P), torch.ones(S, T, dtype=torch.float64), L, zeros, ones,
+                             torch.zeros(N, dtype=torch.float64), torch.ones(N, dtype=torch.float64))
+
+
+def _three_folds(S=6):
+    return [(np.setdiff1d(np.arange(S), held), held) for held in np.array_split(np.arange(S), 3)]
+
+
+def test_float32_folds_score_within_a_fraction_of_their_tie_tolerance():
+    """Folds reduced and scored in float32 (single=True) give pooled held-out correlations
+    within a quarter of SINGLE_FOLDS_TOLERANCE of the float64 folds' (so that a choice
+    treating differences below the tolerance as ties is float64's), and are float32's:
+    not identical."""
+    stats = _smooth_problem()
+    alphas = torch.as_tensor(np.logspace(-4, 2, 13))
+    assert solvers.single_folds(stats.gram)
+    exact, _, _ = solvers.cross_validated_scores(stats, _three_folds(), alphas)
+    reductions = []
+    single, _, _ = solvers.cross_validated_scores(stats, _three_folds(), alphas, single=True, reductions=reductions)
+    error = np.abs(single - exact).max()
+    assert 0 < error < solvers.SINGLE_FOLDS_TOLERANCE / 4
+    assert len(reductions) == 3 and all(r[0].dtype == np.float32 for r in reductions)
+
+
+def test_near_ties_of_float32_folds_are_scored_in_float64(monkeypatch):
+    """The check of float32 scores: a flagged neuron's candidate penalties get float64's
+    scores (refined from the folds' float32 reductions, or from a float64 reduction where
+    a fold has none), pooled and per fold; with no near tie the scores are untouched."""
+    stats = _smooth_problem(seed=1)
+    folds = _three_folds()
+    alphas = torch.as_tensor(np.logspace(-4, 2, 13))
+    exact, _, exact_folds = solvers.cross_validated_scores(stats, folds, alphas)
+    reductions = []
+    single, _, single_folds = solvers.cross_validated_scores(stats, folds, alphas, single=True, reductions=reductions)
+    assert np.abs(single - exact).max() > 1e-9  # what the check corrects is there
+    monkeypatch.setattr(solvers, "SINGLE_FOLDS_TOLERANCE", 0.0)  # no tie: nothing to redo
+    same, same_folds = solvers._checked_ties(stats, folds, alphas, single, single_folds, reductions, True, 0.5)
+    assert same is single and same_folds is single_folds
+    monkeypatch.setattr(solvers, "SINGLE_FOLDS_TOLERANCE", 10.0)  # every neuron, every penalty a tie
+    for kept in (reductions, [None] * len(folds)):
+        checked, checked_folds = solvers._checked_ties(stats, folds, alphas, single, single_folds, kept, True, 0.5)
+        np.testing.assert_allclose(checked, exact, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(checked_folds, exact_folds, rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(single, solvers.cross_validated_scores(stats, folds, alphas, single=True)[0])
+
+
+def test_near_ties_flags_neurons_as_choose_weighs_their_scores():
+    """near_ties: two penalties within the tolerance of each other at a neuron's top, in
+    the scores choose maximises (own, pooled, or the mean for a shared penalty)."""
+    from skstrf._selection import near_ties
+
+    alphas = np.array([0.1, 1.0, 10.0])
+    scores = np.array([[0.50, 0.30, np.nan],
+                       [0.50 + 4e-6, 0.10, np.nan],
+                       [0.20, 0.35, np.nan]])
+    np.testing.assert_array_equal(near_ties(scores, alphas, tolerance=1e-5), [True, False, False])
+    np.testing.assert_array_equal(near_ties(scores, alphas, tolerance=1e-7), [False, False, False])
+    np.testing.assert_array_equal(near_ties(scores, alphas, tolerance=0.06), [True, True, False])
+    # pooled halfway with the population's mean: neuron 0's own curve (0.50, 0.49) and
+    # the mean (0.30, 0.31) blend to 0.40 and 0.40, a tie that its own scores do not have
+    pool = np.array([[0.50, 0.10], [0.49, 0.13], [0.0, 0.0]])
+    np.testing.assert_array_equal(near_ties(pool, alphas, tolerance=1e-5), [False, False])
+    np.testing.assert_array_equal(near_ties(pool, alphas, pooling=0.5, tolerance=1e-5), [True, False])
+    # one penalty for all: the mean over neurons, one flag for all
+    shared = near_ties(scores[:, :2], alphas, per_neuron=False, tolerance=1e-5)
+    np.testing.assert_array_equal(shared, [False, False])  # means 0.4, 0.300002, 0.275
+    close = np.array([[0.4, 0.4], [0.4 + 1e-6, 0.4], [0.1, 0.1]])
+    np.testing.assert_array_equal(near_ties(close, alphas, per_neuron=False, tolerance=1e-5), [True, True])
+    assert not near_ties(scores[:1], alphas[:1], tolerance=1.0).any()  # one penalty: nothing to tie
+
+
+def test_float32_folds_choose_what_float64_folds_choose(monkeypatch):
+    """A default fit of a design with SINGLE_FOLDS_MIN weights or more chooses each
+    neuron's penalty from float32 folds (their near ties checked in float64) and refits in
+    float64: the same penalties and the same STRFs as float64 folds."""
+    from skstrf import STRFRegressor
+    from skstrf.datasets import make_strf_dataset
+
+    data = make_strf_dataset(n_stimuli=10, n_times=300, n_freqs=20, n_neurons=12, n_repeats=4, random_state=0)
+    made = []
+    original = solvers.cross_validated_scores
+
+    def spy(*args, **kwargs):
+        made.append(kwargs.get("single", False))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(solvers, "cross_validated_scores", spy)
+    single = STRFRegressor(n_lags=15, random_state=0).fit(data.X, data.y)  # 300 weights
+    assert made == [True]
+    monkeypatch.setattr(solvers, "SINGLE_FOLDS_MIN", 10**9)
+    double = STRFRegressor(n_lags=15, random_state=0).fit(data.X, data.y)
+    assert made == [True, False]
+    np.testing.assert_array_equal(single.alpha_, double.alpha_)
+    np.testing.assert_array_equal(single.strfs_, double.strfs_)

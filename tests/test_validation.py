@@ -250,42 +250,92 @@ def test_band_names_of_a_dataframe_are_checked_like_scikit_learn():
     assert not hasattr(est, "feature_names_in_")
 
 
-@pytest.mark.parametrize("layout", ["C", "F", "strided", "float64"])
-def test_sum_over_repeats_is_torch_float64_sum(layout):
-    """The blockwise float64 sum over repeats equals torch's float64 reduction exactly,
-    whatever y's memory order, and NaN and inf propagate to the frame's sum."""
+def _sum_repeats_layouts(values: np.ndarray) -> dict:
+    """float32 ``values`` in every layout the response pass meets: C, Fortran, a strided
+    view (every other repeat), and float64 (the same values)."""
+    strided = np.full(values.shape[:-1] + (2 * values.shape[-1],), 7.0, dtype=np.float32)
+    strided[..., ::2] = values
+    return {"C": values, "F": np.asfortranarray(values), "strided": strided[..., ::2],
+            "float64": values.astype(np.float64)}
+
+
+def test_sum_over_repeats_is_float64_and_the_same_in_every_layout(monkeypatch):
+    """The chunked sum over repeats accumulates in float64 (equal to numpy's float64 sum
+    to rounding, exact on integer counts), gives the same bits whatever y's memory order
+    or float dtype, writes the mean into given memory on valid frames only, and never
+    writes y."""
     import torch
 
-    from skstrf._validation import SUM_FRAMES, _sum_repeats
+    from skstrf import _validation
+    from skstrf._validation import _sum_repeats
 
+    CHUNK = 8  # frames per chunk: values fall in the first and in later chunks
+    monkeypatch.setattr(_validation, "SUM_CHUNK_BYTES", CHUNK * 4 * 6 * 8)
     rng = np.random.default_rng(3)
-    shape = (3, 2 * SUM_FRAMES + 5, 4, 6)
-    y = rng.standard_normal(shape).astype(np.float32) * 1e3
-    if layout == "F":
-        y = np.asfortranarray(y)
-    elif layout == "strided":
-        y = rng.standard_normal(shape[:-1] + (12,)).astype(np.float32)[..., ::2]
-    elif layout == "float64":
-        y = y.astype(np.float64)
-    y[0, 3, 1, 2] = np.nan
-    y[2, SUM_FRAMES + 1, 3, 0] = np.inf
-    part = torch.from_numpy(y)
-    before = y.copy()
-    got, peak = _sum_repeats(part)
-    assert got.dtype == torch.float64 and got.shape == shape[:3]
-    torch.testing.assert_close(got, torch.sum(part, dim=-1, dtype=torch.float64), rtol=0, atol=0, equal_nan=True)
-    assert torch.isnan(got[0, 3, 1]) and torch.isinf(got[2, SUM_FRAMES + 1, 3])
-    # each frame's largest magnitude from the same pass; NaN marks a frame with a NaN
-    expected = np.abs(y.astype(np.float64)).max(axis=(2, 3))
-    np.testing.assert_array_equal(peak.numpy(), expected)
-    assert np.isnan(peak.numpy()[0, 3]) and np.isinf(peak.numpy()[2, SUM_FRAMES + 1])
-    np.testing.assert_array_equal(y, before)  # y itself (float64) is never written
-    # the mean written into given memory (the PSTH's), the same values as the sum / repeats
+    shape = (3, 2 * CHUNK + 5, 4, 6)
+    values = (rng.standard_normal(shape) * 1e3).astype(np.float32)
+    counts = rng.poisson(3.0, size=shape).astype(np.float32)
+    sums = {}
+    for data in (values, counts):
+        reference = data.astype(np.float64).sum(axis=-1)
+        results = sums[data is values] = {}
+        for layout, y in _sum_repeats_layouts(data).items():
+            before = y.copy()
+            got, _ = _sum_repeats(torch.from_numpy(y))
+            assert got.dtype == torch.float64 and got.shape == shape[:3]
+            results[layout] = got.numpy()
+            np.testing.assert_array_equal(y, before)  # y itself is never written
+        for layout, got in results.items():
+            np.testing.assert_array_equal(got, results["C"], err_msg=layout)
+        if data is counts:
+            np.testing.assert_array_equal(results["C"], reference)  # integers: exact
+        else:
+            scale = np.abs(data.astype(np.float64)).sum(axis=-1)
+            assert np.all(np.abs(results["C"] - reference) <= 1e-14 * scale)
+    # the mean written into given memory, on the valid frames only
+    lengths = np.array([shape[1], CHUNK + 1, 0])
     out = torch.full(shape[:3], -1.0, dtype=torch.float64)
-    mean, peak_again = _sum_repeats(part, out, shape[-1])
+    mean, _ = _sum_repeats(torch.from_numpy(values), out, shape[-1], lengths)
     assert mean is out
-    torch.testing.assert_close(out, got / shape[-1], rtol=0, atol=0, equal_nan=True)
-    np.testing.assert_array_equal(peak_again.numpy(), peak.numpy())
+    for stimulus, length in enumerate(lengths):
+        np.testing.assert_array_equal(out[stimulus, :length].numpy(), sums[True]["C"][stimulus, :length] / shape[-1])
+        assert (out[stimulus, length:] == -1.0).all()
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided", "float64"])
+def test_sum_over_repeats_reports_the_peak_of_valid_values(layout, monkeypatch):
+    """The pass's peak is the exact largest magnitude where values are negative, an upper
+    bound of it no larger than the largest sum over repeats where none is, NaN for a NaN and
+    inf for an infinite value on a valid frame, and reads nothing beyond each stimulus's
+    valid frames."""
+    import torch
+
+    from skstrf import _validation
+    from skstrf._validation import _sum_repeats
+
+    CHUNK = 8
+    monkeypatch.setattr(_validation, "SUM_CHUNK_BYTES", CHUNK * 4 * 6 * 8)
+    rng = np.random.default_rng(4)
+    shape = (3, 2 * CHUNK + 5, 4, 6)
+    lengths = np.array([shape[1], CHUNK + 3, 2])
+
+    def peak_of(data):
+        return _sum_repeats(torch.from_numpy(_sum_repeats_layouts(data)[layout]), None, 1, lengths)[1]
+
+    values = (rng.standard_normal(shape) * 1e3).astype(np.float32)
+    valid = np.arange(shape[1])[None, :] < lengths[:, None]
+    expected = np.abs(values[valid].astype(np.float64)).max()
+    values[~valid] = np.nan  # padding: never read
+    values[1, CHUNK + 5, 0, 0] = 1e30  # beyond the valid frames of stimulus 1
+    assert peak_of(values) == expected
+    counts = rng.poisson(3.0, size=shape).astype(np.float32)
+    counts[~valid] = np.nan
+    sums = counts[valid].astype(np.float64).sum(axis=-1)
+    assert counts[valid].max() <= peak_of(counts) <= sums.max()
+    for bad, expect in ((np.nan, np.isnan), (np.inf, np.isposinf), (-np.inf, np.isposinf)):
+        for data in (values.copy(), counts.copy()):
+            data[1, CHUNK + 1, 2, 3] = bad  # in a later chunk of stimulus 1
+            assert expect(peak_of(data)), (bad, data is values)
 
 
 @pytest.mark.parametrize("layout", ["C", "strided", "float64"])
