@@ -31,7 +31,9 @@ The **floor** of each version is the sum of
   (``skstrf._design.lagged_statistics``) on the float32 X and the float64 PSTH, summed by
   fold group as the fit computes them (median);
 - the penalty path's floor: each of the 5 folds (its reduction and its held-out products
-  for the 13 penalties, ``skstrf._solvers.cross_validated_scores`` on one fold) and the
+  for the 13 penalties, ``skstrf._solvers.cross_validated_scores`` on one fold, in the
+  precision the fit uses: float32 from 256 weights, ``single_folds``; the float64 check of
+  near ties, which not every fit makes, is not counted) and the
   refit's reduction (``skstrf._solvers.RidgePath``), each the faster of two ways (medians):
   timed on one thread and shared perfectly by the ``--threads`` cores (time / threads), or
   timed on all ``--threads`` threads (a tridiagonal reduction is bound by memory traffic:
@@ -108,7 +110,7 @@ from skstrf import STRFRegressor
 from skstrf._design import lagged_statistics
 from skstrf._plan import fold_groups
 from skstrf._selection import DEFAULT_ALPHAS
-from skstrf._solvers import RidgePath, centred, cross_validated_scores
+from skstrf._solvers import RidgePath, centred, cross_validated_scores, single_folds
 from skstrf._threads import limit_threads, task_workers_set
 from skstrf.datasets import make_strf_dataset
 
@@ -275,12 +277,14 @@ def ns1(args, sizes: dict, repeats: int, tmp: Path) -> dict:
     t_stats, grouped = timed(lambda: lagged_statistics(Xt, Pt, mask, N_LAGS, *units, groups=groups_t), repeats)
     alphas = torch.as_tensor(DEFAULT_ALPHAS, dtype=torch.float64)
     refit = centred(grouped)
+    single = single_folds(grouped.gram)  # the folds' precision, as the fit makes them
     with limit_threads(1):
-        t_fold1, _ = timed(lambda: cross_validated_scores(grouped, group_folds[:1], alphas), repeats)
+        t_fold1, _ = timed(lambda: cross_validated_scores(grouped, group_folds[:1], alphas, single=single), repeats)
         t_refit1, _ = timed(lambda: RidgePath(refit), repeats)
     cores = args.threads
     with limit_threads(cores):
-        t_fold_all, _ = timed(lambda: cross_validated_scores(grouped, group_folds[:1], alphas), repeats)
+        t_fold_all, _ = timed(lambda: cross_validated_scores(grouped, group_folds[:1], alphas, single=single),
+                              repeats)
         t_refit_all, _ = timed(lambda: RidgePath(refit), repeats)
     # each piece the faster way: on one thread shared perfectly by the cores, or on all of them
     fold_floor = min(t_fold1["seconds"] / cores, t_fold_all["seconds"])
@@ -289,7 +293,8 @@ def ns1(args, sizes: dict, repeats: int, tmp: Path) -> dict:
     # reported beside it: `cores` folds measured side by side, one thread each (what this
     # machine gives for independent folds: they share its caches and memory bandwidth)
     with limit_threads(cores), task_workers_set(cores):
-        t_folds_side, _ = timed(lambda: cross_validated_scores(grouped, group_folds[:cores], alphas), repeats)
+        t_folds_side, _ = timed(lambda: cross_validated_scores(grouped, group_folds[:cores], alphas, single=single),
+                                repeats)
     path_side = len(group_folds) * t_folds_side["seconds"] / cores + refit_floor
 
     def fit(y):

@@ -573,13 +573,11 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
     """
     folds = [(torch.as_tensor(np.asarray(train)), torch.as_tensor(np.asarray(test))) for train, test in folds]
 
-    kept = [None] * len(folds)
+    kept = [None] * len(folds)  # each fold's float32 reduction (single), for reductions
 
     def fold_sums(train: torch.Tensor, test: torch.Tensor, path: RidgePath | None = None,
                   index: int = 0) -> torch.Tensor:
         path = RidgePath(centred(stats, train), single=single) if path is None else path
-        if single:
-            kept[index] = path
         m = path.m
         D, N = m.cross.shape
         # penalties a few at a time: the weights of a group stay within PATH_BLOCK_BYTES
@@ -599,11 +597,13 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
                         break
                     sums.append(in_basis.sums(coefficients))
                 else:
+                    kept[index] = path.tridiagonal if single else None
                     return torch.cat(sums, dim=1)
         sums = []
         for block in blocks:
             weights = path.weights(block)
             sums.append(prediction_sums(weights, m.intercept(weights), stats, test))
+        kept[index] = path.tridiagonal if single and path.eigen is None else None
         return torch.cat(sums, dim=1)
 
     workers = _threaded(stats.gram)
@@ -623,7 +623,7 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
                                      else functools.partial(lambda p: p, path)
                                      for k, ((first, test), path) in enumerate(zip(group, paths))], workers)
     if reductions is not None:
-        reductions.extend(None if path is None or path.eigen is not None else path.tridiagonal for path in kept)
+        reductions.extend(kept)
     sums = torch.stack(results[:len(folds)])
     fold_scores = np.stack([held_out_correlation(fold) for fold in sums])
     return held_out_correlation(sums.sum(0)), results[len(folds):], fold_scores
@@ -1506,7 +1506,9 @@ def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: 
     float32 reduction, is reduced again in float64), scored on the held-out statistics in
     float64: a few neurons cost a few (D, D) by (D, n_alphas * n_flagged) products per fold,
     not the folds' reductions. With one penalty for all neurons, a near tie of their mean
-    scores all of them again.
+    scores all of them again. The flagged neurons also measure the float32 error on this
+    design: where one of their scores is further than half the tolerance from float64's,
+    every neuron is scored again in float64 (the folds' float64 reductions).
 
     Parameters
     ----------
@@ -1552,9 +1554,17 @@ def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: 
 
     sums = torch.stack(side_by_side([functools.partial(fold, train, test, reduction)
                                      for (train, test), reduction in zip(folds, reductions)], _threaded(stats.gram)))
-    scores, fold_scores = scores.copy(), fold_scores.copy()
     where = np.ix_(candidates, np.flatnonzero(flagged))
-    scores[where] = held_out_correlation(sums.sum(0))
+    exact = held_out_correlation(sums.sum(0))
+    with np.errstate(invalid="ignore"):
+        error = np.nanmax(np.abs(exact - scores[where]), initial=0.0)
+    if error > SINGLE_FOLDS_TOLERANCE / 2:
+        # float32 is further from float64 on this design than the tolerance assumes: no
+        # float32 score is trusted, every neuron is scored in float64
+        exact_scores, _, exact_folds = cross_validated_scores(stats, folds, alphas)
+        return exact_scores, exact_folds
+    scores, fold_scores = scores.copy(), fold_scores.copy()
+    scores[where] = exact
     for k, one in enumerate(sums):
         fold_scores[k][where] = held_out_correlation(one)
     return scores, fold_scores

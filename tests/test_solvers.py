@@ -562,6 +562,13 @@ def test_near_ties_of_float32_folds_are_scored_in_float64(monkeypatch):
         np.testing.assert_allclose(checked, exact, rtol=0, atol=1e-9)
         np.testing.assert_allclose(checked_folds, exact_folds, rtol=0, atol=1e-8)
     np.testing.assert_array_equal(single, solvers.cross_validated_scores(stats, folds, alphas, single=True)[0])
+    # a float32 error beyond half the tolerance on the flagged scores: every neuron in float64
+    monkeypatch.setattr(solvers, "SINGLE_FOLDS_TOLERANCE", 1.0)
+    off = single.copy()
+    off[:, 0] = exact[:, 0] + 0.9  # neuron 0 flagged (every penalty 0.9 off, a tie), its error 0.9
+    redone, redone_folds = solvers._checked_ties(stats, folds, alphas, off, single_folds, reductions, True, 0.0)
+    np.testing.assert_array_equal(redone, exact)
+    np.testing.assert_array_equal(redone_folds, exact_folds)
 
 
 def test_near_ties_flags_neurons_as_choose_weighs_their_scores():
