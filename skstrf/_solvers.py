@@ -558,9 +558,11 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
         within about 1e-6 of float64's (:data:`SINGLE_FOLDS_TOLERANCE` is what a choice
         made from them treats as a tie), about 1.5 times faster.
     reductions : list or None, default=None
-        With ``single``, a list that receives each fold's float32 tridiagonal reduction, in
-        the order of ``folds`` (None for a fold that switched to an eigendecomposition), for
-        a float64 check of some neurons (:func:`_checked_ties`).
+        With ``single``, a list that receives for each fold, in the order of ``folds``, its
+        float32 tridiagonal reduction (None for a fold that switched to an
+        eigendecomposition) and its centred statistics (None above
+        :data:`KEPT_STATISTICS_MAX` weights: remade when needed), for a float64 check of
+        some neurons (:func:`_checked_ties`).
 
     Returns
     -------
@@ -573,7 +575,7 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
     """
     folds = [(torch.as_tensor(np.asarray(train)), torch.as_tensor(np.asarray(test))) for train, test in folds]
 
-    kept = [None] * len(folds)  # each fold's float32 reduction (single), for reductions
+    kept = [(None, None)] * len(folds)  # for reductions
 
     def fold_sums(train: torch.Tensor, test: torch.Tensor, path: RidgePath | None = None,
                   index: int = 0) -> torch.Tensor:
@@ -597,13 +599,13 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
                         break
                     sums.append(in_basis.sums(coefficients))
                 else:
-                    kept[index] = path.tridiagonal if single else None
+                    kept[index] = _kept(path, single)
                     return torch.cat(sums, dim=1)
         sums = []
         for block in blocks:
             weights = path.weights(block)
             sums.append(prediction_sums(weights, m.intercept(weights), stats, test))
-        kept[index] = path.tridiagonal if single and path.eigen is None else None
+        kept[index] = _kept(path, single)
         return torch.cat(sums, dim=1)
 
     workers = _threaded(stats.gram)
@@ -627,6 +629,21 @@ def cross_validated_scores(stats: DesignStatistics, folds, alphas: torch.Tensor,
     sums = torch.stack(results[:len(folds)])
     fold_scores = np.stack([held_out_correlation(fold) for fold in sums])
     return held_out_correlation(sums.sum(0)), results[len(folds):], fold_scores
+
+
+#: Weights up to which :func:`cross_validated_scores` keeps each fold's centred statistics
+#: for the float64 check of float32 scores (5 folds of 1,024 weights: 40 MB); above, the
+#: check sums them again (about a millisecond a fold at 510 weights).
+KEPT_STATISTICS_MAX = 1024
+
+
+def _kept(path: RidgePath, single: bool) -> tuple:
+    """What a fold of float32 scores keeps for their check: (its float32 reduction or None,
+    its centred statistics or None)."""
+    if not single:
+        return None, None
+    reduction = path.tridiagonal if path.eigen is None and path.mixed is None else None
+    return reduction, (path.m if path.m.gram.shape[0] <= KEPT_STATISTICS_MAX else None)
 
 
 def reduce_one_by_one(matrix: torch.Tensor, workers: int) -> bool:
@@ -1495,20 +1512,24 @@ def single_folds(gram: torch.Tensor) -> bool:
 def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: np.ndarray,
                   fold_scores: np.ndarray, reductions: list, per_neuron: bool,
                   pooling: float) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 cross-validation scores with their near ties scored again in float64.
+    """Float32 cross-validation scores with their near ties, and one canary, scored again
+    in float64.
 
     A neuron whose best two penalties are within :data:`SINGLE_FOLDS_TOLERANCE` of each
     other, as :func:`skstrf._selection.choose` weighs them (:func:`skstrf._selection.near_ties`),
-    could be given another penalty than float64 scores would give it: its scores (on every
-    fold) are replaced by float64's. Each fold's weights for those neurons are its float32
-    reduction's solutions refined in float64 (:func:`_refined_weights`, to
-    :data:`REFINEMENT_TOLERANCE`; a fold whose refinement does not converge, or that has no
-    float32 reduction, is reduced again in float64), scored on the held-out statistics in
-    float64: a few neurons cost a few (D, D) by (D, n_alphas * n_flagged) products per fold,
-    not the folds' reductions. With one penalty for all neurons, a near tie of their mean
-    scores all of them again. The flagged neurons also measure the float32 error on this
-    design: where one of their scores is further than half the tolerance from float64's,
-    every neuron is scored again in float64 (the folds' float64 reductions).
+    could be given another penalty than float64 scores would give it: its scores at the
+    penalties within the tolerance of its best are replaced by float64's. So are the best
+    two of the canary, the neuron whose best two are closest (flagged or not), so that every
+    fit measures the float32 error on its own design: where one of these float64 scores is
+    further than half the tolerance from its float32 score, no float32 score is trusted and
+    every neuron is scored in float64 (the folds' float64 reductions). With one penalty for
+    all neurons, a near tie of their mean scores every neuron in float64.
+
+    Each fold's weights for the checked neurons are its float32 reduction's solutions refined
+    in float64 (:func:`_refined_weights`, to :data:`REFINEMENT_TOLERANCE`; a fold whose
+    refinement does not converge, or that has no float32 reduction, is reduced again in
+    float64), scored on the held-out statistics in float64: a few neurons cost a few (D, D)
+    by (D, n_candidates * n_checked) products per fold, not the folds' reductions.
 
     Parameters
     ----------
@@ -1519,45 +1540,65 @@ def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: 
     scores : ndarray of shape (n_alphas, n_neurons)
         Pooled float32 scores.
     fold_scores : ndarray of shape (n_folds, n_alphas, n_neurons)
-    reductions : list
-        Each fold's float32 reduction (:func:`cross_validated_scores`'s ``reductions``).
+    reductions : list of (tuple or None, CentredStatistics or None)
+        Each fold's float32 reduction and centred statistics (:func:`cross_validated_scores`'s
+        ``reductions``).
     per_neuron, pooling :
         As for :func:`skstrf._selection.choose`.
 
     Returns
     -------
     scores, fold_scores : ndarray
-        Copies with the flagged neurons' columns replaced, or the inputs when none is.
+        Copies with the checked (penalty, neuron) entries replaced by float64's, or every
+        entry float64's.
     """
     grid = alphas.cpu().numpy()
+    shared = not per_neuron or pooling >= 1
     flagged = near_ties(scores, grid, per_neuron=per_neuron, pooling=pooling, tolerance=SINGLE_FOLDS_TOLERANCE)
-    if not flagged.any():
+    if scores.shape[0] < 2 or (shared and flagged.all()):
+        if not flagged.any():
+            return scores, fold_scores
+        exact_scores, _, exact_folds = cross_validated_scores(stats, folds, alphas)
+        return exact_scores, exact_folds
+    # each neuron's curve as its own choice weighs it (the blend with the population's)
+    own = np.nan_to_num(blended_scores(scores, pooling=0.0 if shared else pooling), nan=-np.inf)
+    top = np.sort(own, axis=0)[-2:]
+    with np.errstate(invalid="ignore"):
+        gap = np.where(np.isfinite(top[0]), top[1] - top[0], np.inf)
+    if not np.isfinite(gap).any():  # no neuron with two defined scores: nothing to check
         return scores, fold_scores
-    # the penalties that could be a flagged neuron's best: within the tolerance of its top
-    objective = np.nan_to_num(blended_scores(scores, per_neuron=per_neuron, pooling=pooling), nan=-np.inf)
-    near = objective >= objective.max(axis=0) - SINGLE_FOLDS_TOLERANCE
-    candidates = np.flatnonzero(near[:, flagged].any(axis=1))
-    sub = _columns(stats, torch.as_tensor(np.flatnonzero(flagged), device=stats.cross.device))
+    canary = int(np.argmin(gap))
+    flagged = flagged.copy()
+    flagged[canary] = True
+    margin = np.where(np.arange(gap.size) == canary, np.maximum(gap, SINGLE_FOLDS_TOLERANCE), SINGLE_FOLDS_TOLERANCE)
+    near = own >= own.max(axis=0) - margin  # the penalties that could be a checked neuron's best
+    neurons = np.flatnonzero(flagged)
+    candidates = np.flatnonzero(near[:, neurons].any(axis=1))
+    columns = torch.as_tensor(neurons, device=stats.cross.device)
+    sub = _columns(stats, columns)
     penalties = grid[candidates]
 
-    def fold(train, test, reduction) -> torch.Tensor:
-        train, test = torch.as_tensor(np.asarray(train)), torch.as_tensor(np.asarray(test))
-        m = centred(sub, train)
+    def fold(train, test, kept) -> torch.Tensor:
+        reduction, m = kept
+        test = torch.as_tensor(np.asarray(test))
+        m = (centred(sub, torch.as_tensor(np.asarray(train))) if m is None
+             else CentredStatistics(m.gram, m.cross[:, columns], m.z_mean, m.p_mean[columns], m.count))
         matrix, rhs = (m.gram / m.count).numpy(), (m.cross / m.count).numpy()
-        columns = np.broadcast_to(penalties[:, None], (penalties.size, rhs.shape[1])).copy()
-        weights, done = (_refined_weights(reduction, matrix, rhs, columns) if reduction is not None
-                         else (None, np.zeros(columns.shape, dtype=bool)))
+        shape = (penalties.size, rhs.shape[1])
+        weights, done = (_refined_weights(reduction, matrix, rhs, np.broadcast_to(penalties[:, None], shape).copy())
+                         if reduction is not None else (None, np.zeros(shape, dtype=bool)))
         if not done.all():  # refinement too slow (a penalty too small for float32): float64's own
             weights = RidgePath(m).weights(torch.as_tensor(penalties)).numpy()
         weights = torch.from_numpy(np.ascontiguousarray(weights))
         return prediction_sums(weights, m.intercept(weights), sub, test)
 
-    sums = torch.stack(side_by_side([functools.partial(fold, train, test, reduction)
-                                     for (train, test), reduction in zip(folds, reductions)], _threaded(stats.gram)))
-    where = np.ix_(candidates, np.flatnonzero(flagged))
+    sums = torch.stack(side_by_side([functools.partial(fold, train, test, kept)
+                                     for (train, test), kept in zip(folds, reductions)], _threaded(stats.gram)))
+    where = np.ix_(candidates, neurons)
     exact = held_out_correlation(sums.sum(0))
+    checked = near[where]  # the entries the check vouches for (others of a candidate row may be far)
     with np.errstate(invalid="ignore"):
-        error = np.nanmax(np.abs(exact - scores[where]), initial=0.0)
+        error = np.nanmax(np.abs(exact - scores[where])[checked], initial=0.0)
     if error > SINGLE_FOLDS_TOLERANCE / 2:
         # float32 is further from float64 on this design than the tolerance assumes: no
         # float32 score is trusted, every neuron is scored in float64
