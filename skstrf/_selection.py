@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["DEFAULT_ALPHAS", "MAX_GRADIENT_ALPHA", "alpha_grid", "choose", "choose_form", "near_ties", "blended_scores"]
+__all__ = ["DEFAULT_ALPHAS", "MAX_GRADIENT_ALPHA", "alpha_grid", "choose", "choose_form", "near_ties", "tied_penalties", "blended_scores"]
 
 #: The penalty grid searched when ``alpha=None``.
 DEFAULT_ALPHAS = np.logspace(-4, 2, 13)
@@ -128,11 +128,12 @@ def blended_scores(scores: np.ndarray, *, per_neuron: bool = True, pooling: floa
     return _blended(scores, pooling)
 
 
-def near_ties(scores: np.ndarray, alphas: np.ndarray, *, per_neuron: bool = True, pooling: float = 0.0,
-              tolerance: float) -> np.ndarray:
-    """The neurons whose :func:`choose` could change with errors of the scores below
-    ``tolerance / 2``: where the best two penalties' objectives (the scores as
-    :func:`choose` weighs them) differ by less than ``tolerance``.
+def tied_penalties(scores: np.ndarray, alphas: np.ndarray, *, per_neuron: bool = True, pooling: float = 0.0,
+                   tolerance: float | np.ndarray) -> np.ndarray:
+    """The penalties that could be :func:`choose`'s with errors of the scores within half
+    their tolerance: each column's best, and every penalty whose objective (the scores as
+    :func:`choose` weighs them) is below the best by less than the mean of the two
+    penalties' tolerances.
 
     Parameters
     ----------
@@ -140,7 +141,37 @@ def near_ties(scores: np.ndarray, alphas: np.ndarray, *, per_neuron: bool = True
     alphas : ndarray of shape (n_alphas,)
     per_neuron, pooling :
         As for :func:`choose`.
-    tolerance : float
+    tolerance : float or ndarray of shape (n_alphas,)
+        One for every penalty, or one per penalty.
+
+    Returns
+    -------
+    ndarray of bool of shape (n_alphas, n_neurons), or (n_alphas, 1) with one penalty for
+    all neurons (``per_neuron=False`` or ``pooling >= 1``)
+        False everywhere in a column whose scores are all undefined.
+    """
+    objective = np.nan_to_num(blended_scores(scores, per_neuron=per_neuron, pooling=pooling), nan=-np.inf)
+    tolerance = np.broadcast_to(np.asarray(tolerance, dtype=np.float64), (objective.shape[0],))
+    best = _best(objective, np.asarray(alphas, dtype=np.float64))
+    columns = np.arange(objective.shape[1])
+    margin = (tolerance[best][None, :] + tolerance[:, None]) / 2
+    with np.errstate(invalid="ignore"):  # -inf - -inf: an undefined column ties nothing
+        tied = objective[best, columns][None, :] - objective < margin
+    return tied & np.isfinite(objective[best, columns])[None, :]
+
+
+def near_ties(scores: np.ndarray, alphas: np.ndarray, *, per_neuron: bool = True, pooling: float = 0.0,
+              tolerance: float | np.ndarray) -> np.ndarray:
+    """The neurons whose :func:`choose` could change with errors of the scores within half
+    their tolerance: where another penalty than the best is a :func:`tied_penalties`.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_alphas, n_neurons)
+    alphas : ndarray of shape (n_alphas,)
+    per_neuron, pooling :
+        As for :func:`choose`.
+    tolerance : float or ndarray of shape (n_alphas,)
 
     Returns
     -------
@@ -152,10 +183,7 @@ def near_ties(scores: np.ndarray, alphas: np.ndarray, *, per_neuron: bool = True
     n_neurons = scores.shape[1]
     if scores.shape[0] < 2:
         return np.zeros(n_neurons, dtype=bool)
-    objective = np.nan_to_num(blended_scores(scores, per_neuron=per_neuron, pooling=pooling), nan=-np.inf)
-    top = np.sort(objective, axis=0)[-2:]
-    with np.errstate(invalid="ignore"):  # -inf - -inf: all undefined, nothing to tie
-        tied = top[1] - top[0] < tolerance
+    tied = tied_penalties(scores, alphas, per_neuron=per_neuron, pooling=pooling, tolerance=tolerance).sum(0) > 1
     return np.broadcast_to(tied, (n_neurons,)).copy()
 
 

@@ -543,11 +543,11 @@ def test_float32_folds_score_within_a_fraction_of_their_tie_tolerance():
 
 
 def test_near_ties_of_float32_folds_are_scored_in_float64(monkeypatch):
-    """The check of float32 scores: a flagged neuron's candidate penalties get float64's
-    scores (refined from the folds' float32 reductions, or from a float64 reduction where
-    a fold has none, with kept or remade fold statistics), pooled and per fold; with no
-    near tie only the canary's best two; a float32 error beyond half the tolerance makes
-    every score float64's."""
+    """The check of float32 scores: the canary (best two penalties closest) is scored in
+    float64 at every penalty; a flagged neuron's tied penalties get float64's scores
+    (refined from the folds' float32 reductions, or from a float64 reduction where a fold
+    has none, with kept or remade fold statistics), pooled and per fold; a float32 error
+    beyond half the tolerance on a flagged neuron makes every score float64's."""
     stats = _smooth_problem(seed=1)
     folds = _three_folds()
     alphas = torch.as_tensor(np.logspace(-4, 2, 13))
@@ -556,23 +556,25 @@ def test_near_ties_of_float32_folds_are_scored_in_float64(monkeypatch):
     single, _, single_folds = solvers.cross_validated_scores(stats, folds, alphas, single=True, reductions=reductions)
     assert np.abs(single - exact).max() > 1e-9  # what the check corrects is there
     top = np.sort(single, axis=0)[-2:]
-    assert (top[1] - top[0]).min() > solvers.SINGLE_FOLDS_TOLERANCE  # no tie: only the canary is checked
-    canaried, _ = solvers._checked_ties(stats, folds, alphas, single, single_folds, reductions, True, 0.0)
-    canary = int(np.argmin(top[1] - top[0]))  # the neuron whose best two are closest
-    best_two = np.argsort(single[:, canary])[-2:]
-    changed = canaried != single
-    assert changed[:, canary].any() and not np.delete(changed, canary, axis=1).any()
-    np.testing.assert_allclose(canaried[best_two, canary], exact[best_two, canary], rtol=0, atol=1e-9)
+    gap = top[1] - top[0]
+    assert gap.min() > solvers.SINGLE_FOLDS_ERROR_MARGIN * np.abs(single - exact).max()  # no tie
+    canary = int(np.argmin(gap))  # the neuron whose best two are closest
+    checked, checked_folds = solvers._checked_ties(stats, folds, alphas, single, single_folds, reductions, True, 0.0)
+    np.testing.assert_allclose(checked[:, canary], exact[:, canary], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(checked_folds[..., canary], exact_folds[..., canary], rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(np.delete(checked, canary, axis=1), np.delete(single, canary, axis=1))
     monkeypatch.setattr(solvers, "SINGLE_FOLDS_TOLERANCE", 10.0)  # every neuron, every penalty a tie
     for kept in (reductions, [(None, None)] * len(folds), [(r, None) for r, _ in reductions]):
         checked, checked_folds = solvers._checked_ties(stats, folds, alphas, single, single_folds, kept, True, 0.5)
         np.testing.assert_allclose(checked, exact, rtol=0, atol=1e-9)
         np.testing.assert_allclose(checked_folds, exact_folds, rtol=0, atol=1e-8)
     np.testing.assert_array_equal(single, solvers.cross_validated_scores(stats, folds, alphas, single=True)[0])
-    # a float32 error beyond half the tolerance on the flagged scores: every neuron in float64
+    # a flagged neuron whose float32 scores are 0.9 off (a shift: its ties unchanged), more
+    # than half the tolerance: every neuron in float64
     monkeypatch.setattr(solvers, "SINGLE_FOLDS_TOLERANCE", 1.0)
+    other = (canary + 1) % single.shape[1]
     off = single.copy()
-    off[:, 0] = exact[:, 0] + 0.9  # neuron 0 flagged (every penalty 0.9 off, a tie), its error 0.9
+    off[:, other] += 0.9
     redone, redone_folds = solvers._checked_ties(stats, folds, alphas, off, single_folds, reductions, True, 0.0)
     np.testing.assert_array_equal(redone, exact)
     np.testing.assert_array_equal(redone_folds, exact_folds)
@@ -581,7 +583,7 @@ def test_near_ties_of_float32_folds_are_scored_in_float64(monkeypatch):
 def test_near_ties_flags_neurons_as_choose_weighs_their_scores():
     """near_ties: two penalties within the tolerance of each other at a neuron's top, in
     the scores choose maximises (own, pooled, or the mean for a shared penalty)."""
-    from skstrf._selection import near_ties
+    from skstrf._selection import near_ties, tied_penalties
 
     alphas = np.array([0.1, 1.0, 10.0])
     scores = np.array([[0.50, 0.30, np.nan],
@@ -601,6 +603,12 @@ def test_near_ties_flags_neurons_as_choose_weighs_their_scores():
     close = np.array([[0.4, 0.4], [0.4 + 1e-6, 0.4], [0.1, 0.1]])
     np.testing.assert_array_equal(near_ties(close, alphas, per_neuron=False, tolerance=1e-5), [True, True])
     assert not near_ties(scores[:1], alphas[:1], tolerance=1.0).any()  # one penalty: nothing to tie
+    # a tolerance per penalty: neuron 1's 0.05 gap to 0.35 at 10.0 ties when that penalty's
+    # tolerance is 0.2 and its best's 1e-5 (their mean 0.1), not with 1e-5 for both
+    per_penalty = np.array([1e-5, 1e-5, 0.2])
+    np.testing.assert_array_equal(near_ties(scores, alphas, tolerance=per_penalty), [True, True, False])
+    tied = tied_penalties(scores, alphas, tolerance=per_penalty)
+    np.testing.assert_array_equal(tied, [[True, True, False], [True, False, False], [False, True, False]])
 
 
 def test_float32_folds_choose_what_float64_folds_choose(monkeypatch):
