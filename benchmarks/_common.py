@@ -407,6 +407,14 @@ def finish_section(text: str, args: Any, before: dict[str, Any], after: dict[str
     publish(text, args.markdown)
 
 
+def publish_table(intro: str, rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]],
+                  before: dict[str, Any], quick: bool, markdown: Path | str | None) -> None:
+    """Publish a report that is one table: ``intro``, the table, the machine (and a QUICK
+    flag) (:func:`publish`)."""
+    machine = format_machine(before, machine_info()) + (" QUICK RUN: tiny sizes, numbers mean nothing." if quick else "")
+    publish("\n".join([intro, "", markdown_table(rows, columns), "", machine]), markdown)
+
+
 def publish(text: str, markdown: Path | str | None) -> None:
     """Print a benchmark's report and, when ``markdown`` (a path) is given, write it there:
     atomically, never through a file or link planted at that name (``run_all.write_atomic``)."""

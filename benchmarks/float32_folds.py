@@ -21,7 +21,6 @@ brucezilany; benchmarks/README.md), on a quiet machine for the times::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
@@ -32,8 +31,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import format_machine, machine_info, markdown_table, publish  # noqa: E402
-from kernels_earn import CASES, SONGS, load_case  # noqa: E402
+from _common import machine_info, publish_table  # noqa: E402
+from kernels_earn import case_parser, each_case, load_case  # noqa: E402
 
 from skstrf import STRFRegressor  # noqa: E402
 from skstrf import _solvers  # noqa: E402
@@ -139,33 +138,17 @@ def compare_case(case: str, seed: int, quick: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[300, 301, 302],
-                        help="songs seeds (default: kernels_earn.py's report seeds)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that the script runs")
-    parser.add_argument("--markdown", type=Path)
-    args = parser.parse_args(argv)
-    before = machine_info()
-    rows = []
-    for case in args.cases:
-        for seed in (args.seeds if case in SONGS else args.seeds[:1]):
-            rows.append(compare_case(case, seed, args.quick))
-            print(rows[-1], flush=True)
+    args, before, rows = case_parser(__doc__.split("\n\n")[0]).parse_args(argv), machine_info(), []
+    for case, seed in each_case(args):
+        rows.append(compare_case(case, seed, args.quick))
+        print(rows[-1], flush=True)
     columns = [("case", "case", ""), ("weights", "weights", ""), ("float32", "float32 folds", ""),
                ("same", "same penalty (neuron-folds)", ""), ("strf", "max STRF difference (relative)", ""),
                ("t32", "fits, float32 folds (s)", ""), ("t64", "fits, float64 folds (s)", ""),
                ("flagged", "neurons checked besides the canary", ""), ("fallbacks", "fallbacks to float64", ""),
                ("ratio", "largest float32 error / half its tolerance (first outer fold)", "")]
-    text = "\n".join([
-        "Default vanilla fits on each outer fold's training stimuli, float32 folds against float64 folds "
-        "(times summed over the outer folds).",
-        "",
-        markdown_table(rows, columns),
-        "",
-        format_machine(before, machine_info()) + (" QUICK RUN: tiny sizes, numbers mean nothing." if args.quick else ""),
-    ])
-    publish(text, args.markdown)
+    publish_table("Default vanilla fits on each outer fold's training stimuli, float32 folds against float64 folds "
+                  "(times summed over the outer folds).", rows, columns, before, args.quick, args.markdown)
 
 
 if __name__ == "__main__":

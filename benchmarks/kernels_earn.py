@@ -114,6 +114,27 @@ SONGS = {
 }
 
 
+def case_parser(description: str) -> argparse.ArgumentParser:
+    """The options of a script that runs over these cases, one row per case (and songs seed):
+    ``--cases``, ``--seeds`` (the songs'; the report seeds by default), ``--quick``,
+    ``--markdown``. See :func:`each_case`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[300, 301, 302],
+                        help="songs seeds (default: kernels_earn.py's report seeds)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that the script runs")
+    parser.add_argument("--markdown", type=Path)
+    return parser
+
+
+def each_case(args: argparse.Namespace):
+    """(case, seed) of every row of a :func:`case_parser` script: each songs seed, the
+    first seed for the other cases."""
+    for case in args.cases:
+        for seed in (args.seeds if case in SONGS else args.seeds[:1]):
+            yield case, seed
+
+
 def load_case(name: str, seed: int, quick: bool):
     """X, y, n_lags, outer folds (arrays of test stimuli) and a description of one case."""
     if name == "naplib":

@@ -21,7 +21,6 @@ brucezilany; benchmarks/README.md)::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from pathlib import Path
@@ -31,8 +30,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import format_machine, machine_info, markdown_table, publish  # noqa: E402
-from kernels_earn import CASES, SONGS, load_case  # noqa: E402
+from _common import machine_info, publish_table  # noqa: E402
+from kernels_earn import SONGS, case_parser, each_case, load_case  # noqa: E402
 
 from skstrf import STRFRegressor  # noqa: E402
 from skstrf.datasets import make_realistic_dataset  # noqa: E402
@@ -54,38 +53,22 @@ def row(case: str, source: str, shares: np.ndarray) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[300, 301, 302],
-                        help="songs seeds (default: kernels_earn.py's report seeds)")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--markdown", type=Path)
-    args = parser.parse_args(argv)
-    before = machine_info()
-    rows = []
-    for case in args.cases:
-        for seed in (args.seeds if case in SONGS else args.seeds[:1]):
-            X, y, n_lags, _, description = load_case(case, seed, args.quick)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                est = STRFRegressor(n_lags=n_lags, random_state=0).fit(X, y)
-            rows.append(row(description, "vanilla fit, every stimulus", energy_shares(est.contributions_)))
-            if case in SONGS:
-                truth = make_realistic_dataset("stimuli", n_neurons=8 if not args.quick else 2, random_state=seed,
-                                               **SONGS[case]).strfs
-                rows.append(row(description, "generator's truth", energy_shares(truth)))
-            print(rows[-1], flush=True)
+    args, before, rows = case_parser(__doc__.split("\n\n")[0]).parse_args(argv), machine_info(), []
+    for case, seed in each_case(args):
+        X, y, n_lags, _, description = load_case(case, seed, args.quick)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = STRFRegressor(n_lags=n_lags, random_state=0).fit(X, y)
+        rows.append(row(description, "vanilla fit, every stimulus", energy_shares(est.contributions_)))
+        if case in SONGS:
+            truth = make_realistic_dataset("stimuli", n_neurons=8 if not args.quick else 2, random_state=seed,
+                                           **SONGS[case]).strfs
+            rows.append(row(description, "generator's truth", energy_shares(truth)))
+        print(rows[-1], flush=True)
     columns = [("case", "case", ""), ("source", "STRFs", ""), ("neurons", "neurons", "")] + [
         (f"r{r}", f"rank {r}: mean [min]", "") for r in RANKS]
-    text = "\n".join([
-        "Share of each STRF's energy in its first r singular components (frequency x lag), mean and "
-        "smallest over neurons.",
-        "",
-        markdown_table(rows, columns),
-        "",
-        format_machine(before, machine_info()) + (" QUICK RUN: tiny sizes, numbers mean nothing." if args.quick else ""),
-    ])
-    publish(text, args.markdown)
+    publish_table("Share of each STRF's energy in its first r singular components (frequency x lag), mean and "
+                  "smallest over neurons.", rows, columns, before, args.quick, args.markdown)
 
 
 if __name__ == "__main__":

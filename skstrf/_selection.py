@@ -163,22 +163,9 @@ def tied_penalties(scores: np.ndarray, alphas: np.ndarray, *, per_neuron: bool =
 def near_ties(scores: np.ndarray, alphas: np.ndarray, *, per_neuron: bool = True, pooling: float = 0.0,
               tolerance: float | np.ndarray) -> np.ndarray:
     """The neurons whose :func:`choose` could change with errors of the scores within half
-    their tolerance: where another penalty than the best is a :func:`tied_penalties`.
-
-    Parameters
-    ----------
-    scores : ndarray of shape (n_alphas, n_neurons)
-    alphas : ndarray of shape (n_alphas,)
-    per_neuron, pooling :
-        As for :func:`choose`.
-    tolerance : float or ndarray of shape (n_alphas,)
-
-    Returns
-    -------
-    ndarray of bool of shape (n_neurons,)
-        With one penalty for all neurons (``per_neuron=False`` or ``pooling >= 1``): all
-        True when the mean scores are near a tie, else all False.
-    """
+    their tolerance: where another penalty than the best is a :func:`tied_penalties` (same
+    parameters). Returns a bool per neuron; with one penalty for all neurons, all True when
+    the mean scores are near a tie, else all False."""
     scores = np.asarray(scores, dtype=np.float64)
     n_neurons = scores.shape[1]
     if scores.shape[0] < 2:
