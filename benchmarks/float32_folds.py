@@ -131,7 +131,8 @@ def compare_case(case: str, seed: int, quick: bool) -> dict:
             total += a.alpha_.size
             worst = max(worst, float(np.abs(a.strfs_ - b.strfs_).max() / np.abs(b.strfs_).max()))
     weights = X.shape[2] * n_lags
-    return {"case": description, "weights": weights, "float32": "yes" if weights >= minimum and weights < 2048 else "no",
+    in_range = minimum <= weights < _solvers.MIXED_PRECISION_MIN
+    return {"case": description, "weights": weights, "float32": "yes" if in_range else "no",
             "same": f"{same}/{total}", "strf": f"{worst:.1e}", "t32": f"{seconds['single']:.1f}",
             "t64": f"{seconds['double']:.1f}", "flagged": counter.flagged, "fallbacks": counter.fallbacks,
             "ratio": "—" if ratio is None else f"{ratio:.2f}"}

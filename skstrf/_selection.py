@@ -7,7 +7,8 @@ import warnings
 
 import numpy as np
 
-__all__ = ["DEFAULT_ALPHAS", "MAX_GRADIENT_ALPHA", "alpha_grid", "choose", "choose_form", "near_ties", "tied_penalties", "blended_scores"]
+__all__ = ["DEFAULT_ALPHAS", "MAX_GRADIENT_ALPHA", "alpha_grid", "choose", "choose_form", "near_ties",
+           "tied_penalties", "blended_scores"]
 
 #: The penalty grid searched when ``alpha=None``.
 DEFAULT_ALPHAS = np.logspace(-4, 2, 13)

@@ -1542,10 +1542,11 @@ def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: 
        reductions).
 
     Each fold's weights for the checked neurons are its float32 reduction's solutions refined
-    in float64 (:func:`_refined_weights`, to :data:`REFINEMENT_TOLERANCE`; a fold whose
-    refinement does not converge, or that has no float32 reduction, is reduced again in
-    float64), scored on the held-out statistics in float64: a few neurons cost a few (D, D)
-    by (D, n_penalties * n_checked) products per fold, not the folds' reductions.
+    in float64 (:func:`_refined_weights`, to :data:`REFINEMENT_TOLERANCE`; a penalty whose
+    refinement does not converge, or a fold without a float32 reduction, is solved by a
+    float64 Cholesky factorisation, :func:`_cholesky_weights`, or where that fails by a
+    float64 reduction), scored on the held-out statistics in float64: a few neurons cost a
+    few (D, D) by (D, n_penalties * n_checked) products per fold, not the folds' reductions.
 
     Parameters
     ----------
