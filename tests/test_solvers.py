@@ -1,6 +1,7 @@
 """Tests of the closed-form solvers against direct numpy computations."""
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -611,14 +612,19 @@ def test_near_ties_flags_neurons_as_choose_weighs_their_scores():
     np.testing.assert_array_equal(tied, [[True, True, False], [True, False, False], [False, True, False]])
 
 
-def test_float32_folds_choose_what_float64_folds_choose(monkeypatch):
-    """A default fit of a design with SINGLE_FOLDS_MIN weights or more chooses each
-    neuron's penalty from float32 folds (their near ties checked in float64) and refits in
-    float64: the same penalties and the same STRFs as float64 folds."""
+@pytest.mark.parametrize("options", [{}, {"alpha_pooling": 0.0}, {"alpha_pooling": 1.0},
+                                     {"alpha_per_neuron": False}])
+def test_float32_folds_choose_what_float64_folds_choose(monkeypatch, options):
+    """A fit of a design with SINGLE_FOLDS_MIN weights or more chooses each neuron's
+    penalty from float32 folds (checked in float64) and refits in float64: the same
+    penalties and the same STRFs as float64 folds, whatever the choice's pooling, with a
+    silent neuron (its scores undefined) among the others."""
     from skstrf import STRFRegressor
     from skstrf.datasets import make_strf_dataset
 
     data = make_strf_dataset(n_stimuli=10, n_times=300, n_freqs=20, n_neurons=12, n_repeats=4, random_state=0)
+    y = data.y.copy()
+    y[:, :, 3] = 2.0  # a neuron that never varies
     made = []
     original = solvers.cross_validated_scores
 
@@ -627,10 +633,13 @@ def test_float32_folds_choose_what_float64_folds_choose(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(solvers, "cross_validated_scores", spy)
-    single = STRFRegressor(n_lags=15, random_state=0).fit(data.X, data.y)  # 300 weights
-    assert made == [True]
-    monkeypatch.setattr(solvers, "SINGLE_FOLDS_MIN", 10**9)
-    double = STRFRegressor(n_lags=15, random_state=0).fit(data.X, data.y)
-    assert made == [True, False]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the silent neuron's warning
+        single = STRFRegressor(n_lags=15, random_state=0, **options).fit(data.X, y)  # 300 weights
+        assert made[0] is True
+        monkeypatch.setattr(solvers, "SINGLE_FOLDS_MIN", 10**9)
+        made.clear()
+        double = STRFRegressor(n_lags=15, random_state=0, **options).fit(data.X, y)
+    assert made == [False]
     np.testing.assert_array_equal(single.alpha_, double.alpha_)
     np.testing.assert_array_equal(single.strfs_, double.strfs_)
