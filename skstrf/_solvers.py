@@ -184,17 +184,17 @@ class RidgePath:
         Centred statistics of the fitting stimuli.
     mixed : bool or None, default=None
         Reduce in float32 and refine (on the CPU in float64 only; ignored elsewhere); None:
-        from :data:`MIXED_PRECISION_MIN` weights.
+        from :data:`MIXED_PRECISION_MIN` weights, unless ``single``.
     single : bool, default=False
         Reduce in float32 and do not refine (on the CPU in float64 only; ignored elsewhere
-        and where ``mixed`` holds): solutions accurate to float32, for scores.
+        and where ``mixed=True`` is given): solutions accurate to float32, for scores.
     """
 
     def __init__(self, m: CentredStatistics, mixed: bool | None = None, single: bool = False) -> None:
         self.m = m
         matrix = m.gram / m.count
         if mixed is None:
-            mixed = matrix.shape[0] >= MIXED_PRECISION_MIN
+            mixed = matrix.shape[0] >= MIXED_PRECISION_MIN and not single
         self.tridiagonal = None
         self.eigen = None
         self.mixed = None
@@ -1489,9 +1489,10 @@ def _penalty_scores(train: DesignStatistics, valid: DesignStatistics | None, alp
 
 
 #: Weights from which :func:`solve_ridge` scores the folds of cross-validation in float32
-#: (:func:`cross_validated_scores` with ``single=True``), up to :data:`MIXED_PRECISION_MIN`
-#: (where the folds' float32 reductions are refined instead). Below it a fold's float64
-#: work is small and float32 saves little.
+#: (:func:`cross_validated_scores` with ``single=True``; from :data:`MIXED_PRECISION_MIN`
+#: the folds' float32 reductions were refined to float64's solutions before, for every
+#: penalty and neuron: 10.4 -> 6.2 s for 2,560 weights and 100 neurons). Below it a fold's
+#: float64 work is small and float32 saves little.
 SINGLE_FOLDS_MIN = 256
 
 #: Two penalties whose float32 cross-validation objectives (the scores as
@@ -1502,7 +1503,7 @@ SINGLE_FOLDS_MIN = 256
 #: design: the auditory nerve's, which :data:`SINGLE_FOLDS_ERROR_MARGIN` covers).
 SINGLE_FOLDS_TOLERANCE = 1e-5
 
-#: A penalty's tolerance is this many times the canary's float32 error there
+#: A penalty's tolerance is this many times the canaries' largest float32 error there
 #: (:func:`_checked_ties`). On the auditory nerve's design (``benchmarks/float32_folds.py``)
 #: the largest error over neurons was 5-9 times the median, penalty by penalty, and with a
 #: margin of 20 reached 0.9 of half the tolerance: 40 leaves a factor of two.
@@ -1511,11 +1512,9 @@ SINGLE_FOLDS_ERROR_MARGIN = 40.0
 
 def single_folds(gram: torch.Tensor) -> bool:
     """Whether a penalty search over statistics with this Gram (rows, D + 1, D + 1) scores
-    its folds in float32: on the CPU, float64 statistics of :data:`SINGLE_FOLDS_MIN` to
-    :data:`MIXED_PRECISION_MIN` weights."""
-    size = gram.shape[-1] - 1
-    return (gram.device.type == "cpu" and gram.dtype == torch.float64
-            and SINGLE_FOLDS_MIN <= size < MIXED_PRECISION_MIN)
+    its folds in float32: on the CPU, float64 statistics of :data:`SINGLE_FOLDS_MIN`
+    weights or more."""
+    return gram.device.type == "cpu" and gram.dtype == torch.float64 and gram.shape[-1] - 1 >= SINGLE_FOLDS_MIN
 
 
 def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: np.ndarray,
@@ -1524,12 +1523,14 @@ def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: 
     """Float32 cross-validation scores checked in float64 where a choice could depend on
     their error.
 
-    1. **Calibration.** The canary, the neuron whose best two penalties are closest, is
-       scored in float64 at every penalty: its float32 errors measure this design's, penalty
-       by penalty (a small penalty on an ill-conditioned design errs most: on the auditory
-       nerve's 960 weights 1e-4 at 1e-4, against 1e-6 from 1e-2). Each penalty's tolerance
-       is :data:`SINGLE_FOLDS_ERROR_MARGIN` times the canary's error there, and at least
-       :data:`SINGLE_FOLDS_TOLERANCE`.
+    1. **Calibration.** Two canaries, the neuron whose best two penalties are closest (the
+       most fragile choice) and the neuron whose scores vary most over the penalties (the
+       largest errors: a flat, unpredictable neuron's are small), are scored in float64 at
+       every penalty: their float32 errors measure this design's, penalty by penalty (a
+       small penalty on an ill-conditioned design errs most: on the auditory nerve's 960
+       weights 1e-4 at 1e-4, against 1e-6 from 1e-2). Each penalty's tolerance is
+       :data:`SINGLE_FOLDS_ERROR_MARGIN` times the canaries' largest error there, and at
+       least :data:`SINGLE_FOLDS_TOLERANCE`.
     2. **Near ties.** A neuron with another penalty whose objective (its scores as
        :func:`skstrf._selection.choose` weighs them) is below its best by less than the
        two penalties' mean tolerance (:func:`skstrf._selection.tied_penalties`) could be
@@ -1537,7 +1538,7 @@ def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: 
        penalties are replaced by float64's. With one penalty for all neurons, a near tie of
        their mean scores every neuron in float64.
     3. **Verification.** Where a checked neuron's float32 score is further from float64's
-       than half its penalty's tolerance (the canary under-estimated the error), no float32
+       than half its penalty's tolerance (the canaries under-estimated the error), no float32
        score is trusted and every neuron is scored in float64 (the folds' float64
        reductions).
 
@@ -1570,15 +1571,9 @@ def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: 
         entry float64's.
     """
     grid = alphas.cpu().numpy()
-    if scores.shape[0] < 2:
-        return scores, fold_scores
     shared = not per_neuron or pooling >= 1
-    # each neuron's curve as its own choice weighs it (the blend with the population's)
-    own = np.nan_to_num(blended_scores(scores, pooling=0.0 if shared else pooling), nan=-np.inf)
-    top = np.sort(own, axis=0)[-2:]
-    with np.errstate(invalid="ignore"):
-        gap = np.where(np.isfinite(top[0]), top[1] - top[0], np.inf)
-    if not np.isfinite(gap).any():  # no neuron with two defined scores: nothing to choose
+    canaries = _canaries(scores, per_neuron=per_neuron, pooling=pooling)
+    if canaries.size == 0:  # no neuron with two defined scores: nothing to choose
         return scores, fold_scores
 
     def exact_scores() -> tuple[np.ndarray, np.ndarray]:
@@ -1621,25 +1616,24 @@ def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: 
             fold_scores[k][where] = held_out_correlation(one)
         return error
 
-    # 1. the canary at every penalty: this design's float32 error, penalty by penalty; with
-    # it, at every penalty too, the neurons already tied at the smallest tolerance (the
-    # calibrated tolerances are no smaller: one pass over the folds for both, usually)
-    canary = int(np.argmin(gap))
-    first = np.zeros(gap.size, dtype=bool)
+    # 1. the canaries at every penalty: this design's float32 error, penalty by penalty; with
+    # them, at every penalty too, the neurons already tied at the smallest tolerance (the
+    # calibrated tolerances are no smaller: one pass over the folds for all, usually)
+    first = np.zeros(scores.shape[1], dtype=bool)
     if not shared:
         first = tied_penalties(scores, grid, pooling=pooling, tolerance=SINGLE_FOLDS_TOLERANCE).sum(0) > 1
-    first[canary] = True
+    first[canaries] = True
     done = np.flatnonzero(first)
     every = np.arange(grid.size)
     first_error = replace(float64_sums(done, grid), every, done)
-    error = first_error[:, list(done).index(canary)]
+    error = first_error[:, np.searchsorted(done, canaries)].max(axis=1)
     tolerance = np.maximum(SINGLE_FOLDS_TOLERANCE, SINGLE_FOLDS_ERROR_MARGIN * error)
     # 2. near ties at the calibrated tolerances, with the float64 scores in
     tied = tied_penalties(scores, grid, per_neuron=per_neuron, pooling=pooling, tolerance=tolerance)
     if shared:
         return exact_scores() if tied.sum() > 1 else (scores, fold_scores)
     flagged = (tied.sum(0) > 1) & ~first
-    # 3. the neurons checked verify the calibration (the canary's own errors are within it)
+    # 3. the neurons checked verify the calibration (the canaries' own errors are within it)
     if (first_error > tolerance[:, None] / 2).any():
         return exact_scores()
     if not flagged.any():
@@ -1650,6 +1644,26 @@ def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: 
     if (error > tolerance[rows, None] / 2).any():
         return exact_scores()
     return scores, fold_scores
+
+
+def _canaries(scores: np.ndarray, *, per_neuron: bool = True, pooling: float = 0.0) -> np.ndarray:
+    """The neurons :func:`_checked_ties` calibrates the float32 error on: the one whose best
+    two penalties are closest and the one whose scores vary most over the penalties, in each
+    neuron's curve as its choice weighs it (:func:`skstrf._selection.blended_scores`; the
+    neuron's own with one penalty for all); none without a neuron of two defined scores."""
+    if scores.shape[0] < 2:
+        return np.zeros(0, dtype=np.int64)
+    shared = not per_neuron or pooling >= 1
+    own = np.nan_to_num(blended_scores(scores, pooling=0.0 if shared else pooling), nan=-np.inf)
+    finite = np.isfinite(own)
+    usable = finite.sum(axis=0) >= 2
+    if not usable.any():
+        return np.zeros(0, dtype=np.int64)
+    top = np.sort(own, axis=0)[-2:]
+    gap = np.where(usable, top[1] - np.where(usable, top[0], 0.0), np.inf)
+    spread = np.where(finite, own, -np.inf).max(axis=0) - np.where(finite, own, np.inf).min(axis=0)
+    spread = np.where(usable, spread, -np.inf)
+    return np.unique([int(np.argmin(gap)), int(np.argmax(spread))])
 
 
 def _cholesky_weights(matrix: np.ndarray, rhs: np.ndarray, penalties: np.ndarray, weights: np.ndarray | None,

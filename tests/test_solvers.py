@@ -544,8 +544,8 @@ def test_float32_folds_score_within_a_fraction_of_their_tie_tolerance():
 
 
 def test_near_ties_of_float32_folds_are_scored_in_float64(monkeypatch):
-    """The check of float32 scores: the canary (best two penalties closest) is scored in
-    float64 at every penalty; a flagged neuron's tied penalties get float64's scores
+    """The check of float32 scores: the canaries (best two penalties closest; scores that
+    vary most) are scored in float64 at every penalty; a flagged neuron's tied penalties get float64's scores
     (refined from the folds' float32 reductions, or from a float64 reduction where a fold
     has none, with kept or remade fold statistics), pooled and per fold; a float32 error
     beyond half the tolerance on a flagged neuron makes every score float64's."""
@@ -559,11 +559,13 @@ def test_near_ties_of_float32_folds_are_scored_in_float64(monkeypatch):
     top = np.sort(single, axis=0)[-2:]
     gap = top[1] - top[0]
     assert gap.min() > solvers.SINGLE_FOLDS_ERROR_MARGIN * np.abs(single - exact).max()  # no tie
-    canary = int(np.argmin(gap))  # the neuron whose best two are closest
+    canaries = solvers._canaries(single)
+    spread = single.max(axis=0) - single.min(axis=0)
+    np.testing.assert_array_equal(canaries, np.unique([np.argmin(gap), np.argmax(spread)]))
     checked, checked_folds = solvers._checked_ties(stats, folds, alphas, single, single_folds, reductions, True, 0.0)
-    np.testing.assert_allclose(checked[:, canary], exact[:, canary], rtol=0, atol=1e-9)
-    np.testing.assert_allclose(checked_folds[..., canary], exact_folds[..., canary], rtol=0, atol=1e-8)
-    np.testing.assert_array_equal(np.delete(checked, canary, axis=1), np.delete(single, canary, axis=1))
+    np.testing.assert_allclose(checked[:, canaries], exact[:, canaries], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(checked_folds[..., canaries], exact_folds[..., canaries], rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(np.delete(checked, canaries, axis=1), np.delete(single, canaries, axis=1))
     monkeypatch.setattr(solvers, "SINGLE_FOLDS_TOLERANCE", 10.0)  # every neuron, every penalty a tie
     for kept in (reductions, [(None, None)] * len(folds), [(r, None) for r, _ in reductions]):
         checked, checked_folds = solvers._checked_ties(stats, folds, alphas, single, single_folds, kept, True, 0.5)
@@ -573,7 +575,7 @@ def test_near_ties_of_float32_folds_are_scored_in_float64(monkeypatch):
     # a flagged neuron whose float32 scores are 0.9 off (a shift: its ties unchanged), more
     # than half the tolerance: every neuron in float64
     monkeypatch.setattr(solvers, "SINGLE_FOLDS_TOLERANCE", 1.0)
-    other = (canary + 1) % single.shape[1]
+    other = np.setdiff1d(np.arange(single.shape[1]), canaries)[0]
     off = single.copy()
     off[:, other] += 0.9
     redone, redone_folds = solvers._checked_ties(stats, folds, alphas, off, single_folds, reductions, True, 0.0)
