@@ -1,8 +1,8 @@
 """Float32 cross-validation folds against float64 folds on cases no one here designed.
 
-The default fit scores its cross-validation folds in float32 from 256 weights
-(``skstrf._solvers.single_folds``), checks its near ties and two canary neurons in float64
-(``_checked_ties``) and refits in float64. For every case of ``kernels_earn.py`` (naplib's
+The default fit scores its cross-validation folds in float32 from 256 weights where its
+products are wide enough (``skstrf._solvers.single_folds``), checks its near ties and two
+canary neurons in float64 (``_checked_ties``) and refits in float64. For every case of ``kernels_earn.py`` (naplib's
 speech, the Bruce-Zilany-Carney auditory nerve with 10 and 3 repeats, the generated songs),
 on each of its outer folds' training stimuli, this fits the default vanilla model twice, with
 float32 folds and with float64 folds (``SINGLE_FOLDS_MIN`` raised; from 2,048 weights these
@@ -16,6 +16,8 @@ Run in the benchmark environment (naplib's case and the auditory nerve need napl
 brucezilany; benchmarks/README.md), on a quiet machine for the times::
 
     OMP_NUM_THREADS=2 python benchmarks/float32_folds.py --wide --markdown FILE
+    OMP_NUM_THREADS=2 python benchmarks/float32_folds.py --stress --markdown FILE
+    OMP_NUM_THREADS=2 python benchmarks/float32_folds.py --paired --markdown FILE
     python benchmarks/float32_folds.py --quick
 """
 
@@ -44,12 +46,13 @@ class CheckCounter:
     ``cross_validated_scores`` inside the check)."""
 
     def __init__(self) -> None:
-        self.flagged = self.fallbacks = 0
+        self.flagged = self.fallbacks = self.checks = 0
         self._inside = False
         self._check, self._scores = _solvers._checked_ties, _solvers.cross_validated_scores
 
     def __enter__(self) -> "CheckCounter":
         def check(stats, folds, alphas, scores, *rest):
+            self.checks += 1
             self._inside = True
             fallbacks = self.fallbacks
             try:
@@ -78,7 +81,8 @@ def error_ratio(X, y, n_lags: int) -> float | None:
     """The largest float32 error of any neuron's score over half its penalty's calibrated
     tolerance (the canaries' largest error times ``SINGLE_FOLDS_ERROR_MARGIN``, at least
     ``SINGLE_FOLDS_TOLERANCE``), the largest over penalties, for one default fit: the check
-    needs it below 1. None when the fit scores no float32 folds."""
+    needs it below 1, with float32 folds however narrow the design (``SINGLE_FOLDS_COLUMNS``
+    set to 0). None when the fit scores no float32 folds (fewer than 256 weights)."""
     captured = []
     original = _solvers._checked_ties
 
@@ -87,12 +91,13 @@ def error_ratio(X, y, n_lags: int) -> float | None:
         return original(*args)
 
     _solvers._checked_ties = spy
+    columns, _solvers.SINGLE_FOLDS_COLUMNS = _solvers.SINGLE_FOLDS_COLUMNS, 0  # float32 folds however narrow
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             STRFRegressor(n_lags=n_lags, random_state=0).fit(X, y)
     finally:
-        _solvers._checked_ties = original
+        _solvers._checked_ties, _solvers.SINGLE_FOLDS_COLUMNS = original, columns
     if not captured:
         return None
     stats, folds, alphas, scores = captured[0][:4]
@@ -117,6 +122,78 @@ def wide_case(quick: bool):
     n_lags = 16 if quick else 40
     return (data.X, data.y, n_lags, np.array_split(np.arange(len(data.X)), 2),
             f"wide design (make_strf_dataset), {sizes['n_freqs']} bands x {n_lags} lags, {sizes['n_neurons']} neurons")
+
+
+#: ``--stress``: generated designs of few frames per weight (ill-conditioned folds), each
+#: (n_stimuli, n_times, n_freqs, n_lags, n_neurons, n_repeats), ``make_strf_dataset`` seeds
+#: 40, 41, ... in order.
+STRESS_DESIGNS = ((4, 300, 16, 16, 6, 2), (6, 200, 20, 20, 20, 3), (8, 400, 32, 12, 30, 5), (5, 600, 24, 24, 15, 2),
+                  (10, 500, 40, 10, 40, 10), (6, 1000, 64, 8, 25, 4), (12, 300, 18, 30, 50, 3), (4, 800, 30, 20, 10, 2))
+
+
+def stress_rows(quick: bool) -> list[dict]:
+    """The check's safety margin (:func:`error_ratio`) on :data:`STRESS_DESIGNS`, each fitted
+    on all its stimuli."""
+    from skstrf.datasets import make_strf_dataset
+
+    rows = []
+    for k, (S, T, F, L, N, R) in enumerate(STRESS_DESIGNS[:2] if quick else STRESS_DESIGNS):
+        data = make_strf_dataset(n_stimuli=S, n_times=T, n_freqs=F, n_neurons=N, n_repeats=R, random_state=40 + k)
+        ratio = error_ratio(data.X, data.y, L)
+        rows.append({"design": f"{S} x {T} frames, {F} bands x {L} lags, {N} neurons, {R} repeats (seed {40 + k})",
+                     "weights": F * L, "per_weight": f"{S * T * 0.8 / (F * L):.1f}",
+                     "ratio": "—" if ratio is None else f"{ratio:.2f}"})
+        print(rows[-1], flush=True)
+    return rows
+
+
+#: ``--paired``: designs around the float32 folds' break-even (``SINGLE_FOLDS_COLUMNS``), each
+#: (name, make_strf_dataset sizes, n_lags), seed 2, 3, ... in order; the songs after the
+#: previous song (seed 300, 20 lags) are added.
+PAIRED_DESIGNS = (("NS1's size", dict(n_stimuli=20, n_times=999, n_freqs=34, n_neurons=119, n_repeats=20), 15),
+                  ("512 weights x 20 neurons", dict(n_stimuli=20, n_times=999, n_freqs=32, n_neurons=20, n_repeats=5), 16),
+                  ("768 weights x 40 neurons", dict(n_stimuli=20, n_times=999, n_freqs=32, n_neurons=40, n_repeats=5), 24))
+
+
+def paired_rows(quick: bool, repeats: int = 7) -> list[dict]:
+    """Whole default fits on every stimulus of each of :data:`PAIRED_DESIGNS` (and the songs),
+    float32 folds and float64 folds alternating in one process (``SINGLE_FOLDS_COLUMNS`` set to
+    0 or out of reach): median times and the median of the paired ratios."""
+    from skstrf.datasets import make_strf_dataset
+
+    designs = [(name, lambda sizes=sizes, k=k: make_strf_dataset(**sizes, random_state=2 + k), lags)
+               for k, (name, sizes, lags) in enumerate(PAIRED_DESIGNS)]
+    designs.append(("songs after the previous song (seed 300)", lambda: load_case("songs-previous", 300, False), 20))
+    if quick:
+        designs = [("tiny", lambda: make_strf_dataset(n_stimuli=4, n_times=200, n_freqs=16, n_neurons=100,
+                                                      n_repeats=2, random_state=2), 16)]
+        repeats = 2
+    rows = []
+    columns, minimum = _solvers.SINGLE_FOLDS_COLUMNS, _solvers.SINGLE_FOLDS_MIN
+    for name, make, n_lags in designs:
+        data = make()
+        X, y = (data[0], data[1]) if isinstance(data, tuple) else (data.X, data.y)
+        times = {True: [], False: []}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                STRFRegressor(n_lags=n_lags, random_state=0).fit(X, y)  # warm-up
+                for _ in range(repeats):
+                    for single in (True, False):
+                        _solvers.SINGLE_FOLDS_COLUMNS, _solvers.SINGLE_FOLDS_MIN = (0, minimum) if single else (0, 10**9)
+                        start = time.perf_counter()
+                        STRFRegressor(n_lags=n_lags, random_state=0).fit(X, y)
+                        times[single].append(time.perf_counter() - start)
+        finally:
+            _solvers.SINGLE_FOLDS_COLUMNS, _solvers.SINGLE_FOLDS_MIN = columns, minimum
+        n_neurons = y.shape[2] if y.ndim == 4 else y.shape[-1]
+        width = X.shape[-1] * n_lags + 13 * n_neurons
+        rows.append({"design": name, "weights": X.shape[-1] * n_lags, "columns": width,
+                     "default": "float32" if width >= columns else "float64",
+                     "t32": f"{np.median(times[True]):.3f}", "t64": f"{np.median(times[False]):.3f}",
+                     "ratio": f"{np.median(np.array(times[True]) / np.array(times[False])):.2f}"})
+        print(rows[-1], flush=True)
+    return rows
 
 
 def compare_case(case: str, seed: int, quick: bool) -> dict:
@@ -147,8 +224,7 @@ def compare_case(case: str, seed: int, quick: bool) -> dict:
             total += a.alpha_.size
             worst = max(worst, float(np.abs(a.strfs_ - b.strfs_).max() / np.abs(b.strfs_).max()))
     weights = X.shape[2] * n_lags
-    in_range = weights >= minimum
-    return {"case": description, "weights": weights, "float32": "yes" if in_range else "no",
+    return {"case": description, "weights": weights, "float32": "yes" if counter.checks else "no",
             "same": f"{same}/{total}", "strf": f"{worst:.1e}", "t32": f"{seconds['single']:.1f}",
             "t64": f"{seconds['double']:.1f}", "flagged": counter.flagged, "fallbacks": counter.fallbacks,
             "ratio": "—" if ratio is None else f"{ratio:.2f}"}
@@ -157,7 +233,28 @@ def compare_case(case: str, seed: int, quick: bool) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = case_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--wide", action="store_true", help="also a wide design with 100 neurons (wide_case)")
+    parser.add_argument("--paired", action="store_true",
+                        help="only whole fits around the break-even, float32 and float64 folds alternating")
+    parser.add_argument("--stress", action="store_true",
+                        help="only the check's safety margin on STRESS_DESIGNS (few frames per weight)")
     args, before, rows = parser.parse_args(argv), machine_info(), []
+    if args.paired:
+        columns = [("design", "design", ""), ("weights", "weights", ""),
+                   ("columns", "weights + 13 x neurons", ""), ("default", "the default's folds", ""),
+                   ("t32", "fit, float32 folds (s)", ""), ("t64", "fit, float64 folds (s)", ""),
+                   ("ratio", "float32 / float64, paired", "")]
+        publish_table("Whole default fits, float32 and float64 folds alternating in one process (medians of "
+                      f"7 pairs); float32 folds are the default from {_solvers.SINGLE_FOLDS_COLUMNS} columns.",
+                      paired_rows(args.quick), columns, before, args.quick, args.markdown)
+        return
+    if args.stress:
+        columns = [("design", "design", ""), ("weights", "weights", ""),
+                   ("per_weight", "training frames per weight in a fold", ""),
+                   ("ratio", "largest float32 error / half its tolerance", "")]
+        publish_table("The float32 check's safety margin on designs of few frames per weight (default fits on "
+                      "every stimulus; below 1 is what the check needs).", stress_rows(args.quick), columns, before,
+                      args.quick, args.markdown)
+        return
     for case, seed in [*each_case(args), *([("wide", 0)] if args.wide else [])]:
         rows.append(compare_case(case, seed, args.quick))
         print(rows[-1], flush=True)

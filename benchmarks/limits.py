@@ -32,7 +32,7 @@ The **floor** of each version is the sum of
   fold group as the fit computes them (median);
 - the penalty path's floor: each of the 5 folds (its reduction and its held-out products
   for the 13 penalties, ``skstrf._solvers.cross_validated_scores`` on one fold, in the
-  precision the fit uses: float32 from 256 weights, ``single_folds``; the float64 check of
+  precision the fit uses: float32 here, ``single_folds``; the float64 check of
   near ties, which not every fit makes, is not counted) and the
   refit's reduction (``skstrf._solvers.RidgePath``), each the faster of two ways (medians):
   timed on one thread and shared perfectly by the ``--threads`` cores (time / threads), or
@@ -277,7 +277,7 @@ def ns1(args, sizes: dict, repeats: int, tmp: Path) -> dict:
     t_stats, grouped = timed(lambda: lagged_statistics(Xt, Pt, mask, N_LAGS, *units, groups=groups_t), repeats)
     alphas = torch.as_tensor(DEFAULT_ALPHAS, dtype=torch.float64)
     refit = centred(grouped)
-    single = single_folds(grouped.gram)  # the folds' precision, as the fit makes them
+    single = single_folds(grouped.gram, alphas.numel() * N)  # the folds' precision, as the fit makes them
     with limit_threads(1):
         t_fold1, _ = timed(lambda: cross_validated_scores(grouped, group_folds[:1], alphas, single=single), repeats)
         t_refit1, _ = timed(lambda: RidgePath(refit), repeats)

@@ -1514,11 +1514,24 @@ SINGLE_FOLDS_TOLERANCE = 1e-5
 SINGLE_FOLDS_ERROR_MARGIN = 40.0
 
 
-def single_folds(gram: torch.Tensor) -> bool:
-    """Whether a penalty search over statistics with this Gram (rows, D + 1, D + 1) scores
-    its folds in float32: on the CPU, float64 statistics of :data:`SINGLE_FOLDS_MIN`
-    weights or more."""
-    return gram.device.type == "cpu" and gram.dtype == torch.float64 and gram.shape[-1] - 1 >= SINGLE_FOLDS_MIN
+#: Columns (weights plus penalties x neurons: the width of a fold's products) from which
+#: float32 folds pay for their float64 check (:func:`_checked_ties`, about 0.02-0.03 s at
+#: 500-700 weights). Whole fits, float32 over float64 folds, paired in one process on 2
+#: quiet cores (``benchmarks/float32_folds.py --paired``, two runs): 510 weights x 119
+#: neurons (2,057 columns) 0.90-0.93; 768 x 40 (1,288) 0.92; 512 x 20 (772) 1.04-1.05; the
+#: songs' 640 x 8 (744) 1.07-1.16; the auditory nerve's 960 x 120 (summed over outer folds,
+#: ``--wide`` run) 0.74; 2,560 x 100 0.61.
+SINGLE_FOLDS_COLUMNS = 1000
+
+
+def single_folds(gram: torch.Tensor, n_columns: int) -> bool:
+    """Whether a penalty search over statistics with this Gram (rows, D + 1, D + 1) and
+    ``n_columns`` (penalty, neuron) pairs scores its folds in float32: on the CPU, float64
+    statistics of :data:`SINGLE_FOLDS_MIN` weights or more, with D + ``n_columns`` at least
+    :data:`SINGLE_FOLDS_COLUMNS`."""
+    size = gram.shape[-1] - 1
+    return (gram.device.type == "cpu" and gram.dtype == torch.float64 and size >= SINGLE_FOLDS_MIN
+            and size + n_columns >= SINGLE_FOLDS_COLUMNS)
 
 
 def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: np.ndarray,
@@ -1742,7 +1755,8 @@ def solve_ridge(train: DesignStatistics, valid: DesignStatistics | None, alphas:
     folds = None if folds is None else list(folds)
     grid = alphas.cpu().numpy()
     choosing = alphas.numel() > 1 or len(forms) > 1
-    single = folds is not None and len(forms) == 1 and alphas.numel() > 1 and single_folds(train.gram)
+    single = (folds is not None and len(forms) == 1 and alphas.numel() > 1
+              and single_folds(train.gram, alphas.numel() * train.cross.shape[-1]))
     refits, paths, scores, fold_scores = [], [], [], []
     for candidate in forms:
         white, white_valid = candidate.whiten(train), candidate.whiten(valid)

@@ -534,7 +534,7 @@ def test_float32_folds_score_within_a_fraction_of_their_tie_tolerance():
     not identical."""
     stats = _smooth_problem()
     alphas = torch.as_tensor(np.logspace(-4, 2, 13))
-    assert solvers.single_folds(stats.gram)
+    assert solvers.single_folds(stats.gram, 13 * 100) and not solvers.single_folds(stats.gram, 13 * 6)
     exact, _, _ = solvers.cross_validated_scores(stats, _three_folds(), alphas)
     reductions = []
     single, _, _ = solvers.cross_validated_scores(stats, _three_folds(), alphas, single=True, reductions=reductions)
@@ -617,14 +617,14 @@ def test_near_ties_flags_neurons_as_choose_weighs_their_scores():
 @pytest.mark.parametrize("options", [{}, {"alpha_pooling": 0.0}, {"alpha_pooling": 1.0},
                                      {"alpha_per_neuron": False}])
 def test_float32_folds_choose_what_float64_folds_choose(monkeypatch, options):
-    """A fit of a design with SINGLE_FOLDS_MIN weights or more chooses each neuron's
+    """A fit of a design wide enough for float32 folds (single_folds) chooses each neuron's
     penalty from float32 folds (checked in float64) and refits in float64: the same
     penalties and the same STRFs as float64 folds, whatever the choice's pooling, with a
     silent neuron (its scores undefined) among the others."""
     from skstrf import STRFRegressor
     from skstrf.datasets import make_strf_dataset
 
-    data = make_strf_dataset(n_stimuli=10, n_times=300, n_freqs=20, n_neurons=12, n_repeats=4, random_state=0)
+    data = make_strf_dataset(n_stimuli=10, n_times=300, n_freqs=20, n_neurons=100, n_repeats=4, random_state=0)
     y = data.y.copy()
     y[:, :, 3] = 2.0  # a neuron that never varies
     made = []
@@ -637,7 +637,7 @@ def test_float32_folds_choose_what_float64_folds_choose(monkeypatch, options):
     monkeypatch.setattr(solvers, "cross_validated_scores", spy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the silent neuron's warning
-        single = STRFRegressor(n_lags=15, random_state=0, **options).fit(data.X, y)  # 300 weights
+        single = STRFRegressor(n_lags=15, random_state=0, **options).fit(data.X, y)  # 300 + 13 x 100 columns
         assert made[0] is True
         monkeypatch.setattr(solvers, "SINGLE_FOLDS_MIN", 10**9)
         made.clear()
