@@ -74,7 +74,7 @@ def test_psth_is_cached_and_subsets_of_contiguous_stimuli_are_views():
 
 
 def test_frame_moments_blockwise_equal_the_masked_copy(monkeypatch):
-    from skstrf import _moments as moments_module, _validation as validation
+    from skstrf import _moments as moments_module
 
     monkeypatch.setattr(moments_module, "BLOCK_BYTES", 1)  # one stimulus per block
     rng = np.random.default_rng(0)
@@ -91,7 +91,7 @@ def test_frame_moments_blockwise_equal_the_masked_copy(monkeypatch):
 @pytest.mark.parametrize("block_bytes", [1, 2**30])
 def test_response_checks_read_y_blockwise(monkeypatch, block_bytes):
     # the first error of the whole array is reported, whichever block holds it
-    from skstrf import _moments as moments_module, _validation as validation
+    from skstrf import _moments as moments_module
 
     monkeypatch.setattr(moments_module, "BLOCK_BYTES", block_bytes)
     X = np.ones((3, 10, 2))
@@ -119,7 +119,7 @@ def test_response_checks_read_y_blockwise(monkeypatch, block_bytes):
 def test_complete_responses_take_the_one_pass_check_with_the_same_psth(monkeypatch, block_bytes, lengths):
     # the PSTH comes from the checking pass itself (cached on the set), equal to the mean
     # over the recorded repeats
-    from skstrf import _moments as moments_module, _validation as validation
+    from skstrf import _moments as moments_module
 
     monkeypatch.setattr(moments_module, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(4)
