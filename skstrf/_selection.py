@@ -102,10 +102,8 @@ def choose(scores: np.ndarray | None, alphas: np.ndarray, n_neurons: int, *, per
         if alphas.size != 1:
             raise ValueError("choosing among several penalties needs validation stimuli or folds")
         return np.full(n_neurons, alphas[0])
-    objective = blended_scores(scores, per_neuron=per_neuron, pooling=pooling)
-    if objective.shape[1] == 1 and (not per_neuron or pooling >= 1):
-        return np.full(n_neurons, alphas[_best(objective, alphas)[0]])
-    return alphas[_best(objective, alphas)]
+    best = _best(blended_scores(scores, per_neuron=per_neuron, pooling=pooling), alphas)
+    return np.full(n_neurons, alphas[best[0]]) if not per_neuron or pooling >= 1 else alphas[best]
 
 
 def _blended(scores: np.ndarray, pooling: float) -> np.ndarray:
@@ -217,11 +215,7 @@ def choose_form(scores: np.ndarray, fold_scores: np.ndarray | None, alphas: np.n
         value = np.stack([np.nanmean(scores[k][position[k], neurons]) for k in range(n_forms)])[:, None]
         value = np.broadcast_to(value, (n_forms, n_neurons))
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            population = np.nanmean(scores, axis=2, keepdims=True)
-        blended = (1 - pooling) * scores + pooling * population if pooling > 0 else scores
-        value = np.stack([blended[k][position[k], neurons] for k in range(n_forms)])
+        value = np.stack([_blended(scores[k], pooling)[position[k], neurons] for k in range(n_forms)])
     index = np.nan_to_num(value, nan=-np.inf).argmax(axis=0)
     if plain is not None and fold_scores is not None and fold_scores.shape[0] > 1:
         folds = np.asarray(fold_scores, dtype=np.float64)

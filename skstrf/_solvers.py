@@ -27,7 +27,7 @@ from scipy.linalg import lapack
 
 from ._design import DesignStatistics
 from ._penalty import ALS_PENALTY_SCALE, Penalty, QuadraticForm
-from ._selection import blended_scores, choose, choose_form, tied_penalties
+from ._selection import blended_scores, choose, choose_form, near_ties, tied_penalties
 from ._threads import blas_threads, side_by_side, task_workers
 from .kernels import separable_factors
 from .metrics import ScoreSums
@@ -1495,8 +1495,9 @@ def _penalty_scores(train: DesignStatistics, valid: DesignStatistics | None, alp
 #: Weights from which :func:`solve_ridge` scores the folds of cross-validation in float32
 #: (:func:`cross_validated_scores` with ``single=True``; from :data:`MIXED_PRECISION_MIN`
 #: the folds' float32 reductions were refined to float64's solutions before, for every
-#: penalty and neuron: 10.4 -> 6.2 s for 2,560 weights and 100 neurons). Below it a fold's
-#: float64 work is small and float32 saves little.
+#: penalty and neuron: 2,560 weights and 100 neurons 20.8 -> 12.6 s over two outer folds,
+#: ``benchmarks/float32_folds.py --wide``). Below it a fold's float64 work is small and
+#: float32 saves little.
 SINGLE_FOLDS_MIN = 256
 
 #: Two penalties whose float32 cross-validation objectives (the scores as
@@ -1638,7 +1639,7 @@ def _checked_ties(stats: DesignStatistics, folds, alphas: torch.Tensor, scores: 
     # calibrated tolerances are no smaller: one pass over the folds for all, usually)
     first = np.zeros(scores.shape[1], dtype=bool)
     if not shared:
-        first = tied_penalties(scores, grid, pooling=pooling, tolerance=SINGLE_FOLDS_TOLERANCE).sum(0) > 1
+        first = near_ties(scores, grid, pooling=pooling, tolerance=SINGLE_FOLDS_TOLERANCE)
     first[canaries] = True
     done = np.flatnonzero(first)
     every = np.arange(grid.size)

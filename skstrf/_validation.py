@@ -596,8 +596,8 @@ def _sum_repeats(part: "torch.Tensor", out: "torch.Tensor | None" = None, diviso
     part : Tensor of shape (n_stimuli, n_times, n_neurons, n_repeats)
         Any float dtype and strides.
     out : Tensor of shape (n_stimuli, n_times, n_neurons), float64, default=None
-        Where to write the result (e.g. the PSTH's memory); a new tensor by default. Its
-        frames beyond each stimulus's length are not written.
+        C-contiguous memory to write the result into (e.g. the PSTH's); a new tensor by
+        default. Its frames beyond each stimulus's length are not written.
     divisor : int, default=1
         The sums are divided by it (the number of repeats: the mean).
     lengths : ndarray of int of shape (n_stimuli,), default=None
@@ -619,9 +619,10 @@ def _sum_repeats(part: "torch.Tensor", out: "torch.Tensor | None" = None, diviso
     n_stimuli, n_times, n_neurons, n_repeats = part.shape
     lengths = np.full(n_stimuli, n_times) if lengths is None else np.asarray(lengths)
     step = max(1, min(n_times, SUM_CHUNK_BYTES // max(1, 8 * n_neurons * n_repeats)))
+    if not out.is_contiguous():
+        raise ValueError("_sum_repeats writes its sums into C-contiguous memory")
     ones = torch.ones(n_repeats, dtype=torch.float64)
     buffer = None  # float64 copies of the chunks that are not already contiguous float64
-    row = torch.empty(0, dtype=torch.float64)  # the sums of a chunk when out is not contiguous
     peak = 0.0
     for stimulus in range(n_stimuli):  # chunks of one stimulus: contiguous in a C-ordered part
         for start in range(0, int(lengths[stimulus]), step):
@@ -631,12 +632,8 @@ def _sum_repeats(part: "torch.Tensor", out: "torch.Tensor | None" = None, diviso
                 if buffer is None:
                     buffer = torch.empty((step, n_neurons, n_repeats), dtype=torch.float64)
                 chunk = buffer[:chunk.shape[0]].copy_(chunk)
-            sums = out[stimulus, frames]
-            if sums.is_contiguous():
-                torch.mv(chunk.view(-1, n_repeats), ones, out=sums.view(-1))
-            else:
-                row = torch.mv(chunk.view(-1, n_repeats), ones, out=row.resize_(sums.numel()))
-                sums.copy_(row.view(sums.shape))
+            sums = out[stimulus, frames]  # contiguous: whole frames of one stimulus of out
+            torch.mv(chunk.view(-1, n_repeats), ones, out=sums.view(-1))
             low = float(chunk.amin())  # NaN where a value is NaN
             if np.isnan(low):
                 return out, float("nan")  # the caller counts the NaN values

@@ -297,6 +297,8 @@ def test_sum_over_repeats_is_float64_and_the_same_in_every_layout(monkeypatch):
     out = torch.full(shape[:3], -1.0, dtype=torch.float64)
     mean, _ = _sum_repeats(torch.from_numpy(values), out, shape[-1], lengths)
     assert mean is out
+    with pytest.raises(ValueError, match="C-contiguous"):  # sums are written a chunk of frames at a time
+        _sum_repeats(torch.from_numpy(values), torch.empty(shape[2], shape[1], shape[0], dtype=torch.float64).T)
     for stimulus, length in enumerate(lengths):
         np.testing.assert_array_equal(out[stimulus, :length].numpy(), sums[True]["C"][stimulus, :length] / shape[-1])
         assert (out[stimulus, length:] == -1.0).all()
